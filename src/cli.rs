@@ -1,0 +1,67 @@
+//! Command-line definitions (clap). Doc comments here are the `--help` text.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// dbflow: executable database runbooks. Environments, tasks and workflows from one
+/// Workflowfile.yaml; guard → backup → status → deploy → verify, with a journal of
+/// every run.
+#[derive(Debug, Parser)]
+#[command(name = "dbflow", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Workflowfile to use (default: the nearest Workflowfile.yaml upward from here).
+    #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Target environment (overrides DBFLOW_ENV, DATABASE_ENV, NODE_ENV, default_env).
+    #[arg(short = 'e', long = "env", global = true, value_name = "ENV")]
+    pub env: Option<String>,
+
+    /// Machine-readable output on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List tasks and workflows with their descriptions, grouped by category.
+    List {
+        /// Include private tasks and workflows.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Run a workflow or a task.
+    Run {
+        /// Workflow or task name.
+        name: String,
+        /// Print the plan (every command, interpolated and redacted) and stop.
+        #[arg(long)]
+        dry_run: bool,
+        /// Answer yes to confirmations (required when not interactive).
+        #[arg(short = 'y', long)]
+        yes: bool,
+    },
+    /// Show the detected environment, what decided it, and its (redacted) URL.
+    Env,
+    /// Check the Workflowfile, its includes and every step without running anything.
+    Validate,
+    /// Show past runs from the journal.
+    Runs {
+        /// Show the most recent run in full.
+        #[arg(long, conflicts_with = "id")]
+        last: bool,
+        /// Show this run in full.
+        id: Option<String>,
+    },
+    /// Scaffold Workflowfile.yaml, workflows/, templates/ and scripts-lua/ here.
+    Init {
+        /// Folder to initialise (default: the current directory).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+}

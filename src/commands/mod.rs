@@ -1,0 +1,32 @@
+//! One module per CLI command; each returns the exit code or an [`Error`].
+
+mod env;
+mod init;
+mod list;
+mod run;
+mod runs;
+mod validate;
+
+use crate::app::App;
+use crate::cli::{Cli, Command};
+use crate::error::{ExitCode, Result};
+use crate::ui::Ui;
+
+/// Runs the parsed command line.
+pub fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let ui = Ui::new(cli.json);
+    if let Command::Init { dir } = &cli.command {
+        return init::run(dir, &ui);
+    }
+    let app = App::load(cli.file.as_deref(), ui)?;
+    match cli.command {
+        Command::List { all } => list::run(&app, all),
+        Command::Run { name, dry_run, yes } => {
+            run::run(&app, cli.env.as_deref(), &name, dry_run, yes)
+        }
+        Command::Env => env::run(&app, cli.env.as_deref()),
+        Command::Validate => validate::run(&app, cli.env.as_deref()),
+        Command::Runs { last, id } => runs::run(&app, last, id.as_deref()),
+        Command::Init { .. } => unreachable!("handled above"),
+    }
+}

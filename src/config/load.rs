@@ -1,0 +1,519 @@
+//! Reading the Workflowfile and its includes into a [`Project`].
+
+use super::diagnostic::{did_you_mean, Diagnostic, Loc};
+use super::model::{Condition, Environment, FailurePolicy, Project, StepDef, Task, Text, Workflow};
+use super::raw::{Protection, RawFile, RawInclude, RawStep, RawTask, RawWorkflow, SStr};
+use super::validate;
+use indexmap::IndexMap;
+use serde_saphyr::Spanned;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The file name dbflow looks for.
+pub const WORKFLOWFILE: &str = "Workflowfile.yaml";
+
+/// Default regex for sandbox-like database names.
+pub const DEFAULT_SANDBOX_PATTERN: &str = "sandbox|scratch|seed|e2e|test|tmp";
+
+/// Built-in workflows compiled into the binary (the repository's `workflows/` folder),
+/// used when there is no Workflowfile.
+pub const BUILTIN_WORKFLOWS: &[(&str, &str)] = &[
+    (
+        "workflows/deploy.yaml",
+        include_str!("../../workflows/deploy.yaml"),
+    ),
+    (
+        "workflows/checks.yaml",
+        include_str!("../../workflows/checks.yaml"),
+    ),
+];
+
+/// Keys every step may carry besides its kind.
+pub const STEP_COMMON_KEYS: &[&str] = &["id", "name", "when", "on_failure"];
+
+/// Finds the Workflowfile: the explicit path, else the nearest one upward from `start`.
+pub fn find(explicit: Option<&Path>, start: &Path) -> Result<Option<PathBuf>, Diagnostic> {
+    if let Some(path) = explicit {
+        if path.is_file() {
+            return Ok(Some(path.to_path_buf()));
+        }
+        return Err(Diagnostic::bare(format!(
+            "{}: no such file",
+            path.display()
+        )));
+    }
+    let mut dir = Some(start);
+    while let Some(d) = dir {
+        let candidate = d.join(WORKFLOWFILE);
+        if candidate.is_file() {
+            return Ok(Some(relative_to_cwd(&candidate, start)));
+        }
+        dir = d.parent();
+    }
+    Ok(None)
+}
+
+fn relative_to_cwd(path: &Path, cwd: &Path) -> PathBuf {
+    path.strip_prefix(cwd)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Loads the project from `file`, or the zero-config project when `file` is `None`.
+/// Returns every problem found, not just the first.
+pub fn load(file: Option<&Path>, cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
+    match file {
+        Some(path) => load_file(path, cwd),
+        None => zero_config(cwd),
+    }
+}
+
+fn parse_yaml<T: serde::de::DeserializeOwned>(
+    path: &Arc<PathBuf>,
+    text: &str,
+) -> Result<T, Diagnostic> {
+    serde_saphyr::from_str::<T>(text).map_err(|err| yaml_error(path, &err))
+}
+
+/// Converts a serde-saphyr error into a diagnostic, adding a suggestion for unknown
+/// keys and values.
+fn yaml_error(path: &Arc<PathBuf>, err: &serde_saphyr::Error) -> Diagnostic {
+    let mut message = err.without_snippet().to_string();
+    if let Some(index) = message.rfind(" at line ") {
+        message.truncate(index);
+    }
+    let loc = err
+        .location()
+        .filter(|l| l.line() > 0)
+        .map(|l| Loc::new(path, &l));
+    let help = unknown_name_help(&message);
+    let diagnostic = Diagnostic {
+        message,
+        loc,
+        help,
+        notes: Vec::new(),
+    };
+    if diagnostic.loc.is_none() {
+        return diagnostic.with_note(format!("in {}", path.display()));
+    }
+    diagnostic
+}
+
+/// serde says "unknown field `comand`, expected one of command, args"; turn the list
+/// into a "did you mean".
+fn unknown_name_help(message: &str) -> Option<String> {
+    let re = regex::Regex::new(r"unknown (?:field|variant) `([^`]+)`, expected (?:one of )?(.+)$")
+        .ok()?;
+    let caps = re.captures(message)?;
+    let name = caps.get(1)?.as_str();
+    let expected: Vec<String> = caps
+        .get(2)?
+        .as_str()
+        .split(", ")
+        .map(|s| s.trim_matches(|c| c == '`' || c == ' ').to_string())
+        .collect();
+    did_you_mean(name, expected.iter().map(String::as_str))
+}
+
+fn read(path: &Path) -> Result<String, Diagnostic> {
+    std::fs::read_to_string(path)
+        .map_err(|e| Diagnostic::bare(format!("cannot read {}: {e}", path.display())))
+}
+
+fn load_file(path: &Path, cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
+    let file = Arc::new(path.to_path_buf());
+    let text = read(path).map_err(|d| vec![d])?;
+    let raw: RawFile = parse_yaml(&file, &text).map_err(|d| vec![d])?;
+    let root = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let abs_root = if root.is_absolute() {
+        root.clone()
+    } else {
+        cwd.join(&root)
+    };
+    let mut errors = Vec::new();
+    let mut builder = Builder::default();
+    let mut files = vec![Arc::clone(&file)];
+
+    builder.add_tasks(&file, raw.tasks, &mut errors);
+    builder.add_workflows(&file, raw.workflows, &mut errors);
+
+    for pattern in &raw.include {
+        let at = Loc::new(&file, &pattern.referenced);
+        let full = root.join(&pattern.value);
+        let full_text = full.to_string_lossy().to_string();
+        let matches: Vec<PathBuf> = match glob::glob(&full_text) {
+            Ok(paths) => paths.filter_map(Result::ok).collect(),
+            Err(e) => {
+                errors.push(Diagnostic::at(
+                    at,
+                    format!("bad include pattern `{}`: {e}", pattern.value),
+                ));
+                continue;
+            }
+        };
+        if matches.is_empty() {
+            errors.push(
+                Diagnostic::at(at, format!("include `{}` matches no file", pattern.value))
+                    .with_note(format!("looked for {full_text}")),
+            );
+            continue;
+        }
+        for included in matches {
+            let inc_file = Arc::new(included.clone());
+            files.push(Arc::clone(&inc_file));
+            match read(&included).and_then(|t| parse_yaml::<RawInclude>(&inc_file, &t)) {
+                Ok(inc) => {
+                    builder.add_tasks(&inc_file, inc.tasks, &mut errors);
+                    builder.add_workflows(&inc_file, inc.workflows, &mut errors);
+                }
+                Err(d) => errors.push(d),
+            }
+        }
+    }
+
+    let mut environments = IndexMap::new();
+    for (name, env) in raw.environments {
+        let env_loc = Loc::new(&file, &name.referenced);
+        let env = env.value;
+        let protection = env
+            .protection
+            .map(|p| p.value)
+            .unwrap_or_else(|| Protection::from_env_name(&name.value));
+        environments.insert(
+            name.value.clone(),
+            Environment {
+                name: name.value.clone(),
+                loc: Some(env_loc),
+                url: text_of(&file, &env.url),
+                direct_url: env.direct_url.as_ref().map(|u| text_of(&file, u)),
+                protection,
+                provider: env.provider.map(|p| p.value),
+                description: env.description,
+                vars: env
+                    .vars
+                    .iter()
+                    .map(|(k, v)| (k.clone(), text_of(&file, v)))
+                    .collect(),
+            },
+        );
+    }
+
+    let env_file = raw
+        .env_file
+        .as_ref()
+        .map(|f| root.join(&f.value))
+        .or_else(|| Some(root.join(".env")))
+        .filter(|p| p.is_file());
+    if let Some(declared) = &raw.env_file {
+        if !root.join(&declared.value).is_file() {
+            errors.push(Diagnostic::at(
+                Loc::new(&file, &declared.referenced),
+                format!("env_file `{}` does not exist", declared.value),
+            ));
+        }
+    }
+
+    let project = Project {
+        name: raw
+            .project
+            .map(|p| p.value)
+            .unwrap_or_else(|| folder_name(&abs_root)),
+        root,
+        file: Some(Arc::clone(&file)),
+        files,
+        default_env: raw.default_env.as_ref().map(|d| text_of(&file, d)),
+        aliases: raw
+            .aliases
+            .iter()
+            .map(|(k, v)| (k.value.clone(), v.value.clone()))
+            .collect(),
+        env_file,
+        sandbox_pattern: raw
+            .sandbox_pattern
+            .as_ref()
+            .map(|p| p.value.clone())
+            .unwrap_or_else(|| DEFAULT_SANDBOX_PATTERN.into()),
+        migrations_dir: raw
+            .migrations
+            .as_ref()
+            .and_then(|m| m.dir.as_ref().map(|d| d.value.clone()))
+            .unwrap_or_else(|| "prisma/migrations".into()),
+        migrations_table: raw
+            .migrations
+            .as_ref()
+            .and_then(|m| m.table.as_ref().map(|d| d.value.clone()))
+            .unwrap_or_else(|| "_prisma_migrations".into()),
+        backups_dir: raw
+            .backups
+            .as_ref()
+            .and_then(|b| b.dir.as_ref().map(|d| d.value.clone()))
+            .unwrap_or_else(|| "backups".into()),
+        environments,
+        implicit_environments: false,
+        tasks: builder.tasks,
+        workflows: builder.workflows,
+    };
+
+    validate::check_file_level(
+        &project,
+        &raw.aliases,
+        raw.sandbox_pattern.as_ref(),
+        &file,
+        &mut errors,
+    );
+    validate::check_project(&project, &mut errors);
+    if errors.is_empty() {
+        Ok(project)
+    } else {
+        Err(errors)
+    }
+}
+
+fn folder_name(root: &Path) -> String {
+    root.canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
+        .unwrap_or_else(|| "project".into())
+}
+
+/// The project dbflow assumes when there is no Workflowfile: environments come from the
+/// detection chain with `DATABASE_URL`, workflows are the built-in ones.
+fn zero_config(cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
+    let mut errors = Vec::new();
+    let mut builder = Builder::default();
+    for (name, text) in BUILTIN_WORKFLOWS {
+        let file = Arc::new(PathBuf::from(format!("<builtin>/{name}")));
+        match parse_yaml::<RawInclude>(&file, text) {
+            Ok(inc) => {
+                builder.add_tasks(&file, inc.tasks, &mut errors);
+                builder.add_workflows(&file, inc.workflows, &mut errors);
+            }
+            Err(d) => errors.push(d),
+        }
+    }
+    let env_file = Some(cwd.join(".env")).filter(|p| p.is_file());
+    let project = Project {
+        name: folder_name(cwd),
+        root: PathBuf::from("."),
+        file: None,
+        files: Vec::new(),
+        default_env: None,
+        aliases: [("dev", "development"), ("prod", "production")]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+        env_file,
+        sandbox_pattern: DEFAULT_SANDBOX_PATTERN.into(),
+        migrations_dir: "prisma/migrations".into(),
+        migrations_table: "_prisma_migrations".into(),
+        backups_dir: "backups".into(),
+        environments: IndexMap::new(),
+        implicit_environments: true,
+        tasks: builder.tasks,
+        workflows: builder.workflows,
+    };
+    validate::check_project(&project, &mut errors);
+    if errors.is_empty() {
+        Ok(project)
+    } else {
+        Err(errors)
+    }
+}
+
+fn text_of(file: &Arc<PathBuf>, s: &SStr) -> Text {
+    Text {
+        value: s.value.clone(),
+        loc: Loc::new(file, &s.referenced),
+    }
+}
+
+#[derive(Default)]
+struct Builder {
+    tasks: IndexMap<String, Task>,
+    workflows: IndexMap<String, Workflow>,
+}
+
+impl Builder {
+    fn add_tasks(
+        &mut self,
+        file: &Arc<PathBuf>,
+        tasks: IndexMap<SStr, Spanned<RawTask>>,
+        errors: &mut Vec<Diagnostic>,
+    ) {
+        for (name, task) in tasks {
+            let loc = Loc::new(file, &name.referenced);
+            if let Some(existing) = self.tasks.get(&name.value) {
+                errors.push(
+                    Diagnostic::at(loc, format!("task `{}` is defined twice", name.value))
+                        .with_note(format!("first defined at {}", existing.loc)),
+                );
+                continue;
+            }
+            self.tasks.insert(
+                name.value.clone(),
+                Task {
+                    name: name.value,
+                    loc,
+                    def: task.value,
+                },
+            );
+        }
+    }
+
+    fn add_workflows(
+        &mut self,
+        file: &Arc<PathBuf>,
+        workflows: IndexMap<SStr, Spanned<RawWorkflow>>,
+        errors: &mut Vec<Diagnostic>,
+    ) {
+        for (name, workflow) in workflows {
+            let loc = Loc::new(file, &name.referenced);
+            if let Some(existing) = self.workflows.get(&name.value) {
+                errors.push(
+                    Diagnostic::at(loc, format!("workflow `{}` is defined twice", name.value))
+                        .with_note(format!("first defined at {}", existing.loc)),
+                );
+                continue;
+            }
+            if name.value == "abort" || name.value == "continue" {
+                errors.push(Diagnostic::at(
+                    loc.clone(),
+                    format!(
+                        "`{}` is reserved for on_failure and cannot name a workflow",
+                        name.value
+                    ),
+                ));
+            }
+            let raw = workflow.value;
+            let steps = raw
+                .steps
+                .into_iter()
+                .enumerate()
+                .filter_map(|(index, step)| match step_def(file, index, step) {
+                    Ok(step) => Some(step),
+                    Err(d) => {
+                        errors.push(d);
+                        None
+                    }
+                })
+                .collect();
+            self.workflows.insert(
+                name.value.clone(),
+                Workflow {
+                    name: name.value,
+                    loc,
+                    description: raw.description,
+                    category: raw.category,
+                    private: raw.private,
+                    on_failure: raw.on_failure.map(|p| {
+                        (
+                            FailurePolicy::parse(&p.value),
+                            Loc::new(file, &p.referenced),
+                        )
+                    }),
+                    steps,
+                },
+            );
+        }
+    }
+}
+
+/// Splits a raw step into its kind, its parameters and the common keys. The kind itself
+/// is checked against the step registry later (Lua scripts may add kinds).
+fn step_def(file: &Arc<PathBuf>, index: usize, raw: RawStep) -> Result<StepDef, Diagnostic> {
+    let step_loc = Loc::new(file, &raw.referenced);
+    let mut kind: Option<(String, Loc, serde_json::Value, Loc)> = None;
+    let mut extra: Vec<(String, Loc)> = Vec::new();
+    let mut id = None;
+    let mut name = None;
+    let mut when = None;
+    let mut on_failure = None;
+    for (key, value) in raw.value {
+        let key_loc = Loc::new(file, &key.referenced);
+        let value_loc = Loc::new(file, &value.referenced);
+        match key.value.as_str() {
+            "id" => id = Some(expect_string(&value.value, &value_loc, "id")?),
+            "name" => name = Some(expect_string(&value.value, &value_loc, "name")?),
+            "on_failure" => {
+                let policy = expect_string(&value.value, &value_loc, "on_failure")?;
+                on_failure = Some((FailurePolicy::parse(&policy), value_loc));
+            }
+            "when" => {
+                let condition = serde_json::from_value(value.value.clone()).map_err(|e| {
+                    let message = e.to_string();
+                    let help = unknown_name_help(&message);
+                    Diagnostic::at(value_loc.clone(), format!("invalid `when`: {message}"))
+                        .with_help_opt(help)
+                })?;
+                when = Some(Condition {
+                    raw: condition,
+                    loc: value_loc,
+                });
+            }
+            other => {
+                if kind.is_none() {
+                    kind = Some((other.to_string(), key_loc, value.value, value_loc));
+                } else {
+                    extra.push((other.to_string(), key_loc));
+                }
+            }
+        }
+    }
+    let Some((kind, kind_loc, params, params_loc)) = kind else {
+        return Err(Diagnostic::at(
+            step_loc,
+            "step has no kind (e.g. `task:`, `shell:`, `workflow:`)",
+        ));
+    };
+    if let Some((key, loc)) = extra.into_iter().next() {
+        return Err(Diagnostic::at(
+            loc,
+            format!("step has more than one kind key: `{kind}` and `{key}`"),
+        )
+        .with_help_opt(
+            did_you_mean(&key, STEP_COMMON_KEYS.iter().copied())
+                .or_else(|| Some("a step has exactly one kind; split it into two steps".into())),
+        ));
+    }
+    Ok(StepDef {
+        id: id.unwrap_or_else(|| format!("{}-{}", kind, index + 1)),
+        name,
+        kind,
+        kind_loc,
+        params,
+        params_loc,
+        when,
+        on_failure,
+        loc: step_loc,
+    })
+}
+
+fn expect_string(value: &serde_json::Value, loc: &Loc, key: &str) -> Result<String, Diagnostic> {
+    value
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| Diagnostic::at(loc.clone(), format!("`{key}` must be a string")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_field_gets_a_suggestion() {
+        assert_eq!(
+            unknown_name_help("unknown field `comand`, expected one of command, args, script"),
+            Some("did you mean `command`?".into())
+        );
+        assert_eq!(
+            unknown_name_help(
+                "unknown variant `protectd`, expected one of `sandbox`, `shared`, `protected`"
+            ),
+            Some("did you mean `protected`?".into())
+        );
+    }
+}

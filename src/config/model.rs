@@ -1,0 +1,189 @@
+//! The validated project: what the rest of dbflow works with. Every node keeps the
+//! location it came from so later errors can point at the source.
+
+use super::diagnostic::Loc;
+use super::raw::{Protection, RawCondition, RawTask};
+use indexmap::IndexMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A string from the Workflowfile that may contain `${VAR}` and knows where it was written.
+#[derive(Debug, Clone)]
+pub struct Text {
+    /// The text as written (not yet interpolated).
+    pub value: String,
+    /// Where it was written.
+    pub loc: Loc,
+}
+
+/// The whole loaded project.
+#[derive(Debug)]
+pub struct Project {
+    /// Project name (from `project:`, else the folder name).
+    pub name: String,
+    /// Folder commands run in and relative paths are resolved against.
+    pub root: PathBuf,
+    /// The Workflowfile, or `None` when running zero-config.
+    pub file: Option<Arc<PathBuf>>,
+    /// Every file read (Workflowfile and includes), for `dbflow validate`.
+    pub files: Vec<Arc<PathBuf>>,
+    /// Environment used when nothing else decides.
+    pub default_env: Option<Text>,
+    /// Alias → environment name.
+    pub aliases: IndexMap<String, String>,
+    /// Dotenv file for interpolation, when it exists.
+    pub env_file: Option<PathBuf>,
+    /// Regex a database name must match for destructive operations.
+    pub sandbox_pattern: String,
+    /// Migrations folder, relative to `root`.
+    pub migrations_dir: String,
+    /// Migration history table.
+    pub migrations_table: String,
+    /// Backups folder, relative to `root`.
+    pub backups_dir: String,
+    /// Declared environments, in file order.
+    pub environments: IndexMap<String, Environment>,
+    /// True when environments are synthesised from the detection chain (zero-config).
+    pub implicit_environments: bool,
+    /// Tasks by name.
+    pub tasks: IndexMap<String, Task>,
+    /// Workflows by name.
+    pub workflows: IndexMap<String, Workflow>,
+}
+
+/// One declared environment (values not yet interpolated).
+#[derive(Debug, Clone)]
+pub struct Environment {
+    /// Its name.
+    pub name: String,
+    /// Where it was declared (`None` when synthesised).
+    pub loc: Option<Loc>,
+    /// Database URL template.
+    pub url: Text,
+    /// Direct (non-pooled) URL template.
+    pub direct_url: Option<Text>,
+    /// Protection level.
+    pub protection: Protection,
+    /// Lua provider name.
+    pub provider: Option<String>,
+    /// One-line description.
+    pub description: Option<String>,
+    /// Free template values.
+    pub vars: IndexMap<String, Text>,
+}
+
+/// A task and where it was defined.
+#[derive(Debug, Clone)]
+pub struct Task {
+    /// Its name.
+    pub name: String,
+    /// Where it was defined.
+    pub loc: Loc,
+    /// Its definition as written.
+    pub def: RawTask,
+}
+
+/// A condition plus the file it was written in (to locate its parts).
+#[derive(Debug, Clone)]
+pub struct Condition {
+    /// The condition as written.
+    pub raw: RawCondition,
+    /// Where it was written.
+    pub loc: Loc,
+}
+
+/// What happens when a step (or a workflow) fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailurePolicy {
+    /// Stop the workflow (the default).
+    Abort,
+    /// Record the failure and go on with the next step.
+    Continue,
+    /// Run this workflow, then stop.
+    Workflow(String),
+}
+
+impl FailurePolicy {
+    /// Parses `abort`, `continue` or a workflow name.
+    pub fn parse(value: &str) -> Self {
+        match value {
+            "abort" => FailurePolicy::Abort,
+            "continue" => FailurePolicy::Continue,
+            other => FailurePolicy::Workflow(other.to_string()),
+        }
+    }
+
+    /// The policy as written.
+    pub fn label(&self) -> String {
+        match self {
+            FailurePolicy::Abort => "abort".into(),
+            FailurePolicy::Continue => "continue".into(),
+            FailurePolicy::Workflow(name) => format!("run workflow `{name}`"),
+        }
+    }
+}
+
+/// A workflow.
+#[derive(Debug, Clone)]
+pub struct Workflow {
+    /// Its name.
+    pub name: String,
+    /// Where it was defined.
+    pub loc: Loc,
+    /// One-line description.
+    pub description: Option<String>,
+    /// Group in `dbflow list`.
+    pub category: Option<String>,
+    /// Hidden from `dbflow list`.
+    pub private: bool,
+    /// Workflow-level failure policy and where it was written.
+    pub on_failure: Option<(FailurePolicy, Loc)>,
+    /// The steps, in order.
+    pub steps: Vec<StepDef>,
+}
+
+/// A step as declared: its kind, raw parameters (validated by the step registry) and
+/// the common keys.
+#[derive(Debug, Clone)]
+pub struct StepDef {
+    /// Identifier for outputs and the journal (`id:`, else `<kind>-<n>`).
+    pub id: String,
+    /// Display name (`name:`), if any.
+    pub name: Option<String>,
+    /// Step kind (`task`, `shell`, …).
+    pub kind: String,
+    /// Where the kind key was written.
+    pub kind_loc: Loc,
+    /// Parameters as written (not yet interpolated).
+    pub params: serde_json::Value,
+    /// Where the parameters were written.
+    pub params_loc: Loc,
+    /// Run only when this holds.
+    pub when: Option<Condition>,
+    /// Step-level failure policy and where it was written.
+    pub on_failure: Option<(FailurePolicy, Loc)>,
+    /// Where the step starts.
+    pub loc: Loc,
+}
+
+impl StepDef {
+    /// The name people see: `name:` or the kind and its short parameter.
+    pub fn display_name(&self) -> String {
+        if let Some(name) = &self.name {
+            return name.clone();
+        }
+        match &self.params {
+            serde_json::Value::String(s) => format!("{} {}", self.kind, first_line(s)),
+            _ => self.kind.clone(),
+        }
+    }
+}
+
+fn first_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or("");
+    if line.chars().count() > 60 {
+        format!("{}…", line.chars().take(59).collect::<String>())
+    } else {
+        line.to_string()
+    }
+}

@@ -1,0 +1,268 @@
+//! The Workflowfile as written: serde structs that mirror the YAML one to one, with
+//! `Spanned` wherever a later check needs to point back at the source. Semantic checks
+//! live in `validate`, not here. The format is specified in `docs/workflowfile.md`.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// A string with its source location.
+pub type SStr = Spanned<String>;
+
+/// A step as written: one kind key (`task:`, `shell:`, …) plus the common keys.
+pub type RawStep = Spanned<IndexMap<SStr, Spanned<serde_json::Value>>>;
+
+/// The top-level `Workflowfile.yaml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFile {
+    /// Project name used in plans and docs.
+    pub project: Option<SStr>,
+    /// Environment used when nothing else decides.
+    pub default_env: Option<SStr>,
+    /// Alternative names: `dev: development`.
+    #[serde(default)]
+    pub aliases: IndexMap<SStr, SStr>,
+    /// Further files with tasks and workflows (glob patterns, relative to this file).
+    #[serde(default)]
+    pub include: Vec<SStr>,
+    /// Dotenv file read for interpolation (default `.env`, optional).
+    pub env_file: Option<SStr>,
+    /// Regex a database name must match for destructive operations.
+    pub sandbox_pattern: Option<SStr>,
+    /// Where the Prisma-layout migrations live.
+    pub migrations: Option<RawMigrations>,
+    /// Backup settings.
+    pub backups: Option<RawBackups>,
+    /// The environments (local, staging, production, …).
+    #[serde(default)]
+    pub environments: IndexMap<SStr, Spanned<RawEnvironment>>,
+    /// Tasks: shell commands with dependencies.
+    #[serde(default)]
+    pub tasks: IndexMap<SStr, Spanned<RawTask>>,
+    /// Workflows: ordered steps.
+    #[serde(default)]
+    pub workflows: IndexMap<SStr, Spanned<RawWorkflow>>,
+}
+
+/// A file pulled in through `include:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInclude {
+    /// Tasks defined in the included file.
+    #[serde(default)]
+    pub tasks: IndexMap<SStr, Spanned<RawTask>>,
+    /// Workflows defined in the included file.
+    #[serde(default)]
+    pub workflows: IndexMap<SStr, Spanned<RawWorkflow>>,
+}
+
+/// `migrations:` settings.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawMigrations {
+    /// Folder holding `<timestamp>_<name>/migration.sql` (default `prisma/migrations`).
+    pub dir: Option<SStr>,
+    /// History table (default `_prisma_migrations`).
+    pub table: Option<SStr>,
+}
+
+/// `backups:` settings.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackups {
+    /// Folder for backups (default `backups`).
+    pub dir: Option<SStr>,
+}
+
+/// How careful dbflow must be with an environment's database.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protection {
+    /// Disposable: anything goes.
+    Sandbox,
+    /// Shared with other people (staging): no data-loss commands.
+    Shared,
+    /// Production: confirmation, backups first, no override unlocks it.
+    Protected,
+}
+
+impl Protection {
+    /// The level's name as written in the Workflowfile.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protection::Sandbox => "sandbox",
+            Protection::Shared => "shared",
+            Protection::Protected => "protected",
+        }
+    }
+
+    /// The level dbflow assumes for an environment known only by its name.
+    pub fn from_env_name(name: &str) -> Self {
+        match name.to_ascii_lowercase().as_str() {
+            "production" | "prod" | "live" => Protection::Protected,
+            "staging" | "stage" | "preprod" | "qa" | "uat" => Protection::Shared,
+            _ => Protection::Sandbox,
+        }
+    }
+}
+
+/// One environment.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnvironment {
+    /// Database URL (`postgres://…` or `sqlite:…`); interpolated.
+    pub url: SStr,
+    /// Direct (non-pooled) URL for migrations, locks and backups.
+    pub direct_url: Option<SStr>,
+    /// Protection level (default from the name: production → protected, staging → shared).
+    pub protection: Option<Spanned<Protection>>,
+    /// Lua provider name (aws_rds, gcp_cloudsql, …).
+    pub provider: Option<SStr>,
+    /// One line for `dbflow env` and the docs.
+    pub description: Option<String>,
+    /// Free values for templates; interpolated.
+    #[serde(default)]
+    pub vars: IndexMap<String, SStr>,
+}
+
+/// A condition on the run (used by tasks' `condition` and steps' `when`). All given
+/// parts must hold.
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawCondition {
+    /// The selected environment is one of these.
+    #[serde(default)]
+    pub environments: Vec<SStr>,
+    /// The selected environment has one of these protection levels.
+    #[serde(default)]
+    pub protection: Vec<Protection>,
+    /// These variables are set (and non-empty).
+    #[serde(default)]
+    pub env_set: Vec<String>,
+    /// These variables are unset or empty.
+    #[serde(default)]
+    pub env_not_set: Vec<String>,
+    /// These variables have exactly these values.
+    #[serde(default)]
+    pub env_equals: IndexMap<String, String>,
+    /// The operating system is one of these (`linux`, `macos`, `windows`).
+    #[serde(default)]
+    pub platforms: Vec<Spanned<Platform>>,
+}
+
+/// Operating systems tasks can be specialised for.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// Linux.
+    Linux,
+    /// macOS.
+    Macos,
+    /// Windows.
+    Windows,
+}
+
+impl Platform {
+    /// The platform this binary runs on.
+    pub fn current() -> Self {
+        if cfg!(target_os = "windows") {
+            Platform::Windows
+        } else if cfg!(target_os = "macos") {
+            Platform::Macos
+        } else {
+            Platform::Linux
+        }
+    }
+}
+
+/// A check that must pass before a task runs.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrecondition {
+    /// Shell command; the precondition holds when it exits 0.
+    pub command: SStr,
+    /// Shown when it does not hold.
+    pub message: Option<String>,
+}
+
+/// A task, cargo-make style.
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawTask {
+    /// One line for `dbflow list`.
+    pub description: Option<String>,
+    /// Group in `dbflow list`.
+    pub category: Option<String>,
+    /// Hidden from `dbflow list` and not runnable directly.
+    #[serde(default)]
+    pub private: bool,
+    /// Program to run (with `args`), no shell involved.
+    pub command: Option<SStr>,
+    /// Arguments for `command`.
+    #[serde(default)]
+    pub args: Vec<SStr>,
+    /// Shell script (run with `sh -c`, `cmd /C` on Windows).
+    pub script: Option<SStr>,
+    /// Extra environment variables; interpolated.
+    #[serde(default)]
+    pub env: IndexMap<String, SStr>,
+    /// Working directory, relative to the project root.
+    pub cwd: Option<SStr>,
+    /// Tasks that run first (each once).
+    #[serde(default)]
+    pub dependencies: Vec<SStr>,
+    /// Skip the task (saying why) unless this holds.
+    pub condition: Option<RawCondition>,
+    /// Commands that must succeed before the task runs.
+    #[serde(default)]
+    pub preconditions: Vec<RawPrecondition>,
+    /// Input files (globs); with `generates`, the task is skipped when unchanged.
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// Output files (globs).
+    #[serde(default)]
+    pub generates: Vec<String>,
+    /// Kill the command after this long (`30s`, `5m`).
+    pub timeout: Option<SStr>,
+    /// Linux-specific overrides.
+    pub linux: Option<Box<RawTaskOverride>>,
+    /// macOS-specific overrides.
+    pub macos: Option<Box<RawTaskOverride>>,
+    /// Windows-specific overrides.
+    pub windows: Option<Box<RawTaskOverride>>,
+}
+
+/// Fields a platform override may replace.
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawTaskOverride {
+    /// Replaces `command`.
+    pub command: Option<SStr>,
+    /// Replaces `args`.
+    pub args: Option<Vec<SStr>>,
+    /// Replaces `script`.
+    pub script: Option<SStr>,
+    /// Merged over `env`.
+    #[serde(default)]
+    pub env: IndexMap<String, SStr>,
+    /// Replaces `cwd`.
+    pub cwd: Option<SStr>,
+}
+
+/// A workflow: ordered steps.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkflow {
+    /// One line for `dbflow list`.
+    pub description: Option<String>,
+    /// Group in `dbflow list`.
+    pub category: Option<String>,
+    /// Hidden from `dbflow list`.
+    #[serde(default)]
+    pub private: bool,
+    /// `abort` (default), `continue`, or a workflow to run when a step fails.
+    pub on_failure: Option<SStr>,
+    /// The steps, in order.
+    pub steps: Vec<RawStep>,
+}

@@ -1,0 +1,293 @@
+//! Semantic checks over the loaded project: references, cycles, values. Step kinds and
+//! their parameters are checked by the engine's registry (`engine::validate`).
+
+use super::diagnostic::{did_you_mean, Diagnostic, Loc};
+use super::model::{Condition, FailurePolicy, Project};
+use super::raw::SStr;
+use indexmap::IndexMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Checks that only make sense for a real Workflowfile (aliases, default_env, regex).
+pub fn check_file_level(
+    project: &Project,
+    aliases: &IndexMap<SStr, SStr>,
+    sandbox_pattern: Option<&SStr>,
+    file: &Arc<PathBuf>,
+    errors: &mut Vec<Diagnostic>,
+) {
+    let env_names: Vec<&str> = project.environments.keys().map(String::as_str).collect();
+    if project.environments.is_empty() {
+        errors.push(
+            Diagnostic::at(
+                Loc { file: Arc::clone(file), line: 1, col: 1 },
+                "no environments declared",
+            )
+            .with_help("add `environments:` with at least one entry, e.g. `local: { url: \"sqlite:dev.db\" }`"),
+        );
+    }
+    for (alias, target) in aliases {
+        if !project.environments.contains_key(&target.value) {
+            errors.push(
+                Diagnostic::at(
+                    Loc::new(file, &target.referenced),
+                    format!(
+                        "alias `{}` points to unknown environment `{}`",
+                        alias.value, target.value
+                    ),
+                )
+                .with_help_opt(did_you_mean(&target.value, env_names.iter().copied())),
+            );
+        }
+        if project.environments.contains_key(&alias.value) {
+            errors.push(Diagnostic::at(
+                Loc::new(file, &alias.referenced),
+                format!(
+                    "alias `{}` has the same name as an environment",
+                    alias.value
+                ),
+            ));
+        }
+    }
+    if let Some(default) = &project.default_env {
+        let resolved = project
+            .aliases
+            .get(&default.value)
+            .unwrap_or(&default.value);
+        if !default.value.contains("${") && !project.environments.contains_key(resolved) {
+            errors.push(
+                Diagnostic::at(
+                    default.loc.clone(),
+                    format!(
+                        "default_env `{}` is not a declared environment",
+                        default.value
+                    ),
+                )
+                .with_help_opt(did_you_mean(&default.value, env_names.iter().copied())),
+            );
+        }
+    }
+    if let Some(pattern) = sandbox_pattern {
+        if let Err(e) = regex::Regex::new(&pattern.value) {
+            errors.push(Diagnostic::at(
+                Loc::new(file, &pattern.referenced),
+                format!("sandbox_pattern is not a valid regex: {e}"),
+            ));
+        }
+    }
+}
+
+/// Checks tasks and workflows: references, cycles, command shape, durations, conditions.
+pub fn check_project(project: &Project, errors: &mut Vec<Diagnostic>) {
+    let task_names: Vec<&str> = project.tasks.keys().map(String::as_str).collect();
+    let workflow_names: Vec<&str> = project.workflows.keys().map(String::as_str).collect();
+
+    for task in project.tasks.values() {
+        let def = &task.def;
+        if def.command.is_some() && def.script.is_some() {
+            errors.push(
+                Diagnostic::at(
+                    task.loc.clone(),
+                    format!("task `{}` has both `command` and `script`", task.name),
+                )
+                .with_help(
+                    "use `command` + `args` to run a program, or `script` for shell code, not both",
+                ),
+            );
+        }
+        if def.command.is_none() && def.script.is_none() && def.dependencies.is_empty() {
+            errors.push(
+                Diagnostic::at(
+                    task.loc.clone(),
+                    format!("task `{}` has nothing to run", task.name),
+                )
+                .with_help("give it a `command`, a `script`, or `dependencies`"),
+            );
+        }
+        if !def.args.is_empty() && def.command.is_none() {
+            errors.push(Diagnostic::at(
+                task.loc.clone(),
+                format!("task `{}` has `args` but no `command`", task.name),
+            ));
+        }
+        for dep in &def.dependencies {
+            if !project.tasks.contains_key(&dep.value) {
+                errors.push(
+                    Diagnostic::at(
+                        Loc::new(&task.loc.file, &dep.referenced),
+                        format!(
+                            "task `{}` depends on unknown task `{}`",
+                            task.name, dep.value
+                        ),
+                    )
+                    .with_help_opt(did_you_mean(&dep.value, task_names.iter().copied())),
+                );
+            }
+        }
+        if let Some(timeout) = &def.timeout {
+            if let Err(e) = humantime::parse_duration(&timeout.value) {
+                errors.push(
+                    Diagnostic::at(
+                        Loc::new(&task.loc.file, &timeout.referenced),
+                        format!("invalid timeout `{}`: {e}", timeout.value),
+                    )
+                    .with_help("write a duration such as `30s`, `5m` or `1h 30m`"),
+                );
+            }
+        }
+        if let Some(condition) = &def.condition {
+            check_condition_envs(
+                project,
+                &Condition {
+                    raw: condition.clone(),
+                    loc: task.loc.clone(),
+                },
+                errors,
+            );
+        }
+    }
+    check_task_cycles(project, errors);
+
+    for workflow in project.workflows.values() {
+        if let Some((FailurePolicy::Workflow(target), loc)) = &workflow.on_failure {
+            check_workflow_ref(project, target, loc, &workflow_names, errors);
+            if target == &workflow.name {
+                errors.push(Diagnostic::at(
+                    loc.clone(),
+                    format!(
+                        "workflow `{}` names itself as its on_failure handler",
+                        workflow.name
+                    ),
+                ));
+            }
+        }
+        if workflow.steps.is_empty() {
+            errors.push(Diagnostic::at(
+                workflow.loc.clone(),
+                format!("workflow `{}` has no steps", workflow.name),
+            ));
+        }
+        for step in &workflow.steps {
+            if let Some((FailurePolicy::Workflow(target), loc)) = &step.on_failure {
+                check_workflow_ref(project, target, loc, &workflow_names, errors);
+            }
+            if let Some(when) = &step.when {
+                check_condition_envs(project, when, errors);
+            }
+        }
+        let mut seen_ids: IndexMap<&str, &Loc> = IndexMap::new();
+        for step in &workflow.steps {
+            if let Some(first) = seen_ids.insert(&step.id, &step.loc) {
+                errors.push(
+                    Diagnostic::at(
+                        step.loc.clone(),
+                        format!(
+                            "duplicate step id `{}` in workflow `{}`",
+                            step.id, workflow.name
+                        ),
+                    )
+                    .with_note(format!("first used at {first}")),
+                );
+            }
+        }
+    }
+}
+
+fn check_workflow_ref(
+    project: &Project,
+    target: &str,
+    loc: &Loc,
+    workflow_names: &[&str],
+    errors: &mut Vec<Diagnostic>,
+) {
+    if !project.workflows.contains_key(target) {
+        errors.push(
+            Diagnostic::at(
+                loc.clone(),
+                format!("on_failure names unknown workflow `{target}`"),
+            )
+            .with_help_opt(
+                did_you_mean(
+                    target,
+                    workflow_names.iter().copied().chain(["abort", "continue"]),
+                )
+                .or_else(|| Some("use `abort`, `continue`, or the name of a workflow".into())),
+            ),
+        );
+    }
+}
+
+fn check_condition_envs(project: &Project, condition: &Condition, errors: &mut Vec<Diagnostic>) {
+    if project.implicit_environments {
+        return;
+    }
+    let names: Vec<&str> = project
+        .environments
+        .keys()
+        .map(String::as_str)
+        .chain(project.aliases.keys().map(String::as_str))
+        .collect();
+    for env in &condition.raw.environments {
+        if !names.contains(&env.value.as_str()) {
+            errors.push(
+                Diagnostic::at(
+                    Loc::new(&condition.loc.file, &env.referenced),
+                    format!("condition names unknown environment `{}`", env.value),
+                )
+                .with_help_opt(did_you_mean(&env.value, names.iter().copied())),
+            );
+        }
+    }
+}
+
+/// Depth-first search for dependency cycles; each cycle is reported once, printed in full.
+fn check_task_cycles(project: &Project, errors: &mut Vec<Diagnostic>) {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    fn visit<'a>(
+        project: &'a Project,
+        name: &'a str,
+        marks: &mut IndexMap<&'a str, Mark>,
+        stack: &mut Vec<&'a str>,
+        errors: &mut Vec<Diagnostic>,
+    ) {
+        match marks.get(name).copied().unwrap_or(Mark::New) {
+            Mark::Done => return,
+            Mark::Active => {
+                let start = stack.iter().position(|n| *n == name).unwrap_or(0);
+                let mut cycle: Vec<&str> = stack[start..].to_vec();
+                cycle.push(name);
+                let task = &project.tasks[name];
+                errors.push(
+                    Diagnostic::at(
+                        task.loc.clone(),
+                        format!("task dependency cycle: {}", cycle.join(" -> ")),
+                    )
+                    .with_help("remove one of these dependencies"),
+                );
+                return;
+            }
+            Mark::New => {}
+        }
+        let Some(task) = project.tasks.get(name) else {
+            return;
+        };
+        marks.insert(name, Mark::Active);
+        stack.push(name);
+        for dep in &task.def.dependencies {
+            if project.tasks.contains_key(&dep.value) {
+                visit(project, &dep.value, marks, stack, errors);
+            }
+        }
+        stack.pop();
+        marks.insert(name, Mark::Done);
+    }
+    let mut marks = IndexMap::new();
+    for name in project.tasks.keys() {
+        visit(project, name, &mut marks, &mut Vec::new(), errors);
+    }
+}

@@ -1,0 +1,57 @@
+//! What a running step can see and use.
+
+use super::journal::Journal;
+use crate::config::{Project, ResolvedEnv, Vars};
+use crate::ui::Ui;
+use indexmap::IndexMap;
+use std::sync::OnceLock;
+
+/// Options that hold for the whole run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// `--yes`: confirmations are answered yes (and journaled as such).
+    pub yes: bool,
+    /// `--dry-run`.
+    pub dry_run: bool,
+}
+
+/// The run context handed to each step.
+pub struct RunContext<'a> {
+    /// The project.
+    pub project: &'a Project,
+    /// The target environment.
+    pub env: &'a ResolvedEnv,
+    /// Interpolation / process variables.
+    pub vars: &'a Vars,
+    /// This run's id.
+    pub run_id: &'a str,
+    /// Run-wide options.
+    pub options: &'a RunOptions,
+    /// The journal.
+    pub journal: &'a mut Journal,
+    /// The only way to talk to the person running dbflow.
+    pub ui: &'a Ui,
+    /// Outputs of earlier steps, by step id.
+    pub outputs: &'a mut IndexMap<String, serde_json::Value>,
+    /// Tasks already run in this run (dependencies run once each).
+    pub tasks_done: &'a mut std::collections::HashSet<String>,
+}
+
+impl RunContext<'_> {
+    /// An earlier step's outputs.
+    pub fn output(&self, step_id: &str) -> Option<&serde_json::Value> {
+        self.outputs.get(step_id)
+    }
+
+    /// A shared async runtime for database work (created on first use).
+    pub fn runtime(&self) -> &'static tokio::runtime::Runtime {
+        static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+        RUNTIME.get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("tokio runtime")
+        })
+    }
+}

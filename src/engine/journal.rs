@@ -1,0 +1,100 @@
+//! The run journal: one JSON object per line in `.dbflow/runs/<run-id>.jsonl`, written
+//! as the run goes (flushed per line, so a crash leaves everything up to the crash).
+//! Every value passes through the redaction layer.
+
+use crate::error::{Error, Result};
+use serde_json::{json, Value};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+/// Folder (under the project root) holding the journals.
+pub const RUNS_DIR: &str = ".dbflow/runs";
+
+/// An open journal.
+pub struct Journal {
+    file: Option<File>,
+    path: PathBuf,
+}
+
+impl Journal {
+    /// Creates `<root>/.dbflow/runs/<run_id>.jsonl`.
+    pub fn create(root: &Path, run_id: &str) -> Result<Self> {
+        let dir = root.join(RUNS_DIR);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        let path = dir.join(format!("{run_id}.jsonl"));
+        let file = File::create(&path)
+            .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+        Ok(Journal {
+            file: Some(file),
+            path,
+        })
+    }
+
+    /// A journal that records nothing (dry runs).
+    pub fn disabled() -> Self {
+        Journal {
+            file: None,
+            path: PathBuf::new(),
+        }
+    }
+
+    /// Where the journal is written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one event with its fields (redacted) and a timestamp.
+    pub fn record(&mut self, event: &str, fields: Value) {
+        let Some(file) = self.file.as_mut() else {
+            return;
+        };
+        let mut line = json!({ "ts": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true), "event": event });
+        if let (Value::Object(target), Value::Object(extra)) = (&mut line, fields) {
+            target.extend(extra);
+        }
+        let line = crate::ui::redact::redact_json(&line);
+        // A journal write failing must not hide the operation's own result; it is
+        // reported once and the run goes on.
+        if let Err(e) = writeln!(file, "{line}").and_then(|_| file.flush()) {
+            eprintln!("warning: cannot write journal {}: {e}", self.path.display());
+            self.file = None;
+        }
+    }
+}
+
+/// A new run id: sortable UTC timestamp plus a short random suffix.
+pub fn new_run_id() -> String {
+    let now = chrono::Utc::now();
+    let nanos = now.timestamp_subsec_nanos() as u64 ^ (std::process::id() as u64).rotate_left(17);
+    format!(
+        "{}-{:04x}",
+        now.format("%Y%m%dT%H%M%SZ"),
+        (nanos ^ (nanos >> 16)) & 0xffff
+    )
+}
+
+/// Reads a journal back, one value per line (unreadable lines are skipped and counted).
+pub fn read(path: &Path) -> Result<Vec<Value>> {
+    let file = File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    Ok(BufReader::new(file)
+        .lines()
+        .map_while(std::result::Result::ok)
+        .filter_map(|l| serde_json::from_str(&l).ok())
+        .collect())
+}
+
+/// All journals under `root`, newest first.
+pub fn list(root: &Path) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(root.join(RUNS_DIR))
+        .map(|dir| {
+            dir.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+                .collect()
+        })
+        .unwrap_or_default();
+    paths.sort();
+    paths.reverse();
+    paths
+}

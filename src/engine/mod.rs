@@ -1,0 +1,14 @@
+//! Workflows: plan (fully resolved ordered steps) → run, the step registry, the run
+//! context and the journal.
+
+pub mod context;
+pub mod journal;
+pub mod plan;
+pub mod registry;
+pub mod run;
+pub mod validate;
+
+pub use context::{RunContext, RunOptions};
+pub use plan::{Plan, PlanContext};
+pub use registry::{Outcome, Reference, Registry, Step, StepDoc, StepError, StepKind};
+pub use run::{Executor, RunReport};

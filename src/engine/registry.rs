@@ -1,0 +1,142 @@
+//! The step contract: every step kind is a plugin behind [`StepKind`], producing a
+//! configured [`Step`] from its typed parameters at load time.
+
+use super::context::RunContext;
+use super::plan::PlanContext;
+use crate::error::ExitCode;
+use indexmap::IndexMap;
+use serde::Serialize;
+use std::sync::Arc;
+
+/// What a step is and how to do it by hand: shown by `--dry-run`, rendered in runbooks.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StepDoc {
+    /// One line: what the step does.
+    pub summary: String,
+    /// Longer explanation (may be empty).
+    pub details: String,
+    /// The equivalent manual commands, redacted.
+    pub commands: Vec<String>,
+}
+
+/// A step's successful result.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Values later steps can read (`cx.output(step_id)`), journaled.
+    pub outputs: serde_json::Map<String, serde_json::Value>,
+    /// Set when the step decided there was nothing to do, with the reason.
+    pub skipped: Option<String>,
+}
+
+impl Outcome {
+    /// Success with no outputs.
+    pub fn done() -> Self {
+        Outcome::default()
+    }
+
+    /// Adds an output value.
+    pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.outputs.insert(key.to_string(), value.into());
+        self
+    }
+}
+
+/// A step's failure.
+#[derive(Debug, Clone)]
+pub struct StepError {
+    /// What went wrong, for people.
+    pub message: String,
+    /// Exit code the run ends with if nothing handles the failure.
+    pub code: ExitCode,
+}
+
+impl StepError {
+    /// A failure (exit code 1).
+    pub fn failed(message: impl Into<String>) -> Self {
+        StepError {
+            message: message.into(),
+            code: ExitCode::Failed,
+        }
+    }
+
+    /// Blocked by a guard (exit code 3).
+    pub fn blocked(message: impl Into<String>) -> Self {
+        StepError {
+            message: message.into(),
+            code: ExitCode::Blocked,
+        }
+    }
+}
+
+/// Something a step refers to, checked at load time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reference {
+    /// A task by name.
+    Task(String),
+    /// A workflow by name; the engine runs it as a nested plan.
+    Workflow(String),
+}
+
+/// A configured step (kind + parameters).
+pub trait Step: Send + Sync + std::fmt::Debug {
+    /// Explanation and manual equivalent, for dry runs and docs.
+    fn describe(&self, cx: &PlanContext<'_>) -> Result<StepDoc, crate::config::Diagnostic>;
+    /// Does the work.
+    fn run(&self, cx: &mut RunContext<'_>) -> Result<Outcome, StepError>;
+    /// Tasks and workflows this step names.
+    fn references(&self) -> Vec<Reference> {
+        Vec::new()
+    }
+}
+
+/// A step kind: a name and a parameter parser.
+pub trait StepKind: Send + Sync {
+    /// The key used in the Workflowfile (`task`, `shell`, …).
+    fn name(&self) -> &str;
+    /// One line for `dbflow list --kinds` and errors.
+    fn summary(&self) -> &str;
+    /// Parses and validates parameters; the error says what is wrong with them.
+    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String>;
+}
+
+/// All known step kinds, built-in and scripted.
+#[derive(Clone, Default)]
+pub struct Registry {
+    kinds: IndexMap<String, Arc<dyn StepKind>>,
+}
+
+impl Registry {
+    /// Adds a kind (a later registration with the same name replaces the earlier one).
+    pub fn register(&mut self, kind: Arc<dyn StepKind>) {
+        self.kinds.insert(kind.name().to_string(), kind);
+    }
+
+    /// Looks a kind up.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn StepKind>> {
+        self.kinds.get(name)
+    }
+
+    /// Every kind's name, in registration order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.kinds.keys().map(String::as_str)
+    }
+
+    /// Every kind.
+    pub fn kinds(&self) -> impl Iterator<Item = &Arc<dyn StepKind>> {
+        self.kinds.values()
+    }
+}
+
+/// Deserializes typed parameters from JSON, with a message fit for a diagnostic.
+pub fn parse_params<T: serde::de::DeserializeOwned>(
+    params: &serde_json::Value,
+) -> Result<T, String> {
+    serde_json::from_value(params.clone()).map_err(|e| {
+        let msg = e.to_string();
+        // serde_json appends " at line 0 column 0" for values; it means nothing here.
+        match msg.find(" at line ") {
+            Some(i) => msg[..i].to_string(),
+            None => msg,
+        }
+    })
+}

@@ -1,0 +1,284 @@
+//! Executing a [`Plan`]: steps in order, `when` skips, failure policies, handlers, and a
+//! journal entry for everything.
+
+use super::context::{RunContext, RunOptions};
+use super::journal::Journal;
+use super::plan::{Plan, PlannedStep};
+use super::registry::StepError;
+use crate::config::{Project, ResolvedEnv, Vars};
+use crate::error::ExitCode;
+use crate::ui::Ui;
+use indexmap::IndexMap;
+use serde_json::json;
+use std::collections::HashSet;
+use std::time::Instant;
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The run id.
+    pub run_id: String,
+    /// Exit code for the process.
+    pub code: ExitCode,
+    /// The step that failed, and why, when the run failed.
+    pub failure: Option<(String, String)>,
+    /// Steps that succeeded, in order.
+    pub succeeded: Vec<String>,
+    /// Outputs of every step, by id.
+    pub outputs: IndexMap<String, serde_json::Value>,
+}
+
+/// Everything the executor needs besides the plan.
+pub struct Executor<'a> {
+    /// The project.
+    pub project: &'a Project,
+    /// The target environment.
+    pub env: &'a ResolvedEnv,
+    /// Variables.
+    pub vars: &'a Vars,
+    /// Run-wide options.
+    pub options: &'a RunOptions,
+    /// Output.
+    pub ui: &'a Ui,
+}
+
+struct State {
+    journal: Journal,
+    outputs: IndexMap<String, serde_json::Value>,
+    tasks_done: HashSet<String>,
+    succeeded: Vec<String>,
+}
+
+struct Failure {
+    step: String,
+    error: StepError,
+    handled: bool,
+}
+
+impl Executor<'_> {
+    /// Runs the plan and journals it under `run_id`.
+    pub fn execute(&self, plan: &Plan, run_id: &str, journal: Journal) -> RunReport {
+        let started = Instant::now();
+        let mut state = State {
+            journal,
+            outputs: IndexMap::new(),
+            tasks_done: HashSet::new(),
+            succeeded: Vec::new(),
+        };
+        state.journal.record(
+            "run_start",
+            json!({
+                "run_id": run_id,
+                "target": plan.workflow,
+                "kind": if plan.is_task { "task" } else { "workflow" },
+                "env": self.env.name,
+                "env_decided_by": self.env.decided_by.to_string(),
+                "protection": self.env.protection.as_str(),
+                "url": self.env.url.redacted(),
+                "user": whoami(),
+                "host": hostname(),
+                "dbflow_version": env!("CARGO_PKG_VERSION"),
+                "yes": self.options.yes,
+            }),
+        );
+        let result = self.run_plan(plan, run_id, &mut state, 0);
+        let (code, failure) = match result {
+            Ok(()) => (ExitCode::Ok, None),
+            Err(f) => (f.error.code, Some((f.step, f.error.message))),
+        };
+        state.journal.record(
+            "run_end",
+            json!({
+                "result": if failure.is_none() { "succeeded" } else { "failed" },
+                "exit_code": code.code(),
+                "failed_step": failure.as_ref().map(|f| f.0.clone()),
+                "error": failure.as_ref().map(|f| f.1.clone()),
+                "duration_ms": started.elapsed().as_millis() as u64,
+            }),
+        );
+        RunReport {
+            run_id: run_id.to_string(),
+            code,
+            failure,
+            succeeded: state.succeeded,
+            outputs: state.outputs,
+        }
+    }
+
+    fn run_plan(
+        &self,
+        plan: &Plan,
+        run_id: &str,
+        state: &mut State,
+        depth: usize,
+    ) -> Result<(), Failure> {
+        let total = plan.steps.len();
+        let mut result = Ok(());
+        for (index, step) in plan.steps.iter().enumerate() {
+            if let Err(failure) = self.run_step(plan, step, index, total, run_id, state, depth) {
+                result = Err(failure);
+                break;
+            }
+        }
+        if let Err(mut failure) = result {
+            if !failure.handled {
+                if let Some(handler) = &plan.on_failure {
+                    self.run_handler(&plan.workflow, handler, &failure, run_id, state, depth);
+                    failure.handled = true;
+                }
+            }
+            return Err(failure);
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_step(
+        &self,
+        plan: &Plan,
+        step: &PlannedStep,
+        index: usize,
+        total: usize,
+        run_id: &str,
+        state: &mut State,
+        depth: usize,
+    ) -> Result<(), Failure> {
+        let label = format!("{}/{}", index + 1, total);
+        if let Some(reason) = &step.skip {
+            self.ui.step_skipped(depth, &label, &step.name, reason);
+            state.journal.record(
+                "step_skipped",
+                json!({ "workflow": plan.workflow, "step": step.id, "name": step.name, "kind": step.kind, "reason": reason }),
+            );
+            return Ok(());
+        }
+        self.ui.step_start(depth, &label, &step.name, &step.kind);
+        state.journal.record(
+            "step_start",
+            json!({ "workflow": plan.workflow, "step": step.id, "name": step.name, "kind": step.kind, "index": index + 1 }),
+        );
+        let started = Instant::now();
+        let result = match &step.nested {
+            Some(nested) => self
+                .run_plan(nested, run_id, state, depth + 1)
+                .map(|()| super::registry::Outcome::done())
+                .map_err(|f| StepError {
+                    message: format!(
+                        "workflow `{}` failed at step `{}`: {}",
+                        nested.workflow, f.step, f.error.message
+                    ),
+                    code: f.error.code,
+                }),
+            None => {
+                let mut cx = RunContext {
+                    project: self.project,
+                    env: self.env,
+                    vars: self.vars,
+                    run_id,
+                    options: self.options,
+                    journal: &mut state.journal,
+                    ui: self.ui,
+                    outputs: &mut state.outputs,
+                    tasks_done: &mut state.tasks_done,
+                };
+                step.step.run(&mut cx)
+            }
+        };
+        let duration_ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok(outcome) => {
+                let outputs = serde_json::Value::Object(outcome.outputs.clone());
+                state.journal.record(
+                    "step_end",
+                    json!({
+                        "workflow": plan.workflow, "step": step.id, "kind": step.kind,
+                        "outcome": if outcome.skipped.is_some() { "skipped" } else { "succeeded" },
+                        "reason": outcome.skipped, "duration_ms": duration_ms, "outputs": outputs,
+                    }),
+                );
+                self.ui
+                    .step_done(depth, &step.name, duration_ms, outcome.skipped.as_deref());
+                state.outputs.insert(step.id.clone(), outputs);
+                state.succeeded.push(step.id.clone());
+                Ok(())
+            }
+            Err(error) => {
+                state.journal.record(
+                    "step_end",
+                    json!({
+                        "workflow": plan.workflow, "step": step.id, "kind": step.kind, "outcome": "failed",
+                        "error": error.message, "exit_code": error.code.code(), "duration_ms": duration_ms,
+                    }),
+                );
+                self.ui.step_failed(depth, &step.name, &error.message);
+                if step.continue_on_failure {
+                    self.ui.warn(&format!(
+                        "step `{}` failed; continuing (on_failure: continue)",
+                        step.name
+                    ));
+                    state
+                        .journal
+                        .record("failure_ignored", json!({ "step": step.id }));
+                    return Ok(());
+                }
+                let mut failure = Failure {
+                    step: step.id.clone(),
+                    error,
+                    handled: false,
+                };
+                if let Some(handler) = &step.handler {
+                    self.run_handler(&plan.workflow, handler, &failure, run_id, state, depth);
+                    failure.handled = true;
+                }
+                Err(failure)
+            }
+        }
+    }
+
+    fn run_handler(
+        &self,
+        workflow: &str,
+        handler: &Plan,
+        failure: &Failure,
+        run_id: &str,
+        state: &mut State,
+        depth: usize,
+    ) {
+        self.ui.warn(&format!(
+            "step `{}` of `{workflow}` failed; running on_failure workflow `{}`",
+            failure.step, handler.workflow
+        ));
+        state.journal.record(
+            "on_failure_start",
+            json!({ "workflow": workflow, "failed_step": failure.step, "handler": handler.workflow }),
+        );
+        let result = self.run_plan(handler, run_id, state, depth + 1);
+        state.journal.record(
+            "on_failure_end",
+            json!({
+                "handler": handler.workflow,
+                "result": if result.is_ok() { "succeeded" } else { "failed" },
+                "error": result.as_ref().err().map(|f| f.error.message.clone()),
+            }),
+        );
+        if let Err(f) = result {
+            self.ui.error(&format!(
+                "on_failure workflow `{}` failed too: {}",
+                handler.workflow, f.error.message
+            ));
+        }
+    }
+}
+
+fn whoami() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}

@@ -1,0 +1,108 @@
+//! The error type commands return, and the exit code each kind maps to.
+
+use crate::config::Diagnostic;
+
+/// Process exit codes, on purpose (see DESIGN.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum ExitCode {
+    /// 0: everything succeeded.
+    Ok,
+    /// 1: a step or check failed.
+    Failed,
+    /// 2: bad input (usage, config, template, script).
+    BadInput,
+    /// 3: blocked by a guard.
+    Blocked,
+    /// 4: `status` found pending, failed or drifted migrations.
+    NotClean,
+    /// A task's own exit status, passed through when a task is run directly.
+    Child(i32),
+}
+
+impl ExitCode {
+    /// The number the process exits with.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitCode::Ok => 0,
+            ExitCode::Failed => 1,
+            ExitCode::BadInput => 2,
+            ExitCode::Blocked => 3,
+            ExitCode::NotClean => 4,
+            ExitCode::Child(code) => code,
+        }
+    }
+}
+
+/// Everything a command can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Workflowfile (or an include, or a step's parameters) is invalid.
+    #[error("{}", render_diagnostics(.0))]
+    Config(Vec<Diagnostic>),
+    /// The command line is wrong.
+    #[error("{0}")]
+    Usage(String),
+    /// Something ran and failed; `code` says how.
+    #[error("{message}")]
+    Failed {
+        /// What failed, for people.
+        message: String,
+        /// Exit code to use.
+        code: ExitCode,
+    },
+    /// Reading or writing a file failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What dbflow was doing.
+        context: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The exit code this error maps to.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Config(_) | Error::Usage(_) => ExitCode::BadInput,
+            Error::Failed { code, .. } => *code,
+            Error::Io { .. } => ExitCode::Failed,
+        }
+    }
+
+    /// A failure with exit code 1.
+    pub fn failed(message: impl Into<String>) -> Self {
+        Error::Failed {
+            message: message.into(),
+            code: ExitCode::Failed,
+        }
+    }
+
+    /// An I/O failure with context.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+impl From<Diagnostic> for Error {
+    fn from(d: Diagnostic) -> Self {
+        Error::Config(vec![d])
+    }
+}
+
+fn render_diagnostics(diagnostics: &[Diagnostic]) -> String {
+    let mut out = String::new();
+    for d in diagnostics {
+        out.push_str(&d.render());
+    }
+    if diagnostics.len() > 1 {
+        out.push_str(&format!("{} errors\n", diagnostics.len()));
+    }
+    out.trim_end().to_string()
+}
+
+/// Result alias for dbflow operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,33 @@
+//! dbflow: executable database runbooks.
+//!
+//! Data flow: [`config`] loads and validates the Workflowfile → the environment is
+//! resolved and interpolated → [`engine::plan`] resolves a workflow into a plan →
+//! [`engine::run`] executes it step by step (steps are plugins from [`steps`]), writing
+//! a journal. [`ui`] is the only module that talks to a person.
+
+pub mod app;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod runner;
+pub mod steps;
+pub mod ui;
+
+pub use error::{Error, ExitCode, Result};
+
+/// Runs dbflow with parsed arguments and returns the process exit code.
+pub fn run(cli: cli::Cli) -> i32 {
+    match commands::dispatch(cli) {
+        Ok(code) => code.code(),
+        Err(err) => {
+            let text = ui::redact::redact(&err.to_string());
+            match &err {
+                Error::Config(_) => eprintln!("{text}"),
+                _ => eprintln!("error: {text}"),
+            }
+            err.exit_code().code()
+        }
+    }
+}

@@ -1,0 +1,6 @@
+use clap::Parser;
+
+fn main() {
+    let cli = dbflow::cli::Cli::parse();
+    std::process::exit(dbflow::run(cli));
+}

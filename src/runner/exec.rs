@@ -1,0 +1,183 @@
+//! Running one command through duct: output streamed live (line by line, through the
+//! redaction layer), exit status kept, optional timeout.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum CommandLine {
+    /// A program and its arguments (no shell).
+    Program {
+        /// The program.
+        program: String,
+        /// Its arguments.
+        args: Vec<String>,
+    },
+    /// Shell code.
+    Script(String),
+}
+
+impl CommandLine {
+    /// How the command reads in a terminal (shell-quoted; scripts as written).
+    pub fn display(&self) -> String {
+        match self {
+            CommandLine::Program { program, args } => {
+                let mut words = vec![program.as_str()];
+                words.extend(args.iter().map(String::as_str));
+                shell_words::join(words)
+            }
+            CommandLine::Script(script) => script.trim_end().to_string(),
+        }
+    }
+
+    fn expression(&self) -> duct::Expression {
+        match self {
+            CommandLine::Program { program, args } => duct::cmd(program, args),
+            CommandLine::Script(script) => {
+                if cfg!(windows) {
+                    duct::cmd("cmd", ["/C", script.as_str()])
+                } else {
+                    duct::cmd("sh", ["-c", script.as_str()])
+                }
+            }
+        }
+    }
+}
+
+/// A command with its environment.
+#[derive(Debug, Clone)]
+pub struct CommandSpec {
+    /// What to run.
+    pub command: CommandLine,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// Working directory.
+    pub cwd: PathBuf,
+    /// Kill it after this long.
+    pub timeout: Option<Duration>,
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// Exited with this code (128 + signal when killed by a signal).
+    Code(i32),
+    /// Killed by dbflow after its timeout.
+    TimedOut(Duration),
+}
+
+impl Exit {
+    /// True for exit code 0.
+    pub fn success(&self) -> bool {
+        *self == Exit::Code(0)
+    }
+}
+
+/// Where a command's output lines go.
+pub trait Sink: Sync {
+    /// Shows one line of output; the sink is responsible for redacting it.
+    fn line(&self, line: &str);
+}
+
+/// Runs the command, streaming stdout and stderr (merged, in order) to `sink`.
+pub fn run(spec: &CommandSpec, sink: &dyn Sink) -> std::io::Result<Exit> {
+    let mut expr = spec
+        .command
+        .expression()
+        .dir(&spec.cwd)
+        .stderr_to_stdout()
+        .unchecked();
+    for (k, v) in &spec.env {
+        expr = expr.env(k, v);
+    }
+    let handle = Arc::new(expr.reader()?);
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicBool::new(false));
+    let watchdog = spec.timeout.map(|limit| {
+        let handle = Arc::clone(&handle);
+        let timed_out = Arc::clone(&timed_out);
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            let step = Duration::from_millis(50);
+            let mut waited = Duration::ZERO;
+            while waited < limit {
+                if done.load(Ordering::SeqCst) {
+                    return;
+                }
+                std::thread::sleep(step);
+                waited += step;
+            }
+            if !done.load(Ordering::SeqCst) {
+                timed_out.store(true, Ordering::SeqCst);
+                let _ = handle.kill();
+            }
+        })
+    });
+    let mut reader = BufReader::new(&*handle);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) => break,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&buf);
+                sink.line(text.trim_end_matches(['\n', '\r']));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+    drop(reader);
+    done.store(true, Ordering::SeqCst);
+    let status = wait(&handle)?;
+    if let Some(w) = watchdog {
+        let _ = w.join();
+    }
+    if timed_out.load(Ordering::SeqCst) {
+        return Ok(Exit::TimedOut(spec.timeout.unwrap_or_default()));
+    }
+    Ok(Exit::Code(exit_code(&status)))
+}
+
+fn wait(handle: &duct::ReaderHandle) -> std::io::Result<std::process::ExitStatus> {
+    loop {
+        if let Some(output) = handle.try_wait()? {
+            return Ok(output.status);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The status as a shell would report it: the code, or 128 + the signal number.
+pub fn exit_code(status: &std::process::ExitStatus) -> i32 {
+    if let Some(code) = status.code() {
+        return code;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return 128 + signal;
+        }
+    }
+    1
+}
+
+/// Runs a command quietly and reports only whether it succeeded (preconditions).
+pub fn succeeds(spec: &CommandSpec) -> bool {
+    let mut expr = spec
+        .command
+        .expression()
+        .dir(&spec.cwd)
+        .stdout_null()
+        .stderr_null()
+        .unchecked();
+    for (k, v) in &spec.env {
+        expr = expr.env(k, v);
+    }
+    expr.run().map(|o| o.status.success()).unwrap_or(false)
+}

@@ -1,0 +1,113 @@
+//! The only place that talks to a person: step headers, messages, prompts, progress.
+//! Everything printed passes through [`redact`].
+
+pub mod progress;
+pub mod prompt;
+pub mod redact;
+
+use std::io::{IsTerminal, Write};
+
+/// Output settings for this process.
+#[derive(Debug, Clone)]
+pub struct Ui {
+    /// `--json`: stdout carries one JSON document; human messages go to stderr.
+    pub json: bool,
+    /// stderr is a terminal (progress bars, colours).
+    pub tty: bool,
+}
+
+impl Ui {
+    /// Settings for this process.
+    pub fn new(json: bool) -> Self {
+        Ui {
+            json,
+            tty: std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// Prints a line of normal output (stdout, or stderr in JSON mode), redacted.
+    pub fn out(&self, text: &str) {
+        let text = redact::redact(text);
+        if self.json {
+            eprintln!("{text}");
+        } else {
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "{text}");
+        }
+    }
+
+    /// Prints the JSON document of a `--json` command on stdout, redacted.
+    pub fn json_doc(&self, value: &serde_json::Value) {
+        let value = redact::redact_json(value);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+    }
+
+    /// A warning on stderr.
+    pub fn warn(&self, text: &str) {
+        eprintln!("{}", redact::redact(&format!("warning: {text}")));
+    }
+
+    /// An error on stderr.
+    pub fn error(&self, text: &str) {
+        eprintln!("{}", redact::redact(&format!("error: {text}")));
+    }
+
+    /// A step begins.
+    pub fn step_start(&self, depth: usize, label: &str, name: &str, kind: &str) {
+        self.out(&format!("{}▶ [{label}] {name} ({kind})", indent(depth)));
+    }
+
+    /// A step succeeded (or decided to do nothing).
+    pub fn step_done(&self, depth: usize, name: &str, ms: u64, skipped: Option<&str>) {
+        match skipped {
+            Some(reason) => self.out(&format!("{}○ {name}: skipped ({reason})", indent(depth))),
+            None => self.out(&format!("{}✔ {name} ({})", indent(depth), human_ms(ms))),
+        }
+    }
+
+    /// A step's `when` did not hold.
+    pub fn step_skipped(&self, depth: usize, label: &str, name: &str, reason: &str) {
+        self.out(&format!(
+            "{}○ [{label}] {name}: skipped ({reason})",
+            indent(depth)
+        ));
+    }
+
+    /// A step failed.
+    pub fn step_failed(&self, depth: usize, name: &str, message: &str) {
+        eprintln!(
+            "{}",
+            redact::redact(&format!("{}✘ {name}: {message}", indent(depth)))
+        );
+    }
+}
+
+/// Streams a child's output lines to the user, redacted and indented.
+pub struct ChildOutput<'a> {
+    /// Where to print.
+    pub ui: &'a Ui,
+}
+
+impl crate::runner::exec::Sink for ChildOutput<'_> {
+    fn line(&self, line: &str) {
+        self.ui.out(&format!("  │ {line}"));
+    }
+}
+
+fn indent(depth: usize) -> String {
+    "  ".repeat(depth)
+}
+
+/// `850ms`, `3.2s`, `2m05s`.
+pub fn human_ms(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        format!("{}m{:02}s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}

@@ -1,0 +1,174 @@
+//! The single redaction layer: every line dbflow prints, journals, plans or renders
+//! passes through [`redact`], so a password can only leak if it bypasses this module.
+
+use regex::Regex;
+use std::sync::{OnceLock, RwLock};
+
+/// What a secret is replaced with.
+pub const MASK: &str = "****";
+
+/// Secrets learned during this process (passwords from URLs, values of variables
+/// named like `*PASSWORD*`), kept process-wide because output comes from everywhere.
+static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+fn url_password() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    // scheme://user:password@host — the password may itself contain ':' but not '@' or
+    // whitespace; percent-encoded '@' (%40) stays inside the match.
+    RE.get_or_init(|| {
+        Regex::new(r"(?i)\b([a-z][a-z0-9+.\-]*://[^:/@\s]*:)([^@\s/]+|[^@\s]+?)(@)").unwrap()
+    })
+}
+
+fn secret_query_param() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"(?i)([?&](?:password|passwd|pwd|sslpassword)=)([^&\s]+)").unwrap()
+    })
+}
+
+/// True when a variable's name says its value is a secret.
+pub fn is_secret_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    [
+        "PASSWORD",
+        "PASSWD",
+        "SECRET",
+        "TOKEN",
+        "API_KEY",
+        "PRIVATE_KEY",
+    ]
+    .iter()
+    .any(|needle| upper.contains(needle))
+}
+
+/// Remembers a secret value so that it is masked wherever it appears later.
+/// Very short values are ignored: masking every "a" would make output unreadable and
+/// such values are not secrets worth the name.
+pub fn register_secret(value: &str) {
+    let value = value.trim();
+    if value.len() < 4 {
+        return;
+    }
+    let mut secrets = SECRETS.write().unwrap_or_else(|e| e.into_inner());
+    if !secrets.iter().any(|s| s == value) {
+        secrets.push(value.to_string());
+        // Longest first, so a secret that contains another is masked whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+}
+
+/// Registers the password of a connection URL (raw and percent-decoded forms).
+pub fn register_url(url: &str) {
+    if let Ok(parsed) = url::Url::parse(url) {
+        if let Some(password) = parsed.password() {
+            register_secret(password);
+            if let Ok(decoded) = percent_encoding::percent_decode_str(password).decode_utf8() {
+                register_secret(&decoded);
+            }
+        }
+        for (key, value) in parsed.query_pairs() {
+            if is_secret_name(&key) || key.eq_ignore_ascii_case("pwd") {
+                register_secret(&value);
+            }
+        }
+    }
+}
+
+/// Registers every variable of an environment whose name marks it as secret, and the
+/// passwords of every URL-looking value.
+pub fn register_env<'a>(vars: impl IntoIterator<Item = (&'a str, &'a str)>) {
+    for (name, value) in vars {
+        if is_secret_name(name) {
+            register_secret(value);
+        }
+        if value.contains("://") {
+            register_url(value);
+        }
+    }
+}
+
+/// Masks every known secret and every password embedded in a URL.
+pub fn redact(text: &str) -> String {
+    let mut out = url_password()
+        .replace_all(text, format!("${{1}}{MASK}${{3}}"))
+        .into_owned();
+    out = secret_query_param()
+        .replace_all(&out, format!("${{1}}{MASK}"))
+        .into_owned();
+    let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
+    for secret in secrets.iter() {
+        if out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), MASK);
+        }
+    }
+    out
+}
+
+/// Redacts every string inside a JSON value (keys included), for journals and `--json`.
+pub fn redact_json(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => Value::String(redact(s)),
+        Value::Array(items) => Value::Array(items.iter().map(redact_json).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let v = if is_secret_name(k) && v.is_string() {
+                        Value::String(MASK.into())
+                    } else {
+                        redact_json(v)
+                    };
+                    (redact(k), v)
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_url_passwords() {
+        assert_eq!(
+            redact("postgres://app:s3cr3t@db.internal:5432/shop"),
+            "postgres://app:****@db.internal:5432/shop"
+        );
+        assert_eq!(
+            redact("url=postgresql://u:p%40ss:word@h/db?sslmode=require done"),
+            "url=postgresql://u:****@h/db?sslmode=require done"
+        );
+        assert_eq!(redact("postgres://app@db/shop"), "postgres://app@db/shop");
+        assert_eq!(redact("sqlite:./dev.db"), "sqlite:./dev.db");
+        assert_eq!(redact("host=h password=x"), "host=h password=x");
+        assert_eq!(
+            redact("postgres://h/db?password=hunter22&x=1"),
+            "postgres://h/db?password=****&x=1"
+        );
+    }
+
+    #[test]
+    fn masks_registered_secrets_anywhere() {
+        register_url("postgres://app:Zebra-Horse-42@db/shop");
+        assert_eq!(
+            redact("PGPASSWORD=Zebra-Horse-42 psql"),
+            "PGPASSWORD=**** psql"
+        );
+        register_env([("STRIPE_SECRET_KEY", "sk_live_abcdef")]);
+        assert_eq!(redact("key sk_live_abcdef."), "key ****.");
+        assert!(is_secret_name("db_password"));
+        assert!(!is_secret_name("DATABASE_URL"));
+    }
+
+    #[test]
+    fn redacts_json_values_and_secret_keys() {
+        let v = serde_json::json!({"url": "postgres://a:bcdefg@h/d", "API_TOKEN": "xyz", "n": 1});
+        let r = redact_json(&v);
+        assert_eq!(r["url"], "postgres://a:****@h/d");
+        assert_eq!(r["API_TOKEN"], "****");
+        assert_eq!(r["n"], 1);
+    }
+}
