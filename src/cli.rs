@@ -58,10 +58,47 @@ pub enum Command {
         /// Show this run in full.
         id: Option<String>,
     },
+    /// Migrations: status, deploy, resolve, down (Prisma-compatible).
+    Migrate {
+        /// What to do.
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
     /// Scaffold Workflowfile.yaml, workflows/, templates/ and scripts-lua/ here.
     Init {
         /// Folder to initialise (default: the current directory).
         #[arg(default_value = ".")]
         dir: PathBuf,
+    },
+}
+
+/// `dbflow migrate …`
+#[derive(Debug, Subcommand)]
+pub enum MigrateAction {
+    /// Show each migration's state and schema drift (exit 4 when not clean).
+    Status,
+    /// Apply pending migrations, one deployer at a time.
+    Deploy {
+        /// List what would be applied and stop.
+        #[arg(long)]
+        dry_run: bool,
+        /// Stop after this migration.
+        #[arg(long, value_name = "NAME")]
+        to: Option<String>,
+    },
+    /// Mark a failed migration as applied or rolled back (Prisma's semantics).
+    #[command(group(clap::ArgGroup::new("mark").required(true).args(["applied", "rolled_back"])))]
+    Resolve {
+        /// Record NAME as applied (after finishing it by hand).
+        #[arg(long, value_name = "NAME")]
+        applied: Option<String>,
+        /// Record the failed NAME as rolled back (the next deploy retries it).
+        #[arg(long, value_name = "NAME")]
+        rolled_back: Option<String>,
+    },
+    /// Run the newest applied migration's down.sql and mark it rolled back.
+    Down {
+        /// The newest applied migration.
+        name: String,
     },
 }

@@ -9,6 +9,7 @@ pub mod app;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod db;
 pub mod engine;
 pub mod error;
 pub mod runner;

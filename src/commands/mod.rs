@@ -3,6 +3,7 @@
 mod env;
 mod init;
 mod list;
+pub mod migrate;
 mod run;
 mod runs;
 mod validate;
@@ -27,6 +28,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Env => env::run(&app, cli.env.as_deref()),
         Command::Validate => validate::run(&app, cli.env.as_deref()),
         Command::Runs { last, id } => runs::run(&app, last, id.as_deref()),
+        Command::Migrate { action } => migrate::run(&app, cli.env.as_deref(), action),
         Command::Init { .. } => unreachable!("handled above"),
     }
 }

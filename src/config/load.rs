@@ -72,12 +72,12 @@ fn parse_yaml<T: serde::de::DeserializeOwned>(
     path: &Arc<PathBuf>,
     text: &str,
 ) -> Result<T, Diagnostic> {
-    serde_saphyr::from_str::<T>(text).map_err(|err| yaml_error(path, &err))
+    serde_saphyr::from_str::<T>(text).map_err(|err| yaml_error(path, text, &err))
 }
 
 /// Converts a serde-saphyr error into a diagnostic, adding a suggestion for unknown
 /// keys and values.
-fn yaml_error(path: &Arc<PathBuf>, err: &serde_saphyr::Error) -> Diagnostic {
+fn yaml_error(path: &Arc<PathBuf>, text: &str, err: &serde_saphyr::Error) -> Diagnostic {
     let mut message = err.without_snippet().to_string();
     if let Some(index) = message.rfind(" at line ") {
         message.truncate(index);
@@ -86,7 +86,13 @@ fn yaml_error(path: &Arc<PathBuf>, err: &serde_saphyr::Error) -> Diagnostic {
         .location()
         .filter(|l| l.line() > 0)
         .map(|l| Loc::new(path, &l));
-    let help = unknown_name_help(&message);
+    let mut help = unknown_name_help(&message);
+    if let Some((shape_message, shape_help)) =
+        loc.as_ref().and_then(|l| wrong_shape(&message, text, l))
+    {
+        message = shape_message;
+        help = Some(shape_help);
+    }
     let diagnostic = Diagnostic {
         message,
         loc,
@@ -97,6 +103,48 @@ fn yaml_error(path: &Arc<PathBuf>, err: &serde_saphyr::Error) -> Diagnostic {
         return diagnostic.with_note(format!("in {}", path.display()));
     }
     diagnostic
+}
+
+/// serde-saphyr reports a value of the wrong shape as "expected sequence start" or
+/// "invalid boolean", naming neither the key nor what to write. The key is taken from the
+/// source line when the value sits right after it (`dependencies: generate`).
+fn wrong_shape(message: &str, text: &str, loc: &Loc) -> Option<(String, String)> {
+    let (wanted, example) = if message.starts_with("expected sequence start") {
+        (
+            "a list",
+            "write `[a, b]`, or one `- item` per line below the key",
+        )
+    } else if message.starts_with("expected mapping start") {
+        (
+            "a mapping",
+            "write `key: value` lines, indented below the key",
+        )
+    } else if message.starts_with("invalid boolean") {
+        ("`true` or `false`", "write `true` or `false`")
+    } else {
+        return None;
+    };
+    let line = text
+        .lines()
+        .nth(usize::try_from(loc.line).ok()?.checked_sub(1)?)?;
+    let before: String = line
+        .chars()
+        .take(usize::try_from(loc.col).ok()?.saturating_sub(1))
+        .collect();
+    let key = before
+        .trim()
+        .trim_start_matches("- ")
+        .strip_suffix(':')
+        .map(str::trim)
+        .filter(|k| {
+            !k.is_empty()
+                && k.chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+        });
+    Some(match key {
+        Some(key) => (format!("`{key}` must be {wanted}"), example.to_string()),
+        None => (format!("expected {wanted} here"), example.to_string()),
+    })
 }
 
 /// serde says "unknown field `comand`, expected one of command, args"; turn the list
@@ -247,6 +295,7 @@ fn load_file(path: &Path, cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
             .as_ref()
             .and_then(|m| m.table.as_ref().map(|d| d.value.clone()))
             .unwrap_or_else(|| "_prisma_migrations".into()),
+        migration_limits: migration_limits(raw.migrations.as_ref(), &file, &mut errors),
         backups_dir: raw
             .backups
             .as_ref()
@@ -270,6 +319,36 @@ fn load_file(path: &Path, cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
         Ok(project)
     } else {
         Err(errors)
+    }
+}
+
+fn migration_limits(
+    raw: Option<&super::raw::RawMigrations>,
+    file: &Arc<PathBuf>,
+    errors: &mut Vec<Diagnostic>,
+) -> super::model::MigrationLimits {
+    let mut duration = |value: Option<&SStr>| -> Option<std::time::Duration> {
+        let value = value?;
+        match humantime::parse_duration(&value.value) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                errors.push(
+                    Diagnostic::at(
+                        Loc::new(file, &value.referenced),
+                        format!("invalid duration `{}`: {e}", value.value),
+                    )
+                    .with_help("write a duration such as `5s`, `2m` or `1h`"),
+                );
+                None
+            }
+        }
+    };
+    super::model::MigrationLimits {
+        lock_timeout: duration(raw.and_then(|r| r.lock_timeout.as_ref())),
+        statement_timeout: duration(raw.and_then(|r| r.statement_timeout.as_ref())),
+        lock_retries: raw.and_then(|r| r.lock_retries).unwrap_or(3),
+        lock_wait: duration(raw.and_then(|r| r.lock_wait.as_ref()))
+            .unwrap_or(std::time::Duration::from_secs(60)),
     }
 }
 
@@ -310,6 +389,7 @@ fn zero_config(cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
         sandbox_pattern: DEFAULT_SANDBOX_PATTERN.into(),
         migrations_dir: "prisma/migrations".into(),
         migrations_table: "_prisma_migrations".into(),
+        migration_limits: migration_limits(None, &Arc::new(PathBuf::new()), &mut errors),
         backups_dir: "backups".into(),
         environments: IndexMap::new(),
         implicit_environments: true,
@@ -389,6 +469,14 @@ impl Builder {
                 ));
             }
             let raw = workflow.value;
+            // Checked here, on the steps as written: a step dropped for its own error
+            // must not also make the workflow look empty.
+            if raw.steps.is_empty() {
+                errors.push(Diagnostic::at(
+                    loc.clone(),
+                    format!("workflow `{}` has no steps", name.value),
+                ));
+            }
             let steps = raw
                 .steps
                 .into_iter()

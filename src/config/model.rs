@@ -39,6 +39,8 @@ pub struct Project {
     pub migrations_dir: String,
     /// Migration history table.
     pub migrations_table: String,
+    /// Lock and timeout settings for applying migrations.
+    pub migration_limits: MigrationLimits,
     /// Backups folder, relative to `root`.
     pub backups_dir: String,
     /// Declared environments, in file order.
@@ -49,6 +51,19 @@ pub struct Project {
     pub tasks: IndexMap<String, Task>,
     /// Workflows by name.
     pub workflows: IndexMap<String, Workflow>,
+}
+
+/// Lock and timeout settings for applying migrations (durations already parsed).
+#[derive(Debug, Clone, Default)]
+pub struct MigrationLimits {
+    /// `lock_timeout` per migration; `None` = the default for the protection level.
+    pub lock_timeout: Option<std::time::Duration>,
+    /// `statement_timeout` per migration.
+    pub statement_timeout: Option<std::time::Duration>,
+    /// Retries of a migration that failed only on `lock_timeout`.
+    pub lock_retries: u32,
+    /// How long to wait for the deploy lock.
+    pub lock_wait: std::time::Duration,
 }
 
 /// One declared environment (values not yet interpolated).

@@ -65,6 +65,15 @@ pub struct RawMigrations {
     pub dir: Option<SStr>,
     /// History table (default `_prisma_migrations`).
     pub table: Option<SStr>,
+    /// `lock_timeout` set for each migration (default `5s` on shared and protected
+    /// environments, none on sandbox).
+    pub lock_timeout: Option<SStr>,
+    /// `statement_timeout` set for each migration (default none).
+    pub statement_timeout: Option<SStr>,
+    /// How often a migration that failed only on `lock_timeout` is retried (default 3).
+    pub lock_retries: Option<u32>,
+    /// How long to wait for another deploy's advisory lock (default `60s`).
+    pub lock_wait: Option<SStr>,
 }
 
 /// `backups:` settings.

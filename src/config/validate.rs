@@ -1,7 +1,7 @@
 //! Semantic checks over the loaded project: references, cycles, values. Step kinds and
 //! their parameters are checked by the engine's registry (`engine::validate`).
 
-use super::diagnostic::{did_you_mean, Diagnostic, Loc};
+use super::diagnostic::{did_you_mean, find_after, Diagnostic, Loc};
 use super::model::{Condition, FailurePolicy, Project};
 use super::raw::SStr;
 use indexmap::IndexMap;
@@ -161,12 +161,6 @@ pub fn check_project(project: &Project, errors: &mut Vec<Diagnostic>) {
                 ));
             }
         }
-        if workflow.steps.is_empty() {
-            errors.push(Diagnostic::at(
-                workflow.loc.clone(),
-                format!("workflow `{}` has no steps", workflow.name),
-            ));
-        }
         for step in &workflow.steps {
             if let Some((FailurePolicy::Workflow(target), loc)) = &step.on_failure {
                 check_workflow_ref(project, target, loc, &workflow_names, errors);
@@ -231,13 +225,23 @@ fn check_condition_envs(project: &Project, condition: &Condition, errors: &mut V
         if !names.contains(&env.value.as_str()) {
             errors.push(
                 Diagnostic::at(
-                    Loc::new(&condition.loc.file, &env.referenced),
+                    condition_part_loc(condition, env),
                     format!("condition names unknown environment `{}`", env.value),
                 )
                 .with_help_opt(did_you_mean(&env.value, names.iter().copied())),
             );
         }
     }
+}
+
+/// Where a name inside a condition was written. A step's `when:` is read through JSON,
+/// which loses the spans of its parts; then the name is searched for from the start
+/// of the condition.
+fn condition_part_loc(condition: &Condition, part: &SStr) -> Loc {
+    if part.referenced.line() > 0 {
+        return Loc::new(&condition.loc.file, &part.referenced);
+    }
+    find_after(&condition.loc, &part.value).unwrap_or_else(|| condition.loc.clone())
 }
 
 /// Depth-first search for dependency cycles; each cycle is reported once, printed in full.

@@ -113,7 +113,7 @@ pub fn run(spec: &CommandSpec, sink: &dyn Sink) -> std::io::Result<Exit> {
             }
             if !done.load(Ordering::SeqCst) {
                 timed_out.store(true, Ordering::SeqCst);
-                let _ = handle.kill();
+                kill_tree(&handle);
             }
         })
     });
@@ -141,6 +141,63 @@ pub fn run(spec: &CommandSpec, sink: &dyn Sink) -> std::io::Result<Exit> {
         return Ok(Exit::TimedOut(spec.timeout.unwrap_or_default()));
     }
     Ok(Exit::Code(exit_code(&status)))
+}
+
+/// Kills the command and every process it started. Killing only the direct child is not
+/// enough: in `sh -c "sleep 5"` the shell dies but `sleep` keeps running, keeps the output
+/// pipe open, and the "killed" command goes on (a migration that was reported as timed
+/// out would still be changing the database).
+fn kill_tree(handle: &duct::ReaderHandle) {
+    let pids: Vec<u32> = handle
+        .pids()
+        .into_iter()
+        .flat_map(|pid| descendants(pid).into_iter())
+        .collect();
+    if !pids.is_empty() {
+        // `kill` rather than a libc binding: dbflow has no libc dependency to call it with.
+        let _ = std::process::Command::new("kill")
+            .arg("-KILL")
+            .args(pids.iter().map(u32::to_string))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+    let _ = handle.kill();
+}
+
+/// Every process below `root`, from /proc (Linux); empty elsewhere, where only the direct
+/// child is killed.
+fn descendants(root: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let parents: Vec<(u32, u32)> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // The command name in parentheses may contain spaces: the parent pid is the
+            // second field after its closing parenthesis.
+            let ppid = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some((pid, ppid))
+        })
+        .collect();
+    let mut found = Vec::new();
+    let mut queue = vec![root];
+    while let Some(parent) = queue.pop() {
+        for &(pid, ppid) in &parents {
+            if ppid == parent && !found.contains(&pid) {
+                found.push(pid);
+                queue.push(pid);
+            }
+        }
+    }
+    found
 }
 
 fn wait(handle: &duct::ReaderHandle) -> std::io::Result<std::process::ExitStatus> {

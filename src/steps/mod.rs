@@ -1,7 +1,9 @@
 //! Built-in step kinds, one file each. Adding a kind = one file + one line in [`builtin`].
 
 pub mod confirm;
+pub mod deploy;
 pub mod shell;
+pub mod status;
 pub mod task;
 pub mod workflow;
 
@@ -15,5 +17,7 @@ pub fn builtin() -> Registry {
     registry.register(Arc::new(shell::ShellKind));
     registry.register(Arc::new(confirm::ConfirmKind));
     registry.register(Arc::new(workflow::WorkflowKind));
+    registry.register(Arc::new(status::StatusKind));
+    registry.register(Arc::new(deploy::DeployKind));
     registry
 }

@@ -1,0 +1,177 @@
+//! `dbflow migrate status|deploy|resolve|down`, and the status rendering and progress
+//! printing the `status` and `deploy` steps share.
+
+use crate::app::App;
+use crate::cli::MigrateAction;
+use crate::db::migrate::{self, DeployOptions, Event, State, Status};
+use crate::db::target::{pooler_warning, Target};
+use crate::error::{Error, ExitCode, Result};
+use crate::ui::Ui;
+use serde_json::json;
+
+pub fn run(app: &App, env_flag: Option<&str>, action: MigrateAction) -> Result<ExitCode> {
+    let env = app.env(env_flag)?;
+    let target = Target::for_env(&app.project, &env);
+    let store = target.store()?;
+    for (name, why) in &store.ignored {
+        app.ui
+            .warn(&format!("{}/{name} ignored: {why}", target.dir.display()));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the runtime", e))?;
+    runtime.block_on(async {
+        let mut conn = target.connect().await?;
+        let result = match action {
+            MigrateAction::Status => {
+                let status = migrate::status(&mut conn, &store, &target.table).await.map_err(|e| Error::failed(e.to_string()))?;
+                if app.ui.json {
+                    app.ui.json_doc(&json!({ "env": env.name, "status": status, "clean": status.problems(&all()).is_empty() }));
+                } else {
+                    app.ui.out(&format!("environment `{}` ({})", env.name, target.url.redacted()));
+                    app.ui.out(&render_status(&status));
+                }
+                Ok(if status.problems(&all()).is_empty() { ExitCode::Ok } else { ExitCode::NotClean })
+            }
+            MigrateAction::Deploy { dry_run, to } => {
+                if let Some(warning) = pooler_warning(&env) {
+                    app.ui.warn(&warning);
+                }
+                let options = DeployOptions { to, dry_run };
+                let mut on_event = progress_printer(&app.ui);
+                let report = migrate::deploy(&mut conn, &store, &target.table, &target.limits, &options, &mut on_event).await;
+                match report {
+                    Ok(report) => {
+                        for warning in &report.warnings {
+                            app.ui.warn(warning);
+                        }
+                        if app.ui.json {
+                            app.ui.json_doc(&json!({ "env": env.name, "dry_run": dry_run, "report": report }));
+                        } else if dry_run {
+                            if report.pending.is_empty() {
+                                app.ui.out("nothing to apply: the database is up to date");
+                            } else {
+                                app.ui.out(&format!("would apply {} migration(s):", report.pending.len()));
+                                for name in &report.pending {
+                                    app.ui.out(&format!("  {name}"));
+                                }
+                            }
+                        } else if report.applied.is_empty() {
+                            app.ui.out("nothing to apply: the database is up to date");
+                        } else {
+                            app.ui.out(&format!("✔ applied {} migration(s) to `{}`", report.applied.len(), env.name));
+                        }
+                        Ok(ExitCode::Ok)
+                    }
+                    Err(e) => Err(Error::failed(e.to_string())),
+                }
+            }
+            MigrateAction::Resolve { applied, rolled_back } => {
+                let (name, as_applied) = match (applied, rolled_back) {
+                    (Some(n), None) => (n, true),
+                    (None, Some(n)) => (n, false),
+                    _ => return Err(Error::Usage("give exactly one of --applied NAME or --rolled-back NAME".into())),
+                };
+                let message = migrate::resolve(&mut conn, &store, &target.table, &name, as_applied).await.map_err(|e| Error::failed(e.to_string()))?;
+                app.ui.out(&message);
+                Ok(ExitCode::Ok)
+            }
+            MigrateAction::Down { name } => {
+                let message = migrate::down(&mut conn, &store, &target.table, &name).await.map_err(|e| Error::failed(e.to_string()))?;
+                app.ui.out(&message);
+                Ok(ExitCode::Ok)
+            }
+        };
+        conn.close().await;
+        result
+    })
+}
+
+fn all() -> Vec<String> {
+    migrate::ALL_CATEGORIES
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// The status as a table for people.
+pub fn render_status(status: &Status) -> String {
+    let mut out = String::new();
+    if status.entries.is_empty() {
+        out.push_str("no migrations found\n");
+    }
+    let width = status
+        .entries
+        .iter()
+        .map(|e| e.name.len())
+        .max()
+        .unwrap_or(0);
+    for entry in &status.entries {
+        let mark = match entry.state {
+            State::Applied => "✔",
+            State::Pending | State::RolledBack => "…",
+            State::Failed | State::Modified | State::MissingLocally => "✘",
+        };
+        let state = entry.state.as_str().replace('_', " ");
+        let at = entry
+            .at
+            .as_ref()
+            .map(|a| format!("  {a}"))
+            .unwrap_or_default();
+        let note = entry
+            .note
+            .as_ref()
+            .map(|n| format!("  ({n})"))
+            .unwrap_or_default();
+        let line = format!("{mark} {:width$}  {state:<12}{at}{note}", entry.name);
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    let count = |s| status.with_state(s).count();
+    out.push_str(&format!(
+        "{} applied, {} pending, {} failed, {} modified, {} missing locally\n",
+        count(State::Applied),
+        count(State::Pending) + count(State::RolledBack),
+        count(State::Failed),
+        count(State::Modified),
+        count(State::MissingLocally)
+    ));
+    if !status.drift_checked {
+        out.push_str("schema drift: not checked (no deploy by dbflow recorded the schema yet)\n");
+    } else if status.drift.is_empty() {
+        out.push_str("schema drift: none since the last deploy\n");
+    } else {
+        out.push_str(&format!(
+            "schema drift: {} change(s) made outside migrations:\n",
+            status.drift.len()
+        ));
+        for line in &status.drift {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    out.trim_end().to_string()
+}
+
+/// Prints deploy progress lines (and waits, retries) through the UI.
+pub fn progress_printer(ui: &Ui) -> impl FnMut(Event<'_>) + Send + '_ {
+    move |event| match event {
+        Event::WaitingForLock => {
+            ui.out("  waiting for another deploy to release the migration lock…")
+        }
+        Event::Applying(name, i, n) => ui.out(&format!("  [{i}/{n}] applying {name}")),
+        Event::Applied(name, elapsed, transactional) => ui.out(&format!(
+            "  ✔ {name} ({}{})",
+            crate::ui::human_ms(elapsed.as_millis() as u64),
+            if transactional {
+                ""
+            } else {
+                ", outside a transaction"
+            }
+        )),
+        Event::Retrying(name, attempt, pause) => ui.warn(&format!(
+            "{name} hit lock_timeout; retry {attempt} in {}",
+            humantime::format_duration(pause)
+        )),
+    }
+}

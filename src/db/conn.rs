@@ -1,0 +1,225 @@
+//! Connections (sqlx, runtime queries only) to PostgreSQL and SQLite behind one enum, with
+//! the few operations the orchestration needs. Identifiers are always quoted.
+
+use crate::config::DbUrl;
+use sqlx::{Connection, Row};
+use std::str::FromStr;
+
+/// An open connection.
+pub enum Conn {
+    /// PostgreSQL.
+    Pg(sqlx::PgConnection),
+    /// SQLite.
+    Sqlite(sqlx::SqliteConnection),
+}
+
+/// A database error with the parts PostgreSQL reports, kept apart so they can be shown
+/// and stored in `logs`.
+#[derive(Debug, Clone)]
+pub struct DbError {
+    /// The server's message.
+    pub message: String,
+    /// SQLSTATE, when the server gave one.
+    pub code: Option<String>,
+    /// 1-based character position in the query text, when the server gave one.
+    pub position: Option<usize>,
+    /// DETAIL and HINT lines.
+    pub detail: Option<String>,
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(code) = &self.code {
+            write!(f, " (SQLSTATE {code})")?;
+        }
+        if let Some(detail) = &self.detail {
+            write!(f, "\n{detail}")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(err: sqlx::Error) -> Self {
+        if let Some(db) = err.as_database_error() {
+            let code = db.code().map(|c| c.to_string());
+            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                let position = match pg.position() {
+                    Some(sqlx::postgres::PgErrorPosition::Original(p)) => Some(p),
+                    _ => None,
+                };
+                let detail = [
+                    pg.detail().map(|d| format!("DETAIL: {d}")),
+                    pg.hint().map(|h| format!("HINT: {h}")),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("\n");
+                return DbError {
+                    message: pg.message().to_string(),
+                    code,
+                    position,
+                    detail: (!detail.is_empty()).then_some(detail),
+                };
+            }
+            return DbError {
+                message: db.message().to_string(),
+                code,
+                position: None,
+                detail: None,
+            };
+        }
+        DbError {
+            message: err.to_string(),
+            code: None,
+            position: None,
+            detail: None,
+        }
+    }
+}
+
+/// `"name"`, or `"schema"."name"` for a dotted name.
+pub fn quote_ident(name: &str) -> String {
+    name.split('.')
+        .map(|part| format!("\"{}\"", part.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// `'text'` with quotes doubled.
+pub fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+impl Conn {
+    /// Connects to `url` (SQLite files and their folder are created when missing).
+    pub async fn connect(url: &DbUrl) -> Result<Conn, DbError> {
+        if url.is_postgres() {
+            let options = sqlx::postgres::PgConnectOptions::from_str(url.expose())?
+                .application_name("dbflow");
+            return Ok(Conn::Pg(sqlx::PgConnection::connect_with(&options).await?));
+        }
+        if url.is_sqlite() {
+            let raw = url.expose();
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(raw)?
+                .create_if_missing(true)
+                .busy_timeout(std::time::Duration::from_secs(30));
+            if let Some(parent) = options.get_filename().parent() {
+                if !parent.as_os_str().is_empty() {
+                    let _ = std::fs::create_dir_all(parent);
+                }
+            }
+            return Ok(Conn::Sqlite(
+                sqlx::SqliteConnection::connect_with(&options).await?,
+            ));
+        }
+        Err(DbError {
+            message: format!(
+                "unsupported database URL scheme `{}` (use postgres:// or sqlite:)",
+                url.scheme()
+            ),
+            code: None,
+            position: None,
+            detail: None,
+        })
+    }
+
+    /// True for PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Conn::Pg(_))
+    }
+
+    /// Runs SQL text (any number of statements) through the simple protocol.
+    pub async fn batch(&mut self, sql: &str) -> Result<(), DbError> {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        match self {
+            Conn::Pg(c) => sqlx::raw_sql(sql).execute(c).await.map(|_| ()),
+            Conn::Sqlite(c) => sqlx::raw_sql(sql).execute(c).await.map(|_| ()),
+        }
+        .map_err(DbError::from)
+    }
+
+    /// The first column of every row, as text (NULL as empty).
+    pub async fn strings(&mut self, sql: &str) -> Result<Vec<String>, DbError> {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        let values = match self {
+            Conn::Pg(c) => sqlx::query(sql)
+                .fetch_all(c)
+                .await?
+                .iter()
+                .map(|r| {
+                    r.try_get::<Option<String>, _>(0)
+                        .map(Option::unwrap_or_default)
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            Conn::Sqlite(c) => sqlx::query(sql)
+                .fetch_all(c)
+                .await?
+                .iter()
+                .map(|r| {
+                    r.try_get::<Option<String>, _>(0)
+                        .map(Option::unwrap_or_default)
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        Ok(values)
+    }
+
+    /// One text value (first column of the first row), if any.
+    pub async fn string(&mut self, sql: &str) -> Result<Option<String>, DbError> {
+        Ok(self.strings(sql).await?.into_iter().next())
+    }
+
+    /// Whether a table exists.
+    pub async fn table_exists(&mut self, table: &str) -> Result<bool, DbError> {
+        let sql = match self {
+            Conn::Pg(_) => format!("SELECT (to_regclass({}) IS NOT NULL)::text", quote_literal(&quote_ident(table))),
+            Conn::Sqlite(_) => format!(
+                "SELECT CASE WHEN count(*) > 0 THEN 'true' ELSE 'false' END FROM sqlite_master WHERE type = 'table' AND name = {}",
+                quote_literal(table)
+            ),
+        };
+        Ok(self.string(&sql).await?.as_deref() == Some("true"))
+    }
+
+    /// Closes the connection politely.
+    pub async fn close(self) {
+        let _ = match self {
+            Conn::Pg(c) => c.close().await,
+            Conn::Sqlite(c) => c.close().await,
+        };
+    }
+
+    /// Rows of a query as text columns (NULL as `None`); every selected column must be text.
+    pub async fn rows(
+        &mut self,
+        sql: &str,
+        columns: usize,
+    ) -> Result<Vec<Vec<Option<String>>>, DbError> {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        let mut out = Vec::new();
+        match self {
+            Conn::Pg(c) => {
+                for row in sqlx::query(sql).fetch_all(c).await? {
+                    out.push(
+                        (0..columns)
+                            .map(|i| row.try_get::<Option<String>, _>(i))
+                            .collect::<Result<_, _>>()?,
+                    );
+                }
+            }
+            Conn::Sqlite(c) => {
+                for row in sqlx::query(sql).fetch_all(c).await? {
+                    out.push(
+                        (0..columns)
+                            .map(|i| row.try_get::<Option<String>, _>(i))
+                            .collect::<Result<_, _>>()?,
+                    );
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,950 @@
+//! The native migrator: status, deploy, resolve and down, on Prisma's files and history
+//! table. Orchestration is written once; [`Conn`] hides the backend.
+//!
+//! Deploy semantics beyond Prisma's: on PostgreSQL each migration and its history row
+//! commit in one transaction (so a failed migration leaves nothing behind and stays
+//! pending), except migrations with statements that cannot run in a transaction, which
+//! are run statement by statement between a "started" and a "finished" row, as Prisma
+//! does. An advisory lock on Prisma's key serialises deployers, dbflow and Prisma alike.
+
+use super::conn::{quote_ident, quote_literal, Conn, DbError};
+use super::history::{self, HistoryRow, RowKind};
+use super::schema;
+use super::statements::{self, line_of};
+use super::store::{Migration, Store};
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+/// Prisma's advisory lock key (`prisma migrate deploy` takes the same one).
+pub const ADVISORY_LOCK_KEY: i64 = 72707369;
+
+/// The state of one migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Applied and unchanged.
+    Applied,
+    /// On disk, not applied.
+    Pending,
+    /// Started, not finished, not rolled back.
+    Failed,
+    /// Applied, but the file changed since (checksum differs).
+    Modified,
+    /// In the history table, not on disk.
+    MissingLocally,
+    /// Only rolled-back attempts recorded: it will be applied again.
+    RolledBack,
+}
+
+impl State {
+    /// The name used in `fail_on` and output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Applied => "applied",
+            State::Pending => "pending",
+            State::Failed => "failed",
+            State::Modified => "modified",
+            State::MissingLocally => "missing",
+            State::RolledBack => "rolled_back",
+        }
+    }
+}
+
+/// One line of the status.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    /// Migration name.
+    pub name: String,
+    /// Its state.
+    pub state: State,
+    /// When it finished (applied) or started (failed).
+    pub at: Option<String>,
+    /// Extra information: the failure log's first line, the checksums that differ, …
+    pub note: Option<String>,
+}
+
+/// The whole status.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// One entry per migration, in name order (missing-locally ones included).
+    pub entries: Vec<Entry>,
+    /// Schema changes made outside migrations since the last deploy.
+    pub drift: Vec<String>,
+    /// Whether a recorded schema state existed to compare with.
+    pub drift_checked: bool,
+    /// Whether the history table exists.
+    pub history_table_exists: bool,
+    /// Folder entries that are not migrations, with why.
+    pub ignored: Vec<(String, String)>,
+}
+
+impl Status {
+    /// Migrations in a given state.
+    pub fn with_state(&self, state: State) -> impl Iterator<Item = &Entry> {
+        self.entries.iter().filter(move |e| e.state == state)
+    }
+
+    /// The problems among `fail_on` categories (`pending`, `failed`, `modified`,
+    /// `missing`, `drift`), for people.
+    pub fn problems(&self, fail_on: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        for entry in &self.entries {
+            let category = match entry.state {
+                State::Applied => continue,
+                State::RolledBack => "pending",
+                other => other.as_str(),
+            };
+            if fail_on.iter().any(|f| f == category) {
+                out.push(format!(
+                    "{} is {}",
+                    entry.name,
+                    entry.state.as_str().replace('_', " ")
+                ));
+            }
+        }
+        if fail_on.iter().any(|f| f == "drift") {
+            out.extend(self.drift.iter().cloned());
+        }
+        out
+    }
+
+    /// The newest applied migration.
+    pub fn head(&self) -> Option<&str> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|e| e.state == State::Applied || e.state == State::Modified)
+            .map(|e| e.name.as_str())
+    }
+}
+
+/// Every category `fail_on` knows.
+pub const ALL_CATEGORIES: &[&str] = &["pending", "failed", "modified", "missing", "drift"];
+
+/// Computes the status of `store` against the database.
+pub async fn status(conn: &mut Conn, store: &Store, table: &str) -> Result<Status, DbError> {
+    let history_table_exists = conn.table_exists(table).await?;
+    let rows = if history_table_exists {
+        history::read(conn, table).await?
+    } else {
+        Vec::new()
+    };
+    let mut entries = Vec::new();
+    for migration in &store.migrations {
+        entries.push(entry_for(migration, &rows));
+    }
+    let mut missing: Vec<&HistoryRow> = rows
+        .iter()
+        .filter(|r| r.rolled_back_at.is_none() && store.get(&r.migration_name).is_none())
+        .collect();
+    missing.dedup_by(|a, b| a.migration_name == b.migration_name);
+    for row in missing {
+        entries.push(Entry {
+            name: row.migration_name.clone(),
+            state: State::MissingLocally,
+            at: row
+                .finished_at
+                .clone()
+                .or_else(|| Some(row.started_at.clone())),
+            note: Some(
+                "recorded in the history table but not found in the migrations folder".into(),
+            ),
+        });
+    }
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    let (drift, drift_checked) = match schema::recorded(conn).await? {
+        Some(recorded) => {
+            let live = schema::snapshot(conn, table).await?;
+            if schema::fingerprint(&live) == recorded.fingerprint {
+                (Vec::new(), true)
+            } else {
+                (schema::diff(&recorded.lines, &live), true)
+            }
+        }
+        None => (Vec::new(), false),
+    };
+    Ok(Status {
+        entries,
+        drift,
+        drift_checked,
+        history_table_exists,
+        ignored: store.ignored.clone(),
+    })
+}
+
+fn entry_for(migration: &Migration, rows: &[HistoryRow]) -> Entry {
+    let mine: Vec<&HistoryRow> = rows
+        .iter()
+        .filter(|r| r.migration_name == migration.name)
+        .collect();
+    let active: Vec<&&HistoryRow> = mine.iter().filter(|r| r.rolled_back_at.is_none()).collect();
+    let entry = |state, at: Option<String>, note: Option<String>| Entry {
+        name: migration.name.clone(),
+        state,
+        at,
+        note,
+    };
+    if let Some(failed) = active.iter().find(|r| r.finished_at.is_none()) {
+        let log = failed
+            .logs
+            .as_deref()
+            .and_then(|l| l.lines().next())
+            .map(str::to_string);
+        return entry(State::Failed, Some(failed.started_at.clone()), log);
+    }
+    if let Some(applied) = active.last() {
+        if super::checksum::matches(&applied.checksum, &migration.script) {
+            return entry(State::Applied, applied.finished_at.clone(), None);
+        }
+        return entry(
+            State::Modified,
+            applied.finished_at.clone(),
+            Some(format!(
+                "applied checksum {}…, file now {}…",
+                short(&applied.checksum),
+                short(&migration.checksum)
+            )),
+        );
+    }
+    if let Some(attempt) = mine.last() {
+        let log = attempt
+            .logs
+            .as_deref()
+            .and_then(|l| l.lines().next())
+            .map(|l| format!("last attempt rolled back: {l}"));
+        return entry(State::RolledBack, attempt.rolled_back_at.clone(), log);
+    }
+    entry(State::Pending, None, None)
+}
+
+fn short(checksum: &str) -> &str {
+    &checksum[..checksum.len().min(12)]
+}
+
+/// Limits for applying migrations, with environment defaults already applied.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// `lock_timeout` per migration.
+    pub lock_timeout: Option<Duration>,
+    /// `statement_timeout` per migration.
+    pub statement_timeout: Option<Duration>,
+    /// Retries after a `lock_timeout` failure.
+    pub lock_retries: u32,
+    /// How long to wait for another deployer's lock.
+    pub lock_wait: Duration,
+}
+
+/// Progress reported while deploying.
+#[derive(Debug, Clone)]
+pub enum Event<'a> {
+    /// Waiting for the deploy lock held by someone else.
+    WaitingForLock,
+    /// A migration starts (index from 1, total).
+    Applying(&'a str, usize, usize),
+    /// A migration is applied.
+    Applied(&'a str, Duration, bool),
+    /// A migration failed on `lock_timeout` and will be retried after a pause.
+    Retrying(&'a str, u32, Duration),
+}
+
+/// What a deploy did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DeployReport {
+    /// Migrations applied by this deploy, in order.
+    pub applied: Vec<String>,
+    /// Migrations that were pending (what a dry run would apply).
+    pub pending: Vec<String>,
+    /// Warnings shown (missing-locally migrations, drift, …).
+    pub warnings: Vec<String>,
+}
+
+/// Why a deploy stopped.
+#[derive(Debug, Clone)]
+pub enum DeployError {
+    /// It would not start: failed or modified migrations, or bad arguments.
+    Refused(String),
+    /// The deploy lock could not be had in time.
+    LockTimeout(String),
+    /// A migration failed; `applied` lists what this deploy applied before it.
+    MigrationFailed {
+        /// The failing migration.
+        name: String,
+        /// Error with statement and line.
+        message: String,
+        /// Applied before the failure.
+        applied: Vec<String>,
+        /// True when part of it stayed applied (non-transactional).
+        partial: bool,
+    },
+    /// The database itself failed (connection lost, …).
+    Db(DbError),
+}
+
+impl std::fmt::Display for DeployError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeployError::Refused(m) | DeployError::LockTimeout(m) => f.write_str(m),
+            DeployError::MigrationFailed {
+                name,
+                message,
+                applied,
+                partial,
+            } => {
+                write!(f, "migration `{name}` failed: {message}")?;
+                if *partial {
+                    write!(f, "\nit ran outside a transaction and is now marked failed; fix the database, then `dbflow migrate resolve --rolled-back {name}` (to retry) or `--applied {name}` (if finished by hand)")?;
+                } else {
+                    write!(f, "\nPostgreSQL rolled it back: nothing of it was applied and it is still pending")?;
+                }
+                if applied.is_empty() {
+                    write!(f, "\nno migration was applied by this deploy")
+                } else {
+                    write!(f, "\napplied before the failure: {}", applied.join(", "))
+                }
+            }
+            DeployError::Db(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<DbError> for DeployError {
+    fn from(e: DbError) -> Self {
+        DeployError::Db(e)
+    }
+}
+
+/// Options of one deploy.
+#[derive(Debug, Clone, Default)]
+pub struct DeployOptions {
+    /// Stop after this migration.
+    pub to: Option<String>,
+    /// Only list what would be applied.
+    pub dry_run: bool,
+}
+
+/// Applies pending migrations in order.
+pub async fn deploy(
+    conn: &mut Conn,
+    store: &Store,
+    table: &str,
+    limits: &Limits,
+    options: &DeployOptions,
+    on_event: &mut (dyn FnMut(Event<'_>) + Send),
+) -> Result<DeployReport, DeployError> {
+    if let Some(to) = &options.to {
+        if store.get(to).is_none() {
+            return Err(DeployError::Refused(format!(
+                "--to {to}: no such migration in the migrations folder"
+            )));
+        }
+    }
+    if options.dry_run {
+        let status = status(conn, store, table).await?;
+        return Ok(DeployReport {
+            pending: pending_names(&status, options.to.as_deref()),
+            ..DeployReport::default()
+        });
+    }
+    let locked = lock(conn, limits.lock_wait, on_event).await?;
+    let result = deploy_locked(conn, store, table, limits, options, on_event).await;
+    if locked {
+        let _ = conn
+            .batch(&format!("SELECT pg_advisory_unlock({ADVISORY_LOCK_KEY})"))
+            .await;
+    }
+    result
+}
+
+fn pending_names(status: &Status, to: Option<&str>) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in &status.entries {
+        if matches!(entry.state, State::Pending | State::RolledBack) {
+            out.push(entry.name.clone());
+        }
+        if Some(entry.name.as_str()) == to {
+            break;
+        }
+    }
+    out
+}
+
+async fn deploy_locked(
+    conn: &mut Conn,
+    store: &Store,
+    table: &str,
+    limits: &Limits,
+    options: &DeployOptions,
+    on_event: &mut (dyn FnMut(Event<'_>) + Send),
+) -> Result<DeployReport, DeployError> {
+    history::ensure(conn, table).await?;
+    let status = status(conn, store, table).await?;
+    refuse_unless_clean(&status)?;
+    let mut report = DeployReport::default();
+    for entry in status.with_state(State::MissingLocally) {
+        report.warnings.push(format!(
+            "migration `{}` is recorded as applied but missing from the migrations folder",
+            entry.name
+        ));
+    }
+    for line in &status.drift {
+        report
+            .warnings
+            .push(format!("schema drift before deploy: {line}"));
+    }
+    report.pending = pending_names(&status, options.to.as_deref());
+    let before = if report.pending.is_empty() {
+        Vec::new()
+    } else {
+        schema::snapshot(conn, table).await?
+    };
+    if conn.is_postgres() {
+        // Commits are made durable once, at the end (the schema-state write below commits
+        // synchronously, which flushes every earlier commit's WAL too). A crash before then
+        // loses whole migrations together with their history rows, never half of one.
+        conn.batch("SET synchronous_commit = off").await?;
+    }
+    let total = report.pending.len();
+    for (index, name) in report.pending.clone().iter().enumerate() {
+        let migration = store
+            .get(name)
+            .expect("pending migrations come from the store");
+        on_event(Event::Applying(name, index + 1, total));
+        let started = Instant::now();
+        let transactional = apply(conn, migration, table, limits, on_event)
+            .await
+            .map_err(|failure| DeployError::MigrationFailed {
+                name: name.clone(),
+                message: failure.message,
+                applied: report.applied.clone(),
+                partial: failure.partial,
+            });
+        let transactional = match transactional {
+            Ok(t) => t,
+            Err(e) => {
+                finish_durably(conn, table, !report.applied.is_empty(), &before).await;
+                return Err(e);
+            }
+        };
+        report.applied.push(name.clone());
+        on_event(Event::Applied(name, started.elapsed(), transactional));
+    }
+    if conn.is_postgres() {
+        conn.batch("SET synchronous_commit = on").await?;
+    }
+    if !report.applied.is_empty() {
+        schema::record_change(conn, table, &before).await?;
+    } else if !status.drift_checked {
+        schema::record(conn, table).await?;
+    }
+    Ok(report)
+}
+
+/// After a failure, still make the migrations applied so far durable and record the schema.
+async fn finish_durably(conn: &mut Conn, table: &str, applied_any: bool, before: &[String]) {
+    if conn.is_postgres() {
+        let _ = conn.batch("SET synchronous_commit = on").await;
+    }
+    if applied_any {
+        let _ = schema::record_change(conn, table, before).await;
+    }
+}
+
+fn refuse_unless_clean(status: &Status) -> Result<(), DeployError> {
+    let mut problems = Vec::new();
+    for entry in status.with_state(State::Failed) {
+        problems.push(format!(
+            "migration `{}` failed{}\n  fix the database by hand, then run `dbflow migrate resolve --rolled-back {}` to retry it, or `dbflow migrate resolve --applied {}` if you completed it by hand",
+            entry.name,
+            entry.note.as_ref().map(|n| format!(": {n}")).unwrap_or_default(),
+            entry.name,
+            entry.name
+        ));
+    }
+    for entry in status.with_state(State::Modified) {
+        problems.push(format!(
+            "migration `{}` was modified after it was applied ({})\n  applied migrations are immutable: restore the file (e.g. `git checkout -- <dir>/{}/migration.sql`) and put the change in a new migration",
+            entry.name,
+            entry.note.clone().unwrap_or_default(),
+            entry.name
+        ));
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(DeployError::Refused(format!(
+        "refusing to deploy:\n{}",
+        problems.join("\n")
+    )))
+}
+
+/// Takes Prisma's advisory lock (PostgreSQL), waiting up to `wait`. Returns whether a
+/// lock was taken (SQLite serialises through `BEGIN IMMEDIATE` per migration instead).
+async fn lock(
+    conn: &mut Conn,
+    wait: Duration,
+    on_event: &mut (dyn FnMut(Event<'_>) + Send),
+) -> Result<bool, DeployError> {
+    if !conn.is_postgres() {
+        return Ok(false);
+    }
+    let started = Instant::now();
+    let mut announced = false;
+    loop {
+        let got = conn
+            .string(&format!(
+                "SELECT pg_try_advisory_lock({ADVISORY_LOCK_KEY})::text"
+            ))
+            .await?;
+        if got.as_deref() == Some("true") {
+            return Ok(true);
+        }
+        if !announced {
+            on_event(Event::WaitingForLock);
+            announced = true;
+        }
+        if started.elapsed() >= wait {
+            let holder = lock_holder(conn)
+                .await
+                .unwrap_or_else(|e| format!("(could not read pg_stat_activity: {e})"));
+            return Err(DeployError::LockTimeout(format!(
+                "another deploy holds the migration lock (advisory lock {ADVISORY_LOCK_KEY}); gave up after {}\n  holder: {holder}",
+                humantime::format_duration(Duration::from_secs(wait.as_secs().max(1)))
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn lock_holder(conn: &mut Conn) -> Result<String, DbError> {
+    let rows = conn
+        .rows(
+            &format!(
+                "SELECT a.pid::text, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), coalesce(a.state, ''), \
+                 to_char(coalesce(a.xact_start, a.backend_start) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), left(coalesce(a.query, ''), 200) \
+                 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                 WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = {ADVISORY_LOCK_KEY} AND a.pid <> pg_backend_pid()"
+            ),
+            6,
+        )
+        .await?;
+    Ok(match rows.first() {
+        Some(r) => format!(
+            "pid {} ({}, user {}, {} since {}), query: {}",
+            r[0].clone().unwrap_or_default(),
+            r[1].clone()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "no application_name".into()),
+            r[2].clone().unwrap_or_default(),
+            r[3].clone().unwrap_or_default(),
+            r[4].clone().unwrap_or_default(),
+            r[5].clone().unwrap_or_default()
+        ),
+        None => "unknown (the lock was released while looking)".into(),
+    })
+}
+
+struct ApplyFailure {
+    message: String,
+    partial: bool,
+}
+
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+
+/// Applies one migration; returns whether it ran in a transaction.
+async fn apply(
+    conn: &mut Conn,
+    migration: &Migration,
+    table: &str,
+    limits: &Limits,
+    on_event: &mut (dyn FnMut(Event<'_>) + Send),
+) -> Result<bool, ApplyFailure> {
+    let sql = migration.sql();
+    if !conn.is_postgres() {
+        apply_sqlite(conn, migration, &sql, table).await?;
+        return Ok(true);
+    }
+    let statements = statements::split(&sql).ok();
+    let outside = statements
+        .as_ref()
+        .map(|s| {
+            s.iter()
+                .any(|st| st.non_transactional.is_some() || st.transaction_control)
+        })
+        .unwrap_or(false);
+    let mut attempt = 0;
+    loop {
+        let result = if outside {
+            apply_outside_transaction(
+                conn,
+                migration,
+                statements.as_deref().unwrap_or_default(),
+                table,
+                limits,
+            )
+            .await
+        } else {
+            apply_in_transaction(conn, migration, &sql, table, limits).await
+        };
+        match result {
+            Err((err, partial))
+                if err.code.as_deref() == Some(LOCK_NOT_AVAILABLE)
+                    && !partial
+                    && attempt < limits.lock_retries =>
+            {
+                attempt += 1;
+                let pause =
+                    Duration::from_millis(500 * 2u64.pow(attempt - 1)).min(Duration::from_secs(10));
+                on_event(Event::Retrying(&migration.name, attempt, pause));
+                tokio::time::sleep(pause).await;
+            }
+            Err((err, partial)) => {
+                let message =
+                    describe_failure(&err, &sql, migration, statements.as_deref(), partial);
+                if !partial {
+                    // Keep the error in `logs` the way Prisma users look for it, on a row
+                    // marked rolled back so that it does not count as applied or failed.
+                    let row = history::insert_sql(
+                        conn,
+                        table,
+                        &history::new_id(),
+                        &migration.name,
+                        &migration.checksum,
+                        RowKind::RolledBackAttempt,
+                        Some(&message),
+                    );
+                    let _ = conn.batch(&row).await;
+                }
+                return Err(ApplyFailure { message, partial });
+            }
+            Ok(()) => return Ok(!outside),
+        }
+    }
+}
+
+fn set_limits(limits: &Limits, local: bool) -> String {
+    let scope = if local { "SET LOCAL" } else { "SET" };
+    let mut out = String::new();
+    if let Some(t) = limits.lock_timeout {
+        out.push_str(&format!("{scope} lock_timeout = '{}ms';\n", t.as_millis()));
+    }
+    if let Some(t) = limits.statement_timeout {
+        out.push_str(&format!(
+            "{scope} statement_timeout = '{}ms';\n",
+            t.as_millis()
+        ));
+    }
+    out
+}
+
+/// One round trip: BEGIN, limits, the script, the history row, COMMIT.
+async fn apply_in_transaction(
+    conn: &mut Conn,
+    migration: &Migration,
+    sql: &str,
+    table: &str,
+    limits: &Limits,
+) -> Result<(), (DbError, bool)> {
+    let prefix = format!("BEGIN;\n{}", set_limits(limits, true));
+    let row = history::insert_sql(
+        conn,
+        table,
+        &history::new_id(),
+        &migration.name,
+        &migration.checksum,
+        RowKind::Finished,
+        None,
+    );
+    let script = format!("{prefix}{sql}\n;\n{row};\nCOMMIT;");
+    match conn.batch(&script).await {
+        Ok(()) => Ok(()),
+        Err(mut err) => {
+            let _ = conn.batch("ROLLBACK").await;
+            // Map the position from the combined script back into migration.sql.
+            err.position = err.position.and_then(|p| {
+                let prefix_chars = prefix.chars().count();
+                (p > prefix_chars && p <= prefix_chars + sql.chars().count())
+                    .then(|| p - prefix_chars)
+            });
+            Err((err, false))
+        }
+    }
+}
+
+/// Prisma's way for scripts that cannot run in a transaction: a "started" row, each
+/// statement on its own, then "finished". A failure leaves the row failed, with the
+/// statement it stopped at in `logs`.
+async fn apply_outside_transaction(
+    conn: &mut Conn,
+    migration: &Migration,
+    statements: &[statements::Statement],
+    table: &str,
+    limits: &Limits,
+) -> Result<(), (DbError, bool)> {
+    let id = history::new_id();
+    let t = quote_ident(table);
+    let row = history::insert_sql(
+        conn,
+        table,
+        &id,
+        &migration.name,
+        &migration.checksum,
+        RowKind::Started,
+        None,
+    );
+    conn.batch(&row).await.map_err(|e| (e, false))?;
+    let limits_sql = set_limits(limits, false);
+    if !limits_sql.is_empty() {
+        conn.batch(&limits_sql).await.map_err(|e| (e, true))?;
+    }
+    for (index, statement) in statements.iter().enumerate() {
+        if let Err(mut err) = conn.batch(&statement.sql).await {
+            let _ = conn.batch("ROLLBACK").await;
+            let _ = conn
+                .batch("RESET lock_timeout; RESET statement_timeout")
+                .await;
+            err.position = err.position.map(|p| {
+                statement
+                    .sql
+                    .chars()
+                    .take(p.saturating_sub(1))
+                    .map(char::len_utf8)
+                    .sum::<usize>()
+                    + statement.offset
+                    + 1
+            });
+            let log = format!(
+                "{err}\nstopped at statement {} of {} (line {} of {}):\n{}",
+                index + 1,
+                statements.len(),
+                statement.line,
+                migration.path.display(),
+                statement.sql
+            );
+            let update = format!(
+                "UPDATE {t} SET logs = {}, applied_steps_count = {index} WHERE id = {}",
+                quote_literal(&log),
+                quote_literal(&id)
+            );
+            let _ = conn.batch(&update).await;
+            // Partial only when something of it stayed applied.
+            return Err((err, true));
+        }
+    }
+    let _ = conn
+        .batch("RESET lock_timeout; RESET statement_timeout")
+        .await;
+    let finish = format!(
+        "UPDATE {t} SET finished_at = clock_timestamp(), applied_steps_count = {} WHERE id = {}",
+        statements.len(),
+        quote_literal(&id)
+    );
+    conn.batch(&finish).await.map_err(|e| (e, true))
+}
+
+/// SQLite: `BEGIN IMMEDIATE` takes the write lock, then the history is re-checked so two
+/// deployers never apply the same migration.
+async fn apply_sqlite(
+    conn: &mut Conn,
+    migration: &Migration,
+    sql: &str,
+    table: &str,
+) -> Result<(), ApplyFailure> {
+    let fail = |err: DbError| ApplyFailure {
+        message: format!("{err}\nin {}", migration.path.display()),
+        partial: false,
+    };
+    conn.batch("BEGIN IMMEDIATE").await.map_err(fail)?;
+    let already = conn
+        .string(&format!(
+            "SELECT CAST(count(*) AS TEXT) FROM {} WHERE migration_name = {} AND rolled_back_at IS NULL",
+            quote_ident(table),
+            quote_literal(&migration.name)
+        ))
+        .await;
+    match already {
+        Ok(Some(n)) if n != "0" => {
+            let _ = conn.batch("ROLLBACK").await;
+            return Ok(());
+        }
+        Err(e) => {
+            let _ = conn.batch("ROLLBACK").await;
+            return Err(fail(e));
+        }
+        _ => {}
+    }
+    let row = history::insert_sql(
+        conn,
+        table,
+        &history::new_id(),
+        &migration.name,
+        &migration.checksum,
+        RowKind::Finished,
+        None,
+    );
+    if let Err(err) = conn.batch(&format!("{sql}\n;\n{row};\nCOMMIT;")).await {
+        let _ = conn.batch("ROLLBACK").await;
+        let failure = fail(err);
+        let attempt = history::insert_sql(
+            conn,
+            table,
+            &history::new_id(),
+            &migration.name,
+            &migration.checksum,
+            RowKind::RolledBackAttempt,
+            Some(&failure.message),
+        );
+        let _ = conn.batch(&attempt).await;
+        return Err(failure);
+    }
+    Ok(())
+}
+
+/// The database error with the file, line and statement when they are known.
+fn describe_failure(
+    err: &DbError,
+    sql: &str,
+    migration: &Migration,
+    statements: Option<&[statements::Statement]>,
+    partial: bool,
+) -> String {
+    if partial {
+        return format!("{err}");
+    }
+    let Some(position) = err.position else {
+        return format!("{err}\nin {}", migration.path.display());
+    };
+    let offset: usize = sql
+        .chars()
+        .take(position.saturating_sub(1))
+        .map(char::len_utf8)
+        .sum();
+    let line = line_of(sql, offset);
+    let statement = statements
+        .and_then(|s| s.iter().rev().find(|st| st.offset <= offset))
+        .map(|st| format!(":\n{}", st.sql))
+        .unwrap_or_default();
+    format!(
+        "{err}\nat line {line} of {}{statement}",
+        migration.path.display()
+    )
+}
+
+/// Marks a migration applied or rolled back, with Prisma's `migrate resolve` semantics.
+pub async fn resolve(
+    conn: &mut Conn,
+    store: &Store,
+    table: &str,
+    name: &str,
+    applied: bool,
+) -> Result<String, DeployError> {
+    history::ensure(conn, table).await?;
+    let status = status(conn, store, table).await?;
+    let entry = status
+        .entries
+        .iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| {
+            DeployError::Refused(format!(
+                "no migration `{name}` in the migrations folder or the history table"
+            ))
+        })?;
+    let t = quote_ident(table);
+    let now = history::now_sql(conn);
+    let mark_failed_rolled_back = format!(
+        "UPDATE {t} SET rolled_back_at = {now} WHERE migration_name = {} AND finished_at IS NULL AND rolled_back_at IS NULL",
+        quote_literal(name)
+    );
+    if applied {
+        let migration = store.get(name).ok_or_else(|| {
+            DeployError::Refused(format!("`{name}` is not in the migrations folder"))
+        })?;
+        if matches!(entry.state, State::Applied | State::Modified) {
+            return Err(DeployError::Refused(format!(
+                "migration `{name}` is already applied"
+            )));
+        }
+        let insert = history::insert_sql(
+            conn,
+            table,
+            &history::new_id(),
+            name,
+            &migration.checksum,
+            RowKind::Finished,
+            None,
+        );
+        conn.batch(&format!(
+            "BEGIN;\n{mark_failed_rolled_back};\n{insert};\nCOMMIT;"
+        ))
+        .await?;
+        schema::record(conn, table).await?;
+        return Ok(format!("migration `{name}` marked as applied"));
+    }
+    if entry.state != State::Failed {
+        return Err(DeployError::Refused(format!(
+            "migration `{name}` is {}, not failed: only a failed migration can be marked rolled back",
+            entry.state.as_str().replace('_', " ")
+        )));
+    }
+    conn.batch(&mark_failed_rolled_back).await?;
+    Ok(format!(
+        "migration `{name}` marked as rolled back; the next deploy applies it again"
+    ))
+}
+
+/// Runs `down.sql` of the newest applied migration and marks it rolled back, in one
+/// transaction.
+pub async fn down(
+    conn: &mut Conn,
+    store: &Store,
+    table: &str,
+    name: &str,
+) -> Result<String, DeployError> {
+    let status = status(conn, store, table).await?;
+    let newest = status
+        .entries
+        .iter()
+        .rev()
+        .find(|e| e.state == State::Applied);
+    if newest.map(|e| e.name.as_str()) != Some(name) {
+        return Err(DeployError::Refused(format!(
+            "`{name}` is not the newest applied migration{}; roll back newer ones first",
+            newest
+                .map(|e| format!(" (that is `{}`)", e.name))
+                .unwrap_or_default()
+        )));
+    }
+    let migration = store
+        .get(name)
+        .expect("applied entries come from the store");
+    let down_path = migration.down.as_ref().ok_or_else(|| {
+        DeployError::Refused(format!("`{name}` has no down.sql beside its migration.sql"))
+    })?;
+    let down_sql = std::fs::read_to_string(down_path)
+        .map_err(|e| DeployError::Refused(format!("cannot read {}: {e}", down_path.display())))?;
+    let t = quote_ident(table);
+    let now = history::now_sql(conn);
+    let mark = format!(
+        "UPDATE {t} SET rolled_back_at = {now} WHERE migration_name = {} AND rolled_back_at IS NULL",
+        quote_literal(name)
+    );
+    let before = schema::snapshot(conn, table).await?;
+    let begin = if conn.is_postgres() {
+        "BEGIN"
+    } else {
+        "BEGIN IMMEDIATE"
+    };
+    if let Err(err) = conn
+        .batch(&format!("{begin};\n{down_sql}\n;\n{mark};\nCOMMIT;"))
+        .await
+    {
+        let _ = conn.batch("ROLLBACK").await;
+        return Err(DeployError::MigrationFailed {
+            name: format!("{name} (down.sql)"),
+            message: format!("{err}"),
+            applied: Vec::new(),
+            partial: false,
+        });
+    }
+    schema::record_change(conn, table, &before).await?;
+    Ok(format!("rolled back `{name}` with its down.sql"))
+}

@@ -1,0 +1,13 @@
+//! Databases: connections (sqlx), the Prisma-layout migrations store, the history table,
+//! schema fingerprints, and the migrator built on them.
+
+pub mod checksum;
+pub mod conn;
+pub mod history;
+pub mod migrate;
+pub mod schema;
+pub mod statements;
+pub mod store;
+pub mod target;
+
+pub use conn::{Conn, DbError};

@@ -1,0 +1,158 @@
+//! Schema drift without a shadow database: after each deploy dbflow records a canonical
+//! listing of the live catalog (tables, columns with types/defaults/nullability,
+//! constraints, indexes, enums) and its hash; `status` compares the live catalog with it
+//! and names every difference.
+
+use super::checksum::sha256_hex;
+use super::conn::{quote_ident, quote_literal, Conn, DbError};
+
+/// dbflow's own table for the recorded schema state.
+pub const STATE_TABLE: &str = "_dbflow_schema_state";
+
+/// The canonical catalog listing: one sorted line per object.
+pub async fn snapshot(conn: &mut Conn, history_table: &str) -> Result<Vec<String>, DbError> {
+    let excluded = format!(
+        "({}, {})",
+        quote_literal(history_table.rsplit('.').next().unwrap_or(history_table)),
+        quote_literal(STATE_TABLE)
+    );
+    let sql = if conn.is_postgres() {
+        format!(
+            r#"WITH rels AS (
+  SELECT c.oid, n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relkind IN ('r','p','v','m','f') AND n.nspname NOT IN ('pg_catalog','information_schema')
+    AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%' AND c.relname NOT IN {excluded}
+)
+SELECT format('%s %I.%I', CASE relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table' ELSE 'table' END, nspname, relname) FROM rels
+UNION ALL
+SELECT format('column %I.%I.%I %s%s%s', r.nspname, r.relname, a.attname, format_type(a.atttypid, a.atttypmod),
+  CASE WHEN a.attnotnull THEN ' not null' ELSE '' END, coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), ''))
+FROM rels r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+UNION ALL
+SELECT format('constraint %I.%I.%I %s', r.nspname, r.relname, con.conname, pg_get_constraintdef(con.oid))
+FROM rels r JOIN pg_constraint con ON con.conrelid = r.oid
+UNION ALL
+SELECT format('index %I.%I %s', r.nspname, ic.relname, pg_get_indexdef(i.indexrelid))
+FROM rels r JOIN pg_index i ON i.indrelid = r.oid JOIN pg_class ic ON ic.oid = i.indexrelid
+UNION ALL
+SELECT format('enum %I.%I (%s)', n.nspname, t.typname, string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder))
+FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_enum e ON e.enumtypid = t.oid
+WHERE n.nspname NOT IN ('pg_catalog','information_schema') GROUP BY n.nspname, t.typname"#
+        )
+    } else {
+        format!(
+            r#"SELECT m.type || ' ' || m.name || CASE WHEN m.type IN ('index','trigger') THEN ' ' || coalesce(m.sql, '') ELSE '' END
+FROM sqlite_master m WHERE m.name NOT LIKE 'sqlite_%' AND m.tbl_name NOT IN {excluded}
+UNION ALL
+SELECT 'column ' || m.name || '.' || p.name || ' ' || p.type || CASE WHEN p."notnull" THEN ' not null' ELSE '' END
+  || CASE WHEN p.pk > 0 THEN ' primary key' ELSE '' END || coalesce(' default ' || p.dflt_value, '')
+FROM sqlite_master m JOIN pragma_table_info(m.name) p WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT IN {excluded}"#
+        )
+    };
+    let mut lines = conn.strings(&sql).await?;
+    lines.sort();
+    Ok(lines)
+}
+
+/// Hash of a snapshot.
+pub fn fingerprint(lines: &[String]) -> String {
+    sha256_hex(lines.join("\n").as_bytes())
+}
+
+/// The state recorded after the last deploy.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// Hash of the listing.
+    pub fingerprint: String,
+    /// The listing itself.
+    pub lines: Vec<String>,
+    /// When it was recorded.
+    pub recorded_at: String,
+}
+
+/// Records the live schema as the expected one (a new baseline).
+pub async fn record(conn: &mut Conn, history_table: &str) -> Result<(), DbError> {
+    let lines = snapshot(conn, history_table).await?;
+    write(conn, &lines).await
+}
+
+/// Records what dbflow itself changed since `before` (a deploy, a down) on top of the
+/// recorded state, so drift that existed before stays reported instead of being
+/// absorbed into the new baseline.
+pub async fn record_change(
+    conn: &mut Conn,
+    history_table: &str,
+    before: &[String],
+) -> Result<(), DbError> {
+    let after = snapshot(conn, history_table).await?;
+    let lines = match recorded(conn).await? {
+        Some(previous) => {
+            let removed: Vec<&String> = before.iter().filter(|l| !after.contains(l)).collect();
+            let mut lines: Vec<String> = previous
+                .lines
+                .into_iter()
+                .filter(|l| !removed.contains(&l))
+                .collect();
+            lines.extend(after.iter().filter(|l| !before.contains(l)).cloned());
+            lines.sort();
+            lines.dedup();
+            lines
+        }
+        None => after,
+    };
+    write(conn, &lines).await
+}
+
+async fn write(conn: &mut Conn, lines: &[String]) -> Result<(), DbError> {
+    let t = quote_ident(STATE_TABLE);
+    let (create, now) = if conn.is_postgres() {
+        (format!("CREATE TABLE IF NOT EXISTS {t} (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, snapshot TEXT NOT NULL, recorded_at TIMESTAMPTZ NOT NULL)"), "now()")
+    } else {
+        (format!("CREATE TABLE IF NOT EXISTS {t} (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, snapshot TEXT NOT NULL, recorded_at TEXT NOT NULL)"), "strftime('%Y-%m-%dT%H:%M:%SZ','now')")
+    };
+    let sql = format!(
+        "{create};\nDELETE FROM {t};\nINSERT INTO {t} (id, fingerprint, snapshot, recorded_at) VALUES (1, {}, {}, {now});",
+        quote_literal(&fingerprint(lines)),
+        quote_literal(&lines.join("\n"))
+    );
+    conn.batch(&sql).await
+}
+
+/// The recorded state, if a deploy ever recorded one.
+pub async fn recorded(conn: &mut Conn) -> Result<Option<Recorded>, DbError> {
+    if !conn.table_exists(STATE_TABLE).await? {
+        return Ok(None);
+    }
+    let t = quote_ident(STATE_TABLE);
+    let rows = conn
+        .rows(
+            &format!(
+                "SELECT fingerprint, snapshot, CAST(recorded_at AS TEXT) FROM {t} WHERE id = 1"
+            ),
+            3,
+        )
+        .await?;
+    Ok(rows.into_iter().next().map(|r| Recorded {
+        fingerprint: r[0].clone().unwrap_or_default(),
+        lines: r[1]
+            .clone()
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect(),
+        recorded_at: r[2].clone().unwrap_or_default(),
+    }))
+}
+
+/// What changed between the recorded and the live listing, for people.
+pub fn diff(recorded: &[String], live: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in live.iter().filter(|l| !recorded.contains(l)) {
+        out.push(format!("added outside migrations: {line}"));
+    }
+    for line in recorded.iter().filter(|l| !live.contains(l)) {
+        out.push(format!("removed or changed outside migrations: {line}"));
+    }
+    out
+}

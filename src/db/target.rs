@@ -1,0 +1,103 @@
+//! Where migrations go for an environment: the URL to use (the direct one when declared),
+//! the folder, the history table and the limits with their per-protection defaults.
+
+use super::migrate::Limits;
+use super::store::Store;
+use super::{Conn, DbError};
+use crate::config::{DbUrl, Project, Protection, ResolvedEnv};
+use crate::error::{Error, Result};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything the migrator needs for one environment.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// URL used for migrations, locks and backups (direct URL when declared).
+    pub url: DbUrl,
+    /// Migrations folder.
+    pub dir: PathBuf,
+    /// History table.
+    pub table: String,
+    /// Limits, defaults applied.
+    pub limits: Limits,
+}
+
+impl Target {
+    /// The target for `env`.
+    pub fn for_env(project: &Project, env: &ResolvedEnv) -> Self {
+        let url = env.direct_url.clone().unwrap_or_else(|| env.url.clone());
+        let url = anchor_sqlite_path(&url, &project.root);
+        let configured = &project.migration_limits;
+        let lock_timeout = configured.lock_timeout.or(match env.protection {
+            Protection::Sandbox => None,
+            // Shared databases serve traffic: a migration must not queue behind a long
+            // transaction and block every query behind it.
+            Protection::Shared | Protection::Protected => Some(Duration::from_secs(5)),
+        });
+        Target {
+            url,
+            dir: project.root.join(&project.migrations_dir),
+            table: project.migrations_table.clone(),
+            limits: Limits {
+                lock_timeout,
+                statement_timeout: configured.statement_timeout,
+                lock_retries: configured.lock_retries,
+                lock_wait: configured.lock_wait,
+            },
+        }
+    }
+
+    /// Reads the migrations folder and checks `migration_lock.toml` against the URL.
+    pub fn store(&self) -> Result<Store> {
+        let store = Store::read(&self.dir)?;
+        store.check_provider(&self.dir, self.url.is_postgres())?;
+        Ok(store)
+    }
+
+    /// Connects.
+    pub async fn connect(&self) -> Result<Conn> {
+        Conn::connect(&self.url)
+            .await
+            .map_err(|e| connect_error(&self.url, e))
+    }
+}
+
+/// The error shown when a connection fails.
+pub fn connect_error(url: &DbUrl, e: DbError) -> Error {
+    Error::failed(format!("cannot connect to {}: {e}", url.redacted()))
+}
+
+/// SQLite paths in the Workflowfile are relative to the project root, not to wherever
+/// dbflow happens to be started.
+fn anchor_sqlite_path(url: &DbUrl, root: &std::path::Path) -> DbUrl {
+    if !url.is_sqlite() || root == std::path::Path::new(".") {
+        return url.clone();
+    }
+    let raw = url.expose();
+    let (scheme, rest) = raw.split_once(':').unwrap_or(("sqlite", raw));
+    let rest_path = rest.trim_start_matches("//");
+    if rest_path.starts_with('/') || rest_path.starts_with(":memory:") {
+        return url.clone();
+    }
+    DbUrl::new(&format!("{scheme}:{}", root.join(rest_path).display()))
+}
+
+/// A warning when the URL goes through a transaction pooler without a direct URL.
+pub fn pooler_warning(env: &ResolvedEnv) -> Option<String> {
+    if env.direct_url.is_some() || !env.url.is_postgres() {
+        return None;
+    }
+    let raw = env.url.expose();
+    let parsed = url::Url::parse(raw).ok()?;
+    let flagged = parsed
+        .query_pairs()
+        .any(|(k, v)| k == "pgbouncer" && v == "true");
+    let pooler_port = parsed.port() == Some(6432);
+    (flagged || pooler_port).then(|| {
+        format!(
+            "environment `{}` connects through a pooler ({}) and has no direct_url: advisory locks and multi-statement transactions do not survive transaction pooling; declare `direct_url` (Prisma's directUrl)",
+            env.name,
+            if flagged { "pgbouncer=true" } else { "port 6432" }
+        )
+    })
+}
