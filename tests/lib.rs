@@ -1,1 +1,10 @@
+//! All integration tests, one test binary (see `autotests = false` in Cargo.toml).
 
+mod support;
+
+mod harness;
+mod init;
+mod migrate;
+mod redaction;
+mod run;
+mod validate;

@@ -137,8 +137,8 @@ pub fn render_status(status: &Status) -> String {
         count(State::Modified),
         count(State::MissingLocally)
     ));
-    if !status.drift_checked {
-        out.push_str("schema drift: not checked (no deploy by dbflow recorded the schema yet)\n");
+    if let Some(note) = &status.drift_note {
+        out.push_str(&format!("schema drift: {note}\n"));
     } else if status.drift.is_empty() {
         out.push_str("schema drift: none since the last deploy\n");
     } else {

@@ -31,6 +31,7 @@ pub enum State {
     /// Applied, but the file changed since (checksum differs).
     Modified,
     /// In the history table, not on disk.
+    #[serde(rename = "missing")]
     MissingLocally,
     /// Only rolled-back attempts recorded: it will be applied again.
     RolledBack,
@@ -70,8 +71,15 @@ pub struct Status {
     pub entries: Vec<Entry>,
     /// Schema changes made outside migrations since the last deploy.
     pub drift: Vec<String>,
-    /// Whether a recorded schema state existed to compare with.
+    /// Whether drift was checked (a recorded state existed and the catalog was readable).
     pub drift_checked: bool,
+    /// Whether a deploy by dbflow recorded the schema state.
+    pub schema_recorded: bool,
+    /// Why drift was not checked, when it was not.
+    pub drift_note: Option<String>,
+    /// The live catalog listing read for the drift check (reused by deploy).
+    #[serde(skip)]
+    pub live_schema: Option<Vec<String>>,
     /// Whether the history table exists.
     pub history_table_exists: bool,
     /// Folder entries that are not migrations, with why.
@@ -123,6 +131,16 @@ pub const ALL_CATEGORIES: &[&str] = &["pending", "failed", "modified", "missing"
 
 /// Computes the status of `store` against the database.
 pub async fn status(conn: &mut Conn, store: &Store, table: &str) -> Result<Status, DbError> {
+    status_within(conn, store, table, schema::CATALOG_LOCK_TIMEOUT).await
+}
+
+/// [`status`] whose drift check waits at most `catalog_wait` for catalog locks.
+pub async fn status_within(
+    conn: &mut Conn,
+    store: &Store,
+    table: &str,
+    catalog_wait: Duration,
+) -> Result<Status, DbError> {
     let history_table_exists = conn.table_exists(table).await?;
     let rows = if history_table_exists {
         history::read(conn, table).await?
@@ -152,21 +170,37 @@ pub async fn status(conn: &mut Conn, store: &Store, table: &str) -> Result<Statu
         });
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
-    let (drift, drift_checked) = match schema::recorded(conn).await? {
-        Some(recorded) => {
-            let live = schema::snapshot(conn, table).await?;
-            if schema::fingerprint(&live) == recorded.fingerprint {
-                (Vec::new(), true)
-            } else {
-                (schema::diff(&recorded.lines, &live), true)
+    let (mut drift, mut drift_checked, mut drift_note, mut live_schema) =
+        (Vec::new(), false, None, None);
+    let recorded = schema::recorded(conn).await?;
+    let schema_recorded = recorded.is_some();
+    match recorded {
+        Some(recorded) => match schema::snapshot_within(conn, table, catalog_wait).await? {
+            Some(live) => {
+                if schema::fingerprint(&live) != recorded.fingerprint {
+                    drift = schema::diff(&recorded.lines, &live);
+                }
+                drift_checked = true;
+                live_schema = Some(live);
             }
+            None => {
+                drift_note = Some(format!(
+                "not checked: the catalog stayed locked for {} (a session holds an exclusive lock)",
+                humantime::format_duration(catalog_wait)
+            ))
+            }
+        },
+        None => {
+            drift_note = Some("not checked (no deploy by dbflow recorded the schema yet)".into())
         }
-        None => (Vec::new(), false),
-    };
+    }
     Ok(Status {
         entries,
         drift,
         drift_checked,
+        schema_recorded,
+        drift_note,
+        live_schema,
         history_table_exists,
         ignored: store.ignored.clone(),
     })
@@ -377,7 +411,8 @@ async fn deploy_locked(
     on_event: &mut (dyn FnMut(Event<'_>) + Send),
 ) -> Result<DeployReport, DeployError> {
     history::ensure(conn, table).await?;
-    let status = status(conn, store, table).await?;
+    let catalog_wait = limits.lock_timeout.unwrap_or(schema::CATALOG_LOCK_TIMEOUT);
+    let status = status_within(conn, store, table, catalog_wait).await?;
     refuse_unless_clean(&status)?;
     let mut report = DeployReport::default();
     for entry in status.with_state(State::MissingLocally) {
@@ -392,11 +427,7 @@ async fn deploy_locked(
             .push(format!("schema drift before deploy: {line}"));
     }
     report.pending = pending_names(&status, options.to.as_deref());
-    let before = if report.pending.is_empty() {
-        Vec::new()
-    } else {
-        schema::snapshot(conn, table).await?
-    };
+    let before = status.live_schema.clone();
     if conn.is_postgres() {
         // Commits are made durable once, at the end (the schema-state write below commits
         // synchronously, which flushes every earlier commit's WAL too). A crash before then
@@ -421,7 +452,7 @@ async fn deploy_locked(
         let transactional = match transactional {
             Ok(t) => t,
             Err(e) => {
-                finish_durably(conn, table, !report.applied.is_empty(), &before).await;
+                finish_durably(conn, table, !report.applied.is_empty(), before.as_deref()).await;
                 return Err(e);
             }
         };
@@ -431,16 +462,27 @@ async fn deploy_locked(
     if conn.is_postgres() {
         conn.batch("SET synchronous_commit = on").await?;
     }
-    if !report.applied.is_empty() {
-        schema::record_change(conn, table, &before).await?;
-    } else if !status.drift_checked {
-        schema::record(conn, table).await?;
+    let recorded = if !report.applied.is_empty() {
+        schema::record_change(conn, table, before.as_deref()).await?
+    } else if !status.schema_recorded {
+        // The first deploy by dbflow on this database: the baseline starts here.
+        schema::record(conn, table).await?
+    } else {
+        true
+    };
+    if !recorded {
+        report.warnings.push("the schema state could not be recorded (catalog locked); drift is checked against the previous deploy".into());
     }
     Ok(report)
 }
 
 /// After a failure, still make the migrations applied so far durable and record the schema.
-async fn finish_durably(conn: &mut Conn, table: &str, applied_any: bool, before: &[String]) {
+async fn finish_durably(
+    conn: &mut Conn,
+    table: &str,
+    applied_any: bool,
+    before: Option<&[String]>,
+) {
     if conn.is_postgres() {
         let _ = conn.batch("SET synchronous_commit = on").await;
     }
@@ -522,7 +564,7 @@ async fn lock_holder(conn: &mut Conn) -> Result<String, DbError> {
                 "SELECT a.pid::text, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), coalesce(a.state, ''), \
                  to_char(coalesce(a.xact_start, a.backend_start) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), left(coalesce(a.query, ''), 200) \
                  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-                 WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = {ADVISORY_LOCK_KEY} AND a.pid <> pg_backend_pid()"
+                 WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND l.classid = 0 AND l.objid = {ADVISORY_LOCK_KEY} AND a.pid <> pg_backend_pid()"
             ),
             6,
         )
@@ -927,7 +969,7 @@ pub async fn down(
         "UPDATE {t} SET rolled_back_at = {now} WHERE migration_name = {} AND rolled_back_at IS NULL",
         quote_literal(name)
     );
-    let before = schema::snapshot(conn, table).await?;
+    let before = status.live_schema.clone();
     let begin = if conn.is_postgres() {
         "BEGIN"
     } else {
@@ -945,6 +987,6 @@ pub async fn down(
             partial: false,
         });
     }
-    schema::record_change(conn, table, &before).await?;
+    schema::record_change(conn, table, before.as_deref()).await?;
     Ok(format!("rolled back `{name}` with its down.sql"))
 }

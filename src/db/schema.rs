@@ -9,6 +9,43 @@ use super::conn::{quote_ident, quote_literal, Conn, DbError};
 /// dbflow's own table for the recorded schema state.
 pub const STATE_TABLE: &str = "_dbflow_schema_state";
 
+/// How long a catalog read may wait for locks before drift is reported as unchecked:
+/// `pg_get_expr`/`pg_get_indexdef` take AccessShareLock, so a session holding ACCESS
+/// EXCLUSIVE on a table would otherwise make `status` hang.
+pub const CATALOG_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Like [`snapshot`], but gives up with `None` when the catalog is locked for longer than
+/// [`CATALOG_LOCK_TIMEOUT`].
+pub async fn snapshot_unless_locked(
+    conn: &mut Conn,
+    history_table: &str,
+) -> Result<Option<Vec<String>>, DbError> {
+    snapshot_within(conn, history_table, CATALOG_LOCK_TIMEOUT).await
+}
+
+/// Like [`snapshot`], but gives up with `None` when the catalog stays locked for `wait`.
+pub async fn snapshot_within(
+    conn: &mut Conn,
+    history_table: &str,
+    wait: std::time::Duration,
+) -> Result<Option<Vec<String>>, DbError> {
+    if !conn.is_postgres() {
+        return snapshot(conn, history_table).await.map(Some);
+    }
+    conn.batch(&format!(
+        "SET lock_timeout = '{}ms'",
+        wait.as_millis().max(1)
+    ))
+    .await?;
+    let result = snapshot(conn, history_table).await;
+    conn.batch("RESET lock_timeout").await?;
+    match result {
+        Ok(lines) => Ok(Some(lines)),
+        Err(e) if e.code.as_deref() == Some("55P03") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// The canonical catalog listing: one sorted line per object.
 pub async fn snapshot(conn: &mut Conn, history_table: &str) -> Result<Vec<String>, DbError> {
     let excluded = format!(
@@ -72,22 +109,29 @@ pub struct Recorded {
 }
 
 /// Records the live schema as the expected one (a new baseline).
-pub async fn record(conn: &mut Conn, history_table: &str) -> Result<(), DbError> {
-    let lines = snapshot(conn, history_table).await?;
-    write(conn, &lines).await
+pub async fn record(conn: &mut Conn, history_table: &str) -> Result<bool, DbError> {
+    let Some(lines) = snapshot_unless_locked(conn, history_table).await? else {
+        return Ok(false);
+    };
+    write(conn, &lines).await?;
+    Ok(true)
 }
 
 /// Records what dbflow itself changed since `before` (a deploy, a down) on top of the
 /// recorded state, so drift that existed before stays reported instead of being
-/// absorbed into the new baseline.
+/// absorbed into the new baseline. Without `before` (the catalog was locked then), the
+/// live schema becomes the new baseline. Returns false when the catalog stayed locked and
+/// nothing was recorded.
 pub async fn record_change(
     conn: &mut Conn,
     history_table: &str,
-    before: &[String],
-) -> Result<(), DbError> {
-    let after = snapshot(conn, history_table).await?;
-    let lines = match recorded(conn).await? {
-        Some(previous) => {
+    before: Option<&[String]>,
+) -> Result<bool, DbError> {
+    let Some(after) = snapshot_unless_locked(conn, history_table).await? else {
+        return Ok(false);
+    };
+    let lines = match (recorded(conn).await?, before) {
+        (Some(previous), Some(before)) => {
             let removed: Vec<&String> = before.iter().filter(|l| !after.contains(l)).collect();
             let mut lines: Vec<String> = previous
                 .lines
@@ -99,9 +143,10 @@ pub async fn record_change(
             lines.dedup();
             lines
         }
-        None => after,
+        _ => after,
     };
-    write(conn, &lines).await
+    write(conn, &lines).await?;
+    Ok(true)
 }
 
 async fn write(conn: &mut Conn, lines: &[String]) -> Result<(), DbError> {

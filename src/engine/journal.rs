@@ -64,13 +64,15 @@ impl Journal {
     }
 }
 
-/// A new run id: sortable UTC timestamp plus a short random suffix.
+/// A new run id: sortable UTC timestamp plus a short random suffix. The timestamp has
+/// milliseconds so that two runs in the same second still sort in the order they ran
+/// (`dbflow runs --last` takes the greatest id).
 pub fn new_run_id() -> String {
     let now = chrono::Utc::now();
     let nanos = now.timestamp_subsec_nanos() as u64 ^ (std::process::id() as u64).rotate_left(17);
     format!(
         "{}-{:04x}",
-        now.format("%Y%m%dT%H%M%SZ"),
+        now.format("%Y%m%dT%H%M%S%3fZ"),
         (nanos ^ (nanos >> 16)) & 0xffff
     )
 }

@@ -148,12 +148,14 @@ pub fn run(spec: &CommandSpec, sink: &dyn Sink) -> std::io::Result<Exit> {
 /// pipe open, and the "killed" command goes on (a migration that was reported as timed
 /// out would still be changing the database).
 fn kill_tree(handle: &duct::ReaderHandle) {
+    // Parents before children: a shell whose child dies first would go on with the next
+    // command of its script before its own signal arrives.
     let pids: Vec<u32> = handle
         .pids()
         .into_iter()
-        .flat_map(|pid| descendants(pid).into_iter())
+        .flat_map(|pid| std::iter::once(pid).chain(descendants(pid)))
         .collect();
-    if !pids.is_empty() {
+    if pids.len() > 1 {
         // `kill` rather than a libc binding: dbflow has no libc dependency to call it with.
         let _ = std::process::Command::new("kill")
             .arg("-KILL")
@@ -165,8 +167,8 @@ fn kill_tree(handle: &duct::ReaderHandle) {
     let _ = handle.kill();
 }
 
-/// Every process below `root`, from /proc (Linux); empty elsewhere, where only the direct
-/// child is killed.
+/// Every process below `root`, parents first, from /proc (Linux); empty elsewhere, where
+/// only the direct child is killed.
 fn descendants(root: u32) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();

@@ -392,9 +392,10 @@ fn start_cluster(bin: &Path) -> Result<Server, String> {
 /// stops the postmaster and deletes the directory.
 ///
 /// The watchdog runs as the invoking user — root when tests run as root — so
-/// `kill -0` on the test process is permitted and `rm -rf` can remove a tree
-/// owned by `postgres` in a directory postgres cannot write; only the
-/// `pg_ctl stop` itself is dropped to the `postgres` user.
+/// `kill -0` on the test process is permitted and `rm -rf` removes the whole
+/// tree whoever created its files (root writes the keep marker, postgres the
+/// data); only `pg_ctl stop` is dropped to the `postgres` user, because
+/// pg_ctl refuses to run as root.
 fn spawn_watchdog(bin: &Path, dir: &Path, as_root: bool) -> Result<(), String> {
     let pg_ctl = bin.join("pg_ctl");
     let data = dir.join("data");
