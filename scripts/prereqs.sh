@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what building and testing dbflow needs beyond a Rust toolchain:
+# libclang (pg_query's build runs bindgen) and the PostgreSQL client and server binaries
+# (the tests start a throw-away cluster and call the real pg_dump / pg_restore / psql).
+set -euo pipefail
+
+missing=()
+ldconfig -p 2>/dev/null | grep -q 'libclang' || [ -e /usr/lib/llvm-14/lib/libclang.so.1 ] || missing+=(libclang1-14 libclang-common-14-dev)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq "${missing[@]}" >&2
+else
+  echo "missing packages: ${missing[*]}" >&2
+  echo "install them with: sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
