@@ -8,3 +8,4 @@ mod migrate;
 mod redaction;
 mod run;
 mod validate;
+mod verify;

@@ -28,6 +28,25 @@ const ORDERED: &str = "
             shell: echo third >> order.txt
 ";
 
+/// Variables the tests below interpolate and expect unset unless they set them.
+const UNSET: &[&str] = &[
+    "APP_URL",
+    "FROM_FILE",
+    "GREETING",
+    "LOCAL_URL",
+    "MIGRATION_NAME",
+    "REGION",
+    "SCHEMA_NAME",
+    "SLACK_WEBHOOK",
+];
+
+/// A test folder whose child process cannot see the host's values of [`UNSET`].
+fn project() -> Test {
+    UNSET
+        .iter()
+        .fold(Test::new(), |test, name| test.env_remove(name))
+}
+
 fn lines(test: &Test, path: &str) -> Vec<String> {
     if !test.exists(path) {
         return Vec::new();
@@ -63,7 +82,7 @@ fn assert_lacks(haystack: &str, needle: &str) {
 
 #[test]
 fn dry_run_prints_every_interpolated_command_and_runs_nothing() {
-    let test = Test::new()
+    let test = project()
         .file(
             "Workflowfile.yaml",
             "
@@ -122,7 +141,7 @@ fn dry_run_prints_every_interpolated_command_and_runs_nothing() {
 
 #[test]
 fn dry_run_json_is_the_plan_and_runs_nothing() {
-    let test = Test::new().file("Workflowfile.yaml", ORDERED);
+    let test = project().file("Workflowfile.yaml", ORDERED);
     let output = test.run_with(["run", "deploy", "--dry-run", "--json"]);
     output.assert_code(0);
     let doc: Value = serde_json::from_str(&output.stdout).expect("stdout is one JSON document");
@@ -147,7 +166,7 @@ fn dry_run_json_is_the_plan_and_runs_nothing() {
 
 #[test]
 fn steps_run_in_order_and_a_when_step_is_skipped_with_its_reason() {
-    let test = Test::new().file("Workflowfile.yaml", ORDERED);
+    let test = project().file("Workflowfile.yaml", ORDERED);
     let output = test.run_with(["run", "deploy"]);
     output.assert_code(0);
     assert_eq!(lines(&test, "order.txt"), ["first", "second", "third"]);
@@ -179,7 +198,7 @@ fn steps_run_in_order_and_a_when_step_is_skipped_with_its_reason() {
 
 #[test]
 fn the_journal_records_the_run_step_by_step() {
-    let test = Test::new().file("Workflowfile.yaml", ORDERED);
+    let test = project().file("Workflowfile.yaml", ORDERED);
     let output = test.run_with(["run", "deploy"]);
     output.assert_code(0);
     let journal = output.journal();
@@ -244,7 +263,7 @@ fn the_journal_records_the_run_step_by_step() {
 
 #[test]
 fn runs_reads_the_journals_back() {
-    let test = Test::new().file(
+    let test = project().file(
         "Workflowfile.yaml",
         "
         environments:
@@ -311,7 +330,7 @@ fn runs_reads_the_journals_back() {
 
 #[test]
 fn runs_without_any_journal_says_so() {
-    let test = Test::new().file(
+    let test = project().file(
         "Workflowfile.yaml",
         "
         environments:
@@ -356,7 +375,7 @@ const FAILING: &str = "
 
 #[test]
 fn a_failing_step_runs_its_on_failure_workflow_then_stops() {
-    let test = Test::new().file("Workflowfile.yaml", FAILING);
+    let test = project().file("Workflowfile.yaml", FAILING);
     let output = test.run_with(["run", "deploy"]);
     output.assert_code(1);
     assert_eq!(lines(&test, "order.txt"), ["backup", "migrate", "restore"]);
@@ -407,7 +426,7 @@ fn a_failing_step_runs_its_on_failure_workflow_then_stops() {
 
 #[test]
 fn a_workflow_level_on_failure_runs_when_any_step_fails() {
-    let test = Test::new().file(
+    let test = project().file(
         "Workflowfile.yaml",
         "
         environments:
@@ -439,7 +458,7 @@ fn a_workflow_level_on_failure_runs_when_any_step_fails() {
 
 #[test]
 fn a_failing_handler_is_reported_and_the_run_still_fails() {
-    let test = Test::new().file(
+    let test = project().file(
         "Workflowfile.yaml",
         "
         environments:
@@ -468,7 +487,7 @@ fn a_failing_handler_is_reported_and_the_run_still_fails() {
 
 #[test]
 fn on_failure_continue_records_the_failure_and_goes_on() {
-    let test = Test::new().file(
+    let test = project().file(
         "Workflowfile.yaml",
         "
         environments:
@@ -495,7 +514,7 @@ fn on_failure_continue_records_the_failure_and_goes_on() {
 
 #[test]
 fn a_nested_workflow_step_runs_the_called_workflow_inline() {
-    let test = Test::new().file(
+    let test = project().file(
         "Workflowfile.yaml",
         "
         environments:
@@ -526,7 +545,7 @@ fn a_nested_workflow_step_runs_the_called_workflow_inline() {
 #[test]
 fn dependencies_run_once_each_in_topological_order() {
     // The diamond: d needs b and c, both need a.
-    let test = Test::new().file(
+    let test = project().file(
         "Workflowfile.yaml",
         "
         environments:
@@ -569,7 +588,7 @@ fn dependencies_run_once_each_in_topological_order() {
 
 #[test]
 fn a_task_run_directly_passes_its_exit_status_through() {
-    let test = Test::new().file(
+    let test = project().file(
         "Workflowfile.yaml",
         "
         environments:
@@ -598,7 +617,7 @@ fn a_task_run_directly_passes_its_exit_status_through() {
 
 #[test]
 fn a_task_that_outlives_its_timeout_is_killed() {
-    let test = Test::new().file(
+    let test = project().file(
         "Workflowfile.yaml",
         "
         environments:
@@ -632,7 +651,7 @@ fn a_task_that_outlives_its_timeout_is_killed() {
 
 #[test]
 fn a_shell_step_timeout_kills_the_command() {
-    let test = Test::new().file(
+    let test = project().file(
         "Workflowfile.yaml",
         "
         environments:
@@ -656,7 +675,7 @@ fn a_shell_step_timeout_kills_the_command() {
 
 #[test]
 fn a_task_whose_condition_does_not_hold_is_skipped_with_the_reason() {
-    let test = Test::new()
+    let test = project()
         .file(
             "Workflowfile.yaml",
             "
@@ -704,7 +723,7 @@ fn a_task_whose_condition_does_not_hold_is_skipped_with_the_reason() {
 
 #[test]
 fn a_failing_precondition_shows_its_message_and_the_command_does_not_run() {
-    let test = Test::new().file(
+    let test = project().file(
         "Workflowfile.yaml",
         "
         environments:
@@ -733,7 +752,7 @@ fn a_failing_precondition_shows_its_message_and_the_command_does_not_run() {
 
 #[test]
 fn sources_and_generates_skip_an_unchanged_task_and_rerun_after_an_edit() {
-    let test = Test::new()
+    let test = project()
         .file(
             "Workflowfile.yaml",
             "
@@ -781,7 +800,7 @@ fn sources_and_generates_skip_an_unchanged_task_and_rerun_after_an_edit() {
 
 #[test]
 fn a_task_gets_the_environment_its_env_and_cwd() {
-    let test = Test::new()
+    let test = project()
         .file(
             "Workflowfile.yaml",
             "
@@ -806,7 +825,7 @@ fn a_task_gets_the_environment_its_env_and_cwd() {
 
 #[test]
 fn a_private_task_cannot_be_run_directly() {
-    let test = Test::new().file(
+    let test = project().file(
         "Workflowfile.yaml",
         "
         environments:
@@ -825,8 +844,47 @@ fn a_private_task_cannot_be_run_directly() {
 }
 
 #[test]
+fn the_workflowfile_is_found_upward_and_commands_run_in_its_folder() {
+    let test = project()
+        .file(
+            "Workflowfile.yaml",
+            "
+            environments:
+              local:
+                url: sqlite:.dbflow/app.db
+            workflows:
+              where:
+                steps:
+                  - shell: pwd > where.txt
+            ",
+        )
+        .current_dir("prisma/migrations");
+    let output = test.run_with(["run", "where"]);
+    output.assert_code(0);
+    assert_eq!(
+        test.read("where.txt").trim_end(),
+        test.path().to_string_lossy(),
+        "steps run in the project root, not in the current directory"
+    );
+    assert_eq!(
+        output.journals().len(),
+        1,
+        "the journal lives in the project root"
+    );
+    assert!(!test.exists("prisma/migrations/.dbflow"));
+    assert!(!test.exists("prisma/migrations/where.txt"));
+}
+
+#[test]
+fn an_explicit_workflowfile_that_does_not_exist_is_bad_input() {
+    let output = project().run_with(["-f", "nope.yaml", "validate"]);
+    output.assert_code(2);
+    assert_contains(&output.stderr, "nope.yaml: no such file");
+}
+
+#[test]
 fn an_unknown_target_is_bad_input_with_a_suggestion() {
-    let test = Test::new().file("Workflowfile.yaml", ORDERED);
+    let test = project().file("Workflowfile.yaml", ORDERED);
     let output = test.run_with(["run", "deplyo"]);
     output.assert_code(2);
     assert_contains(&output.stderr, "no workflow or task named `deplyo`");
@@ -850,7 +908,7 @@ const CONFIRMING: &str = "
 
 #[test]
 fn confirm_without_a_terminal_refuses_unless_yes() {
-    let test = Test::new().file("Workflowfile.yaml", CONFIRMING);
+    let test = project().file("Workflowfile.yaml", CONFIRMING);
     let output = test.run_with(["run", "deploy"]);
     output.assert_code(1);
     assert_contains(
@@ -883,7 +941,7 @@ fn confirm_without_a_terminal_refuses_unless_yes() {
 
 #[test]
 fn confirm_under_ci_refuses_even_with_input_available() {
-    let test = Test::new()
+    let test = project()
         .file("Workflowfile.yaml", CONFIRMING)
         .env("CI", "true")
         .stdin("y\n");
@@ -921,7 +979,7 @@ fn env_json(output: &Output) -> Value {
 
 #[test]
 fn environment_detection_follows_the_precedence_chain() {
-    let base = || Test::new().file("Workflowfile.yaml", ENVIRONMENTS);
+    let base = || project().file("Workflowfile.yaml", ENVIRONMENTS);
 
     let doc = env_json(&base().run_with(["env", "--json"]));
     assert_eq!(doc["name"], "local");
@@ -989,14 +1047,14 @@ fn environment_detection_follows_the_precedence_chain() {
 
 #[test]
 fn aliases_resolve_to_their_environment() {
-    let test = Test::new().file("Workflowfile.yaml", ENVIRONMENTS);
+    let test = project().file("Workflowfile.yaml", ENVIRONMENTS);
     let doc = env_json(&test.run_with(["env", "--json", "--env", "prod"]));
     assert_eq!(doc["name"], "production");
     assert_eq!(doc["alias"], "prod");
     assert_eq!(doc["url"], "sqlite:.dbflow/production.db");
 
     let doc = env_json(
-        &Test::new()
+        &project()
             .file("Workflowfile.yaml", ENVIRONMENTS)
             .env("NODE_ENV", "dev")
             .run_with(["env", "--json"]),
@@ -1013,7 +1071,7 @@ fn aliases_resolve_to_their_environment() {
 
 #[test]
 fn an_unknown_environment_is_bad_input_naming_where_it_came_from() {
-    let test = Test::new()
+    let test = project()
         .file("Workflowfile.yaml", ENVIRONMENTS)
         .env("NODE_ENV", "producton")
         .file("touch.yaml", "");
@@ -1028,7 +1086,7 @@ fn an_unknown_environment_is_bad_input_naming_where_it_came_from() {
 
 #[test]
 fn interpolation_uses_defaults_the_process_and_the_dotenv_file() {
-    let test = Test::new()
+    let test = project()
         .file(
             "Workflowfile.yaml",
             "
@@ -1067,7 +1125,7 @@ fn interpolation_uses_defaults_the_process_and_the_dotenv_file() {
     assert_eq!(doc["vars"]["owner"], "from-process");
 
     let doc = env_json(
-        &Test::new()
+        &project()
             .file("Workflowfile.yaml", &test.read("Workflowfile.yaml"))
             .env("LOCAL_URL", "sqlite:.dbflow/chosen.db")
             .env("OWNER", "x")
@@ -1078,7 +1136,7 @@ fn interpolation_uses_defaults_the_process_and_the_dotenv_file() {
 
 #[test]
 fn a_missing_variable_names_itself_and_where_it_is_used() {
-    let test = Test::new().file(
+    let test = project().file(
         "Workflowfile.yaml",
         "
         environments:
@@ -1105,7 +1163,7 @@ fn a_missing_variable_names_itself_and_where_it_is_used() {
 
 #[test]
 fn list_groups_by_category_and_hides_private_items() {
-    let test = Test::new().file(
+    let test = project().file(
         "Workflowfile.yaml",
         "
         environments:

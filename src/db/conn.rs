@@ -40,6 +40,18 @@ impl std::fmt::Display for DbError {
     }
 }
 
+impl DbError {
+    /// An error dbflow itself raises (no SQLSTATE).
+    pub fn message(text: impl Into<String>) -> Self {
+        DbError {
+            message: text.into(),
+            code: None,
+            position: None,
+            detail: None,
+        }
+    }
+}
+
 impl From<sqlx::Error> for DbError {
     fn from(err: sqlx::Error) -> Self {
         if let Some(db) = err.as_database_error() {
@@ -190,6 +202,64 @@ impl Conn {
             Conn::Pg(c) => c.close().await,
             Conn::Sqlite(c) => c.close().await,
         };
+    }
+
+    /// The first column of every row rendered as text, whatever its type (text, integers,
+    /// floats, booleans); `None` for NULL. For checks written by people, who should not
+    /// have to cast.
+    pub async fn first_column(&mut self, sql: &str) -> Result<Vec<Option<String>>, DbError> {
+        fn render<'r, R>(row: &'r R) -> Result<Option<String>, sqlx::Error>
+        where
+            R: Row,
+            usize: sqlx::ColumnIndex<R>,
+            Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+            Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+            Option<i32>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+            Option<f64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+            Option<bool>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        {
+            if let Ok(v) = row.try_get::<Option<String>, _>(0) {
+                return Ok(v);
+            }
+            if let Ok(v) = row.try_get::<Option<i64>, _>(0) {
+                return Ok(v.map(|v| v.to_string()));
+            }
+            if let Ok(v) = row.try_get::<Option<i32>, _>(0) {
+                return Ok(v.map(|v| v.to_string()));
+            }
+            if let Ok(v) = row.try_get::<Option<f64>, _>(0) {
+                return Ok(v.map(|v| v.to_string()));
+            }
+            row.try_get::<Option<bool>, _>(0)
+                .map(|v| v.map(|v| v.to_string()))
+        }
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        let mut out = Vec::new();
+        match self {
+            Conn::Pg(c) => {
+                for row in sqlx::query(sql).fetch_all(c).await? {
+                    if row.is_empty() {
+                        out.push(None);
+                        continue;
+                    }
+                    out.push(render(&row).map_err(|_| DbError::message("cannot read the first column as text, a number or a boolean: cast it (e.g. `::text`)"))?);
+                }
+            }
+            Conn::Sqlite(c) => {
+                for row in sqlx::query(sql).fetch_all(c).await? {
+                    if row.is_empty() {
+                        out.push(None);
+                        continue;
+                    }
+                    out.push(render(&row).map_err(|_| {
+                        DbError::message(
+                            "cannot read the first column as text, a number or a boolean",
+                        )
+                    })?);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Rows of a query as text columns (NULL as `None`); every selected column must be text.

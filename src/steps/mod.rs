@@ -5,6 +5,7 @@ pub mod deploy;
 pub mod shell;
 pub mod status;
 pub mod task;
+pub mod verify;
 pub mod workflow;
 
 use crate::engine::Registry;
@@ -19,5 +20,6 @@ pub fn builtin() -> Registry {
     registry.register(Arc::new(workflow::WorkflowKind));
     registry.register(Arc::new(status::StatusKind));
     registry.register(Arc::new(deploy::DeployKind));
+    registry.register(Arc::new(verify::VerifyKind));
     registry
 }

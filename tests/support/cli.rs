@@ -27,6 +27,7 @@ pub struct Test {
     env: Vec<(OsString, OsString)>,
     env_remove: Vec<OsString>,
     stdin: Option<String>,
+    subdir: Option<PathBuf>,
 }
 
 /// What a run produced.
@@ -63,6 +64,7 @@ impl Test {
             env: Vec::new(),
             env_remove: HOST_VARIABLES.iter().map(OsString::from).collect(),
             stdin: None,
+            subdir: None,
         }
     }
 
@@ -130,6 +132,14 @@ impl Test {
         self
     }
 
+    /// Runs the binary in this folder below the test folder (created if missing) instead
+    /// of the test folder itself; journals are still looked for in the test folder.
+    pub fn current_dir(mut self, subdir: &str) -> Self {
+        std::fs::create_dir_all(self.dir.join(subdir)).expect("creating the subfolder");
+        self.subdir = Some(subdir.into());
+        self
+    }
+
     /// Text fed to the child's stdin (default: none, stdin is `/dev/null`).
     pub fn stdin(mut self, text: &str) -> Self {
         self.stdin = Some(text.to_string());
@@ -152,7 +162,11 @@ impl Test {
 
     fn run_args(&self, args: Vec<OsString>) -> Output {
         let mut command = Command::new(env!("CARGO_BIN_EXE_dbflow"));
-        command.current_dir(&self.dir).args(&args);
+        let cwd = match &self.subdir {
+            Some(subdir) => self.dir.join(subdir),
+            None => self.dir.clone(),
+        };
+        command.current_dir(cwd).args(&args);
         for key in &self.env_remove {
             command.env_remove(key);
         }
