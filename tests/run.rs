@@ -1230,3 +1230,34 @@ tasks:
     assert_eq!(doc["checks"][1]["kind"], "task");
     assert!(!json.stdout.contains("internal-helper"));
 }
+
+#[test]
+fn a_task_named_by_two_steps_runs_twice_but_shared_dependencies_once() {
+    let test = project().file(
+        "Workflowfile.yaml",
+        "
+        environments:
+          local:
+            url: sqlite:.dbflow/app.db
+        tasks:
+          setup:
+            script: echo setup >> order.txt
+          notify:
+            script: echo notify >> order.txt
+            dependencies: [setup]
+        workflows:
+          deploy:
+            steps:
+              - task: notify
+              - shell: echo work >> order.txt
+              - task: notify
+        ",
+    );
+    let output = test.run_with(["run", "deploy"]);
+    output.assert_code(0);
+    assert_eq!(
+        lines(&test, "order.txt"),
+        ["setup", "notify", "work", "notify"]
+    );
+    assert_contains(&output.stdout, "dependency `setup` already ran in this run");
+}

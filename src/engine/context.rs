@@ -39,8 +39,26 @@ pub struct RunContext<'a> {
 
 impl RunContext<'_> {
     /// An earlier step's outputs.
+    /// Looks for `step_id` as written, else the most recent step of a nested or handler
+    /// workflow with that id (keys `workflow/step`).
     pub fn output(&self, step_id: &str) -> Option<&serde_json::Value> {
-        self.outputs.get(step_id)
+        self.outputs.get(step_id).or_else(|| {
+            let suffix = format!("/{step_id}");
+            self.outputs
+                .iter()
+                .rev()
+                .find(|(k, _)| k.ends_with(&suffix))
+                .map(|(_, v)| v)
+        })
+    }
+
+    /// The most recent output named `key` of any earlier step (e.g. the `backup_id` a
+    /// backup step produced), with the id of the step that produced it.
+    pub fn latest_output(&self, key: &str) -> Option<(&str, &serde_json::Value)> {
+        self.outputs
+            .iter()
+            .rev()
+            .find_map(|(step, v)| v.get(key).map(|value| (step.as_str(), value)))
     }
 
     /// A shared async runtime for database work (created on first use).

@@ -198,14 +198,15 @@ impl Executor<'_> {
                 );
                 self.ui
                     .step_done(depth, &step.name, duration_ms, outcome.skipped.as_deref());
-                state.outputs.insert(step.id.clone(), outputs);
                 // Steps of nested and on_failure workflows carry their workflow's name:
                 // ids like `shell-1` repeat from one workflow to the next.
-                state.succeeded.push(if depth == 0 {
+                let key = if depth == 0 {
                     step.id.clone()
                 } else {
                     format!("{}/{}", plan.workflow, step.id)
-                });
+                };
+                state.outputs.insert(key.clone(), outputs);
+                state.succeeded.push(key);
                 Ok(())
             }
             Err(error) => {

@@ -167,10 +167,16 @@ fn invocation(
         .preconditions
         .iter()
         .map(|p| {
-            Ok((
-                spec(CommandLine::Script(text(&p.command)?), None),
-                p.message.clone(),
-            ))
+            let message = match &p.message {
+                Some(m) => Some(crate::config::interpolate::interpolate(m, vars).map_err(|missing| {
+                    Diagnostic::at(
+                        task.loc.clone(),
+                        format!("environment variable `{}` is not set (used in a precondition message of task `{name}`)", missing.name),
+                    )
+                })?),
+                None => None,
+            };
+            Ok((spec(CommandLine::Script(text(&p.command)?), None), message))
         })
         .collect::<Result<Vec<_>, Diagnostic>>()?;
     let skip = def

@@ -110,7 +110,13 @@ impl Step for TaskStep {
         let mut ran = Vec::new();
         let mut skipped_self = None;
         for inv in &invocations {
-            if cx.tasks_done.contains(&inv.task) {
+            // Dependencies run once per run; the task a step names runs every time the
+            // workflow asks for it (e.g. `notify` at the start and at the end).
+            if inv.task != self.name && cx.tasks_done.contains(&inv.task) {
+                cx.ui.out(&format!(
+                    "  ○ dependency `{}` already ran in this run",
+                    inv.task
+                ));
                 continue;
             }
             if let Some(command) = &inv.command {
