@@ -7,3 +7,4 @@ cd "$(dirname "$0")/.."
 scripts/prereqs.sh
 cargo test --locked
 target/debug/dbflow validate
+target/debug/dbflow docs --check

@@ -58,6 +58,18 @@ pub enum Command {
         /// Show this run in full.
         id: Option<String>,
     },
+    /// Render the runbooks and compose overrides from templates/ (Tera).
+    Docs {
+        /// Folder to write into (default: docs/generated beside the Workflowfile).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Render in memory and fail (exit 1) with a diff when the files on disk differ.
+        #[arg(long)]
+        check: bool,
+        /// Render for every environment (the default unless --env is given).
+        #[arg(long, conflicts_with = "env")]
+        all: bool,
+    },
     /// Migrations: status, deploy, resolve, down (Prisma-compatible).
     Migrate {
         /// What to do.

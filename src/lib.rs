@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod db;
+pub mod docs;
 pub mod engine;
 pub mod error;
 pub mod runner;

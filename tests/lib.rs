@@ -2,6 +2,7 @@
 
 mod support;
 
+mod docs;
 mod harness;
 mod init;
 mod migrate;

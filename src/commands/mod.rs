@@ -1,5 +1,6 @@
 //! One module per CLI command; each returns the exit code or an [`Error`].
 
+mod docs;
 mod env;
 mod init;
 mod list;
@@ -28,6 +29,12 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Env => env::run(&app, cli.env.as_deref()),
         Command::Validate => validate::run(&app, cli.env.as_deref()),
         Command::Runs { last, id } => runs::run(&app, last, id.as_deref()),
+        Command::Docs { out, check, all } => docs::run(
+            &app,
+            if all { None } else { cli.env.as_deref() },
+            out,
+            check,
+        ),
         Command::Migrate { action } => migrate::run(&app, cli.env.as_deref(), action),
         Command::Init { .. } => unreachable!("handled above"),
     }

@@ -240,6 +240,7 @@ fn implicit_environment(name: &str) -> Environment {
         provider: None,
         description: None,
         vars: IndexMap::new(),
+        pooling: None,
     }
 }
 

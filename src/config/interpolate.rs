@@ -12,6 +12,9 @@ use std::path::Path;
 pub struct Vars {
     process: HashMap<String, String>,
     dotenv: IndexMap<String, String>,
+    /// Documentation mode: every variable reads as its own reference (`${NAME}`), so
+    /// rendered docs show where values come from and never contain them.
+    references_only: bool,
 }
 
 impl Vars {
@@ -32,6 +35,7 @@ impl Vars {
         let vars = Vars {
             process,
             dotenv: file_vars,
+            references_only: false,
         };
         crate::ui::redact::register_env(vars.iter());
         Ok(vars)
@@ -45,6 +49,16 @@ impl Vars {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             dotenv: IndexMap::new(),
+            references_only: false,
+        }
+    }
+
+    /// Variables for rendering documentation: nothing is read, every `${NAME}` stays a
+    /// reference (defaults too: docs describe every machine, not this one).
+    pub fn references_only() -> Self {
+        Vars {
+            references_only: true,
+            ..Vars::default()
         }
     }
 
@@ -76,6 +90,19 @@ impl Vars {
     }
 }
 
+/// The names of every `${NAME}` / `${NAME:-…}` referenced in `text`, in order, once each.
+pub fn referenced_vars(text: &str) -> Vec<String> {
+    let re = regex::Regex::new(r"\$\{([A-Za-z_][A-Za-z0-9_]*)").expect("static regex");
+    let mut out: Vec<String> = Vec::new();
+    for caps in re.captures_iter(text) {
+        let name = caps[1].to_string();
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
 /// A variable that was needed but not set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Missing {
@@ -104,6 +131,11 @@ pub fn interpolate(text: &str, vars: &Vars) -> Result<String, Missing> {
                 Some((n, d)) => (n, Some(d)),
                 None => (expr, None),
             };
+            if vars.references_only {
+                out.push_str(&after[..end + 3]);
+                rest = &body[end + 1..];
+                continue;
+            }
             match (vars.non_empty(name), default) {
                 (Some(value), _) => out.push_str(value),
                 (None, Some(default)) => out.push_str(&interpolate(default, vars)?),

@@ -246,6 +246,7 @@ fn load_file(path: &Path, cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
                     .iter()
                     .map(|(k, v)| (k.clone(), text_of(&file, v)))
                     .collect(),
+                pooling: env.pooling.clone(),
             },
         );
     }

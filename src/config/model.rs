@@ -85,6 +85,8 @@ pub struct Environment {
     pub description: Option<String>,
     /// Free template values.
     pub vars: IndexMap<String, Text>,
+    /// Pooler in front of the database, if declared.
+    pub pooling: Option<super::raw::RawPooling>,
 }
 
 /// A task and where it was defined.

@@ -133,6 +133,43 @@ pub struct RawEnvironment {
     /// Free values for templates; interpolated.
     #[serde(default)]
     pub vars: IndexMap<String, SStr>,
+    /// A connection pooler (PgBouncer) in front of the database, for the generated
+    /// `pgbouncer.<env>.ini` and compose override.
+    pub pooling: Option<RawPooling>,
+}
+
+/// `pooling:` of an environment.
+#[derive(Debug, Deserialize, Clone, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPooling {
+    /// `transaction` (default), `session` or `statement`.
+    #[serde(default = "default_pool_mode")]
+    pub mode: String,
+    /// Port the pooler listens on (default 6432).
+    #[serde(default = "default_pool_port")]
+    pub port: u16,
+    /// Server connections per database/user pair (default 20).
+    #[serde(default = "default_pool_size")]
+    pub pool_size: u32,
+    /// Client connections accepted (default 500).
+    #[serde(default = "default_max_client_conn")]
+    pub max_client_conn: u32,
+}
+
+fn default_pool_mode() -> String {
+    "transaction".into()
+}
+
+fn default_pool_port() -> u16 {
+    6432
+}
+
+fn default_pool_size() -> u32 {
+    20
+}
+
+fn default_max_client_conn() -> u32 {
+    500
 }
 
 /// A condition on the run (used by tasks' `condition` and steps' `when`). All given

@@ -45,17 +45,6 @@ impl StepKind for DeployKind {
 impl Step for DeployStep {
     fn describe(&self, cx: &PlanContext<'_>) -> Result<StepDoc, Diagnostic> {
         let target = Target::for_env(cx.project, cx.env);
-        let pending = target
-            .store()
-            .map(|s| s.migrations.len())
-            .map(|n| {
-                format!(
-                    "{n} migration folder{} in {}",
-                    if n == 1 { "" } else { "s" },
-                    target.dir.display()
-                )
-            })
-            .unwrap_or_else(|e| e.to_string());
         let lock = target
             .limits
             .lock_timeout
@@ -75,7 +64,8 @@ impl Step for DeployStep {
         Ok(StepDoc {
             summary: format!("Apply pending migrations{}", self.to.as_ref().map(|t| format!(" up to {t}")).unwrap_or_default()),
             details: format!(
-                "Applies pending migrations from {pending} in order, each with its history row in one transaction, holding advisory lock {}.{lock}",
+                "Applies pending migrations from {} in order, each with its history row in one transaction, holding advisory lock {}.{lock}",
+                cx.project.migrations_dir,
                 migrate::ADVISORY_LOCK_KEY
             ),
             commands: vec![format!("dbflow migrate deploy --env {}{to}", cx.env.name), "npx prisma migrate deploy".into()],

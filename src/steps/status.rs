@@ -73,7 +73,7 @@ impl Step for StatusStep {
             summary: "Check migration status and schema drift".into(),
             details: format!(
                 "Compares {} with the `{}` table and the schema recorded at the last deploy; stops on: {}.",
-                target.dir.display(),
+                cx.project.migrations_dir,
                 target.table,
                 self.fail_on.join(", ")
             ),

@@ -158,7 +158,7 @@ impl Step for VerifyStep {
             } else if let Some(tables) = &check.tables {
                 details.push(format!("{label}: tables exist: {}", tables.join(", ")));
             } else if check.status_clean.is_some() {
-                details.push(format!("{label}: migration status is clean"));
+                details.push(format!("{label}: no pending, failed, modified or missing migration and no schema drift"));
                 commands.push(format!("dbflow migrate status --env {}", cx.env.name));
             } else if let Some(http) = &check.http {
                 let json = http
