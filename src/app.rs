@@ -27,8 +27,25 @@ impl App {
             std::env::current_dir().map_err(|e| Error::io("reading the current directory", e))?;
         let path = config::find(file, &cwd)?;
         let project = config::load(path.as_deref(), &cwd).map_err(Error::Config)?;
-        let registry = crate::steps::builtin();
+        let mut registry = crate::steps::builtin();
+        let lua = std::sync::Arc::new(crate::lua::LuaHost::load(&project).map_err(Error::Config)?);
+        registry.register(std::sync::Arc::new(crate::steps::provider::ProviderKind {
+            host: lua.clone(),
+        }));
         let mut errors = Vec::new();
+        for def in &lua.steps {
+            if registry.get(&def.name).is_some() {
+                errors.push(crate::config::Diagnostic::bare(format!(
+                    "{}: step kind `{}` is built in; a Lua script cannot replace it (rename the script's `name`)",
+                    def.path, def.name
+                )));
+                continue;
+            }
+            registry.register(std::sync::Arc::new(crate::lua::step::LuaStepKind {
+                def: def.clone(),
+                host: lua.clone(),
+            }));
+        }
         engine::validate::check_steps(&project, &registry, &mut errors);
         if !errors.is_empty() {
             return Err(Error::Config(errors));

@@ -13,6 +13,7 @@ pub mod db;
 pub mod docs;
 pub mod engine;
 pub mod error;
+pub mod lua;
 pub mod runner;
 pub mod steps;
 pub mod ui;

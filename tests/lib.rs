@@ -5,6 +5,7 @@ mod support;
 mod docs;
 mod harness;
 mod init;
+mod lua;
 mod migrate;
 mod redaction;
 mod run;

@@ -297,6 +297,7 @@ fn load_file(path: &Path, cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
             .and_then(|m| m.table.as_ref().map(|d| d.value.clone()))
             .unwrap_or_else(|| "_prisma_migrations".into()),
         migration_limits: migration_limits(raw.migrations.as_ref(), &file, &mut errors),
+        lua: raw.lua.clone().unwrap_or_default(),
         backups_dir: raw
             .backups
             .as_ref()
@@ -391,6 +392,7 @@ fn zero_config(cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
         migrations_dir: "prisma/migrations".into(),
         migrations_table: "_prisma_migrations".into(),
         migration_limits: migration_limits(None, &Arc::new(PathBuf::new()), &mut errors),
+        lua: Default::default(),
         backups_dir: "backups".into(),
         environments: IndexMap::new(),
         implicit_environments: true,

@@ -43,6 +43,8 @@ pub struct Project {
     pub migration_limits: MigrationLimits,
     /// Backups folder, relative to `root`.
     pub backups_dir: String,
+    /// Lua settings as written (defaults applied by the Lua host).
+    pub lua: super::raw::RawLua,
     /// Declared environments, in file order.
     pub environments: IndexMap<String, Environment>,
     /// True when environments are synthesised from the detection chain (zero-config).

@@ -34,6 +34,8 @@ pub struct RawFile {
     pub migrations: Option<RawMigrations>,
     /// Backup settings.
     pub backups: Option<RawBackups>,
+    /// Lua extensions: where scripts live and the sandbox's limits.
+    pub lua: Option<RawLua>,
     /// The environments (local, staging, production, …).
     #[serde(default)]
     pub environments: IndexMap<SStr, Spanned<RawEnvironment>>,
@@ -74,6 +76,25 @@ pub struct RawMigrations {
     pub lock_retries: Option<u32>,
     /// How long to wait for another deploy's advisory lock (default `60s`).
     pub lock_wait: Option<SStr>,
+}
+
+/// `lua:` settings.
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawLua {
+    /// Provider scripts (default `scripts-lua/providers`).
+    pub providers_dir: Option<String>,
+    /// Step kind scripts (default `scripts-lua/steps`).
+    pub steps_dir: Option<String>,
+    /// Allow `dbflow.exec{shell=true}` (default false).
+    #[serde(default)]
+    pub allow_shell: bool,
+    /// Memory the Lua state may allocate, in MiB (default 64).
+    pub memory_mib: Option<usize>,
+    /// VM instructions per call (default 200 million).
+    pub max_instructions: Option<u64>,
+    /// Wall-clock time per call (default `2h`: provider waits poll for long).
+    pub timeout: Option<SStr>,
 }
 
 /// `backups:` settings.

@@ -262,6 +262,98 @@ impl Conn {
         Ok(out)
     }
 
+    /// Runs a query with positional parameters (`$1`/`?`) and returns every row as a JSON
+    /// object of column name → value (text, integers, floats, booleans, NULL). For the Lua
+    /// host API, where scripts should not need to know column types.
+    pub async fn query_json(
+        &mut self,
+        sql: &str,
+        params: &[serde_json::Value],
+    ) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, DbError> {
+        use serde_json::Value;
+        fn cell<'r, R>(row: &'r R, i: usize) -> Value
+        where
+            R: Row,
+            usize: sqlx::ColumnIndex<R>,
+            Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+            Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+            Option<i32>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+            Option<f64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+            Option<bool>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        {
+            if let Ok(v) = row.try_get::<Option<String>, _>(i) {
+                return v.map(Value::String).unwrap_or(Value::Null);
+            }
+            if let Ok(v) = row.try_get::<Option<i64>, _>(i) {
+                return v.map(Value::from).unwrap_or(Value::Null);
+            }
+            if let Ok(v) = row.try_get::<Option<i32>, _>(i) {
+                return v.map(Value::from).unwrap_or(Value::Null);
+            }
+            if let Ok(v) = row.try_get::<Option<f64>, _>(i) {
+                return v.map(Value::from).unwrap_or(Value::Null);
+            }
+            row.try_get::<Option<bool>, _>(i)
+                .ok()
+                .flatten()
+                .map(Value::from)
+                .unwrap_or(Value::Null)
+        }
+        macro_rules! bind_all {
+            ($query:expr) => {{
+                let mut q = $query;
+                for p in params {
+                    q = match p {
+                        Value::Null => q.bind(None::<String>),
+                        Value::Bool(b) => q.bind(*b),
+                        Value::Number(n) if n.is_i64() => q.bind(n.as_i64()),
+                        Value::Number(n) => q.bind(n.as_f64()),
+                        Value::String(s) => q.bind(s.clone()),
+                        other => q.bind(other.to_string()),
+                    };
+                }
+                q
+            }};
+        }
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        let mut out = Vec::new();
+        match self {
+            Conn::Pg(c) => {
+                for row in bind_all!(sqlx::query(sql)).fetch_all(c).await? {
+                    let names: Vec<String> = row
+                        .columns()
+                        .iter()
+                        .map(|c| sqlx::Column::name(c).to_string())
+                        .collect();
+                    out.push(
+                        names
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, n)| (n, cell(&row, i)))
+                            .collect(),
+                    );
+                }
+            }
+            Conn::Sqlite(c) => {
+                for row in bind_all!(sqlx::query(sql)).fetch_all(c).await? {
+                    let names: Vec<String> = row
+                        .columns()
+                        .iter()
+                        .map(|c| sqlx::Column::name(c).to_string())
+                        .collect();
+                    out.push(
+                        names
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, n)| (n, cell(&row, i)))
+                            .collect(),
+                    );
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Rows of a query as text columns (NULL as `None`); every selected column must be text.
     pub async fn rows(
         &mut self,

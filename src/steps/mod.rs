@@ -2,6 +2,7 @@
 
 pub mod confirm;
 pub mod deploy;
+pub mod provider;
 pub mod shell;
 pub mod status;
 pub mod task;

@@ -1,0 +1,428 @@
+//! The Lua host (mlua, Lua 5.4 vendored): loads `scripts-lua/providers/*.lua` and
+//! `scripts-lua/steps/*.lua` at validation time (a syntax error is a validation error with
+//! file:line), runs them sandboxed (`sandbox`) with the host API (`api`), and exposes
+//! providers and Lua step kinds to the engine.
+
+pub mod api;
+pub mod sandbox;
+pub mod step;
+
+use crate::config::{Diagnostic, Loc, Project};
+use api::CallContext;
+use indexmap::IndexMap;
+use mlua::{Function, Lua, LuaSerdeExt, Table, Value};
+use sandbox::Limits;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Provider scripts shipped in the binary (the repository's `scripts-lua/providers/`),
+/// available to every project; a project's own file with the same name replaces one.
+pub const SHIPPED_PROVIDERS: &[(&str, &str)] = &[
+    (
+        "aws_rds",
+        include_str!("../../scripts-lua/providers/aws_rds.lua"),
+    ),
+    (
+        "gcp_cloudsql",
+        include_str!("../../scripts-lua/providers/gcp_cloudsql.lua"),
+    ),
+    (
+        "azure_flexible",
+        include_str!("../../scripts-lua/providers/azure_flexible.lua"),
+    ),
+    (
+        "compose",
+        include_str!("../../scripts-lua/providers/compose.lua"),
+    ),
+];
+
+/// The functions every provider must define, and the optional ones.
+pub const PROVIDER_REQUIRED: &[&str] = &["snapshot", "wait", "list", "restore", "delete"];
+/// Optional provider functions.
+pub const PROVIDER_OPTIONAL: &[&str] = &["stop_writes", "resume_writes"];
+
+/// A loaded provider.
+pub struct ProviderDef {
+    /// Provider name (file stem).
+    pub name: String,
+    /// Script path as shown.
+    pub path: String,
+    table: Table,
+    /// Whether `dbflow.sql` may write during its calls.
+    pub writes: bool,
+}
+
+impl ProviderDef {
+    /// The manual equivalent of `action` (`manual = { snapshot = "aws rds …" }`), for docs.
+    pub fn manual(&self, action: &str) -> Option<String> {
+        self.table
+            .get::<Option<Table>>("manual")
+            .ok()
+            .flatten()
+            .and_then(|m| m.get::<Option<String>>(action).ok().flatten())
+    }
+
+    /// Whether the provider defines `function`.
+    pub fn has(&self, function: &str) -> bool {
+        matches!(self.table.get::<Value>(function), Ok(Value::Function(_)))
+    }
+}
+
+/// The loaded scripts and their Lua state.
+pub struct LuaHost {
+    lua: Lua,
+    limits: Limits,
+    root: PathBuf,
+    allow_shell: bool,
+    /// Providers by name.
+    pub providers: IndexMap<String, ProviderDef>,
+    /// Lua step kinds.
+    pub steps: Vec<Arc<step::LuaStepDef>>,
+}
+
+/// A failed call into Lua, with the script and function named.
+#[derive(Debug, Clone)]
+pub struct CallError(pub String);
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The first meaningful lines of a Lua error (the traceback is noise for operators).
+pub fn error_text(err: &mlua::Error) -> String {
+    let text = err.to_string();
+    let text = text.split("\nstack traceback:").next().unwrap_or(&text);
+    text.trim()
+        .trim_start_matches("runtime error: ")
+        .replace("callback error\n", "")
+        .trim()
+        .to_string()
+}
+
+/// `scripts-lua/steps/x.lua:3: unexpected symbol` → a diagnostic at that line.
+fn script_diagnostic(path: &str, err: &mlua::Error) -> Diagnostic {
+    let text = error_text(err);
+    let re = regex::Regex::new(r"(?m)([^\s:]+\.lua):(\d+): (.*)").expect("static regex");
+    if let Some(caps) = re.captures(&text) {
+        let line = caps[2].parse().unwrap_or(1);
+        return Diagnostic::at(
+            Loc {
+                file: Arc::new(PathBuf::from(&caps[1])),
+                line,
+                col: 1,
+            },
+            format!("Lua: {}", &caps[3]),
+        );
+    }
+    Diagnostic::at(
+        Loc {
+            file: Arc::new(PathBuf::from(path)),
+            line: 1,
+            col: 1,
+        },
+        format!("Lua: {text}"),
+    )
+}
+
+fn lua_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "lua"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+impl LuaHost {
+    /// Loads every provider and step script of the project (plus the shipped providers).
+    pub fn load(project: &Project) -> Result<LuaHost, Vec<Diagnostic>> {
+        let settings = &project.lua;
+        let mut limits = Limits::default();
+        if let Some(mib) = settings.memory_mib {
+            limits.memory = mib * 1024 * 1024;
+        }
+        if let Some(n) = settings.max_instructions {
+            limits.instructions = n;
+        }
+        let mut errors = Vec::new();
+        if let Some(t) = &settings.timeout {
+            match humantime::parse_duration(&t.value) {
+                Ok(d) => limits.wall = d,
+                Err(e) => errors.push(Diagnostic::bare(format!("lua.timeout `{}`: {e}", t.value))),
+            }
+        }
+        let providers_dir = project.root.join(
+            settings
+                .providers_dir
+                .as_deref()
+                .unwrap_or("scripts-lua/providers"),
+        );
+        let steps_dir = project
+            .root
+            .join(settings.steps_dir.as_deref().unwrap_or("scripts-lua/steps"));
+        let scripts_root = steps_dir
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| project.root.clone());
+        let lua = sandbox::new_state(&project.root, &scripts_root, &limits)
+            .map_err(|e| vec![Diagnostic::bare(format!("cannot start Lua: {e}"))])?;
+        api::install(&lua).map_err(|e| vec![Diagnostic::bare(format!("cannot start Lua: {e}"))])?;
+        let mut host = LuaHost {
+            lua,
+            limits,
+            root: project.root.clone(),
+            allow_shell: settings.allow_shell,
+            providers: IndexMap::new(),
+            steps: Vec::new(),
+        };
+        let mut sources: Vec<(String, String, String)> = SHIPPED_PROVIDERS
+            .iter()
+            .map(|(name, text)| {
+                (
+                    name.to_string(),
+                    format!("<builtin>/scripts-lua/providers/{name}.lua"),
+                    text.to_string(),
+                )
+            })
+            .collect();
+        for path in lua_files(&providers_dir) {
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default();
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    sources.retain(|(n, _, _)| n != &name);
+                    sources.push((name, path.display().to_string(), text));
+                }
+                Err(e) => errors.push(Diagnostic::bare(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                ))),
+            }
+        }
+        for (name, path, text) in sources {
+            match host.load_table(&path, &text) {
+                Ok(table) => {
+                    let missing: Vec<&str> = PROVIDER_REQUIRED
+                        .iter()
+                        .copied()
+                        .filter(|f| !matches!(table.get::<Value>(*f), Ok(Value::Function(_))))
+                        .collect();
+                    if !missing.is_empty() {
+                        errors.push(
+                            Diagnostic::at(
+                                Loc {
+                                    file: Arc::new(PathBuf::from(&path)),
+                                    line: 1,
+                                    col: 1,
+                                },
+                                format!("provider `{name}` does not define {}", missing.join(", ")),
+                            )
+                            .with_help(format!(
+                                "a provider returns a table with {} (and optionally {})",
+                                PROVIDER_REQUIRED.join(", "),
+                                PROVIDER_OPTIONAL.join(", ")
+                            )),
+                        );
+                        continue;
+                    }
+                    let writes = table
+                        .get::<Option<bool>>("writes")
+                        .ok()
+                        .flatten()
+                        .unwrap_or(false);
+                    host.providers.insert(
+                        name.clone(),
+                        ProviderDef {
+                            name,
+                            path,
+                            table,
+                            writes,
+                        },
+                    );
+                }
+                Err(d) => errors.push(d),
+            }
+        }
+        for path in lua_files(&steps_dir) {
+            let shown = path
+                .strip_prefix(&project.root)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
+            let shown = if project.root == Path::new(".") {
+                shown
+            } else {
+                path.display().to_string()
+            };
+            let text = match std::fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) => {
+                    errors.push(Diagnostic::bare(format!(
+                        "cannot read {}: {e}",
+                        path.display()
+                    )));
+                    continue;
+                }
+            };
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default();
+            match host
+                .load_table(&shown, &text)
+                .and_then(|t| step::LuaStepDef::from_table(&host.lua, &stem, &shown, t))
+            {
+                Ok(def) => host.steps.push(Arc::new(def)),
+                Err(d) => errors.push(d),
+            }
+        }
+        for env in project.environments.values() {
+            if let Some(provider) = &env.provider {
+                if !host.providers.contains_key(provider) {
+                    let names: Vec<&str> = host.providers.keys().map(String::as_str).collect();
+                    let d = match &env.loc {
+                        Some(loc) => Diagnostic::at(
+                            loc.clone(),
+                            format!(
+                                "environment `{}` names unknown provider `{provider}`",
+                                env.name
+                            ),
+                        ),
+                        None => Diagnostic::bare(format!(
+                            "environment `{}` names unknown provider `{provider}`",
+                            env.name
+                        )),
+                    };
+                    errors.push(
+                        d.with_help_opt(
+                            crate::config::diagnostic::did_you_mean(
+                                provider,
+                                names.iter().copied(),
+                            )
+                            .or_else(|| Some(format!("known providers: {}", names.join(", ")))),
+                        ),
+                    );
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(host)
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn load_table(&self, path: &str, text: &str) -> Result<Table, Diagnostic> {
+        sandbox::reset_budget(&self.lua, &self.limits);
+        let value: Value = self
+            .lua
+            .load(text)
+            .set_name(format!("@{path}"))
+            .eval()
+            .map_err(|e| script_diagnostic(path, &e))?;
+        match value {
+            Value::Table(t) => Ok(t),
+            _ => Err(Diagnostic::at(
+                Loc {
+                    file: Arc::new(PathBuf::from(path)),
+                    line: 1,
+                    col: 1,
+                },
+                "the script must `return { … }` a table",
+            )),
+        }
+    }
+
+    /// A call context for this project (the caller fills env, run id, outputs).
+    pub fn context(&self, ui: &crate::ui::Ui, script: &str, writes: bool) -> CallContext {
+        CallContext {
+            ui: ui.clone(),
+            env: None,
+            run_id: String::new(),
+            outputs: serde_json::Value::Object(Default::default()),
+            root: self.root.clone(),
+            allow_shell: self.allow_shell,
+            writes,
+            events: Default::default(),
+            script: script.to_string(),
+            base_env: Vec::new(),
+        }
+    }
+
+    /// Calls `function` (async-aware: `exec`, `sleep` and `sql` yield to the runtime) with
+    /// `ctx` first (unless `with_ctx` is false) and `args` converted from JSON; returns the
+    /// result as JSON and the journal events the call produced.
+    pub fn call(
+        &self,
+        runtime: &tokio::runtime::Runtime,
+        function: &Function,
+        cx: CallContext,
+        with_ctx: bool,
+        args: Vec<serde_json::Value>,
+        what: &str,
+    ) -> Result<(serde_json::Value, Vec<(String, serde_json::Value)>), CallError> {
+        let events = cx.events.clone();
+        let script = cx.script.clone();
+        sandbox::reset_budget(&self.lua, &self.limits);
+        let fail =
+            |e: mlua::Error| CallError(format!("{script}: {what} failed: {}", error_text(&e)));
+        let mut lua_args = Vec::new();
+        if with_ctx {
+            lua_args.push(Value::Table(api::ctx_table(&self.lua, &cx).map_err(fail)?));
+        }
+        for arg in &args {
+            lua_args.push(self.lua.to_value(arg).map_err(fail)?);
+        }
+        self.lua.set_app_data(cx);
+        let result: mlua::Result<Value> =
+            runtime.block_on(function.call_async(mlua::MultiValue::from_vec(lua_args)));
+        let _ = self.lua.remove_app_data::<CallContext>();
+        // A memory-limited state that failed may hold garbage: collect it now.
+        let _ = self.lua.gc_collect();
+        let drained = events
+            .lock()
+            .map(|mut e| std::mem::take(&mut *e))
+            .unwrap_or_default();
+        let value = result.map_err(fail)?;
+        let json = match value {
+            Value::Nil => serde_json::Value::Null,
+            other => self.lua.from_value(other).map_err(|e| {
+                CallError(format!(
+                    "{script}: {what} returned a value that is not data: {}",
+                    error_text(&e)
+                ))
+            })?,
+        };
+        Ok((json, drained))
+    }
+
+    /// A provider's function.
+    pub fn provider_function(
+        &self,
+        provider: &str,
+        function: &str,
+    ) -> Option<(Function, &ProviderDef)> {
+        let def = self.providers.get(provider)?;
+        match def.table.get::<Value>(function) {
+            Ok(Value::Function(f)) => Some((f, def)),
+            _ => None,
+        }
+    }
+
+    /// The Lua state (for step kinds calling `describe` synchronously).
+    pub fn state(&self) -> &Lua {
+        &self.lua
+    }
+
+    /// Resets the per-call budget before a synchronous call.
+    pub fn reset(&self) {
+        sandbox::reset_budget(&self.lua, &self.limits);
+    }
+}

@@ -1,0 +1,454 @@
+//! Lua extensions: the shipped providers against stand-ins for the cloud CLIs (which cannot
+//! run here) that record their argv and answer like the real ones; the sandbox; Lua step
+//! kinds in plans and validation.
+
+use crate::support::cli::{Output, Test};
+use std::path::Path;
+
+fn fakes_dir() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/fakes")
+        .display()
+        .to_string()
+}
+
+/// A project whose `prod` environment uses `provider` with `vars`, and a workflow running
+/// the given provider actions in order.
+fn provider_project(provider: &str, vars: &str, actions: &[&str]) -> Test {
+    let steps: String = actions
+        .iter()
+        .map(|a| format!("      - provider: {{ action: {a} }}\n"))
+        .collect();
+    let test = Test::new().file(
+        "Workflowfile.yaml",
+        &format!(
+            "environments:\n  prod:\n    url: sqlite:prod.db\n    provider: {provider}\n    vars:\n{vars}\nworkflows:\n  flow:\n    steps:\n{steps}"
+        ),
+    );
+    let log = test.path().join("cli.log").display().to_string();
+    test.env(
+        "PATH",
+        &format!(
+            "{}:{}",
+            fakes_dir(),
+            std::env::var("PATH").unwrap_or_default()
+        ),
+    )
+    .env("FAKE_LOG", &log)
+}
+
+fn recorded(test: &Test) -> Vec<String> {
+    std::fs::read_to_string(test.path().join("cli.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn outputs(out: &Output) -> serde_json::Value {
+    let journal = out.journal();
+    let mut outputs = serde_json::Map::new();
+    for event in journal.iter().filter(|e| e["event"] == "step_end") {
+        outputs.insert(
+            event["step"].as_str().unwrap().to_string(),
+            event["outputs"].clone(),
+        );
+    }
+    serde_json::Value::Object(outputs)
+}
+
+#[test]
+fn aws_rds_ids_flow_from_snapshot_to_wait_restore_and_delete() {
+    let t = provider_project(
+        "aws_rds",
+        "      rds_instance: acme-prod\n      region: eu-west-1",
+        &["snapshot", "wait", "list", "restore", "delete"],
+    );
+    let out = t.run_with(["run", "flow"]);
+    out.assert_code(0);
+    let log = recorded(&t);
+    assert_eq!(log.len(), 5, "{log:?}");
+    let id = outputs(&out)["provider-1"]["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        id.starts_with("dbflow-prod-") && id.len() == "dbflow-prod-".len() + 14,
+        "{id}"
+    );
+    assert_eq!(log[0], format!("aws rds create-db-snapshot --db-instance-identifier acme-prod --db-snapshot-identifier {id} --region eu-west-1 --output json"));
+    assert_eq!(
+        log[1],
+        format!(
+            "aws rds wait db-snapshot-available --db-snapshot-identifier {id} --region eu-west-1"
+        )
+    );
+    assert_eq!(log[2], "aws rds describe-db-snapshots --db-instance-identifier acme-prod --region eu-west-1 --output json");
+    assert!(log[3].starts_with("aws rds restore-db-instance-from-db-snapshot --db-instance-identifier acme-prod-restore-"), "{}", log[3]);
+    assert!(
+        log[3].contains(&format!(
+            "--db-snapshot-identifier {id} --region eu-west-1 --output json"
+        )),
+        "{}",
+        log[3]
+    );
+    assert_eq!(log[4], format!("aws rds delete-db-snapshot --db-snapshot-identifier {id} --region eu-west-1 --output json"));
+    let outputs = outputs(&out);
+    assert_eq!(outputs["provider-3"]["snapshots"][1]["kind"], "automated");
+    assert_eq!(outputs["provider-4"]["restored"]["status"], "creating");
+    assert_eq!(outputs["provider-5"]["snapshot_id"], id.as_str());
+}
+
+#[test]
+fn gcp_cloudsql_uses_the_backup_id_from_the_operation() {
+    let t = provider_project(
+        "gcp_cloudsql",
+        "      cloudsql_instance: acme-sql\n      gcp_project: acme-prod-123",
+        &["snapshot", "wait", "list", "restore", "delete"],
+    );
+    t.run_with(["run", "flow"]).assert_code(0);
+    let log = recorded(&t);
+    assert!(
+        log[0].starts_with(
+            "gcloud sql backups create --instance=acme-sql --description=dbflow prod run "
+        ),
+        "{}",
+        log[0]
+    );
+    assert!(
+        log[0].ends_with(" --async --project=acme-prod-123 --format=json"),
+        "{}",
+        log[0]
+    );
+    assert_eq!(log[1], "gcloud sql backups describe 1763695200123 --instance=acme-sql --project=acme-prod-123 --format=json");
+    assert_eq!(
+        log[2],
+        "gcloud sql backups list --instance=acme-sql --project=acme-prod-123 --format=json"
+    );
+    assert_eq!(log[3], "gcloud sql backups restore 1763695200123 --restore-instance=acme-sql-restore --backup-instance=acme-sql --quiet --project=acme-prod-123 --format=json");
+    assert_eq!(log[4], "gcloud sql backups delete 1763695200123 --instance=acme-sql --quiet --project=acme-prod-123");
+}
+
+#[test]
+fn azure_flexible_restores_to_a_new_server_at_the_backup_time() {
+    let t = provider_project(
+        "azure_flexible",
+        "      azure_resource_group: acme-rg\n      azure_server: acme-pg",
+        &["snapshot", "wait", "restore", "delete"],
+    );
+    let out = t.run_with(["run", "flow"]);
+    out.assert_code(0);
+    let log = recorded(&t);
+    let id = outputs(&out)["provider-1"]["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(log[0], format!("az postgres flexible-server backup create --resource-group acme-rg --name acme-pg --backup-name {id} --output json"));
+    assert_eq!(log[1], format!("az postgres flexible-server backup show --resource-group acme-rg --name acme-pg --backup-name {id} --output json"));
+    assert!(
+        log[3].starts_with(
+            "az postgres flexible-server restore --resource-group acme-rg --name acme-pg-restore-"
+        ),
+        "{}",
+        log[3]
+    );
+    assert!(
+        log[3].ends_with(
+            "--source-server acme-pg --restore-time 2026-11-21T10:15:30.123456+00:00 --output json"
+        ),
+        "{}",
+        log[3]
+    );
+    assert_eq!(log[4], format!("az postgres flexible-server backup delete --resource-group acme-rg --name acme-pg --backup-name {id} --yes --output json"));
+}
+
+#[test]
+fn compose_dumps_inside_the_database_service_and_stops_the_app() {
+    let t = provider_project(
+        "compose",
+        "      db_user: shop",
+        &["stop_writes", "snapshot", "wait", "list", "resume_writes"],
+    );
+    // The compose provider needs a database name: give the environment a PostgreSQL URL.
+    t.write(
+        "Workflowfile.yaml",
+        &t.read("Workflowfile.yaml")
+            .replace("sqlite:prod.db", "postgres://shop:secret99@db:5432/shop"),
+    );
+    let out = t.run_with(["run", "flow"]);
+    out.assert_code(0);
+    let log = recorded(&t);
+    let id = outputs(&out)["provider-2"]["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(log[0], "docker compose stop app");
+    assert_eq!(log[1], format!("docker compose exec -T postgres pg_dump --format=custom --username=shop --file=/backups/{id}.dump shop"));
+    assert_eq!(
+        log[2],
+        format!("docker compose exec -T postgres pg_restore --list /backups/{id}.dump")
+    );
+    assert_eq!(log[3], "docker compose exec -T postgres ls -1 /backups");
+    assert_eq!(log[4], "docker compose start app");
+    let listed = &outputs(&out)["provider-4"]["snapshots"];
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        2,
+        "notes.txt is not a dump: {listed}"
+    );
+}
+
+#[test]
+fn cli_failures_and_malformed_json_become_clear_step_failures() {
+    let t = provider_project("aws_rds", "      rds_instance: acme-prod", &["snapshot"])
+        .env("FAKE_FAIL", "1");
+    let out = t.run_with(["run", "flow"]);
+    out.assert_code(1);
+    assert!(
+        out.stderr
+            .contains("aws create-db-snapshot failed (exit 254)"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("DBInstanceNotFound"), "{}", out.stderr);
+    assert!(out.stderr.contains("aws_rds.lua"), "{}", out.stderr);
+
+    let t = provider_project("aws_rds", "      rds_instance: acme-prod", &["snapshot"])
+        .env("FAKE_MALFORMED", "1");
+    let out = t.run_with(["run", "flow"]);
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("returned malformed JSON"),
+        "{}",
+        out.stderr
+    );
+
+    let t = provider_project("aws_rds", "      region: eu-west-1", &["snapshot"]);
+    let out = t.run_with(["run", "flow"]);
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("set vars.rds_instance"),
+        "{}",
+        out.stderr
+    );
+    assert!(recorded(&t).is_empty(), "nothing ran");
+}
+
+/// A Lua step kind `probe` whose `run` executes `body`, in a workflow whose failure handler
+/// writes `handled.txt`.
+fn sandbox_project(body: &str) -> Test {
+    Test::new()
+        .file(
+            "Workflowfile.yaml",
+            "environments:\n  local:\n    url: sqlite:app.db\nlua:\n  max_instructions: 20000000\n  memory_mib: 32\n  timeout: 20s\nworkflows:\n  probe:\n    on_failure: handled\n    steps:\n      - probe: {}\n  handled:\n    steps:\n      - shell: touch handled.txt\n",
+        )
+        .file("scripts-lua/steps/probe.lua", &format!("return {{\n  summary = \"sandbox probe\",\n  run = function(ctx, params)\n    {body}\n  end,\n}}\n"))
+}
+
+#[test]
+fn the_sandbox_stops_dangerous_scripts_and_the_run_goes_on_to_on_failure() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "os.execute('touch pwned.txt')",
+            "os.execute is not allowed in dbflow scripts; use dbflow.exec{...}",
+        ),
+        (
+            "local f = io.popen('touch pwned.txt'); f:read('a')",
+            "io.popen is not allowed",
+        ),
+        (
+            "local f = io.open('/etc/passwd'); return { text = f:read('a') }",
+            "io.open(\"/etc/passwd\") is not allowed",
+        ),
+        ("while true do end", "instruction limit exceeded"),
+        (
+            "local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 1024) .. i end",
+            "memory",
+        ),
+        (
+            "local f = load(string.char(27) .. 'Lua', 'x', 'b')",
+            "binary chunks are not allowed",
+        ),
+        ("return debug.getinfo(1)", "debug"),
+        (
+            "dbflow.exec{ 'touch pwned.txt', shell = true }",
+            "shell=true} is not allowed",
+        ),
+    ];
+    for (body, expected) in cases {
+        let t = sandbox_project(body);
+        let out = t.run_with(["run", "probe"]);
+        out.assert_code(1);
+        assert!(
+            out.stderr.contains(expected),
+            "`{body}`: expected `{expected}` in\n{}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("scripts-lua/steps/probe.lua"),
+            "{}",
+            out.stderr
+        );
+        assert!(!t.exists("pwned.txt"), "`{body}` executed something");
+        assert!(t.exists("handled.txt"), "`{body}`: on_failure did not run");
+    }
+}
+
+#[test]
+fn files_inside_the_project_and_the_host_api_work() {
+    let t = sandbox_project(
+        "local f = assert(io.open('notes.txt', 'w')); f:write('hello'); f:close()\n    local r = dbflow.exec{ 'sh', '-c', 'echo from-exec; echo oops >&2; exit 3' }\n    local doc = dbflow.json.decode('{\"a\": [1, 2]}')\n    dbflow.log.info('env is ' .. ctx.env)\n    dbflow.sleep(0.01)\n    return { code = r.code, out = r.stdout, err = r.stderr, second = doc.a[2], encoded = dbflow.json.encode({ x = 1 }), who = dbflow.env('DBFLOW_PROBE') }",
+    )
+    .env("DBFLOW_PROBE", "probe-value");
+    let out = t.run_with(["run", "probe"]);
+    out.assert_code(0);
+    assert_eq!(t.read("notes.txt"), "hello");
+    assert!(out.stdout.contains("env is local"), "{}", out.stdout);
+    let step = outputs(&out);
+    let o = &step["probe-1"];
+    assert_eq!(o["code"], 3);
+    assert_eq!(o["out"], "from-exec\n");
+    assert_eq!(o["err"], "oops\n");
+    assert_eq!(o["second"], 2);
+    assert_eq!(o["encoded"], "{\"x\":1}");
+    assert_eq!(o["who"], "probe-value");
+    let journal = out.journal();
+    assert!(
+        journal
+            .iter()
+            .any(|e| e["event"] == "lua_exec" && e["exit_code"] == 3),
+        "exec is journaled"
+    );
+}
+
+#[test]
+fn sql_is_read_only_unless_the_step_says_otherwise() {
+    let t = sandbox_project("local rows = dbflow.sql('SELECT 1 AS one, ? AS two', { 'x' }); dbflow.sql('CREATE TABLE t (id int)'); return rows[1]");
+    let out = t.run_with(["run", "probe"]);
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("readonly") || out.stderr.contains("read-only"),
+        "{}",
+        out.stderr
+    );
+    let t = sandbox_project(
+        "local rows = dbflow.sql('SELECT 1 AS one, ? AS two', { 'x' }); return rows[1]",
+    );
+    let out = t.run_with(["run", "probe"]);
+    out.assert_code(0);
+    assert_eq!(outputs(&out)["probe-1"]["two"], "x");
+}
+
+#[test]
+fn a_lua_step_kind_runs_shows_in_dry_run_and_validates_its_parameters() {
+    let script = r#"return {
+  name = "announce",
+  summary = "post a message to the team channel",
+  params = {
+    channel = { type = "string", required = true },
+    level = { type = "string", default = "info", one_of = { "info", "warn" } },
+  },
+  describe = function(params)
+    return { summary = "Announce in #" .. params.channel, commands = { "curl -X POST https://chat.example/" .. params.channel } }
+  end,
+  run = function(ctx, params)
+    return { said = params.level .. " in " .. params.channel .. " for " .. ctx.env }
+  end,
+}
+"#;
+    let wf = |params: &str| {
+        format!("environments:\n  local:\n    url: sqlite:app.db\nworkflows:\n  tell:\n    steps:\n      - announce: {params}\n")
+    };
+    let t = Test::new()
+        .file("Workflowfile.yaml", &wf("{ channel: ops }"))
+        .file("scripts-lua/steps/announce.lua", script);
+    let dry = t.run_with(["run", "tell", "--dry-run"]);
+    dry.assert_code(0);
+    assert!(
+        dry.stdout.contains("1. announce [announce]"),
+        "{}",
+        dry.stdout
+    );
+    assert!(dry.stdout.contains("Announce in #ops"), "{}", dry.stdout);
+    assert!(
+        dry.stdout
+            .contains("$ curl -X POST https://chat.example/ops"),
+        "{}",
+        dry.stdout
+    );
+    let out = t.run_with(["run", "tell"]);
+    out.assert_code(0);
+    assert_eq!(outputs(&out)["announce-1"]["said"], "info in ops for local");
+
+    t.write("Workflowfile.yaml", &wf("{ chanel: ops }"));
+    let bad = t.run_with(["validate"]);
+    bad.assert_code(2);
+    assert!(
+        bad.stderr
+            .contains("unknown parameter `chanel` for step kind `announce`"),
+        "{}",
+        bad.stderr
+    );
+    assert!(
+        bad.stderr.contains("did you mean `channel`?"),
+        "{}",
+        bad.stderr
+    );
+    assert!(
+        bad.stderr.contains("Workflowfile.yaml:7:21"),
+        "{}",
+        bad.stderr
+    );
+
+    t.write("Workflowfile.yaml", &wf("{ channel: ops, level: loud }"));
+    let bad = t.run_with(["validate"]);
+    bad.assert_code(2);
+    assert!(
+        bad.stderr.contains("expected one of \"info\", \"warn\""),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[test]
+fn a_lua_syntax_error_is_a_validation_error_with_file_and_line() {
+    let t = Test::new()
+        .file(
+            "Workflowfile.yaml",
+            "environments:\n  local:\n    url: sqlite:app.db\n",
+        )
+        .file(
+            "scripts-lua/steps/broken.lua",
+            "return {\n  run = function(ctx)\n    local x = = 1\n  end,\n}\n",
+        );
+    let out = t.run_with(["validate"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("scripts-lua/steps/broken.lua:3"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("unexpected symbol"), "{}", out.stderr);
+    let out = t.run_with(["run", "anything"]);
+    out.assert_code(2);
+}
+
+#[test]
+fn an_unknown_provider_is_a_validation_error_with_a_suggestion() {
+    let t = Test::new().file(
+        "Workflowfile.yaml",
+        "environments:\n  prod:\n    url: sqlite:app.db\n    provider: aws_rsd\n",
+    );
+    let out = t.run_with(["validate"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("unknown provider `aws_rsd`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("did you mean `aws_rds`?"),
+        "{}",
+        out.stderr
+    );
+}
