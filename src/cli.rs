@@ -108,6 +108,14 @@ pub enum MigrateAction {
         #[arg(long, value_name = "NAME")]
         rolled_back: Option<String>,
     },
+    /// Create a new migration folder `<timestamp>_<name>/migration.sql` (Prisma's layout).
+    New {
+        /// What the migration does (`add_user_nickname`).
+        name: String,
+        /// Also create an empty down.sql for partial rollback.
+        #[arg(long)]
+        down: bool,
+    },
     /// Run the newest applied migration's down.sql and mark it rolled back.
     Down {
         /// The newest applied migration.

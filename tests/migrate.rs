@@ -662,3 +662,60 @@ fn sqlite_exec(path: &std::path::Path, sql: &'static str) {
         sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
     });
 }
+
+#[test]
+fn a_pooled_url_without_direct_url_is_warned_about_before_deploy() {
+    let Some(db) = pg::database("a_pooled_url_without_direct_url") else {
+        return;
+    };
+    let pooled = format!("{}?pgbouncer=true", db.url);
+    let t = project(&db).env("DATABASE_URL", &pooled);
+    let out = t.run_with(["migrate", "deploy"]);
+    out.assert_code(0);
+    assert!(
+        out.stderr
+            .contains("connects through a pooler (pgbouncer=true) and has no direct_url"),
+        "{}",
+        out.stderr
+    );
+
+    let with_direct = project(&db)
+        .file(
+            "Workflowfile.yaml",
+            "environments:\n  local:\n    url: ${DATABASE_URL}\n    direct_url: ${DIRECT_URL}\n    protection: sandbox\n",
+        )
+        .env("DATABASE_URL", &pooled)
+        .env("DIRECT_URL", &db.url);
+    let out = with_direct.run_with(["migrate", "deploy"]);
+    out.assert_code(0);
+    assert!(!out.stderr.contains("pooler"), "{}", out.stderr);
+}
+
+#[test]
+fn migrate_new_creates_a_timestamped_prisma_folder() {
+    let t = Test::new().file(
+        "Workflowfile.yaml",
+        "environments:\n  local:\n    url: sqlite:app.db\n",
+    );
+    let out = t.run_with(["migrate", "new", "Add user Nickname!", "--down"]);
+    out.assert_code(0);
+    let dirs: Vec<String> = std::fs::read_dir(t.path().join("prisma/migrations"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(dirs.len(), 1);
+    let name = &dirs[0];
+    assert!(
+        name.ends_with("_add_user_nickname") && name.len() == 14 + "_add_user_nickname".len(),
+        "{name}"
+    );
+    assert!(t.exists(&format!("prisma/migrations/{name}/migration.sql")));
+    assert!(t.exists(&format!("prisma/migrations/{name}/down.sql")));
+    let status = t.run_with(["migrate", "status"]);
+    status.assert_code(4);
+    assert!(
+        status.stdout.contains(name.as_str()) && status.stdout.contains("pending"),
+        "{}",
+        status.stdout
+    );
+}

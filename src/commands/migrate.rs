@@ -10,6 +10,9 @@ use crate::ui::Ui;
 use serde_json::json;
 
 pub fn run(app: &App, env_flag: Option<&str>, action: MigrateAction) -> Result<ExitCode> {
+    if let MigrateAction::New { name, down } = &action {
+        return new_migration(app, name, *down);
+    }
     let env = app.env(env_flag)?;
     let target = Target::for_env(&app.project, &env);
     let store = target.store()?;
@@ -77,6 +80,7 @@ pub fn run(app: &App, env_flag: Option<&str>, action: MigrateAction) -> Result<E
                 app.ui.out(&message);
                 Ok(ExitCode::Ok)
             }
+            MigrateAction::New { .. } => unreachable!("handled before connecting"),
             MigrateAction::Down { name } => {
                 let message = migrate::down(&mut conn, &store, &target.table, &name).await.map_err(|e| Error::failed(e.to_string()))?;
                 app.ui.out(&message);
@@ -86,6 +90,57 @@ pub fn run(app: &App, env_flag: Option<&str>, action: MigrateAction) -> Result<E
         conn.close().await;
         result
     })
+}
+
+/// `dbflow migrate new NAME [--down]`: a timestamped folder in Prisma's layout.
+fn new_migration(app: &App, name: &str, down: bool) -> Result<ExitCode> {
+    let slug: String = name
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>()
+        .split('_')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("_");
+    if slug.is_empty() {
+        return Err(Error::Usage(format!(
+            "`{name}` has no letters or digits to name a migration with"
+        )));
+    }
+    let dir = app.project.root.join(&app.project.migrations_dir);
+    let folder = dir.join(format!(
+        "{}_{slug}",
+        chrono::Utc::now().format("%Y%m%d%H%M%S")
+    ));
+    if folder.exists() {
+        return Err(Error::Usage(format!("{} already exists", folder.display())));
+    }
+    std::fs::create_dir_all(&folder)
+        .map_err(|e| Error::io(format!("creating {}", folder.display()), e))?;
+    let script = folder.join("migration.sql");
+    std::fs::write(&script, format!("-- {name}\n-- Expand–contract: add, backfill, switch, then drop in a later release.\n\n"))
+        .map_err(|e| Error::io(format!("writing {}", script.display()), e))?;
+    app.ui.out(&format!("created {}", script.display()));
+    if down {
+        let down_path = folder.join("down.sql");
+        std::fs::write(
+            &down_path,
+            format!("-- Undo {name} (run by `dbflow migrate down`)\n\n"),
+        )
+        .map_err(|e| Error::io(format!("writing {}", down_path.display()), e))?;
+        app.ui.out(&format!("created {}", down_path.display()));
+    }
+    if app.ui.json {
+        app.ui.json_doc(&json!({ "migration": folder.file_name().map(|n| n.to_string_lossy().to_string()), "path": script.display().to_string() }));
+    }
+    Ok(ExitCode::Ok)
 }
 
 fn all() -> Vec<String> {
@@ -153,22 +208,40 @@ pub fn render_status(status: &Status) -> String {
     out.trim_end().to_string()
 }
 
-/// Prints deploy progress lines (and waits, retries) through the UI.
+/// Prints deploy progress: a bar per deploy (on a terminal) plus a line per migration.
 pub fn progress_printer(ui: &Ui) -> impl FnMut(Event<'_>) + Send + '_ {
+    let mut bar: Option<crate::ui::progress::Counter> = None;
     move |event| match event {
         Event::WaitingForLock => {
             ui.out("  waiting for another deploy to release the migration lock…")
         }
-        Event::Applying(name, i, n) => ui.out(&format!("  [{i}/{n}] applying {name}")),
-        Event::Applied(name, elapsed, transactional) => ui.out(&format!(
-            "  ✔ {name} ({}{})",
-            crate::ui::human_ms(elapsed.as_millis() as u64),
-            if transactional {
-                ""
-            } else {
-                ", outside a transaction"
+        Event::Applying(name, i, n) => {
+            let counter = bar.get_or_insert_with(|| {
+                crate::ui::progress::Counter::new(n as u64, ui.tty && !ui.json)
+            });
+            counter.set_message(&format!("applying {name}"));
+            if !ui.tty {
+                ui.out(&format!("  [{i}/{n}] applying {name}"));
             }
-        )),
+        }
+        Event::Applied(name, elapsed, transactional) => {
+            let line = format!(
+                "  ✔ {name} ({}{})",
+                crate::ui::human_ms(elapsed.as_millis() as u64),
+                if transactional {
+                    ""
+                } else {
+                    ", outside a transaction"
+                }
+            );
+            match &bar {
+                Some(counter) => {
+                    counter.inc();
+                    counter.println(ui, &line);
+                }
+                None => ui.out(&line),
+            }
+        }
         Event::Retrying(name, attempt, pause) => ui.warn(&format!(
             "{name} hit lock_timeout; retry {attempt} in {}",
             humantime::format_duration(pause)

@@ -58,3 +58,50 @@ impl Drop for Spinner {
         self.bar.finish_and_clear();
     }
 }
+
+/// A counted progress bar (`[3/10] applying …`); lines printed through it stay above it.
+/// Hidden when not a terminal, in which case [`Counter::println`] prints normally.
+pub struct Counter {
+    bar: ProgressBar,
+    visible: bool,
+}
+
+impl Counter {
+    /// A bar of `len` items.
+    pub fn new(len: u64, visible: bool) -> Self {
+        let bar = ProgressBar::new(len);
+        if !visible {
+            bar.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        bar.set_style(
+            ProgressStyle::with_template("  {bar:30} {pos}/{len} {msg} ({elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Counter { bar, visible }
+    }
+
+    /// What is being worked on.
+    pub fn set_message(&self, message: &str) {
+        self.bar.set_message(super::redact::redact(message));
+    }
+
+    /// One item done.
+    pub fn inc(&self) {
+        self.bar.inc(1);
+    }
+
+    /// Prints a line (through the bar when it is drawn).
+    pub fn println(&self, ui: &super::Ui, line: &str) {
+        if self.visible {
+            self.bar.println(super::redact::redact(line));
+        } else {
+            ui.out(line);
+        }
+    }
+}
+
+impl Drop for Counter {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
