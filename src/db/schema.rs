@@ -106,6 +106,41 @@ pub struct Recorded {
     pub lines: Vec<String>,
     /// When it was recorded.
     pub recorded_at: String,
+    /// Catalog change token of the live catalog the listing was read from (PostgreSQL),
+    /// when the listing is exactly that catalog.
+    pub token: Option<String>,
+}
+
+/// A cheap catalog change token (PostgreSQL): counts and sums of the transaction ids that
+/// last wrote the catalog rows of user relations. Any DDL writes new row versions, so an
+/// unchanged token means an unchanged schema and the costly deparsing listing (one
+/// `pg_get_indexdef`/`pg_get_expr` per object) can be skipped; a changed token only means
+/// "compare in full". ANALYZE and autovacuum update `pg_class` in place and keep it.
+pub async fn token(conn: &mut Conn, history_table: &str) -> Result<Option<String>, DbError> {
+    if !conn.is_postgres() {
+        return Ok(None);
+    }
+    let excluded = format!(
+        "({}, {})",
+        quote_literal(history_table.rsplit('.').next().unwrap_or(history_table)),
+        quote_literal(STATE_TABLE)
+    );
+    let sql = format!(
+        r#"WITH rels AS (
+  SELECT c.oid, c.xmin FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relkind IN ('r','p','v','m','f') AND n.nspname NOT IN ('pg_catalog','information_schema')
+    AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%' AND c.relname NOT IN {excluded}
+), parts AS (
+  SELECT oid::int8 AS o, xmin::text::int8 AS x FROM rels
+  UNION ALL SELECT a.attrelid::int8 * 2048 + a.attnum, a.xmin::text::int8 FROM pg_attribute a JOIN rels r ON r.oid = a.attrelid WHERE a.attnum > 0
+  UNION ALL SELECT d.oid::int8, d.xmin::text::int8 FROM pg_attrdef d JOIN rels r ON r.oid = d.adrelid
+  UNION ALL SELECT c.oid::int8, c.xmin::text::int8 FROM pg_constraint c JOIN rels r ON r.oid = c.conrelid
+  UNION ALL SELECT i.indexrelid::int8, ic.xmin::text::int8 FROM pg_index i JOIN rels r ON r.oid = i.indrelid JOIN pg_class ic ON ic.oid = i.indexrelid
+  UNION ALL SELECT e.oid::int8, e.xmin::text::int8 FROM pg_enum e
+)
+SELECT count(*) || ':' || coalesce(sum(o), 0) || ':' || coalesce(sum(x), 0) || ':' || coalesce(sum(o # x), 0) || ':' || coalesce(max(x), 0) FROM parts"#
+    );
+    conn.string(&sql).await
 }
 
 /// Records the live schema as the expected one (a new baseline).
@@ -113,7 +148,8 @@ pub async fn record(conn: &mut Conn, history_table: &str) -> Result<bool, DbErro
     let Some(lines) = snapshot_unless_locked(conn, history_table).await? else {
         return Ok(false);
     };
-    write(conn, &lines).await?;
+    let token = token(conn, history_table).await?;
+    write(conn, &lines, token.as_deref()).await?;
     Ok(true)
 }
 
@@ -143,23 +179,30 @@ pub async fn record_change(
             lines.dedup();
             lines
         }
-        _ => after,
+        _ => after.clone(),
     };
-    write(conn, &lines).await?;
+    // The token stands for the live catalog: keep it only when the listing is exactly that.
+    let token = if lines == after {
+        token(conn, history_table).await?
+    } else {
+        None
+    };
+    write(conn, &lines, token.as_deref()).await?;
     Ok(true)
 }
 
-async fn write(conn: &mut Conn, lines: &[String]) -> Result<(), DbError> {
+async fn write(conn: &mut Conn, lines: &[String], token: Option<&str>) -> Result<(), DbError> {
     let t = quote_ident(STATE_TABLE);
     let (create, now) = if conn.is_postgres() {
-        (format!("CREATE TABLE IF NOT EXISTS {t} (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, snapshot TEXT NOT NULL, recorded_at TIMESTAMPTZ NOT NULL)"), "now()")
+        (format!("CREATE TABLE IF NOT EXISTS {t} (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, snapshot TEXT NOT NULL, recorded_at TIMESTAMPTZ NOT NULL, token TEXT);\nALTER TABLE {t} ADD COLUMN IF NOT EXISTS token TEXT"), "now()")
     } else {
-        (format!("CREATE TABLE IF NOT EXISTS {t} (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, snapshot TEXT NOT NULL, recorded_at TEXT NOT NULL)"), "strftime('%Y-%m-%dT%H:%M:%SZ','now')")
+        (format!("CREATE TABLE IF NOT EXISTS {t} (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, snapshot TEXT NOT NULL, recorded_at TEXT NOT NULL, token TEXT)"), "strftime('%Y-%m-%dT%H:%M:%SZ','now')")
     };
     let sql = format!(
-        "{create};\nDELETE FROM {t};\nINSERT INTO {t} (id, fingerprint, snapshot, recorded_at) VALUES (1, {}, {}, {now});",
+        "{create};\nDELETE FROM {t};\nINSERT INTO {t} (id, fingerprint, snapshot, recorded_at, token) VALUES (1, {}, {}, {now}, {});",
         quote_literal(&fingerprint(lines)),
-        quote_literal(&lines.join("\n"))
+        quote_literal(&lines.join("\n")),
+        token.map(quote_literal).unwrap_or_else(|| "NULL".into())
     );
     conn.batch(&sql).await
 }
@@ -170,12 +213,18 @@ pub async fn recorded(conn: &mut Conn) -> Result<Option<Recorded>, DbError> {
         return Ok(None);
     }
     let t = quote_ident(STATE_TABLE);
+    // Read through to_jsonb so a table recorded before the token column existed still reads.
+    let token = if conn.is_postgres() {
+        "to_jsonb(s)->>'token'"
+    } else {
+        "token"
+    };
     let rows = conn
         .rows(
             &format!(
-                "SELECT fingerprint, snapshot, CAST(recorded_at AS TEXT) FROM {t} WHERE id = 1"
+                "SELECT fingerprint, snapshot, CAST(recorded_at AS TEXT), {token} FROM {t} s WHERE id = 1"
             ),
-            3,
+            4,
         )
         .await?;
     Ok(rows.into_iter().next().map(|r| Recorded {
@@ -187,6 +236,7 @@ pub async fn recorded(conn: &mut Conn) -> Result<Option<Recorded>, DbError> {
             .map(str::to_string)
             .collect(),
         recorded_at: r[2].clone().unwrap_or_default(),
+        token: r[3].clone(),
     }))
 }
 
