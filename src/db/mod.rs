@@ -5,6 +5,7 @@ pub mod checksum;
 pub mod conn;
 pub mod history;
 pub mod migrate;
+pub mod pgtools;
 pub mod schema;
 pub mod statements;
 pub mod store;
