@@ -92,7 +92,7 @@ impl Step for DeployStep {
             .map_err(|e| StepError::failed(e.to_string()))?;
         let options = DeployOptions {
             to: self.to.clone(),
-            dry_run: false,
+            ..DeployOptions::default()
         };
         let ui = cx.ui;
         let result = cx.runtime().block_on(async {
