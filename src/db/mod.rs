@@ -1,6 +1,7 @@
 //! Databases: connections (sqlx), the Prisma-layout migrations store, the history table,
 //! schema fingerprints, and the migrator built on them.
 
+pub mod backup;
 pub mod checksum;
 pub mod conn;
 pub mod history;
