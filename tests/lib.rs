@@ -2,6 +2,7 @@
 
 mod support;
 
+mod backup;
 mod harness;
 mod init;
 mod migrate;
