@@ -31,6 +31,10 @@ pub const BUILTIN_WORKFLOWS: &[(&str, &str)] = &[
         "workflows/checks.yaml",
         include_str!("../../workflows/checks.yaml"),
     ),
+    (
+        "workflows/backups.yaml",
+        include_str!("../../workflows/backups.yaml"),
+    ),
 ];
 
 /// Keys every step may carry besides its kind.
