@@ -76,12 +76,110 @@ pub enum Command {
         #[command(subcommand)]
         action: MigrateAction,
     },
+    /// Backups: create (verified before it counts), list, verify, prune (GFS retention).
+    Backup {
+        /// What to do.
+        #[command(subcommand)]
+        action: BackupAction,
+    },
+    /// Restore a verified backup into a NEW database (`<db>_restore_<ts>` unless --into);
+    /// in place only with --in-place and the word RESTORE typed (never on protected
+    /// environments). Without ID, in a terminal, offers the verified backups.
+    Restore {
+        /// Backup id (a unique prefix is enough), or `latest`.
+        id: Option<String>,
+        /// Name of the new database (PostgreSQL) or file (SQLite).
+        #[arg(long, value_name = "NAME", conflicts_with = "in_place")]
+        into: Option<String>,
+        /// Replace the environment's own database (asks for the word RESTORE).
+        #[arg(long)]
+        in_place: bool,
+        /// The confirmation word, for non-interactive in-place restores: RESTORE.
+        #[arg(long, value_name = "WORD", requires = "in_place")]
+        confirm: Option<String>,
+    },
+    /// Roll back after a bad deploy: restore the backup a deploy run took (or the newest
+    /// verified one before it) into a new database, optionally re-apply the migrations
+    /// before the bad one, validate, and point the application at it.
+    Rollback {
+        /// The deploy run whose backup to restore (from `dbflow runs`).
+        #[arg(long, value_name = "RUN_ID", conflicts_with = "backup")]
+        run: Option<String>,
+        /// The backup to restore instead.
+        #[arg(long, value_name = "ID")]
+        backup: Option<String>,
+        /// After restoring, apply the pending migrations up to but excluding MIGRATION
+        /// (the bad one).
+        #[arg(long, value_name = "MIGRATION")]
+        to: Option<String>,
+        /// Name of the new database.
+        #[arg(long, value_name = "NAME", conflicts_with = "in_place")]
+        into: Option<String>,
+        /// Restore over the environment's own database (asks for the word RESTORE).
+        #[arg(long)]
+        in_place: bool,
+        /// The confirmation word, for non-interactive in-place rollbacks: RESTORE.
+        #[arg(long, value_name = "WORD", requires = "in_place")]
+        confirm: Option<String>,
+    },
+    /// Restore drill: back up, restore into `<db>_restore_drill_<ts>`, validate (tables,
+    /// key row counts, migration status, drill.verify), drop, and append the report
+    /// (PASS/FAIL, RPO, RTO) to `<backups.dir>/drills/`. The primary is only read.
+    Drill {
+        /// Keep the drill database instead of dropping it.
+        #[arg(long)]
+        keep: bool,
+        /// Drill an existing backup (an id, or `latest`) instead of taking a fresh one.
+        #[arg(long, value_name = "ID")]
+        backup: Option<String>,
+    },
     /// Scaffold Workflowfile.yaml, workflows/, templates/ and scripts-lua/ here.
     Init {
         /// Folder to initialise (default: the current directory).
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
+}
+
+/// `dbflow backup …`
+#[derive(Debug, Subcommand)]
+pub enum BackupAction {
+    /// Take a backup now: streamed to `<backups.dir>/<env>/<YYYYMMDD_HHMMSS>[_label]/`,
+    /// verified, then cataloged.
+    Create {
+        /// Appended to the backup id (letters, digits, `-`, `_`).
+        #[arg(long, value_name = "LABEL")]
+        label: Option<String>,
+        /// pg_dump format (default from `backups.format`, else custom).
+        #[arg(long, value_enum)]
+        format: Option<FormatArg>,
+        /// Parallel jobs for the directory format (default from `backups.jobs`, else 2).
+        #[arg(long, value_name = "N")]
+        jobs: Option<u32>,
+    },
+    /// List the environment's backups, newest first: age, size, label, migration head,
+    /// verification state.
+    List,
+    /// Check a backup again: sha256 and that the archive reads back. A failure marks it.
+    Verify {
+        /// Backup id (a unique prefix is enough).
+        id: String,
+    },
+    /// Remove backups outside the retention (default 7 daily, 4 weekly, 6 monthly).
+    Prune {
+        /// Only say what would be removed and why each kept backup stays.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// `--format` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum FormatArg {
+    /// One compressed file (`pg_dump --format=custom`).
+    Custom,
+    /// A folder, dumped and restored with parallel jobs.
+    Directory,
 }
 
 /// `dbflow migrate …`

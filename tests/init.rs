@@ -32,6 +32,7 @@ const SCAFFOLD: &[&str] = &[
     "prisma/migrations/.gitkeep",
     "scripts-lua/README.md",
     "templates/README.md",
+    "workflows/backups.yaml",
     "workflows/checks.yaml",
     "workflows/deploy.yaml",
 ];

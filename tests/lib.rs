@@ -2,6 +2,7 @@
 
 mod support;
 
+mod backup;
 mod docs;
 mod harness;
 mod init;

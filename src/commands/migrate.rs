@@ -41,7 +41,7 @@ pub fn run(app: &App, env_flag: Option<&str>, action: MigrateAction) -> Result<E
                 if let Some(warning) = pooler_warning(&env) {
                     app.ui.warn(&warning);
                 }
-                let options = DeployOptions { to, dry_run };
+                let options = DeployOptions { to, dry_run, ..DeployOptions::default() };
                 let mut on_event = progress_printer(&app.ui);
                 let report = migrate::deploy(&mut conn, &store, &target.table, &target.limits, &options, &mut on_event).await;
                 match report {

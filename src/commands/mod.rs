@@ -1,10 +1,15 @@
 //! One module per CLI command; each returns the exit code or an [`Error`].
 
+mod backup;
 mod docs;
+mod drill;
 mod env;
 mod init;
 mod list;
 pub mod migrate;
+mod oneshot;
+mod restore;
+mod rollback;
 mod run;
 mod runs;
 mod validate;
@@ -36,6 +41,33 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             check,
         ),
         Command::Migrate { action } => migrate::run(&app, cli.env.as_deref(), action),
+        Command::Backup { action } => backup::run(&app, cli.env.as_deref(), action),
+        Command::Restore {
+            id,
+            into,
+            in_place,
+            confirm,
+        } => restore::run(&app, cli.env.as_deref(), id, into, in_place, confirm),
+        Command::Rollback {
+            run,
+            backup,
+            to,
+            into,
+            in_place,
+            confirm,
+        } => rollback::run(
+            &app,
+            cli.env.as_deref(),
+            rollback::Args {
+                run,
+                backup,
+                to,
+                into,
+                in_place,
+                confirm,
+            },
+        ),
+        Command::Drill { keep, backup } => drill::run(&app, cli.env.as_deref(), keep, backup),
         Command::Init { .. } => unreachable!("handled above"),
     }
 }

@@ -84,7 +84,32 @@ impl DbUrl {
         }
         let parsed = url::Url::parse(&self.0).ok()?;
         let name = parsed.path().trim_start_matches('/');
+        let name = percent_encoding::percent_decode_str(name)
+            .decode_utf8()
+            .ok()?;
         (!name.is_empty()).then(|| name.to_string())
+    }
+
+    /// The same server and credentials, another database: for PostgreSQL the path
+    /// segment is replaced, for SQLite the file (`name` is a path, used as given).
+    pub fn with_database(&self, name: &str) -> DbUrl {
+        if self.is_sqlite() {
+            let scheme = self.scheme();
+            return DbUrl::new(&format!("{scheme}:{name}"));
+        }
+        match url::Url::parse(&self.0) {
+            Ok(mut parsed) => {
+                const PATH_SEGMENT: &percent_encoding::AsciiSet =
+                    &percent_encoding::NON_ALPHANUMERIC
+                        .remove(b'_')
+                        .remove(b'-')
+                        .remove(b'.');
+                let encoded = percent_encoding::utf8_percent_encode(name, PATH_SEGMENT).to_string();
+                parsed.set_path(&format!("/{encoded}"));
+                DbUrl::new(parsed.as_str())
+            }
+            Err(_) => self.clone(),
+        }
     }
 }
 
@@ -241,6 +266,7 @@ fn implicit_environment(name: &str) -> Environment {
         description: None,
         vars: IndexMap::new(),
         pooling: None,
+        backups: Default::default(),
     }
 }
 

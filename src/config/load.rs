@@ -1,8 +1,13 @@
 //! Reading the Workflowfile and its includes into a [`Project`].
 
 use super::diagnostic::{did_you_mean, Diagnostic, Loc};
-use super::model::{Condition, Environment, FailurePolicy, Project, StepDef, Task, Text, Workflow};
-use super::raw::{Protection, RawFile, RawInclude, RawStep, RawTask, RawWorkflow, SStr};
+use super::model::{
+    BackupOverrides, BackupSettings, Condition, DrillSettings, Environment, FailurePolicy, Project,
+    StepDef, Task, Text, Workflow,
+};
+use super::raw::{
+    Protection, RawBackups, RawEnvBackups, RawFile, RawInclude, RawStep, RawTask, RawWorkflow, SStr,
+};
 use super::validate;
 use indexmap::IndexMap;
 use serde_saphyr::Spanned;
@@ -25,6 +30,10 @@ pub const BUILTIN_WORKFLOWS: &[(&str, &str)] = &[
     (
         "workflows/checks.yaml",
         include_str!("../../workflows/checks.yaml"),
+    ),
+    (
+        "workflows/backups.yaml",
+        include_str!("../../workflows/backups.yaml"),
     ),
 ];
 
@@ -224,9 +233,33 @@ fn load_file(path: &Path, cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
     }
 
     let mut environments = IndexMap::new();
+    let mut hook_tasks: Vec<&SStr> = Vec::new();
+    let global_backups = raw.backups.as_ref();
+    if let Some(b) = global_backups {
+        hook_tasks.extend(b.stop_writes.iter().chain(b.switch_to_restored.iter()));
+    }
+    let backups = backup_settings(global_backups, &file, &mut errors);
+    for env in raw.environments.values() {
+        if let Some(b) = &env.value.backups {
+            hook_tasks.extend(b.stop_writes.iter().chain(b.switch_to_restored.iter()));
+        }
+    }
+    for task in hook_tasks {
+        if !builder.tasks.contains_key(&task.value) {
+            let names: Vec<&str> = builder.tasks.keys().map(String::as_str).collect();
+            errors.push(
+                Diagnostic::at(
+                    Loc::new(&file, &task.referenced),
+                    format!("backups hook names unknown task `{}`", task.value),
+                )
+                .with_help_opt(did_you_mean(&task.value, names.iter().copied())),
+            );
+        }
+    }
     for (name, env) in raw.environments {
         let env_loc = Loc::new(&file, &name.referenced);
         let env = env.value;
+        let env_backups = backup_overrides(env.backups.as_ref(), &file, &mut errors);
         let protection = env
             .protection
             .map(|p| p.value)
@@ -247,6 +280,7 @@ fn load_file(path: &Path, cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
                     .map(|(k, v)| (k.clone(), text_of(&file, v)))
                     .collect(),
                 pooling: env.pooling.clone(),
+                backups: env_backups,
             },
         );
     }
@@ -303,6 +337,16 @@ fn load_file(path: &Path, cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
             .as_ref()
             .and_then(|b| b.dir.as_ref().map(|d| d.value.clone()))
             .unwrap_or_else(|| "backups".into()),
+        backups,
+        metrics_textfile: raw.metrics.as_ref().map(|m| m.textfile.value.clone()),
+        drill: raw
+            .drill
+            .as_ref()
+            .map(|d| DrillSettings {
+                key_tables: d.key_tables.iter().map(|t| t.value.clone()).collect(),
+                verify: d.verify.iter().map(|v| v.value.clone()).collect(),
+            })
+            .unwrap_or_default(),
         environments,
         implicit_environments: false,
         tasks: builder.tasks,
@@ -354,6 +398,62 @@ fn migration_limits(
     }
 }
 
+fn backup_settings(
+    raw: Option<&RawBackups>,
+    file: &Arc<PathBuf>,
+    errors: &mut Vec<Diagnostic>,
+) -> BackupSettings {
+    let mut settings = BackupSettings::default();
+    let Some(raw) = raw else {
+        return settings;
+    };
+    settings.format = raw.format.unwrap_or(settings.format);
+    if let Some(jobs) = &raw.jobs {
+        settings.jobs = check_jobs(jobs, file, errors);
+    }
+    if let Some(r) = &raw.retention {
+        settings.retention.daily = r.daily.unwrap_or(settings.retention.daily);
+        settings.retention.weekly = r.weekly.unwrap_or(settings.retention.weekly);
+        settings.retention.monthly = r.monthly.unwrap_or(settings.retention.monthly);
+    }
+    settings.stop_writes = raw.stop_writes.as_ref().map(|t| t.value.clone());
+    settings.switch_to_restored = raw.switch_to_restored.as_ref().map(|t| t.value.clone());
+    settings
+}
+
+fn backup_overrides(
+    raw: Option<&RawEnvBackups>,
+    file: &Arc<PathBuf>,
+    errors: &mut Vec<Diagnostic>,
+) -> BackupOverrides {
+    let Some(raw) = raw else {
+        return BackupOverrides::default();
+    };
+    BackupOverrides {
+        format: raw.format,
+        jobs: raw.jobs.as_ref().map(|j| check_jobs(j, file, errors)),
+        daily: raw.retention.and_then(|r| r.daily),
+        weekly: raw.retention.and_then(|r| r.weekly),
+        monthly: raw.retention.and_then(|r| r.monthly),
+        stop_writes: raw.stop_writes.as_ref().map(|t| t.value.clone()),
+        switch_to_restored: raw.switch_to_restored.as_ref().map(|t| t.value.clone()),
+    }
+}
+
+fn check_jobs(jobs: &Spanned<u32>, file: &Arc<PathBuf>, errors: &mut Vec<Diagnostic>) -> u32 {
+    if jobs.value == 0 {
+        errors.push(
+            Diagnostic::at(
+                Loc::new(file, &jobs.referenced),
+                "`jobs` must be at least 1",
+            )
+            .with_help("1 dumps and restores with one process; 2–8 suits most servers"),
+        );
+        return 1;
+    }
+    jobs.value
+}
+
 fn folder_name(root: &Path) -> String {
     root.canonicalize()
         .ok()
@@ -394,6 +494,9 @@ fn zero_config(cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
         migration_limits: migration_limits(None, &Arc::new(PathBuf::new()), &mut errors),
         lua: Default::default(),
         backups_dir: "backups".into(),
+        backups: BackupSettings::default(),
+        metrics_textfile: None,
+        drill: DrillSettings::default(),
         environments: IndexMap::new(),
         implicit_environments: true,
         tasks: builder.tasks,
@@ -472,6 +575,17 @@ impl Builder {
                 ));
             }
             let raw = workflow.value;
+            if let Some(age) = &raw.max_backup_age {
+                if let Err(e) = humantime::parse_duration(&age.value) {
+                    errors.push(
+                        Diagnostic::at(
+                            Loc::new(file, &age.referenced),
+                            format!("invalid max_backup_age `{}`: {e}", age.value),
+                        )
+                        .with_help("write a duration such as `30m`, `6h` or `1day`"),
+                    );
+                }
+            }
             // Checked here, on the steps as written: a step dropped for its own error
             // must not also make the workflow look empty.
             if raw.steps.is_empty() {
@@ -506,6 +620,7 @@ impl Builder {
                             Loc::new(file, &p.referenced),
                         )
                     }),
+                    max_backup_age: raw.max_backup_age.map(|a| a.value),
                     steps,
                 },
             );

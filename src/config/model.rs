@@ -2,7 +2,7 @@
 //! location it came from so later errors can point at the source.
 
 use super::diagnostic::Loc;
-use super::raw::{Protection, RawCondition, RawTask};
+use super::raw::{DumpFormat, Protection, RawCondition, RawTask};
 use indexmap::IndexMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,6 +45,12 @@ pub struct Project {
     pub backups_dir: String,
     /// Lua settings as written (defaults applied by the Lua host).
     pub lua: super::raw::RawLua,
+    /// Backup settings (`backups:`); environments may override them.
+    pub backups: BackupSettings,
+    /// Prometheus textfile written after backups, drills and deploys (relative to `root`).
+    pub metrics_textfile: Option<String>,
+    /// What restore drills (and restores) validate.
+    pub drill: DrillSettings,
     /// Declared environments, in file order.
     pub environments: IndexMap<String, Environment>,
     /// True when environments are synthesised from the detection chain (zero-config).
@@ -68,6 +74,104 @@ pub struct MigrationLimits {
     pub lock_wait: std::time::Duration,
 }
 
+/// How backups are taken, kept and restored (defaults applied).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupSettings {
+    /// pg_dump format.
+    pub format: DumpFormat,
+    /// Parallel jobs (directory format).
+    pub jobs: u32,
+    /// GFS retention.
+    pub retention: Retention,
+    /// Task that stops the application writing, run before an in-place restore.
+    pub stop_writes: Option<String>,
+    /// Task that points the application at a restored database (`rollback`).
+    pub switch_to_restored: Option<String>,
+}
+
+impl Default for BackupSettings {
+    fn default() -> Self {
+        BackupSettings {
+            format: DumpFormat::Custom,
+            jobs: 2,
+            retention: Retention::default(),
+            stop_writes: None,
+            switch_to_restored: None,
+        }
+    }
+}
+
+/// Grandfather-father-son retention counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Retention {
+    /// Newest backup of each of the last N days that have one.
+    pub daily: u32,
+    /// Newest backup of each of the last N ISO weeks that have one.
+    pub weekly: u32,
+    /// Newest backup of each of the last N months that have one.
+    pub monthly: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            daily: 7,
+            weekly: 4,
+            monthly: 6,
+        }
+    }
+}
+
+/// Per-environment overrides of [`BackupSettings`] (`environments.<name>.backups`).
+#[derive(Debug, Clone, Default)]
+pub struct BackupOverrides {
+    /// Replaces the format.
+    pub format: Option<DumpFormat>,
+    /// Replaces the jobs.
+    pub jobs: Option<u32>,
+    /// Replace the retention counts given.
+    pub daily: Option<u32>,
+    /// See `daily`.
+    pub weekly: Option<u32>,
+    /// See `daily`.
+    pub monthly: Option<u32>,
+    /// Replaces the stop_writes task.
+    pub stop_writes: Option<String>,
+    /// Replaces the switch_to_restored task.
+    pub switch_to_restored: Option<String>,
+}
+
+/// What a restore drill validates besides the table list and the migration status.
+#[derive(Debug, Clone, Default)]
+pub struct DrillSettings {
+    /// Tables whose exact row counts must equal the backup's.
+    pub key_tables: Vec<String>,
+    /// SQL queries that must return true on the restored copy.
+    pub verify: Vec<String>,
+}
+
+impl Project {
+    /// The backup settings of environment `env`: `backups:` with the environment's
+    /// overrides applied.
+    pub fn backup_settings(&self, env: &str) -> BackupSettings {
+        let mut settings = self.backups.clone();
+        if let Some(o) = self.environments.get(env).map(|e| &e.backups) {
+            settings.format = o.format.unwrap_or(settings.format);
+            settings.jobs = o.jobs.unwrap_or(settings.jobs);
+            settings.retention.daily = o.daily.unwrap_or(settings.retention.daily);
+            settings.retention.weekly = o.weekly.unwrap_or(settings.retention.weekly);
+            settings.retention.monthly = o.monthly.unwrap_or(settings.retention.monthly);
+            if o.stop_writes.is_some() {
+                settings.stop_writes = o.stop_writes.clone();
+            }
+            if o.switch_to_restored.is_some() {
+                settings.switch_to_restored = o.switch_to_restored.clone();
+            }
+        }
+        settings
+    }
+}
+
 /// One declared environment (values not yet interpolated).
 #[derive(Debug, Clone)]
 pub struct Environment {
@@ -89,6 +193,8 @@ pub struct Environment {
     pub vars: IndexMap<String, Text>,
     /// Pooler in front of the database, if declared.
     pub pooling: Option<super::raw::RawPooling>,
+    /// Backup settings that differ from `backups:`.
+    pub backups: BackupOverrides,
 }
 
 /// A task and where it was defined.
@@ -157,6 +263,9 @@ pub struct Workflow {
     pub private: bool,
     /// Workflow-level failure policy and where it was written.
     pub on_failure: Option<(FailurePolicy, Loc)>,
+    /// `max_backup_age` as written (already checked to be a duration), applied to every
+    /// `deploy` step of the workflow that does not set its own.
+    pub max_backup_age: Option<String>,
     /// The steps, in order.
     pub steps: Vec<StepDef>,
 }

@@ -36,6 +36,10 @@ pub struct RawFile {
     pub backups: Option<RawBackups>,
     /// Lua extensions: where scripts live and the sandbox's limits.
     pub lua: Option<RawLua>,
+    /// Prometheus textfile-collector metrics.
+    pub metrics: Option<RawMetrics>,
+    /// What restore drills validate.
+    pub drill: Option<RawDrill>,
     /// The environments (local, staging, production, …).
     #[serde(default)]
     pub environments: IndexMap<SStr, Spanned<RawEnvironment>>,
@@ -103,6 +107,85 @@ pub struct RawLua {
 pub struct RawBackups {
     /// Folder for backups (default `backups`).
     pub dir: Option<SStr>,
+    /// `custom` (default, one file) or `directory` (parallel dump and restore).
+    pub format: Option<DumpFormat>,
+    /// Parallel jobs for the directory format (default 2).
+    pub jobs: Option<Spanned<u32>>,
+    /// How many backups `prune` keeps (default 7 daily, 4 weekly, 6 monthly).
+    pub retention: Option<RawRetention>,
+    /// Task run before an in-place restore, to stop the application writing.
+    pub stop_writes: Option<SStr>,
+    /// Task run by `rollback` to point the application at the restored database.
+    pub switch_to_restored: Option<SStr>,
+}
+
+/// `environments.<name>.backups:`: the same keys as `backups:` except `dir`, overriding
+/// them for one environment.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnvBackups {
+    /// Overrides `backups.format`.
+    pub format: Option<DumpFormat>,
+    /// Overrides `backups.jobs`.
+    pub jobs: Option<Spanned<u32>>,
+    /// Overrides `backups.retention`, key by key.
+    pub retention: Option<RawRetention>,
+    /// Overrides `backups.stop_writes`.
+    pub stop_writes: Option<SStr>,
+    /// Overrides `backups.switch_to_restored`.
+    pub switch_to_restored: Option<SStr>,
+}
+
+/// Grandfather-father-son retention: how many daily, weekly and monthly backups to keep.
+#[derive(Debug, Deserialize, Default, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    /// Newest backup of each of the last N days that have one.
+    pub daily: Option<u32>,
+    /// Newest backup of each of the last N ISO weeks that have one.
+    pub weekly: Option<u32>,
+    /// Newest backup of each of the last N months that have one.
+    pub monthly: Option<u32>,
+}
+
+/// pg_dump output formats dbflow supports.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DumpFormat {
+    /// `pg_dump --format=custom`: one compressed file.
+    Custom,
+    /// `pg_dump --format=directory`: one file per table, dumped and restored in parallel.
+    Directory,
+}
+
+impl DumpFormat {
+    /// The name as written in the Workflowfile.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DumpFormat::Custom => "custom",
+            DumpFormat::Directory => "directory",
+        }
+    }
+}
+
+/// `metrics:` settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// File for node_exporter's textfile collector (written atomically).
+    pub textfile: SStr,
+}
+
+/// `drill:` settings: what a restore drill checks beyond "same tables".
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawDrill {
+    /// Tables whose exact row counts must match the backup's.
+    #[serde(default)]
+    pub key_tables: Vec<SStr>,
+    /// SQL queries that must return true on the restored copy.
+    #[serde(default)]
+    pub verify: Vec<SStr>,
 }
 
 /// How careful dbflow must be with an environment's database.
@@ -154,6 +237,8 @@ pub struct RawEnvironment {
     /// Free values for templates; interpolated.
     #[serde(default)]
     pub vars: IndexMap<String, SStr>,
+    /// Backup settings for this environment.
+    pub backups: Option<RawEnvBackups>,
     /// A connection pooler (PgBouncer) in front of the database, for the generated
     /// `pgbouncer.<env>.ini` and compose override.
     pub pooling: Option<RawPooling>,
@@ -330,6 +415,9 @@ pub struct RawWorkflow {
     pub private: bool,
     /// `abort` (default), `continue`, or a workflow to run when a step fails.
     pub on_failure: Option<SStr>,
+    /// Every `deploy` step of this workflow refuses (exit 3) unless a verified backup
+    /// younger than this exists.
+    pub max_backup_age: Option<SStr>,
     /// The steps, in order.
     pub steps: Vec<RawStep>,
 }

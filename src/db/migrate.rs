@@ -359,6 +359,9 @@ impl From<DbError> for DeployError {
 pub struct DeployOptions {
     /// Stop after this migration.
     pub to: Option<String>,
+    /// Stop before this migration (the bad one a rollback skips): it and everything
+    /// after it stay pending.
+    pub before: Option<String>,
     /// Only list what would be applied.
     pub dry_run: bool,
 }
@@ -379,10 +382,17 @@ pub async fn deploy(
             )));
         }
     }
+    if let Some(before) = &options.before {
+        if store.get(before).is_none() {
+            return Err(DeployError::Refused(format!(
+                "stop before {before}: no such migration in the migrations folder"
+            )));
+        }
+    }
     if options.dry_run {
         let status = status(conn, store, table).await?;
         return Ok(DeployReport {
-            pending: pending_names(&status, options.to.as_deref()),
+            pending: pending_names(&status, options),
             ..DeployReport::default()
         });
     }
@@ -396,13 +406,16 @@ pub async fn deploy(
     result
 }
 
-fn pending_names(status: &Status, to: Option<&str>) -> Vec<String> {
+fn pending_names(status: &Status, options: &DeployOptions) -> Vec<String> {
     let mut out = Vec::new();
     for entry in &status.entries {
+        if Some(&entry.name) == options.before.as_ref() {
+            break;
+        }
         if matches!(entry.state, State::Pending | State::RolledBack) {
             out.push(entry.name.clone());
         }
-        if Some(entry.name.as_str()) == to {
+        if Some(&entry.name) == options.to.as_ref() {
             break;
         }
     }
@@ -433,7 +446,16 @@ async fn deploy_locked(
             .warnings
             .push(format!("schema drift before deploy: {line}"));
     }
-    report.pending = pending_names(&status, options.to.as_deref());
+    if let Some(before) = &options.before {
+        if let Some(entry) = status.entries.iter().find(|e| &e.name == before) {
+            if matches!(entry.state, State::Applied | State::Modified) {
+                return Err(DeployError::Refused(format!(
+                    "cannot stop before {before}: it is already applied"
+                )));
+            }
+        }
+    }
+    report.pending = pending_names(&status, options);
     let before = status.live_schema.clone();
     if conn.is_postgres() {
         // Commits are made durable once, at the end (the schema-state write below commits

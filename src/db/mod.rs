@@ -1,10 +1,12 @@
 //! Databases: connections (sqlx), the Prisma-layout migrations store, the history table,
 //! schema fingerprints, and the migrator built on them.
 
+pub mod backup;
 pub mod checksum;
 pub mod conn;
 pub mod history;
 pub mod migrate;
+pub mod pgtools;
 pub mod schema;
 pub mod statements;
 pub mod store;

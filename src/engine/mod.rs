@@ -3,6 +3,7 @@
 
 pub mod context;
 pub mod journal;
+pub mod metrics;
 pub mod plan;
 pub mod registry;
 pub mod run;

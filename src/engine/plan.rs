@@ -66,13 +66,15 @@ pub struct PlannedStep {
 
 /// Plans workflow `name`.
 pub fn plan_workflow(cx: &PlanContext<'_>, name: &str) -> Result<Plan, Vec<Diagnostic>> {
-    plan_workflow_inner(cx, name, &mut Vec::new())
+    plan_workflow_inner(cx, name, &mut Vec::new(), None)
 }
 
+/// `inherited_max_age`: the `max_backup_age` of the workflow that calls this one.
 fn plan_workflow_inner(
     cx: &PlanContext<'_>,
     name: &str,
     stack: &mut Vec<String>,
+    inherited_max_age: Option<&str>,
 ) -> Result<Plan, Vec<Diagnostic>> {
     let Some(workflow) = cx.project.workflows.get(name) else {
         let names: Vec<&str> = cx
@@ -101,8 +103,10 @@ fn plan_workflow_inner(
     stack.push(name.to_string());
     let mut errors = Vec::new();
     let mut steps = Vec::new();
+    let max_age = workflow.max_backup_age.as_deref().or(inherited_max_age);
     for def in &workflow.steps {
-        match plan_step(cx, def, stack) {
+        let def = with_max_backup_age(def, max_age);
+        match plan_step(cx, &def, stack, max_age) {
             Ok(step) => steps.push(step),
             Err(mut e) => errors.append(&mut e),
         }
@@ -140,7 +144,29 @@ fn plan_handler(
     stack: &[String],
 ) -> Result<Plan, Vec<Diagnostic>> {
     let mut handler_stack = stack.to_vec();
-    plan_workflow_inner(cx, handler, &mut handler_stack)
+    plan_workflow_inner(cx, handler, &mut handler_stack, None)
+}
+
+/// A workflow's `max_backup_age` is the default of its `deploy` steps' own parameter: the
+/// deploy step is what refuses, and its plan line says so.
+fn with_max_backup_age(def: &StepDef, max_age: Option<&str>) -> StepDef {
+    let mut def = def.clone();
+    let Some(age) = max_age else {
+        return def;
+    };
+    if def.kind != "deploy" {
+        return def;
+    }
+    match &mut def.params {
+        serde_json::Value::Null => {
+            def.params = serde_json::json!({ "max_backup_age": age });
+        }
+        serde_json::Value::Object(map) if !map.contains_key("max_backup_age") => {
+            map.insert("max_backup_age".into(), age.into());
+        }
+        _ => {}
+    }
+    def
 }
 
 /// Builds the configured step for `def` in this environment: interpolates its parameters,
@@ -205,6 +231,7 @@ fn plan_step(
     cx: &PlanContext<'_>,
     def: &StepDef,
     stack: &mut Vec<String>,
+    max_age: Option<&str>,
 ) -> Result<PlannedStep, Vec<Diagnostic>> {
     let step = build_step(cx, def).map_err(|d| vec![d])?;
     let doc = step.describe(cx).map_err(|d| vec![d])?;
@@ -217,7 +244,7 @@ fn plan_step(
     let mut nested = None;
     for reference in step.references() {
         if let Reference::Workflow(name) = reference {
-            nested = Some(Box::new(plan_workflow_inner(cx, &name, stack)?));
+            nested = Some(Box::new(plan_workflow_inner(cx, &name, stack, max_age)?));
         }
     }
     let policy = def
@@ -271,6 +298,48 @@ pub fn plan_task(cx: &PlanContext<'_>, name: &str) -> Result<Plan, Vec<Diagnosti
             nested: None,
             step,
         }],
+        on_failure: None,
+    })
+}
+
+/// A plan for a CLI command made of built-in steps (`dbflow backup create` runs one
+/// `backup` step), so commands journal and report like workflows do. Each step is
+/// `(kind, display name, parameters)`.
+pub fn plan_command(
+    cx: &PlanContext<'_>,
+    command: &str,
+    steps: Vec<(&str, String, serde_json::Value)>,
+) -> Result<Plan, Vec<Diagnostic>> {
+    let mut planned = Vec::new();
+    for (kind_name, name, params) in steps {
+        let kind = cx
+            .registry
+            .get(kind_name)
+            .unwrap_or_else(|| panic!("step kind `{kind_name}` is built in"));
+        let step: Arc<dyn Step> = Arc::from(
+            kind.parse(&params)
+                .map_err(|m| vec![Diagnostic::bare(format!("{command}: {m}"))])?,
+        );
+        let doc = step.describe(cx).map_err(|d| vec![d])?;
+        planned.push(PlannedStep {
+            id: kind_name.to_string(),
+            name,
+            kind: kind_name.to_string(),
+            doc,
+            skip: None,
+            on_failure: FailurePolicy::Abort.label(),
+            continue_on_failure: false,
+            handler: None,
+            nested: None,
+            step,
+        });
+    }
+    Ok(Plan {
+        workflow: command.to_string(),
+        is_task: false,
+        env: cx.env.name.clone(),
+        url: cx.env.url.redacted(),
+        steps: planned,
         on_failure: None,
     })
 }

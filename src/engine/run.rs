@@ -77,6 +77,7 @@ impl Executor<'_> {
                 "url": self.env.url.redacted(),
                 "user": whoami(),
                 "host": hostname(),
+                "pid": std::process::id(),
                 "dbflow_version": env!("CARGO_PKG_VERSION"),
                 "yes": self.options.yes,
             }),

@@ -15,12 +15,15 @@ pub struct DeployKind;
 #[serde(deny_unknown_fields)]
 struct Params {
     to: Option<String>,
+    max_backup_age: Option<String>,
 }
 
 /// A configured `deploy` step.
 #[derive(Debug)]
 pub struct DeployStep {
     to: Option<String>,
+    /// Refuse (exit 3) unless a verified backup younger than this exists.
+    max_backup_age: Option<(std::time::Duration, String)>,
 }
 
 impl StepKind for DeployKind {
@@ -38,7 +41,18 @@ impl StepKind for DeployKind {
         } else {
             parse_params(params)?
         };
-        Ok(Box::new(DeployStep { to: params.to }))
+        let max_backup_age = match params.max_backup_age {
+            Some(text) => Some((
+                humantime::parse_duration(&text)
+                    .map_err(|e| format!("invalid max_backup_age `{text}`: {e}"))?,
+                text,
+            )),
+            None => None,
+        };
+        Ok(Box::new(DeployStep {
+            to: params.to,
+            max_backup_age,
+        }))
     }
 }
 
@@ -61,10 +75,15 @@ impl Step for DeployStep {
             .as_ref()
             .map(|t| format!(" --to {t}"))
             .unwrap_or_default();
+        let gate = self
+            .max_backup_age
+            .as_ref()
+            .map(|(_, text)| format!(" Refuses (exit 3) unless the newest verified backup of `{}` is younger than {text}.", cx.env.name))
+            .unwrap_or_default();
         Ok(StepDoc {
             summary: format!("Apply pending migrations{}", self.to.as_ref().map(|t| format!(" up to {t}")).unwrap_or_default()),
             details: format!(
-                "Applies pending migrations from {} in order, each with its history row in one transaction, holding advisory lock {}.{lock}",
+                "Applies pending migrations from {} in order, each with its history row in one transaction, holding advisory lock {}.{lock}{gate}",
                 cx.project.migrations_dir,
                 migrate::ADVISORY_LOCK_KEY
             ),
@@ -73,6 +92,25 @@ impl Step for DeployStep {
     }
 
     fn run(&self, cx: &mut RunContext<'_>) -> Result<Outcome, StepError> {
+        if let Some((limit, text)) = &self.max_backup_age {
+            let catalog = crate::db::backup::Catalog::new(cx.project, &cx.env.name);
+            let entry = crate::db::backup::require_fresh(&catalog, *limit, text)
+                .map_err(StepError::blocked)?;
+            cx.ui.out(&format!(
+                "  ✔ backup {} is {} old (max_backup_age {text})",
+                entry.id(),
+                crate::db::backup::human_age(entry.age(chrono::Utc::now()))
+            ));
+        }
+        let started = std::time::Instant::now();
+        let result = self.apply(cx);
+        crate::steps::record_metrics(cx, "deploy", result.is_ok(), started.elapsed(), Vec::new());
+        result
+    }
+}
+
+impl DeployStep {
+    fn apply(&self, cx: &mut RunContext<'_>) -> Result<Outcome, StepError> {
         if let Some(warning) = pooler_warning(cx.env) {
             cx.ui.warn(&warning);
         }
@@ -82,7 +120,7 @@ impl Step for DeployStep {
             .map_err(|e| StepError::failed(e.to_string()))?;
         let options = DeployOptions {
             to: self.to.clone(),
-            dry_run: false,
+            ..DeployOptions::default()
         };
         let ui = cx.ui;
         let result = cx.runtime().block_on(async {

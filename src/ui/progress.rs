@@ -38,8 +38,13 @@ impl Spinner {
         if !visible {
             bar.set_draw_target(ProgressDrawTarget::hidden());
         }
+        let template = if len.is_some() {
+            "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})"
+        } else {
+            "{spinner} {msg} {bytes} ({bytes_per_sec}, {elapsed})"
+        };
         bar.set_style(
-            ProgressStyle::with_template("{spinner} {msg} {bytes} ({bytes_per_sec}, {elapsed})")
+            ProgressStyle::with_template(template)
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         bar.set_message(super::redact::redact(message));
@@ -103,5 +108,68 @@ impl Counter {
 impl Drop for Counter {
     fn drop(&mut self) {
         self.bar.finish_and_clear();
+    }
+}
+
+/// A long transfer (dump, restore): phases as lines, bytes as a bar once they flow
+/// (with a length when the total is known), everything hidden when not a terminal.
+pub struct Transfer<'a> {
+    ui: &'a super::Ui,
+    phase: String,
+    total: Option<u64>,
+    bar: Option<Spinner>,
+}
+
+impl<'a> Transfer<'a> {
+    /// Nothing shown yet.
+    pub fn new(ui: &'a super::Ui) -> Self {
+        Transfer {
+            ui,
+            phase: String::new(),
+            total: None,
+            bar: None,
+        }
+    }
+
+    /// A line of information, printed above the bar.
+    pub fn line(&mut self, text: &str) {
+        match &self.bar {
+            Some(bar) if self.ui.tty && !self.ui.json => bar.println(&format!("  {text}")),
+            _ => self.ui.out(&format!("  {text}")),
+        }
+    }
+
+    /// A new phase: the bar of the previous one ends.
+    pub fn phase(&mut self, text: &str) {
+        self.bar = None;
+        self.total = None;
+        self.phase = text.to_string();
+        self.ui.out(&format!("  → {text}"));
+    }
+
+    /// The total the next bytes count towards.
+    pub fn total(&mut self, bytes: u64) {
+        self.total = Some(bytes);
+    }
+
+    /// Bytes so far.
+    pub fn bytes(&mut self, bytes: u64) {
+        let visible = self.ui.tty;
+        let message = self
+            .phase
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let total = self.total;
+        let bar = self
+            .bar
+            .get_or_insert_with(|| Spinner::bytes(&message, total, visible));
+        bar.set_position(bytes);
+    }
+
+    /// Ends the bar.
+    pub fn finish(&mut self) {
+        self.bar = None;
     }
 }

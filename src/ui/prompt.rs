@@ -46,3 +46,44 @@ pub fn confirm(question: &str, yes: bool, default: bool) -> Answer {
         Err(e) => Answer::CannotAsk(e.to_string()),
     }
 }
+
+/// Asks for `word` to be typed (a destructive action). `given` is what `--confirm`
+/// passed, checked the same way; without it and without a terminal nothing is asked.
+pub fn typed(word: &str, question: &str, given: Option<&str>) -> Answer {
+    if let Some(given) = given {
+        return if given == word {
+            Answer::AssumedYes
+        } else {
+            Answer::No
+        };
+    }
+    if let Some(reason) = cannot_ask_reason() {
+        return Answer::CannotAsk(reason);
+    }
+    let prompt = format!("{} — type {word} to go on", super::redact::redact(question));
+    match dialoguer::Input::<String>::new()
+        .with_prompt(prompt)
+        .allow_empty(true)
+        .interact_text()
+    {
+        Ok(answer) if answer.trim() == word => Answer::Yes,
+        Ok(_) => Answer::No,
+        Err(e) => Answer::CannotAsk(e.to_string()),
+    }
+}
+
+/// Lets a person pick one of `items` (redacted); `None` when nobody can be asked or
+/// they cancelled.
+pub fn select(question: &str, items: &[String]) -> Option<usize> {
+    if cannot_ask_reason().is_some() || items.is_empty() {
+        return None;
+    }
+    let items: Vec<String> = items.iter().map(|i| super::redact::redact(i)).collect();
+    dialoguer::Select::new()
+        .with_prompt(super::redact::redact(question))
+        .items(&items)
+        .default(0)
+        .interact_opt()
+        .ok()
+        .flatten()
+}

@@ -160,6 +160,33 @@ impl Test {
         self.run_args(args.into_iter().map(Into::into).collect())
     }
 
+    /// Starts the binary without waiting for it (stdin closed, output piped), for tests
+    /// that interrupt it or its children.
+    pub fn spawn_with<I, S>(&self, args: I) -> std::process::Child
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        let mut command = self.command(args.into_iter().map(Into::into).collect());
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command.spawn().expect("starting dbflow")
+    }
+
+    fn command(&self, args: Vec<OsString>) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dbflow"));
+        command.current_dir(&self.dir).args(&args);
+        for key in &self.env_remove {
+            command.env_remove(key);
+        }
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        command
+    }
+
     fn run_args(&self, args: Vec<OsString>) -> Output {
         let mut command = Command::new(env!("CARGO_BIN_EXE_dbflow"));
         let cwd = match &self.subdir {

@@ -1,0 +1,207 @@
+//! `dbflow backup create|list|verify|prune`.
+
+use super::oneshot;
+use crate::app::App;
+use crate::cli::{BackupAction, FormatArg};
+use crate::db::backup::{human_age, human_size, verify, Catalog, Entry};
+use crate::error::{Error, ExitCode, Result};
+use serde_json::json;
+
+pub fn run(app: &App, env_flag: Option<&str>, action: BackupAction) -> Result<ExitCode> {
+    let env = app.env(env_flag)?;
+    match action {
+        BackupAction::Create {
+            label,
+            format,
+            jobs,
+        } => {
+            let mut params = serde_json::Map::new();
+            if let Some(label) = label {
+                params.insert("label".into(), label.into());
+            }
+            if let Some(format) = format {
+                let name = match format {
+                    FormatArg::Custom => "custom",
+                    FormatArg::Directory => "directory",
+                };
+                params.insert("format".into(), name.into());
+            }
+            if let Some(jobs) = jobs {
+                params.insert("jobs".into(), jobs.into());
+            }
+            oneshot::execute(
+                app,
+                &env,
+                "backup create",
+                vec![(
+                    "backup",
+                    format!("Back up `{}`", env.name),
+                    serde_json::Value::Object(params),
+                )],
+            )
+        }
+        BackupAction::Prune { dry_run } => oneshot::execute(
+            app,
+            &env,
+            "backup prune",
+            vec![(
+                "prune",
+                format!("Prune the backups of `{}`", env.name),
+                json!({ "dry_run": dry_run }),
+            )],
+        ),
+        BackupAction::List => list(app, &Catalog::new(&app.project, &env.name)),
+        BackupAction::Verify { id } => {
+            let catalog = Catalog::new(&app.project, &env.name);
+            let entry = catalog.get(&id)?;
+            let runtime = runtime()?;
+            let checked = verify::verify(&entry, &runtime)?;
+            let v = &checked.manifest.verification;
+            if app.ui.json {
+                app.ui.json_doc(&json!({
+                    "env": env.name,
+                    "id": checked.id(),
+                    "state": v.state,
+                    "detail": v.detail,
+                    "checked_at": v.checked_at,
+                }));
+            } else if checked.verified() {
+                app.ui
+                    .out(&format!("✔ backup {} verified: {}", checked.id(), v.detail));
+            }
+            if checked.verified() {
+                Ok(ExitCode::Ok)
+            } else {
+                Err(Error::failed(format!(
+                    "backup {} FAILED verification: {}; it is marked and will not be restored",
+                    checked.id(),
+                    v.detail
+                )))
+            }
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the runtime", e))
+}
+
+fn state(entry: &Entry) -> &'static str {
+    if entry.verified() {
+        "verified"
+    } else {
+        "FAILED"
+    }
+}
+
+fn list(app: &App, catalog: &Catalog) -> Result<ExitCode> {
+    let listing = catalog.scan();
+    let now = chrono::Utc::now();
+    if app.ui.json {
+        let backups: Vec<serde_json::Value> = listing
+            .entries
+            .iter()
+            .map(|e| {
+                let m = &e.manifest;
+                json!({
+                    "id": m.id,
+                    "created_at": m.created_at,
+                    "age_seconds": e.age(now).num_seconds(),
+                    "size": m.size,
+                    "label": m.label,
+                    "migration_head": m.migration_head,
+                    "state": m.verification.state,
+                    "verification": m.verification,
+                    "format": m.format,
+                    "database": m.database,
+                    "path": e.dir.display().to_string(),
+                    "run_id": m.run_id,
+                })
+            })
+            .collect();
+        app.ui.json_doc(&json!({
+            "env": catalog.env,
+            "dir": catalog.dir.display().to_string(),
+            "backups": backups,
+            "interrupted": listing.partial.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "unreadable": listing.unreadable.iter().map(|(p, why)| json!({"path": p.display().to_string(), "error": why})).collect::<Vec<_>>(),
+        }));
+        return Ok(ExitCode::Ok);
+    }
+    if listing.entries.is_empty() {
+        app.ui.out(&format!(
+            "no backups of `{}` in {} yet (`dbflow backup create`)",
+            catalog.env,
+            catalog.dir.display()
+        ));
+    } else {
+        app.ui.out(&format!(
+            "backups of `{}` in {}, newest first:",
+            catalog.env,
+            catalog.dir.display()
+        ));
+        let rows: Vec<[String; 6]> = listing
+            .entries
+            .iter()
+            .map(|e| {
+                let m = &e.manifest;
+                [
+                    m.id.clone(),
+                    human_age(e.age(now)),
+                    human_size(m.size),
+                    m.label.clone().unwrap_or_else(|| "-".into()),
+                    m.migration_head.clone().unwrap_or_else(|| "-".into()),
+                    state(e).to_string(),
+                ]
+            })
+            .collect();
+        let header = ["ID", "AGE", "SIZE", "LABEL", "MIGRATION HEAD", "STATE"];
+        let widths: Vec<usize> = (0..6)
+            .map(|i| {
+                rows.iter()
+                    .map(|r| r[i].chars().count())
+                    .chain([header[i].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |cells: [&str; 6]| {
+            let mut out = String::new();
+            for (i, cell) in cells.iter().enumerate() {
+                if i == 1 || i == 2 {
+                    out.push_str(&format!("{cell:>w$}  ", w = widths[i]));
+                } else {
+                    out.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+                }
+            }
+            out.trim_end().to_string()
+        };
+        app.ui.out(&line(header));
+        for row in &rows {
+            app.ui.out(&line([
+                &row[0], &row[1], &row[2], &row[3], &row[4], &row[5],
+            ]));
+        }
+        for e in listing.entries.iter().filter(|e| !e.verified()) {
+            app.ui.out(&format!(
+                "{} failed verification: {}",
+                e.id(),
+                e.manifest.verification.detail
+            ));
+        }
+    }
+    for path in &listing.partial {
+        app.ui.warn(&format!(
+            "{} is an unfinished backup (in progress, or interrupted: then the next `backup create` or `backup prune` removes it)",
+            path.display()
+        ));
+    }
+    for (path, why) in &listing.unreadable {
+        app.ui
+            .warn(&format!("{} is not a backup: {why}", path.display()));
+    }
+    Ok(ExitCode::Ok)
+}

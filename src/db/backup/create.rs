@@ -1,0 +1,525 @@
+//! Taking a backup. The dump is streamed (never held in memory) into a `.partial-*`
+//! folder while its sha256 is computed, read back, described by a manifest written
+//! last, and only then renamed into the catalog: a backup that failed or was
+//! interrupted never appears there, and its folder is removed.
+
+use super::catalog::{Catalog, Entry, PARTIAL_PREFIX};
+use super::manifest::{sync_dir, Archive, FileSum, Manifest, Verification, VerifyState};
+use super::source::{self, SourceInfo};
+use super::{verify, Event};
+use crate::config::raw::DumpFormat;
+use crate::config::DbUrl;
+use crate::db::pgtools::{tool_failure, PgConn, PgTools};
+use crate::db::Conn;
+use crate::error::{Error, Result};
+use chrono::Utc;
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// What to back up and how.
+#[derive(Debug, Clone)]
+pub struct CreateOptions<'a> {
+    /// The database (the direct URL when the environment has one).
+    pub url: &'a DbUrl,
+    /// pg_dump format (ignored for SQLite).
+    pub format: DumpFormat,
+    /// Parallel jobs for the directory format.
+    pub jobs: u32,
+    /// Label appended to the id.
+    pub label: Option<&'a str>,
+    /// The run taking it.
+    pub run_id: Option<&'a str>,
+    /// Tables whose exact row counts go into the manifest.
+    pub key_tables: &'a [String],
+    /// Migration history table (for the migration head).
+    pub history_table: &'a str,
+}
+
+/// Removes the partial folder unless the backup made it into the catalog.
+struct PartialGuard {
+    dir: PathBuf,
+    armed: bool,
+}
+
+impl Drop for PartialGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A label must make a readable, portable folder name.
+pub fn check_label(label: &str) -> Result<()> {
+    let ok = !label.is_empty()
+        && label.len() <= 40
+        && label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "invalid label `{label}`: use at most 40 letters, digits, `-` or `_`"
+        )))
+    }
+}
+
+/// Takes, verifies and catalogs a backup.
+pub fn create(
+    catalog: &Catalog,
+    options: &CreateOptions<'_>,
+    rt: &tokio::runtime::Runtime,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Entry> {
+    if let Some(label) = options.label {
+        check_label(label)?;
+    }
+    for removed in catalog.sweep_partials() {
+        on_event(Event::Note(format!(
+            "removed {} left by an interrupted backup",
+            removed.display()
+        )));
+    }
+    std::fs::create_dir_all(&catalog.dir)
+        .map_err(|e| Error::io(format!("creating {}", catalog.dir.display()), e))?;
+    let started = Instant::now();
+    let created_at = Utc::now();
+    let id = unique_id(catalog, created_at, options.label);
+    let partial = catalog
+        .dir
+        .join(format!("{PARTIAL_PREFIX}{id}-{}", std::process::id()));
+    std::fs::create_dir(&partial)
+        .map_err(|e| Error::io(format!("creating {}", partial.display()), e))?;
+    let mut guard = PartialGuard {
+        dir: partial.clone(),
+        armed: true,
+    };
+
+    let url = options.url;
+    let database = url.database_name().unwrap_or_else(|| "database".into());
+    let mut manifest = Manifest {
+        format_version: super::manifest::FORMAT_VERSION,
+        id: id.clone(),
+        environment: catalog.env.clone(),
+        engine: if url.is_postgres() {
+            "postgresql"
+        } else {
+            "sqlite"
+        }
+        .into(),
+        database,
+        url: url.redacted(),
+        created_at,
+        duration_ms: 0,
+        format: Archive::Sqlite,
+        dump: String::new(),
+        size: 0,
+        sha256: String::new(),
+        files: Vec::new(),
+        tool_version: None,
+        server_version: None,
+        locale: None,
+        migration_head: None,
+        run_id: options.run_id.map(str::to_string),
+        label: options.label.map(str::to_string),
+        tables: Vec::new(),
+        row_counts: Default::default(),
+        verification: Verification {
+            state: VerifyState::Failed,
+            checked_at: created_at,
+            detail: "not verified yet".into(),
+        },
+    };
+
+    let tools = if url.is_postgres() {
+        let tools = dump_postgres(&partial, options, &mut manifest, rt, on_event)?;
+        Some(tools)
+    } else if url.is_sqlite() {
+        dump_sqlite(&partial, options, &mut manifest, rt, on_event)?;
+        None
+    } else {
+        return Err(Error::failed(format!(
+            "cannot back up {}: only postgres:// and sqlite: URLs are supported",
+            url.redacted()
+        )));
+    };
+
+    on_event(Event::Phase("verifying the archive".into()));
+    let detail = verify::archive_readable(&partial, &manifest, tools.as_ref(), rt)
+        .map_err(|why| Error::failed(format!("the new backup does not read back: {why}")))?;
+    manifest.verification = Verification {
+        state: VerifyState::Verified,
+        checked_at: Utc::now(),
+        detail: format!("sha256 recorded while writing; {detail}"),
+    };
+    manifest.duration_ms = started.elapsed().as_millis() as u64;
+    manifest.write(&partial)?;
+
+    let final_dir = catalog.dir.join(&id);
+    std::fs::rename(&partial, &final_dir).map_err(|e| {
+        Error::io(
+            format!("renaming {} to {}", partial.display(), final_dir.display()),
+            e,
+        )
+    })?;
+    guard.armed = false;
+    sync_dir(&catalog.dir);
+    Ok(Entry {
+        dir: final_dir,
+        manifest,
+    })
+}
+
+/// `<YYYYMMDD_HHMMSS>[_label]`, with `-2`, `-3`, … when two backups share a second.
+fn unique_id(catalog: &Catalog, at: chrono::DateTime<Utc>, label: Option<&str>) -> String {
+    let base = match label {
+        Some(l) => format!("{}_{l}", at.format("%Y%m%d_%H%M%S")),
+        None => at.format("%Y%m%d_%H%M%S").to_string(),
+    };
+    let taken = |id: &str| {
+        catalog.dir.join(id).exists()
+            || catalog.scan().partial.iter().any(|p| {
+                p.to_string_lossy()
+                    .contains(&format!("{PARTIAL_PREFIX}{id}-"))
+            })
+    };
+    if !taken(&base) {
+        return base;
+    }
+    (2..)
+        .map(|n| format!("{base}-{n}"))
+        .find(|id| !taken(id))
+        .expect("some suffix is free")
+}
+
+fn db_error(url: &DbUrl, e: crate::db::DbError) -> Error {
+    Error::failed(format!("reading {}: {e}", url.redacted()))
+}
+
+fn dump_postgres(
+    partial: &Path,
+    options: &CreateOptions<'_>,
+    manifest: &mut Manifest,
+    rt: &tokio::runtime::Runtime,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<PgTools> {
+    let url = options.url;
+    let (mut conn, info) = rt.block_on(async {
+        let mut conn = Conn::connect(url)
+            .await
+            .map_err(|e| crate::db::target::connect_error(url, e))?;
+        let info = source::read_postgres(&mut conn, options.key_tables, options.history_table)
+            .await
+            .map_err(|e| db_error(url, e))?;
+        Ok::<_, Error>((conn, info))
+    })?;
+    let result = (|| {
+        let tools = PgTools::locate(info.server_major)?;
+        on_event(Event::Note(format!("using {}", tools.describe())));
+        let pg = PgConn::from_url(url)?;
+        if !pg.dropped.is_empty() {
+            on_event(Event::Note(format!(
+                "not passed to pg_dump (libpq does not know them): {}",
+                pg.dropped.join(", ")
+            )));
+        }
+        record_source(manifest, &info);
+        manifest.tool_version = Some(tools.version.text.clone());
+        match options.format {
+            DumpFormat::Custom => dump_custom(&tools, &pg, &info, partial, manifest, on_event)?,
+            DumpFormat::Directory => dump_directory(
+                &tools,
+                &pg,
+                &info,
+                options.jobs,
+                partial,
+                manifest,
+                on_event,
+            )?,
+        }
+        Ok(tools)
+    })();
+    rt.block_on(async {
+        source::end_snapshot(&mut conn).await;
+        conn.close().await;
+    });
+    result
+}
+
+fn record_source(manifest: &mut Manifest, info: &SourceInfo) {
+    manifest.server_version = info.server_version.clone();
+    manifest.locale = info.locale.clone();
+    manifest.migration_head = info.migration_head.clone();
+    manifest.tables = info.tables.clone();
+    manifest.row_counts = info.row_counts.clone();
+}
+
+fn dump_args(pg: &PgConn, info: &SourceInfo) -> Vec<String> {
+    let mut args = vec![format!("--dbname={}", pg.uri())];
+    if let Some(snapshot) = &info.snapshot {
+        args.push(format!("--snapshot={snapshot}"));
+    }
+    args
+}
+
+/// `pg_dump --format=custom` to stdout, copied to `dump.pgdump` while hashing.
+fn dump_custom(
+    tools: &PgTools,
+    pg: &PgConn,
+    info: &SourceInfo,
+    partial: &Path,
+    manifest: &mut Manifest,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<()> {
+    let path = partial.join("dump.pgdump");
+    let mut args = vec!["--format=custom".to_string()];
+    args.extend(dump_args(pg, info));
+    on_event(Event::Phase(format!(
+        "pg_dump --format=custom {}",
+        pg.uri()
+    )));
+    let reader = tools
+        .command("pg_dump", Some(pg), &args)
+        .stdin_null()
+        .reader()
+        .map_err(|e| Error::failed(format!("cannot start pg_dump: {e}")))?;
+    let file = std::fs::File::create(&path)
+        .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let copied = copy_hashing(&reader, &mut out, &mut |n| on_event(Event::Bytes(n)));
+    let (size, sha256) = match copied {
+        Ok(done) => done,
+        Err(e) => {
+            let _ = reader.kill();
+            return Err(Error::io(format!("writing {}", path.display()), e));
+        }
+    };
+    let output = reader
+        .try_wait()
+        .map_err(|e| Error::failed(format!("waiting for pg_dump: {e}")))?
+        .cloned()
+        .ok_or_else(|| Error::failed("pg_dump did not finish"))?;
+    if !output.status.success() {
+        return Err(Error::failed(tool_failure(
+            "pg_dump",
+            &output.status,
+            &output.stderr,
+        )));
+    }
+    let file = out
+        .into_inner()
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e.into_error()))?;
+    file.sync_all()
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    manifest.format = Archive::Custom;
+    manifest.dump = "dump.pgdump".into();
+    manifest.size = size;
+    manifest.sha256 = sha256;
+    Ok(())
+}
+
+/// `pg_dump --format=directory --jobs=N`, then every file hashed.
+fn dump_directory(
+    tools: &PgTools,
+    pg: &PgConn,
+    info: &SourceInfo,
+    jobs: u32,
+    partial: &Path,
+    manifest: &mut Manifest,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<()> {
+    let dir = partial.join("dump");
+    let mut args = vec![
+        "--format=directory".to_string(),
+        format!("--jobs={jobs}"),
+        format!("--file={}", dir.display()),
+    ];
+    args.extend(dump_args(pg, info));
+    on_event(Event::Phase(format!(
+        "pg_dump --format=directory --jobs={jobs} {}",
+        pg.uri()
+    )));
+    let handle = tools
+        .command("pg_dump", Some(pg), &args)
+        .stdin_null()
+        .stdout_null()
+        .start()
+        .map_err(|e| Error::failed(format!("cannot start pg_dump: {e}")))?;
+    let output = loop {
+        match handle.wait_timeout(Duration::from_millis(250)) {
+            Ok(Some(output)) => break output.clone(),
+            Ok(None) => on_event(Event::Bytes(folder_size(&dir))),
+            Err(e) => return Err(Error::failed(format!("waiting for pg_dump: {e}"))),
+        }
+    };
+    if !output.status.success() {
+        return Err(Error::failed(tool_failure(
+            "pg_dump",
+            &output.status,
+            &output.stderr,
+        )));
+    }
+    let files = hash_folder(&dir)?;
+    manifest.format = Archive::Directory;
+    manifest.dump = "dump".into();
+    manifest.size = files.iter().map(|f| f.size).sum();
+    manifest.sha256 = listing_sha256(&files);
+    manifest.files = files;
+    Ok(())
+}
+
+/// SQLite: `VACUUM INTO` a consistent copy (readers and writers go on meanwhile).
+fn dump_sqlite(
+    partial: &Path,
+    options: &CreateOptions<'_>,
+    manifest: &mut Manifest,
+    rt: &tokio::runtime::Runtime,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<()> {
+    let url = options.url;
+    let source = super::sqlite_path(url);
+    if !source.is_file() {
+        return Err(Error::failed(format!(
+            "cannot back up {}: {} does not exist",
+            url.redacted(),
+            source.display()
+        )));
+    }
+    let copy = partial.join("database.sqlite");
+    on_event(Event::Phase(format!("VACUUM INTO {}", copy.display())));
+    let info = rt.block_on(async {
+        let mut conn = Conn::connect(url)
+            .await
+            .map_err(|e| crate::db::target::connect_error(url, e))?;
+        let result = async {
+            let version = conn.string("SELECT sqlite_version()").await?;
+            let head = source::migration_head(&mut conn, options.history_table).await?;
+            conn.batch(&format!(
+                "VACUUM INTO {}",
+                crate::db::conn::quote_literal(&copy.to_string_lossy())
+            ))
+            .await?;
+            Ok::<_, crate::db::DbError>((version, head))
+        }
+        .await;
+        conn.close().await;
+        let (version, head) = result.map_err(|e| db_error(url, e))?;
+        // Tables and counts come from the copy: exactly what the backup holds.
+        let mut copy_conn = super::open_sqlite_readonly(&copy)
+            .await
+            .map_err(|e| db_error(url, e))?;
+        let tables = source::tables(&mut copy_conn).await;
+        let counts = source::row_counts(&mut copy_conn, options.key_tables).await;
+        copy_conn.close().await;
+        Ok::<_, Error>(SourceInfo {
+            server_version: version,
+            migration_head: head,
+            tables: tables.map_err(|e| db_error(url, e))?,
+            row_counts: counts.map_err(|e| db_error(url, e))?,
+            ..SourceInfo::default()
+        })
+    })?;
+    record_source(manifest, &info);
+    manifest.tool_version = info.server_version.clone().map(|v| format!("SQLite {v}"));
+    let (size, sha256) = hash_file(&copy)?;
+    on_event(Event::Bytes(size));
+    manifest.format = Archive::Sqlite;
+    manifest.dump = "database.sqlite".into();
+    manifest.size = size;
+    manifest.sha256 = sha256;
+    Ok(())
+}
+
+/// Copies `from` into `to`, returning the byte count and the sha256 (hex).
+pub fn copy_hashing(
+    mut from: impl Read,
+    to: &mut impl Write,
+    on_bytes: &mut dyn FnMut(u64),
+) -> std::io::Result<(u64, String)> {
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match from.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buffer[..n]);
+        to.write_all(&buffer[..n])?;
+        total += n as u64;
+        on_bytes(total);
+    }
+    to.flush()?;
+    Ok((total, hex::encode(hasher.finalize())))
+}
+
+/// sha256 and size of a file.
+pub fn hash_file(path: &Path) -> Result<(u64, String)> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    copy_hashing(file, &mut std::io::sink(), &mut |_| {})
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))
+}
+
+/// Every file under `dir` (sorted, relative paths) with its size and sha256.
+pub fn hash_folder(dir: &Path) -> Result<Vec<FileSum>> {
+    let mut paths = Vec::new();
+    collect_files(dir, &mut paths)?;
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let (size, sha256) = hash_file(&path)?;
+            Ok(FileSum {
+                path: path
+                    .strip_prefix(dir)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .replace('\\', "/"),
+                size,
+                sha256,
+            })
+        })
+        .collect()
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let read =
+        std::fs::read_dir(dir).map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
+    for entry in read {
+        let entry = entry.map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
+        let path = entry.path();
+        if path.is_dir() {
+            collect_files(&path, out)?;
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The sha256 of a folder: of its `sha256sum`-style listing (`<sha>  <path>` lines).
+pub fn listing_sha256(files: &[FileSum]) -> String {
+    let listing: String = files
+        .iter()
+        .map(|f| format!("{}  {}\n", f.sha256, f.path))
+        .collect();
+    hex::encode(Sha256::digest(listing.as_bytes()))
+}
+
+fn folder_size(dir: &Path) -> u64 {
+    let mut files = Vec::new();
+    if collect_files(dir, &mut files).is_err() {
+        return 0;
+    }
+    files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum()
+}

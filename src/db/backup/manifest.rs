@@ -1,0 +1,172 @@
+//! `manifest.json`: what a backup folder holds, written last when the backup is made
+//! (its presence is what makes a folder a backup) and rewritten atomically when the
+//! backup is verified again.
+
+use crate::db::pgtools::DbLocale;
+use crate::error::{Error, Result};
+use chrono::{DateTime, Utc};
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::Path;
+
+/// The manifest's file name inside a backup folder.
+pub const MANIFEST: &str = "manifest.json";
+
+/// Bumped when a field changes meaning; older dbflow versions refuse newer manifests.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The kind of archive in a backup folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Archive {
+    /// `pg_dump --format=custom`, one file.
+    Custom,
+    /// `pg_dump --format=directory`, a folder.
+    Directory,
+    /// A SQLite database file made with `VACUUM INTO`.
+    Sqlite,
+}
+
+impl Archive {
+    /// As written in manifests and shown in lists.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Archive::Custom => "custom",
+            Archive::Directory => "directory",
+            Archive::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// One file of a directory-format dump.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileSum {
+    /// Path relative to the dump folder.
+    pub path: String,
+    /// Bytes.
+    pub size: u64,
+    /// sha256, hex.
+    pub sha256: String,
+}
+
+/// Whether a backup can be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyState {
+    /// Checksum matches and the archive reads back.
+    Verified,
+    /// A check failed: never offered for restore.
+    Failed,
+}
+
+/// The last verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    /// Outcome.
+    pub state: VerifyState,
+    /// When it ran.
+    pub checked_at: DateTime<Utc>,
+    /// What was checked, or what failed.
+    pub detail: String,
+}
+
+/// Everything known about one backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// [`FORMAT_VERSION`] of the dbflow that wrote it.
+    pub format_version: u32,
+    /// The backup id (= folder name).
+    pub id: String,
+    /// Environment it was taken from.
+    pub environment: String,
+    /// `postgresql` or `sqlite`.
+    pub engine: String,
+    /// Database name (SQLite: the file's stem).
+    pub database: String,
+    /// URL of the database, redacted.
+    pub url: String,
+    /// When the dump started (UTC).
+    pub created_at: DateTime<Utc>,
+    /// How long dump + verification took.
+    pub duration_ms: u64,
+    /// Archive kind.
+    pub format: Archive,
+    /// The dump, relative to the backup folder (a file, or a folder for `directory`).
+    pub dump: String,
+    /// Bytes of the dump.
+    pub size: u64,
+    /// sha256 of the dump file; for a folder, of its `sha256sum`-style listing.
+    pub sha256: String,
+    /// Files of a directory-format dump.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileSum>,
+    /// `pg_dump --version` (or the SQLite library version).
+    pub tool_version: Option<String>,
+    /// The server's version.
+    pub server_version: Option<String>,
+    /// Encoding and locale of the database (PostgreSQL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<DbLocale>,
+    /// Newest applied migration when the backup was taken, if the history table existed.
+    pub migration_head: Option<String>,
+    /// The run that made it.
+    pub run_id: Option<String>,
+    /// Free label (`pre-deploy`, …).
+    pub label: Option<String>,
+    /// Every table, `schema.table` (PostgreSQL) or `table` (SQLite), sorted.
+    pub tables: Vec<String>,
+    /// Exact row counts of the drill's key tables, read in the dump's own snapshot.
+    #[serde(default)]
+    pub row_counts: IndexMap<String, u64>,
+    /// The last verification.
+    pub verification: Verification,
+}
+
+impl Manifest {
+    /// Reads `<dir>/manifest.json`.
+    pub fn read(dir: &Path) -> Result<Manifest> {
+        let path = dir.join(MANIFEST);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let manifest: Manifest = serde_json::from_str(&text).map_err(|e| {
+            Error::failed(format!("{}: not a dbflow manifest: {e}", path.display()))
+        })?;
+        if manifest.format_version > FORMAT_VERSION {
+            return Err(Error::failed(format!(
+                "{}: written by a newer dbflow (manifest format {}); upgrade dbflow",
+                path.display(),
+                manifest.format_version
+            )));
+        }
+        Ok(manifest)
+    }
+
+    /// Writes `<dir>/manifest.json` atomically (temporary file, fsync, rename).
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).expect("a manifest serializes");
+        let text = crate::ui::redact::redact(&text);
+        write_atomically(&dir.join(MANIFEST), text.as_bytes())
+    }
+}
+
+/// Writes `path` through a temporary sibling, fsynced, then renamed over it.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let io = |e| Error::io(format!("writing {}", path.display()), e);
+    {
+        let mut file = std::fs::File::create(&tmp).map_err(io)?;
+        file.write_all(bytes).map_err(io)?;
+        file.sync_all().map_err(io)?;
+    }
+    std::fs::rename(&tmp, path).map_err(io)?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")));
+    Ok(())
+}
+
+/// Makes a rename in `dir` durable (best effort: not every platform can open a folder).
+pub fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}

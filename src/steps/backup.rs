@@ -1,0 +1,255 @@
+//! `backup`: take a backup of the environment's database (pg_dump, or `VACUUM INTO` for
+//! SQLite), verified before it is cataloged; or reuse a recent verified one of the same
+//! migration head (`reuse_if_younger_than`). Outputs `backup_id` for later steps.
+
+use crate::config::raw::DumpFormat;
+use crate::config::Diagnostic;
+use crate::db::backup::{self, human_age, human_size, source, Catalog, CreateOptions, Entry};
+use crate::db::target::Target;
+use crate::engine::registry::{parse_params, Outcome, Step, StepDoc, StepError, StepKind};
+use crate::engine::{PlanContext, RunContext};
+use crate::ui::progress::Transfer;
+use serde::Deserialize;
+use std::time::{Duration, Instant};
+
+/// The `backup` step kind.
+pub struct BackupKind;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    label: Option<String>,
+    reuse_if_younger_than: Option<String>,
+    format: Option<DumpFormat>,
+    jobs: Option<u32>,
+}
+
+/// A configured `backup` step.
+#[derive(Debug)]
+pub struct BackupStep {
+    label: Option<String>,
+    reuse: Option<(Duration, String)>,
+    format: Option<DumpFormat>,
+    jobs: Option<u32>,
+}
+
+impl StepKind for BackupKind {
+    fn name(&self) -> &str {
+        "backup"
+    }
+
+    fn summary(&self) -> &str {
+        "take a verified backup (pg_dump / VACUUM INTO); outputs backup_id"
+    }
+
+    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+        let params: Params = if params.is_null() {
+            Params::default()
+        } else {
+            parse_params(params)?
+        };
+        if let Some(label) = &params.label {
+            if !label.contains("${") {
+                backup::create::check_label(label).map_err(|e| e.to_string())?;
+            }
+        }
+        let reuse = match params.reuse_if_younger_than {
+            Some(text) => Some((
+                humantime::parse_duration(&text)
+                    .map_err(|e| format!("invalid reuse_if_younger_than `{text}`: {e}"))?,
+                text,
+            )),
+            None => None,
+        };
+        if params.jobs == Some(0) {
+            return Err("`jobs` must be at least 1".into());
+        }
+        Ok(Box::new(BackupStep {
+            label: params.label,
+            reuse,
+            format: params.format,
+            jobs: params.jobs,
+        }))
+    }
+}
+
+impl BackupStep {
+    fn format(&self, cx_project: &crate::config::Project, env: &str) -> (DumpFormat, u32) {
+        let settings = cx_project.backup_settings(env);
+        (
+            self.format.unwrap_or(settings.format),
+            self.jobs.unwrap_or(settings.jobs),
+        )
+    }
+}
+
+impl Step for BackupStep {
+    fn describe(&self, cx: &PlanContext<'_>) -> Result<StepDoc, Diagnostic> {
+        let target = Target::for_env(cx.project, cx.env);
+        let catalog = Catalog::new(cx.project, &cx.env.name);
+        let dir = catalog.dir.display().to_string();
+        let (format, jobs) = self.format(cx.project, &cx.env.name);
+        let id = format!(
+            "<YYYYMMDD_HHMMSS>{}",
+            self.label
+                .as_ref()
+                .map(|l| format!("_{l}"))
+                .unwrap_or_default()
+        );
+        let label_arg = self
+            .label
+            .as_ref()
+            .map(|l| format!(" --label {l}"))
+            .unwrap_or_default();
+        let mut commands = vec![format!(
+            "dbflow backup create --env {}{label_arg}",
+            cx.env.name
+        )];
+        let summary;
+        if target.url.is_postgres() {
+            summary = format!(
+                "Back up `{}` with pg_dump --format={}",
+                target.url.database_name().unwrap_or_default(),
+                format.as_str()
+            );
+            match format {
+                DumpFormat::Custom => {
+                    commands.push(format!(
+                        "pg_dump --format=custom --file={dir}/{id}/dump.pgdump \"$DATABASE_URL\""
+                    ));
+                    commands.push(format!("sha256sum {dir}/{id}/dump.pgdump"));
+                    commands.push(format!("pg_restore --list {dir}/{id}/dump.pgdump"));
+                }
+                DumpFormat::Directory => {
+                    commands.push(format!(
+                        "pg_dump --format=directory --jobs={jobs} --file={dir}/{id}/dump \"$DATABASE_URL\""
+                    ));
+                    commands.push(format!("pg_restore --list {dir}/{id}/dump"));
+                }
+            }
+        } else {
+            let path = backup::sqlite_path(&target.url);
+            summary = format!("Back up {} with VACUUM INTO", path.display());
+            commands.push(format!(
+                "sqlite3 {} \"VACUUM INTO '{dir}/{id}/database.sqlite'\"",
+                path.display()
+            ));
+            commands.push(format!(
+                "sqlite3 {dir}/{id}/database.sqlite 'PRAGMA integrity_check'"
+            ));
+        }
+        let mut details = vec![format!(
+            "Into {dir}/{id}/ with a manifest (sha256, size, versions, migration head); verified before it counts, and an interrupted backup never enters the catalog."
+        )];
+        if let Some((_, text)) = &self.reuse {
+            details.push(format!(
+                "Reuses the newest verified backup of the same migration head when it is younger than {text}."
+            ));
+        }
+        Ok(StepDoc {
+            summary,
+            details: details.join("\n"),
+            commands,
+        })
+    }
+
+    fn run(&self, cx: &mut RunContext<'_>) -> Result<Outcome, StepError> {
+        let started = Instant::now();
+        let result = self.take(cx);
+        let gauges = match &result {
+            Ok(outcome) if outcome.outputs["reused"] == false => {
+                vec![(
+                    "size_bytes",
+                    outcome.outputs["size"].as_f64().unwrap_or(0.0),
+                )]
+            }
+            _ => Vec::new(),
+        };
+        let reused = matches!(&result, Ok(o) if o.outputs["reused"] == true);
+        if !reused {
+            super::record_metrics(cx, "backup", result.is_ok(), started.elapsed(), gauges);
+        }
+        result
+    }
+}
+
+impl BackupStep {
+    fn take(&self, cx: &mut RunContext<'_>) -> Result<Outcome, StepError> {
+        let target = Target::for_env(cx.project, cx.env);
+        let catalog = Catalog::new(cx.project, &cx.env.name);
+        if let Some((limit, text)) = &self.reuse {
+            if let Some(entry) = reusable(cx, &target, &catalog, *limit)? {
+                cx.ui.out(&format!(
+                    "  ↺ reusing backup {} ({} old, younger than {text}, same migration head {})",
+                    entry.id(),
+                    human_age(entry.age(chrono::Utc::now())),
+                    entry.manifest.migration_head.as_deref().unwrap_or("(none)")
+                ));
+                return Ok(outputs(&entry).with("reused", true));
+            }
+        }
+        let (format, jobs) = self.format(cx.project, &cx.env.name);
+        let options = CreateOptions {
+            url: &target.url,
+            format,
+            jobs,
+            label: self.label.as_deref(),
+            run_id: Some(cx.run_id),
+            key_tables: &cx.project.drill.key_tables,
+            history_table: &target.table,
+        };
+        let runtime = cx.runtime();
+        let mut transfer = Transfer::new(cx.ui);
+        let created = backup::create(&catalog, &options, runtime, &mut super::show(&mut transfer));
+        transfer.finish();
+        let entry = created.map_err(|e| StepError::failed(e.to_string()))?;
+        let m = &entry.manifest;
+        cx.ui.out(&format!(
+            "  ✔ backup {} ({}, sha256 {}…, migration head {})",
+            entry.id(),
+            human_size(m.size),
+            &m.sha256[..12],
+            m.migration_head.as_deref().unwrap_or("(none)")
+        ));
+        cx.ui
+            .out(&format!("    verified: {}", m.verification.detail));
+        Ok(outputs(&entry).with("reused", false))
+    }
+}
+
+/// The newest verified backup younger than `limit` taken at the database's current
+/// migration head.
+fn reusable(
+    cx: &RunContext<'_>,
+    target: &Target,
+    catalog: &Catalog,
+    limit: Duration,
+) -> Result<Option<Entry>, StepError> {
+    let head = cx
+        .runtime()
+        .block_on(async {
+            let mut conn = target.connect().await?;
+            let head = source::migration_head(&mut conn, &target.table).await;
+            conn.close().await;
+            head.map_err(|e| crate::error::Error::failed(e.to_string()))
+        })
+        .map_err(|e| StepError::failed(e.to_string()))?;
+    let now = chrono::Utc::now();
+    let limit = chrono::Duration::from_std(limit).unwrap_or(chrono::Duration::MAX);
+    Ok(catalog
+        .scan()
+        .entries
+        .into_iter()
+        .find(|e| e.verified() && e.age(now) <= limit && e.manifest.migration_head == head))
+}
+
+fn outputs(entry: &Entry) -> Outcome {
+    let m = &entry.manifest;
+    Outcome::done()
+        .with("backup_id", m.id.clone())
+        .with("path", entry.dir.display().to_string())
+        .with("environment", m.environment.clone())
+        .with("size", m.size)
+        .with("sha256", m.sha256.clone())
+        .with("migration_head", m.migration_head.clone())
+}

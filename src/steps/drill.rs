@@ -1,0 +1,376 @@
+//! `drill`: the restore drill runbooks ask for. Backup (fresh, or an existing one) →
+//! restore into `<db>_restore_drill_<ts>` → validate → drop (unless `keep`) → report,
+//! appended as Markdown and JSON to `<backups.dir>/drills/`, with RPO (the backup's age)
+//! and RTO (the restore's duration). The primary database is only ever read.
+
+use super::restoring::{self, Destination};
+use crate::config::Diagnostic;
+use crate::db::backup::checks::Check;
+use crate::db::backup::{self, human_age, restore, Catalog, CreateOptions, Entry};
+use crate::db::target::Target;
+use crate::engine::registry::{parse_params, Outcome, Step, StepDoc, StepError, StepKind};
+use crate::engine::{PlanContext, RunContext};
+use crate::ui::progress::Transfer;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::time::Instant;
+
+/// Folder under `<backups.dir>` where drill reports are appended.
+pub const REPORTS_DIR: &str = "drills";
+
+/// The `drill` step kind.
+pub struct DrillKind;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    #[serde(default)]
+    keep: bool,
+    backup: Option<String>,
+}
+
+/// A configured `drill` step.
+#[derive(Debug)]
+pub struct DrillStep {
+    keep: bool,
+    backup: Option<String>,
+}
+
+impl StepKind for DrillKind {
+    fn name(&self) -> &str {
+        "drill"
+    }
+
+    fn summary(&self) -> &str {
+        "restore drill: backup → restore into a scratch database → validate → drop → report"
+    }
+
+    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+        let params: Params = if params.is_null() {
+            Params::default()
+        } else {
+            parse_params(params)?
+        };
+        Ok(Box::new(DrillStep {
+            keep: params.keep,
+            backup: params.backup,
+        }))
+    }
+}
+
+/// One drill's record, as appended to `drills.jsonl`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillReport {
+    /// When the drill started (UTC, RFC 3339).
+    pub date: String,
+    /// Environment drilled.
+    pub environment: String,
+    /// `PASS` or `FAIL`.
+    pub result: String,
+    /// The run.
+    pub run_id: String,
+    /// The backup restored.
+    pub backup_id: Option<String>,
+    /// Whether the drill took that backup itself.
+    pub fresh_backup: bool,
+    /// RPO: the backup's age when the restore started.
+    pub backup_age_seconds: Option<f64>,
+    /// RTO: how long the restore took.
+    pub restore_seconds: Option<f64>,
+    /// The whole drill.
+    pub duration_seconds: f64,
+    /// The scratch database.
+    pub database: Option<String>,
+    /// Whether it was dropped afterwards.
+    pub dropped: bool,
+    /// The validation.
+    pub checks: Vec<Check>,
+    /// What stopped the drill, if something did.
+    pub error: Option<String>,
+}
+
+impl Step for DrillStep {
+    fn describe(&self, cx: &PlanContext<'_>) -> Result<StepDoc, Diagnostic> {
+        let target = Target::for_env(cx.project, cx.env);
+        let db = restore::display_name(&target.url);
+        let which = match self.backup.as_deref() {
+            None => "a fresh backup".to_string(),
+            Some("latest") => "the newest verified backup".to_string(),
+            Some(id) => format!("backup {id}"),
+        };
+        let scratch = format!("{db}_restore_drill_<YYYYMMDD_HHMMSS>");
+        let mut commands = vec![format!("dbflow drill --env {}", cx.env.name)];
+        if target.url.is_postgres() {
+            commands.push(format!("createdb --template=template0 {scratch}"));
+            commands.push(match cx.project.backup_settings(&cx.env.name).format {
+                crate::config::raw::DumpFormat::Custom => format!(
+                    "pg_restore --no-owner --exit-on-error --dbname={scratch} <backup>/dump.pgdump"
+                ),
+                crate::config::raw::DumpFormat::Directory => format!(
+                    "pg_restore --no-owner --exit-on-error --jobs={} --dbname={scratch} <backup>/dump",
+                    cx.project.backup_settings(&cx.env.name).jobs
+                ),
+            });
+            if !self.keep {
+                commands.push(format!("dropdb {scratch}"));
+            }
+        }
+        let mut checks = vec!["same tables as the primary".to_string()];
+        if !cx.project.drill.key_tables.is_empty() {
+            checks.push(format!(
+                "row counts of {}",
+                cx.project.drill.key_tables.join(", ")
+            ));
+        }
+        checks.push("clean migration status".into());
+        if !cx.project.drill.verify.is_empty() {
+            checks.push(format!(
+                "{} drill.verify queries",
+                cx.project.drill.verify.len()
+            ));
+        }
+        Ok(StepDoc {
+            summary: format!("Restore drill of `{}` from {which}", cx.env.name),
+            details: format!(
+                "Restores into {scratch}, checks {}, {} it, and appends the report (PASS/FAIL, RPO, RTO) to {}/{REPORTS_DIR}/. `{db}` is only read.",
+                checks.join(", "),
+                if self.keep { "keeps" } else { "drops" },
+                cx.project.backups_dir
+            ),
+            commands,
+        })
+    }
+
+    fn run(&self, cx: &mut RunContext<'_>) -> Result<Outcome, StepError> {
+        let started = Instant::now();
+        let catalog = Catalog::new(cx.project, &cx.env.name);
+        let mut report = DrillReport {
+            date: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            environment: cx.env.name.clone(),
+            result: "FAIL".into(),
+            run_id: cx.run_id.to_string(),
+            backup_id: None,
+            fresh_backup: self.backup.is_none(),
+            backup_age_seconds: None,
+            restore_seconds: None,
+            duration_seconds: 0.0,
+            database: None,
+            dropped: false,
+            checks: Vec::new(),
+            error: None,
+        };
+        let outcome = self.drill(cx, &catalog, &mut report);
+        if let Err(e) = &outcome {
+            report.error = Some(e.message.clone());
+        }
+        let passed = outcome.is_ok() && report.checks.iter().all(|c| c.passed);
+        report.result = if passed { "PASS" } else { "FAIL" }.into();
+        report.duration_seconds = started.elapsed().as_secs_f64();
+        let written = append_report(&catalog.root, &report);
+        let gauges = [
+            ("rpo_seconds", report.backup_age_seconds),
+            ("rto_seconds", report.restore_seconds),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect();
+        super::record_metrics(cx, "drill", passed, started.elapsed(), gauges);
+        let reports = match &written {
+            Ok(path) => path.display().to_string(),
+            Err(e) => {
+                cx.ui.warn(&format!("drill report not written: {e}"));
+                String::from("(not written)")
+            }
+        };
+        cx.ui.out(&format!(
+            "  drill {}: backup {} (RPO {}), restore {} (RTO), report in {reports}",
+            report.result,
+            report.backup_id.as_deref().unwrap_or("-"),
+            report
+                .backup_age_seconds
+                .map(|s| human_age(chrono::Duration::milliseconds((s * 1000.0) as i64)))
+                .unwrap_or_else(|| "-".into()),
+            report
+                .restore_seconds
+                .map(|s| crate::ui::human_ms((s * 1000.0) as u64))
+                .unwrap_or_else(|| "-".into()),
+        ));
+        outcome?;
+        restoring::checks_passed(&report.checks, "drill FAILED")?;
+        Ok(Outcome::done()
+            .with("result", report.result.clone())
+            .with("backup_id", report.backup_id.clone())
+            .with("rpo_seconds", report.backup_age_seconds)
+            .with("rto_seconds", report.restore_seconds)
+            .with("database", report.database.clone())
+            .with("dropped", report.dropped)
+            .with("report", reports))
+    }
+}
+
+impl DrillStep {
+    fn drill(
+        &self,
+        cx: &mut RunContext<'_>,
+        catalog: &Catalog,
+        report: &mut DrillReport,
+    ) -> Result<(), StepError> {
+        let target = Target::for_env(cx.project, cx.env);
+        let entry = match &self.backup {
+            Some(id) => restoring::pick_backup(cx, catalog, Some(id))?,
+            None => fresh_backup(cx, catalog, &target)?,
+        };
+        report.backup_id = Some(entry.id().to_string());
+        let now = chrono::Utc::now();
+        report.backup_age_seconds = Some(entry.age(now).num_milliseconds() as f64 / 1000.0);
+        let source_db = restore::display_name(&target.url);
+        let stem = std::path::Path::new(&source_db)
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or(source_db);
+        let scratch = restore::default_name(&stem, "restore_drill", now);
+        let restored = restoring::restore(cx, &entry, &Destination::New(Some(scratch)))?;
+        report.database = Some(restored.database.clone());
+        report.restore_seconds = Some(restored.duration.as_secs_f64());
+        let checks = restoring::validate(cx, &entry, &restored.url, None);
+        if let Ok(checks) = &checks {
+            restoring::print_checks(cx, checks);
+            report.checks = checks.clone();
+        }
+        if self.keep {
+            cx.ui.out(&format!(
+                "  kept `{}` (--keep): drop it when done",
+                restored.database
+            ));
+        } else {
+            match restore::drop_database(&restored.url) {
+                Ok(()) => {
+                    report.dropped = true;
+                    cx.ui.out(&format!("  dropped `{}`", restored.database));
+                }
+                Err(e) => cx
+                    .ui
+                    .warn(&format!("could not drop `{}`: {e}", restored.database)),
+            }
+        }
+        checks.map(|_| ())
+    }
+}
+
+fn fresh_backup(
+    cx: &mut RunContext<'_>,
+    catalog: &Catalog,
+    target: &Target,
+) -> Result<Entry, StepError> {
+    let settings = cx.project.backup_settings(&cx.env.name);
+    let options = CreateOptions {
+        url: &target.url,
+        format: settings.format,
+        jobs: settings.jobs,
+        label: Some("drill"),
+        run_id: Some(cx.run_id),
+        key_tables: &cx.project.drill.key_tables,
+        history_table: &target.table,
+    };
+    let runtime = cx.runtime();
+    let started = Instant::now();
+    let mut transfer = Transfer::new(cx.ui);
+    let created = backup::create(catalog, &options, runtime, &mut super::show(&mut transfer));
+    transfer.finish();
+    let gauges = match &created {
+        Ok(entry) => vec![("size_bytes", entry.manifest.size as f64)],
+        Err(_) => Vec::new(),
+    };
+    super::record_metrics(cx, "backup", created.is_ok(), started.elapsed(), gauges);
+    let entry = created.map_err(restoring::step_error)?;
+    cx.journal.record(
+        "backup_used",
+        serde_json::json!({ "backup_id": entry.id() }),
+    );
+    cx.ui.out(&format!(
+        "  ✔ backup {} ({})",
+        entry.id(),
+        backup::human_size(entry.manifest.size)
+    ));
+    Ok(entry)
+}
+
+/// Appends the report to `drills.md` and `drills.jsonl`; returns the Markdown file.
+fn append_report(
+    root: &std::path::Path,
+    report: &DrillReport,
+) -> Result<std::path::PathBuf, String> {
+    let dir = root.join(REPORTS_DIR);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let append = |name: &str, text: &str| -> Result<std::path::PathBuf, String> {
+        let path = dir.join(name);
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| format!("opening {}: {e}", path.display()))?;
+        file.write_all(crate::ui::redact::redact(text).as_bytes())
+            .and_then(|_| file.sync_all())
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        Ok(path)
+    };
+    let json = serde_json::to_string(report).map_err(|e| e.to_string())?;
+    append("drills.jsonl", &format!("{json}\n"))?;
+    append("drills.md", &render_markdown(report))
+}
+
+/// One drill as a Markdown section.
+pub fn render_markdown(report: &DrillReport) -> String {
+    let seconds = |s: Option<f64>| s.map(|s| format!("{s:.1}s")).unwrap_or_else(|| "-".into());
+    let mut out = format!(
+        "## {} · {} · {}\n\n",
+        report.date, report.environment, report.result
+    );
+    out.push_str("| | |\n|---|---|\n");
+    out.push_str(&format!(
+        "| Backup | `{}`{} |\n",
+        report.backup_id.as_deref().unwrap_or("-"),
+        if report.fresh_backup {
+            " (taken by the drill)"
+        } else {
+            ""
+        }
+    ));
+    out.push_str(&format!(
+        "| RPO (backup age at restore) | {} |\n",
+        seconds(report.backup_age_seconds)
+    ));
+    out.push_str(&format!(
+        "| RTO (restore duration) | {} |\n",
+        seconds(report.restore_seconds)
+    ));
+    out.push_str(&format!(
+        "| Restored into | `{}` ({}) |\n",
+        report.database.as_deref().unwrap_or("-"),
+        if report.dropped { "dropped" } else { "kept" }
+    ));
+    out.push_str(&format!(
+        "| Drill duration | {} |\n",
+        seconds(Some(report.duration_seconds))
+    ));
+    out.push_str(&format!("| Run | `{}` |\n\n", report.run_id));
+    if !report.checks.is_empty() {
+        out.push_str("| Check | Result | Detail |\n|---|---|---|\n");
+        for check in &report.checks {
+            out.push_str(&format!(
+                "| {} | {} | {} |\n",
+                check.name.replace('|', "\\|"),
+                if check.passed { "PASS" } else { "FAIL" },
+                check.detail.replace('|', "\\|")
+            ));
+        }
+        out.push('\n');
+    }
+    if let Some(error) = &report.error {
+        out.push_str(&format!(
+            "**Stopped:** {}\n\n",
+            error.lines().collect::<Vec<_>>().join(" ")
+        ));
+    }
+    out
+}

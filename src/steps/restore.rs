@@ -1,0 +1,189 @@
+//! `restore`: restore a verified backup into a new database (default `<db>_restore_<ts>`)
+//! or, with `in_place` and the typed word RESTORE, over the environment's database
+//! (never on a protected one), then validate the restored copy.
+
+use super::restoring::{self, Destination, CONFIRM_WORD};
+use crate::config::Diagnostic;
+use crate::db::backup::{self, Catalog};
+use crate::db::target::Target;
+use crate::engine::registry::{parse_params, Outcome, Step, StepDoc, StepError, StepKind};
+use crate::engine::{PlanContext, RunContext};
+use serde::Deserialize;
+
+/// The `restore` step kind.
+pub struct RestoreKind;
+
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    backup: Option<String>,
+    into: Option<String>,
+    #[serde(default)]
+    in_place: bool,
+    confirm: Option<String>,
+}
+
+/// A configured `restore` step.
+#[derive(Debug)]
+pub struct RestoreStep {
+    backup: Option<String>,
+    destination: Destination,
+}
+
+impl StepKind for RestoreKind {
+    fn name(&self) -> &str {
+        "restore"
+    }
+
+    fn summary(&self) -> &str {
+        "restore a verified backup into a new database (in place only with RESTORE typed)"
+    }
+
+    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+        let params: Params = match params {
+            serde_json::Value::Null => Params::default(),
+            serde_json::Value::String(id) => Params {
+                backup: Some(id.clone()),
+                ..Params::default()
+            },
+            other => parse_params(other)?,
+        };
+        Ok(Box::new(RestoreStep {
+            backup: params.backup,
+            destination: destination(params.into, params.in_place, params.confirm)?,
+        }))
+    }
+}
+
+/// `into` / `in_place` / `confirm` as a [`Destination`] (shared with `rollback`).
+pub(crate) fn destination(
+    into: Option<String>,
+    in_place: bool,
+    confirm: Option<String>,
+) -> Result<Destination, String> {
+    match (into, in_place) {
+        (Some(_), true) => Err("`into` and `in_place` exclude each other".into()),
+        (into, false) => {
+            if confirm.is_some() {
+                return Err("`confirm` only applies to `in_place: true`".into());
+            }
+            Ok(Destination::New(into))
+        }
+        (None, true) => Ok(Destination::InPlace { confirm }),
+    }
+}
+
+/// What a restore destination means, for plans and runbooks.
+pub(crate) fn describe_destination(
+    cx: &PlanContext<'_>,
+    destination: &Destination,
+) -> (String, Vec<String>) {
+    let target = Target::for_env(cx.project, cx.env);
+    let db = backup::restore::display_name(&target.url);
+    let settings = cx.project.backup_settings(&cx.env.name);
+    let pg_restore = |name: &str| match settings.format {
+        crate::config::raw::DumpFormat::Custom => vec![
+            "sha256sum <backup>/dump.pgdump   # must match manifest.json".to_string(),
+            format!("createdb --template=template0 {name}"),
+            format!("pg_restore --no-owner --exit-on-error --dbname={name} <backup>/dump.pgdump"),
+        ],
+        crate::config::raw::DumpFormat::Directory => vec![
+            "(cd <backup>/dump && sha256sum *)   # must match manifest.json".to_string(),
+            format!("createdb --template=template0 {name}"),
+            format!(
+                "pg_restore --no-owner --exit-on-error --jobs={} --dbname={name} <backup>/dump",
+                settings.jobs
+            ),
+        ],
+    };
+    match destination {
+        Destination::New(name) => {
+            let name = name
+                .clone()
+                .unwrap_or_else(|| format!("{db}_restore_<YYYYMMDD_HHMMSS>"));
+            let commands = if target.url.is_postgres() {
+                pg_restore(&name)
+            } else {
+                vec![format!("cp <backup>/database.sqlite {name}")]
+            };
+            (
+                format!("into a new database `{name}`; `{db}` is not touched"),
+                commands,
+            )
+        }
+        Destination::InPlace { .. } => {
+            let mut commands = Vec::new();
+            if let Some(task) = cx.project.backup_settings(&cx.env.name).stop_writes {
+                commands.push(format!(
+                    "dbflow run {task} --env {}   # stop_writes",
+                    cx.env.name
+                ));
+            }
+            if target.url.is_postgres() {
+                commands.push(format!("dropdb --force {db}"));
+                commands.extend(pg_restore(&db));
+            } else {
+                commands.push(format!("cp <backup>/database.sqlite {db}"));
+            }
+            (
+                format!(
+                    "IN PLACE over `{db}`, after the word {CONFIRM_WORD} is typed (refused on protected environments)"
+                ),
+                commands,
+            )
+        }
+    }
+}
+
+impl Step for RestoreStep {
+    fn describe(&self, cx: &PlanContext<'_>) -> Result<StepDoc, Diagnostic> {
+        let (where_to, commands) = describe_destination(cx, &self.destination);
+        let which = match self.backup.as_deref() {
+            None => "the backup taken earlier in the run, else the newest verified one".to_string(),
+            Some("latest") => "the newest verified backup".to_string(),
+            Some(id) => format!("backup {id}"),
+        };
+        let mut all = vec![format!(
+            "dbflow restore {} --env {}{}",
+            self.backup.as_deref().unwrap_or("<id>"),
+            cx.env.name,
+            match &self.destination {
+                Destination::New(Some(name)) => format!(" --into {name}"),
+                Destination::New(None) => String::new(),
+                Destination::InPlace { .. } => " --in-place".into(),
+            }
+        )];
+        all.extend(commands);
+        Ok(StepDoc {
+            summary: format!("Restore {which}"),
+            details: format!(
+                "Restores {where_to}. The dump's sha256 is checked first; the copy is then validated (tables, key row counts, migration status, drill.verify)."
+            ),
+            commands: all,
+        })
+    }
+
+    fn run(&self, cx: &mut RunContext<'_>) -> Result<Outcome, StepError> {
+        restoring::check_destination(cx, &self.destination)?;
+        let catalog = Catalog::new(cx.project, &cx.env.name);
+        let entry = restoring::pick_backup(cx, &catalog, self.backup.as_deref())?;
+        let report = restoring::restore(cx, &entry, &self.destination)?;
+        let checks = restoring::validate(cx, &entry, &report.url, None)?;
+        restoring::print_checks(cx, &checks);
+        let outcome = Outcome::done()
+            .with("backup_id", entry.id().to_string())
+            .with("database", report.database.clone())
+            .with(
+                "in_place",
+                matches!(self.destination, Destination::InPlace { .. }),
+            )
+            .with("duration_ms", report.duration.as_millis() as u64)
+            .with("checks", serde_json::to_value(&checks).unwrap_or_default());
+        restoring::checks_passed(&checks, &format!("restored `{}`", report.database))?;
+        if matches!(self.destination, Destination::New(_)) {
+            cx.ui
+                .out(&format!("  the restored copy: {}", report.url.redacted()));
+        }
+        Ok(outcome)
+    }
+}

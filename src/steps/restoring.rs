@@ -1,0 +1,238 @@
+//! What the `restore`, `rollback` and `drill` kinds share: choosing the backup, the
+//! in-place safeguards (permission, typed confirmation, `stop_writes`), and validating
+//! the restored copy.
+
+use crate::config::DbUrl;
+use crate::db::backup::checks::{self, Check, Expectations};
+use crate::db::backup::restore::{self, RestoreReport};
+use crate::db::backup::{human_age, Catalog, Entry};
+use crate::db::target::Target;
+use crate::engine::{RunContext, StepError};
+use crate::error::{Error, ExitCode};
+use crate::ui::progress::Transfer;
+use crate::ui::prompt::{self, Answer};
+
+/// The word typed to confirm replacing a database.
+pub const CONFIRM_WORD: &str = "RESTORE";
+
+/// Where a backup goes.
+#[derive(Debug, Clone)]
+pub enum Destination {
+    /// A new database: this name, or `<db>_restore_<ts>`.
+    New(Option<String>),
+    /// Over the environment's own database; `confirm` is the pre-typed word, if any.
+    InPlace {
+        /// What `--confirm` / `confirm:` gave.
+        confirm: Option<String>,
+    },
+}
+
+/// An [`Error`] as a step failure with the same exit code.
+pub fn step_error(e: Error) -> StepError {
+    StepError {
+        code: e.exit_code(),
+        message: e.to_string(),
+    }
+}
+
+/// Refuses an in-place destination on an environment where it is not allowed, before
+/// anything else is looked at.
+pub fn check_destination(cx: &RunContext<'_>, destination: &Destination) -> Result<(), StepError> {
+    if let Destination::InPlace { .. } = destination {
+        restore::restore_in_place_allowed(cx.env).map_err(StepError::blocked)?;
+    }
+    Ok(())
+}
+
+/// The backup to use: `latest` (the newest verified), an id, or by default the one an
+/// earlier step of this run produced, else the newest verified.
+pub fn pick_backup(
+    cx: &RunContext<'_>,
+    catalog: &Catalog,
+    requested: Option<&str>,
+) -> Result<Entry, StepError> {
+    let newest = || {
+        catalog.newest_verified().ok_or_else(|| {
+            StepError::failed(format!(
+                "no verified backup of `{}` in {}",
+                catalog.env,
+                catalog.dir.display()
+            ))
+        })
+    };
+    match requested {
+        Some("latest") => newest(),
+        Some(id) => catalog.get(id).map_err(step_error),
+        None => {
+            let from_this_run = cx
+                .outputs
+                .values()
+                .rev()
+                .find_map(|o| o.get("backup_id").and_then(|v| v.as_str()));
+            match from_this_run {
+                Some(id) => {
+                    cx.ui
+                        .out(&format!("  using backup {id}, taken earlier in this run"));
+                    catalog.get(id).map_err(step_error)
+                }
+                None => newest(),
+            }
+        }
+    }
+}
+
+/// Restores `entry` to `destination`, with the in-place safeguards.
+pub fn restore(
+    cx: &mut RunContext<'_>,
+    entry: &Entry,
+    destination: &Destination,
+) -> Result<RestoreReport, StepError> {
+    let target = Target::for_env(cx.project, cx.env);
+    let jobs = cx.project.backup_settings(&cx.env.name).jobs;
+    let now = chrono::Utc::now();
+    cx.ui.out(&format!(
+        "  backup {} ({} old, {}, migration head {})",
+        entry.id(),
+        human_age(entry.age(now)),
+        crate::db::backup::human_size(entry.manifest.size),
+        entry.manifest.migration_head.as_deref().unwrap_or("(none)")
+    ));
+    cx.journal.record(
+        "restore_start",
+        serde_json::json!({ "backup_id": entry.id(), "destination": format!("{destination:?}") }),
+    );
+    let runtime = cx.runtime();
+    let report = match destination {
+        Destination::New(name) => {
+            let source_db = restore::display_name(&target.url);
+            let source_db = std::path::Path::new(&source_db)
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or(source_db);
+            let name = name
+                .clone()
+                .unwrap_or_else(|| restore::default_name(&source_db, "restore", now));
+            let mut transfer = Transfer::new(cx.ui);
+            let result = restore::restore_into_new(
+                entry,
+                &target.url,
+                &name,
+                jobs,
+                runtime,
+                &mut super::show(&mut transfer),
+            );
+            transfer.finish();
+            result.map_err(step_error)?
+        }
+        Destination::InPlace { confirm } => {
+            restore::restore_in_place_allowed(cx.env).map_err(StepError::blocked)?;
+            let database = restore::display_name(&target.url);
+            let question = format!(
+                "Replace database `{database}` of `{}` with backup {}? Everything written since it was taken is lost",
+                cx.env.name,
+                entry.id()
+            );
+            let answer = prompt::typed(CONFIRM_WORD, &question, confirm.as_deref());
+            cx.journal.record(
+                "confirmation",
+                serde_json::json!({ "question": question, "answer": format!("{answer:?}") }),
+            );
+            match answer {
+                Answer::Yes | Answer::AssumedYes => {}
+                Answer::No => {
+                    return Err(StepError::blocked(format!(
+                        "in-place restore not confirmed: the word to type is {CONFIRM_WORD}"
+                    )))
+                }
+                Answer::CannotAsk(reason) => {
+                    return Err(StepError::blocked(format!(
+                        "in-place restore needs the word {CONFIRM_WORD} typed, and nobody can be asked ({reason}); pass --confirm {CONFIRM_WORD}"
+                    )))
+                }
+            }
+            if let Some(task) = cx.project.backup_settings(&cx.env.name).stop_writes {
+                cx.ui.out(&format!("  stopping writes: task `{task}`"));
+                super::run_hook_task(cx, &task, &[])?;
+            }
+            let mut transfer = Transfer::new(cx.ui);
+            let result = restore::restore_in_place(
+                entry,
+                &target.url,
+                jobs,
+                &mut super::show(&mut transfer),
+            );
+            transfer.finish();
+            result.map_err(step_error)?
+        }
+    };
+    cx.ui.out(&format!(
+        "  ✔ restored backup {} into `{}` in {}",
+        entry.id(),
+        report.database,
+        crate::ui::human_ms(report.duration.as_millis() as u64)
+    ));
+    cx.journal.record(
+        "restore_end",
+        serde_json::json!({ "backup_id": entry.id(), "database": report.database, "duration_ms": report.duration.as_millis() as u64 }),
+    );
+    Ok(report)
+}
+
+/// Validates the restored copy at `url` against `entry`; `expected_head` defaults to the
+/// backup's.
+pub fn validate(
+    cx: &RunContext<'_>,
+    entry: &Entry,
+    url: &DbUrl,
+    expected_head: Option<Option<&str>>,
+) -> Result<Vec<Check>, StepError> {
+    let target = Target::for_env(cx.project, cx.env);
+    let store = target.store().map_err(step_error)?;
+    let expectations = Expectations {
+        manifest: &entry.manifest,
+        key_tables: &cx.project.drill.key_tables,
+        verify_sql: &cx.project.drill.verify,
+        store: &store,
+        history_table: &target.table,
+        expected_head: expected_head.unwrap_or(entry.manifest.migration_head.as_deref()),
+    };
+    cx.runtime()
+        .block_on(async {
+            let mut conn = crate::db::Conn::connect(url)
+                .await
+                .map_err(|e| crate::db::target::connect_error(url, e))?;
+            let checks = checks::validate(&mut conn, &expectations).await;
+            conn.close().await;
+            checks.map_err(|e| Error::failed(format!("validating {}: {e}", url.redacted())))
+        })
+        .map_err(step_error)
+}
+
+/// Prints checks as ✔/✘ lines.
+pub fn print_checks(cx: &RunContext<'_>, checks: &[Check]) {
+    for check in checks {
+        let mark = if check.passed { "✔" } else { "✘" };
+        cx.ui
+            .out(&format!("    {mark} {}: {}", check.name, check.detail));
+    }
+}
+
+/// The failure for checks that did not pass, or `Ok` when all did.
+pub fn checks_passed(checks: &[Check], what: &str) -> Result<(), StepError> {
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(StepError {
+        message: format!(
+            "{what}: {} check(s) failed: {}",
+            failed.len(),
+            failed.join("; ")
+        ),
+        code: ExitCode::Failed,
+    })
+}
