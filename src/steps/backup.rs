@@ -87,7 +87,14 @@ impl Step for BackupStep {
     fn describe(&self, cx: &PlanContext<'_>) -> Result<StepDoc, Diagnostic> {
         let target = Target::for_env(cx.project, cx.env);
         let catalog = Catalog::new(cx.project, &cx.env.name);
-        let dir = catalog.dir.display().to_string();
+        // Shown relative to the project root, so plans and generated docs do not depend
+        // on where dbflow was started.
+        let dir = catalog
+            .dir
+            .strip_prefix(&cx.project.root)
+            .unwrap_or(&catalog.dir)
+            .display()
+            .to_string();
         let (format, jobs) = self.format(cx.project, &cx.env.name);
         let id = format!(
             "<YYYYMMDD_HHMMSS>{}",
@@ -106,10 +113,15 @@ impl Step for BackupStep {
             cx.env.name
         )];
         let summary;
-        if target.url.is_postgres() {
+        // Docs render with unresolved `${VAR}` URLs: anything not SQLite is PostgreSQL.
+        if !target.url.is_sqlite() {
             summary = format!(
-                "Back up `{}` with pg_dump --format={}",
-                target.url.database_name().unwrap_or_default(),
+                "Back up {} with pg_dump --format={}",
+                target
+                    .url
+                    .database_name()
+                    .map(|d| format!("`{d}`"))
+                    .unwrap_or_else(|| "the database".into()),
                 format.as_str()
             );
             match format {
