@@ -33,6 +33,9 @@ impl App {
             host: lua.clone(),
         }));
         let mut errors = Vec::new();
+        registry.register(std::sync::Arc::new(crate::steps::backup::BackupKind {
+            host: Some(lua.clone()),
+        }));
         for def in &lua.steps {
             if registry.get(&def.name).is_some() {
                 errors.push(crate::config::Diagnostic::bare(format!(

@@ -452,3 +452,55 @@ fn an_unknown_provider_is_a_validation_error_with_a_suggestion() {
         out.stderr
     );
 }
+
+#[test]
+fn a_provider_backup_joins_the_catalog_and_its_id_flows_to_restore() {
+    let t = Test::new().file(
+        "Workflowfile.yaml",
+        "environments:\n  prod:\n    url: sqlite:prod.db\n    provider: aws_rds\n    vars:\n      rds_instance: acme-prod\nworkflows:\n  snap:\n    steps:\n      - backup: { via: provider, label: nightly }\n      - provider: { action: restore }\n",
+    );
+    let log = t.path().join("cli.log").display().to_string();
+    let t = t
+        .env(
+            "PATH",
+            &format!(
+                "{}:{}",
+                fakes_dir(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env("FAKE_LOG", &log);
+    let out = t.run_with(["run", "snap"]);
+    out.assert_code(0);
+    let o = outputs(&out);
+    let snapshot = o["backup-1"]["snapshot_id"].as_str().unwrap().to_string();
+    let backup_id = o["backup-1"]["backup_id"].as_str().unwrap().to_string();
+    assert!(backup_id.ends_with("_nightly"), "{backup_id}");
+    let log = recorded(&t);
+    assert!(log[0].starts_with("aws rds create-db-snapshot"), "{log:?}");
+    assert!(
+        log[2].contains(&format!("--db-snapshot-identifier {snapshot}"))
+            && log[2].starts_with("aws rds restore-db-instance-from-db-snapshot"),
+        "{log:?}"
+    );
+
+    let list = t.run_with(["backup", "list", "--json"]);
+    list.assert_code(0);
+    assert!(
+        list.stdout.contains(&backup_id) && list.stdout.contains("provider"),
+        "{}",
+        list.stdout
+    );
+    let manifest = t.read(&format!("backups/prod/{backup_id}/manifest.json"));
+    assert!(
+        manifest.contains(&format!("\"snapshot_id\": \"{snapshot}\"")),
+        "{manifest}"
+    );
+    let restore = t.run_with(["restore", &backup_id, "--into", "copy"]);
+    assert_ne!(restore.code, 0);
+    assert!(
+        restore.stderr.contains("restore it through the provider"),
+        "{}",
+        restore.stderr
+    );
+}

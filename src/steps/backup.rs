@@ -12,8 +12,12 @@ use crate::ui::progress::Transfer;
 use serde::Deserialize;
 use std::time::{Duration, Instant};
 
-/// The `backup` step kind.
-pub struct BackupKind;
+/// The `backup` step kind. With the Lua host, `via: provider` takes a provider snapshot.
+#[derive(Default)]
+pub struct BackupKind {
+    /// Lua providers, when loaded.
+    pub host: Option<std::sync::Arc<crate::lua::LuaHost>>,
+}
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -22,11 +26,24 @@ struct Params {
     reuse_if_younger_than: Option<String>,
     format: Option<DumpFormat>,
     jobs: Option<u32>,
+    via: Option<Via>,
+}
+
+/// How a backup is taken.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+enum Via {
+    /// pg_dump / VACUUM INTO into the catalog folder.
+    #[default]
+    Dump,
+    /// The environment's Lua provider (`snapshot` + `wait`), cataloged by id.
+    Provider,
 }
 
 /// A configured `backup` step.
-#[derive(Debug)]
 pub struct BackupStep {
+    via: Via,
+    host: Option<std::sync::Arc<crate::lua::LuaHost>>,
     label: Option<String>,
     reuse: Option<(Duration, String)>,
     format: Option<DumpFormat>,
@@ -64,12 +81,26 @@ impl StepKind for BackupKind {
         if params.jobs == Some(0) {
             return Err("`jobs` must be at least 1".into());
         }
+        let via = params.via.unwrap_or_default();
+        if via == Via::Provider && self.host.is_none() {
+            return Err(
+                "`via: provider` needs the Lua providers, which are not loaded here".into(),
+            );
+        }
         Ok(Box::new(BackupStep {
+            via,
+            host: self.host.clone(),
             label: params.label,
             reuse,
             format: params.format,
             jobs: params.jobs,
         }))
+    }
+}
+
+impl std::fmt::Debug for BackupStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BackupStep({:?}, {:?})", self.via, self.label)
     }
 }
 
@@ -189,6 +220,9 @@ impl BackupStep {
     fn take(&self, cx: &mut RunContext<'_>) -> Result<Outcome, StepError> {
         let target = Target::for_env(cx.project, cx.env);
         let catalog = Catalog::new(cx.project, &cx.env.name);
+        if self.via == Via::Provider {
+            return self.take_via_provider(cx, &target, &catalog);
+        }
         if let Some((limit, text)) = &self.reuse {
             if let Some(entry) = reusable(cx, &target, &catalog, *limit)? {
                 cx.ui.out(&format!(
@@ -253,6 +287,98 @@ fn reusable(
         .entries
         .into_iter()
         .find(|e| e.verified() && e.age(now) <= limit && e.manifest.migration_head == head))
+}
+
+impl BackupStep {
+    /// `snapshot` then `wait` through the environment's provider, then a catalog entry.
+    fn take_via_provider(
+        &self,
+        cx: &mut RunContext<'_>,
+        target: &Target,
+        catalog: &Catalog,
+    ) -> Result<Outcome, StepError> {
+        let host = self
+            .host
+            .as_ref()
+            .ok_or_else(|| StepError::failed("Lua providers are not loaded"))?;
+        let provider = cx.env.provider.clone().ok_or_else(|| {
+            StepError::failed(format!(
+                "environment `{}` declares no provider for `via: provider`",
+                cx.env.name
+            ))
+        })?;
+        let started = chrono::Utc::now();
+        let mut call = |action: &str,
+                        args: Vec<serde_json::Value>|
+         -> Result<serde_json::Value, StepError> {
+            let (function, def) = host.provider_function(&provider, action).ok_or_else(|| {
+                StepError::failed(format!("provider `{provider}` does not define `{action}`"))
+            })?;
+            let mut context = host.context(cx.ui, &def.path, def.writes);
+            context.env = Some(cx.env.clone());
+            context.run_id = cx.run_id.to_string();
+            context.base_env = crate::runner::base_env(cx.env, cx.vars);
+            let (value, events) = host
+                .call(
+                    cx.runtime(),
+                    &function,
+                    context,
+                    true,
+                    args,
+                    &format!("provider `{provider}` {action}"),
+                )
+                .map_err(|e| StepError::failed(e.0))?;
+            for (event, data) in events {
+                cx.journal.record(&event, data);
+            }
+            Ok(value)
+        };
+        let mut opts = serde_json::Map::new();
+        if let Some(label) = &self.label {
+            opts.insert("label".into(), label.clone().into());
+        }
+        let value = call("snapshot", vec![serde_json::Value::Object(opts)])?;
+        let snapshot_id = value
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| value.get("id").and_then(|v| v.as_str()).map(str::to_string))
+            .ok_or_else(|| {
+                StepError::failed(format!(
+                    "provider `{provider}` snapshot returned no id (got {value})"
+                ))
+            })?;
+        call("wait", vec![serde_json::Value::String(snapshot_id.clone())])?;
+        // The migration head is best effort: a provider database may not be reachable
+        // from here (that is often why a provider is used).
+        let head = cx.runtime().block_on(async {
+            let store = target.store().ok()?;
+            let mut conn = target.connect().await.ok()?;
+            let status = crate::db::migrate::status(&mut conn, &store, &target.table)
+                .await
+                .ok();
+            conn.close().await;
+            status.and_then(|s| s.head().map(str::to_string))
+        });
+        let entry = backup::create::record_provider_snapshot(
+            catalog,
+            &target.url,
+            &provider,
+            &snapshot_id,
+            self.label.as_deref(),
+            Some(cx.run_id),
+            head,
+            started,
+        )
+        .map_err(|e| StepError::failed(e.to_string()))?;
+        cx.ui.out(&format!(
+            "  ✔ backup {} = provider `{provider}` snapshot {snapshot_id}",
+            entry.id()
+        ));
+        Ok(outputs(&entry)
+            .with("reused", false)
+            .with("snapshot_id", snapshot_id)
+            .with("provider", provider))
+    }
 }
 
 fn outputs(entry: &Entry) -> Outcome {

@@ -33,7 +33,7 @@ pub fn builtin() -> Registry {
     registry.register(Arc::new(status::StatusKind));
     registry.register(Arc::new(deploy::DeployKind));
     registry.register(Arc::new(verify::VerifyKind));
-    registry.register(Arc::new(backup::BackupKind));
+    registry.register(Arc::new(backup::BackupKind::default()));
     registry.register(Arc::new(restore::RestoreKind));
     registry.register(Arc::new(rollback::RollbackKind));
     registry.register(Arc::new(drill::DrillKind));

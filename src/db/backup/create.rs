@@ -132,6 +132,7 @@ pub fn create(
             checked_at: created_at,
             detail: "not verified yet".into(),
         },
+        provider: None,
     };
 
     let tools = if url.is_postgres() {
@@ -174,6 +175,79 @@ pub fn create(
 }
 
 /// `<YYYYMMDD_HHMMSS>[_label]`, with `-2`, `-3`, … when two backups share a second.
+/// Catalogs a snapshot a Lua provider took (and its `wait` confirmed): a folder with only
+/// the manifest, written under a temporary name and renamed like any backup.
+#[allow(clippy::too_many_arguments)]
+pub fn record_provider_snapshot(
+    catalog: &Catalog,
+    url: &DbUrl,
+    provider: &str,
+    snapshot_id: &str,
+    label: Option<&str>,
+    run_id: Option<&str>,
+    migration_head: Option<String>,
+    started: chrono::DateTime<Utc>,
+) -> Result<Entry> {
+    if let Some(label) = label {
+        check_label(label)?;
+    }
+    std::fs::create_dir_all(&catalog.dir)
+        .map_err(|e| Error::io(format!("creating {}", catalog.dir.display()), e))?;
+    let id = unique_id(catalog, started, label);
+    let now = Utc::now();
+    let manifest = Manifest {
+        format_version: super::manifest::FORMAT_VERSION,
+        id: id.clone(),
+        environment: catalog.env.clone(),
+        engine: if url.is_sqlite() {
+            "sqlite"
+        } else {
+            "postgresql"
+        }
+        .into(),
+        database: url.database_name().unwrap_or_else(|| "database".into()),
+        url: url.redacted(),
+        created_at: started,
+        duration_ms: (now - started).num_milliseconds().max(0) as u64,
+        format: Archive::Provider,
+        dump: String::new(),
+        size: 0,
+        sha256: String::new(),
+        files: Vec::new(),
+        tool_version: None,
+        server_version: None,
+        locale: None,
+        migration_head,
+        run_id: run_id.map(str::to_string),
+        label: label.map(str::to_string),
+        tables: Vec::new(),
+        row_counts: Default::default(),
+        verification: Verification {
+            state: VerifyState::Verified,
+            checked_at: now,
+            detail: format!("provider `{provider}` reported snapshot {snapshot_id} available"),
+        },
+        provider: Some(super::manifest::ProviderSnapshot {
+            name: provider.to_string(),
+            snapshot_id: snapshot_id.to_string(),
+        }),
+    };
+    let partial = catalog
+        .dir
+        .join(format!("{PARTIAL_PREFIX}{id}-{}", std::process::id()));
+    std::fs::create_dir(&partial)
+        .map_err(|e| Error::io(format!("creating {}", partial.display()), e))?;
+    manifest.write(&partial)?;
+    let dir = catalog.dir.join(&id);
+    std::fs::rename(&partial, &dir).map_err(|e| {
+        Error::io(
+            format!("renaming {} to {}", partial.display(), dir.display()),
+            e,
+        )
+    })?;
+    Ok(Entry { dir, manifest })
+}
+
 fn unique_id(catalog: &Catalog, at: chrono::DateTime<Utc>, label: Option<&str>) -> String {
     let base = match label {
         Some(l) => format!("{}_{l}", at.format("%Y%m%d_%H%M%S")),

@@ -26,6 +26,18 @@ pub enum Archive {
     Directory,
     /// A SQLite database file made with `VACUUM INTO`.
     Sqlite,
+    /// A snapshot held by a Lua provider (RDS, Cloud SQL, …): nothing on disk but the
+    /// manifest; the provider restores and deletes it.
+    Provider,
+}
+
+/// The provider-side identity of a provider snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderSnapshot {
+    /// Provider name (`aws_rds`).
+    pub name: String,
+    /// The provider's snapshot id.
+    pub snapshot_id: String,
 }
 
 impl Archive {
@@ -35,6 +47,7 @@ impl Archive {
             Archive::Custom => "custom",
             Archive::Directory => "directory",
             Archive::Sqlite => "sqlite",
+            Archive::Provider => "provider",
         }
     }
 }
@@ -121,6 +134,9 @@ pub struct Manifest {
     pub row_counts: IndexMap<String, u64>,
     /// The last verification.
     pub verification: Verification,
+    /// For provider snapshots: which provider holds it, under which id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<ProviderSnapshot>,
 }
 
 impl Manifest {

@@ -41,9 +41,24 @@ pub struct RestoreReport {
     pub duration: Duration,
 }
 
+/// Provider snapshots live with the provider: dbflow cannot pg_restore them.
+fn refuse_provider_snapshot(entry: &Entry) -> Result<()> {
+    if let Some(p) = &entry.manifest.provider {
+        return Err(Error::failed(format!(
+            "backup `{}` is snapshot {} held by provider `{}`: restore it through the provider (a step `provider: {{ action: restore, id: {} }}`)",
+            entry.id(),
+            p.snapshot_id,
+            p.name,
+            p.snapshot_id
+        )));
+    }
+    Ok(())
+}
+
 /// Refuses backups that failed verification, and dumps that changed since they were
 /// taken (marking them failed).
 pub fn check_restorable(entry: &Entry) -> Result<()> {
+    refuse_provider_snapshot(entry)?;
     if !entry.verified() {
         let v = &entry.manifest.verification;
         return Err(Error::failed(format!(
@@ -237,6 +252,7 @@ pub fn display_name(url: &DbUrl) -> String {
 }
 
 fn check_engine(entry: &Entry, url: &DbUrl) -> Result<()> {
+    refuse_provider_snapshot(entry)?;
     if entry.is_postgres() != url.is_postgres() {
         return Err(Error::Usage(format!(
             "backup `{}` is a {} backup and cannot be restored into {}",
