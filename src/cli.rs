@@ -64,6 +64,20 @@ pub enum Command {
         #[command(subcommand)]
         action: MigrateAction,
     },
+    /// Is an operation or command line allowed on the environment? Answers ALLOWED (exit
+    /// 0) or BLOCKED (exit 3) with the rule and the reason.
+    ///
+    /// WHAT is an operation name (migrate-dev, db-push, db-push-accept-data-loss,
+    /// db-push-force-reset, migrate-reset, seed, drop-database, restore-in-place, deploy,
+    /// migrate-down, migrate-resolve, db-execute) or a command line such as
+    /// "npx prisma migrate reset" or "pnpm prisma db push --accept-data-loss".
+    /// Overrides for one run: DBFLOW_ALLOW_<OPERATION>=1 (the forbidden rule) and
+    /// DBFLOW_ALLOW_<OPERATION>_ANY_DB=1 (the sandbox-name rule); none unlocks a protected
+    /// environment.
+    Check {
+        /// Operation name or command line (quote it).
+        what: String,
+    },
     /// Scaffold Workflowfile.yaml, workflows/, templates/ and scripts-lua/ here.
     Init {
         /// Folder to initialise (default: the current directory).

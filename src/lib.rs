@@ -12,6 +12,7 @@ pub mod config;
 pub mod db;
 pub mod engine;
 pub mod error;
+pub mod guard;
 pub mod lint;
 pub mod runner;
 pub mod steps;

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod check;
 mod harness;
 mod init;
 mod migrate;

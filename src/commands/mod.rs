@@ -1,5 +1,6 @@
 //! One module per CLI command; each returns the exit code or an [`Error`].
 
+mod check;
 mod env;
 mod init;
 mod list;
@@ -29,6 +30,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Validate => validate::run(&app, cli.env.as_deref()),
         Command::Runs { last, id } => runs::run(&app, last, id.as_deref()),
         Command::Migrate { action } => migrate::run(&app, cli.env.as_deref(), action),
+        Command::Check { what } => check::run(&app, cli.env.as_deref(), &what),
         Command::Init { .. } => unreachable!("handled above"),
     }
 }

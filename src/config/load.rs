@@ -1,8 +1,11 @@
 //! Reading the Workflowfile and its includes into a [`Project`].
 
 use super::diagnostic::{did_you_mean, Diagnostic, Loc};
-use super::model::{Condition, Environment, FailurePolicy, Project, StepDef, Task, Text, Workflow};
-use super::raw::{Protection, RawFile, RawInclude, RawStep, RawTask, RawWorkflow, SStr};
+use super::model::{
+    Condition, Environment, FailurePolicy, ForbiddenList, GuardConfig, Project, StepDef, Task,
+    Text, Workflow,
+};
+use super::raw::{Protection, RawFile, RawGuard, RawInclude, RawStep, RawTask, RawWorkflow, SStr};
 use super::validate;
 use indexmap::IndexMap;
 use serde_saphyr::Spanned;
@@ -301,6 +304,7 @@ fn load_file(path: &Path, cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
             .as_ref()
             .and_then(|b| b.dir.as_ref().map(|d| d.value.clone()))
             .unwrap_or_else(|| "backups".into()),
+        guard: guard_config(raw.guard.as_ref(), &file),
         environments,
         implicit_environments: false,
         tasks: builder.tasks,
@@ -314,6 +318,9 @@ fn load_file(path: &Path, cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
         &file,
         &mut errors,
     );
+    if let Some(guard) = &raw.guard {
+        validate::check_guard_environments(&project, guard, &file, &mut errors);
+    }
     validate::check_project(&project, &mut errors);
     if errors.is_empty() {
         Ok(project)
@@ -349,6 +356,36 @@ fn migration_limits(
         lock_retries: raw.and_then(|r| r.lock_retries).unwrap_or(3),
         lock_wait: duration(raw.and_then(|r| r.lock_wait.as_ref()))
             .unwrap_or(std::time::Duration::from_secs(60)),
+    }
+}
+
+fn guard_config(raw: Option<&RawGuard>, file: &Arc<PathBuf>) -> GuardConfig {
+    let Some(raw) = raw else {
+        return GuardConfig::default();
+    };
+    let list = |ops: &Spanned<Vec<SStr>>| ForbiddenList {
+        operations: ops.value.iter().map(|o| text_of(file, o)).collect(),
+        loc: Loc::new(file, &ops.referenced),
+    };
+    let mut levels = Vec::new();
+    if let Some(forbidden) = &raw.forbidden {
+        for (level, ops) in [
+            (Protection::Sandbox, &forbidden.sandbox),
+            (Protection::Shared, &forbidden.shared),
+            (Protection::Protected, &forbidden.protected),
+        ] {
+            if let Some(ops) = ops {
+                levels.push((level, list(ops)));
+            }
+        }
+    }
+    GuardConfig {
+        levels,
+        environments: raw
+            .environments
+            .iter()
+            .map(|(name, env)| (name.value.clone(), list(&env.forbidden)))
+            .collect(),
     }
 }
 
@@ -391,6 +428,7 @@ fn zero_config(cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
         migrations_table: "_prisma_migrations".into(),
         migration_limits: migration_limits(None, &Arc::new(PathBuf::new()), &mut errors),
         backups_dir: "backups".into(),
+        guard: GuardConfig::default(),
         environments: IndexMap::new(),
         implicit_environments: true,
         tasks: builder.tasks,

@@ -34,6 +34,8 @@ pub struct RawFile {
     pub migrations: Option<RawMigrations>,
     /// Backup settings.
     pub backups: Option<RawBackups>,
+    /// Safety rails: which operations are forbidden where (see `dbflow check`).
+    pub guard: Option<RawGuard>,
     /// The environments (local, staging, production, …).
     #[serde(default)]
     pub environments: IndexMap<SStr, Spanned<RawEnvironment>>,
@@ -82,6 +84,38 @@ pub struct RawMigrations {
 pub struct RawBackups {
     /// Folder for backups (default `backups`).
     pub dir: Option<SStr>,
+}
+
+/// `guard:` settings: the operations forbidden per protection level and per environment.
+/// A list given here replaces the built-in list for that level or environment.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuard {
+    /// Forbidden operations per protection level.
+    pub forbidden: Option<RawGuardLevels>,
+    /// Forbidden operations per environment (replaces its level's list).
+    #[serde(default)]
+    pub environments: IndexMap<SStr, RawGuardEnvironment>,
+}
+
+/// `guard.forbidden`: one list per protection level.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuardLevels {
+    /// Forbidden on `sandbox` environments.
+    pub sandbox: Option<Spanned<Vec<SStr>>>,
+    /// Forbidden on `shared` environments.
+    pub shared: Option<Spanned<Vec<SStr>>>,
+    /// Forbidden on `protected` environments.
+    pub protected: Option<Spanned<Vec<SStr>>>,
+}
+
+/// `guard.environments.<name>`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuardEnvironment {
+    /// Forbidden operations for this environment.
+    pub forbidden: Spanned<Vec<SStr>>,
 }
 
 /// How careful dbflow must be with an environment's database.

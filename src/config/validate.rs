@@ -77,6 +77,30 @@ pub fn check_file_level(
     }
 }
 
+/// Every environment named under `guard.environments` must be declared.
+pub fn check_guard_environments(
+    project: &Project,
+    guard: &super::raw::RawGuard,
+    file: &Arc<PathBuf>,
+    errors: &mut Vec<Diagnostic>,
+) {
+    let names: Vec<&str> = project.environments.keys().map(String::as_str).collect();
+    for name in guard.environments.keys() {
+        if !project.environments.contains_key(&name.value) {
+            errors.push(
+                Diagnostic::at(
+                    Loc::new(file, &name.referenced),
+                    format!(
+                        "guard.environments names unknown environment `{}`",
+                        name.value
+                    ),
+                )
+                .with_help_opt(did_you_mean(&name.value, names.iter().copied())),
+            );
+        }
+    }
+}
+
 /// Checks tasks and workflows: references, cycles, command shape, durations, conditions.
 pub fn check_project(project: &Project, errors: &mut Vec<Diagnostic>) {
     let task_names: Vec<&str> = project.tasks.keys().map(String::as_str).collect();
