@@ -541,6 +541,10 @@ impl Builder {
                             Loc::new(file, &p.referenced),
                         )
                     }),
+                    allow_unguarded_deploy: raw
+                        .allow_unguarded_deploy
+                        .as_ref()
+                        .map(|reason| text_of(file, reason)),
                     steps,
                 },
             );

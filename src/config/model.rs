@@ -174,6 +174,8 @@ pub struct Workflow {
     pub private: bool,
     /// Workflow-level failure policy and where it was written.
     pub on_failure: Option<(FailurePolicy, Loc)>,
+    /// Why it may deploy to a protected environment without backup and verify steps.
+    pub allow_unguarded_deploy: Option<Text>,
     /// The steps, in order.
     pub steps: Vec<StepDef>,
 }

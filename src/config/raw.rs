@@ -306,6 +306,9 @@ pub struct RawWorkflow {
     pub private: bool,
     /// `abort` (default), `continue`, or a workflow to run when a step fails.
     pub on_failure: Option<SStr>,
+    /// Why this workflow may deploy to a protected environment without a backup step
+    /// before its deploy step and a verify step after it.
+    pub allow_unguarded_deploy: Option<SStr>,
     /// The steps, in order.
     pub steps: Vec<RawStep>,
 }

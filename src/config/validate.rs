@@ -173,6 +173,20 @@ pub fn check_project(project: &Project, errors: &mut Vec<Diagnostic>) {
     check_task_cycles(project, errors);
 
     for workflow in project.workflows.values() {
+        if let Some(reason) = &workflow.allow_unguarded_deploy {
+            if reason.value.trim().is_empty() {
+                errors.push(
+                    Diagnostic::at(
+                        reason.loc.clone(),
+                        format!(
+                            "workflow `{}`: allow_unguarded_deploy needs a reason",
+                            workflow.name
+                        ),
+                    )
+                    .with_help("say why this workflow may deploy to a protected environment without a backup before and a verify after, e.g. `allow_unguarded_deploy: \"the provider snapshots before every deploy\"`"),
+                );
+            }
+        }
         if let Some((FailurePolicy::Workflow(target), loc)) = &workflow.on_failure {
             check_workflow_ref(project, target, loc, &workflow_names, errors);
             if target == &workflow.name {
