@@ -78,12 +78,37 @@ pub enum Command {
         /// Operation name or command line (quote it).
         what: String,
     },
+    /// Lint migration SQL on PostgreSQL's grammar: risky statements, the lock each takes,
+    /// and the safe way instead. Exit 1 when a finding is an error for the environment
+    /// (warnings on sandbox, errors on shared and protected).
+    Lint {
+        /// Files or folders (default: the migrations folder). Folders are searched for
+        /// .sql files; down.sql files are linted only when named.
+        paths: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+        format: LintFormat,
+        /// List the rules and stop.
+        #[arg(long)]
+        rules: bool,
+    },
     /// Scaffold Workflowfile.yaml, workflows/, templates/ and scripts-lua/ here.
     Init {
         /// Folder to initialise (default: the current directory).
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
+}
+
+/// Output formats of `dbflow lint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LintFormat {
+    /// For people.
+    Human,
+    /// One JSON document (same as --json).
+    Json,
+    /// GitHub Actions workflow commands (annotations on the pull request).
+    Github,
 }
 
 /// `dbflow migrate …`
@@ -99,6 +124,9 @@ pub enum MigrateAction {
         /// Stop after this migration.
         #[arg(long, value_name = "NAME")]
         to: Option<String>,
+        /// Confirm changing a protected database (required when not interactive).
+        #[arg(short = 'y', long)]
+        yes: bool,
     },
     /// Mark a failed migration as applied or rolled back (Prisma's semantics).
     #[command(group(clap::ArgGroup::new("mark").required(true).args(["applied", "rolled_back"])))]
@@ -109,10 +137,16 @@ pub enum MigrateAction {
         /// Record the failed NAME as rolled back (the next deploy retries it).
         #[arg(long, value_name = "NAME")]
         rolled_back: Option<String>,
+        /// Confirm changing a protected database (required when not interactive).
+        #[arg(short = 'y', long)]
+        yes: bool,
     },
     /// Run the newest applied migration's down.sql and mark it rolled back.
     Down {
         /// The newest applied migration.
         name: String,
+        /// Confirm changing a protected database (required when not interactive).
+        #[arg(short = 'y', long)]
+        yes: bool,
     },
 }

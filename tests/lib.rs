@@ -3,8 +3,10 @@
 mod support;
 
 mod check;
+mod guard;
 mod harness;
 mod init;
+mod lint;
 mod migrate;
 mod redaction;
 mod run;

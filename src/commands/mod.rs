@@ -3,6 +3,7 @@
 mod check;
 mod env;
 mod init;
+mod lint;
 mod list;
 pub mod migrate;
 mod run;
@@ -31,6 +32,11 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Runs { last, id } => runs::run(&app, last, id.as_deref()),
         Command::Migrate { action } => migrate::run(&app, cli.env.as_deref(), action),
         Command::Check { what } => check::run(&app, cli.env.as_deref(), &what),
+        Command::Lint {
+            paths,
+            format,
+            rules,
+        } => lint::run(&app, cli.env.as_deref(), &paths, format, rules),
         Command::Init { .. } => unreachable!("handled above"),
     }
 }

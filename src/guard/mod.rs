@@ -3,12 +3,15 @@
 //! - [`rails`]: may a named [`Operation`] run against an environment's database
 //!   (protection levels, the Workflowfile's `guard:` section, the sandbox name pattern,
 //!   overrides that are loud, journaled and never unlock `protected`);
-//! - [`command_line`]: which operations a real command line performs.
+//! - [`command_line`]: which operations a real command line performs;
+//! - [`migrations`]: applied migrations unchanged, pending ones linted, the preview a
+//!   person confirms before a protected database changes.
 //!
 //! Other modules ask through [`check`] (e.g. the restore step with
 //! [`Operation::RestoreInPlace`]).
 
 pub mod command_line;
+pub mod migrations;
 pub mod operation;
 pub mod rails;
 

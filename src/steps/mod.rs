@@ -2,6 +2,7 @@
 
 pub mod confirm;
 pub mod deploy;
+pub mod guard;
 pub mod shell;
 pub mod status;
 pub mod task;
@@ -19,5 +20,6 @@ pub fn builtin() -> Registry {
     registry.register(Arc::new(workflow::WorkflowKind));
     registry.register(Arc::new(status::StatusKind));
     registry.register(Arc::new(deploy::DeployKind));
+    registry.register(Arc::new(guard::GuardKind));
     registry
 }
