@@ -92,6 +92,22 @@ pub enum Command {
         #[arg(long)]
         rules: bool,
     },
+    /// Scan changed files for dangerous database operations (DROP TABLE, TRUNCATE,
+    /// DELETE without WHERE, prisma migrate reset, db push --accept-data-loss, migrate dev
+    /// in deploy scripts). Exit 1 on a finding not allowed by a `dbflow:allow` comment.
+    Scan {
+        /// Scan what is staged for commit (the index), only the lines it changes.
+        #[arg(long, conflicts_with = "paths")]
+        staged: bool,
+        /// Files or folders to scan whole (default: files changed since HEAD).
+        paths: Vec<PathBuf>,
+    },
+    /// Git hooks.
+    Hook {
+        /// What to do.
+        #[command(subcommand)]
+        action: HookAction,
+    },
     /// Scaffold Workflowfile.yaml, workflows/, templates/ and scripts-lua/ here.
     Init {
         /// Folder to initialise (default: the current directory).
@@ -109,6 +125,14 @@ pub enum LintFormat {
     Json,
     /// GitHub Actions workflow commands (annotations on the pull request).
     Github,
+}
+
+/// `dbflow hook …`
+#[derive(Debug, Subcommand)]
+pub enum HookAction {
+    /// Install a git pre-commit hook running `dbflow scan --staged` (an existing hook is
+    /// kept and run first; `git commit --no-verify` skips the hook).
+    Install,
 }
 
 /// `dbflow migrate …`

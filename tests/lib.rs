@@ -5,6 +5,7 @@ mod support;
 mod check;
 mod guard;
 mod harness;
+mod hook;
 mod init;
 mod lint;
 mod migrate;

@@ -2,16 +2,18 @@
 
 mod check;
 mod env;
+mod hook;
 mod init;
 mod lint;
 mod list;
 pub mod migrate;
 mod run;
 mod runs;
+mod scan;
 mod validate;
 
 use crate::app::App;
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, HookAction};
 use crate::error::{ExitCode, Result};
 use crate::ui::Ui;
 
@@ -37,6 +39,10 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             format,
             rules,
         } => lint::run(&app, cli.env.as_deref(), &paths, format, rules),
+        Command::Scan { staged, paths } => scan::run(&app, staged, &paths),
+        Command::Hook {
+            action: HookAction::Install,
+        } => hook::install(&app),
         Command::Init { .. } => unreachable!("handled above"),
     }
 }

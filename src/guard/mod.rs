@@ -5,15 +5,18 @@
 //!   overrides that are loud, journaled and never unlock `protected`);
 //! - [`command_line`]: which operations a real command line performs;
 //! - [`migrations`]: applied migrations unchanged, pending ones linted, the preview a
-//!   person confirms before a protected database changes.
+//!   person confirms before a protected database changes;
+//! - [`scan`] and [`hook`]: the pre-commit scan of changed files and its git hook.
 //!
 //! Other modules ask through [`check`] (e.g. the restore step with
 //! [`Operation::RestoreInPlace`]).
 
 pub mod command_line;
+pub mod hook;
 pub mod migrations;
 pub mod operation;
 pub mod rails;
+pub mod scan;
 
 pub use operation::Operation;
 pub use rails::{decide, Decision, GuardTarget, OverrideState, Overrides, Violation};
