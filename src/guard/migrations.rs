@@ -21,6 +21,7 @@ pub fn lint_options(project: &Project, protection: Protection) -> Options {
     Options {
         severity: Severity::for_protection(protection),
         applied_with_lock_timeout: crate::db::target::applies_lock_timeout(project, deployed_to),
+        with_statements: false,
     }
 }
 
@@ -93,7 +94,10 @@ pub fn review(
         );
         return review;
     }
-    let options = lint_options(project, protection);
+    let options = Options {
+        with_statements: true,
+        ..lint_options(project, protection)
+    };
     for entry in &status.entries {
         if !matches!(entry.state, State::Pending | State::RolledBack) {
             continue;

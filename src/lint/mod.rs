@@ -59,6 +59,9 @@ pub struct Options {
     /// Whether whoever applies the migrations sets a `lock_timeout` (dbflow's deploy
     /// does, per `migrations.lock_timeout`).
     pub applied_with_lock_timeout: bool,
+    /// Whether reports list every statement with its locks (previews need them; plain
+    /// linting does not, and skips the copies).
+    pub with_statements: bool,
 }
 
 /// The annotation that silenced a finding.
@@ -125,7 +128,7 @@ pub struct FileReport {
     pub statement_count: usize,
     /// Findings, in line order.
     pub findings: Vec<Finding>,
-    /// Every statement with its locks.
+    /// Every statement with its locks (only with [`Options::with_statements`]).
     #[serde(skip)]
     pub statements: Vec<StatementLocks>,
 }
@@ -210,15 +213,19 @@ pub fn lint_sql(path: &str, sql: &str, options: &Options) -> FileReport {
     FileReport {
         path: path.to_string(),
         statement_count: migration.statements.len() + migration.syntax_errors.len(),
-        statements: migration
-            .statements
-            .iter()
-            .map(|s| StatementLocks {
-                line: s.line,
-                sql: migration.sql(s).to_string(),
-                locks: s.locks.clone(),
-            })
-            .collect(),
+        statements: if options.with_statements {
+            migration
+                .statements
+                .iter()
+                .map(|s| StatementLocks {
+                    line: s.line,
+                    sql: migration.sql(s).to_string(),
+                    locks: s.locks.clone(),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
         findings,
     }
 }
@@ -305,6 +312,7 @@ mod tests {
         Options {
             severity: Severity::Error,
             applied_with_lock_timeout: true,
+            with_statements: false,
         }
     }
 
@@ -362,6 +370,7 @@ mod tests {
             &Options {
                 severity: Severity::Warning,
                 applied_with_lock_timeout: false,
+                with_statements: false,
             },
         );
         assert_eq!(report.findings.len(), 1);

@@ -228,6 +228,7 @@ mod tests {
             &Options {
                 severity: Severity::Error,
                 applied_with_lock_timeout: true,
+                with_statements: false,
             },
         )
     }
