@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks, reported as ratios against baselines measured in the same run.
 #
-#   scripts/bench.sh [migrations|docs|<name of scripts/bench-NAME.sh>]…   (default: every section)
+#   scripts/bench.sh [migrations|docs|lint|backup]…   (default: migrations docs lint; backup builds a ~500 MB pgbench database)
 #
 # Starts its own throw-away PostgreSQL cluster (default settings: fsync on, so commit
 # costs are real) unless DBFLOW_BENCH_PG_URL points at a server (its database is used as
@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 sections=("$@")
-[ ${#sections[@]} -gt 0 ] || sections=(migrations docs)
+[ ${#sections[@]} -gt 0 ] || sections=(migrations docs lint)
 
 command -v hyperfine >/dev/null || { echo "hyperfine is required: apt-get install -y hyperfine" >&2; exit 1; }
 cargo build --release --locked --quiet

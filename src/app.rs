@@ -50,6 +50,8 @@ impl App {
             }));
         }
         engine::validate::check_steps(&project, &registry, &mut errors);
+        engine::validate::check_protected_deploys(&project, &registry, &mut errors);
+        crate::guard::validate(&project, &mut errors);
         if !errors.is_empty() {
             return Err(Error::Config(errors));
         }

@@ -133,6 +133,50 @@ pub enum Command {
         #[arg(long, value_name = "ID")]
         backup: Option<String>,
     },
+    /// Is an operation or command line allowed on the environment? Answers ALLOWED (exit
+    /// 0) or BLOCKED (exit 3) with the rule and the reason.
+    ///
+    /// WHAT is an operation name (migrate-dev, db-push, db-push-accept-data-loss,
+    /// db-push-force-reset, migrate-reset, seed, drop-database, restore-in-place, deploy,
+    /// migrate-down, migrate-resolve, db-execute) or a command line such as
+    /// "npx prisma migrate reset" or "pnpm prisma db push --accept-data-loss".
+    /// Overrides for one run: DBFLOW_ALLOW_<OPERATION>=1 (the forbidden rule) and
+    /// DBFLOW_ALLOW_<OPERATION>_ANY_DB=1 (the sandbox-name rule); none unlocks a protected
+    /// environment.
+    Check {
+        /// Operation name or command line (quote it).
+        what: String,
+    },
+    /// Lint migration SQL on PostgreSQL's grammar: risky statements, the lock each takes,
+    /// and the safe way instead. Exit 1 when a finding is an error for the environment
+    /// (warnings on sandbox, errors on shared and protected).
+    Lint {
+        /// Files or folders (default: the migrations folder). Folders are searched for
+        /// .sql files; down.sql files are linted only when named.
+        paths: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+        format: LintFormat,
+        /// List the rules and stop.
+        #[arg(long)]
+        rules: bool,
+    },
+    /// Scan changed files for dangerous database operations (DROP TABLE, TRUNCATE,
+    /// DELETE without WHERE, prisma migrate reset, db push --accept-data-loss, migrate dev
+    /// in deploy scripts). Exit 1 on a finding not allowed by a `dbflow:allow` comment.
+    Scan {
+        /// Scan what is staged for commit (the index), only the lines it changes.
+        #[arg(long, conflicts_with = "paths")]
+        staged: bool,
+        /// Files or folders to scan whole (default: files changed since HEAD).
+        paths: Vec<PathBuf>,
+    },
+    /// Git hooks.
+    Hook {
+        /// What to do.
+        #[command(subcommand)]
+        action: HookAction,
+    },
     /// Scaffold Workflowfile.yaml, workflows/, templates/ and scripts-lua/ here.
     Init {
         /// Folder to initialise (default: the current directory).
@@ -182,6 +226,25 @@ pub enum FormatArg {
     Directory,
 }
 
+/// Output formats of `dbflow lint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LintFormat {
+    /// For people.
+    Human,
+    /// One JSON document (same as --json).
+    Json,
+    /// GitHub Actions workflow commands (annotations on the pull request).
+    Github,
+}
+
+/// `dbflow hook …`
+#[derive(Debug, Subcommand)]
+pub enum HookAction {
+    /// Install a git pre-commit hook running `dbflow scan --staged` (an existing hook is
+    /// kept and run first; `git commit --no-verify` skips the hook).
+    Install,
+}
+
 /// `dbflow migrate …`
 #[derive(Debug, Subcommand)]
 pub enum MigrateAction {
@@ -195,6 +258,9 @@ pub enum MigrateAction {
         /// Stop after this migration.
         #[arg(long, value_name = "NAME")]
         to: Option<String>,
+        /// Confirm changing a protected database (required when not interactive).
+        #[arg(short = 'y', long)]
+        yes: bool,
     },
     /// Mark a failed migration as applied or rolled back (Prisma's semantics).
     #[command(group(clap::ArgGroup::new("mark").required(true).args(["applied", "rolled_back"])))]
@@ -205,6 +271,9 @@ pub enum MigrateAction {
         /// Record the failed NAME as rolled back (the next deploy retries it).
         #[arg(long, value_name = "NAME")]
         rolled_back: Option<String>,
+        /// Confirm changing a protected database (required when not interactive).
+        #[arg(short = 'y', long)]
+        yes: bool,
     },
     /// Create a new migration folder `<timestamp>_<name>/migration.sql` (Prisma's layout).
     New {
@@ -218,5 +287,8 @@ pub enum MigrateAction {
     Down {
         /// The newest applied migration.
         name: String,
+        /// Confirm changing a protected database (required when not interactive).
+        #[arg(short = 'y', long)]
+        yes: bool,
     },
 }

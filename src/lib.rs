@@ -13,6 +13,8 @@ pub mod db;
 pub mod docs;
 pub mod engine;
 pub mod error;
+pub mod guard;
+pub mod lint;
 pub mod lua;
 pub mod runner;
 pub mod steps;

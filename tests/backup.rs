@@ -794,6 +794,7 @@ fn pg_rollback_after_a_failed_deploy_returns_to_the_pre_deploy_state() {
         &db.url,
         "workflows:
   release:
+    allow_unguarded_deploy: 'these tests are about backups'
     steps:
       - id: backup
         backup: { label: pre-deploy }
@@ -996,13 +997,16 @@ fn max_backup_age_blocks_deploys_without_a_fresh_verified_backup() {
               textfile: metrics/dbflow.prom
             workflows:
               release:
+                allow_unguarded_deploy: 'these tests are about backups'
                 max_backup_age: 1h
                 steps:
                   - deploy: {}
               careful:
+                allow_unguarded_deploy: 'these tests are about backups'
                 steps:
                   - deploy: { max_backup_age: 10m }
               routine:
+                allow_unguarded_deploy: 'these tests are about backups'
                 steps:
                   - backup: { reuse_if_younger_than: 30m }
                   - deploy: {}
@@ -1222,6 +1226,7 @@ fn backup_settings_are_validated_with_suggestions() {
             script: 'true'
         workflows:
           release:
+            allow_unguarded_deploy: 'these tests are about backups'
             max_backup_age: soon
             steps:
               - deploy: {}
@@ -1242,6 +1247,7 @@ fn backup_settings_are_validated_with_suggestions() {
             url: sqlite:data/app.db
         workflows:
           release:
+            allow_unguarded_deploy: 'these tests are about backups'
             steps:
               - backup: { label: x, labl: x }
           nightly:
@@ -1272,6 +1278,7 @@ fn dry_run_documents_backup_restore_and_drill_steps() {
           jobs: 4
         workflows:
           release:
+            allow_unguarded_deploy: 'these tests are about backups'
             max_backup_age: 6h
             steps:
               - backup: { label: pre-deploy, reuse_if_younger_than: 30m }

@@ -178,13 +178,13 @@ fn check_fails_with_a_diff_when_a_step_changes_and_passes_after_docs() {
         out.stdout
     );
     assert!(
-        out.stdout.contains("-4. **Apply** (`deploy`)"),
+        out.stdout.contains("-5. **Apply** (`deploy`)"),
         "{}",
         out.stdout
     );
     assert!(
         out.stdout
-            .contains("+4. **Apply the migrations** (`deploy`)"),
+            .contains("+5. **Apply the migrations** (`deploy`)"),
         "{}",
         out.stdout
     );

@@ -3,9 +3,13 @@
 mod support;
 
 mod backup;
+mod check;
 mod docs;
+mod guard;
 mod harness;
+mod hook;
 mod init;
+mod lint;
 mod lua;
 mod migrate;
 mod redaction;

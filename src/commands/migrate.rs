@@ -3,9 +3,12 @@
 
 use crate::app::App;
 use crate::cli::MigrateAction;
+use crate::config::ResolvedEnv;
 use crate::db::migrate::{self, DeployOptions, Event, State, Status};
+use crate::db::store::Store;
 use crate::db::target::{pooler_warning, Target};
 use crate::error::{Error, ExitCode, Result};
+use crate::guard::{self, GuardTarget, Operation};
 use crate::ui::Ui;
 use serde_json::json;
 
@@ -24,7 +27,15 @@ pub fn run(app: &App, env_flag: Option<&str>, action: MigrateAction) -> Result<E
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the runtime", e))?;
-    runtime.block_on(async {
+    let command = match &action {
+        MigrateAction::Status => "migrate status",
+        MigrateAction::Deploy { .. } => "migrate deploy",
+        MigrateAction::Resolve { .. } => "migrate resolve",
+        MigrateAction::Down { .. } => "migrate down",
+        MigrateAction::New { .. } => "migrate new",
+    };
+    let mut events: Vec<(&'static str, serde_json::Value)> = Vec::new();
+    let result = runtime.block_on(async {
         let mut conn = target.connect().await?;
         let result = match action {
             MigrateAction::Status => {
@@ -37,9 +48,14 @@ pub fn run(app: &App, env_flag: Option<&str>, action: MigrateAction) -> Result<E
                 }
                 Ok(if status.problems(&all()).is_empty() { ExitCode::Ok } else { ExitCode::NotClean })
             }
-            MigrateAction::Deploy { dry_run, to } => {
+            MigrateAction::Deploy { dry_run, to, yes } => {
                 if let Some(warning) = pooler_warning(&env) {
                     app.ui.warn(&warning);
+                }
+                let gate = gate_deploy(app, &env, &target, &store, &mut conn, to.as_deref(), dry_run, yes, &mut events).await;
+                if let Err(e) = gate {
+                    conn.close().await;
+                    return Err(e);
                 }
                 let options = DeployOptions { to, dry_run, ..DeployOptions::default() };
                 let mut on_event = progress_printer(&app.ui);
@@ -70,18 +86,22 @@ pub fn run(app: &App, env_flag: Option<&str>, action: MigrateAction) -> Result<E
                     Err(e) => Err(Error::failed(e.to_string())),
                 }
             }
-            MigrateAction::Resolve { applied, rolled_back } => {
+            MigrateAction::Resolve { applied, rolled_back, yes } => {
                 let (name, as_applied) = match (applied, rolled_back) {
                     (Some(n), None) => (n, true),
                     (None, Some(n)) => (n, false),
                     _ => return Err(Error::Usage("give exactly one of --applied NAME or --rolled-back NAME".into())),
                 };
+                let question = format!("Mark `{name}` as {} in the history of protected `{}`?", if as_applied { "applied" } else { "rolled back" }, env.name);
+                guard_simple(app, &env, Operation::MigrateResolve, &question, yes, &mut events)?;
                 let message = migrate::resolve(&mut conn, &store, &target.table, &name, as_applied).await.map_err(|e| Error::failed(e.to_string()))?;
                 app.ui.out(&message);
                 Ok(ExitCode::Ok)
             }
             MigrateAction::New { .. } => unreachable!("handled before connecting"),
-            MigrateAction::Down { name } => {
+            MigrateAction::Down { name, yes } => {
+                let question = format!("Run the down.sql of `{name}` on protected `{}`?", env.name);
+                guard_simple(app, &env, Operation::MigrateDown, &question, yes, &mut events)?;
                 let message = migrate::down(&mut conn, &store, &target.table, &name).await.map_err(|e| Error::failed(e.to_string()))?;
                 app.ui.out(&message);
                 Ok(ExitCode::Ok)
@@ -89,7 +109,127 @@ pub fn run(app: &App, env_flag: Option<&str>, action: MigrateAction) -> Result<E
         };
         conn.close().await;
         result
-    })
+    });
+    guard::journal_command(
+        &app.root(),
+        command,
+        &GuardTarget::of(&env),
+        &events,
+        match &result {
+            Ok(_) => "succeeded",
+            Err(_) => "failed",
+        },
+    );
+    result
+}
+
+fn blocked(message: String) -> Error {
+    Error::Failed {
+        message,
+        code: ExitCode::Blocked,
+    }
+}
+
+/// The rails for `operation`, then confirmation on a protected environment.
+fn guard_simple(
+    app: &App,
+    env: &ResolvedEnv,
+    operation: Operation,
+    question: &str,
+    yes: bool,
+    events: &mut Vec<(&'static str, serde_json::Value)>,
+) -> Result<()> {
+    let decision = guard::check(&app.project, env, operation);
+    guard::announce(&app.ui, &decision);
+    events.extend(guard::journal_events(&decision));
+    if !decision.allowed {
+        return Err(blocked(decision.blocked_message()));
+    }
+    if decision.needs_confirmation {
+        let by = guard::migrations::confirm(question, yes).map_err(blocked)?;
+        events.push((
+            "protected_confirmation",
+            json!({ "operation": operation.name(), "question": question, "confirmed_by": by }),
+        ));
+    }
+    Ok(())
+}
+
+/// Before `migrate deploy`: the rails for `deploy`, the lint of the pending migrations
+/// (errors block on shared and protected environments), and on a protected environment
+/// the preview a person confirms.
+#[allow(clippy::too_many_arguments)]
+async fn gate_deploy(
+    app: &App,
+    env: &ResolvedEnv,
+    target: &Target,
+    store: &Store,
+    conn: &mut crate::db::Conn,
+    to: Option<&str>,
+    dry_run: bool,
+    yes: bool,
+    events: &mut Vec<(&'static str, serde_json::Value)>,
+) -> Result<()> {
+    let decision = guard::check(&app.project, env, Operation::Deploy);
+    guard::announce(&app.ui, &decision);
+    events.extend(guard::journal_events(&decision));
+    if !decision.allowed {
+        return Err(blocked(decision.blocked_message()));
+    }
+    let status = migrate::history_status(conn, store, &target.table)
+        .await
+        .map_err(|e| Error::failed(e.to_string()))?;
+    let mut review = guard::migrations::review(
+        &app.project,
+        env.protection,
+        target.url.is_postgres(),
+        store,
+        &status,
+    );
+    // The migrator refuses modified applied migrations itself, with the fix.
+    review.modified.clear();
+    if let Some(to) = to {
+        if let Some(end) = review.pending.iter().position(|(name, _)| name == to) {
+            review.pending.truncate(end + 1);
+        }
+    }
+    if review.pending.is_empty() {
+        return Ok(());
+    }
+    let s = review.summary();
+    if s.errors + s.warnings + s.allowed > 0 {
+        app.ui
+            .out(guard::migrations::render_review(&review, &env.name).trim_end());
+    }
+    if dry_run {
+        return Ok(());
+    }
+    if let Some(reason) = review.blocked_reason() {
+        return Err(blocked(format!(
+            "blocked by the guard: deploy to `{}` ({}): {reason}",
+            env.name,
+            env.protection.as_str()
+        )));
+    }
+    if decision.needs_confirmation {
+        app.ui
+            .out(guard::migrations::render_preview(&review, &env.name, None).trim_end());
+        let question = format!(
+            "Apply {} migration(s) to protected `{}`?",
+            review.pending.len(),
+            env.name
+        );
+        let by = guard::migrations::confirm(&question, yes).map_err(blocked)?;
+        events.push((
+            "protected_confirmation",
+            json!({
+                "operation": "deploy",
+                "pending": review.pending.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+                "confirmed_by": by,
+            }),
+        ));
+    }
+    Ok(())
 }
 
 /// `dbflow migrate new NAME [--down]`: a timestamped folder in Prisma's layout.

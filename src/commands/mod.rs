@@ -1,10 +1,13 @@
 //! One module per CLI command; each returns the exit code or an [`Error`].
 
 mod backup;
+mod check;
 mod docs;
 mod drill;
 mod env;
+mod hook;
 mod init;
+mod lint;
 mod list;
 pub mod migrate;
 mod oneshot;
@@ -12,10 +15,11 @@ mod restore;
 mod rollback;
 mod run;
 mod runs;
+mod scan;
 mod validate;
 
 use crate::app::App;
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, HookAction};
 use crate::error::{ExitCode, Result};
 use crate::ui::Ui;
 
@@ -68,6 +72,16 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             },
         ),
         Command::Drill { keep, backup } => drill::run(&app, cli.env.as_deref(), keep, backup),
+        Command::Check { what } => check::run(&app, cli.env.as_deref(), &what),
+        Command::Lint {
+            paths,
+            format,
+            rules,
+        } => lint::run(&app, cli.env.as_deref(), &paths, format, rules),
+        Command::Scan { staged, paths } => scan::run(&app, staged, &paths),
+        Command::Hook {
+            action: HookAction::Install,
+        } => hook::install(&app),
         Command::Init { .. } => unreachable!("handled above"),
     }
 }

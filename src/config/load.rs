@@ -2,11 +2,12 @@
 
 use super::diagnostic::{did_you_mean, Diagnostic, Loc};
 use super::model::{
-    BackupOverrides, BackupSettings, Condition, DrillSettings, Environment, FailurePolicy, Project,
-    StepDef, Task, Text, Workflow,
+    BackupOverrides, BackupSettings, Condition, DrillSettings, Environment, FailurePolicy,
+    ForbiddenList, GuardConfig, Project, StepDef, Task, Text, Workflow,
 };
 use super::raw::{
-    Protection, RawBackups, RawEnvBackups, RawFile, RawInclude, RawStep, RawTask, RawWorkflow, SStr,
+    Protection, RawBackups, RawEnvBackups, RawFile, RawGuard, RawInclude, RawStep, RawTask,
+    RawWorkflow, SStr,
 };
 use super::validate;
 use indexmap::IndexMap;
@@ -347,6 +348,7 @@ fn load_file(path: &Path, cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
                 verify: d.verify.iter().map(|v| v.value.clone()).collect(),
             })
             .unwrap_or_default(),
+        guard: guard_config(raw.guard.as_ref(), &file),
         environments,
         implicit_environments: false,
         tasks: builder.tasks,
@@ -360,6 +362,9 @@ fn load_file(path: &Path, cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
         &file,
         &mut errors,
     );
+    if let Some(guard) = &raw.guard {
+        validate::check_guard_environments(&project, guard, &file, &mut errors);
+    }
     validate::check_project(&project, &mut errors);
     if errors.is_empty() {
         Ok(project)
@@ -454,6 +459,36 @@ fn check_jobs(jobs: &Spanned<u32>, file: &Arc<PathBuf>, errors: &mut Vec<Diagnos
     jobs.value
 }
 
+fn guard_config(raw: Option<&RawGuard>, file: &Arc<PathBuf>) -> GuardConfig {
+    let Some(raw) = raw else {
+        return GuardConfig::default();
+    };
+    let list = |ops: &Spanned<Vec<SStr>>| ForbiddenList {
+        operations: ops.value.iter().map(|o| text_of(file, o)).collect(),
+        loc: Loc::new(file, &ops.referenced),
+    };
+    let mut levels = Vec::new();
+    if let Some(forbidden) = &raw.forbidden {
+        for (level, ops) in [
+            (Protection::Sandbox, &forbidden.sandbox),
+            (Protection::Shared, &forbidden.shared),
+            (Protection::Protected, &forbidden.protected),
+        ] {
+            if let Some(ops) = ops {
+                levels.push((level, list(ops)));
+            }
+        }
+    }
+    GuardConfig {
+        levels,
+        environments: raw
+            .environments
+            .iter()
+            .map(|(name, env)| (name.value.clone(), list(&env.forbidden)))
+            .collect(),
+    }
+}
+
 fn folder_name(root: &Path) -> String {
     root.canonicalize()
         .ok()
@@ -497,6 +532,7 @@ fn zero_config(cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
         backups: BackupSettings::default(),
         metrics_textfile: None,
         drill: DrillSettings::default(),
+        guard: GuardConfig::default(),
         environments: IndexMap::new(),
         implicit_environments: true,
         tasks: builder.tasks,
@@ -621,6 +657,10 @@ impl Builder {
                         )
                     }),
                     max_backup_age: raw.max_backup_age.map(|a| a.value),
+                    allow_unguarded_deploy: raw
+                        .allow_unguarded_deploy
+                        .as_ref()
+                        .map(|reason| text_of(file, reason)),
                     steps,
                 },
             );

@@ -51,6 +51,8 @@ pub struct Project {
     pub metrics_textfile: Option<String>,
     /// What restore drills (and restores) validate.
     pub drill: DrillSettings,
+    /// Safety rails configured in the Workflowfile (`guard:`).
+    pub guard: GuardConfig,
     /// Declared environments, in file order.
     pub environments: IndexMap<String, Environment>,
     /// True when environments are synthesised from the detection chain (zero-config).
@@ -59,6 +61,25 @@ pub struct Project {
     pub tasks: IndexMap<String, Task>,
     /// Workflows by name.
     pub workflows: IndexMap<String, Workflow>,
+}
+
+/// `guard:` as written: operation names are checked against the guard's list at load
+/// time (`guard::validate`), so they stay plain text here.
+#[derive(Debug, Clone, Default)]
+pub struct GuardConfig {
+    /// Forbidden operations per protection level (replacing the built-in list).
+    pub levels: Vec<(Protection, ForbiddenList)>,
+    /// Forbidden operations per environment (replacing its level's list).
+    pub environments: IndexMap<String, ForbiddenList>,
+}
+
+/// A list of forbidden operations and where it was written.
+#[derive(Debug, Clone)]
+pub struct ForbiddenList {
+    /// Operation names as written.
+    pub operations: Vec<Text>,
+    /// Where the list was written.
+    pub loc: Loc,
 }
 
 /// Lock and timeout settings for applying migrations (durations already parsed).
@@ -266,6 +287,8 @@ pub struct Workflow {
     /// `max_backup_age` as written (already checked to be a duration), applied to every
     /// `deploy` step of the workflow that does not set its own.
     pub max_backup_age: Option<String>,
+    /// Why it may deploy to a protected environment without backup and verify steps.
+    pub allow_unguarded_deploy: Option<Text>,
     /// The steps, in order.
     pub steps: Vec<StepDef>,
 }

@@ -40,6 +40,8 @@ pub struct RawFile {
     pub metrics: Option<RawMetrics>,
     /// What restore drills validate.
     pub drill: Option<RawDrill>,
+    /// Safety rails: which operations are forbidden where (see `dbflow check`).
+    pub guard: Option<RawGuard>,
     /// The environments (local, staging, production, …).
     #[serde(default)]
     pub environments: IndexMap<SStr, Spanned<RawEnvironment>>,
@@ -186,6 +188,38 @@ pub struct RawDrill {
     /// SQL queries that must return true on the restored copy.
     #[serde(default)]
     pub verify: Vec<SStr>,
+}
+
+/// `guard:` settings: the operations forbidden per protection level and per environment.
+/// A list given here replaces the built-in list for that level or environment.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuard {
+    /// Forbidden operations per protection level.
+    pub forbidden: Option<RawGuardLevels>,
+    /// Forbidden operations per environment (replaces its level's list).
+    #[serde(default)]
+    pub environments: IndexMap<SStr, RawGuardEnvironment>,
+}
+
+/// `guard.forbidden`: one list per protection level.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuardLevels {
+    /// Forbidden on `sandbox` environments.
+    pub sandbox: Option<Spanned<Vec<SStr>>>,
+    /// Forbidden on `shared` environments.
+    pub shared: Option<Spanned<Vec<SStr>>>,
+    /// Forbidden on `protected` environments.
+    pub protected: Option<Spanned<Vec<SStr>>>,
+}
+
+/// `guard.environments.<name>`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuardEnvironment {
+    /// Forbidden operations for this environment.
+    pub forbidden: Spanned<Vec<SStr>>,
 }
 
 /// How careful dbflow must be with an environment's database.
@@ -418,6 +452,9 @@ pub struct RawWorkflow {
     /// Every `deploy` step of this workflow refuses (exit 3) unless a verified backup
     /// younger than this exists.
     pub max_backup_age: Option<SStr>,
+    /// Why this workflow may deploy to a protected environment without a backup step
+    /// before its deploy step and a verify step after it.
+    pub allow_unguarded_deploy: Option<SStr>,
     /// The steps, in order.
     pub steps: Vec<RawStep>,
 }

@@ -77,6 +77,30 @@ pub fn check_file_level(
     }
 }
 
+/// Every environment named under `guard.environments` must be declared.
+pub fn check_guard_environments(
+    project: &Project,
+    guard: &super::raw::RawGuard,
+    file: &Arc<PathBuf>,
+    errors: &mut Vec<Diagnostic>,
+) {
+    let names: Vec<&str> = project.environments.keys().map(String::as_str).collect();
+    for name in guard.environments.keys() {
+        if !project.environments.contains_key(&name.value) {
+            errors.push(
+                Diagnostic::at(
+                    Loc::new(file, &name.referenced),
+                    format!(
+                        "guard.environments names unknown environment `{}`",
+                        name.value
+                    ),
+                )
+                .with_help_opt(did_you_mean(&name.value, names.iter().copied())),
+            );
+        }
+    }
+}
+
 /// Checks tasks and workflows: references, cycles, command shape, durations, conditions.
 pub fn check_project(project: &Project, errors: &mut Vec<Diagnostic>) {
     let task_names: Vec<&str> = project.tasks.keys().map(String::as_str).collect();
@@ -149,6 +173,20 @@ pub fn check_project(project: &Project, errors: &mut Vec<Diagnostic>) {
     check_task_cycles(project, errors);
 
     for workflow in project.workflows.values() {
+        if let Some(reason) = &workflow.allow_unguarded_deploy {
+            if reason.value.trim().is_empty() {
+                errors.push(
+                    Diagnostic::at(
+                        reason.loc.clone(),
+                        format!(
+                            "workflow `{}`: allow_unguarded_deploy needs a reason",
+                            workflow.name
+                        ),
+                    )
+                    .with_help("say why this workflow may deploy to a protected environment without a backup before and a verify after, e.g. `allow_unguarded_deploy: \"the provider snapshots before every deploy\"`"),
+                );
+            }
+        }
         if let Some((FailurePolicy::Workflow(target), loc)) = &workflow.on_failure {
             check_workflow_ref(project, target, loc, &workflow_names, errors);
             if target == &workflow.name {

@@ -134,13 +134,32 @@ pub async fn status(conn: &mut Conn, store: &Store, table: &str) -> Result<Statu
     status_within(conn, store, table, schema::CATALOG_LOCK_TIMEOUT).await
 }
 
-/// [`status`] whose drift check waits at most `catalog_wait` for catalog locks.
-pub async fn status_within(
+/// The migrations' states from the history table alone, without the drift check (no
+/// catalog reads, so it never waits on a table lock): what the guard reads before a
+/// deploy.
+pub async fn history_status(
     conn: &mut Conn,
     store: &Store,
     table: &str,
-    catalog_wait: Duration,
 ) -> Result<Status, DbError> {
+    let (entries, history_table_exists) = entries(conn, store, table).await?;
+    Ok(Status {
+        entries,
+        drift: Vec::new(),
+        drift_checked: false,
+        schema_recorded: false,
+        drift_note: Some("not checked".into()),
+        live_schema: None,
+        history_table_exists,
+        ignored: store.ignored.clone(),
+    })
+}
+
+async fn entries(
+    conn: &mut Conn,
+    store: &Store,
+    table: &str,
+) -> Result<(Vec<Entry>, bool), DbError> {
     let history_table_exists = conn.table_exists(table).await?;
     let rows = if history_table_exists {
         history::read(conn, table).await?
@@ -170,6 +189,17 @@ pub async fn status_within(
         });
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok((entries, history_table_exists))
+}
+
+/// [`status`] whose drift check waits at most `catalog_wait` for catalog locks.
+pub async fn status_within(
+    conn: &mut Conn,
+    store: &Store,
+    table: &str,
+    catalog_wait: Duration,
+) -> Result<Status, DbError> {
+    let (entries, history_table_exists) = entries(conn, store, table).await?;
     let (mut drift, mut drift_checked, mut drift_note, mut live_schema) =
         (Vec::new(), false, None, None);
     let recorded = schema::recorded(conn).await?;

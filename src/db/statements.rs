@@ -18,6 +18,31 @@ pub struct Statement {
     pub transaction_control: bool,
 }
 
+/// Byte offsets of line starts, to turn many offsets of one text into lines quickly.
+#[derive(Debug, Clone)]
+pub struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    /// Indexes `text`.
+    pub fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        LineIndex { starts }
+    }
+
+    /// 1-based line of a byte offset.
+    pub fn line(&self, offset: usize) -> usize {
+        self.starts.partition_point(|start| *start <= offset).max(1)
+    }
+}
+
 /// 1-based line of a byte offset.
 pub fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
@@ -31,6 +56,7 @@ pub fn line_of(text: &str, offset: usize) -> usize {
 pub fn split(sql: &str) -> Result<Vec<Statement>, String> {
     let parsed =
         pg_query::parse(sql, pg_query::ParserOptions::DEFAULT).map_err(|e| e.to_string())?;
+    let lines = LineIndex::new(sql);
     let mut out = Vec::new();
     for raw in &parsed.protobuf.stmts {
         let start = raw.stmt_location.max(0) as usize;
@@ -46,7 +72,7 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, String> {
         out.push(Statement {
             sql: trim_leading(text).trim_end().to_string(),
             offset: start + leading,
-            line: line_of(sql, start + leading),
+            line: lines.line(start + leading),
             non_transactional: node.and_then(non_transactional_reason),
             transaction_control: matches!(node, Some(NodeEnum::TransactionStmt(_))),
         });
@@ -55,7 +81,7 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, String> {
 }
 
 /// Skips whitespace and `--` / `/* */` comments at the start of a statement.
-fn trim_leading(mut text: &str) -> &str {
+pub fn trim_leading(mut text: &str) -> &str {
     loop {
         let trimmed = text.trim_start();
         if let Some(rest) = trimmed.strip_prefix("--") {
@@ -68,7 +94,8 @@ fn trim_leading(mut text: &str) -> &str {
     }
 }
 
-fn non_transactional_reason(node: &NodeEnum) -> Option<&'static str> {
+/// Why a statement cannot run inside a transaction block, if it cannot.
+pub fn non_transactional_reason(node: &NodeEnum) -> Option<&'static str> {
     match node {
         NodeEnum::IndexStmt(index) if index.concurrent => Some("CREATE INDEX CONCURRENTLY"),
         NodeEnum::DropStmt(drop) if drop.concurrent => Some("DROP INDEX CONCURRENTLY"),
@@ -114,5 +141,14 @@ mod tests {
             .is_some());
         assert!(split("ANALYZE a;").unwrap()[0].non_transactional.is_none());
         assert!(split("CREATE TABLE (;").is_err());
+    }
+
+    #[test]
+    fn line_index_matches_line_of() {
+        let text = "a\nbb\n\nccc\n";
+        let index = LineIndex::new(text);
+        for offset in 0..=text.len() {
+            assert_eq!(index.line(offset), line_of(text, offset), "offset {offset}");
+        }
     }
 }

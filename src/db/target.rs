@@ -28,12 +28,9 @@ impl Target {
         let url = env.direct_url.clone().unwrap_or_else(|| env.url.clone());
         let url = anchor_sqlite_path(&url, &project.root);
         let configured = &project.migration_limits;
-        let lock_timeout = configured.lock_timeout.or(match env.protection {
-            Protection::Sandbox => None,
-            // Shared databases serve traffic: a migration must not queue behind a long
-            // transaction and block every query behind it.
-            Protection::Shared | Protection::Protected => Some(Duration::from_secs(5)),
-        });
+        let lock_timeout = configured
+            .lock_timeout
+            .or_else(|| default_lock_timeout(env.protection));
         Target {
             url,
             dir: project.root.join(&project.migrations_dir),
@@ -60,6 +57,25 @@ impl Target {
             .await
             .map_err(|e| connect_error(&self.url, e))
     }
+}
+
+/// The `lock_timeout` dbflow sets per migration when nothing is configured.
+pub fn default_lock_timeout(protection: Protection) -> Option<Duration> {
+    match protection {
+        Protection::Sandbox => None,
+        // Shared databases serve traffic: a migration must not queue behind a long
+        // transaction and block every query behind it.
+        Protection::Shared | Protection::Protected => Some(Duration::from_secs(5)),
+    }
+}
+
+/// Whether dbflow's deploy sets a (non-zero) `lock_timeout` at this protection level.
+pub fn applies_lock_timeout(project: &Project, protection: Protection) -> bool {
+    project
+        .migration_limits
+        .lock_timeout
+        .or_else(|| default_lock_timeout(protection))
+        .is_some_and(|t| !t.is_zero())
 }
 
 /// The error shown when a connection fails.

@@ -82,6 +82,16 @@ impl Executor<'_> {
                 "yes": self.options.yes,
             }),
         );
+        if let Some(reason) = self.unguarded_deploy(plan) {
+            self.ui.warn(&format!(
+                "workflow `{}` deploys to protected `{}` without the backup-before / verify-after steps; the Workflowfile allows it: {reason}",
+                plan.workflow, self.env.name
+            ));
+            state.journal.record(
+                "unguarded_deploy",
+                json!({ "workflow": plan.workflow, "env": self.env.name, "reason": reason }),
+            );
+        }
         let result = self.run_plan(plan, run_id, &mut state, 0);
         let (code, failure) = match result {
             Ok(()) => (ExitCode::Ok, None),
@@ -104,6 +114,21 @@ impl Executor<'_> {
             succeeded: state.succeeded,
             outputs: state.outputs,
         }
+    }
+
+    /// The reason a workflow gives for deploying to a protected environment without a
+    /// backup before and a verify after, when this run is such a deploy.
+    fn unguarded_deploy(&self, plan: &Plan) -> Option<String> {
+        if plan.is_task || self.env.protection != crate::config::Protection::Protected {
+            return None;
+        }
+        let workflow = self.project.workflows.get(&plan.workflow)?;
+        let reason = workflow.allow_unguarded_deploy.as_ref()?;
+        workflow
+            .steps
+            .iter()
+            .any(|s| s.kind == "deploy")
+            .then(|| reason.value.clone())
     }
 
     fn run_plan(

@@ -98,3 +98,134 @@ fn check_workflow_cycles(project: &Project, registry: &Registry, errors: &mut Ve
         }
     }
 }
+
+/// The workflow rule for protected environments: a workflow whose `deploy` step can run
+/// on a protected environment needs a `backup` step before that deploy step and a
+/// `verify` step after it (directly, or inside a workflow it calls), unless the workflow
+/// says why not with `allow_unguarded_deploy: "<reason>"`.
+pub fn check_protected_deploys(
+    project: &Project,
+    registry: &Registry,
+    errors: &mut Vec<Diagnostic>,
+) {
+    let protected: Vec<&str> = if project.implicit_environments {
+        vec!["production"]
+    } else {
+        project
+            .environments
+            .values()
+            .filter(|e| e.protection == crate::config::Protection::Protected)
+            .map(|e| e.name.as_str())
+            .collect()
+    };
+    if protected.is_empty() {
+        return;
+    }
+    for workflow in project.workflows.values() {
+        if workflow.allow_unguarded_deploy.is_some() {
+            continue;
+        }
+        for (index, step) in workflow.steps.iter().enumerate() {
+            if step.kind != "deploy" || !may_run_on_protected(project, step, &protected) {
+                continue;
+            }
+            let has = |steps: &[crate::config::StepDef], kind: &str| {
+                steps.iter().any(|s| {
+                    may_run_on_protected(project, s, &protected)
+                        && provides(project, registry, s, kind, 0)
+                })
+            };
+            let backup = has(&workflow.steps[..index], "backup");
+            let verify = has(&workflow.steps[index + 1..], "verify");
+            if backup && verify {
+                continue;
+            }
+            let missing = match (backup, verify) {
+                (false, false) => {
+                    "without a `backup` step before its deploy step and a `verify` step after it"
+                }
+                (false, true) => "without a `backup` step before its deploy step",
+                _ => "without a `verify` step after its deploy step",
+            };
+            errors.push(
+                Diagnostic::at(
+                    step.kind_loc.clone(),
+                    format!(
+                        "workflow `{}` can deploy to protected environment{} {} {missing}",
+                        workflow.name,
+                        if protected.len() == 1 { "" } else { "s" },
+                        protected
+                            .iter()
+                            .map(|p| format!("`{p}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+                .with_help(format!(
+                    "add {} to the workflow, or say on the workflow why it is safe without: `allow_unguarded_deploy: \"<reason>\"`",
+                    match (backup, verify) {
+                        (false, false) => "`- backup: {}` before the deploy step and a `- verify: …` step after it",
+                        (false, true) => "`- backup: {}` before the deploy step",
+                        _ => "a `- verify: …` step after the deploy step",
+                    }
+                )),
+            );
+        }
+    }
+}
+
+/// Whether a step's `when` lets it run on one of the protected environments.
+fn may_run_on_protected(
+    project: &Project,
+    step: &crate::config::StepDef,
+    protected: &[&str],
+) -> bool {
+    let Some(when) = &step.when else {
+        return true;
+    };
+    let raw = &when.raw;
+    if !raw.protection.is_empty()
+        && !raw
+            .protection
+            .contains(&crate::config::Protection::Protected)
+    {
+        return false;
+    }
+    if !raw.environments.is_empty() {
+        return raw.environments.iter().any(|e| {
+            let name = project.aliases.get(&e.value).unwrap_or(&e.value);
+            protected.contains(&name.as_str()) || name.contains("${")
+        });
+    }
+    true
+}
+
+/// Whether a step is of `kind`, or calls a workflow that has such a step.
+fn provides(
+    project: &Project,
+    registry: &Registry,
+    step: &crate::config::StepDef,
+    kind: &str,
+    depth: usize,
+) -> bool {
+    if step.kind == kind {
+        return true;
+    }
+    if depth > 16 {
+        return false;
+    }
+    let Some(parsed) = registry
+        .get(&step.kind)
+        .and_then(|k| k.parse(&step.params).ok())
+    else {
+        return false;
+    };
+    parsed.references().into_iter().any(|r| match r {
+        Reference::Workflow(name) => project.workflows.get(&name).is_some_and(|w| {
+            w.steps
+                .iter()
+                .any(|s| provides(project, registry, s, kind, depth + 1))
+        }),
+        Reference::Task(_) => false,
+    })
+}

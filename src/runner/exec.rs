@@ -83,6 +83,20 @@ pub trait Sink: Sync {
     fn line(&self, line: &str);
 }
 
+/// Sets the variables, the last value of a repeated name winning (a task's own
+/// `DATABASE_URL` over the environment's). duct applies nested `env` calls inner-first,
+/// so repeated names are resolved here rather than left to call order.
+fn with_env(mut expr: duct::Expression, env: &[(String, String)]) -> duct::Expression {
+    let mut last: indexmap::IndexMap<&str, &str> = indexmap::IndexMap::new();
+    for (k, v) in env {
+        last.insert(k, v);
+    }
+    for (k, v) in last {
+        expr = expr.env(k, v);
+    }
+    expr
+}
+
 /// Runs the command, streaming stdout and stderr (merged, in order) to `sink`.
 pub fn run(spec: &CommandSpec, sink: &dyn Sink) -> std::io::Result<Exit> {
     let mut expr = spec
@@ -91,9 +105,7 @@ pub fn run(spec: &CommandSpec, sink: &dyn Sink) -> std::io::Result<Exit> {
         .dir(&spec.cwd)
         .stderr_to_stdout()
         .unchecked();
-    for (k, v) in &spec.env {
-        expr = expr.env(k, v);
-    }
+    expr = with_env(expr, &spec.env);
     let handle = Arc::new(expr.reader()?);
     let timed_out = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicBool::new(false));
@@ -235,8 +247,6 @@ pub fn succeeds(spec: &CommandSpec) -> bool {
         .stdout_null()
         .stderr_null()
         .unchecked();
-    for (k, v) in &spec.env {
-        expr = expr.env(k, v);
-    }
+    expr = with_env(expr, &spec.env);
     expr.run().map(|o| o.status.success()).unwrap_or(false)
 }

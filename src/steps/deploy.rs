@@ -1,11 +1,15 @@
 //! `deploy`: apply pending migrations the `prisma migrate deploy` way (never resets,
 //! never seeds), one deployer at a time, each migration atomic where PostgreSQL allows.
+//! The guard runs first: the rails for `deploy`, lint errors in pending migrations block
+//! on shared and protected environments, and on a protected one a person confirms after
+//! seeing every statement with its lock and the backup taken earlier in the run.
 
 use crate::config::Diagnostic;
 use crate::db::migrate::{self, DeployOptions};
 use crate::db::target::{pooler_warning, Target};
 use crate::engine::registry::{parse_params, Outcome, Step, StepDoc, StepError, StepKind};
 use crate::engine::{PlanContext, RunContext};
+use crate::guard::{self, migrations, Operation};
 use serde::Deserialize;
 
 /// The `deploy` step kind.
@@ -56,6 +60,93 @@ impl StepKind for DeployKind {
     }
 }
 
+impl DeployStep {
+    /// The guard before applying: pending migrations linted (errors block on shared and
+    /// protected environments) and, on a protected one, the preview a person confirms,
+    /// naming the backup taken earlier in this run.
+    fn gate(
+        &self,
+        cx: &mut RunContext<'_>,
+        target: &Target,
+        store: &crate::db::store::Store,
+        conn: &mut crate::db::Conn,
+        confirm: bool,
+    ) -> Result<(), StepError> {
+        let status = cx
+            .runtime()
+            .block_on(migrate::history_status(conn, store, &target.table))
+            .map_err(|e| StepError::failed(e.to_string()))?;
+        let mut review = migrations::review(
+            cx.project,
+            cx.env.protection,
+            target.url.is_postgres(),
+            store,
+            &status,
+        );
+        // The migrator refuses modified applied migrations itself, with the fix.
+        review.modified.clear();
+        if let Some(to) = &self.to {
+            if let Some(end) = review.pending.iter().position(|(name, _)| name == to) {
+                review.pending.truncate(end + 1);
+            }
+        }
+        if review.pending.is_empty() {
+            return Ok(());
+        }
+        let summary = review.summary();
+        if summary.errors + summary.warnings + summary.allowed > 0 {
+            for line in migrations::render_review(&review, &cx.env.name).lines() {
+                cx.ui.out(&format!("  {line}"));
+            }
+        }
+        if let Some(reason) = review.blocked_reason() {
+            return Err(StepError::blocked(format!(
+                "blocked by the guard: deploy to `{}` ({}): {reason}",
+                cx.env.name,
+                cx.env.protection.as_str()
+            )));
+        }
+        if !confirm {
+            return Ok(());
+        }
+        let backup = backup_in_run(cx);
+        for line in migrations::render_preview(&review, &cx.env.name, backup.as_deref()).lines() {
+            cx.ui.out(&format!("  {line}"));
+        }
+        let question = format!(
+            "Apply {} migration(s) to protected `{}`?",
+            review.pending.len(),
+            cx.env.name
+        );
+        let answer = migrations::confirm(&question, cx.options.yes);
+        cx.journal.record(
+            "protected_confirmation",
+            serde_json::json!({
+                "operation": "deploy",
+                "pending": review.pending.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+                "backup": backup,
+                "confirmed_by": answer.as_ref().ok(),
+                "refused": answer.as_ref().err(),
+            }),
+        );
+        answer.map(|_| ()).map_err(StepError::blocked)
+    }
+}
+
+/// The backup an earlier step of this run took: the latest output with a `backup_id`
+/// (and its `path`, when given).
+fn backup_in_run(cx: &RunContext<'_>) -> Option<String> {
+    cx.outputs.iter().rev().find_map(|(step, out)| {
+        let id = out.get("backup_id")?.as_str()?;
+        let path = out
+            .get("path")
+            .and_then(|p| p.as_str())
+            .map(|p| format!(" at {p}"))
+            .unwrap_or_default();
+        Some(format!("`{id}`{path} (step `{step}`)"))
+    })
+}
+
 impl Step for DeployStep {
     fn describe(&self, cx: &PlanContext<'_>) -> Result<StepDoc, Diagnostic> {
         let target = Target::for_env(cx.project, cx.env);
@@ -80,10 +171,21 @@ impl Step for DeployStep {
             .as_ref()
             .map(|(_, text)| format!(" Refuses (exit 3) unless the newest verified backup of `{}` is younger than {text}.", cx.env.name))
             .unwrap_or_default();
+        let guard = match cx.env.protection {
+            crate::config::Protection::Sandbox => {
+                " Lint findings in pending migrations are shown as warnings."
+            }
+            crate::config::Protection::Shared => {
+                " Lint errors in pending migrations stop it (unless allowed by a `dbflow:allow` annotation)."
+            }
+            crate::config::Protection::Protected => {
+                " Lint errors in pending migrations stop it; then every statement is shown with the lock it takes and a person confirms (--yes when not interactive)."
+            }
+        };
         Ok(StepDoc {
             summary: format!("Apply pending migrations{}", self.to.as_ref().map(|t| format!(" up to {t}")).unwrap_or_default()),
             details: format!(
-                "Applies pending migrations from {} in order, each with its history row in one transaction, holding advisory lock {}.{lock}{gate}",
+                "Applies pending migrations from {} in order, each with its history row in one transaction, holding advisory lock {}.{lock}{gate}{guard}",
                 cx.project.migrations_dir,
                 migrate::ADVISORY_LOCK_KEY
             ),
@@ -114,6 +216,14 @@ impl DeployStep {
         if let Some(warning) = pooler_warning(cx.env) {
             cx.ui.warn(&warning);
         }
+        let decision = guard::check(cx.project, cx.env, Operation::Deploy);
+        guard::announce(cx.ui, &decision);
+        for (event, fields) in guard::journal_events(&decision) {
+            cx.journal.record(event, fields);
+        }
+        if !decision.allowed {
+            return Err(StepError::blocked(decision.blocked_message()));
+        }
         let target = Target::for_env(cx.project, cx.env);
         let store = target
             .store()
@@ -123,8 +233,15 @@ impl DeployStep {
             ..DeployOptions::default()
         };
         let ui = cx.ui;
-        let result = cx.runtime().block_on(async {
-            let mut conn = target.connect().await.map_err(|e| e.to_string())?;
+        let runtime = cx.runtime();
+        let mut conn = runtime
+            .block_on(target.connect())
+            .map_err(|e| StepError::failed(e.to_string()))?;
+        if let Err(e) = self.gate(cx, &target, &store, &mut conn, decision.needs_confirmation) {
+            runtime.block_on(conn.close());
+            return Err(e);
+        }
+        let result = runtime.block_on(async {
             let mut on_event = crate::commands::migrate::progress_printer(ui);
             let report = migrate::deploy(
                 &mut conn,

@@ -4,6 +4,7 @@ pub mod backup;
 pub mod confirm;
 pub mod deploy;
 pub mod drill;
+pub mod guard;
 pub mod provider;
 pub mod prune;
 pub mod restore;
@@ -38,6 +39,7 @@ pub fn builtin() -> Registry {
     registry.register(Arc::new(rollback::RollbackKind));
     registry.register(Arc::new(drill::DrillKind));
     registry.register(Arc::new(prune::PruneKind));
+    registry.register(Arc::new(guard::GuardKind));
     registry
 }
 

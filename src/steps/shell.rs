@@ -88,6 +88,7 @@ impl Step for ShellStep {
             },
             timeout: self.timeout,
         };
+        super::guard::guard_command(cx, &self.params.command, &spec.env)?;
         cx.ui.out(&format!("  $ {}", spec.command.display()));
         let exit = exec::run(&spec, &ChildOutput { ui: cx.ui })
             .map_err(|e| StepError::failed(format!("could not start the shell: {e}")))?;

@@ -120,6 +120,9 @@ impl Step for TaskStep {
                 continue;
             }
             if let Some(command) = &inv.command {
+                if inv.skip.is_none() {
+                    super::guard::guard_command(cx, &command.command.display(), &command.env)?;
+                }
                 cx.ui.out(&format!("  $ {}", command.command.display()));
             }
             let result = runner::run_one(cx.project, inv, &sink).map_err(|e| {

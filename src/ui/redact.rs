@@ -90,12 +90,20 @@ pub fn register_env<'a>(vars: impl IntoIterator<Item = (&'a str, &'a str)>) {
 
 /// Masks every known secret and every password embedded in a URL.
 pub fn redact(text: &str) -> String {
-    let mut out = url_password()
-        .replace_all(text, format!("${{1}}{MASK}${{3}}"))
-        .into_owned();
-    out = secret_query_param()
-        .replace_all(&out, format!("${{1}}{MASK}"))
-        .into_owned();
+    // Both patterns need `://` or `=`: skipping the regexes when neither occurs keeps
+    // large outputs (a lint report of thousands of findings) cheap to redact.
+    let mut out = if text.contains("://") {
+        url_password()
+            .replace_all(text, format!("${{1}}{MASK}${{3}}"))
+            .into_owned()
+    } else {
+        text.to_string()
+    };
+    if out.contains('=') {
+        out = secret_query_param()
+            .replace_all(&out, format!("${{1}}{MASK}"))
+            .into_owned();
+    }
     let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
     for secret in secrets.iter() {
         if out.contains(secret.as_str()) {

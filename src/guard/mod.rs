@@ -1,0 +1,161 @@
+//! The guard: safety rails that decide before anything runs.
+//!
+//! - [`rails`]: may a named [`Operation`] run against an environment's database
+//!   (protection levels, the Workflowfile's `guard:` section, the sandbox name pattern,
+//!   overrides that are loud, journaled and never unlock `protected`);
+//! - [`command_line`]: which operations a real command line performs;
+//! - [`migrations`]: applied migrations unchanged, pending ones linted, the preview a
+//!   person confirms before a protected database changes;
+//! - [`scan`] and [`hook`]: the pre-commit scan of changed files and its git hook.
+//!
+//! Other modules ask through [`check`] (e.g. the restore step with
+//! [`Operation::RestoreInPlace`]).
+
+pub mod command_line;
+pub mod hook;
+pub mod migrations;
+pub mod operation;
+pub mod rails;
+pub mod scan;
+
+pub use operation::Operation;
+pub use rails::{decide, Decision, GuardTarget, OverrideState, Overrides, Violation};
+
+use crate::config::diagnostic::did_you_mean;
+use crate::config::{Diagnostic, Project, ResolvedEnv};
+use crate::engine::journal::{new_run_id, Journal};
+use crate::ui::Ui;
+use serde_json::{json, Value};
+use std::path::Path;
+
+/// Rules on `operation` against `env`'s database, with the overrides set in the
+/// process environment. The caller prints [`announce`] and journals [`journal_events`].
+pub fn check(project: &Project, env: &ResolvedEnv, operation: Operation) -> Decision {
+    decide(
+        project,
+        &GuardTarget::of(env),
+        operation,
+        &Overrides::from_process(),
+    )
+}
+
+/// Prints, loudly, every override a decision used or refused.
+pub fn announce(ui: &Ui, decision: &Decision) {
+    for v in decision.overrides_used() {
+        ui.warn(&format!(
+            "!!! OVERRIDE {}=1 lifts rule `{}` for `{}` on {} ({}); this is recorded in the journal",
+            v.override_var,
+            v.rule,
+            decision.operation,
+            decision.target.describe(),
+            v.reason
+        ));
+    }
+    for v in decision.overrides_refused() {
+        ui.warn(&format!(
+            "!!! IGNORED {}=1: no override unlocks a protected environment ({})",
+            v.override_var,
+            decision.target.describe()
+        ));
+    }
+}
+
+/// Journal events for a decision: one per override used or refused, and the block.
+pub fn journal_events(decision: &Decision) -> Vec<(&'static str, Value)> {
+    let mut out = Vec::new();
+    let base = |v: &Violation| {
+        json!({
+            "operation": decision.operation.name(),
+            "env": decision.target.env,
+            "protection": decision.target.protection.as_str(),
+            "database": decision.target.database,
+            "rule": v.rule,
+            "variable": v.override_var,
+            "reason": v.reason,
+        })
+    };
+    for v in decision.overrides_used() {
+        out.push(("guard_override", base(v)));
+    }
+    for v in decision.overrides_refused() {
+        out.push(("guard_override_refused", base(v)));
+    }
+    if !decision.allowed {
+        out.push((
+            "guard_blocked",
+            json!({
+                "operation": decision.operation.name(),
+                "env": decision.target.env,
+                "protection": decision.target.protection.as_str(),
+                "database": decision.target.database,
+                "rules": decision.violations.iter().filter(|v| v.blocks()).map(|v| v.rule).collect::<Vec<_>>(),
+            }),
+        ));
+    }
+    out
+}
+
+/// Writes a journal for a command that ran outside `dbflow run` (so `dbflow runs` shows
+/// guard overrides and protected confirmations given to `dbflow check` or `dbflow
+/// migrate`). Does nothing without events.
+pub fn journal_command(
+    root: &Path,
+    command: &str,
+    target: &GuardTarget,
+    events: &[(&'static str, Value)],
+    result: &str,
+) {
+    if events.is_empty() {
+        return;
+    }
+    let run_id = new_run_id();
+    let Ok(mut journal) = Journal::create(root, &run_id) else {
+        return;
+    };
+    journal.record(
+        "run_start",
+        json!({
+            "run_id": run_id,
+            "target": command,
+            "kind": "command",
+            "env": target.env,
+            "protection": target.protection.as_str(),
+            "user": std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+            "dbflow_version": env!("CARGO_PKG_VERSION"),
+        }),
+    );
+    for (event, fields) in events {
+        journal.record(event, fields.clone());
+    }
+    journal.record("run_end", json!({ "result": result, "duration_ms": 0 }));
+}
+
+/// Load-time check of the `guard:` section: every operation name must be known.
+pub fn validate(project: &Project, errors: &mut Vec<Diagnostic>) {
+    let lists = project
+        .guard
+        .levels
+        .iter()
+        .map(|(_, list)| list)
+        .chain(project.guard.environments.values());
+    for list in lists {
+        for name in &list.operations {
+            if Operation::parse(&name.value).is_none() {
+                errors.push(
+                    Diagnostic::at(
+                        name.loc.clone(),
+                        format!("unknown guard operation `{}`", name.value),
+                    )
+                    .with_help_opt(
+                        did_you_mean(&name.value, Operation::names()).or_else(|| {
+                            Some(format!(
+                                "known operations: {}",
+                                Operation::names().collect::<Vec<_>>().join(", ")
+                            ))
+                        }),
+                    ),
+                );
+            }
+        }
+    }
+}

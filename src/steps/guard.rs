@@ -1,0 +1,271 @@
+//! `guard`: the safety rails as a workflow step. Checks the operations the workflow is
+//! about to perform against the environment (exit 3 when blocked), and for `deploy`
+//! makes sure applied migrations are unchanged and lints the pending ones (errors block
+//! on shared and protected environments). Put it first, before any backup is taken.
+
+use crate::config::Diagnostic;
+use crate::db::migrate;
+use crate::db::target::Target;
+use crate::engine::registry::{parse_params, Outcome, Step, StepDoc, StepError, StepKind};
+use crate::engine::{PlanContext, RunContext};
+use crate::guard::{self, migrations, GuardTarget, Operation, Overrides};
+use serde::Deserialize;
+
+/// The `guard` step kind.
+pub struct GuardKind;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    /// Operations the workflow performs (default: `[deploy]`).
+    operations: Option<Vec<String>>,
+    /// Lint pending migrations and check applied ones (default: when `deploy` is checked).
+    lint: Option<bool>,
+}
+
+/// A configured `guard` step.
+#[derive(Debug)]
+pub struct GuardStep {
+    operations: Vec<Operation>,
+    lint: bool,
+}
+
+impl StepKind for GuardKind {
+    fn name(&self) -> &str {
+        "guard"
+    }
+
+    fn summary(&self) -> &str {
+        "safety rails: operations allowed here, applied migrations unchanged, pending ones linted"
+    }
+
+    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+        let params: Params = if params.is_null() {
+            Params::default()
+        } else {
+            parse_params(params)?
+        };
+        let mut operations = Vec::new();
+        for name in params.operations.unwrap_or_else(|| vec!["deploy".into()]) {
+            match Operation::parse(&name) {
+                Some(op) => operations.push(op),
+                None => {
+                    let help = crate::config::diagnostic::did_you_mean(&name, Operation::names())
+                        .map(|h| format!("; {h}"))
+                        .unwrap_or_else(|| {
+                            format!(
+                                " (known: {})",
+                                Operation::names().collect::<Vec<_>>().join(", ")
+                            )
+                        });
+                    return Err(format!("unknown operation `{name}`{help}"));
+                }
+            }
+        }
+        let lint = params
+            .lint
+            .unwrap_or_else(|| operations.contains(&Operation::Deploy));
+        Ok(Box::new(GuardStep { operations, lint }))
+    }
+}
+
+impl Step for GuardStep {
+    fn describe(&self, cx: &PlanContext<'_>) -> Result<StepDoc, Diagnostic> {
+        let target = GuardTarget::of(cx.env);
+        let names: Vec<&str> = self.operations.iter().map(|o| o.name()).collect();
+        let mut details = Vec::new();
+        for op in &self.operations {
+            let d = guard::decide(cx.project, &target, *op, &Overrides::default());
+            details.push(format!(
+                "`{op}` on {}: {}",
+                target.describe(),
+                if d.allowed {
+                    if d.needs_confirmation {
+                        "allowed, with confirmation".to_string()
+                    } else {
+                        "allowed".to_string()
+                    }
+                } else {
+                    format!(
+                        "blocked ({})",
+                        d.violations
+                            .iter()
+                            .map(|v| v.rule)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            ));
+        }
+        let mut commands: Vec<String> = self
+            .operations
+            .iter()
+            .map(|op| format!("dbflow check {op} --env {}", cx.env.name))
+            .collect();
+        if self.lint {
+            details.push("Stops if an applied migration's file changed, or if a pending migration has a lint error for this environment.".into());
+            commands.push(format!("dbflow lint --env {}", cx.env.name));
+        }
+        Ok(StepDoc {
+            summary: format!("Guard: {}", names.join(", ")),
+            details: details.join("\n"),
+            commands,
+        })
+    }
+
+    fn run(&self, cx: &mut RunContext<'_>) -> Result<Outcome, StepError> {
+        for op in &self.operations {
+            let decision = guard::check(cx.project, cx.env, *op);
+            guard::announce(cx.ui, &decision);
+            for (event, fields) in guard::journal_events(&decision) {
+                cx.journal.record(event, fields);
+            }
+            if !decision.allowed {
+                for line in decision.render().lines() {
+                    cx.ui.out(&format!("  {line}"));
+                }
+                return Err(StepError::blocked(decision.blocked_message()));
+            }
+            cx.ui.out(&format!(
+                "  {}: `{op}` on {}",
+                decision.verdict(),
+                decision.target.describe()
+            ));
+        }
+        let mut outcome = Outcome::done().with(
+            "operations",
+            self.operations.iter().map(|o| o.name()).collect::<Vec<_>>(),
+        );
+        if !self.lint {
+            return Ok(outcome);
+        }
+        let target = Target::for_env(cx.project, cx.env);
+        let store = target
+            .store()
+            .map_err(|e| StepError::failed(e.to_string()))?;
+        let status = cx
+            .runtime()
+            .block_on(async {
+                let mut conn = target.connect().await?;
+                let status = migrate::history_status(&mut conn, &store, &target.table).await;
+                conn.close().await;
+                status.map_err(|e| crate::error::Error::failed(e.to_string()))
+            })
+            .map_err(|e| StepError::failed(e.to_string()))?;
+        let review = migrations::review(
+            cx.project,
+            cx.env.protection,
+            target.url.is_postgres(),
+            &store,
+            &status,
+        );
+        for line in migrations::render_review(&review, &cx.env.name).lines() {
+            cx.ui.out(&format!("  {line}"));
+        }
+        let summary = review.summary();
+        cx.journal.record(
+            "guard_lint",
+            serde_json::json!({
+                "pending": review.pending.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+                "modified": review.modified.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+                "summary": summary,
+                "skipped": review.lint_skipped,
+            }),
+        );
+        outcome = outcome
+            .with(
+                "pending",
+                review
+                    .pending
+                    .iter()
+                    .map(|(n, _)| n.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .with("lint_errors", summary.errors)
+            .with("lint_warnings", summary.warnings)
+            .with("lint_allowed", summary.allowed);
+        if let Some(reason) = review.blocked_reason() {
+            return Err(StepError::blocked(format!(
+                "blocked by the guard on `{}` ({}): {reason}",
+                cx.env.name,
+                cx.env.protection.as_str()
+            )));
+        }
+        Ok(outcome)
+    }
+}
+
+/// Before a task or shell step runs `command`: the guarded operations it performs (a
+/// Prisma CLI call, `dropdb`, `npm run` of a package.json script that does) are checked
+/// against the environment, and on a protected one a person confirms. `env` is the
+/// command's environment: its `DATABASE_URL` names the database it really touches.
+pub(crate) fn guard_command(
+    cx: &mut RunContext<'_>,
+    command: &str,
+    env: &[(String, String)],
+) -> Result<(), StepError> {
+    let scripts = guard::command_line::package_scripts(&cx.project.root);
+    let detected = guard::command_line::detect(command, &scripts);
+    if detected.is_empty() {
+        return Ok(());
+    }
+    let overrides = Overrides::from_process();
+    let database = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "DATABASE_URL")
+        .and_then(|(_, v)| crate::config::DbUrl::new(v).database_name());
+    let base = GuardTarget::of(cx.env).with_database(database);
+    let mut to_confirm: Vec<Operation> = Vec::new();
+    let mut seen = Vec::new();
+    for d in &detected {
+        if seen.contains(&d.operation) {
+            continue;
+        }
+        seen.push(d.operation);
+        let decision = guard::decide(
+            cx.project,
+            &base.with_database(d.database.clone()),
+            d.operation,
+            &overrides,
+        );
+        guard::announce(cx.ui, &decision);
+        for (event, fields) in guard::journal_events(&decision) {
+            cx.journal.record(event, fields);
+        }
+        if !decision.allowed {
+            for line in decision.render().lines() {
+                cx.ui.out(&format!("  {line}"));
+            }
+            return Err(StepError::blocked(format!(
+                "{} (in `{}`)",
+                decision.blocked_message(),
+                d.command
+            )));
+        }
+        if decision.needs_confirmation {
+            to_confirm.push(d.operation);
+        }
+    }
+    if to_confirm.is_empty() {
+        return Ok(());
+    }
+    let ops: Vec<&str> = to_confirm.iter().map(|o| o.name()).collect();
+    let question = format!(
+        "`{}` runs {} on protected `{}`. Run it?",
+        crate::lint::ast::summary(command),
+        ops.join(", "),
+        cx.env.name
+    );
+    let answer = migrations::confirm(&question, cx.options.yes);
+    cx.journal.record(
+        "protected_confirmation",
+        serde_json::json!({
+            "operations": ops,
+            "command": command,
+            "confirmed_by": answer.as_ref().ok(),
+            "refused": answer.as_ref().err(),
+        }),
+    );
+    answer.map(|_| ()).map_err(StepError::blocked)
+}
