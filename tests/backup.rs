@@ -59,7 +59,7 @@ migrations:
 }
 
 /// `PATH` with the PostgreSQL binaries first, as an operator's shell would have it.
-fn pg_path() -> String {
+pub(crate) fn pg_path() -> String {
     let bin = pg::bin_dir().expect("PostgreSQL binaries");
     format!(
         "{}:{}",
@@ -103,7 +103,7 @@ fn url_for(db: &TestDb, name: &str) -> String {
 }
 
 /// psql on any database of the test server.
-fn psql(url: &str, sql: &str) -> String {
+pub(crate) fn psql(url: &str, sql: &str) -> String {
     let psql = pg::bin_dir().unwrap().join("psql");
     let out = Command::new(psql)
         .args([
@@ -167,7 +167,7 @@ impl Drop for Dropper {
 
 /// What a database holds: its schema (columns, indexes, constraints, sequences' values)
 /// and, per table, a digest of every row.
-fn fingerprint(url: &str) -> BTreeMap<String, String> {
+pub(crate) fn fingerprint(url: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     out.insert(
         "schema".into(),

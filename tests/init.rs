@@ -35,6 +35,7 @@ const SCAFFOLD: &[&str] = &[
     "workflows/backups.yaml",
     "workflows/checks.yaml",
     "workflows/deploy.yaml",
+    "workflows/runbooks.yaml",
 ];
 
 #[test]

@@ -14,5 +14,6 @@ mod lua;
 mod migrate;
 mod redaction;
 mod run;
+mod runbooks;
 mod validate;
 mod verify;

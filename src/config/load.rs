@@ -36,6 +36,10 @@ pub const BUILTIN_WORKFLOWS: &[(&str, &str)] = &[
         "workflows/backups.yaml",
         include_str!("../../workflows/backups.yaml"),
     ),
+    (
+        "workflows/runbooks.yaml",
+        include_str!("../../workflows/runbooks.yaml"),
+    ),
 ];
 
 /// Keys every step may carry besides its kind.

@@ -5,8 +5,11 @@ pub mod confirm;
 pub mod deploy;
 pub mod drill;
 pub mod guard;
+pub mod preflight;
 pub mod provider;
 pub mod prune;
+pub mod rehearse;
+pub mod reset;
 pub mod restore;
 mod restoring;
 pub mod rollback;
@@ -40,6 +43,9 @@ pub fn builtin() -> Registry {
     registry.register(Arc::new(drill::DrillKind));
     registry.register(Arc::new(prune::PruneKind));
     registry.register(Arc::new(guard::GuardKind));
+    registry.register(Arc::new(preflight::PreflightKind));
+    registry.register(Arc::new(rehearse::RehearseKind));
+    registry.register(Arc::new(reset::ResetKind));
     registry
 }
 

@@ -91,11 +91,20 @@ impl Step for RollbackStep {
     }
 
     fn run(&self, cx: &mut RunContext<'_>) -> Result<Outcome, StepError> {
+        if self.before.as_deref() == Some("") {
+            return Err(StepError {
+                message: "no bad migration named: set BAD_MIGRATION=<migration folder name> (the one to leave out)".into(),
+                code: crate::error::ExitCode::BadInput,
+            });
+        }
         restoring::check_destination(cx, &self.destination)?;
         let catalog = Catalog::new(cx.project, &cx.env.name);
         let entry = match (&self.backup, &self.run) {
             (Some(id), _) => catalog.get(id).map_err(restoring::step_error)?,
             (_, Some(run)) => backup_of_run(cx, &catalog, run)?,
+            (None, None) if self.before.is_some() && cx.latest_output("backup_id").is_none() => {
+                last_good_before(cx, &catalog, self.before.as_deref().unwrap_or_default())?
+            }
             _ => restoring::pick_backup(cx, &catalog, None)?,
         };
         let report = restoring::restore(cx, &entry, &self.destination)?;
@@ -152,6 +161,34 @@ impl Step for RollbackStep {
             .with("switched", switched)
             .with("checks", serde_json::to_value(&checks).unwrap_or_default()))
     }
+}
+
+/// The newest verified backup taken before `bad` was applied: its migration head sorts
+/// before `bad` (migration names sort by their timestamp), or it has none.
+fn last_good_before(cx: &RunContext<'_>, catalog: &Catalog, bad: &str) -> Result<Entry, StepError> {
+    let entry = catalog
+        .scan()
+        .entries
+        .into_iter()
+        .find(|e| {
+            e.verified()
+                && e.manifest
+                    .migration_head
+                    .as_deref()
+                    .is_none_or(|head| head < bad)
+        })
+        .ok_or_else(|| {
+            StepError::failed(format!(
+                "no verified backup of `{}` was taken before {bad} was applied",
+                catalog.env
+            ))
+        })?;
+    cx.ui.out(&format!(
+        "  using backup {}: the newest verified one from before {bad} (migration head {})",
+        entry.id(),
+        entry.manifest.migration_head.as_deref().unwrap_or("none")
+    ));
+    Ok(entry)
 }
 
 /// The backup run `run` took (its first `backup_id` output), else the newest verified
