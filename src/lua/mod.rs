@@ -356,6 +356,22 @@ impl LuaHost {
         }
     }
 
+    /// A call context for a step of a running workflow: its environment, run id, the
+    /// outputs so far and the variables commands get.
+    pub fn run_context(
+        &self,
+        cx: &crate::engine::RunContext<'_>,
+        script: &str,
+        writes: bool,
+    ) -> CallContext {
+        let mut call = self.context(cx.ui, script, writes);
+        call.env = Some(cx.env.clone());
+        call.run_id = cx.run_id.to_string();
+        call.outputs = serde_json::to_value(&*cx.outputs).unwrap_or_default();
+        call.base_env = crate::runner::base_env(cx.env, cx.vars);
+        call
+    }
+
     /// Calls `function` (async-aware: `exec`, `sleep` and `sql` yield to the runtime) with
     /// `ctx` first (unless `with_ctx` is false) and `args` converted from JSON; returns the
     /// result as JSON and the journal events the call produced.

@@ -284,11 +284,7 @@ impl Step for LuaStep {
     }
 
     fn run(&self, cx: &mut RunContext<'_>) -> Result<Outcome, StepError> {
-        let mut call = self.host.context(cx.ui, &self.def.path, self.def.writes);
-        call.env = Some(cx.env.clone());
-        call.run_id = cx.run_id.to_string();
-        call.outputs = serde_json::to_value(&*cx.outputs).unwrap_or_default();
-        call.base_env = crate::runner::base_env(cx.env, cx.vars);
+        let call = self.host.run_context(cx, &self.def.path, self.def.writes);
         let result = self.host.call(
             cx.runtime(),
             &self.def.run,

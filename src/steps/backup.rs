@@ -314,10 +314,7 @@ impl BackupStep {
             let (function, def) = host.provider_function(&provider, action).ok_or_else(|| {
                 StepError::failed(format!("provider `{provider}` does not define `{action}`"))
             })?;
-            let mut context = host.context(cx.ui, &def.path, def.writes);
-            context.env = Some(cx.env.clone());
-            context.run_id = cx.run_id.to_string();
-            context.base_env = crate::runner::base_env(cx.env, cx.vars);
+            let context = host.run_context(cx, &def.path, def.writes);
             let (value, events) = host
                 .call(
                     cx.runtime(),

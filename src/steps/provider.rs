@@ -147,11 +147,7 @@ impl Step for ProviderStep {
         if matches!(action, "snapshot" | "restore") {
             args.push(serde_json::Value::Object(self.params.opts.clone()));
         }
-        let mut call = self.host.context(cx.ui, &def.path, def.writes);
-        call.env = Some(cx.env.clone());
-        call.run_id = cx.run_id.to_string();
-        call.outputs = serde_json::to_value(&*cx.outputs).unwrap_or_default();
-        call.base_env = crate::runner::base_env(cx.env, cx.vars);
+        let call = self.host.run_context(cx, &def.path, def.writes);
         let result = self.host.call(
             cx.runtime(),
             &function,
