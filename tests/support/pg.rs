@@ -1,5 +1,5 @@
 //! Real PostgreSQL databases for integration tests: one fresh database per
-//! test, never a mock.
+//! test, on a real server.
 //!
 //! Usage from a test:
 //!
