@@ -153,11 +153,13 @@ impl Conn {
         .map_err(DbError::from)
     }
 
-    /// The first column of every row, as text (NULL as empty).
+    /// The first column of every row, as text (NULL as empty); the query must select text.
     pub async fn strings(&mut self, sql: &str) -> Result<Vec<String>, DbError> {
         let sql = sqlx::AssertSqlSafe(sql.to_string());
         let values = match self {
-            Conn::Pg(c) => sqlx::query(sql)
+            // Simple protocol: one round trip instead of prepare + execute on a connection
+            // that lives for a single command (every column here is text).
+            Conn::Pg(c) => sqlx::raw_sql(sql)
                 .fetch_all(c)
                 .await?
                 .iter()
@@ -364,7 +366,7 @@ impl Conn {
         let mut out = Vec::new();
         match self {
             Conn::Pg(c) => {
-                for row in sqlx::query(sql).fetch_all(c).await? {
+                for row in sqlx::raw_sql(sql).fetch_all(c).await? {
                     out.push(
                         (0..columns)
                             .map(|i| row.try_get::<Option<String>, _>(i))

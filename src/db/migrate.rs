@@ -131,7 +131,7 @@ pub const ALL_CATEGORIES: &[&str] = &["pending", "failed", "modified", "missing"
 
 /// Computes the status of `store` against the database.
 pub async fn status(conn: &mut Conn, store: &Store, table: &str) -> Result<Status, DbError> {
-    status_within(conn, store, table, schema::CATALOG_LOCK_TIMEOUT).await
+    status_inner(conn, store, table, schema::CATALOG_LOCK_TIMEOUT, false).await
 }
 
 /// The migrations' states from the history table alone, without the drift check (no
@@ -199,10 +199,22 @@ pub async fn status_within(
     table: &str,
     catalog_wait: Duration,
 ) -> Result<Status, DbError> {
+    status_inner(conn, store, table, catalog_wait, true).await
+}
+
+/// `want_live`: fill `live_schema` (what a change records its delta against) even when the
+/// catalog token shows nothing changed; plain status skips that transfer.
+async fn status_inner(
+    conn: &mut Conn,
+    store: &Store,
+    table: &str,
+    catalog_wait: Duration,
+    want_live: bool,
+) -> Result<Status, DbError> {
     let (entries, history_table_exists) = entries(conn, store, table).await?;
     let (mut drift, mut drift_checked, mut drift_note, mut live_schema) =
         (Vec::new(), false, None, None);
-    let recorded = schema::recorded(conn).await?;
+    let recorded = schema::recorded(conn, false).await?;
     let schema_recorded = recorded.is_some();
     match recorded {
         Some(recorded)
@@ -210,12 +222,18 @@ pub async fn status_within(
         {
             // Nothing in the catalog was rewritten since the listing was recorded.
             drift_checked = true;
-            live_schema = Some(recorded.lines);
+            if want_live {
+                live_schema = schema::recorded(conn, true).await?.map(|r| r.lines);
+            }
         }
         Some(recorded) => match schema::snapshot_within(conn, table, catalog_wait).await? {
             Some(live) => {
                 if schema::fingerprint(&live) != recorded.fingerprint {
-                    drift = schema::diff(&recorded.lines, &live);
+                    let lines = schema::recorded(conn, true)
+                        .await?
+                        .map(|r| r.lines)
+                        .unwrap_or_default();
+                    drift = schema::diff(&lines, &live);
                 }
                 drift_checked = true;
                 live_schema = Some(live);
@@ -1000,7 +1018,7 @@ pub async fn down(
     table: &str,
     name: &str,
 ) -> Result<String, DeployError> {
-    let status = status(conn, store, table).await?;
+    let status = status_within(conn, store, table, schema::CATALOG_LOCK_TIMEOUT).await?;
     let newest = status
         .entries
         .iter()

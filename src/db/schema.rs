@@ -166,7 +166,7 @@ pub async fn record_change(
     let Some(after) = snapshot_unless_locked(conn, history_table).await? else {
         return Ok(false);
     };
-    let lines = match (recorded(conn).await?, before) {
+    let lines = match (recorded(conn, true).await?, before) {
         (Some(previous), Some(before)) => {
             let removed: Vec<&String> = before.iter().filter(|l| !after.contains(l)).collect();
             let mut lines: Vec<String> = previous
@@ -208,7 +208,9 @@ async fn write(conn: &mut Conn, lines: &[String], token: Option<&str>) -> Result
 }
 
 /// The recorded state, if a deploy ever recorded one.
-pub async fn recorded(conn: &mut Conn) -> Result<Option<Recorded>, DbError> {
+/// With `with_lines` false the listing is not transferred (`lines` is empty): enough to
+/// compare tokens and fingerprints.
+pub async fn recorded(conn: &mut Conn, with_lines: bool) -> Result<Option<Recorded>, DbError> {
     if !conn.table_exists(STATE_TABLE).await? {
         return Ok(None);
     }
@@ -219,10 +221,11 @@ pub async fn recorded(conn: &mut Conn) -> Result<Option<Recorded>, DbError> {
     } else {
         "token"
     };
+    let snapshot = if with_lines { "snapshot" } else { "''" };
     let rows = conn
         .rows(
             &format!(
-                "SELECT fingerprint, snapshot, CAST(recorded_at AS TEXT), {token} FROM {t} s WHERE id = 1"
+                "SELECT fingerprint, {snapshot}, CAST(recorded_at AS TEXT), {token} FROM {t} s WHERE id = 1"
             ),
             4,
         )
