@@ -99,41 +99,8 @@ pub fn create(
     };
 
     let url = options.url;
-    let database = url.database_name().unwrap_or_else(|| "database".into());
-    let mut manifest = Manifest {
-        format_version: super::manifest::FORMAT_VERSION,
-        id: id.clone(),
-        environment: catalog.env.clone(),
-        engine: if url.is_postgres() {
-            "postgresql"
-        } else {
-            "sqlite"
-        }
-        .into(),
-        database,
-        url: url.redacted(),
-        created_at,
-        duration_ms: 0,
-        format: Archive::Sqlite,
-        dump: String::new(),
-        size: 0,
-        sha256: String::new(),
-        files: Vec::new(),
-        tool_version: None,
-        server_version: None,
-        locale: None,
-        migration_head: None,
-        run_id: options.run_id.map(str::to_string),
-        label: options.label.map(str::to_string),
-        tables: Vec::new(),
-        row_counts: Default::default(),
-        verification: Verification {
-            state: VerifyState::Failed,
-            checked_at: created_at,
-            detail: "not verified yet".into(),
-        },
-        provider: None,
-    };
+    let mut manifest =
+        unverified_manifest(catalog, &id, url, created_at, options.run_id, options.label);
 
     let tools = if url.is_postgres() {
         let tools = dump_postgres(&partial, options, &mut manifest, rt, on_event)?;
@@ -195,43 +162,19 @@ pub fn record_provider_snapshot(
         .map_err(|e| Error::io(format!("creating {}", catalog.dir.display()), e))?;
     let id = unique_id(catalog, started, label);
     let now = Utc::now();
-    let manifest = Manifest {
-        format_version: super::manifest::FORMAT_VERSION,
-        id: id.clone(),
-        environment: catalog.env.clone(),
-        engine: if url.is_sqlite() {
-            "sqlite"
-        } else {
-            "postgresql"
-        }
-        .into(),
-        database: url.database_name().unwrap_or_else(|| "database".into()),
-        url: url.redacted(),
-        created_at: started,
-        duration_ms: (now - started).num_milliseconds().max(0) as u64,
-        format: Archive::Provider,
-        dump: String::new(),
-        size: 0,
-        sha256: String::new(),
-        files: Vec::new(),
-        tool_version: None,
-        server_version: None,
-        locale: None,
-        migration_head,
-        run_id: run_id.map(str::to_string),
-        label: label.map(str::to_string),
-        tables: Vec::new(),
-        row_counts: Default::default(),
-        verification: Verification {
-            state: VerifyState::Verified,
-            checked_at: now,
-            detail: format!("provider `{provider}` reported snapshot {snapshot_id} available"),
-        },
-        provider: Some(super::manifest::ProviderSnapshot {
-            name: provider.to_string(),
-            snapshot_id: snapshot_id.to_string(),
-        }),
+    let mut manifest = unverified_manifest(catalog, &id, url, started, run_id, label);
+    manifest.duration_ms = (now - started).num_milliseconds().max(0) as u64;
+    manifest.format = Archive::Provider;
+    manifest.migration_head = migration_head;
+    manifest.verification = Verification {
+        state: VerifyState::Verified,
+        checked_at: now,
+        detail: format!("provider `{provider}` reported snapshot {snapshot_id} available"),
     };
+    manifest.provider = Some(super::manifest::ProviderSnapshot {
+        name: provider.to_string(),
+        snapshot_id: snapshot_id.to_string(),
+    });
     let partial = catalog
         .dir
         .join(format!("{PARTIAL_PREFIX}{id}-{}", std::process::id()));
@@ -246,6 +189,51 @@ pub fn record_provider_snapshot(
         )
     })?;
     Ok(Entry { dir, manifest })
+}
+
+/// A manifest with what is known before anything is dumped, marked not verified.
+fn unverified_manifest(
+    catalog: &Catalog,
+    id: &str,
+    url: &DbUrl,
+    created_at: chrono::DateTime<Utc>,
+    run_id: Option<&str>,
+    label: Option<&str>,
+) -> Manifest {
+    Manifest {
+        format_version: super::manifest::FORMAT_VERSION,
+        id: id.to_string(),
+        environment: catalog.env.clone(),
+        engine: if url.is_sqlite() {
+            "sqlite"
+        } else {
+            "postgresql"
+        }
+        .into(),
+        database: url.database_name().unwrap_or_else(|| "database".into()),
+        url: url.redacted(),
+        created_at,
+        duration_ms: 0,
+        format: Archive::Sqlite,
+        dump: String::new(),
+        size: 0,
+        sha256: String::new(),
+        files: Vec::new(),
+        tool_version: None,
+        server_version: None,
+        locale: None,
+        migration_head: None,
+        run_id: run_id.map(str::to_string),
+        label: label.map(str::to_string),
+        tables: Vec::new(),
+        row_counts: Default::default(),
+        verification: Verification {
+            state: VerifyState::Failed,
+            checked_at: created_at,
+            detail: "not verified yet".into(),
+        },
+        provider: None,
+    }
 }
 
 fn unique_id(catalog: &Catalog, at: chrono::DateTime<Utc>, label: Option<&str>) -> String {
