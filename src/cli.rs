@@ -70,7 +70,7 @@ pub enum Command {
         #[arg(long, conflicts_with = "env")]
         all: bool,
     },
-    /// Migrations: status, deploy, resolve, down (Prisma-compatible).
+    /// Migrations: status, deploy, resolve, down, new (Prisma-compatible).
     Migrate {
         /// What to do.
         #[command(subcommand)]
