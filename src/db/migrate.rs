@@ -722,12 +722,10 @@ async fn apply(
                 if !partial {
                     // Keep the error in `logs` the way Prisma users look for it, on a row
                     // marked rolled back so that it does not count as applied or failed.
-                    let row = history::insert_sql(
+                    let row = migration_row(
                         conn,
                         table,
-                        &history::new_id(),
-                        &migration.name,
-                        &migration.checksum,
+                        migration,
                         RowKind::RolledBackAttempt,
                         Some(&message),
                     );
@@ -764,15 +762,7 @@ async fn apply_in_transaction(
     limits: &Limits,
 ) -> Result<(), (DbError, bool)> {
     let prefix = format!("BEGIN;\n{}", set_limits(limits, true));
-    let row = history::insert_sql(
-        conn,
-        table,
-        &history::new_id(),
-        &migration.name,
-        &migration.checksum,
-        RowKind::Finished,
-        None,
-    );
+    let row = migration_row(conn, table, migration, RowKind::Finished, None);
     let script = format!("{prefix}{sql}\n;\n{row};\nCOMMIT;");
     match conn.batch(&script).await {
         Ok(()) => Ok(()),
@@ -860,6 +850,25 @@ async fn apply_outside_transaction(
     conn.batch(&finish).await.map_err(|e| (e, true))
 }
 
+/// The INSERT of a new history row for `migration`.
+fn migration_row(
+    conn: &Conn,
+    table: &str,
+    migration: &Migration,
+    kind: RowKind,
+    logs: Option<&str>,
+) -> String {
+    history::insert_sql(
+        conn,
+        table,
+        &history::new_id(),
+        &migration.name,
+        &migration.checksum,
+        kind,
+        logs,
+    )
+}
+
 /// SQLite: `BEGIN IMMEDIATE` takes the write lock, then the history is re-checked so two
 /// deployers never apply the same migration.
 async fn apply_sqlite(
@@ -891,24 +900,14 @@ async fn apply_sqlite(
         }
         _ => {}
     }
-    let row = history::insert_sql(
-        conn,
-        table,
-        &history::new_id(),
-        &migration.name,
-        &migration.checksum,
-        RowKind::Finished,
-        None,
-    );
+    let row = migration_row(conn, table, migration, RowKind::Finished, None);
     if let Err(err) = conn.batch(&format!("{sql}\n;\n{row};\nCOMMIT;")).await {
         let _ = conn.batch("ROLLBACK").await;
         let failure = fail(err);
-        let attempt = history::insert_sql(
+        let attempt = migration_row(
             conn,
             table,
-            &history::new_id(),
-            &migration.name,
-            &migration.checksum,
+            migration,
             RowKind::RolledBackAttempt,
             Some(&failure.message),
         );
