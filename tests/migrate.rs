@@ -367,6 +367,86 @@ fn drift_names_the_hand_added_column() {
     );
 }
 
+/// Every kind of hand-made schema change reaches the full comparison: the cheap catalog
+/// token that lets `status` skip it must change for each (a change it missed would read
+/// "schema drift: none").
+#[test]
+fn drift_token_changes_for_every_kind_of_hand_change() {
+    let cases = [
+        (
+            "set_not_null",
+            "ALTER TABLE \"User\" ALTER COLUMN nickname SET NOT NULL",
+            "nickname text not null",
+        ),
+        (
+            "rename_column",
+            "ALTER TABLE \"User\" RENAME COLUMN nickname TO nick",
+            "\"User\".nick text",
+        ),
+        (
+            "retype_column",
+            "ALTER TABLE \"User\" ALTER COLUMN nickname TYPE varchar(40)",
+            "nickname character varying(40)",
+        ),
+        (
+            "set_default",
+            "ALTER TABLE \"User\" ALTER COLUMN nickname SET DEFAULT 'x'",
+            "default 'x'::text",
+        ),
+        (
+            "drop_foreign_key",
+            "ALTER TABLE \"Post\" DROP CONSTRAINT \"Post_authorId_fkey\"",
+            "Post_authorId_fkey",
+        ),
+        (
+            "drop_column",
+            "ALTER TABLE \"User\" DROP COLUMN nickname",
+            "nickname",
+        ),
+        (
+            "rename_index",
+            "ALTER INDEX \"User_email_key\" RENAME TO user_email",
+            "user_email",
+        ),
+        (
+            "add_enum_value",
+            "ALTER TYPE \"Role\" ADD VALUE 'ADMIN'",
+            "'ADMIN'",
+        ),
+        (
+            "rename_schema_object_type",
+            "ALTER TYPE \"Role\" RENAME TO \"Kind\"",
+            "Kind",
+        ),
+    ];
+    for (name, change, named) in cases {
+        let Some(db) = pg::database(&format!("drift_token_{name}")) else {
+            return;
+        };
+        let t = project(&db).file(
+            "prisma/migrations/20240104000000_role/migration.sql",
+            "CREATE TYPE \"Role\" AS ENUM ('USER');\n",
+        );
+        t.run_with(["migrate", "deploy"]).assert_code(0);
+        let clean = t.run_with(["migrate", "status"]);
+        clean.assert_code(0);
+        assert!(
+            clean.stdout.contains("schema drift: none"),
+            "{name}: {}",
+            clean.stdout
+        );
+        db.psql(change);
+        let out = t.run_with(["migrate", "status"]);
+        assert!(
+            out.code == 4
+                && out.stdout.contains("made outside migrations")
+                && out.stdout.contains(named),
+            "{name}: `{change}` not reported as drift naming `{named}`:\n{}",
+            out.stdout
+        );
+    }
+}
+
 #[test]
 fn prisma_written_rows_read_as_applied() {
     let Some(db) = pg::database("prisma_written_rows_read_as_applied") else {

@@ -18,15 +18,22 @@ pub fn run(app: &App, env_flag: Option<&str>, action: MigrateAction) -> Result<E
     }
     let env = app.env(env_flag)?;
     let target = Target::for_env(&app.project, &env);
-    let store = target.store()?;
-    for (name, why) in &store.ignored {
-        app.ui
-            .warn(&format!("{}/{name} ignored: {why}", target.dir.display()));
-    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the runtime", e))?;
+    if matches!(action, MigrateAction::Status) {
+        return status(app, &env, &target, &runtime);
+    }
+    // Reading and hashing the migrations overlaps the connection's startup (hundreds of
+    // files, and a fresh backend to wait for).
+    let (store, conn) = std::thread::scope(|scope| {
+        let reading = scope.spawn(|| target.store());
+        let conn = runtime.block_on(target.connect());
+        (join(reading), conn)
+    });
+    let store = store?;
+    warn_ignored(app, &target, &store);
     let command = match &action {
         MigrateAction::Status => "migrate status",
         MigrateAction::Deploy { .. } => "migrate deploy",
@@ -36,42 +43,61 @@ pub fn run(app: &App, env_flag: Option<&str>, action: MigrateAction) -> Result<E
     };
     let mut events: Vec<(&'static str, serde_json::Value)> = Vec::new();
     let result = runtime.block_on(async {
-        let mut conn = target.connect().await?;
+        let mut conn = conn?;
         let result = match action {
-            MigrateAction::Status => {
-                let status = migrate::status(&mut conn, &store, &target.table).await.map_err(|e| Error::failed(e.to_string()))?;
-                if app.ui.json {
-                    app.ui.json_doc(&json!({ "env": env.name, "status": status, "clean": status.problems(&all()).is_empty() }));
-                } else {
-                    app.ui.out(&format!("environment `{}` ({})", env.name, target.url.redacted()));
-                    app.ui.out(&render_status(&status));
-                }
-                Ok(if status.problems(&all()).is_empty() { ExitCode::Ok } else { ExitCode::NotClean })
-            }
+            MigrateAction::Status => unreachable!("handled before"),
             MigrateAction::Deploy { dry_run, to, yes } => {
                 if let Some(warning) = pooler_warning(&env) {
                     app.ui.warn(&warning);
                 }
-                let gate = gate_deploy(app, &env, &target, &store, &mut conn, to.as_deref(), dry_run, yes, &mut events).await;
+                let gate = gate_deploy(
+                    app,
+                    &env,
+                    &target,
+                    &store,
+                    &mut conn,
+                    to.as_deref(),
+                    dry_run,
+                    yes,
+                    &mut events,
+                )
+                .await;
                 if let Err(e) = gate {
                     conn.close().await;
                     return Err(e);
                 }
-                let options = DeployOptions { to, dry_run, ..DeployOptions::default() };
+                let options = DeployOptions {
+                    to,
+                    dry_run,
+                    ..DeployOptions::default()
+                };
                 let mut on_event = progress_printer(&app.ui);
-                let report = migrate::deploy(&mut conn, &store, &target.table, &target.limits, &options, &mut on_event).await;
+                let report = migrate::deploy(
+                    &mut conn,
+                    &store,
+                    &target.table,
+                    &target.limits,
+                    &options,
+                    &mut on_event,
+                )
+                .await;
                 match report {
                     Ok(report) => {
                         for warning in &report.warnings {
                             app.ui.warn(warning);
                         }
                         if app.ui.json {
-                            app.ui.json_doc(&json!({ "env": env.name, "dry_run": dry_run, "report": report }));
+                            app.ui.json_doc(
+                                &json!({ "env": env.name, "dry_run": dry_run, "report": report }),
+                            );
                         } else if dry_run {
                             if report.pending.is_empty() {
                                 app.ui.out("nothing to apply: the database is up to date");
                             } else {
-                                app.ui.out(&format!("would apply {} migration(s):", report.pending.len()));
+                                app.ui.out(&format!(
+                                    "would apply {} migration(s):",
+                                    report.pending.len()
+                                ));
                                 for name in &report.pending {
                                     app.ui.out(&format!("  {name}"));
                                 }
@@ -79,30 +105,64 @@ pub fn run(app: &App, env_flag: Option<&str>, action: MigrateAction) -> Result<E
                         } else if report.applied.is_empty() {
                             app.ui.out("nothing to apply: the database is up to date");
                         } else {
-                            app.ui.out(&format!("✔ applied {} migration(s) to `{}`", report.applied.len(), env.name));
+                            app.ui.out(&format!(
+                                "✔ applied {} migration(s) to `{}`",
+                                report.applied.len(),
+                                env.name
+                            ));
                         }
                         Ok(ExitCode::Ok)
                     }
                     Err(e) => Err(Error::failed(e.to_string())),
                 }
             }
-            MigrateAction::Resolve { applied, rolled_back, yes } => {
+            MigrateAction::Resolve {
+                applied,
+                rolled_back,
+                yes,
+            } => {
                 let (name, as_applied) = match (applied, rolled_back) {
                     (Some(n), None) => (n, true),
                     (None, Some(n)) => (n, false),
-                    _ => return Err(Error::Usage("give exactly one of --applied NAME or --rolled-back NAME".into())),
+                    _ => {
+                        return Err(Error::Usage(
+                            "give exactly one of --applied NAME or --rolled-back NAME".into(),
+                        ))
+                    }
                 };
-                let question = format!("Mark `{name}` as {} in the history of protected `{}`?", if as_applied { "applied" } else { "rolled back" }, env.name);
-                guard_simple(app, &env, Operation::MigrateResolve, &question, yes, &mut events)?;
-                let message = migrate::resolve(&mut conn, &store, &target.table, &name, as_applied).await.map_err(|e| Error::failed(e.to_string()))?;
+                let question = format!(
+                    "Mark `{name}` as {} in the history of protected `{}`?",
+                    if as_applied { "applied" } else { "rolled back" },
+                    env.name
+                );
+                guard_simple(
+                    app,
+                    &env,
+                    Operation::MigrateResolve,
+                    &question,
+                    yes,
+                    &mut events,
+                )?;
+                let message = migrate::resolve(&mut conn, &store, &target.table, &name, as_applied)
+                    .await
+                    .map_err(|e| Error::failed(e.to_string()))?;
                 app.ui.out(&message);
                 Ok(ExitCode::Ok)
             }
             MigrateAction::New { .. } => unreachable!("handled before connecting"),
             MigrateAction::Down { name, yes } => {
                 let question = format!("Run the down.sql of `{name}` on protected `{}`?", env.name);
-                guard_simple(app, &env, Operation::MigrateDown, &question, yes, &mut events)?;
-                let message = migrate::down(&mut conn, &store, &target.table, &name).await.map_err(|e| Error::failed(e.to_string()))?;
+                guard_simple(
+                    app,
+                    &env,
+                    Operation::MigrateDown,
+                    &question,
+                    yes,
+                    &mut events,
+                )?;
+                let message = migrate::down(&mut conn, &store, &target.table, &name)
+                    .await
+                    .map_err(|e| Error::failed(e.to_string()))?;
                 app.ui.out(&message);
                 Ok(ExitCode::Ok)
             }
@@ -121,6 +181,60 @@ pub fn run(app: &App, env_flag: Option<&str>, action: MigrateAction) -> Result<E
         },
     );
     result
+}
+
+/// `migrate status`: the database is read (history, drift) while the migrations folder is
+/// read and hashed on other threads; the two meet only to compare.
+fn status(
+    app: &App,
+    env: &ResolvedEnv,
+    target: &Target,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<ExitCode> {
+    let (store, observed) = std::thread::scope(|scope| {
+        let reading = scope.spawn(|| target.store());
+        let observed = runtime.block_on(async {
+            let mut conn = target.connect().await?;
+            let observed = migrate::observe(&mut conn, &target.table).await;
+            conn.close().await;
+            observed.map_err(|e| Error::failed(e.to_string()))
+        });
+        (join(reading), observed)
+    });
+    // A problem with the folder is reported first: it is local and the same every time.
+    let store = store?;
+    warn_ignored(app, target, &store);
+    let status = observed?.status(&store);
+    let clean = status.problems(&all()).is_empty();
+    if app.ui.json {
+        app.ui
+            .json_doc(&json!({ "env": env.name, "status": status, "clean": clean }));
+    } else {
+        app.ui.out(&format!(
+            "environment `{}` ({})",
+            env.name,
+            target.url.redacted()
+        ));
+        app.ui.out(&render_status(&status));
+    }
+    Ok(if clean {
+        ExitCode::Ok
+    } else {
+        ExitCode::NotClean
+    })
+}
+
+fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+fn warn_ignored(app: &App, target: &Target, store: &Store) {
+    for (name, why) in &store.ignored {
+        app.ui
+            .warn(&format!("{}/{name} ignored: {why}", target.dir.display()));
+    }
 }
 
 fn blocked(message: String) -> Error {

@@ -55,38 +55,65 @@ pub async fn read(conn: &mut Conn, table: &str) -> Result<Vec<HistoryRow>, DbErr
     }
     let t = quote_ident(table);
     let sql = if conn.is_postgres() {
-        let ts = |c: &str| {
-            format!("to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
-        };
-        format!(
-            "SELECT id::text, checksum::text, migration_name::text, {}, {}, {}, logs, applied_steps_count::text FROM {t} ORDER BY started_at, migration_name",
-            ts("started_at"), ts("finished_at"), ts("rolled_back_at")
-        )
+        // Plain text output (ISO, as every connection sets DateStyle), normalised and
+        // sorted here: cheaper for a fresh backend than to_char and a sort per row.
+        format!("SELECT {PG_COLUMNS} FROM {t}")
     } else {
         // Prisma's SQLite engine stores these as integer milliseconds; accept text too.
         let ts = |c: &str| {
             format!("CASE typeof({c}) WHEN 'integer' THEN strftime('%Y-%m-%dT%H:%M:%fZ', {c} / 1000.0, 'unixepoch') ELSE CAST({c} AS TEXT) END")
         };
         format!(
-            "SELECT CAST(id AS TEXT), CAST(checksum AS TEXT), CAST(migration_name AS TEXT), {}, {}, {}, CAST(logs AS TEXT), CAST(applied_steps_count AS TEXT) FROM {t} ORDER BY started_at, migration_name",
+            "SELECT CAST(id AS TEXT), CAST(checksum AS TEXT), CAST(migration_name AS TEXT), {}, {}, {}, CAST(logs AS TEXT), CAST(applied_steps_count AS TEXT) FROM {t}",
             ts("started_at"), ts("finished_at"), ts("rolled_back_at")
         )
     };
-    Ok(conn
-        .rows(&sql, 8)
-        .await?
+    Ok(from_rows(conn.rows(&sql, 8).await?))
+}
+
+/// The history columns as text, in the order [`from_rows`] reads them (PostgreSQL).
+pub const PG_COLUMNS: &str = "id::text, checksum::text, migration_name::text, started_at::text, finished_at::text, rolled_back_at::text, logs, applied_steps_count::text";
+
+/// History rows from text columns selected as [`PG_COLUMNS`], oldest first.
+pub fn from_rows(rows: Vec<Vec<Option<String>>>) -> Vec<HistoryRow> {
+    let mut rows: Vec<HistoryRow> = rows
         .into_iter()
-        .map(|r| HistoryRow {
-            id: r[0].clone().unwrap_or_default(),
-            checksum: r[1].clone().unwrap_or_default(),
-            migration_name: r[2].clone().unwrap_or_default(),
-            started_at: r[3].clone().unwrap_or_default(),
-            finished_at: r[4].clone(),
-            rolled_back_at: r[5].clone(),
-            logs: r[6].clone(),
-            applied_steps_count: r[7].as_deref().and_then(|v| v.parse().ok()).unwrap_or(0),
+        .map(|mut r| {
+            let mut take = |i: usize| r.get_mut(i).and_then(Option::take);
+            HistoryRow {
+                id: take(0).unwrap_or_default(),
+                checksum: take(1).unwrap_or_default(),
+                migration_name: take(2).unwrap_or_default(),
+                started_at: take(3).map(|t| utc_millis(&t)).unwrap_or_default(),
+                finished_at: take(4).map(|t| utc_millis(&t)),
+                rolled_back_at: take(5).map(|t| utc_millis(&t)),
+                logs: take(6),
+                applied_steps_count: take(7).and_then(|v| v.parse().ok()).unwrap_or(0),
+            }
         })
-        .collect())
+        .collect();
+    rows.sort_by(|a, b| {
+        (&a.started_at, &a.migration_name).cmp(&(&b.started_at, &b.migration_name))
+    });
+    rows
+}
+
+/// A timestamp as PostgreSQL prints it (`2024-01-01 12:00:00.123456+00`, any offset) as
+/// RFC 3339 UTC with milliseconds (`2024-01-01T12:00:00.123Z`), the form Prisma shows;
+/// text already in that form (SQLite) or not understood is kept as it is.
+pub fn utc_millis(text: &str) -> String {
+    // The common case (a UTC session, which every dbflow connection is) without a
+    // general parser: status formats three timestamps per migration.
+    if let Some(fast) = utc_millis_fast(text) {
+        return fast;
+    }
+    match chrono::DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z") {
+        Ok(t) => t
+            .with_timezone(&chrono::Utc)
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string(),
+        Err(_) => text.to_string(),
+    }
 }
 
 /// SQL expression for "now" in a timestamp column (SQLite: integer ms, as Prisma writes).
@@ -138,4 +165,91 @@ pub fn insert_sql(
 /// A new row id (Prisma uses random UUIDs too).
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.f…]+00` → `YYYY-MM-DDTHH:MM:SS.mmmZ`; `None` for anything else.
+fn utc_millis_fast(text: &str) -> Option<String> {
+    let body = text.strip_suffix("+00")?;
+    let b = body.as_bytes();
+    let shape_ok = b.len() >= 19
+        && b[10] == b' '
+        && b[..19]
+            .iter()
+            .enumerate()
+            .all(|(i, c)| matches!(i, 4 | 7 | 10 | 13 | 16) || c.is_ascii_digit());
+    if !shape_ok {
+        return None;
+    }
+    let fraction = match &body[19..] {
+        "" => "",
+        f if f.starts_with('.') && f.len() > 1 && f[1..].bytes().all(|c| c.is_ascii_digit()) => {
+            &f[1..]
+        }
+        _ => return None,
+    };
+    let millis: String = fraction.chars().chain("000".chars()).take(3).collect();
+    Some(format!("{}T{}.{millis}Z", &body[..10], &body[11..19]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_timestamps_become_rfc3339_utc_milliseconds() {
+        assert_eq!(
+            utc_millis("2024-01-01 12:00:00.123456+00"),
+            "2024-01-01T12:00:00.123Z"
+        );
+        assert_eq!(
+            utc_millis("2024-01-01 12:00:00+00"),
+            "2024-01-01T12:00:00.000Z"
+        );
+        assert_eq!(
+            utc_millis("2024-01-01 17:30:00.5+05:30"),
+            "2024-01-01T12:00:00.500Z"
+        );
+        assert_eq!(
+            utc_millis("2024-01-01T12:00:00.123Z"),
+            "2024-01-01T12:00:00.123Z"
+        );
+        assert_eq!(
+            utc_millis("2024-01-01 12:00:00.1+00"),
+            "2024-01-01T12:00:00.100Z"
+        );
+        assert_eq!(
+            utc_millis("2024-01-01 12:00:00.+00"),
+            "2024-01-01 12:00:00.+00"
+        );
+        assert_eq!(
+            utc_millis("12024-01-01 12:00:00+00"),
+            "12024-01-01 12:00:00+00"
+        );
+    }
+
+    #[test]
+    fn rows_are_read_oldest_first_whatever_order_they_come_in() {
+        let row = |name: &str, started: &str| {
+            let text = |v: &str| Some(v.to_string());
+            vec![
+                text("id"),
+                text("c"),
+                text(name),
+                text(started),
+                None,
+                None,
+                None,
+                text("1"),
+            ]
+        };
+        let rows = from_rows(vec![
+            row("b", "2024-01-02 00:00:00+00"),
+            row("a", "2024-01-01 23:00:00-02"),
+            row("c", "2024-01-01 00:00:00+00"),
+        ]);
+        let names: Vec<&str> = rows.iter().map(|r| r.migration_name.as_str()).collect();
+        assert_eq!(names, ["c", "b", "a"]);
+        assert_eq!(rows[2].started_at, "2024-01-02T01:00:00.000Z");
+        assert_eq!(rows[0].applied_steps_count, 1);
+    }
 }

@@ -13,6 +13,7 @@ use super::schema;
 use super::statements::{self, line_of};
 use super::store::{Migration, Store};
 use serde::Serialize;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 /// Prisma's advisory lock key (`prisma migrate deploy` takes the same one).
@@ -131,7 +132,42 @@ pub const ALL_CATEGORIES: &[&str] = &["pending", "failed", "modified", "missing"
 
 /// Computes the status of `store` against the database.
 pub async fn status(conn: &mut Conn, store: &Store, table: &str) -> Result<Status, DbError> {
-    status_inner(conn, store, table, schema::CATALOG_LOCK_TIMEOUT, false).await
+    Ok(observe(conn, table).await?.status(store))
+}
+
+/// What the database says (history rows, schema drift), before it is compared with the
+/// migrations on disk: reading the database needs no migration files, so a caller can
+/// read the folder meanwhile.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    rows: Vec<HistoryRow>,
+    history_table_exists: bool,
+    drift: Vec<String>,
+    drift_checked: bool,
+    schema_recorded: bool,
+    drift_note: Option<String>,
+    live_schema: Option<Vec<String>>,
+}
+
+impl Observed {
+    /// The status of `store` against what was observed.
+    pub fn status(self, store: &Store) -> Status {
+        Status {
+            entries: entries_from(store, &self.rows),
+            drift: self.drift,
+            drift_checked: self.drift_checked,
+            schema_recorded: self.schema_recorded,
+            drift_note: self.drift_note,
+            live_schema: self.live_schema,
+            history_table_exists: self.history_table_exists,
+            ignored: store.ignored.clone(),
+        }
+    }
+}
+
+/// Reads the history and checks drift (what a plain status needs from the database).
+pub async fn observe(conn: &mut Conn, table: &str) -> Result<Observed, DbError> {
+    observe_inner(conn, table, schema::CATALOG_LOCK_TIMEOUT, false).await
 }
 
 /// The migrations' states from the history table alone, without the drift check (no
@@ -142,9 +178,9 @@ pub async fn history_status(
     store: &Store,
     table: &str,
 ) -> Result<Status, DbError> {
-    let (entries, history_table_exists) = entries(conn, store, table).await?;
+    let (rows, history_table_exists) = history_rows(conn, table).await?;
     Ok(Status {
-        entries,
+        entries: entries_from(store, &rows),
         drift: Vec::new(),
         drift_checked: false,
         schema_recorded: false,
@@ -155,26 +191,44 @@ pub async fn history_status(
     })
 }
 
-async fn entries(
-    conn: &mut Conn,
-    store: &Store,
-    table: &str,
-) -> Result<(Vec<Entry>, bool), DbError> {
-    let history_table_exists = conn.table_exists(table).await?;
-    let rows = if history_table_exists {
+/// The history rows (none when the table does not exist yet) and whether it exists.
+async fn history_rows(conn: &mut Conn, table: &str) -> Result<(Vec<HistoryRow>, bool), DbError> {
+    let exists = conn.table_exists(table).await?;
+    let rows = if exists {
         history::read(conn, table).await?
     } else {
         Vec::new()
     };
-    let mut entries = Vec::new();
-    for migration in &store.migrations {
-        entries.push(entry_for(migration, &rows));
+    Ok((rows, exists))
+}
+
+/// Every migration's state from the history rows (oldest first), plus the rows of
+/// migrations that are not on disk. Linear in rows + migrations: projects have hundreds.
+fn entries_from(store: &Store, rows: &[HistoryRow]) -> Vec<Entry> {
+    let mut by_name: HashMap<&str, Vec<&HistoryRow>> = HashMap::new();
+    for row in rows {
+        by_name
+            .entry(row.migration_name.as_str())
+            .or_default()
+            .push(row);
     }
-    let mut missing: Vec<&HistoryRow> = rows
+    let mut entries: Vec<Entry> = store
+        .migrations
         .iter()
-        .filter(|r| r.rolled_back_at.is_none() && store.get(&r.migration_name).is_none())
+        .map(|m| {
+            entry_for(
+                m,
+                by_name.get(m.name.as_str()).map_or(&[][..], Vec::as_slice),
+            )
+        })
         .collect();
-    missing.dedup_by(|a, b| a.migration_name == b.migration_name);
+    let on_disk: HashSet<&str> = store.migrations.iter().map(|m| m.name.as_str()).collect();
+    let mut reported = HashSet::new();
+    let missing = rows.iter().filter(|r| {
+        r.rolled_back_at.is_none()
+            && !on_disk.contains(r.migration_name.as_str())
+            && reported.insert(r.migration_name.as_str())
+    });
     for row in missing {
         entries.push(Entry {
             name: row.migration_name.clone(),
@@ -189,7 +243,7 @@ async fn entries(
         });
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok((entries, history_table_exists))
+    entries
 }
 
 /// [`status`] whose drift check waits at most `catalog_wait` for catalog locks.
@@ -199,27 +253,41 @@ pub async fn status_within(
     table: &str,
     catalog_wait: Duration,
 ) -> Result<Status, DbError> {
-    status_inner(conn, store, table, catalog_wait, true).await
+    Ok(observe_inner(conn, table, catalog_wait, true)
+        .await?
+        .status(store))
 }
 
+/// What [`observe`] reads, waiting at most `catalog_wait` for catalog locks.
 /// `want_live`: fill `live_schema` (what a change records its delta against) even when the
 /// catalog token shows nothing changed; plain status skips that transfer.
-async fn status_inner(
+async fn observe_inner(
     conn: &mut Conn,
-    store: &Store,
     table: &str,
     catalog_wait: Duration,
     want_live: bool,
-) -> Result<Status, DbError> {
-    let (entries, history_table_exists) = entries(conn, store, table).await?;
+) -> Result<Observed, DbError> {
+    let probe = match conn.is_postgres() {
+        true => probe(conn, table).await?,
+        false => None,
+    };
+    let (rows, history_table_exists, recorded, live_token) = match probe {
+        Some(probe) => (probe.rows, true, Some(probe.recorded), probe.token),
+        None => {
+            let (rows, exists) = history_rows(conn, table).await?;
+            let recorded = schema::recorded(conn, false).await?;
+            let token = match &recorded {
+                Some(r) if r.token.is_some() => schema::token(conn).await?,
+                _ => None,
+            };
+            (rows, exists, recorded, token)
+        }
+    };
     let (mut drift, mut drift_checked, mut drift_note, mut live_schema) =
         (Vec::new(), false, None, None);
-    let recorded = schema::recorded(conn, false).await?;
     let schema_recorded = recorded.is_some();
     match recorded {
-        Some(recorded)
-            if recorded.token.is_some() && schema::token(conn, table).await? == recorded.token =>
-        {
+        Some(recorded) if recorded.token.is_some() && live_token == recorded.token => {
             // Nothing in the catalog was rewritten since the listing was recorded.
             drift_checked = true;
             if want_live {
@@ -249,23 +317,76 @@ async fn status_inner(
             drift_note = Some("not checked (no deploy by dbflow recorded the schema yet)".into())
         }
     }
-    Ok(Status {
-        entries,
+    Ok(Observed {
+        rows,
+        history_table_exists,
         drift,
         drift_checked,
         schema_recorded,
         drift_note,
         live_schema,
-        history_table_exists,
-        ignored: store.ignored.clone(),
     })
 }
 
-fn entry_for(migration: &Migration, rows: &[HistoryRow]) -> Entry {
-    let mine: Vec<&HistoryRow> = rows
-        .iter()
-        .filter(|r| r.migration_name == migration.name)
-        .collect();
+/// What a plain status reads, in one round trip.
+struct Probe {
+    rows: Vec<HistoryRow>,
+    recorded: schema::Recorded,
+    token: Option<String>,
+}
+
+/// The history rows, the recorded schema state (without its listing) and the live catalog
+/// token in one statement (PostgreSQL): a fresh backend pays for every statement it
+/// plans, so `status` asks once. `None` when the history or state table does not exist
+/// yet; the caller then reads step by step.
+async fn probe(conn: &mut Conn, table: &str) -> Result<Option<Probe>, DbError> {
+    // Three statements in one message; their rows are told apart by width (7, 3, 1).
+    let sql = format!(
+        "SELECT checksum, migration_name, started_at, finished_at, rolled_back_at, logs, applied_steps_count FROM {t};\nSELECT fingerprint, recorded_at, token FROM {state};\nSELECT {token}",
+        t = quote_ident(table),
+        state = quote_ident(schema::STATE_TABLE),
+        token = schema::token_sql(),
+    );
+    let rows = match conn.text_rows(&sql).await {
+        Ok(rows) => rows,
+        // Undefined table, schema or column (a state table from before tokens): not
+        // deployed by this dbflow yet; the careful path reads step by step.
+        Err(e) if matches!(e.code.as_deref(), Some("42P01" | "3F000" | "42703")) => {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    let (mut history_rows, mut recorded, mut token) = (Vec::new(), None, None);
+    for mut row in rows {
+        match row.len() {
+            7 => {
+                row.insert(0, None);
+                history_rows.push(row);
+            }
+            3 => {
+                recorded = Some(schema::Recorded {
+                    fingerprint: row[0].take().unwrap_or_default(),
+                    lines: Vec::new(),
+                    recorded_at: row[1].take().unwrap_or_default(),
+                    token: row[2].take(),
+                })
+            }
+            _ => token = row.first_mut().and_then(Option::take),
+        }
+    }
+    // A state table without its row reads as "not recorded": the careful path says so.
+    let Some(recorded) = recorded else {
+        return Ok(None);
+    };
+    Ok(Some(Probe {
+        rows: history::from_rows(history_rows),
+        recorded,
+        token,
+    }))
+}
+
+/// `mine`: the migration's own history rows, oldest first.
+fn entry_for(migration: &Migration, mine: &[&HistoryRow]) -> Entry {
     let active: Vec<&&HistoryRow> = mine.iter().filter(|r| r.rolled_back_at.is_none()).collect();
     let entry = |state, at: Option<String>, note: Option<String>| Entry {
         name: migration.name.clone(),
@@ -282,7 +403,9 @@ fn entry_for(migration: &Migration, rows: &[HistoryRow]) -> Entry {
         return entry(State::Failed, Some(failed.started_at.clone()), log);
     }
     if let Some(applied) = active.last() {
-        if super::checksum::matches(&applied.checksum, &migration.script) {
+        if applied.checksum.eq_ignore_ascii_case(&migration.checksum)
+            || super::checksum::matches(&applied.checksum, &migration.script)
+        {
             return entry(State::Applied, applied.finished_at.clone(), None);
         }
         return entry(
@@ -1034,10 +1157,10 @@ pub async fn down(
     let migration = store
         .get(name)
         .expect("applied entries come from the store");
-    let down_path = migration.down.as_ref().ok_or_else(|| {
+    let down_path = migration.down().ok_or_else(|| {
         DeployError::Refused(format!("`{name}` has no down.sql beside its migration.sql"))
     })?;
-    let down_sql = std::fs::read_to_string(down_path)
+    let down_sql = std::fs::read_to_string(&down_path)
         .map_err(|e| DeployError::Refused(format!("cannot read {}: {e}", down_path.display())))?;
     let t = quote_ident(table);
     let now = history::now_sql(conn);

@@ -111,36 +111,46 @@ pub struct Recorded {
     pub token: Option<String>,
 }
 
-/// A cheap catalog change token (PostgreSQL): counts and sums of the transaction ids that
-/// last wrote the catalog rows of user relations. Any DDL writes new row versions, so an
+/// SQL for a cheap catalog change token (PostgreSQL, one text value): over the catalog
+/// rows of user objects, the count, and the sum and sum of squares of the ids of the
+/// transactions that wrote them.
+///
+/// Any DDL writes new catalog row versions stamped with its transaction's id, so an
 /// unchanged token means an unchanged schema and the costly deparsing listing (one
 /// `pg_get_indexdef`/`pg_get_expr` per object) can be skipped; a changed token only means
-/// "compare in full". ANALYZE and autovacuum update `pg_class` in place and keep it.
-pub async fn token(conn: &mut Conn, history_table: &str) -> Result<Option<String>, DbError> {
+/// "compare in full" (so temporary tables of other sessions or catalog freezing cost
+/// time, never correctness). With the sum of squares, rows rewritten by one transaction
+/// always change the token: k old ids with the same sum and sum of squares as k copies of
+/// the new id would all have to equal it. ANALYZE and autovacuum update `pg_class` in
+/// place and keep it. Ids are read through `age()`, relative to one stable id of the
+/// statement (the differences are normalised back after aggregating), not as
+/// `xmin::text::int8`: formatting thousands of ids as text was most of what `status` cost
+/// a fresh backend. `age()` of a frozen id is `INT_MAX`; those rows are counted apart.
+pub fn token_sql() -> &'static str {
+    r#"(SELECT n || ':' || f || ':' || ((n - f) * l - (sa - f * 2147483647))
+  || ':' || ((n - f) * l * l - 2 * l * (sa - f * 2147483647) + (sq - f * 4611686014132420609))
+FROM (
+  SELECT count(*) AS n, count(*) FILTER (WHERE a = 2147483647) AS f,
+    coalesce(sum(a), 0) AS sa, coalesce(sum(a::int8 * a), 0) AS sq
+  FROM (SELECT age(xmin) AS a FROM (
+    SELECT xmin FROM pg_class WHERE oid >= 16384
+    UNION ALL SELECT xmin FROM pg_attribute WHERE attrelid >= 16384 AND attnum > 0
+    UNION ALL SELECT xmin FROM pg_attrdef
+    UNION ALL SELECT xmin FROM pg_constraint
+    UNION ALL SELECT xmin FROM pg_type WHERE oid >= 16384 AND typrelid = 0 AND typcategory <> 'A'
+    UNION ALL SELECT xmin FROM pg_enum
+    UNION ALL SELECT xmin FROM pg_namespace
+    UNION ALL SELECT xmin FROM pg_proc WHERE oid >= 16384
+  ) u) p
+) s, (SELECT age('3'::xid)::numeric AS l) x)"#
+}
+
+/// The live catalog change token (see [`token_sql`]); `None` on SQLite.
+pub async fn token(conn: &mut Conn) -> Result<Option<String>, DbError> {
     if !conn.is_postgres() {
         return Ok(None);
     }
-    let excluded = format!(
-        "({}, {})",
-        quote_literal(history_table.rsplit('.').next().unwrap_or(history_table)),
-        quote_literal(STATE_TABLE)
-    );
-    let sql = format!(
-        r#"WITH rels AS (
-  SELECT c.oid, c.xmin FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE c.relkind IN ('r','p','v','m','f') AND n.nspname NOT IN ('pg_catalog','information_schema')
-    AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%' AND c.relname NOT IN {excluded}
-), parts AS (
-  SELECT oid::int8 AS o, xmin::text::int8 AS x FROM rels
-  UNION ALL SELECT a.attrelid::int8 * 2048 + a.attnum, a.xmin::text::int8 FROM pg_attribute a JOIN rels r ON r.oid = a.attrelid WHERE a.attnum > 0
-  UNION ALL SELECT d.oid::int8, d.xmin::text::int8 FROM pg_attrdef d JOIN rels r ON r.oid = d.adrelid
-  UNION ALL SELECT c.oid::int8, c.xmin::text::int8 FROM pg_constraint c JOIN rels r ON r.oid = c.conrelid
-  UNION ALL SELECT i.indexrelid::int8, ic.xmin::text::int8 FROM pg_index i JOIN rels r ON r.oid = i.indrelid JOIN pg_class ic ON ic.oid = i.indexrelid
-  UNION ALL SELECT e.oid::int8, e.xmin::text::int8 FROM pg_enum e
-)
-SELECT count(*) || ':' || coalesce(sum(o), 0) || ':' || coalesce(sum(x), 0) || ':' || coalesce(sum(o # x), 0) || ':' || coalesce(max(x), 0) FROM parts"#
-    );
-    conn.string(&sql).await
+    conn.string(&format!("SELECT {}", token_sql())).await
 }
 
 /// Records the live schema as the expected one (a new baseline).
@@ -148,8 +158,7 @@ pub async fn record(conn: &mut Conn, history_table: &str) -> Result<bool, DbErro
     let Some(lines) = snapshot_unless_locked(conn, history_table).await? else {
         return Ok(false);
     };
-    let token = token(conn, history_table).await?;
-    write(conn, &lines, token.as_deref()).await?;
+    write(conn, &lines, true).await?;
     Ok(true)
 }
 
@@ -182,27 +191,28 @@ pub async fn record_change(
         _ => after.clone(),
     };
     // The token stands for the live catalog: keep it only when the listing is exactly that.
-    let token = if lines == after {
-        token(conn, history_table).await?
-    } else {
-        None
-    };
-    write(conn, &lines, token.as_deref()).await?;
+    write(conn, &lines, lines == after).await?;
     Ok(true)
 }
 
-async fn write(conn: &mut Conn, lines: &[String], token: Option<&str>) -> Result<(), DbError> {
+/// Writes the listing; `with_token`: also the live catalog token, computed by the same
+/// statement that writes the row, so it already counts the state table's own catalog rows.
+async fn write(conn: &mut Conn, lines: &[String], with_token: bool) -> Result<(), DbError> {
     let t = quote_ident(STATE_TABLE);
     let (create, now) = if conn.is_postgres() {
         (format!("CREATE TABLE IF NOT EXISTS {t} (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, snapshot TEXT NOT NULL, recorded_at TIMESTAMPTZ NOT NULL, token TEXT);\nALTER TABLE {t} ADD COLUMN IF NOT EXISTS token TEXT"), "now()")
     } else {
         (format!("CREATE TABLE IF NOT EXISTS {t} (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, snapshot TEXT NOT NULL, recorded_at TEXT NOT NULL, token TEXT)"), "strftime('%Y-%m-%dT%H:%M:%SZ','now')")
     };
+    let token = if with_token && conn.is_postgres() {
+        token_sql()
+    } else {
+        "NULL"
+    };
     let sql = format!(
-        "{create};\nDELETE FROM {t};\nINSERT INTO {t} (id, fingerprint, snapshot, recorded_at, token) VALUES (1, {}, {}, {now}, {});",
+        "{create};\nDELETE FROM {t};\nINSERT INTO {t} (id, fingerprint, snapshot, recorded_at, token) VALUES (1, {}, {}, {now}, {token});",
         quote_literal(&fingerprint(lines)),
         quote_literal(&lines.join("\n")),
-        token.map(quote_literal).unwrap_or_else(|| "NULL".into())
     );
     conn.batch(&sql).await
 }

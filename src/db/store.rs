@@ -16,14 +16,21 @@ pub struct Migration {
     pub script: Vec<u8>,
     /// Lowercase hex SHA-256 of `script`.
     pub checksum: String,
-    /// `down.sql`, when present.
-    pub down: Option<PathBuf>,
 }
 
 impl Migration {
     /// The script as text (lossy for invalid UTF-8, which PostgreSQL would refuse anyway).
     pub fn sql(&self) -> String {
         String::from_utf8_lossy(&self.script).into_owned()
+    }
+
+    /// `down.sql` beside `migration.sql`, when present (looked up when needed, not for
+    /// every migration on every read).
+    pub fn down(&self) -> Option<PathBuf> {
+        self.path
+            .parent()
+            .map(|dir| dir.join("down.sql"))
+            .filter(|p| p.is_file())
     }
 }
 
@@ -47,37 +54,34 @@ impl Store {
         }
         let entries = std::fs::read_dir(dir)
             .map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
+        let mut folders = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().to_string();
-            if path.is_file() {
-                if name == "migration_lock.toml" {
-                    store.provider = read_provider(&path)?;
-                } else if !name.starts_with('.') {
-                    store
-                        .ignored
-                        .push((name, "a file, not a migration folder".into()));
-                }
-                continue;
-            }
-            let script_path = path.join("migration.sql");
-            if !script_path.is_file() {
+            // The directory entry's own type (no stat), following a symlink only when it is one.
+            let is_dir = match entry.file_type() {
+                Ok(t) if t.is_symlink() => path.is_dir(),
+                Ok(t) => t.is_dir(),
+                Err(_) => path.is_dir(),
+            };
+            if is_dir {
+                folders.push((name, path.join("migration.sql")));
+            } else if name == "migration_lock.toml" {
+                store.provider = read_provider(&path)?;
+            } else if !name.starts_with('.') {
                 store
                     .ignored
-                    .push((name, "folder without migration.sql".into()));
-                continue;
+                    .push((name, "a file, not a migration folder".into()));
             }
-            let script = std::fs::read(&script_path)
-                .map_err(|e| Error::io(format!("reading {}", script_path.display()), e))?;
-            let down = Some(path.join("down.sql")).filter(|p| p.is_file());
-            store.migrations.push(Migration {
-                checksum: checksum::sha256_hex(&script),
-                name,
-                path: script_path,
-                script,
-                down,
-            });
+        }
+        // No stat before each read: with hundreds of migrations the system calls are
+        // most of what reading the folder costs (callers overlap it with connecting).
+        for (name, path) in &folders {
+            match read_one(name, path)? {
+                Ok(migration) => store.migrations.push(migration),
+                Err(ignored) => store.ignored.push(ignored),
+            }
         }
         store.migrations.sort_by(|a, b| a.name.cmp(&b.name));
         store.ignored.sort();
@@ -107,6 +111,33 @@ impl Store {
     /// Looks a migration up by name.
     pub fn get(&self, name: &str) -> Option<&Migration> {
         self.migrations.iter().find(|m| m.name == name)
+    }
+}
+
+/// One folder's `migration.sql`, or why the folder is not a migration.
+fn read_one(
+    name: &str,
+    script_path: &Path,
+) -> Result<std::result::Result<Migration, (String, String)>> {
+    match std::fs::read(script_path) {
+        Ok(script) => Ok(Ok(Migration {
+            checksum: checksum::sha256_hex(&script),
+            name: name.to_string(),
+            path: script_path.to_path_buf(),
+            script,
+        })),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory
+            ) =>
+        {
+            Ok(Err((
+                name.to_string(),
+                "folder without migration.sql".into(),
+            )))
+        }
+        Err(e) => Err(Error::io(format!("reading {}", script_path.display()), e)),
     }
 }
 
