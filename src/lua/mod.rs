@@ -41,21 +41,23 @@ pub const PROVIDER_REQUIRED: &[&str] = &["snapshot", "wait", "list", "restore", 
 /// Optional provider functions.
 pub const PROVIDER_OPTIONAL: &[&str] = &["stop_writes", "resume_writes"];
 
-/// A loaded provider.
+/// A provider: the project's own scripts are loaded (and checked) with the project;
+/// the shipped ones are compiled when first used, since they are tested here and every
+/// command would otherwise pay for four scripts it rarely calls.
 pub struct ProviderDef {
     /// Provider name (file stem).
     pub name: String,
     /// Script path as shown.
     pub path: String,
-    table: Table,
-    /// Whether `dbflow.sql` may write during its calls.
-    pub writes: bool,
+    /// The script, while not yet loaded (shipped providers).
+    source: Option<&'static str>,
+    table: std::sync::OnceLock<Table>,
 }
 
 impl ProviderDef {
     /// The manual equivalent of `action` (`manual = { snapshot = "aws rds …" }`), for docs.
-    pub fn manual(&self, action: &str) -> Option<String> {
-        self.table
+    pub fn manual(&self, host: &LuaHost, action: &str) -> Option<String> {
+        host.table_of(self)?
             .get::<Option<Table>>("manual")
             .ok()
             .flatten()
@@ -63,9 +65,44 @@ impl ProviderDef {
     }
 
     /// Whether the provider defines `function`.
-    pub fn has(&self, function: &str) -> bool {
-        matches!(self.table.get::<Value>(function), Ok(Value::Function(_)))
+    pub fn has(&self, host: &LuaHost, function: &str) -> bool {
+        host.table_of(self)
+            .is_some_and(|t| matches!(t.get::<Value>(function), Ok(Value::Function(_))))
     }
+
+    /// Whether `dbflow.sql` may write during its calls.
+    pub fn writes(&self, host: &LuaHost) -> bool {
+        host.table_of(self)
+            .and_then(|t| t.get::<Option<bool>>("writes").ok().flatten())
+            .unwrap_or(false)
+    }
+}
+
+/// The diagnostic for a provider script lacking required functions, if it does.
+fn missing_functions(name: &str, path: &str, table: &Table) -> Option<Diagnostic> {
+    let missing: Vec<&str> = PROVIDER_REQUIRED
+        .iter()
+        .copied()
+        .filter(|f| !matches!(table.get::<Value>(*f), Ok(Value::Function(_))))
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    Some(
+        Diagnostic::at(
+            Loc {
+                file: Arc::new(PathBuf::from(path)),
+                line: 1,
+                col: 1,
+            },
+            format!("provider `{name}` does not define {}", missing.join(", ")),
+        )
+        .with_help(format!(
+            "a provider returns a table with {} (and optionally {})",
+            PROVIDER_REQUIRED.join(", "),
+            PROVIDER_OPTIONAL.join(", ")
+        )),
+    )
 }
 
 /// The loaded scripts and their Lua state.
@@ -180,70 +217,48 @@ impl LuaHost {
             providers: IndexMap::new(),
             steps: Vec::new(),
         };
-        let mut sources: Vec<(String, String, String)> = SHIPPED_PROVIDERS
-            .iter()
-            .map(|(name, text)| {
-                (
-                    name.to_string(),
-                    format!("<builtin>/scripts-lua/providers/{name}.lua"),
-                    text.to_string(),
-                )
-            })
-            .collect();
+        for (name, text) in SHIPPED_PROVIDERS {
+            host.providers.insert(
+                name.to_string(),
+                ProviderDef {
+                    name: name.to_string(),
+                    path: format!("<builtin>/scripts-lua/providers/{name}.lua"),
+                    source: Some(text),
+                    table: std::sync::OnceLock::new(),
+                },
+            );
+        }
         for path in lua_files(&providers_dir) {
             let name = path
                 .file_stem()
                 .map(|s| s.to_string_lossy().to_string())
                 .unwrap_or_default();
-            match std::fs::read_to_string(&path) {
-                Ok(text) => {
-                    sources.retain(|(n, _, _)| n != &name);
-                    sources.push((name, path.display().to_string(), text));
+            // The project's script replaces a shipped one of the same name.
+            host.providers.shift_remove(&name);
+            let text = match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(e) => {
+                    errors.push(Diagnostic::bare(format!(
+                        "cannot read {}: {e}",
+                        path.display()
+                    )));
+                    continue;
                 }
-                Err(e) => errors.push(Diagnostic::bare(format!(
-                    "cannot read {}: {e}",
-                    path.display()
-                ))),
-            }
-        }
-        for (name, path, text) in sources {
+            };
+            let path = path.display().to_string();
             match host.load_table(&path, &text) {
                 Ok(table) => {
-                    let missing: Vec<&str> = PROVIDER_REQUIRED
-                        .iter()
-                        .copied()
-                        .filter(|f| !matches!(table.get::<Value>(*f), Ok(Value::Function(_))))
-                        .collect();
-                    if !missing.is_empty() {
-                        errors.push(
-                            Diagnostic::at(
-                                Loc {
-                                    file: Arc::new(PathBuf::from(&path)),
-                                    line: 1,
-                                    col: 1,
-                                },
-                                format!("provider `{name}` does not define {}", missing.join(", ")),
-                            )
-                            .with_help(format!(
-                                "a provider returns a table with {} (and optionally {})",
-                                PROVIDER_REQUIRED.join(", "),
-                                PROVIDER_OPTIONAL.join(", ")
-                            )),
-                        );
+                    if let Some(d) = missing_functions(&name, &path, &table) {
+                        errors.push(d);
                         continue;
                     }
-                    let writes = table
-                        .get::<Option<bool>>("writes")
-                        .ok()
-                        .flatten()
-                        .unwrap_or(false);
                     host.providers.insert(
                         name.clone(),
                         ProviderDef {
                             name,
                             path,
-                            table,
-                            writes,
+                            source: None,
+                            table: table.into(),
                         },
                     );
                 }
@@ -426,10 +441,20 @@ impl LuaHost {
         function: &str,
     ) -> Option<(Function, &ProviderDef)> {
         let def = self.providers.get(provider)?;
-        match def.table.get::<Value>(function) {
+        match self.table_of(def)?.get::<Value>(function) {
             Ok(Value::Function(f)) => Some((f, def)),
             _ => None,
         }
+    }
+
+    /// A provider's table, loading a shipped provider on first use. `None` only if a
+    /// shipped script failed to load, which the tests here rule out.
+    fn table_of(&self, def: &ProviderDef) -> Option<Table> {
+        if let Some(table) = def.table.get() {
+            return Some(table.clone());
+        }
+        let table = self.load_table(&def.path, def.source?).ok()?;
+        Some(def.table.get_or_init(|| table).clone())
     }
 
     /// The Lua state (for step kinds calling `describe` synchronously).
@@ -440,5 +465,34 @@ impl LuaHost {
     /// Resets the per-call budget before a synchronous call.
     pub fn reset(&self) {
         sandbox::reset_budget(&self.lua, &self.limits);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Shipped providers are loaded on first use, not with the project: this is where a
+    /// broken one would be caught.
+    #[test]
+    fn every_shipped_provider_loads_and_defines_every_required_function() {
+        let dir = tempfile::tempdir().unwrap();
+        let project =
+            crate::config::load(None, dir.path()).unwrap_or_else(|_| panic!("zero-config project"));
+        let host = LuaHost::load(&project).unwrap_or_else(|_| panic!("Lua host"));
+        for (name, _) in SHIPPED_PROVIDERS {
+            let def = &host.providers[*name];
+            let table = host
+                .table_of(def)
+                .unwrap_or_else(|| panic!("{name} does not load"));
+            assert!(
+                missing_functions(name, &def.path, &table).is_none(),
+                "{name}"
+            );
+            assert!(
+                def.manual(&host, "snapshot").is_some(),
+                "{name} has no manual snapshot"
+            );
+        }
     }
 }

@@ -314,7 +314,7 @@ impl BackupStep {
             let (function, def) = host.provider_function(&provider, action).ok_or_else(|| {
                 StepError::failed(format!("provider `{provider}` does not define `{action}`"))
             })?;
-            let context = host.run_context(cx, &def.path, def.writes);
+            let context = host.run_context(cx, &def.path, def.writes(host));
             let (value, events) = host
                 .call(
                     cx.runtime(),

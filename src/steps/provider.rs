@@ -112,7 +112,7 @@ impl Step for ProviderStep {
             .host
             .providers
             .get(&name)
-            .and_then(|p| p.manual(&self.params.action))
+            .and_then(|p| p.manual(&self.host, &self.params.action))
             .into_iter()
             .collect();
         Ok(StepDoc {
@@ -147,7 +147,7 @@ impl Step for ProviderStep {
         if matches!(action, "snapshot" | "restore") {
             args.push(serde_json::Value::Object(self.params.opts.clone()));
         }
-        let call = self.host.run_context(cx, &def.path, def.writes);
+        let call = self.host.run_context(cx, &def.path, def.writes(&self.host));
         let result = self.host.call(
             cx.runtime(),
             &function,
