@@ -447,6 +447,34 @@ fn drift_token_changes_for_every_kind_of_hand_change() {
     }
 }
 
+/// The drift token's arithmetic against real transaction ids: the same rows give the
+/// same token however many transactions ran since, a rewritten row changes it, and many
+/// bootstrap rows (age `INT_MAX`, as PostgreSQL 18's catalog NOT NULL constraints have)
+/// neither overflow nor make it drift.
+#[test]
+fn drift_token_is_stable_across_transactions_and_changes_with_a_rewrite() {
+    let Some(db) = pg::database("drift_token_arithmetic") else {
+        return;
+    };
+    db.psql("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, g FROM generate_series(1, 50) g");
+    let token = |ages: &str| db.psql(&format!("SELECT {}", dbflow::db::schema::token_over(ages)));
+    let rows = "SELECT age(xmin) AS a FROM t";
+    let with_bootstrap =
+        "SELECT 2147483647 AS a FROM generate_series(1, 100000) UNION ALL SELECT age(xmin) FROM t";
+    let (before, before_bootstrap) = (token(rows), token(with_bootstrap));
+    assert!(
+        before_bootstrap.starts_with("100050:100000:"),
+        "{before_bootstrap}"
+    );
+    for _ in 0..3 {
+        db.psql("SELECT txid_current()");
+    }
+    assert_eq!(token(rows), before, "other transactions moved the token");
+    assert_eq!(token(with_bootstrap), before_bootstrap);
+    db.psql("UPDATE t SET v = v WHERE id = 7");
+    assert_ne!(token(rows), before, "a rewritten row kept the token");
+}
+
 #[test]
 fn prisma_written_rows_read_as_applied() {
     let Some(db) = pg::database("prisma_written_rows_read_as_applied") else {

@@ -126,13 +126,12 @@ pub struct Recorded {
 /// statement (the differences are normalised back after aggregating), not as
 /// `xmin::text::int8`: formatting thousands of ids as text was most of what `status` cost
 /// a fresh backend. `age()` of a frozen id is `INT_MAX`; those rows are counted apart.
-pub fn token_sql() -> &'static str {
-    r#"(SELECT n || ':' || f || ':' || ((n - f) * l - (sa - f * 2147483647))
-  || ':' || ((n - f) * l * l - 2 * l * (sa - f * 2147483647) + (sq - f * 4611686014132420609))
-FROM (
-  SELECT count(*) AS n, count(*) FILTER (WHERE a = 2147483647) AS f,
-    coalesce(sum(a), 0) AS sa, coalesce(sum(a::int8 * a), 0) AS sq
-  FROM (SELECT age(xmin) AS a FROM (
+pub fn token_sql() -> String {
+    token_over(CATALOG_AGES)
+}
+
+/// The `age(xmin)` of every catalog row the schema listing derives from (user objects).
+const CATALOG_AGES: &str = "SELECT age(xmin) AS a FROM (
     SELECT xmin FROM pg_class WHERE oid >= 16384
     UNION ALL SELECT xmin FROM pg_attribute WHERE attrelid >= 16384 AND attnum > 0
     UNION ALL SELECT xmin FROM pg_attrdef
@@ -141,8 +140,22 @@ FROM (
     UNION ALL SELECT xmin FROM pg_enum
     UNION ALL SELECT xmin FROM pg_namespace
     UNION ALL SELECT xmin FROM pg_proc WHERE oid >= 16384
-  ) u) p
+  ) u";
+
+/// The token folded from `ages` (a query whose column `a` is `age(xmin)` of each row):
+/// count, frozen count, and the sum and sum of squares of `xmin - 3`, recovered from the
+/// ages with the statement's own `age('3')`. Numeric where products can pass int8 (a
+/// catalog with many bootstrap rows, each `INT_MAX`).
+pub fn token_over(ages: &str) -> String {
+    format!(
+        r#"(SELECT n || ':' || f || ':' || ((n - f) * l - (sa - f * 2147483647::numeric))
+  || ':' || ((n - f) * l * l - 2 * l * (sa - f * 2147483647::numeric) + (sq - f * 4611686014132420609::numeric))
+FROM (
+  SELECT count(*) AS n, count(*) FILTER (WHERE a = 2147483647) AS f,
+    coalesce(sum(a), 0) AS sa, coalesce(sum(a::int8 * a), 0) AS sq
+  FROM ({ages}) p
 ) s, (SELECT age('3'::xid)::numeric AS l) x)"#
+    )
 }
 
 /// The live catalog change token (see [`token_sql`]); `None` on SQLite.
@@ -207,7 +220,7 @@ async fn write(conn: &mut Conn, lines: &[String], with_token: bool) -> Result<()
     let token = if with_token && conn.is_postgres() {
         token_sql()
     } else {
-        "NULL"
+        "NULL".to_string()
     };
     let sql = format!(
         "{create};\nDELETE FROM {t};\nINSERT INTO {t} (id, fingerprint, snapshot, recorded_at, token) VALUES (1, {}, {}, {now}, {token});",
