@@ -447,6 +447,33 @@ fn drift_token_changes_for_every_kind_of_hand_change() {
     }
 }
 
+/// A state table written before tokens existed (no `token` column) makes status take the
+/// step-by-step path: still clean when nothing changed, still naming what did.
+#[test]
+fn status_reads_a_state_table_from_before_tokens() {
+    let Some(db) = pg::database("status_reads_a_state_table_from_before_tokens") else {
+        return;
+    };
+    let t = project(&db);
+    t.run_with(["migrate", "deploy"]).assert_code(0);
+    db.psql("ALTER TABLE _dbflow_schema_state DROP COLUMN token");
+    let clean = t.run_with(["migrate", "status"]);
+    clean.assert_code(0);
+    assert!(
+        clean.stdout.contains("3 applied") && clean.stdout.contains("schema drift: none"),
+        "{}",
+        clean.stdout
+    );
+    db.psql("ALTER TABLE \"User\" ADD COLUMN shadow int");
+    let out = t.run_with(["migrate", "status"]);
+    out.assert_code(4);
+    assert!(
+        out.stdout.contains("\"User\".shadow integer"),
+        "{}",
+        out.stdout
+    );
+}
+
 /// The drift token's arithmetic against real transaction ids: the same rows give the
 /// same token however many transactions ran since, a rewritten row changes it, and many
 /// bootstrap rows (age `INT_MAX`, as PostgreSQL 18's catalog NOT NULL constraints have)

@@ -340,9 +340,11 @@ struct Probe {
 /// plans, so `status` asks once. `None` when the history or state table does not exist
 /// yet; the caller then reads step by step.
 async fn probe(conn: &mut Conn, table: &str) -> Result<Option<Probe>, DbError> {
-    // Three statements in one message; their rows are told apart by width (7, 3, 1).
+    // Two statements in one message, their rows told apart by width (7, 4); the token is
+    // computed by the statement that reads the state row, so a state table without its
+    // row returns neither (and the careful path says "not recorded").
     let sql = format!(
-        "SELECT checksum, migration_name, started_at, finished_at, rolled_back_at, logs, applied_steps_count FROM {t};\nSELECT fingerprint, recorded_at, token FROM {state};\nSELECT {token}",
+        "SELECT checksum, migration_name, started_at, finished_at, rolled_back_at, logs, applied_steps_count FROM {t};\nSELECT fingerprint, recorded_at, token, {token} FROM {state}",
         t = quote_ident(table),
         state = quote_ident(schema::STATE_TABLE),
         token = schema::token_sql(),
@@ -358,21 +360,18 @@ async fn probe(conn: &mut Conn, table: &str) -> Result<Option<Probe>, DbError> {
     };
     let (mut history_rows, mut recorded, mut token) = (Vec::new(), None, None);
     for mut row in rows {
-        match row.len() {
-            7 => {
-                row.insert(0, None);
-                history_rows.push(row);
-            }
-            3 => {
-                recorded = Some(schema::Recorded {
-                    fingerprint: row[0].take().unwrap_or_default(),
-                    lines: Vec::new(),
-                    recorded_at: row[1].take().unwrap_or_default(),
-                    token: row[2].take(),
-                })
-            }
-            _ => token = row.first_mut().and_then(Option::take),
+        if row.len() == 7 {
+            row.insert(0, None);
+            history_rows.push(row);
+            continue;
         }
+        token = row.get_mut(3).and_then(Option::take);
+        recorded = Some(schema::Recorded {
+            fingerprint: row[0].take().unwrap_or_default(),
+            lines: Vec::new(),
+            recorded_at: row[1].take().unwrap_or_default(),
+            token: row[2].take(),
+        });
     }
     // A state table without its row reads as "not recorded": the careful path says so.
     let Some(recorded) = recorded else {
