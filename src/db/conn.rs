@@ -385,32 +385,28 @@ impl Conn {
         sql: &str,
         columns: usize,
     ) -> Result<Vec<Vec<Option<String>>>, DbError> {
+        let Conn::Sqlite(c) = self else {
+            // PostgreSQL: the simple protocol's text values, as `text_rows` reads them.
+            let mut rows = self.text_rows(sql).await?;
+            for row in &mut rows {
+                if row.len() < columns {
+                    return Err(DbError::message(format!(
+                        "expected {columns} columns, the query returned {}",
+                        row.len()
+                    )));
+                }
+                row.truncate(columns);
+            }
+            return Ok(rows);
+        };
         let sql = sqlx::AssertSqlSafe(sql.to_string());
         let mut out = Vec::new();
-        match self {
-            Conn::Pg(c) => {
-                for row in sqlx::raw_sql(sql).fetch_all(c).await? {
-                    // Unchecked: the simple protocol returns every column as text, and the
-                    // per-value type check was a measurable part of reading hundreds of rows.
-                    out.push(
-                        (0..columns)
-                            .map(|i| {
-                                row.try_get_unchecked::<Option<&str>, _>(i)
-                                    .map(|v| v.map(str::to_string))
-                            })
-                            .collect::<Result<_, _>>()?,
-                    );
-                }
-            }
-            Conn::Sqlite(c) => {
-                for row in sqlx::query(sql).fetch_all(c).await? {
-                    out.push(
-                        (0..columns)
-                            .map(|i| row.try_get::<Option<String>, _>(i))
-                            .collect::<Result<_, _>>()?,
-                    );
-                }
-            }
+        for row in sqlx::query(sql).fetch_all(c).await? {
+            out.push(
+                (0..columns)
+                    .map(|i| row.try_get::<Option<String>, _>(i))
+                    .collect::<Result<_, _>>()?,
+            );
         }
         Ok(out)
     }
