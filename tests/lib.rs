@@ -15,5 +15,6 @@ mod migrate;
 mod redaction;
 mod run;
 mod runbooks;
+mod safety;
 mod validate;
 mod verify;

@@ -32,9 +32,12 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     let app = App::load(cli.file.as_deref(), ui)?;
     match cli.command {
         Command::List { all } => list::run(&app, all),
-        Command::Run { name, dry_run, yes } => {
-            run::run(&app, cli.env.as_deref(), &name, dry_run, yes)
-        }
+        Command::Run {
+            name,
+            dry_run,
+            yes,
+            cut_over,
+        } => run::run(&app, cli.env.as_deref(), &name, dry_run, yes, cut_over),
         Command::Env => env::run(&app, cli.env.as_deref()),
         Command::Validate => validate::run(&app, cli.env.as_deref()),
         Command::Runs { last, id } => runs::run(&app, last, id.as_deref()),
@@ -47,6 +50,11 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Migrate { action } => migrate::run(&app, cli.env.as_deref(), action),
         Command::Backup { action } => backup::run(&app, cli.env.as_deref(), action),
         Command::Restore {
+            action: Some(action),
+            ..
+        } => restore::copies(&app, cli.env.as_deref(), action),
+        Command::Restore {
+            action: None,
             id,
             into,
             in_place,
@@ -59,6 +67,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             into,
             in_place,
             confirm,
+            yes,
+            cut_over,
         } => rollback::run(
             &app,
             cli.env.as_deref(),
@@ -69,6 +79,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
                 into,
                 in_place,
                 confirm,
+                yes,
+                cut_over,
             },
         ),
         Command::Drill { keep, backup } => drill::run(&app, cli.env.as_deref(), keep, backup),

@@ -77,6 +77,9 @@ pub struct EnvDoc {
     pub pooling: Option<crate::config::raw::RawPooling>,
     /// Operations that must never run here (from its protection level).
     pub never: Vec<NeverDoc>,
+    /// Whether the guard allows `restore-in-place` here ("" when it does), else why not:
+    /// the very decision `dbflow check restore-in-place` prints.
+    pub in_place_refused: String,
 }
 
 /// A forbidden operation and why.
@@ -286,6 +289,24 @@ pub fn build(
                 .collect(),
             pooling: env.pooling.clone(),
             never: never_list(env.protection),
+            in_place_refused: {
+                let decision = crate::guard::check(
+                    project,
+                    &resolved,
+                    crate::guard::Operation::RestoreInPlace,
+                );
+                if decision.allowed {
+                    String::new()
+                } else {
+                    decision
+                        .violations
+                        .iter()
+                        .filter(|v| v.blocks())
+                        .map(|v| v.reason.clone())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                }
+            },
         });
     }
     let plan_env = env_name.or_else(|| project.environments.keys().next().map(String::as_str));

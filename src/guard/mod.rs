@@ -8,17 +8,19 @@
 //!   person confirms before a protected database changes;
 //! - [`scan`] and [`hook`]: the pre-commit scan of changed files and its git hook.
 //!
-//! Other modules ask through [`check`] (e.g. the restore step with
-//! [`Operation::RestoreInPlace`]).
+//! Other modules ask through [`check`]; the functions that drop, overwrite or replace a
+//! database take a [`Permit`], which only [`permit`] hands out.
 
 pub mod command_line;
 pub mod hook;
 pub mod migrations;
 pub mod operation;
+pub mod permit;
 pub mod rails;
 pub mod scan;
 
 pub use operation::Operation;
+pub use permit::{authorize, own_copy, Permit};
 pub use rails::{decide, Decision, GuardTarget, OverrideState, Overrides, Violation};
 
 use crate::config::diagnostic::did_you_mean;
