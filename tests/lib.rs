@@ -16,5 +16,6 @@ mod redaction;
 mod run;
 mod runbooks;
 mod safety;
+mod scripts;
 mod validate;
 mod verify;
