@@ -6,16 +6,18 @@
 //! Layout: `<backups.dir>/<env>/<YYYYMMDD_HHMMSS>[_label]/{manifest.json, dump…}`; the
 //! folder name is the backup id.
 
+pub mod blockers;
 pub mod catalog;
 pub mod checks;
 pub mod create;
 pub mod manifest;
 pub mod restore;
 pub mod retention;
+pub mod runs;
 pub mod source;
 pub mod verify;
 
-pub use catalog::{human_age, human_size, Catalog, Entry};
+pub use catalog::{age_text, human_age, human_size, Catalog, Entry};
 pub use create::{create, CreateOptions};
 pub use manifest::{Archive, Manifest, VerifyState};
 
