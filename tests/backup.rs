@@ -1383,13 +1383,10 @@ fn edit_manifest(t: &Test, env: &str, id: &str, edit: impl FnOnce(&mut Value)) {
     t.write(&path, &serde_json::to_string_pretty(&manifest).unwrap());
 }
 
-#[test]
-fn pg_prune_after_a_deploy_and_three_nightly_backups_keeps_the_pre_deploy_one() {
-    let Some(db) = pg::database("bk_points") else {
-        return;
-    };
-    // The shipped deploy and nightly-backup workflows, as `dbflow init` copies them.
-    let t = project(&db, &db.url, "");
+/// A project with the shipped deploy and nightly-backup workflows (as `dbflow init`
+/// copies them) whose database is one migration past `project`'s first.
+fn shipped_workflows_project(db: &TestDb) -> Test {
+    let t = project(db, &db.url, "");
     t.write(
         "workflows/deploy.yaml",
         include_str!("../workflows/deploy.yaml"),
@@ -1402,8 +1399,95 @@ fn pg_prune_after_a_deploy_and_three_nightly_backups_keeps_the_pre_deploy_one() 
         "Workflowfile.yaml",
         &workflowfile("include:\n  - workflows/*.yaml\n"),
     );
+    t
+}
+
+/// Applies a second migration by hand, deploys a third with the shipped `deploy`
+/// workflow, then runs `nightly-backup` (backup + prune) three times the same day.
+/// Returns the deploy run's id and its pre-deploy backup.
+fn deploy_then_three_nightlies(t: &Test) -> (String, String) {
+    t.write(
+        "prisma/migrations/20240102000000_nickname/migration.sql",
+        "ALTER TABLE \"User\" ADD COLUMN \"nickname\" TEXT;\n",
+    );
+    t.run_with(["migrate", "deploy"]).assert_code(0);
+    t.write(
+        "prisma/migrations/20240103000000_paid/migration.sql",
+        "ALTER TABLE \"Order\" ADD COLUMN \"paid\" BOOLEAN;\n",
+    );
+    t.run_with(["run", "deploy"]).assert_code(0);
+    let run_id = t.journals().pop().unwrap()[0]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pre_deploy = labelled(t, "local", "pre-deploy");
+    assert_eq!(pre_deploy.len(), 1, "{:?}", backup_dirs(t, "local"));
+    for _ in 0..3 {
+        // Backup ids have seconds.
+        std::thread::sleep(Duration::from_millis(1100));
+        t.run_with(["run", "nightly-backup"]).assert_code(0);
+    }
+    (run_id, pre_deploy[0].clone())
+}
+
+#[test]
+fn pg_prune_after_a_deploy_and_three_nightly_backups_keeps_the_pre_deploy_one() {
+    let Some(db) = pg::database("bk_points") else {
+        return;
+    };
+    let t = shipped_workflows_project(&db);
     let mut dropper = Dropper::new(&db);
-    // A backup from before the deploy run, at an older migration head, pinned.
+    let (run_id, pre_deploy) = deploy_then_three_nightlies(&t);
+    // 7/4/6 keeps only the newest backup of a day: the older nightlies went, the
+    // pre-deploy backup stayed.
+    assert_eq!(labelled(&t, "local", "nightly").len(), 1);
+    assert!(
+        backup_dirs(&t, "local").contains(&pre_deploy),
+        "{:?}",
+        backup_dirs(&t, "local")
+    );
+    let prune = t.run_with(["backup", "prune", "--dry-run"]);
+    prune.assert_code(0);
+    let line = prune
+        .stdout
+        .lines()
+        .find(|l| l.contains(&pre_deploy))
+        .unwrap_or_else(|| panic!("{pre_deploy} not listed:\n{}", prune.stdout));
+    assert!(line.trim_start().starts_with("keep "), "{line}");
+    assert!(
+        line.ends_with(&format!(
+            "rollback point of deploy run {run_id} (1st of the last 5 deploys)"
+        )),
+        "{line}"
+    );
+    t.run_with(["backup", "prune"]).assert_code(0);
+    assert!(backup_dirs(&t, "local").contains(&pre_deploy));
+
+    // rollback --run restores the run's own pre-deploy backup, not the newer nightly.
+    let into = dropper.add(&format!("{}_rb", db.name));
+    let out = t.run_with(["rollback", "--run", &run_id, "--into", &into]);
+    out.assert_code(0);
+    assert_contains(
+        &out.all(),
+        &format!("run {run_id} took backup {pre_deploy} before its deploy step"),
+    );
+    assert_eq!(
+        psql(
+            &url_for(&db, &into),
+            "SELECT count(*) FROM information_schema.columns WHERE column_name = 'paid'"
+        ),
+        "0"
+    );
+}
+
+#[test]
+fn pg_pinned_backups_survive_prune_and_rollback_run_never_offers_a_later_backup() {
+    let Some(db) = pg::database("bk_pins") else {
+        return;
+    };
+    let t = shipped_workflows_project(&db);
+    let mut dropper = Dropper::new(&db);
+    // A backup from before the deploy run, pinned: the nightly prunes leave it alone.
     let manual = create(&t, &["--label", "manual"]);
     let out = t.run_with([
         "backup",
@@ -1414,57 +1498,12 @@ fn pg_prune_after_a_deploy_and_three_nightly_backups_keeps_the_pre_deploy_one() 
     ]);
     out.assert_code(0);
     assert_contains(&out.stdout, &format!("backup {manual} pinned"));
-    t.write(
-        "prisma/migrations/20240102000000_nickname/migration.sql",
-        "ALTER TABLE \"User\" ADD COLUMN \"nickname\" TEXT;\n",
-    );
-    t.run_with(["migrate", "deploy"]).assert_code(0);
-
-    // The built-in deploy workflow takes its pre-deploy backup, then deploys.
-    t.write(
-        "prisma/migrations/20240103000000_paid/migration.sql",
-        "ALTER TABLE \"Order\" ADD COLUMN \"paid\" BOOLEAN;\n",
-    );
-    t.run_with(["run", "deploy"]).assert_code(0);
-    let run_id = t.journals().pop().unwrap()[0]["run_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let pre_deploy = labelled(&t, "local", "pre-deploy");
-    assert_eq!(pre_deploy.len(), 1, "{:?}", backup_dirs(&t, "local"));
-    let pre_deploy = pre_deploy[0].clone();
-
-    // Three nightly backups the same day, each followed by a prune (7/4/6 keeps only the
-    // newest backup of a day).
-    for _ in 0..3 {
-        std::thread::sleep(Duration::from_millis(1100));
-        t.run_with(["run", "nightly-backup"]).assert_code(0);
-    }
+    let (run_id, pre_deploy) = deploy_then_three_nightlies(&t);
     let nightly = labelled(&t, "local", "nightly");
-    assert_eq!(nightly.len(), 1, "the older nightlies of the day went");
-    let prune = t.run_with(["backup", "prune", "--dry-run"]);
-    prune.assert_code(0);
-    let line = |id: &str| {
-        prune
-            .stdout
-            .lines()
-            .find(|l| l.contains(id))
-            .unwrap_or_else(|| panic!("{id} not listed:\n{}", prune.stdout))
-            .to_string()
-    };
-    assert!(
-        line(&pre_deploy).trim_start().starts_with("keep ")
-            && line(&pre_deploy).ends_with(&format!(
-                "rollback point of deploy run {run_id} (1st of the last 5 deploys)"
-            )),
-        "{}",
-        prune.stdout
-    );
-    assert!(line(&manual).ends_with("pinned (before the Q3 cleanup)"));
-    t.run_with(["backup", "prune"]).assert_code(0);
-    assert!(backup_dirs(&t, "local").contains(&pre_deploy));
     assert!(backup_dirs(&t, "local").contains(&manual), "pinned");
-
+    let prune = t.run_with(["backup", "prune", "--dry-run"]);
+    let line = prune.stdout.lines().find(|l| l.contains(&manual)).unwrap();
+    assert!(line.ends_with("pinned (before the Q3 cleanup)"), "{line}");
     let list = t.run_with(["backup", "list"]);
     list.assert_code(0);
     assert_contains(&list.stdout, "ids and ages by this machine's clock, UTC");
@@ -1475,29 +1514,19 @@ fn pg_prune_after_a_deploy_and_three_nightly_backups_keeps_the_pre_deploy_one() 
         "(before the Q3 cleanup): `backup prune` keeps it",
     );
 
-    // rollback --run restores the run's own pre-deploy backup.
-    let first = dropper.add(&format!("{}_rb1", db.name));
-    let out = t.run_with(["rollback", "--run", &run_id, "--into", &first]);
-    out.assert_code(0);
-    assert_contains(
-        &out.all(),
-        &format!("run {run_id} took backup {pre_deploy} before its deploy step"),
-    );
-
-    // Gone (removed by hand): never the nightly taken after the run started, even when
-    // the clock of the machine that took it says otherwise; the pinned backup from
-    // before the run is the newest that predates it by the server's clock.
+    // The pre-deploy backup is gone (removed by hand). The nightly was taken after the
+    // run started; the clock of the machine that took it says otherwise (it sits
+    // between the manual backup and the run), the database server's does not.
     std::fs::remove_dir_all(t.path().join("backups/local").join(&pre_deploy)).unwrap();
+    let time = |text: &str| chrono::DateTime::parse_from_rfc3339(text).unwrap();
     let run_start = t
         .journals()
-        .iter()
+        .into_iter()
         .find(|j| j[0]["run_id"] == run_id.as_str())
         .unwrap()[0]["ts"]
         .as_str()
         .unwrap()
         .to_string();
-    // By its (lying) host clock, the nightly sits between the manual backup and the run.
-    let time = |text: &str| chrono::DateTime::parse_from_rfc3339(text).unwrap();
     let manual_at: Value =
         serde_json::from_str(&t.read(&format!("backups/local/{manual}/manifest.json"))).unwrap();
     let manual_at = time(manual_at["created_at"].as_str().unwrap());
@@ -1511,8 +1540,8 @@ fn pg_prune_after_a_deploy_and_three_nightly_backups_keeps_the_pre_deploy_one() 
         original = m["created_at"].clone();
         m["created_at"] = skewed.to_rfc3339().into();
     });
-    let second = dropper.add(&format!("{}_rb2", db.name));
-    let out = t.run_with(["rollback", "--run", &run_id, "--into", &second]);
+    let into = dropper.add(&format!("{}_rb", db.name));
+    let out = t.run_with(["rollback", "--run", &run_id, "--into", &into]);
     out.assert_code(0);
     assert_contains(
         &out.all(),
@@ -1526,13 +1555,12 @@ fn pg_prune_after_a_deploy_and_three_nightly_backups_keeps_the_pre_deploy_one() 
     );
     assert_eq!(
         psql(
-            &url_for(&db, &second),
+            &url_for(&db, &into),
             "SELECT count(*) FROM information_schema.columns WHERE column_name IN ('nickname', 'paid')"
         ),
         "0",
         "the manual backup predates both migrations"
     );
-
     edit_manifest(&t, "local", &nightly[0], |m| m["created_at"] = original);
 
     // Unpinned, the manual backup is outside the retention again.
