@@ -1755,12 +1755,22 @@ fn pg_dump_behind_a_lock_fails_in_the_configured_time_naming_the_blocker() {
     let started = Instant::now();
     let out = t.run_with(["backup", "create"]);
     let took = started.elapsed();
+    // The row counts of the drill's key tables are read before pg_dump starts: they wait
+    // no longer either.
+    t.write(
+        "Workflowfile.yaml",
+        &workflowfile("backups:\n  lock_wait_timeout: 2s\ndrill:\n  key_tables: [Order]\n"),
+    );
+    let counting = t.run_with(["backup", "create"]);
     writeln!(stdin, "ROLLBACK;").unwrap();
     drop(stdin);
     let _ = holder.wait();
 
     out.assert_code(1);
-    assert!(took < Duration::from_secs(20), "gave up after {took:?}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(20),
+        "gave up after {took:?}"
+    );
     assert_contains(
         &out.stderr,
         "pg_dump gave up after waiting 2s for a table lock (backups.lock_wait_timeout): blocked by",
@@ -1772,6 +1782,15 @@ fn pg_dump_behind_a_lock_fails_in_the_configured_time_naming_the_blocker() {
     assert_contains(&out.stderr, "holds ACCESS EXCLUSIVE on \"Order\"");
     assert_contains(&out.stderr, "query: SELECT 'locked', pg_backend_pid();");
     assert_contains(&out.stderr, &format!("SELECT pg_terminate_backend({pid})"));
+    counting.assert_code(1);
+    assert_contains(
+        &counting.stderr,
+        "counting the key tables' rows gave up after waiting 2s for a table lock (backups.lock_wait_timeout): blocked by",
+    );
+    assert_contains(
+        &counting.stderr,
+        &format!("pid {pid} (application `nightly-etl`"),
+    );
     assert!(backup_dirs(&t, "local").is_empty(), "nothing cataloged");
 
     // Once the lock is gone, the same backup goes through.

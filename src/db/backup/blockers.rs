@@ -116,7 +116,7 @@ pub fn message(what: &str, timeout: std::time::Duration, blockers: &[Blocker]) -
     }
     let pids: Vec<&str> = blockers.iter().map(|b| b.pid.as_str()).collect();
     out.push_str(&format!(
-        "\nlet it finish, or end it (`SELECT pg_terminate_backend({})`), then take the backup again; a longer backups.lock_wait_timeout waits longer",
+        "\nlet it finish, or end it (`SELECT pg_terminate_backend({})`), then take the backup again (or raise backups.lock_wait_timeout to wait longer)",
         pids.join(")`, `SELECT pg_terminate_backend(")
     ));
     out

@@ -68,10 +68,27 @@ pub fn require_fresh(
 ) -> Result<Entry, String> {
     let now = chrono::Utc::now();
     match catalog.newest_verified() {
-        None => Err(format!(
-            "no verified backup of `{}` exists and max_backup_age is {as_written}: take one first (`dbflow backup create --env {}`, or a `backup` step before `deploy`)",
-            catalog.env, catalog.env
-        )),
+        None => {
+            let future: Vec<String> = catalog
+                .scan()
+                .entries
+                .iter()
+                .filter(|e| e.verified() && e.future_dated(now))
+                .map(|e| e.id().to_string())
+                .collect();
+            let skipped = if future.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " dated in the past ({} dated in the future by a skewed clock: its age cannot be told)",
+                    future.join(", ")
+                )
+            };
+            Err(format!(
+                "no verified backup of `{}`{skipped} exists and max_backup_age is {as_written}: take one first (`dbflow backup create --env {}`, or a `backup` step before `deploy`)",
+                catalog.env, catalog.env
+            ))
+        }
         Some(entry) => {
             let age = entry.age(now);
             let limit = chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
