@@ -139,13 +139,17 @@ impl Step for BackupStep {
             .as_ref()
             .map(|l| format!(" --label {l}"))
             .unwrap_or_default();
-        let mut commands = vec![format!(
-            "dbflow backup create --env {}{label_arg}",
-            cx.env.name
-        )];
+        let mut commands = vec![
+            format!("dbflow backup create --env {}{label_arg}", cx.env.name),
+            // By hand too: backups hold customer data.
+            "umask 077".to_string(),
+        ];
         let summary;
         // Docs render with unresolved `${VAR}` URLs: anything not SQLite is PostgreSQL.
         if !target.url.is_sqlite() {
+            let lock_wait = backup::create::lock_wait_arg(
+                cx.project.backup_settings(&cx.env.name).lock_wait_timeout,
+            );
             summary = format!(
                 "Back up {} with pg_dump --format={}",
                 target
@@ -158,14 +162,14 @@ impl Step for BackupStep {
             match format {
                 DumpFormat::Custom => {
                     commands.push(format!(
-                        "pg_dump --format=custom --file={dir}/{id}/dump.pgdump \"$DATABASE_URL\""
+                        "pg_dump --format=custom {lock_wait} --file={dir}/{id}/dump.pgdump \"$DATABASE_URL\""
                     ));
                     commands.push(format!("sha256sum {dir}/{id}/dump.pgdump"));
                     commands.push(format!("pg_restore --list {dir}/{id}/dump.pgdump"));
                 }
                 DumpFormat::Directory => {
                     commands.push(format!(
-                        "pg_dump --format=directory --jobs={jobs} --file={dir}/{id}/dump \"$DATABASE_URL\""
+                        "pg_dump --format=directory --jobs={jobs} {lock_wait} --file={dir}/{id}/dump \"$DATABASE_URL\""
                     ));
                     commands.push(format!("pg_restore --list {dir}/{id}/dump"));
                 }
@@ -182,11 +186,22 @@ impl Step for BackupStep {
             ));
         }
         let mut details = vec![format!(
-            "Into {dir}/{id}/ with a manifest (sha256, size, versions, migration head); verified before it counts, and an interrupted backup never enters the catalog."
+            "Into {dir}/{id}/ (readable by its owner only) with a manifest (sha256, size, versions, migration head{}); verified before it counts, and an interrupted backup never enters the catalog.",
+            if target.url.is_sqlite() {
+                ""
+            } else {
+                ", the server's clock"
+            }
         )];
+        if !target.url.is_sqlite() {
+            details.push(format!(
+                "pg_dump waits at most {} for a table lock (backups.lock_wait_timeout), then fails naming the session that holds it.",
+                humantime::format_duration(cx.project.backup_settings(&cx.env.name).lock_wait_timeout)
+            ));
+        }
         if let Some((_, text)) = &self.reuse {
             details.push(format!(
-                "Reuses the newest verified backup of the same migration head when it is younger than {text}."
+                "Reuses the newest verified backup of the same migration head when it is younger than {text} (never one dated in the future)."
             ));
         }
         Ok(StepDoc {

@@ -392,12 +392,20 @@ fn record_source(manifest: &mut Manifest, info: &SourceInfo) {
     manifest.row_counts = info.row_counts.clone();
 }
 
+/// `--lock-wait-timeout=60s` (or `=1500ms`): the value goes to PostgreSQL as a
+/// `statement_timeout`, which reads these units.
+pub fn lock_wait_arg(wait: Duration) -> String {
+    let ms = wait.as_millis().max(1);
+    if ms.is_multiple_of(1000) {
+        format!("--lock-wait-timeout={}s", ms / 1000)
+    } else {
+        format!("--lock-wait-timeout={ms}ms")
+    }
+}
+
 fn dump_args(pg: &PgConn, info: &SourceInfo, lock_wait: Duration) -> Vec<String> {
     // Without it pg_dump waits forever behind a session holding ACCESS EXCLUSIVE.
-    let mut args = vec![
-        format!("--lock-wait-timeout={}", lock_wait.as_millis().max(1)),
-        format!("--dbname={}", pg.uri()),
-    ];
+    let mut args = vec![lock_wait_arg(lock_wait), format!("--dbname={}", pg.uri())];
     if let Some(snapshot) = &info.snapshot {
         args.push(format!("--snapshot={snapshot}"));
     }
