@@ -524,6 +524,11 @@ mod tests {
             "3h05m"
         );
         assert_eq!(human_age(chrono::Duration::hours(52)), "2d4h");
+        assert_eq!(
+            age_text(chrono::Duration::seconds(-3 * 3600 + 300)),
+            "in 2h55m"
+        );
+        assert_eq!(age_text(chrono::Duration::milliseconds(-300)), "0s");
         assert_eq!(human_size(512), "512 B");
         assert_eq!(human_size(4300), "4.2 KiB");
         assert_eq!(human_size(3 * 1024 * 1024 * 1024 / 2), "1.5 GiB");

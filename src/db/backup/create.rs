@@ -670,3 +670,20 @@ fn folder_size(dir: &Path) -> u64 {
         .map(|m| m.len())
         .sum()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_wait_is_written_in_units_postgresql_reads() {
+        assert_eq!(
+            lock_wait_arg(Duration::from_secs(60)),
+            "--lock-wait-timeout=60s"
+        );
+        assert_eq!(
+            lock_wait_arg(Duration::from_millis(1500)),
+            "--lock-wait-timeout=1500ms"
+        );
+    }
+}
