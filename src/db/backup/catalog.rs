@@ -307,17 +307,18 @@ impl Catalog {
 
     /// Each backup that is the rollback point of a deploy, with those deploys (newest
     /// first) and their rank among the environment's deploys that have one (0 = the
-    /// newest). Deploys come from the run journals here; a backup labelled
-    /// `pre-deploy` whose run has no journal here (it ran on another machine sharing
-    /// this repository) counts as its run's rollback point too.
+    /// newest). Deploys come from the run journals here (runs that reached a `deploy`
+    /// step); a backup labelled `pre-deploy` whose run has no journal here (it ran on
+    /// another machine sharing this repository) counts as its run's rollback point too.
     pub fn rollback_points(
         &self,
         project_root: &Path,
         entries: &[Entry],
     ) -> BTreeMap<String, Vec<DeployRef>> {
-        let journaled = runs::deploy_runs(project_root, &self.env);
+        let journaled = runs::of_env(project_root, &self.env);
         let mut deploys: Vec<(DateTime<Utc>, String, String)> = journaled
             .iter()
+            .filter(|r| r.deployed)
             .filter_map(|r| {
                 r.rollback_point
                     .clone()

@@ -77,13 +77,13 @@ pub fn record(events: &[serde_json::Value]) -> Option<RunRecord> {
     Some(run)
 }
 
-/// The runs that reached a `deploy` step on `env`, newest first.
-pub fn deploy_runs(project_root: &Path, env: &str) -> Vec<RunRecord> {
+/// The runs journaled here on `env`, newest first.
+pub fn of_env(project_root: &Path, env: &str) -> Vec<RunRecord> {
     let mut runs: Vec<RunRecord> = journal::list(project_root)
         .iter()
         .filter_map(|path| journal::read(path).ok())
         .filter_map(|events| record(&events))
-        .filter(|run| run.deployed && run.env == env)
+        .filter(|run| run.env == env)
         .collect();
     runs.sort_by(|a, b| (b.started, &b.run_id).cmp(&(a.started, &a.run_id)));
     runs
