@@ -102,7 +102,9 @@ pub enum Command {
     /// verified one before it) into a new database, optionally re-apply the migrations
     /// before the bad one, validate, and point the application at it.
     Rollback {
-        /// The deploy run whose backup to restore (from `dbflow runs`).
+        /// The deploy run whose backup to restore (from `dbflow runs`): the one it took
+        /// before deploying, else the newest verified one taken before it started (by
+        /// the database server's clock), never a later one.
         #[arg(long, value_name = "RUN_ID", conflicts_with = "backup")]
         run: Option<String>,
         /// The backup to restore instead.
