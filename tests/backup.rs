@@ -1634,14 +1634,13 @@ fn pg_a_future_dated_backup_is_never_chosen_as_latest_nor_reused() {
         .lines()
         .find(|l| l.starts_with(&future))
         .unwrap();
+    // 2h59m, or less on a slow machine.
     assert!(
-        row.contains(" in 2h59m ") && row.ends_with("verified FUTURE"),
+        row.contains(" in 2h5") && row.ends_with("verified FUTURE"),
         "{row}"
     );
-    assert_contains(
-        &list.stderr,
-        &format!("{future} is dated 2h59m in the future"),
-    );
+    assert_contains(&list.stderr, &format!("{future} is dated 2h5"));
+    assert_contains(&list.stderr, "m in the future");
     let json_list = t.run_with(["backup", "list", "--json"]);
     assert_eq!(json(&json_list)["clock"], "host");
     assert_eq!(json(&json_list)["backups"][0]["id"], future.as_str());
