@@ -134,7 +134,9 @@ pub enum Command {
     /// before the bad one, validate; pointing the application at it (the cut-over) needs
     /// a person, or --yes --cut-over.
     Rollback {
-        /// The deploy run whose backup to restore (from `dbflow runs`).
+        /// The deploy run whose backup to restore (from `dbflow runs`): the one it took
+        /// before deploying, else the newest verified one taken before it started (by
+        /// the database server's clock), never a later one.
         #[arg(long, value_name = "RUN_ID", conflicts_with = "backup")]
         run: Option<String>,
         /// The backup to restore instead.
@@ -241,18 +243,33 @@ pub enum BackupAction {
         jobs: Option<u32>,
     },
     /// List the environment's backups, newest first: age, size, label, migration head,
-    /// verification state.
+    /// verification state, pins; flags backups dated in the future.
     List,
     /// Check a backup again: sha256 and that the archive reads back. A failure marks it.
     Verify {
         /// Backup id (a unique prefix is enough).
         id: String,
     },
-    /// Remove backups outside the retention (default 7 daily, 4 weekly, 6 monthly).
+    /// Remove backups outside the retention (default 7 daily, 4 weekly, 6 monthly; the
+    /// rollback points of the last 5 deploys, pinned backups and the newest verified one
+    /// always stay).
     Prune {
         /// Only say what would be removed and why each kept backup stays.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Keep a backup whatever the retention says (`prune` never removes it).
+    Pin {
+        /// Backup id (a unique prefix is enough).
+        id: String,
+        /// Why it is kept (shown by `backup list` and `backup prune`).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Remove a backup's pin: the retention decides about it again.
+    Unpin {
+        /// Backup id (a unique prefix is enough).
+        id: String,
     },
 }
 

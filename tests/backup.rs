@@ -458,7 +458,8 @@ fn pg_interrupted_backup_leaves_no_catalog_entry_and_no_partial_file() {
     let dbflow = t.spawn_with(["backup", "create"]);
     let dbflow_pid = dbflow.id();
     wait_for("pg_dump to wait for the lock", &|| {
-        db.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'") == "1"
+        // This database only: other tests' pg_dumps may be waiting too.
+        db.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock' AND datname = current_database()") == "1"
     });
     let pg_dump = child_named(dbflow_pid, "pg_dump").expect("pg_dump runs as dbflow's child");
     assert!(
@@ -1287,6 +1288,65 @@ fn backup_settings_are_validated_with_suggestions() {
 }
 
 #[test]
+fn keep_deploys_and_lock_wait_timeout_are_validated_where_written() {
+    let t = Test::new().file(
+        "Workflowfile.yaml",
+        "environments:
+  local:
+    url: sqlite:data/app.db
+    backups:
+      retention: { keep_deploys: 0 }
+      lock_wait_timeout: 0s
+backups:
+  lock_wait_timeout: a while
+  retention: { keep_deploy: 3 }
+",
+    );
+    let out = t.run_with(["validate"]);
+    out.assert_code(2);
+    assert_contains(&out.stderr, "unknown field `keep_deploy`");
+    assert_contains(&out.stderr, "did you mean `keep_deploys`?");
+
+    let t = Test::new().file(
+        "Workflowfile.yaml",
+        "environments:
+  local:
+    url: sqlite:data/app.db
+    backups:
+      retention: { keep_deploys: 0 }
+      lock_wait_timeout: 0s
+backups:
+  lock_wait_timeout: a while
+",
+    );
+    let out = t.run_with(["validate"]);
+    out.assert_code(2);
+    assert_contains(
+        &out.stderr,
+        "`keep_deploys` must be at least 1: the last deploy's pre-deploy backup is its rollback point",
+    );
+    assert_contains(&out.stderr, "Workflowfile.yaml:5:");
+    assert_contains(
+        &out.stderr,
+        "`lock_wait_timeout` `0s` is too short: use at least 1s",
+    );
+    assert_contains(&out.stderr, "invalid duration `a while`");
+    assert_contains(&out.stderr, "Workflowfile.yaml:8:");
+
+    let t = Test::new().file(
+        "Workflowfile.yaml",
+        "environments:
+  local:
+    url: sqlite:data/app.db
+backups:
+  retention: { keep_deploys: 2 }
+  lock_wait_timeout: 90s
+",
+    );
+    t.run_with(["validate"]).assert_code(0);
+}
+
+#[test]
 fn dry_run_documents_backup_restore_and_drill_steps() {
     let t = Test::new().file(
         "Workflowfile.yaml",
@@ -1319,4 +1379,440 @@ fn dry_run_documents_backup_restore_and_drill_steps() {
     assert!(!release.stdout.contains("hunter22"));
     insta::assert_snapshot!("dry_run_release", release.stdout);
     insta::assert_snapshot!("dry_run_recover", recover.stdout);
+}
+
+// ---------------------------------------------------------------------------------------
+// rollback points, pins, clocks (issue 12, items 4 and 8)
+
+/// The backup ids whose manifest has this label.
+fn labelled(t: &Test, env: &str, label: &str) -> Vec<String> {
+    backup_dirs(t, env)
+        .into_iter()
+        .filter(|id| {
+            let path = format!("backups/{env}/{id}/manifest.json");
+            t.exists(&path)
+                && serde_json::from_str::<Value>(&t.read(&path)).unwrap()["label"] == label
+        })
+        .collect()
+}
+
+/// Rewrites fields of a backup's manifest.
+fn edit_manifest(t: &Test, env: &str, id: &str, edit: impl FnOnce(&mut Value)) {
+    let path = format!("backups/{env}/{id}/manifest.json");
+    let mut manifest: Value = serde_json::from_str(&t.read(&path)).unwrap();
+    edit(&mut manifest);
+    t.write(&path, &serde_json::to_string_pretty(&manifest).unwrap());
+}
+
+/// A project with the shipped deploy and nightly-backup workflows (as `dbflow init`
+/// copies them) whose database is one migration past `project`'s first.
+fn shipped_workflows_project(db: &TestDb) -> Test {
+    let t = project(db, &db.url, "");
+    t.write(
+        "workflows/deploy.yaml",
+        include_str!("../workflows/deploy.yaml"),
+    );
+    t.write(
+        "workflows/backups.yaml",
+        include_str!("../workflows/backups.yaml"),
+    );
+    t.write(
+        "Workflowfile.yaml",
+        &workflowfile("include:\n  - workflows/*.yaml\n"),
+    );
+    t
+}
+
+/// Applies a second migration by hand, deploys a third with the shipped `deploy`
+/// workflow, then runs `nightly-backup` (backup + prune) three times the same day.
+/// Returns the deploy run's id and its pre-deploy backup.
+fn deploy_then_three_nightlies(t: &Test) -> (String, String) {
+    t.write(
+        "prisma/migrations/20240102000000_nickname/migration.sql",
+        "ALTER TABLE \"User\" ADD COLUMN \"nickname\" TEXT;\n",
+    );
+    t.run_with(["migrate", "deploy"]).assert_code(0);
+    t.write(
+        "prisma/migrations/20240103000000_paid/migration.sql",
+        "ALTER TABLE \"Order\" ADD COLUMN \"paid\" BOOLEAN;\n",
+    );
+    t.run_with(["run", "deploy"]).assert_code(0);
+    let run_id = t.journals().pop().unwrap()[0]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pre_deploy = labelled(t, "local", "pre-deploy");
+    assert_eq!(pre_deploy.len(), 1, "{:?}", backup_dirs(t, "local"));
+    for _ in 0..3 {
+        // Backup ids have seconds.
+        std::thread::sleep(Duration::from_millis(1100));
+        t.run_with(["run", "nightly-backup"]).assert_code(0);
+    }
+    (run_id, pre_deploy[0].clone())
+}
+
+#[test]
+fn pg_prune_after_a_deploy_and_three_nightly_backups_keeps_the_pre_deploy_one() {
+    let Some(db) = pg::database("bk_points") else {
+        return;
+    };
+    let t = shipped_workflows_project(&db);
+    let mut dropper = Dropper::new(&db);
+    let (run_id, pre_deploy) = deploy_then_three_nightlies(&t);
+    // 7/4/6 keeps only the newest backup of a day: the older nightlies went, the
+    // pre-deploy backup stayed.
+    assert_eq!(labelled(&t, "local", "nightly").len(), 1);
+    assert!(
+        backup_dirs(&t, "local").contains(&pre_deploy),
+        "{:?}",
+        backup_dirs(&t, "local")
+    );
+    let prune = t.run_with(["backup", "prune", "--dry-run"]);
+    prune.assert_code(0);
+    let line = prune
+        .stdout
+        .lines()
+        .find(|l| l.contains(&pre_deploy))
+        .unwrap_or_else(|| panic!("{pre_deploy} not listed:\n{}", prune.stdout));
+    assert!(line.trim_start().starts_with("keep "), "{line}");
+    assert!(
+        line.ends_with(&format!(
+            "rollback point of deploy run {run_id} (1st of the last 5 deploys)"
+        )),
+        "{line}"
+    );
+    t.run_with(["backup", "prune"]).assert_code(0);
+    assert!(backup_dirs(&t, "local").contains(&pre_deploy));
+
+    // rollback --run restores the run's own pre-deploy backup, not the newer nightly.
+    let into = dropper.add(&format!("{}_rb", db.name));
+    let out = t.run_with(["rollback", "--run", &run_id, "--into", &into]);
+    out.assert_code(0);
+    assert_contains(
+        &out.all(),
+        &format!("run {run_id} took backup {pre_deploy} before its deploy step"),
+    );
+    assert_eq!(
+        psql(
+            &url_for(&db, &into),
+            "SELECT count(*) FROM information_schema.columns WHERE column_name = 'paid'"
+        ),
+        "0"
+    );
+}
+
+#[test]
+fn pg_pinned_backups_survive_prune_and_rollback_run_never_offers_a_later_backup() {
+    let Some(db) = pg::database("bk_pins") else {
+        return;
+    };
+    let t = shipped_workflows_project(&db);
+    let mut dropper = Dropper::new(&db);
+    // A backup from before the deploy run, pinned: the nightly prunes leave it alone.
+    let manual = create(&t, &["--label", "manual"]);
+    let out = t.run_with([
+        "backup",
+        "pin",
+        &manual,
+        "--reason",
+        "before the Q3 cleanup",
+    ]);
+    out.assert_code(0);
+    assert_contains(&out.stdout, &format!("backup {manual} pinned"));
+    let (run_id, pre_deploy) = deploy_then_three_nightlies(&t);
+    let nightly = labelled(&t, "local", "nightly");
+    assert!(backup_dirs(&t, "local").contains(&manual), "pinned");
+    let prune = t.run_with(["backup", "prune", "--dry-run"]);
+    let line = prune.stdout.lines().find(|l| l.contains(&manual)).unwrap();
+    assert!(line.ends_with("pinned (before the Q3 cleanup)"), "{line}");
+    let list = t.run_with(["backup", "list"]);
+    list.assert_code(0);
+    assert_contains(&list.stdout, "ids and ages by this machine's clock, UTC");
+    assert_contains(&list.stdout, "verified pinned");
+    assert_contains(&list.stdout, &format!("{manual} pinned by "));
+    assert_contains(
+        &list.stdout,
+        "(before the Q3 cleanup): `backup prune` keeps it",
+    );
+
+    // The pre-deploy backup is gone (removed by hand). The nightly was taken after the
+    // run started; the clock of the machine that took it says otherwise (it sits
+    // between the manual backup and the run), the database server's does not.
+    std::fs::remove_dir_all(t.path().join("backups/local").join(&pre_deploy)).unwrap();
+    let time = |text: &str| chrono::DateTime::parse_from_rfc3339(text).unwrap();
+    let run_start = t
+        .journals()
+        .into_iter()
+        .find(|j| j[0]["run_id"] == run_id.as_str())
+        .unwrap()[0]["ts"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let manual_at: Value =
+        serde_json::from_str(&t.read(&format!("backups/local/{manual}/manifest.json"))).unwrap();
+    let manual_at = time(manual_at["created_at"].as_str().unwrap());
+    let skewed = manual_at + (time(&run_start) - manual_at) / 2;
+    let mut original = Value::Null;
+    edit_manifest(&t, "local", &nightly[0], |m| {
+        assert!(
+            m["server_time"].is_string(),
+            "the server's clock is recorded"
+        );
+        original = m["created_at"].clone();
+        m["created_at"] = skewed.to_rfc3339().into();
+    });
+    let into = dropper.add(&format!("{}_rb", db.name));
+    let out = t.run_with(["rollback", "--run", &run_id, "--into", &into]);
+    out.assert_code(0);
+    assert_contains(
+        &out.all(),
+        &format!(
+            "backup {pre_deploy}, which run {run_id} took before its deploy step, is no longer in"
+        ),
+    );
+    assert_contains(
+        &out.all(),
+        &format!("using {manual}, the newest verified backup taken before the run started (by the database server's clock)"),
+    );
+    assert_eq!(
+        psql(
+            &url_for(&db, &into),
+            "SELECT count(*) FROM information_schema.columns WHERE column_name IN ('nickname', 'paid')"
+        ),
+        "0",
+        "the manual backup predates both migrations"
+    );
+    edit_manifest(&t, "local", &nightly[0], |m| m["created_at"] = original);
+
+    // Unpinned, the manual backup is outside the retention again.
+    let out = t.run_with(["backup", "unpin", &manual]);
+    out.assert_code(0);
+    assert_contains(&out.stdout, "unpinned");
+    let prune = t.run_with(["backup", "prune"]);
+    prune.assert_code(0);
+    assert!(
+        !backup_dirs(&t, "local").contains(&manual),
+        "{}",
+        prune.stdout
+    );
+
+    // Without any backup from before it, rollback --run refuses rather than offering
+    // the nightly.
+    let out = t.run_with(["rollback", "--run", &run_id]);
+    out.assert_code(1);
+    assert_contains(
+        &out.all(),
+        &format!("no verified backup of `local` was taken before run {run_id} started"),
+    );
+}
+
+#[test]
+fn pg_a_future_dated_backup_is_never_chosen_as_latest_nor_reused() {
+    let Some(db) = pg::database("bk_future") else {
+        return;
+    };
+    let t = project(
+        &db,
+        &db.url,
+        "workflows:
+  routine:
+    allow_unguarded_deploy: 'these tests are about backups'
+    steps:
+      - backup: { reuse_if_younger_than: 30m }
+  release:
+    allow_unguarded_deploy: 'these tests are about backups'
+    max_backup_age: 1h
+    steps:
+      - deploy: {}
+",
+    );
+    let mut dropper = Dropper::new(&db);
+    // A correct backup, two days old by now.
+    let good = create(&t, &[]);
+    edit_manifest(&t, "local", &good, |m| {
+        m["created_at"] = (chrono::Utc::now() - chrono::Duration::hours(49))
+            .to_rfc3339()
+            .into();
+    });
+    // One taken by a machine whose clock was 3 hours ahead: its id and date say so.
+    let taken = create(&t, &[]);
+    let ahead = chrono::Utc::now() + chrono::Duration::hours(3);
+    let future = ahead.format("%Y%m%d_%H%M%S").to_string();
+    std::fs::rename(
+        t.path().join("backups/local").join(&taken),
+        t.path().join("backups/local").join(&future),
+    )
+    .unwrap();
+    edit_manifest(&t, "local", &future, |m| {
+        m["id"] = future.clone().into();
+        m["created_at"] = ahead.to_rfc3339().into();
+    });
+
+    let list = t.run_with(["backup", "list"]);
+    list.assert_code(0);
+    let row = list
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&future))
+        .unwrap();
+    // 2h59m, or less on a slow machine.
+    assert!(
+        row.contains(" in 2h5") && row.ends_with("verified FUTURE"),
+        "{row}"
+    );
+    assert_contains(&list.stderr, &format!("{future} is dated 2h5"));
+    assert_contains(&list.stderr, "m in the future");
+    let json_list = t.run_with(["backup", "list", "--json"]);
+    assert_eq!(json(&json_list)["clock"], "host");
+    assert_eq!(json(&json_list)["backups"][0]["id"], future.as_str());
+    assert_eq!(json(&json_list)["backups"][0]["future_dated"], true);
+
+    // `restore latest` takes the correct one.
+    let into = dropper.add(&format!("{}_latest", db.name));
+    let out = t.run_with(["restore", "latest", "--into", &into]);
+    out.assert_code(0);
+    assert_contains(&out.all(), &format!("backup {good} ("));
+    assert!(!out.all().contains(&format!("backup {future} (")));
+
+    // The freshness gate does not count it: the newest usable one is two days old.
+    let out = t.run_with(["run", "release"]);
+    out.assert_code(3);
+    assert_contains(
+        &out.stderr,
+        &format!("the newest verified backup of `local` is `{good}`, taken 2d1h ago"),
+    );
+
+    // Nor is it reused: a fresh backup is taken.
+    let out = t.run_with(["run", "routine", "--json"]);
+    out.assert_code(0);
+    let outputs = &json(&out)["outputs"]["backup-1"];
+    assert_eq!(outputs["reused"], false, "{}", out.stderr);
+    assert_ne!(outputs["backup_id"], future.as_str());
+    assert_contains(&out.stderr, &format!("backup {future} is dated"));
+
+    // Prune keeps it (its date says nothing about its age) without counting it.
+    let prune = t.run_with(["backup", "prune", "--dry-run"]);
+    prune.assert_code(0);
+    let line = prune.stdout.lines().find(|l| l.contains(&future)).unwrap();
+    assert!(
+        line.contains("keep") && line.ends_with("kept until that time passes"),
+        "{line}"
+    );
+    assert!(!line.contains("newest verified backup"), "{line}");
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+#[test]
+fn pg_backups_are_readable_by_their_owner_only() {
+    let Some(db) = pg::database("bk_modes") else {
+        return;
+    };
+    let t = project(&db, &db.url, "");
+    let custom = create(&t, &[]);
+    let directory = create(&t, &["--format", "directory", "--label", "dir"]);
+    let root = t.path().join("backups");
+    assert_eq!(mode(&root), 0o700, "the backups root dbflow created");
+    assert_eq!(mode(&root.join("local")), 0o700, "the environment's folder");
+    let dir = root.join("local").join(&custom);
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("dump.pgdump")), 0o600);
+    assert_eq!(mode(&dir.join("manifest.json")), 0o600);
+    let dir = root.join("local").join(&directory);
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("manifest.json")), 0o600);
+    assert_eq!(mode(&dir.join("dump")), 0o700);
+    let files: Vec<_> = std::fs::read_dir(dir.join("dump"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(!files.is_empty());
+    for file in files {
+        assert_eq!(mode(&file.path()), 0o600, "{}", file.path().display());
+    }
+    // Verifying again rewrites the manifest: still private.
+    t.run_with(["backup", "verify", &custom]).assert_code(0);
+    assert_eq!(
+        mode(&root.join("local").join(&custom).join("manifest.json")),
+        0o600
+    );
+}
+
+#[test]
+fn pg_dump_behind_a_lock_fails_in_the_configured_time_naming_the_blocker() {
+    let Some(db) = pg::database("bk_lock") else {
+        return;
+    };
+    let t = project(&db, &db.url, "backups:\n  lock_wait_timeout: 2s\n");
+    // Another session holds ACCESS EXCLUSIVE on "Order" in an open transaction.
+    let mut holder = Command::new(pg::bin_dir().unwrap().join("psql"))
+        .args(["-X", "-q", "-At", "-d", &db.url])
+        .env("PGAPPNAME", "nightly-etl")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = holder.stdin.take().unwrap();
+    use std::io::{BufRead, Write};
+    writeln!(
+        stdin,
+        "BEGIN;\nLOCK TABLE \"Order\" IN ACCESS EXCLUSIVE MODE;\nSELECT 'locked', pg_backend_pid();"
+    )
+    .unwrap();
+    stdin.flush().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid = line.trim().strip_prefix("locked|").unwrap().to_string();
+
+    let started = Instant::now();
+    let out = t.run_with(["backup", "create"]);
+    let took = started.elapsed();
+    // The row counts of the drill's key tables are read before pg_dump starts: they wait
+    // no longer either.
+    t.write(
+        "Workflowfile.yaml",
+        &workflowfile("backups:\n  lock_wait_timeout: 2s\ndrill:\n  key_tables: [Order]\n"),
+    );
+    let counting = t.run_with(["backup", "create"]);
+    writeln!(stdin, "ROLLBACK;").unwrap();
+    drop(stdin);
+    let _ = holder.wait();
+
+    out.assert_code(1);
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(20),
+        "gave up after {took:?}"
+    );
+    assert_contains(
+        &out.stderr,
+        "pg_dump gave up after waiting 2s for a table lock (backups.lock_wait_timeout): blocked by",
+    );
+    assert_contains(
+        &out.stderr,
+        &format!("pid {pid} (application `nightly-etl`"),
+    );
+    assert_contains(&out.stderr, "holds ACCESS EXCLUSIVE on \"Order\"");
+    assert_contains(&out.stderr, "query: SELECT 'locked', pg_backend_pid();");
+    assert_contains(&out.stderr, &format!("SELECT pg_terminate_backend({pid})"));
+    counting.assert_code(1);
+    assert_contains(
+        &counting.stderr,
+        "counting the key tables' rows gave up after waiting 2s for a table lock (backups.lock_wait_timeout): blocked by",
+    );
+    assert_contains(
+        &counting.stderr,
+        &format!("pid {pid} (application `nightly-etl`"),
+    );
+    assert!(backup_dirs(&t, "local").is_empty(), "nothing cataloged");
+
+    // Once the lock is gone, the same backup goes through.
+    create(&t, &[]);
 }

@@ -1,9 +1,9 @@
-//! `dbflow backup create|list|verify|prune`.
+//! `dbflow backup create|list|verify|prune|pin|unpin`.
 
 use super::oneshot;
 use crate::app::App;
 use crate::cli::{BackupAction, FormatArg};
-use crate::db::backup::{human_age, human_size, verify, Catalog, Entry};
+use crate::db::backup::{age_text, human_age, human_size, verify, Catalog, Entry};
 use crate::error::{Error, ExitCode, Result};
 use serde_json::json;
 
@@ -51,6 +51,49 @@ pub fn run(app: &App, env_flag: Option<&str>, action: BackupAction) -> Result<Ex
             )],
         ),
         BackupAction::List => list(app, &Catalog::new(&app.project, &env.name)),
+        BackupAction::Pin { id, reason } => {
+            let catalog = Catalog::new(&app.project, &env.name);
+            let entry = catalog.pin(&id, reason)?;
+            if app.ui.json {
+                app.ui.json_doc(
+                    &json!({ "env": env.name, "id": entry.id(), "pinned": entry.manifest.pinned }),
+                );
+            } else {
+                app.ui.out(&format!(
+                    "✔ backup {} pinned: `backup prune` keeps it until `dbflow backup unpin {}`",
+                    entry.id(),
+                    entry.id()
+                ));
+            }
+            if !entry.verified() {
+                app.ui.warn(&format!(
+                    "backup {} failed verification ({}): it is kept, but cannot be restored",
+                    entry.id(),
+                    entry.manifest.verification.detail
+                ));
+            }
+            Ok(ExitCode::Ok)
+        }
+        BackupAction::Unpin { id } => {
+            let catalog = Catalog::new(&app.project, &env.name);
+            let (entry, had) = catalog.unpin(&id)?;
+            if app.ui.json {
+                app.ui.json_doc(
+                    &json!({ "env": env.name, "id": entry.id(), "was_pinned": had.is_some() }),
+                );
+            } else if had.is_some() {
+                app.ui.out(&format!(
+                    "✔ backup {} unpinned: the retention decides about it again",
+                    entry.id()
+                ));
+            } else {
+                app.ui.out(&format!(
+                    "backup {} was not pinned: nothing changed",
+                    entry.id()
+                ));
+            }
+            Ok(ExitCode::Ok)
+        }
         BackupAction::Verify { id } => {
             let catalog = Catalog::new(&app.project, &env.name);
             let entry = catalog.get(&id)?;
@@ -89,12 +132,20 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::io("starting the runtime", e))
 }
 
-fn state(entry: &Entry) -> &'static str {
-    if entry.verified() {
+fn state(entry: &Entry, now: chrono::DateTime<chrono::Utc>) -> String {
+    let mut state = if entry.verified() {
         "verified"
     } else {
         "FAILED"
     }
+    .to_string();
+    if entry.manifest.pinned.is_some() {
+        state.push_str(" pinned");
+    }
+    if entry.future_dated(now) {
+        state.push_str(" FUTURE");
+    }
+    state
 }
 
 fn list(app: &App, catalog: &Catalog) -> Result<ExitCode> {
@@ -119,11 +170,17 @@ fn list(app: &App, catalog: &Catalog) -> Result<ExitCode> {
                     "database": m.database,
                     "path": e.dir.display().to_string(),
                     "run_id": m.run_id,
+                    "server_time": m.server_time,
+                    "host": m.host,
+                    "future_dated": e.future_dated(now),
+                    "pinned": m.pinned,
                 })
             })
             .collect();
         app.ui.json_doc(&json!({
             "env": catalog.env,
+            "clock": "host",
+            "now": now,
             "dir": catalog.dir.display().to_string(),
             "backups": backups,
             "interrupted": listing.partial.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
@@ -139,7 +196,7 @@ fn list(app: &App, catalog: &Catalog) -> Result<ExitCode> {
         ));
     } else {
         app.ui.out(&format!(
-            "backups of `{}` in {}, newest first:",
+            "backups of `{}` in {}, newest first (ids and ages by this machine's clock, UTC):",
             catalog.env,
             catalog.dir.display()
         ));
@@ -150,11 +207,11 @@ fn list(app: &App, catalog: &Catalog) -> Result<ExitCode> {
                 let m = &e.manifest;
                 [
                     m.id.clone(),
-                    human_age(e.age(now)),
+                    age_text(e.age(now)),
                     human_size(m.size),
                     m.label.clone().unwrap_or_else(|| "-".into()),
                     m.migration_head.clone().unwrap_or_else(|| "-".into()),
-                    state(e).to_string(),
+                    state(e, now),
                 ]
             })
             .collect();
@@ -190,6 +247,32 @@ fn list(app: &App, catalog: &Catalog) -> Result<ExitCode> {
                 "{} failed verification: {}",
                 e.id(),
                 e.manifest.verification.detail
+            ));
+        }
+        for e in &listing.entries {
+            if let Some(pin) = &e.manifest.pinned {
+                app.ui.out(&format!(
+                    "{} pinned by {} on {}{}: `backup prune` keeps it",
+                    e.id(),
+                    pin.by,
+                    pin.at.format("%Y-%m-%d %H:%M UTC"),
+                    pin.reason
+                        .as_deref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        for e in listing.entries.iter().filter(|e| e.future_dated(now)) {
+            app.ui.warn(&format!(
+                "{} is dated {} in the future{}: its clock was ahead, so its age means nothing; it is never taken as the latest backup nor reused until then (restore it by id if you know it is good)",
+                e.id(),
+                human_age(-e.age(now)),
+                e.manifest
+                    .host
+                    .as_deref()
+                    .map(|h| format!(" (taken on `{h}`)"))
+                    .unwrap_or_default()
             ));
         }
     }

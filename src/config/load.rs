@@ -424,6 +424,12 @@ fn backup_settings(
         settings.retention.daily = r.daily.unwrap_or(settings.retention.daily);
         settings.retention.weekly = r.weekly.unwrap_or(settings.retention.weekly);
         settings.retention.monthly = r.monthly.unwrap_or(settings.retention.monthly);
+        if let Some(keep) = &r.keep_deploys {
+            settings.retention.keep_deploys = check_keep_deploys(keep, file, errors);
+        }
+    }
+    if let Some(timeout) = &raw.lock_wait_timeout {
+        settings.lock_wait_timeout = check_lock_wait_timeout(timeout, file, errors);
     }
     settings.stop_writes = raw.stop_writes.as_ref().map(|t| t.value.clone());
     settings.switch_to_restored = raw.switch_to_restored.as_ref().map(|t| t.value.clone());
@@ -441,11 +447,73 @@ fn backup_overrides(
     BackupOverrides {
         format: raw.format,
         jobs: raw.jobs.as_ref().map(|j| check_jobs(j, file, errors)),
-        daily: raw.retention.and_then(|r| r.daily),
-        weekly: raw.retention.and_then(|r| r.weekly),
-        monthly: raw.retention.and_then(|r| r.monthly),
+        daily: raw.retention.as_ref().and_then(|r| r.daily),
+        weekly: raw.retention.as_ref().and_then(|r| r.weekly),
+        monthly: raw.retention.as_ref().and_then(|r| r.monthly),
+        keep_deploys: raw
+            .retention
+            .as_ref()
+            .and_then(|r| r.keep_deploys.as_ref())
+            .map(|k| check_keep_deploys(k, file, errors)),
+        lock_wait_timeout: raw
+            .lock_wait_timeout
+            .as_ref()
+            .map(|t| check_lock_wait_timeout(t, file, errors)),
         stop_writes: raw.stop_writes.as_ref().map(|t| t.value.clone()),
         switch_to_restored: raw.switch_to_restored.as_ref().map(|t| t.value.clone()),
+    }
+}
+
+/// `retention.keep_deploys`: 0 would let `prune` delete the rollback point of the
+/// deploy that just ran, the backup most needed after a bad deploy.
+fn check_keep_deploys(
+    keep: &Spanned<u32>,
+    file: &Arc<PathBuf>,
+    errors: &mut Vec<Diagnostic>,
+) -> u32 {
+    if keep.value == 0 {
+        errors.push(
+            Diagnostic::at(
+                Loc::new(file, &keep.referenced),
+                "`keep_deploys` must be at least 1: the last deploy's pre-deploy backup is its rollback point",
+            )
+            .with_help("the default is 5; unwanted rollback points go with `dbflow backup prune` once newer deploys replace them"),
+        );
+        return 1;
+    }
+    keep.value
+}
+
+/// `backups.lock_wait_timeout`: a duration of at least one second (pg_dump would read 0
+/// as "wait forever", the very hang the setting exists to prevent).
+fn check_lock_wait_timeout(
+    value: &SStr,
+    file: &Arc<PathBuf>,
+    errors: &mut Vec<Diagnostic>,
+) -> std::time::Duration {
+    let default = BackupSettings::default().lock_wait_timeout;
+    match humantime::parse_duration(&value.value) {
+        Ok(d) if d >= std::time::Duration::from_secs(1) => d,
+        Ok(_) => {
+            errors.push(
+                Diagnostic::at(
+                    Loc::new(file, &value.referenced),
+                    format!("`lock_wait_timeout` `{}` is too short: use at least 1s", value.value),
+                )
+                .with_help("the default is 60s; pg_dump gives up (naming the session holding the lock) when a table stays locked this long"),
+            );
+            default
+        }
+        Err(e) => {
+            errors.push(
+                Diagnostic::at(
+                    Loc::new(file, &value.referenced),
+                    format!("invalid duration `{}`: {e}", value.value),
+                )
+                .with_help("write a duration such as `30s`, `2m` or `1h`"),
+            );
+            default
+        }
     }
 }
 

@@ -104,6 +104,8 @@ pub struct BackupSettings {
     pub jobs: u32,
     /// GFS retention.
     pub retention: Retention,
+    /// How long pg_dump waits for a table lock (`--lock-wait-timeout`).
+    pub lock_wait_timeout: std::time::Duration,
     /// Task that stops the application writing, run before an in-place restore.
     pub stop_writes: Option<String>,
     /// Task that points the application at a restored database (`rollback`).
@@ -116,13 +118,15 @@ impl Default for BackupSettings {
             format: DumpFormat::Custom,
             jobs: 2,
             retention: Retention::default(),
+            lock_wait_timeout: std::time::Duration::from_secs(60),
             stop_writes: None,
             switch_to_restored: None,
         }
     }
 }
 
-/// Grandfather-father-son retention counts.
+/// Grandfather-father-son retention counts, and how many deploys keep their rollback
+/// point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Retention {
     /// Newest backup of each of the last N days that have one.
@@ -131,6 +135,8 @@ pub struct Retention {
     pub weekly: u32,
     /// Newest backup of each of the last N months that have one.
     pub monthly: u32,
+    /// The pre-deploy backup of each of the last N deploy runs.
+    pub keep_deploys: u32,
 }
 
 impl Default for Retention {
@@ -139,6 +145,7 @@ impl Default for Retention {
             daily: 7,
             weekly: 4,
             monthly: 6,
+            keep_deploys: 5,
         }
     }
 }
@@ -156,6 +163,10 @@ pub struct BackupOverrides {
     pub weekly: Option<u32>,
     /// See `daily`.
     pub monthly: Option<u32>,
+    /// See `daily`.
+    pub keep_deploys: Option<u32>,
+    /// Replaces the lock wait timeout.
+    pub lock_wait_timeout: Option<std::time::Duration>,
     /// Replaces the stop_writes task.
     pub stop_writes: Option<String>,
     /// Replaces the switch_to_restored task.
@@ -182,6 +193,9 @@ impl Project {
             settings.retention.daily = o.daily.unwrap_or(settings.retention.daily);
             settings.retention.weekly = o.weekly.unwrap_or(settings.retention.weekly);
             settings.retention.monthly = o.monthly.unwrap_or(settings.retention.monthly);
+            settings.retention.keep_deploys =
+                o.keep_deploys.unwrap_or(settings.retention.keep_deploys);
+            settings.lock_wait_timeout = o.lock_wait_timeout.unwrap_or(settings.lock_wait_timeout);
             if o.stop_writes.is_some() {
                 settings.stop_writes = o.stop_writes.clone();
             }

@@ -113,8 +113,11 @@ pub struct RawBackups {
     pub format: Option<DumpFormat>,
     /// Parallel jobs for the directory format (default 2).
     pub jobs: Option<Spanned<u32>>,
-    /// How many backups `prune` keeps (default 7 daily, 4 weekly, 6 monthly).
+    /// How many backups `prune` keeps (default 7 daily, 4 weekly, 6 monthly, and the
+    /// pre-deploy backups of the last 5 deploys).
     pub retention: Option<RawRetention>,
+    /// How long pg_dump waits for a table lock before it gives up (default `60s`).
+    pub lock_wait_timeout: Option<SStr>,
     /// Task run before an in-place restore, to stop the application writing.
     pub stop_writes: Option<SStr>,
     /// Task run by `rollback` to point the application at the restored database.
@@ -132,14 +135,17 @@ pub struct RawEnvBackups {
     pub jobs: Option<Spanned<u32>>,
     /// Overrides `backups.retention`, key by key.
     pub retention: Option<RawRetention>,
+    /// Overrides `backups.lock_wait_timeout`.
+    pub lock_wait_timeout: Option<SStr>,
     /// Overrides `backups.stop_writes`.
     pub stop_writes: Option<SStr>,
     /// Overrides `backups.switch_to_restored`.
     pub switch_to_restored: Option<SStr>,
 }
 
-/// Grandfather-father-son retention: how many daily, weekly and monthly backups to keep.
-#[derive(Debug, Deserialize, Default, Clone, Copy)]
+/// Grandfather-father-son retention: how many daily, weekly and monthly backups to keep,
+/// and how many deploys keep their rollback point.
+#[derive(Debug, Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct RawRetention {
     /// Newest backup of each of the last N days that have one.
@@ -148,6 +154,8 @@ pub struct RawRetention {
     pub weekly: Option<u32>,
     /// Newest backup of each of the last N months that have one.
     pub monthly: Option<u32>,
+    /// The pre-deploy backup of each of the last N deploy runs (default 5, at least 1).
+    pub keep_deploys: Option<Spanned<u32>>,
 }
 
 /// pg_dump output formats dbflow supports.

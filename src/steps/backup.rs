@@ -139,13 +139,17 @@ impl Step for BackupStep {
             .as_ref()
             .map(|l| format!(" --label {l}"))
             .unwrap_or_default();
-        let mut commands = vec![format!(
-            "dbflow backup create --env {}{label_arg}",
-            cx.env.name
-        )];
+        let mut commands = vec![
+            format!("dbflow backup create --env {}{label_arg}", cx.env.name),
+            // By hand too: backups hold customer data.
+            "umask 077".to_string(),
+        ];
         let summary;
         // Docs render with unresolved `${VAR}` URLs: anything not SQLite is PostgreSQL.
         if !target.url.is_sqlite() {
+            let lock_wait = backup::create::lock_wait_arg(
+                cx.project.backup_settings(&cx.env.name).lock_wait_timeout,
+            );
             summary = format!(
                 "Back up {} with pg_dump --format={}",
                 target
@@ -158,14 +162,14 @@ impl Step for BackupStep {
             match format {
                 DumpFormat::Custom => {
                     commands.push(format!(
-                        "pg_dump --format=custom --file={dir}/{id}/dump.pgdump \"$DATABASE_URL\""
+                        "pg_dump --format=custom {lock_wait} --file={dir}/{id}/dump.pgdump \"$DATABASE_URL\""
                     ));
                     commands.push(format!("sha256sum {dir}/{id}/dump.pgdump"));
                     commands.push(format!("pg_restore --list {dir}/{id}/dump.pgdump"));
                 }
                 DumpFormat::Directory => {
                     commands.push(format!(
-                        "pg_dump --format=directory --jobs={jobs} --file={dir}/{id}/dump \"$DATABASE_URL\""
+                        "pg_dump --format=directory --jobs={jobs} {lock_wait} --file={dir}/{id}/dump \"$DATABASE_URL\""
                     ));
                     commands.push(format!("pg_restore --list {dir}/{id}/dump"));
                 }
@@ -182,11 +186,22 @@ impl Step for BackupStep {
             ));
         }
         let mut details = vec![format!(
-            "Into {dir}/{id}/ with a manifest (sha256, size, versions, migration head); verified before it counts, and an interrupted backup never enters the catalog."
+            "Into {dir}/{id}/ (readable by its owner only) with a manifest (sha256, size, versions, migration head{}); verified before it counts, and an interrupted backup never enters the catalog.",
+            if target.url.is_sqlite() {
+                ""
+            } else {
+                ", the server's clock"
+            }
         )];
+        if !target.url.is_sqlite() {
+            details.push(format!(
+                "pg_dump waits at most {} for a table lock (backups.lock_wait_timeout), then fails naming the session that holds it.",
+                humantime::format_duration(cx.project.backup_settings(&cx.env.name).lock_wait_timeout)
+            ));
+        }
         if let Some((_, text)) = &self.reuse {
             details.push(format!(
-                "Reuses the newest verified backup of the same migration head when it is younger than {text}."
+                "Reuses the newest verified backup of the same migration head when it is younger than {text} (never one dated in the future)."
             ));
         }
         Ok(StepDoc {
@@ -224,14 +239,15 @@ impl BackupStep {
             return self.take_via_provider(cx, &target, &catalog);
         }
         if let Some((limit, text)) = &self.reuse {
-            if let Some(entry) = reusable(cx, &target, &catalog, *limit)? {
+            let (found, clock) = reusable(cx, &target, &catalog, *limit)?;
+            if let Some(entry) = found {
                 cx.ui.out(&format!(
                     "  ↺ reusing backup {} ({} old, younger than {text}, same migration head {})",
                     entry.id(),
                     human_age(entry.age(chrono::Utc::now())),
                     entry.manifest.migration_head.as_deref().unwrap_or("(none)")
                 ));
-                return Ok(outputs(&entry).with("reused", true));
+                return Ok(with_clock(outputs(&entry).with("reused", true), clock));
             }
         }
         let (format, jobs) = self.format(cx.project, &cx.env.name);
@@ -243,6 +259,7 @@ impl BackupStep {
             run_id: Some(cx.run_id),
             key_tables: &cx.project.drill.key_tables,
             history_table: &target.table,
+            lock_wait_timeout: cx.project.backup_settings(&cx.env.name).lock_wait_timeout,
         };
         let runtime = cx.runtime();
         let mut transfer = Transfer::new(cx.ui);
@@ -259,34 +276,61 @@ impl BackupStep {
         ));
         cx.ui
             .out(&format!("    verified: {}", m.verification.detail));
-        Ok(outputs(&entry).with("reused", false))
+        let clock = m.server_time.map(|server| source::ClockReading {
+            server,
+            host: m.created_at,
+        });
+        Ok(with_clock(outputs(&entry).with("reused", false), clock))
+    }
+}
+
+/// Journals the database server's clock next to this machine's (`server_clock`), so
+/// `rollback --run` can tell, by the server's clock, which backups predate this run.
+fn with_clock(outcome: Outcome, clock: Option<source::ClockReading>) -> Outcome {
+    match clock {
+        Some(c) => outcome.with(
+            "server_clock",
+            serde_json::json!({ "server": c.server, "host": c.host }),
+        ),
+        None => outcome,
     }
 }
 
 /// The newest verified backup younger than `limit` taken at the database's current
-/// migration head.
+/// migration head, never one dated in the future (its age says nothing); with the
+/// server's clock read on the way.
 fn reusable(
     cx: &RunContext<'_>,
     target: &Target,
     catalog: &Catalog,
     limit: Duration,
-) -> Result<Option<Entry>, StepError> {
-    let head = cx
+) -> Result<(Option<Entry>, Option<source::ClockReading>), StepError> {
+    let (head, clock) = cx
         .runtime()
         .block_on(async {
             let mut conn = target.connect().await?;
             let head = source::migration_head(&mut conn, &target.table).await;
+            let clock = source::read_clock(&mut conn).await.ok().flatten();
             conn.close().await;
-            head.map_err(|e| crate::error::Error::failed(e.to_string()))
+            head.map(|h| (h, clock))
+                .map_err(|e| crate::error::Error::failed(e.to_string()))
         })
         .map_err(|e| StepError::failed(e.to_string()))?;
     let now = chrono::Utc::now();
     let limit = chrono::Duration::from_std(limit).unwrap_or(chrono::Duration::MAX);
-    Ok(catalog
-        .scan()
+    let listing = catalog.scan();
+    for skipped in listing.entries.iter().filter(|e| e.future_dated(now)) {
+        cx.ui.warn(&format!(
+            "backup {} is dated {} in the future (the clock of the machine that took it was ahead?): not reused",
+            skipped.id(),
+            human_age(-skipped.age(now))
+        ));
+    }
+    let found = listing
         .entries
         .into_iter()
-        .find(|e| e.verified() && e.age(now) <= limit && e.manifest.migration_head == head))
+        .find(|e| e.usable(now) && e.age(now) <= limit && e.manifest.migration_head == head);
+    Ok((found, clock))
 }
 
 impl BackupStep {

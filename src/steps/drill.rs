@@ -271,6 +271,7 @@ fn fresh_backup(
         run_id: Some(cx.run_id),
         key_tables: &cx.project.drill.key_tables,
         history_table: &target.table,
+        lock_wait_timeout: settings.lock_wait_timeout,
     };
     let runtime = cx.runtime();
     let started = Instant::now();

@@ -1,10 +1,11 @@
 //! `prune`: apply the environment's GFS retention to its backups. Never removes the
-//! newest verified backup or one a run in progress refers to; `dry_run` only says what
+//! newest verified backup, one a run in progress refers to, the rollback point of a
+//! recent deploy, a pinned one or one dated in the future; `dry_run` only says what
 //! would go, and why each kept backup stays.
 
 use crate::config::Diagnostic;
 use crate::db::backup::retention::{self, Candidate, Decision};
-use crate::db::backup::{catalog, human_age, human_size, Catalog};
+use crate::db::backup::{age_text, catalog, human_size, Catalog};
 use crate::engine::registry::{parse_params, Outcome, Step, StepDoc, StepError, StepKind};
 use crate::engine::{PlanContext, RunContext};
 use serde::Deserialize;
@@ -31,7 +32,7 @@ impl StepKind for PruneKind {
     }
 
     fn summary(&self) -> &str {
-        "remove backups outside the GFS retention (keeps the newest verified and in-use ones)"
+        "remove backups outside the GFS retention (keeps the newest verified, in-use, pinned ones and recent deploys' rollback points)"
     }
 
     fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
@@ -60,11 +61,12 @@ impl Step for PruneStep {
                 r.monthly
             ),
             details: format!(
-                "Keeps the newest verified backup of each of the last {} days, {} ISO weeks and {} months (UTC) in {}, the newest verified backup, and any backup a run in progress uses; removes backups that failed verification.",
+                "Keeps the newest verified backup of each of the last {} days, {} ISO weeks and {} months (UTC) in {}, the newest verified backup, any backup a run in progress uses, the pre-deploy backup (rollback point) of each of the last {} deploys and of every deploy within the daily window, pinned backups (`dbflow backup pin`) and backups dated in the future; removes backups that failed verification.",
                 r.daily,
                 r.weekly,
                 r.monthly,
-                catalog.dir.display()
+                catalog.dir.display(),
+                r.keep_deploys
             ),
             commands: vec![format!(
                 "dbflow backup prune --env {}{}",
@@ -93,6 +95,8 @@ impl Step for PruneStep {
             ));
         }
         let pinned = catalog::pinned_by_runs(&cx.project.root, &cx.env.name);
+        let points = catalog.rollback_points(&cx.project.root, &listing.entries);
+        let now = chrono::Utc::now();
         let candidates: Vec<Candidate> = listing
             .entries
             .iter()
@@ -100,10 +104,19 @@ impl Step for PruneStep {
                 id: e.id().to_string(),
                 created_at: e.manifest.created_at,
                 verified: e.verified(),
+                future: e.future_dated(now),
+                pinned: e
+                    .manifest
+                    .pinned
+                    .as_ref()
+                    .map(|p| p.reason.clone().unwrap_or_else(|| format!("by {}", p.by))),
+                deploys: points
+                    .get(e.id())
+                    .map(|runs| runs.iter().map(|d| (d.run_id.clone(), d.rank)).collect())
+                    .unwrap_or_default(),
             })
             .collect();
         let decisions = retention::plan(&candidates, policy, &pinned);
-        let now = chrono::Utc::now();
         let mut kept = Vec::new();
         let mut deleted = Vec::new();
         let mut freed = 0u64;
@@ -113,7 +126,7 @@ impl Step for PruneStep {
                 .iter()
                 .find(|e| e.id() == candidate.id)
                 .expect("decisions come from the listing");
-            let age = human_age(entry.age(now));
+            let age = age_text(entry.age(now));
             match decision {
                 Decision::Keep(reasons) => {
                     cx.ui.out(&format!(

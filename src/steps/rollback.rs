@@ -9,7 +9,6 @@ use crate::config::Diagnostic;
 use crate::db::backup::{Catalog, Entry};
 use crate::db::migrate::{self, DeployOptions};
 use crate::db::target::Target;
-use crate::engine::journal;
 use crate::engine::registry::{parse_params, Outcome, Step, StepDoc, StepError, StepKind};
 use crate::engine::{PlanContext, RunContext};
 use serde::Deserialize;
@@ -233,66 +232,15 @@ fn last_good_before(cx: &RunContext<'_>, catalog: &Catalog, bad: &str) -> Result
     Ok(entry)
 }
 
-/// The backup run `run` took (its first `backup_id` output), else the newest verified
-/// backup taken before it started.
+/// The backup run `run` took before its deploy step, else the newest verified backup
+/// taken before it started by the database server's clock (see
+/// [`Catalog::backup_for_run`]).
 fn backup_of_run(cx: &RunContext<'_>, catalog: &Catalog, run: &str) -> Result<Entry, StepError> {
-    let root = cx.project.root.clone();
-    let path = journal::list(&root)
-        .into_iter()
-        .find(|p| {
-            p.file_stem()
-                .is_some_and(|s| s.to_string_lossy().starts_with(run))
-        })
-        .ok_or_else(|| StepError {
-            message: format!("no run `{run}` in {}", journal::RUNS_DIR),
-            code: crate::error::ExitCode::BadInput,
-        })?;
-    let events = journal::read(&path).map_err(restoring::step_error)?;
-    let start = events.iter().find(|e| e["event"] == "run_start");
-    if let Some(env) = start.and_then(|s| s["env"].as_str()) {
-        if env != cx.env.name {
-            return Err(StepError {
-                message: format!(
-                    "run `{run}` ran on environment `{env}`, not `{}`: add --env {env}",
-                    cx.env.name
-                ),
-                code: crate::error::ExitCode::BadInput,
-            });
-        }
-    }
-    let mut taken = None;
-    for event in events.iter().filter(|e| e["event"] == "step_end") {
-        if let Some(id) = event["outputs"]["backup_id"].as_str() {
-            taken = Some(id.to_string());
-            break;
-        }
-    }
-    if let Some(id) = taken {
-        cx.ui
-            .out(&format!("  run {run} took backup {id} (from its journal)"));
-        return catalog.get(&id).map_err(restoring::step_error);
-    }
-    let started = start
-        .and_then(|s| s["ts"].as_str())
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&chrono::Utc))
-        .ok_or_else(|| StepError::failed(format!("the journal of run `{run}` has no start")))?;
-    let entry = catalog
-        .scan()
-        .entries
-        .into_iter()
-        .find(|e| e.verified() && e.manifest.created_at < started)
-        .ok_or_else(|| {
-            StepError::failed(format!(
-                "run `{run}` took no backup and no verified backup of `{}` is older than it",
-                catalog.env
-            ))
-        })?;
-    cx.ui.out(&format!(
-        "  run {run} took no backup; using {}, the newest verified one before it",
-        entry.id()
-    ));
-    Ok(entry)
+    let chosen = catalog
+        .backup_for_run(&cx.project.root, run)
+        .map_err(restoring::step_error)?;
+    cx.ui.out(&format!("  {}", chosen.why));
+    Ok(chosen.entry)
 }
 
 /// Applies the pending migrations before `before` to the restored database.

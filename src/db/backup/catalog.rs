@@ -2,7 +2,9 @@
 //! a readable manifest is not a backup; `.partial-*` folders are backups being written
 //! (or interrupted ones, swept once their process is gone).
 
-use super::manifest::{Archive, Manifest, VerifyState};
+use super::create::FUTURE_TOLERANCE;
+use super::manifest::{Archive, Manifest, Pin, VerifyState};
+use super::runs::{self, RunRecord};
 use crate::config::Project;
 use crate::engine::journal;
 use crate::error::{Error, Result};
@@ -44,9 +46,34 @@ impl Entry {
         self.manifest.verification.state == VerifyState::Verified
     }
 
-    /// Age at `now`.
+    /// Age at `now` (both by this machine's clock, UTC; negative when dated in the
+    /// future).
     pub fn age(&self, now: DateTime<Utc>) -> chrono::Duration {
         now - self.manifest.created_at
+    }
+
+    /// Dated more than [`FUTURE_TOLERANCE`] after `now`: taken by a machine whose clock
+    /// was ahead. Never taken for the newest backup, nor reused, until that time passes.
+    pub fn future_dated(&self, now: DateTime<Utc>) -> bool {
+        self.manifest.created_at - now > FUTURE_TOLERANCE
+    }
+
+    /// Verified and not dated in the future: a backup "latest" and the freshness gates
+    /// may choose.
+    pub fn usable(&self, now: DateTime<Utc>) -> bool {
+        self.verified() && !self.future_dated(now)
+    }
+
+    /// Whether it was taken before `run` started: by the database server's clock when
+    /// both sides read it, else by the host clocks. Returns the answer and the clock.
+    pub fn taken_before(&self, run: &RunRecord) -> (bool, &'static str) {
+        match (self.manifest.server_time, run.started_by_server()) {
+            (Some(taken), Some(started)) => (taken < started, "the database server's clock"),
+            _ => (
+                self.manifest.created_at < run.started,
+                "the host clocks (no server clock reading on both sides)",
+            ),
+        }
     }
 
     /// The dump file (or folder).
@@ -58,6 +85,30 @@ impl Entry {
     pub fn is_postgres(&self) -> bool {
         self.manifest.format != Archive::Sqlite
     }
+}
+
+/// The label of the backup the built-in `deploy` workflow takes before deploying.
+pub const PRE_DEPLOY_LABEL: &str = "pre-deploy";
+
+/// A deploy whose rollback point a backup is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployRef {
+    /// The deploy run.
+    pub run_id: String,
+    /// When it started (host clock).
+    pub started: DateTime<Utc>,
+    /// 0 for the environment's newest deploy that has a rollback point, 1 for the one
+    /// before, …
+    pub rank: usize,
+}
+
+/// The backup chosen for `rollback --run`, and why.
+#[derive(Debug, Clone)]
+pub struct RunBackup {
+    /// The backup.
+    pub entry: Entry,
+    /// One line saying why this one.
+    pub why: String,
 }
 
 /// What a scan found.
@@ -164,9 +215,138 @@ impl Catalog {
         }
     }
 
-    /// The newest backup that passed verification.
+    /// The newest backup that passed verification, leaving out backups dated in the
+    /// future (their date says nothing about how recent they are).
     pub fn newest_verified(&self) -> Option<Entry> {
-        self.scan().entries.into_iter().find(Entry::verified)
+        let now = Utc::now();
+        self.scan().entries.into_iter().find(|e| e.usable(now))
+    }
+
+    /// The backup `rollback --run RUN` restores: the one the run took (or reused)
+    /// before its first deploy step, as its journal says, when it still exists and is
+    /// verified; otherwise the newest verified backup taken before the run started (by
+    /// the database server's clock). Never one taken after: that one may hold the bad
+    /// deploy's damage.
+    pub fn backup_for_run(&self, project_root: &Path, run: &str) -> Result<RunBackup> {
+        let record = runs::find(project_root, run)?;
+        let run = record.run_id.as_str();
+        if record.env != self.env {
+            return Err(Error::Usage(format!(
+                "run `{run}` ran on environment `{}`, not `{}`: add --env {}",
+                record.env, self.env, record.env
+            )));
+        }
+        let listing = self.scan();
+        let why_not;
+        if let Some(id) = &record.rollback_point {
+            match listing.entries.iter().find(|e| e.id() == id) {
+                Some(entry) if entry.verified() => {
+                    return Ok(RunBackup {
+                        entry: entry.clone(),
+                        why: format!(
+                            "run {run} took backup {id} before its deploy step (from its journal)"
+                        ),
+                    })
+                }
+                Some(entry) => {
+                    why_not = format!(
+                        "backup {id}, which run {run} took before its deploy step, failed verification ({}); ",
+                        entry.manifest.verification.detail
+                    )
+                }
+                None => {
+                    why_not = format!(
+                        "backup {id}, which run {run} took before its deploy step, is no longer in {}; ",
+                        self.dir.display()
+                    )
+                }
+            }
+        } else {
+            why_not = format!("run {run} took no backup before deploying; ");
+        }
+        let now = Utc::now();
+        for entry in listing.entries.iter().filter(|e| e.usable(now)) {
+            let (before, clock) = entry.taken_before(&record);
+            if before {
+                return Ok(RunBackup {
+                    entry: entry.clone(),
+                    why: format!(
+                        "{why_not}using {}, the newest verified backup taken before the run started (by {clock})",
+                        entry.id()
+                    ),
+                });
+            }
+        }
+        Err(Error::failed(format!(
+            "{why_not}no verified backup of `{}` was taken before run {run} started, and a later one may hold what the run did: nothing safe to roll back to automatically; `dbflow backup list --env {}` shows the backups, `dbflow rollback --backup ID` restores one you know predates the damage",
+            self.env, self.env
+        )))
+    }
+
+    /// Pins a backup (`prune` then never removes it); returns it as pinned.
+    pub fn pin(&self, id: &str, reason: Option<String>) -> Result<Entry> {
+        let mut entry = self.get(id)?;
+        entry.manifest.pinned = Some(Pin {
+            reason,
+            by: user_name(),
+            at: Utc::now(),
+        });
+        entry.manifest.write(&entry.dir)?;
+        Ok(entry)
+    }
+
+    /// Removes a backup's pin; returns it and the pin it had.
+    pub fn unpin(&self, id: &str) -> Result<(Entry, Option<Pin>)> {
+        let mut entry = self.get(id)?;
+        let had = entry.manifest.pinned.take();
+        if had.is_some() {
+            entry.manifest.write(&entry.dir)?;
+        }
+        Ok((entry, had))
+    }
+
+    /// Each backup that is the rollback point of a deploy, with those deploys (newest
+    /// first) and their rank among the environment's deploys that have one (0 = the
+    /// newest). Deploys come from the run journals here (runs that reached a `deploy`
+    /// step); a backup labelled `pre-deploy` whose run has no journal here (it ran on
+    /// another machine sharing this repository) counts as its run's rollback point too.
+    pub fn rollback_points(
+        &self,
+        project_root: &Path,
+        entries: &[Entry],
+    ) -> BTreeMap<String, Vec<DeployRef>> {
+        let journaled = runs::of_env(project_root, &self.env);
+        let mut deploys: Vec<(DateTime<Utc>, String, String)> = journaled
+            .iter()
+            .filter(|r| r.deployed)
+            .filter_map(|r| {
+                r.rollback_point
+                    .clone()
+                    .map(|id| (r.started, r.run_id.clone(), id))
+            })
+            .collect();
+        for entry in entries {
+            let m = &entry.manifest;
+            if m.label.as_deref() != Some(PRE_DEPLOY_LABEL) {
+                continue;
+            }
+            let run_id = m.run_id.clone().unwrap_or_else(|| "(unknown run)".into());
+            let known = journaled.iter().any(|r| r.run_id == run_id)
+                || deploys.iter().any(|(_, _, id)| id == entry.id());
+            if !known {
+                deploys.push((m.created_at, run_id, entry.id().to_string()));
+            }
+        }
+        deploys.sort_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1)));
+        let mut points: BTreeMap<String, Vec<DeployRef>> = BTreeMap::new();
+        for (rank, (started, run_id, id)) in deploys.into_iter().enumerate() {
+            points.entry(id).or_default().push(DeployRef {
+                run_id,
+                started,
+                rank,
+            });
+        }
+        points
     }
 
     /// Removes the temporary folders of interrupted backups (their process is gone);
@@ -202,6 +382,21 @@ pub fn process_alive(pid: u32) -> bool {
         return true;
     }
     proc.join(pid.to_string()).exists()
+}
+
+/// This machine's name, as journals record it.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Who runs dbflow, as journals record it.
+pub fn user_name() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// How long a journal without a `run_end` and without a process to check still counts
@@ -291,6 +486,16 @@ pub fn human_age(age: chrono::Duration) -> String {
     }
 }
 
+/// An age as `backup list` shows it: [`human_age`], or `in 3h05m` for a backup dated
+/// in the future.
+pub fn age_text(age: chrono::Duration) -> String {
+    if age < -chrono::Duration::seconds(1) {
+        format!("in {}", human_age(-age))
+    } else {
+        human_age(age)
+    }
+}
+
 /// `512 B`, `4.2 KiB`, `1.3 GiB`.
 pub fn human_size(bytes: u64) -> String {
     const UNITS: &[&str] = &["B", "KiB", "MiB", "GiB", "TiB"];
@@ -320,6 +525,11 @@ mod tests {
             "3h05m"
         );
         assert_eq!(human_age(chrono::Duration::hours(52)), "2d4h");
+        assert_eq!(
+            age_text(chrono::Duration::seconds(-3 * 3600 + 300)),
+            "in 2h55m"
+        );
+        assert_eq!(age_text(chrono::Duration::milliseconds(-300)), "0s");
         assert_eq!(human_size(512), "512 B");
         assert_eq!(human_size(4300), "4.2 KiB");
         assert_eq!(human_size(3 * 1024 * 1024 * 1024 / 2), "1.5 GiB");

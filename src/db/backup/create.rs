@@ -4,9 +4,12 @@
 //! interrupted never appears there, and its folder is removed.
 
 use super::catalog::{Catalog, Entry, PARTIAL_PREFIX};
-use super::manifest::{sync_dir, Archive, FileSum, Manifest, Verification, VerifyState};
+use super::manifest::{
+    create_private_dir, create_private_dir_all, make_private, private_file, sync_dir, Archive,
+    FileSum, Manifest, Verification, VerifyState, HOST_CLOCK,
+};
 use super::source::{self, SourceInfo};
-use super::{verify, Event};
+use super::{blockers, verify, Event};
 use crate::config::raw::DumpFormat;
 use crate::config::DbUrl;
 use crate::db::pgtools::{tool_failure, PgConn, PgTools};
@@ -35,7 +38,13 @@ pub struct CreateOptions<'a> {
     pub key_tables: &'a [String],
     /// Migration history table (for the migration head).
     pub history_table: &'a str,
+    /// How long pg_dump (and the row counts) wait for a table lock before giving up.
+    pub lock_wait_timeout: Duration,
 }
+
+/// How far in the future a backup may be dated before it is distrusted: clocks of
+/// well-run machines agree within seconds; minutes mean a skewed clock.
+pub const FUTURE_TOLERANCE: chrono::Duration = chrono::Duration::minutes(5);
 
 /// Removes the partial folder unless the backup made it into the catalog.
 struct PartialGuard {
@@ -83,7 +92,7 @@ pub fn create(
             removed.display()
         )));
     }
-    std::fs::create_dir_all(&catalog.dir)
+    create_private_dir_all(&catalog.dir)
         .map_err(|e| Error::io(format!("creating {}", catalog.dir.display()), e))?;
     let started = Instant::now();
     let created_at = Utc::now();
@@ -91,7 +100,7 @@ pub fn create(
     let partial = catalog
         .dir
         .join(format!("{PARTIAL_PREFIX}{id}-{}", std::process::id()));
-    std::fs::create_dir(&partial)
+    create_private_dir(&partial)
         .map_err(|e| Error::io(format!("creating {}", partial.display()), e))?;
     let mut guard = PartialGuard {
         dir: partial.clone(),
@@ -125,6 +134,12 @@ pub fn create(
     };
     manifest.duration_ms = started.elapsed().as_millis() as u64;
     manifest.write(&partial)?;
+    make_private(&partial).map_err(|e| {
+        Error::io(
+            format!("making {} private to its owner", partial.display()),
+            e,
+        )
+    })?;
 
     let final_dir = catalog.dir.join(&id);
     std::fs::rename(&partial, &final_dir).map_err(|e| {
@@ -158,7 +173,7 @@ pub fn record_provider_snapshot(
     if let Some(label) = label {
         check_label(label)?;
     }
-    std::fs::create_dir_all(&catalog.dir)
+    create_private_dir_all(&catalog.dir)
         .map_err(|e| Error::io(format!("creating {}", catalog.dir.display()), e))?;
     let id = unique_id(catalog, started, label);
     let now = Utc::now();
@@ -178,7 +193,7 @@ pub fn record_provider_snapshot(
     let partial = catalog
         .dir
         .join(format!("{PARTIAL_PREFIX}{id}-{}", std::process::id()));
-    std::fs::create_dir(&partial)
+    create_private_dir(&partial)
         .map_err(|e| Error::io(format!("creating {}", partial.display()), e))?;
     manifest.write(&partial)?;
     let dir = catalog.dir.join(&id);
@@ -213,6 +228,9 @@ fn unverified_manifest(
         database: url.database_name().unwrap_or_else(|| "database".into()),
         url: url.redacted(),
         created_at,
+        clock: Some(HOST_CLOCK.into()),
+        server_time: None,
+        host: Some(super::catalog::host_name()),
         duration_ms: 0,
         format: Archive::Sqlite,
         dump: String::new(),
@@ -233,6 +251,7 @@ fn unverified_manifest(
             detail: "not verified yet".into(),
         },
         provider: None,
+        pinned: None,
     }
 }
 
@@ -269,16 +288,51 @@ fn dump_postgres(
     on_event: &mut dyn FnMut(Event),
 ) -> Result<PgTools> {
     let url = options.url;
+    let timeout = options.lock_wait_timeout;
     let (mut conn, info) = rt.block_on(async {
         let mut conn = Conn::connect(url)
             .await
             .map_err(|e| crate::db::target::connect_error(url, e))?;
-        let info = source::read_postgres(&mut conn, options.key_tables, options.history_table)
-            .await
-            .map_err(|e| db_error(url, e))?;
-        Ok::<_, Error>((conn, info))
+        let read = source::read_postgres(
+            &mut conn,
+            options.key_tables,
+            options.history_table,
+            timeout,
+        )
+        .await;
+        match read {
+            Ok(info) => Ok::<_, Error>((conn, info)),
+            Err(e) if blockers::is_lock_timeout(&e.to_string()) => {
+                let _ = conn.batch("ROLLBACK").await;
+                let found = blockers::find(&mut conn).await.unwrap_or_default();
+                conn.close().await;
+                Err(Error::failed(blockers::message(
+                    "counting the key tables' rows",
+                    timeout,
+                    &found,
+                )))
+            }
+            Err(e) => {
+                conn.close().await;
+                Err(db_error(url, e))
+            }
+        }
     })?;
-    let result = (|| {
+    if let Some(clock) = info.clock {
+        let ahead = clock.server_ahead_by();
+        if ahead.abs() > FUTURE_TOLERANCE {
+            let (who, by) = if ahead > chrono::Duration::zero() {
+                ("behind", ahead)
+            } else {
+                ("ahead of", -ahead)
+            };
+            on_event(Event::Note(format!(
+                "this machine's clock is {} {who} the database server's: backup ids and ages use this machine's clock (UTC); fix its time (NTP)",
+                super::human_age(by)
+            )));
+        }
+    }
+    let result = (|| -> Result<PgTools> {
         let tools = PgTools::locate(info.server_major)?;
         on_event(Event::Note(format!("using {}", tools.describe())));
         let pg = PgConn::from_url(url)?;
@@ -291,11 +345,18 @@ fn dump_postgres(
         record_source(manifest, &info);
         manifest.tool_version = Some(tools.version.text.clone());
         match options.format {
-            DumpFormat::Custom => dump_custom(&tools, &pg, &info, partial, manifest, on_event)?,
+            DumpFormat::Custom => dump_custom(
+                &tools,
+                &pg,
+                dump_args(&pg, &info, timeout),
+                partial,
+                manifest,
+                on_event,
+            )?,
             DumpFormat::Directory => dump_directory(
                 &tools,
                 &pg,
-                &info,
+                dump_args(&pg, &info, timeout),
                 options.jobs,
                 partial,
                 manifest,
@@ -304,23 +365,47 @@ fn dump_postgres(
         }
         Ok(tools)
     })();
-    rt.block_on(async {
+    let result = rt.block_on(async {
         source::end_snapshot(&mut conn).await;
+        let result = match result {
+            Err(e) if blockers::is_lock_timeout(&e.to_string()) => {
+                let found = blockers::find(&mut conn).await.unwrap_or_default();
+                Err(Error::failed(format!(
+                    "{}\n{e}",
+                    blockers::message("pg_dump", timeout, &found)
+                )))
+            }
+            other => other,
+        };
         conn.close().await;
+        result
     });
     result
 }
 
 fn record_source(manifest: &mut Manifest, info: &SourceInfo) {
     manifest.server_version = info.server_version.clone();
+    manifest.server_time = info.clock.map(|c| c.server);
     manifest.locale = info.locale.clone();
     manifest.migration_head = info.migration_head.clone();
     manifest.tables = info.tables.clone();
     manifest.row_counts = info.row_counts.clone();
 }
 
-fn dump_args(pg: &PgConn, info: &SourceInfo) -> Vec<String> {
-    let mut args = vec![format!("--dbname={}", pg.uri())];
+/// `--lock-wait-timeout=60s` (or `=1500ms`): the value goes to PostgreSQL as a
+/// `statement_timeout`, which reads these units.
+pub fn lock_wait_arg(wait: Duration) -> String {
+    let ms = wait.as_millis().max(1);
+    if ms.is_multiple_of(1000) {
+        format!("--lock-wait-timeout={}s", ms / 1000)
+    } else {
+        format!("--lock-wait-timeout={ms}ms")
+    }
+}
+
+fn dump_args(pg: &PgConn, info: &SourceInfo, lock_wait: Duration) -> Vec<String> {
+    // Without it pg_dump waits forever behind a session holding ACCESS EXCLUSIVE.
+    let mut args = vec![lock_wait_arg(lock_wait), format!("--dbname={}", pg.uri())];
     if let Some(snapshot) = &info.snapshot {
         args.push(format!("--snapshot={snapshot}"));
     }
@@ -331,14 +416,14 @@ fn dump_args(pg: &PgConn, info: &SourceInfo) -> Vec<String> {
 fn dump_custom(
     tools: &PgTools,
     pg: &PgConn,
-    info: &SourceInfo,
+    source_args: Vec<String>,
     partial: &Path,
     manifest: &mut Manifest,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<()> {
     let path = partial.join("dump.pgdump");
     let mut args = vec!["--format=custom".to_string()];
-    args.extend(dump_args(pg, info));
+    args.extend(source_args);
     on_event(Event::Phase(format!(
         "pg_dump --format=custom {}",
         pg.uri()
@@ -348,8 +433,8 @@ fn dump_custom(
         .stdin_null()
         .reader()
         .map_err(|e| Error::failed(format!("cannot start pg_dump: {e}")))?;
-    let file = std::fs::File::create(&path)
-        .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+    let file =
+        private_file(&path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     let copied = copy_hashing(&reader, &mut out, &mut |n| on_event(Event::Bytes(n)));
     let (size, sha256) = match copied {
@@ -387,7 +472,7 @@ fn dump_custom(
 fn dump_directory(
     tools: &PgTools,
     pg: &PgConn,
-    info: &SourceInfo,
+    source_args: Vec<String>,
     jobs: u32,
     partial: &Path,
     manifest: &mut Manifest,
@@ -399,7 +484,7 @@ fn dump_directory(
         format!("--jobs={jobs}"),
         format!("--file={}", dir.display()),
     ];
-    args.extend(dump_args(pg, info));
+    args.extend(source_args);
     on_event(Event::Phase(format!(
         "pg_dump --format=directory --jobs={jobs} {}",
         pg.uri()
@@ -584,4 +669,21 @@ fn folder_size(dir: &Path) -> u64 {
         .filter_map(|f| std::fs::metadata(f).ok())
         .map(|m| m.len())
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_wait_is_written_in_units_postgresql_reads() {
+        assert_eq!(
+            lock_wait_arg(Duration::from_secs(60)),
+            "--lock-wait-timeout=60s"
+        );
+        assert_eq!(
+            lock_wait_arg(Duration::from_millis(1500)),
+            "--lock-wait-timeout=1500ms"
+        );
+    }
 }

@@ -99,8 +99,20 @@ pub struct Manifest {
     pub database: String,
     /// URL of the database, redacted.
     pub url: String,
-    /// When the dump started (UTC).
+    /// When the dump started (UTC), by the clock named in `clock`; the id says the same.
     pub created_at: DateTime<Utc>,
+    /// Which clock `created_at` and the id come from: [`HOST_CLOCK`], the clock of the
+    /// machine dbflow ran on. Absent in manifests written before it was recorded (the
+    /// same clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<String>,
+    /// The database server's clock (`now()`) in the transaction whose snapshot was
+    /// dumped (PostgreSQL). Compared with run starts read from the same server clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_time: Option<DateTime<Utc>>,
+    /// The machine that took it (a skewed clock is then easy to trace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     /// How long dump + verification took.
     pub duration_ms: u64,
     /// Archive kind.
@@ -137,6 +149,23 @@ pub struct Manifest {
     /// For provider snapshots: which provider holds it, under which id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<ProviderSnapshot>,
+    /// Set by `dbflow backup pin`: `prune` never removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<Pin>,
+}
+
+/// The clock of the machine dbflow runs on, in UTC: backup ids, `created_at` and ages.
+pub const HOST_CLOCK: &str = "host";
+
+/// Why a backup is kept whatever the retention says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pin {
+    /// What the person pinning it gave (`--reason`).
+    pub reason: Option<String>,
+    /// Who pinned it.
+    pub by: String,
+    /// When (host clock).
+    pub at: DateTime<Utc>,
 }
 
 impl Manifest {
@@ -166,17 +195,83 @@ impl Manifest {
     }
 }
 
-/// Writes `path` through a temporary sibling, fsynced, then renamed over it.
+/// Writes `path` through a temporary sibling, fsynced, then renamed over it; readable
+/// by its owner only (a manifest names tables, row counts and the database).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let io = |e| Error::io(format!("writing {}", path.display()), e);
     {
-        let mut file = std::fs::File::create(&tmp).map_err(io)?;
+        let mut file = private_file(&tmp).map_err(io)?;
         file.write_all(bytes).map_err(io)?;
         file.sync_all().map_err(io)?;
     }
     std::fs::rename(&tmp, path).map_err(io)?;
     sync_dir(path.parent().unwrap_or(Path::new(".")));
+    Ok(())
+}
+
+/// Creates (or truncates) a file readable and writable by its owner only (0600): backups
+/// hold customer data.
+pub fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let file = options.open(path)?;
+        // An existing file keeps its mode through `open`: set it.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        Ok(file)
+    }
+    #[cfg(not(unix))]
+    options.open(path)
+}
+
+/// Creates `dir` and any missing parents, each new one private to its owner (0700).
+/// Folders that already exist keep their mode: an operator may have opened the backups
+/// root to a group on purpose; each backup's own folder is private anyway.
+pub fn create_private_dir_all(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Creates one folder private to its owner (0700); fails when it exists.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Makes everything under `dir` (and `dir`) private to its owner: folders 0700, files
+/// 0600. For what other programs wrote there (pg_dump's directory format, SQLite's
+/// `VACUUM INTO`) with the process umask.
+pub fn make_private(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::symlink_metadata(dir)?;
+        if meta.is_dir() {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+            for entry in std::fs::read_dir(dir)? {
+                make_private(&entry?.path())?;
+            }
+        } else if meta.is_file() {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 //! Layout: `<backups.dir>/<env>/<YYYYMMDD_HHMMSS>[_label]/{manifest.json, dump…}`; the
 //! folder name is the backup id.
 
+pub mod blockers;
 pub mod catalog;
 pub mod checks;
 pub mod copies;
@@ -13,10 +14,11 @@ pub mod create;
 pub mod manifest;
 pub mod restore;
 pub mod retention;
+pub mod runs;
 pub mod source;
 pub mod verify;
 
-pub use catalog::{human_age, human_size, Catalog, Entry};
+pub use catalog::{age_text, human_age, human_size, Catalog, Entry};
 pub use create::{create, CreateOptions};
 pub use manifest::{Archive, Manifest, VerifyState};
 
@@ -67,10 +69,27 @@ pub fn require_fresh(
 ) -> Result<Entry, String> {
     let now = chrono::Utc::now();
     match catalog.newest_verified() {
-        None => Err(format!(
-            "no verified backup of `{}` exists and max_backup_age is {as_written}: take one first (`dbflow backup create --env {}`, or a `backup` step before `deploy`)",
-            catalog.env, catalog.env
-        )),
+        None => {
+            let future: Vec<String> = catalog
+                .scan()
+                .entries
+                .iter()
+                .filter(|e| e.verified() && e.future_dated(now))
+                .map(|e| e.id().to_string())
+                .collect();
+            let skipped = if future.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " dated in the past ({} dated in the future by a skewed clock: its age cannot be told)",
+                    future.join(", ")
+                )
+            };
+            Err(format!(
+                "no verified backup of `{}`{skipped} exists and max_backup_age is {as_written}: take one first (`dbflow backup create --env {}`, or a `backup` step before `deploy`)",
+                catalog.env, catalog.env
+            ))
+        }
         Some(entry) => {
             let age = entry.age(now);
             let limit = chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);

@@ -2,8 +2,11 @@
 //! each of the last `daily` days that have one, of the last `weekly` ISO weeks, and of
 //! the last `monthly` months (UTC), each rule counted on its own. Counting days that
 //! have a backup (not calendar days) means a paused backup schedule never empties the
-//! catalog. On top of the rules, the newest verified backup and every backup a run in
-//! progress refers to are always kept; backups that failed verification are removed.
+//! catalog. On top of the rules, always kept: the newest verified backup, every backup
+//! a run in progress refers to, the rollback point (pre-deploy backup) of each of the
+//! last `keep_deploys` deploys and of every deploy within the daily window, pinned
+//! backups, and backups dated in the future (a skewed clock says nothing about their
+//! age). Backups that failed verification are removed unless one of those applies.
 
 use crate::config::model::Retention;
 use chrono::{DateTime, Datelike, Utc};
@@ -18,6 +21,13 @@ pub struct Candidate {
     pub created_at: DateTime<Utc>,
     /// Whether it passed verification.
     pub verified: bool,
+    /// Dated in the future beyond the tolerance (a skewed clock took it).
+    pub future: bool,
+    /// Pinned (`dbflow backup pin`), with what the pin says.
+    pub pinned: Option<String>,
+    /// The deploys whose rollback point it is: run id and rank among the environment's
+    /// deploys that have one (0 = newest).
+    pub deploys: Vec<(String, usize)>,
 }
 
 /// The verdict for one backup.
@@ -85,7 +95,7 @@ pub fn plan(
             if kept >= count {
                 break;
             }
-            if !backup.verified {
+            if !backup.verified || backup.future {
                 continue;
             }
             let bucket = rule.bucket(backup.created_at);
@@ -97,12 +107,49 @@ pub fn plan(
             kept += 1;
         }
     }
-    if let Some(index) = sorted.iter().position(|b| b.verified) {
+    if let Some(index) = sorted.iter().position(|b| b.verified && !b.future) {
         reasons[index].insert(0, "newest verified backup".into());
     }
+    // The daily window: from the oldest day the daily rule kept.
+    let mut days: Vec<String> = Vec::new();
+    for backup in sorted.iter().filter(|b| b.verified && !b.future) {
+        let day = Rule::Daily.bucket(backup.created_at);
+        if days.len() >= policy.daily as usize {
+            break;
+        }
+        if days.last() != Some(&day) {
+            days.push(day);
+        }
+    }
+    let window_start = days.pop();
     for (index, backup) in sorted.iter().enumerate() {
         if let Some(run) = pinned.get(&backup.id) {
             reasons[index].push(format!("used by run {run}, still in progress"));
+        }
+        if let Some(pin) = &backup.pinned {
+            reasons[index].push(format!("pinned ({pin})"));
+        }
+        for (run, rank) in &backup.deploys {
+            let in_window = window_start
+                .as_deref()
+                .is_some_and(|start| Rule::Daily.bucket(backup.created_at).as_str() >= start);
+            if (*rank as u64) < policy.keep_deploys as u64 {
+                reasons[index].push(format!(
+                    "rollback point of deploy run {run} ({} of the last {} deploys)",
+                    ordinal(*rank + 1),
+                    policy.keep_deploys
+                ));
+            } else if in_window {
+                reasons[index].push(format!(
+                    "rollback point of deploy run {run} (within the {}-day window)",
+                    policy.daily
+                ));
+            }
+        }
+        if backup.future {
+            reasons[index].push(
+                "dated in the future (the clock of the machine that took it was ahead?); kept until that time passes".into(),
+            );
         }
     }
     let summary = format!(
@@ -125,6 +172,18 @@ pub fn plan(
         .collect()
 }
 
+/// `1st`, `2nd`, `3rd`, `4th`, … `11th`, `21st`.
+fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +199,9 @@ mod tests {
             id: t.format("%Y%m%d_%H%M%S").to_string(),
             created_at: t,
             verified,
+            future: false,
+            pinned: None,
+            deploys: Vec::new(),
         }
     }
 
@@ -165,6 +227,7 @@ mod tests {
             daily,
             weekly,
             monthly,
+            keep_deploys: 5,
         }
     }
 
@@ -341,6 +404,67 @@ mod tests {
             ])
         );
         assert_eq!(result.iter().filter(|(_, d)| d.keeps()).count(), 2);
+    }
+
+    #[test]
+    fn rollback_points_of_recent_deploys_pins_and_future_dated_backups_stay() {
+        let mut catalog = daily_catalog();
+        // Same-day pre-deploy backups: the nightly at 02:00 is the day's newest.
+        let mut recent = backup(at("2024-07-04", 1), true);
+        recent.deploys = vec![("run-new".into(), 0)];
+        // The 7th newest deploy, but within the 7-day window.
+        let mut in_window = backup(at("2024-06-30", 1), true);
+        in_window.deploys = vec![("run-7".into(), 6)];
+        // The 8th newest deploy, two months back: goes.
+        let mut old = backup(at("2024-05-02", 1), true);
+        old.deploys = vec![("run-8".into(), 7)];
+        let mut pinned = backup(at("2023-01-01", 1), true);
+        pinned.pinned = Some("legal hold".into());
+        let mut future = backup(at("2024-07-05", 9), true);
+        future.future = true;
+        catalog.extend([recent, in_window, old, pinned, future]);
+        let result = plan(&catalog, policy(7, 4, 6), &BTreeMap::new());
+        let decision = |t: DateTime<Utc>| {
+            result
+                .iter()
+                .find(|(c, _)| c.created_at == t)
+                .map(|(_, d)| d.clone())
+                .unwrap()
+        };
+        assert_eq!(
+            decision(at("2024-07-04", 1)),
+            Decision::Keep(vec![
+                "rollback point of deploy run run-new (1st of the last 5 deploys)".into()
+            ])
+        );
+        assert_eq!(
+            decision(at("2024-06-30", 1)),
+            Decision::Keep(vec![
+                "rollback point of deploy run run-7 (within the 7-day window)".into()
+            ])
+        );
+        assert!(!decision(at("2024-05-02", 1)).keeps());
+        assert_eq!(
+            decision(at("2023-01-01", 1)),
+            Decision::Keep(vec!["pinned (legal hold)".into()])
+        );
+        assert_eq!(
+            decision(at("2024-07-05", 9)),
+            Decision::Keep(vec!["dated in the future (the clock of the machine that took it was ahead?); kept until that time passes".into()])
+        );
+        // The future-dated one took no slot: the newest verified is still 07-04 02:00.
+        assert_eq!(
+            decision(at("2024-07-04", 2)),
+            Decision::Keep(vec![
+                "newest verified backup".into(),
+                "daily (2024-07-04)".into(),
+                "weekly (2024-W27)".into(),
+                "monthly (2024-07)".into()
+            ])
+        );
+        assert_eq!(ordinal(2), "2nd");
+        assert_eq!(ordinal(13), "13th");
+        assert_eq!(ordinal(23), "23rd");
     }
 
     #[test]

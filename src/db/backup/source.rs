@@ -5,6 +5,7 @@
 
 use crate::db::conn::{quote_ident, quote_literal, Conn, DbError};
 use crate::db::pgtools::DbLocale;
+use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 
 /// Facts about the source database.
@@ -24,16 +25,57 @@ pub struct SourceInfo {
     pub row_counts: IndexMap<String, u64>,
     /// The exported snapshot pg_dump should use (PostgreSQL), when one could be exported.
     pub snapshot: Option<String>,
+    /// The server's clock (`now()`) in the snapshot's transaction, with this machine's
+    /// clock read just after it (PostgreSQL).
+    pub clock: Option<ClockReading>,
+}
+
+/// The database server's clock and this machine's, read at (nearly) the same moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockReading {
+    /// `now()` on the server.
+    pub server: DateTime<Utc>,
+    /// `Utc::now()` here, just after the server answered.
+    pub host: DateTime<Utc>,
+}
+
+impl ClockReading {
+    /// How far the server's clock is ahead of this machine's (negative: behind).
+    pub fn server_ahead_by(&self) -> chrono::Duration {
+        self.server - self.host
+    }
+}
+
+/// Reads the server's clock, as UTC, and this machine's.
+pub async fn read_clock(conn: &mut Conn) -> Result<Option<ClockReading>, DbError> {
+    if !conn.is_postgres() {
+        return Ok(None);
+    }
+    let micros = conn
+        .string("SELECT (extract(epoch FROM now()) * 1000000)::bigint::text")
+        .await?;
+    let host = Utc::now();
+    Ok(micros
+        .and_then(|m| m.parse::<i64>().ok())
+        .and_then(DateTime::from_timestamp_micros)
+        .map(|server| ClockReading { server, host }))
 }
 
 /// Opens a read-only repeatable-read transaction, exports its snapshot and reads
 /// everything in it. The transaction stays open (the snapshot lives only as long as it
-/// does): end it with [`end_snapshot`] once pg_dump has finished.
+/// does): end it with [`end_snapshot`] once pg_dump has finished. Counting a key table
+/// waits at most `lock_wait` for its lock, as pg_dump will.
 pub async fn read_postgres(
     conn: &mut Conn,
     key_tables: &[String],
     history_table: &str,
+    lock_wait: std::time::Duration,
 ) -> Result<SourceInfo, DbError> {
+    conn.batch(&format!(
+        "SET lock_timeout = {}",
+        lock_wait.as_millis().max(1)
+    ))
+    .await?;
     let mut info = SourceInfo {
         server_version: conn.string("SHOW server_version").await?,
         ..SourceInfo::default()
@@ -67,6 +109,7 @@ pub async fn read_postgres(
             None
         }
     };
+    info.clock = read_clock(conn).await?;
     info.migration_head = migration_head(conn, history_table).await?;
     info.tables = tables(conn).await?;
     info.row_counts = row_counts(conn, key_tables).await?;

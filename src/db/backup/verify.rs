@@ -126,6 +126,10 @@ pub fn verify(entry: &Entry, rt: &tokio::runtime::Runtime) -> Result<Entry> {
     let outcome = checksum_matches(&entry.dir, &entry.manifest)
         .and_then(|()| archive_readable(&entry.dir, &entry.manifest, None, rt));
     let mut updated = entry.clone();
+    // Re-read: a pin set while the archive was being read must not be written away.
+    if let Ok(current) = Manifest::read(&entry.dir) {
+        updated.manifest = current;
+    }
     updated.manifest.verification = match outcome {
         Ok(detail) => Verification {
             state: VerifyState::Verified,
