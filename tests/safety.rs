@@ -263,6 +263,14 @@ fn in_place_restore_is_refused_while_a_deploy_holds_the_lock_naming_it() {
         return;
     };
     let t = project(&db, "sandbox_pattern: \"^dbflow_t_\"\n");
+    // Waits as long as deployers wait for each other, then refuses.
+    t.write(
+        "Workflowfile.yaml",
+        &t.read("Workflowfile.yaml").replace(
+            "  dir: prisma/migrations\n",
+            "  dir: prisma/migrations\n  lock_wait: 2s\n",
+        ),
+    );
     let id = backup(&t);
     db.psql("INSERT INTO \"User\" (email) VALUES ('after@x')");
     // A "deploy" holding the migration lock.
@@ -294,6 +302,7 @@ fn in_place_restore_is_refused_while_a_deploy_holds_the_lock_naming_it() {
     let _ = holder.wait();
     out.assert_code(3);
     assert_contains(&out.stderr, "a deploy holds the migration lock");
+    assert_contains(&out.stderr, "(waited 2s)");
     assert_contains(&out.stderr, "deployer-under-test");
     assert_eq!(
         db.psql("SELECT count(*) FROM \"User\" WHERE email = 'after@x'"),

@@ -232,10 +232,12 @@ fn replace_in_place(
         super::run_hook_task(cx, &task, &[])?;
     }
     let mut transfer = Transfer::new(cx.ui);
+    let lock_wait = Target::for_env(cx.project, cx.env).limits.lock_wait;
     let swapped = restore::swap_into_place(
         live,
         &copy.url,
         permit,
+        lock_wait,
         runtime,
         &mut super::show(&mut transfer),
     );

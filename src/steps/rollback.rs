@@ -207,12 +207,14 @@ fn cut_over(
 /// The newest verified backup taken before `bad` was applied: its migration head sorts
 /// before `bad` (migration names sort by their timestamp), or it has none.
 fn last_good_before(cx: &RunContext<'_>, catalog: &Catalog, bad: &str) -> Result<Entry, StepError> {
+    let now = chrono::Utc::now();
     let entry = catalog
         .scan()
         .entries
         .into_iter()
+        // A future-dated backup (a skewed clock) is never "the last good one".
         .find(|e| {
-            e.verified()
+            e.usable(now)
                 && e.manifest
                     .migration_head
                     .as_deref()

@@ -195,6 +195,7 @@ pub fn swap_into_place(
     live: &DbUrl,
     copy: &DbUrl,
     permit: &Permit,
+    lock_wait: Duration,
     rt: &tokio::runtime::Runtime,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<String> {
@@ -216,27 +217,57 @@ pub fn swap_into_place(
     on_event(Event::Phase(format!(
         "swapping: `{live_name}` → `{aside}`, `{copy_name}` → `{live_name}`"
     )));
-    rt.block_on(swap_postgres(live, &live_name, &copy_name, &aside))?;
+    rt.block_on(swap_postgres(
+        live, &live_name, &copy_name, &aside, lock_wait, on_event,
+    ))?;
     Ok(aside)
 }
 
-async fn swap_postgres(live: &DbUrl, live_name: &str, copy: &str, aside: &str) -> Result<()> {
+async fn swap_postgres(
+    live: &DbUrl,
+    live_name: &str,
+    copy: &str,
+    aside: &str,
+    lock_wait: Duration,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<()> {
     use crate::db::conn::{quote_ident, quote_literal};
     let db_error = |what: &str, e: crate::db::DbError| Error::failed(format!("{what}: {e}"));
     // The deployers' lock is taken in the live database: while we hold it no deploy runs.
     let mut locker = Conn::connect(live)
         .await
         .map_err(|e| crate::db::target::connect_error(live, e))?;
-    if !crate::db::migrate::try_lock_once(&mut locker)
-        .await
-        .map_err(|e| db_error("taking the migration lock", e))?
-    {
+    // A deploy holding it is waited for as long as deployers wait for each other.
+    let started = Instant::now();
+    let mut announced = false;
+    let mut locked = false;
+    loop {
+        if crate::db::migrate::try_lock_once(&mut locker)
+            .await
+            .map_err(|e| db_error("taking the migration lock", e))?
+        {
+            locked = true;
+            break;
+        }
+        if started.elapsed() >= lock_wait {
+            break;
+        }
+        if !announced {
+            on_event(Event::Note(
+                "waiting for the deploy holding the migration lock…".into(),
+            ));
+            announced = true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !locked {
         let holder = crate::db::migrate::lock_holder(&mut locker)
             .await
             .unwrap_or_else(|e| format!("(could not read pg_stat_activity: {e})"));
         locker.close().await;
         return Err(Error::blocked(format!(
-            "a deploy holds the migration lock on `{live_name}`; nothing was swapped\n  holder: {holder}\n  run the restore again once it has finished"
+            "a deploy holds the migration lock on `{live_name}` (waited {}); nothing was swapped\n  holder: {holder}\n  run the restore again once it has finished",
+            humantime::format_duration(Duration::from_secs(lock_wait.as_secs()))
         )));
     }
     let locker_pid = locker
