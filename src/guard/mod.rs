@@ -6,6 +6,8 @@
 //! - [`command_line`]: which operations a real command line performs;
 //! - [`migrations`]: applied migrations unchanged, pending ones linted, the preview a
 //!   person confirms before a protected database changes;
+//! - [`promotion`]: where a deploy may come from (`deploy_from: ci`) and what must have
+//!   run elsewhere first (`require_applied_on`);
 //! - [`scan`] and [`hook`]: the pre-commit scan of changed files and its git hook.
 //!
 //! Other modules ask through [`check`] (e.g. the restore step with
@@ -15,6 +17,7 @@ pub mod command_line;
 pub mod hook;
 pub mod migrations;
 pub mod operation;
+pub mod promotion;
 pub mod rails;
 pub mod scan;
 

@@ -1,0 +1,241 @@
+//! Procedures the runbooks require, enforced on real PostgreSQL: `require_applied_on`
+//! (production only gets what ran on staging, same checksum), `deploy_from: ci` (and its
+//! override, never enough for protected unless the environment says why), drills of
+//! protected environments only onto another server, the sanctioned production seed, and
+//! incident-restore stopping writes before it restores.
+
+use crate::support::cli::{events, Test};
+use crate::support::pg::{self, TestDb};
+
+const OVERRIDE: &str = "DBFLOW_ALLOW_DEPLOY_OUTSIDE_CI";
+
+const INIT: &str =
+    "CREATE TABLE \"User\" (\"id\" INTEGER NOT NULL PRIMARY KEY, \"email\" TEXT NOT NULL);\n";
+const NICK: &str = "ALTER TABLE \"User\" ADD COLUMN \"nickname\" TEXT;\n";
+
+/// A project with `staging` and protected `production` on two databases, and a
+/// `release` workflow whose deploy step runs the same rules as `migrate deploy`.
+fn two_environments(staging: &TestDb, production: &TestDb, production_keys: &str) -> Test {
+    Test::new()
+        .file(
+            "Workflowfile.yaml",
+            &format!(
+                "environments:
+  staging:
+    url: ${{STAGING_URL}}
+    protection: shared
+  production:
+    url: ${{PRODUCTION_URL}}
+    protection: protected
+{production_keys}
+migrations:
+  dir: prisma/migrations
+workflows:
+  release:
+    allow_unguarded_deploy: test databases, recreated per test
+    steps:
+      - deploy: {{}}
+"
+            ),
+        )
+        .file(
+            "prisma/migrations/migration_lock.toml",
+            "provider = \"postgresql\"\n",
+        )
+        .file("prisma/migrations/20240101000000_init/migration.sql", INIT)
+        .env("STAGING_URL", &staging.url)
+        .env("PRODUCTION_URL", &production.url)
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove(OVERRIDE)
+}
+
+/// The same project folder run with `extra` variables set.
+fn with_vars(t: &Test, staging: &TestDb, production: &TestDb, extra: &[(&str, &str)]) -> Test {
+    let mut run = Test::in_dir(t.path())
+        .env("STAGING_URL", &staging.url)
+        .env("PRODUCTION_URL", &production.url)
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove(OVERRIDE);
+    for (key, value) in extra {
+        run = run.env(key, value);
+    }
+    run
+}
+
+fn applied(db: &TestDb) -> String {
+    db.psql("SELECT coalesce(string_agg(migration_name, ',' ORDER BY migration_name), '') FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL")
+}
+
+fn history_exists(db: &TestDb) -> bool {
+    db.psql("SELECT to_regclass('_prisma_migrations') IS NOT NULL") == "t"
+}
+
+#[test]
+fn require_applied_on_refuses_what_staging_has_not_run_then_allows() {
+    let (Some(staging), Some(production)) = (
+        pg::database("promo_require_staging"),
+        pg::database("promo_require_production"),
+    ) else {
+        return;
+    };
+    let t = two_environments(&staging, &production, "    require_applied_on: staging");
+
+    let out = t.run_with(["migrate", "deploy", "--env", "production", "--yes"]);
+    out.assert_code(3);
+    assert!(
+        out.stderr.contains("blocked by the guard: deploys to `production` need every pending migration applied on `staging` first (require_applied_on at Workflowfile.yaml:8:25): 20240101000000_init (not applied there); deploy them to `staging` first"),
+        "{}",
+        out.stderr
+    );
+    assert!(!history_exists(&production), "nothing ran on production");
+
+    t.run_with(["migrate", "deploy", "--env", "staging"])
+        .assert_code(0);
+    let out = t.run_with(["migrate", "deploy", "--env", "production", "--yes"]);
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("✔ require_applied_on: staging: all 1 pending migration(s) are applied there with the same checksum"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(applied(&production), "20240101000000_init");
+
+    // A migration that ran on staging and was edited afterwards is not what staging
+    // tested: refused, through the deploy step as well.
+    t.write("prisma/migrations/20240102000000_nick/migration.sql", NICK);
+    t.run_with(["migrate", "deploy", "--env", "staging"])
+        .assert_code(0);
+    t.write(
+        "prisma/migrations/20240102000000_nick/migration.sql",
+        "ALTER TABLE \"User\" ADD COLUMN \"nickname\" VARCHAR(40);\n",
+    );
+    let out = t.run_with(["run", "release", "--env", "production", "--yes"]);
+    out.assert_code(3);
+    assert!(
+        out.stderr.contains(
+            "20240102000000_nick (applied there with another checksum: the file changed since)"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(applied(&production), "20240101000000_init");
+    let journal = out.journals().pop().unwrap();
+    let check = events(&journal, "promotion_check");
+    assert_eq!(check[0]["required_on"], "staging", "{journal:?}");
+
+    // Staging unreachable: nobody can tell, so the deploy is refused (fail closed).
+    t.write("prisma/migrations/20240102000000_nick/migration.sql", NICK);
+    let unreachable = with_vars(
+        &t,
+        &staging,
+        &production,
+        &[("STAGING_URL", "postgres://postgres@127.0.0.1:1/nowhere")],
+    );
+    let out = unreachable.run_with(["migrate", "deploy", "--env", "production", "--yes"]);
+    out.assert_code(3);
+    assert!(
+        out.stderr
+            .contains("cannot read the migration history of `staging` (cannot connect to"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(applied(&production), "20240101000000_init");
+}
+
+#[test]
+fn deploy_from_ci_refuses_outside_ci_and_the_override_never_unlocks_protected_alone() {
+    let (Some(staging), Some(production)) = (
+        pg::database("promo_ci_staging"),
+        pg::database("promo_ci_production"),
+    ) else {
+        return;
+    };
+    let keys = "    deploy_from: ci\n    ci_variable: GITHUB_ACTIONS";
+    let t = two_environments(&staging, &production, keys);
+    // Staging too: `deploy_from: ci` is per environment.
+    t.write(
+        "Workflowfile.yaml",
+        &t.read("Workflowfile.yaml").replace(
+            "    protection: shared\n",
+            "    protection: shared\n    deploy_from: ci\n",
+        ),
+    );
+
+    let out = t.run_with(["migrate", "deploy", "--env", "staging"]);
+    out.assert_code(3);
+    assert!(
+        out.stderr.contains("blocked by the guard: deploys to `staging` run from CI only (deploy_from: ci at Workflowfile.yaml:5:18) and CI is not `true`: run it from the pipeline, or set DBFLOW_ALLOW_DEPLOY_OUTSIDE_CI=1 for one run (printed and journaled)"),
+        "{}",
+        out.stderr
+    );
+    assert!(!history_exists(&staging));
+
+    // The override unlocks a shared environment, loudly and journaled.
+    let over = with_vars(&t, &staging, &production, &[(OVERRIDE, "1")]);
+    let out = over.run_with(["migrate", "deploy", "--env", "staging"]);
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains("!!! OVERRIDE DBFLOW_ALLOW_DEPLOY_OUTSIDE_CI=1 lifts rule `deploy-from-ci` for `deploy` on `staging` (shared): CI is not `true`; this is recorded in the journal"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(applied(&staging), "20240101000000_init");
+    let journal = out.journals().pop().unwrap();
+    let used = events(&journal, "guard_override");
+    assert_eq!(used[0]["rule"], "deploy-from-ci", "{journal:?}");
+    assert_eq!(used[0]["variable"], "DBFLOW_ALLOW_DEPLOY_OUTSIDE_CI");
+
+    // …but not a protected one, from the command or the deploy step.
+    for args in [
+        ["migrate", "deploy", "--env", "production", "--yes"].as_slice(),
+        ["run", "release", "--env", "production", "--yes"].as_slice(),
+    ] {
+        let out = over.run_with(args);
+        out.assert_code(3);
+        assert!(
+            out.stderr.contains("!!! IGNORED DBFLOW_ALLOW_DEPLOY_OUTSIDE_CI=1: `production` is protected and does not allow deploys outside CI (no `allow_deploy_outside_ci`)"),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("CI is not `true` and GITHUB_ACTIONS is not set: run it from the pipeline; `production` is protected, so DBFLOW_ALLOW_DEPLOY_OUTSIDE_CI=1 unlocks it only if the environment says why with `allow_deploy_outside_ci: \"<reason>\"`"),
+            "{}",
+            out.stderr
+        );
+        let journal = out.journals().pop().unwrap();
+        assert_eq!(
+            events(&journal, "guard_override_refused").len(),
+            1,
+            "{journal:?}"
+        );
+    }
+    assert!(!history_exists(&production));
+
+    // In CI (the configured variable) it deploys.
+    let ci = with_vars(&t, &staging, &production, &[("GITHUB_ACTIONS", "true")]);
+    ci.run_with(["run", "release", "--env", "production", "--yes"])
+        .assert_code(0);
+    assert_eq!(applied(&production), "20240101000000_init");
+
+    // An environment that says why lets the override through, loudly.
+    t.write("prisma/migrations/20240102000000_nick/migration.sql", NICK);
+    t.write(
+        "Workflowfile.yaml",
+        &t.read("Workflowfile.yaml").replace(
+            "    ci_variable: GITHUB_ACTIONS",
+            "    ci_variable: GITHUB_ACTIONS\n    allow_deploy_outside_ci: break-glass when the pipeline is down",
+        ),
+    );
+    let out = over.run_with(["migrate", "deploy", "--env", "production", "--yes"]);
+    out.assert_code(0);
+    assert!(
+        out.stderr
+            .contains("; the environment allows it: break-glass when the pipeline is down"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        applied(&production),
+        "20240101000000_init,20240102000000_nick"
+    );
+}
