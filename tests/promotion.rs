@@ -239,3 +239,76 @@ fn deploy_from_ci_refuses_outside_ci_and_the_override_never_unlocks_protected_al
         "20240101000000_init,20240102000000_nick"
     );
 }
+
+#[test]
+fn incident_restore_runs_the_stop_writes_task_before_it_restores() {
+    let Some(db) = pg::database("promo_incident_stop_writes") else {
+        return;
+    };
+    let t = Test::new()
+        .file(
+            "Workflowfile.yaml",
+            "
+            environments:
+              production:
+                url: ${DATABASE_URL}
+                protection: protected
+            backups:
+              stop_writes: maintenance-on
+            tasks:
+              maintenance-on:
+                script: echo \"writes stopped for $DBFLOW_ENV\" > maintenance.marker
+            include: [workflows/*.yaml]
+            ",
+        )
+        .file(
+            "workflows/runbooks.yaml",
+            include_str!("../workflows/runbooks.yaml"),
+        )
+        .file(
+            "prisma/migrations/migration_lock.toml",
+            "provider = \"postgresql\"\n",
+        )
+        .file("prisma/migrations/20240101000000_init/migration.sql", INIT)
+        .env("DATABASE_URL", &db.url)
+        .env("PATH", &crate::backup::pg_path());
+    t.run_with(["migrate", "deploy", "--env", "production", "--yes"])
+        .assert_code(0);
+    db.psql("INSERT INTO \"User\" SELECT g, 'u' || g FROM generate_series(1, 20) g");
+    t.run_with(["backup", "create", "--env", "production"])
+        .assert_code(0);
+    t.write("prisma/migrations/20240102000000_nick/migration.sql", NICK);
+    t.run_with(["migrate", "deploy", "--env", "production", "--yes"])
+        .assert_code(0);
+
+    let t = t.env("BAD_MIGRATION", "20240102000000_nick");
+    let out = t.run_with(["run", "incident-restore", "--env", "production", "--yes"]);
+    out.assert_code(0);
+    assert_eq!(
+        t.read("maintenance.marker"),
+        "writes stopped for production\n"
+    );
+    let journal = out.journals().pop().unwrap();
+    let position = |event: &str| {
+        journal
+            .iter()
+            .position(|e| e["event"] == event)
+            .unwrap_or_else(|| panic!("no {event} in {journal:?}"))
+    };
+    let task_ran = journal
+        .iter()
+        .position(|e| e["event"] == "task" && e["task"] == "maintenance-on")
+        .expect("the stop_writes task ran");
+    assert!(
+        task_ran < position("stop_writes") && position("stop_writes") < position("restore_start"),
+        "{journal:?}"
+    );
+    let restored = events(&journal, "restore_end")[0]["database"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(restored, db.name, "restored into a new database");
+    db.psql(&format!(
+        "DROP DATABASE IF EXISTS \"{restored}\" WITH (FORCE)"
+    ));
+}
