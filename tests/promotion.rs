@@ -312,3 +312,105 @@ fn incident_restore_runs_the_stop_writes_task_before_it_restores() {
         "DROP DATABASE IF EXISTS \"{restored}\" WITH (FORCE)"
     ));
 }
+
+#[test]
+fn a_protected_drill_never_restores_onto_the_primarys_server() {
+    let Some(db) = pg::database("promo_drill_protected") else {
+        return;
+    };
+    let workflowfile = |top: &str, env: &str| {
+        format!(
+            "environments:
+  production:
+    url: ${{DATABASE_URL}}
+    protection: protected
+{env}
+drill:
+  key_tables: [User]
+{top}
+migrations:
+  dir: prisma/migrations
+"
+        )
+    };
+    let t = Test::new()
+        .file("Workflowfile.yaml", &workflowfile("", ""))
+        .file(
+            "prisma/migrations/migration_lock.toml",
+            "provider = \"postgresql\"\n",
+        )
+        .file("prisma/migrations/20240101000000_init/migration.sql", INIT)
+        .env("DATABASE_URL", &db.url)
+        .env("PATH", &crate::backup::pg_path());
+    t.run_with(["migrate", "deploy", "--env", "production", "--yes"])
+        .assert_code(0);
+    db.psql("INSERT INTO \"User\" SELECT g, 'u' || g FROM generate_series(1, 50) g");
+    let drill_dbs = "SELECT count(*) FROM pg_database WHERE datname LIKE '%restore\\_drill\\_%'";
+
+    // No drill server: refused before anything is dumped, saying how.
+    let out = t.run_with(["drill", "--env", "production"]);
+    out.assert_code(3);
+    assert!(
+        out.stderr.contains("`production` is protected: a restore drill never restores onto the primary's server. Set `drill.server_url` to another PostgreSQL server"),
+        "{}",
+        out.stderr
+    );
+    assert!(!t.exists("backups/production"), "no backup was taken");
+    assert_eq!(db.psql(drill_dbs), "0");
+
+    // A drill server that is the primary's own server (another database on it): the
+    // server says who it is, so the spelling of the URL does not matter. Refused.
+    t.write(
+        "Workflowfile.yaml",
+        &workflowfile(&format!("  server_url: {}", db.admin_url()), ""),
+    );
+    let out = t.run_with(["drill", "--env", "production"]);
+    out.assert_code(3);
+    assert!(
+        out.stderr
+            .contains("reaches the primary's own server (system identifier"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(db.psql(drill_dbs), "0");
+
+    // Another server (the environment's own setting wins over the project's): restored
+    // there, validated, kept on request, never on the primary's server.
+    let Some(other) = pg::second_server() else {
+        return;
+    };
+    t.write(
+        "Workflowfile.yaml",
+        &workflowfile(
+            &format!("  server_url: {}", db.admin_url()),
+            "    drill:\n      server_url: ${DRILL_SERVER_URL}",
+        ),
+    );
+    let t = t.env("DRILL_SERVER_URL", &other);
+    let out = t.run_with(["drill", "--env", "production", "--keep"]);
+    out.assert_code(0);
+    assert!(out.stdout.contains("drill PASS"), "{}", out.stdout);
+    assert_eq!(
+        db.psql(drill_dbs),
+        "0",
+        "nothing restored on the primary's server"
+    );
+    let kept = events(&out.journals().pop().unwrap(), "restore_end")[0]["database"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        crate::backup::psql(
+            &format!("{}/{kept}", other.rsplit_once('/').unwrap().0),
+            "SELECT count(*) FROM \"User\""
+        ),
+        "50",
+        "the copy is on the other server"
+    );
+    let report = t.read("backups/drills/drills.jsonl");
+    assert!(
+        report.contains(&format!("\"server\":\"{other}\"")),
+        "{report}"
+    );
+    crate::backup::psql(&other, &format!("DROP DATABASE \"{kept}\""));
+}

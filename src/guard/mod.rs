@@ -8,6 +8,8 @@
 //!   person confirms before a protected database changes;
 //! - [`promotion`]: where a deploy may come from (`deploy_from: ci`) and what must have
 //!   run elsewhere first (`require_applied_on`);
+//! - [`server`]: which server a URL reaches, so a drill of a protected environment
+//!   never restores onto the primary's;
 //! - [`scan`] and [`hook`]: the pre-commit scan of changed files and its git hook.
 //!
 //! Other modules ask through [`check`] (e.g. the restore step with
@@ -20,6 +22,7 @@ pub mod operation;
 pub mod promotion;
 pub mod rails;
 pub mod scan;
+pub mod server;
 
 pub use operation::Operation;
 pub use rails::{decide, Decision, GuardTarget, OverrideState, Overrides, Violation};
