@@ -45,6 +45,10 @@ pub enum Command {
         /// Answer yes to confirmations (required when not interactive).
         #[arg(short = 'y', long)]
         yes: bool,
+        /// The word typed confirmations ask for, for non-interactive runs: SEED for a
+        /// seed a workflow sanctions on a protected environment (`--yes` never answers it).
+        #[arg(long, value_name = "WORD")]
+        confirm: Option<String>,
     },
     /// Show the detected environment, what decided it, and its (redacted) URL.
     Env,

@@ -414,3 +414,137 @@ migrations:
     );
     crate::backup::psql(&other, &format!("DROP DATABASE \"{kept}\""));
 }
+
+/// A project whose seed task the guard classifies as `prisma db seed`. There is no Node
+/// or Prisma here, so the task's own script defines `prisma` as a shell function that
+/// seeds with the real psql: the classification, the guard and the rows are real.
+fn seed_project(db: &TestDb) -> Test {
+    Test::new()
+        .file(
+            "Workflowfile.yaml",
+            "
+            environments:
+              production:
+                url: ${DATABASE_URL}
+                protection: protected
+            migrations:
+              dir: prisma/migrations
+            tasks:
+              seed-minimal:
+                script: |
+                  prisma() { psql \"$DATABASE_URL\" -X -q -v ON_ERROR_STOP=1 -c \"INSERT INTO \\\"User\\\" VALUES (1, 'admin@example.com')\"; }
+                  prisma db seed
+            workflows:
+              seed-unsanctioned:
+                steps:
+                  - backup: { label: pre-seed }
+                  - task: seed-minimal
+              seed-without-backup:
+                allow_seed: minimal production seed from the runbook (the admin user)
+                steps:
+                  - task: seed-minimal
+              seed-production:
+                allow_seed: minimal production seed from the runbook (the admin user)
+                steps:
+                  - backup: { label: pre-seed }
+                  - task: seed-minimal
+            ",
+        )
+        .file(
+            "prisma/migrations/migration_lock.toml",
+            "provider = \"postgresql\"\n",
+        )
+        .file("prisma/migrations/20240101000000_init/migration.sql", INIT)
+        .env("DATABASE_URL", &db.url)
+        .env("PATH", &crate::backup::pg_path())
+}
+
+#[test]
+fn a_production_seed_runs_only_through_a_sanctioning_workflow_after_a_backup_and_the_typed_word() {
+    let Some(db) = pg::database("promo_sanctioned_seed") else {
+        return;
+    };
+    let t = seed_project(&db);
+    t.run_with(["migrate", "deploy", "--env", "production", "--yes"])
+        .assert_code(0);
+    let users = || db.psql("SELECT count(*) FROM \"User\"");
+
+    // As today: a workflow that does not declare allow_seed cannot seed production.
+    let out = t.run_with(["run", "seed-unsanctioned", "--env", "production", "--yes"]);
+    out.assert_code(3);
+    assert!(
+        out.stderr
+            .contains("`seed` is forbidden on `production` (protected)"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("a workflow may sanction seeding `production` with `allow_seed: \"<reason>\"`, after a verified backup in the same run and the word SEED typed"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(users(), "0");
+
+    // Declared, but no backup in the run.
+    let out = t.run_with([
+        "run",
+        "seed-without-backup",
+        "--env",
+        "production",
+        "--confirm",
+        "SEED",
+    ]);
+    out.assert_code(3);
+    assert!(
+        out.stderr.contains("workflow `seed-without-backup` may seed protected `production` (allow_seed) only after a verified backup taken earlier in the same run, and no backup was taken earlier in this run"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(users(), "0");
+
+    // A backup, but only --yes: the word must be typed.
+    let out = t.run_with(["run", "seed-production", "--env", "production", "--yes"]);
+    out.assert_code(3);
+    assert!(
+        out.stderr.contains("needs the word SEED typed and nobody can be asked (no terminal); --yes does not answer it: pass --confirm SEED"),
+        "{}",
+        out.stderr
+    );
+    let out = t.run_with([
+        "run",
+        "seed-production",
+        "--env",
+        "production",
+        "--confirm",
+        "seed",
+    ]);
+    out.assert_code(3);
+    assert_eq!(users(), "0");
+
+    let out = t.run_with([
+        "run",
+        "seed-production",
+        "--env",
+        "production",
+        "--confirm",
+        "SEED",
+    ]);
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains("!!! SANCTIONED seed of protected `production` by workflow `seed-production` (minimal production seed from the runbook (the admin user)); backup "),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(users(), "1");
+    let journal = out.journals().pop().unwrap();
+    let sanctioned = events(&journal, "seed_sanctioned");
+    assert_eq!(sanctioned.len(), 1, "{journal:?}");
+    assert_eq!(sanctioned[0]["outcome"], "confirmed");
+    let backup_id = sanctioned[0]["backup_id"].as_str().unwrap();
+    let backup_step = events(&journal, "step_end")
+        .into_iter()
+        .find(|e| e["kind"] == "backup")
+        .unwrap();
+    assert_eq!(backup_step["outputs"]["backup_id"], backup_id);
+    assert!(events(&journal, "guard_blocked").is_empty(), "{journal:?}");
+}

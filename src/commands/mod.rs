@@ -32,9 +32,12 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     let app = App::load(cli.file.as_deref(), ui)?;
     match cli.command {
         Command::List { all } => list::run(&app, all),
-        Command::Run { name, dry_run, yes } => {
-            run::run(&app, cli.env.as_deref(), &name, dry_run, yes)
-        }
+        Command::Run {
+            name,
+            dry_run,
+            yes,
+            confirm,
+        } => run::run(&app, cli.env.as_deref(), &name, dry_run, yes, confirm),
         Command::Env => env::run(&app, cli.env.as_deref()),
         Command::Validate => validate::run(&app, cli.env.as_deref()),
         Command::Runs { last, id } => runs::run(&app, last, id.as_deref()),

@@ -13,6 +13,7 @@ pub fn run(
     name: &str,
     dry_run: bool,
     yes: bool,
+    confirm: Option<String>,
 ) -> Result<ExitCode> {
     let env = app.env(env_flag)?;
     let cx = app.plan_context(&env);
@@ -49,7 +50,11 @@ pub fn run(
         env.name,
         env.url.redacted()
     ));
-    let options = RunOptions { yes, dry_run };
+    let options = RunOptions {
+        yes,
+        dry_run,
+        confirm,
+    };
     let executor = Executor {
         project: &app.project,
         env: &env,

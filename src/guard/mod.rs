@@ -8,6 +8,7 @@
 //!   person confirms before a protected database changes;
 //! - [`promotion`]: where a deploy may come from (`deploy_from: ci`) and what must have
 //!   run elsewhere first (`require_applied_on`);
+//! - [`seed`]: the one sanctioned way to seed a protected environment;
 //! - [`server`]: which server a URL reaches, so a drill of a protected environment
 //!   never restores onto the primary's;
 //! - [`scan`] and [`hook`]: the pre-commit scan of changed files and its git hook.
@@ -22,6 +23,7 @@ pub mod operation;
 pub mod promotion;
 pub mod rails;
 pub mod scan;
+pub mod seed;
 pub mod server;
 
 pub use operation::Operation;
