@@ -5,7 +5,10 @@
 set -euo pipefail
 
 missing=()
-ldconfig -p 2>/dev/null | grep -q 'libclang' || [ -e /usr/lib/llvm-14/lib/libclang.so.1 ] || missing+=(libclang1-14 libclang-common-14-dev)
+here=$(dirname "$0")
+# libclang itself (libclang.so.N / libclang-N.so.N), not libclang-cpp, which some images
+# ship alone and bindgen cannot use (scripts/has-libclang.sh decides, and is tested).
+ldconfig -p 2>/dev/null | "$here/has-libclang.sh" || compgen -G '/usr/lib/llvm-*/lib/libclang.so.1' >/dev/null || missing+=(libclang1-14 libclang-common-14-dev)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 

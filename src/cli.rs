@@ -26,6 +26,26 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `dbflow restore list|drop`.
+#[derive(Debug, Subcommand)]
+pub enum RestoreAction {
+    /// The databases dbflow made beside the environment's database and left there:
+    /// restored copies, databases an in-place restore kept aside, kept drill copies.
+    List,
+    /// Drop such a database (never the environment's own; asks first, or --yes).
+    Drop {
+        /// The database to drop (from `dbflow restore list`).
+        #[arg(required_unless_present = "older_than", conflicts_with = "older_than")]
+        name: Option<String>,
+        /// Drop every one older than this (`7d`, `12h`).
+        #[arg(long, value_name = "AGE")]
+        older_than: Option<String>,
+        /// Answer yes (required when not interactive).
+        #[arg(short = 'y', long)]
+        yes: bool,
+    },
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -49,6 +69,11 @@ pub enum Command {
         /// seed a workflow sanctions on a protected environment (`--yes` never answers it).
         #[arg(long, value_name = "WORD")]
         confirm: Option<String>,
+        /// With --yes: a rollback may point the application at the restored database
+        /// (`backups.switch_to_restored`) without a person; without it, dbflow asks, or
+        /// prints the decision and the commands.
+        #[arg(long, requires = "yes")]
+        cut_over: bool,
     },
     /// Show the detected environment, what decided it, and its (redacted) URL.
     Env,
@@ -87,9 +112,15 @@ pub enum Command {
         action: BackupAction,
     },
     /// Restore a verified backup into a NEW database (`<db>_restore_<ts>` unless --into);
-    /// in place only with --in-place and the word RESTORE typed (never on protected
-    /// environments). Without ID, in a terminal, offers the verified backups.
+    /// in place only with --in-place, where the guard allows `restore-in-place`, and the
+    /// word RESTORE typed: restored beside, validated, then swapped in under the deployers'
+    /// lock (the old database kept aside). Without ID, in a terminal, offers the verified
+    /// backups. `restore list` / `restore drop` manage the copies.
+    #[command(args_conflicts_with_subcommands = true)]
     Restore {
+        /// `list` or `drop` the databases dbflow restored or kept aside.
+        #[command(subcommand)]
+        action: Option<RestoreAction>,
         /// Backup id (a unique prefix is enough), or `latest`.
         id: Option<String>,
         /// Name of the new database (PostgreSQL) or file (SQLite).
@@ -104,7 +135,8 @@ pub enum Command {
     },
     /// Roll back after a bad deploy: restore the backup a deploy run took (or the newest
     /// verified one before it) into a new database, optionally re-apply the migrations
-    /// before the bad one, validate, and point the application at it.
+    /// before the bad one, validate; pointing the application at it (the cut-over) needs
+    /// a person, or --yes --cut-over.
     Rollback {
         /// The deploy run whose backup to restore (from `dbflow runs`).
         #[arg(long, value_name = "RUN_ID", conflicts_with = "backup")]
@@ -125,6 +157,13 @@ pub enum Command {
         /// The confirmation word, for non-interactive in-place rollbacks: RESTORE.
         #[arg(long, value_name = "WORD", requires = "in_place")]
         confirm: Option<String>,
+        /// Answer yes to confirmations (the cut-over also needs --cut-over).
+        #[arg(short = 'y', long)]
+        yes: bool,
+        /// With --yes: point the application at the restored database
+        /// (`backups.switch_to_restored`) without a person typing the confirmation.
+        #[arg(long, requires = "yes")]
+        cut_over: bool,
     },
     /// Restore drill: back up, restore into `<db>_restore_drill_<ts>`, validate (tables,
     /// key row counts, migration status, drill.verify), drop, and append the report

@@ -78,6 +78,14 @@ impl Error {
         }
     }
 
+    /// Refused by a guard (exit code 3).
+    pub fn blocked(message: impl Into<String>) -> Self {
+        Error::Failed {
+            message: message.into(),
+            code: ExitCode::Blocked,
+        }
+    }
+
     /// An I/O failure with context.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {

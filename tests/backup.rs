@@ -740,7 +740,7 @@ fn pg_in_place_restore_needs_the_typed_word_and_is_refused_on_protected() {
     let t = project(
         &db,
         &db.url,
-        "tasks:\n  stop-app:\n    script: echo stopped >> stopped.txt\nbackups:\n  stop_writes: stop-app\n",
+        "sandbox_pattern: \"^dbflow_t_\"\ntasks:\n  stop-app:\n    script: echo stopped >> stopped.txt\nbackups:\n  stop_writes: stop-app\n",
     );
     let before = fingerprint(&db.url);
     let id = create(&t, &[]);
@@ -766,7 +766,10 @@ fn pg_in_place_restore_needs_the_typed_word_and_is_refused_on_protected() {
         "production",
     ]);
     out.assert_code(3);
-    assert_contains(&out.stderr, "environment `production` is protected");
+    assert_contains(
+        &out.stderr,
+        "blocked by the guard: `restore-in-place` on `production`",
+    );
     assert_eq!(fingerprint(&db.url), changed);
     assert!(!t.exists("stopped.txt"));
 
@@ -792,7 +795,8 @@ fn pg_rollback_after_a_failed_deploy_returns_to_the_pre_deploy_state() {
     let t = project(
         &db,
         &db.url,
-        "workflows:
+        "sandbox_pattern: '^dbflow_t_'
+workflows:
   release:
     allow_unguarded_deploy: 'these tests are about backups'
     steps:
@@ -1095,6 +1099,7 @@ fn sqlite_backup_restore_and_drill() {
             environments:
               local:
                 url: sqlite:data/app.db
+            sandbox_pattern: \"^app$\"
             drill:
               key_tables: [items]
               verify: [\"SELECT count(*) = 3 FROM items\"]
@@ -1151,7 +1156,9 @@ fn sqlite_backup_restore_and_drill() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 
-    // In place, with the word typed: the file is replaced by the backup.
+    // In place, with the word typed: the file is replaced by the backup, the old one
+    // kept aside. (Only because the sandbox pattern says `app` is disposable: the guard
+    // refuses it otherwise.)
     sqlite_rows(
         &t.path().join("data/app.db"),
         "DELETE FROM items RETURNING 'x'",
@@ -1164,6 +1171,20 @@ fn sqlite_backup_restore_and_drill() {
             "SELECT CAST(count(*) AS TEXT) FROM items"
         ),
         ["3"]
+    );
+    let aside: Vec<String> = std::fs::read_dir(t.path().join("data"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("app_pre_restore_") && n.ends_with(".db"))
+        .collect();
+    assert_eq!(aside.len(), 1, "the replaced file is kept aside");
+    assert_eq!(
+        sqlite_rows(
+            &t.path().join("data").join(&aside[0]),
+            "SELECT CAST(count(*) AS TEXT) FROM items"
+        ),
+        ["0"]
     );
 }
 

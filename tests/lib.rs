@@ -16,5 +16,7 @@ mod promotion;
 mod redaction;
 mod run;
 mod runbooks;
+mod safety;
+mod scripts;
 mod validate;
 mod verify;

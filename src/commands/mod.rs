@@ -37,7 +37,16 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             dry_run,
             yes,
             confirm,
-        } => run::run(&app, cli.env.as_deref(), &name, dry_run, yes, confirm),
+            cut_over,
+        } => run::run(
+            &app,
+            cli.env.as_deref(),
+            &name,
+            dry_run,
+            yes,
+            confirm,
+            cut_over,
+        ),
         Command::Env => env::run(&app, cli.env.as_deref()),
         Command::Validate => validate::run(&app, cli.env.as_deref()),
         Command::Runs { last, id } => runs::run(&app, last, id.as_deref()),
@@ -50,6 +59,11 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Migrate { action } => migrate::run(&app, cli.env.as_deref(), action),
         Command::Backup { action } => backup::run(&app, cli.env.as_deref(), action),
         Command::Restore {
+            action: Some(action),
+            ..
+        } => restore::copies(&app, cli.env.as_deref(), action),
+        Command::Restore {
+            action: None,
             id,
             into,
             in_place,
@@ -62,6 +76,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             into,
             in_place,
             confirm,
+            yes,
+            cut_over,
         } => rollback::run(
             &app,
             cli.env.as_deref(),
@@ -72,6 +88,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
                 into,
                 in_place,
                 confirm,
+                yes,
+                cut_over,
             },
         ),
         Command::Drill { keep, backup } => drill::run(&app, cli.env.as_deref(), keep, backup),

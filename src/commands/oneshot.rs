@@ -16,16 +16,26 @@ pub fn execute(
     command: &str,
     steps: Vec<(&str, String, serde_json::Value)>,
 ) -> Result<ExitCode> {
+    execute_with(app, env, command, steps, &RunOptions::default())
+}
+
+/// [`execute`] with run options (`--yes`, `--cut-over`).
+pub fn execute_with(
+    app: &App,
+    env: &ResolvedEnv,
+    command: &str,
+    steps: Vec<(&str, String, serde_json::Value)>,
+    options: &RunOptions,
+) -> Result<ExitCode> {
     let cx = app.plan_context(env);
     let plan = plan::plan_command(&cx, command, steps).map_err(Error::Config)?;
     let run_id = new_run_id();
     let journal = Journal::create(&app.root(), &run_id)?;
-    let options = RunOptions::default();
     let executor = Executor {
         project: &app.project,
         env,
         vars: &app.vars,
-        options: &options,
+        options,
         ui: &app.ui,
     };
     let report = executor.execute(&plan, &run_id, journal);

@@ -13,6 +13,8 @@ pub struct Args {
     pub into: Option<String>,
     pub in_place: bool,
     pub confirm: Option<String>,
+    pub yes: bool,
+    pub cut_over: bool,
 }
 
 pub fn run(app: &App, env_flag: Option<&str>, args: Args) -> Result<ExitCode> {
@@ -22,7 +24,12 @@ pub fn run(app: &App, env_flag: Option<&str>, args: Args) -> Result<ExitCode> {
         (_, Some(id)) => format!("backup {id}"),
         _ => "the newest verified backup".to_string(),
     };
-    oneshot::execute(
+    let options = crate::engine::RunOptions {
+        yes: args.yes,
+        cut_over: args.cut_over,
+        ..Default::default()
+    };
+    oneshot::execute_with(
         app,
         &env,
         "rollback",
@@ -38,5 +45,6 @@ pub fn run(app: &App, env_flag: Option<&str>, args: Args) -> Result<ExitCode> {
                 "confirm": args.confirm,
             }),
         )],
+        &options,
     )
 }

@@ -14,6 +14,7 @@ pub fn run(
     dry_run: bool,
     yes: bool,
     confirm: Option<String>,
+    cut_over: bool,
 ) -> Result<ExitCode> {
     let env = app.env(env_flag)?;
     let cx = app.plan_context(&env);
@@ -54,6 +55,7 @@ pub fn run(
         yes,
         dry_run,
         confirm,
+        cut_over,
     };
     let executor = Executor {
         project: &app.project,

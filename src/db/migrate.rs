@@ -731,12 +731,7 @@ async fn lock(
     let started = Instant::now();
     let mut announced = false;
     loop {
-        let got = conn
-            .string(&format!(
-                "SELECT pg_try_advisory_lock({ADVISORY_LOCK_KEY})::text"
-            ))
-            .await?;
-        if got.as_deref() == Some("true") {
+        if try_lock_once(conn).await? {
             return Ok(true);
         }
         if !announced {
@@ -756,7 +751,19 @@ async fn lock(
     }
 }
 
-async fn lock_holder(conn: &mut Conn) -> Result<String, DbError> {
+/// Tries the deployers' advisory lock once (PostgreSQL), without waiting.
+pub async fn try_lock_once(conn: &mut Conn) -> Result<bool, DbError> {
+    let got = conn
+        .string(&format!(
+            "SELECT pg_try_advisory_lock({ADVISORY_LOCK_KEY})::text"
+        ))
+        .await?;
+    Ok(got.as_deref() == Some("true"))
+}
+
+/// Who holds the deployers' advisory lock in `conn`'s database: pid, application, user,
+/// state, since when, and the query.
+pub async fn lock_holder(conn: &mut Conn) -> Result<String, DbError> {
     let rows = conn
         .rows(
             &format!(

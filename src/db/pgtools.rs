@@ -4,6 +4,7 @@
 
 use crate::config::DbUrl;
 use crate::error::{Error, Result};
+use crate::guard::Permit;
 use std::path::{Path, PathBuf};
 
 /// Where installed PostgreSQL versions live side by side (Debian/Ubuntu layout).
@@ -175,19 +176,58 @@ impl PgTools {
             args.push(format!("--lc-collate={}", l.collate));
             args.push(format!("--lc-ctype={}", l.ctype));
         }
+        check_database_name(name)?;
+        args.push("--".into());
         args.push(name.to_string());
         self.run("createdb", Some(server), &args).map(|_| ())
     }
 
-    /// `dropdb --force` (PostgreSQL 13+ terminates other sessions first).
-    pub fn dropdb(&self, server: &PgConn, name: &str) -> Result<()> {
+    /// `dropdb --force` (PostgreSQL 13+ terminates other sessions first), for the one
+    /// database the guard's permit covers.
+    pub fn dropdb(&self, server: &PgConn, name: &str, permit: &Permit) -> Result<()> {
+        permit.covers(name).map_err(Error::blocked)?;
+        check_database_name(name)?;
         let mut args = vec![format!("--maintenance-db={}", server.maintenance_uri())];
         if self.version.major >= 13 {
             args.push("--force".into());
         }
         args.push("--if-exists".into());
+        // `--`: whatever the name, it is never read as an option.
+        args.push("--".into());
         args.push(name.to_string());
         self.run("dropdb", Some(server), &args).map(|_| ())
+    }
+}
+
+/// PostgreSQL truncates longer identifiers silently (NAMEDATALEN - 1).
+pub const MAX_IDENTIFIER: usize = 63;
+
+/// Refuses a name no database of dbflow's may have: empty, longer than PostgreSQL keeps,
+/// starting with `-` (a command would read it as an option), holding a path separator,
+/// a control character or a NUL. Names are validated, never passed through.
+pub fn check_database_name(name: &str) -> Result<()> {
+    let why = if name.is_empty() {
+        Some("it is empty".to_string())
+    } else if name.len() > MAX_IDENTIFIER {
+        Some(format!(
+            "it is {} bytes long and PostgreSQL keeps {MAX_IDENTIFIER}",
+            name.len()
+        ))
+    } else if name.starts_with('-') {
+        Some("it starts with `-`, which commands read as an option".to_string())
+    } else if name.contains(['/', '\\']) {
+        Some("it holds a path separator".to_string())
+    } else if name.chars().any(char::is_control) {
+        Some("it holds a control character".to_string())
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(Error::Usage(format!(
+            "`{}` cannot name a database: {why}",
+            name.escape_debug()
+        ))),
+        None => Ok(()),
     }
 }
 

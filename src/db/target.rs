@@ -80,7 +80,17 @@ pub fn applies_lock_timeout(project: &Project, protection: Protection) -> bool {
 
 /// The error shown when a connection fails.
 pub fn connect_error(url: &DbUrl, e: DbError) -> Error {
-    Error::failed(format!("cannot connect to {}: {e}", url.redacted()))
+    // 55000 on connect: ALLOW_CONNECTIONS false, which dbflow sets only while an in-place
+    // restore swaps databases; a restore killed in that moment leaves it set.
+    let hint = if e.code.as_deref() == Some("55000") {
+        format!(
+            "\n  an in-place restore may be swapping this database right now; if none is running (one was killed), reopen it: psql -d postgres -c 'ALTER DATABASE \"{}\" WITH ALLOW_CONNECTIONS true'",
+            url.database_name().unwrap_or_default()
+        )
+    } else {
+        String::new()
+    };
+    Error::failed(format!("cannot connect to {}: {e}{hint}", url.redacted()))
 }
 
 /// SQLite paths in the Workflowfile are relative to the project root, not to wherever

@@ -85,6 +85,9 @@ pub struct EnvDoc {
     pub ci_variable: String,
     /// Why the override may unlock deploys outside CI ("" when it may not).
     pub allow_deploy_outside_ci: String,
+    /// Whether the guard allows `restore-in-place` here ("" when it does), else why not:
+    /// the very decision `dbflow check restore-in-place` prints.
+    pub in_place_refused: String,
 }
 
 /// A forbidden operation and why.
@@ -308,6 +311,24 @@ pub fn build(
                 .as_ref()
                 .map(|t| t.value.clone())
                 .unwrap_or_default(),
+            in_place_refused: {
+                let decision = crate::guard::check(
+                    project,
+                    &resolved,
+                    crate::guard::Operation::RestoreInPlace,
+                );
+                if decision.allowed {
+                    String::new()
+                } else {
+                    decision
+                        .violations
+                        .iter()
+                        .filter(|v| v.blocks())
+                        .map(|v| v.reason.clone())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                }
+            },
         });
     }
     let plan_env = env_name.or_else(|| project.environments.keys().next().map(String::as_str));

@@ -16,6 +16,28 @@ pub struct RunOptions {
     /// `--confirm WORD`: what typed confirmations of this run are answered with (a
     /// sanctioned seed asks for SEED); `--yes` never answers them.
     pub confirm: Option<String>,
+    /// `--cut-over`: with `--yes`, a rollback may point the application at the restored
+    /// database without a person typing the confirmation.
+    pub cut_over: bool,
+}
+
+/// What this run changed in the environment's database, as far as dbflow can tell: the
+/// deploy step records each migration it committed, and one it left half applied or
+/// whose fate it cannot know (the connection died while it ran). A rollback after a
+/// failure only makes sense when something is here.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Changes {
+    /// Migrations committed by this run, in order.
+    pub committed: Vec<String>,
+    /// A migration left half applied, or that may have committed.
+    pub uncertain: Option<String>,
+}
+
+impl Changes {
+    /// Whether the run may have changed the database.
+    pub fn any(&self) -> bool {
+        !self.committed.is_empty() || self.uncertain.is_some()
+    }
 }
 
 /// The run context handed to each step.
@@ -41,6 +63,8 @@ pub struct RunContext<'a> {
     pub outputs: &'a mut IndexMap<String, serde_json::Value>,
     /// Tasks already run in this run (dependencies run once each).
     pub tasks_done: &'a mut std::collections::HashSet<String>,
+    /// What the run changed so far.
+    pub changes: &'a mut Changes,
 }
 
 impl RunContext<'_> {

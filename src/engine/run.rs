@@ -1,7 +1,7 @@
 //! Executing a [`Plan`]: steps in order, `when` skips, failure policies, handlers, and a
 //! journal entry for everything.
 
-use super::context::{RunContext, RunOptions};
+use super::context::{Changes, RunContext, RunOptions};
 use super::journal::Journal;
 use super::plan::{Plan, PlannedStep};
 use super::registry::StepError;
@@ -47,6 +47,7 @@ struct State {
     outputs: IndexMap<String, serde_json::Value>,
     tasks_done: HashSet<String>,
     succeeded: Vec<String>,
+    changes: Changes,
 }
 
 struct Failure {
@@ -64,6 +65,7 @@ impl Executor<'_> {
             outputs: IndexMap::new(),
             tasks_done: HashSet::new(),
             succeeded: Vec::new(),
+            changes: Changes::default(),
         };
         state.journal.record(
             "run_start",
@@ -103,6 +105,7 @@ impl Executor<'_> {
                 "result": if failure.is_none() { "succeeded" } else { "failed" },
                 "exit_code": code.code(),
                 "failed_step": failure.as_ref().map(|f| f.0.clone()),
+                "changes": state.changes,
                 "error": failure.as_ref().map(|f| f.1.clone()),
                 "duration_ms": started.elapsed().as_millis() as u64,
             }),
@@ -207,6 +210,7 @@ impl Executor<'_> {
                     ui: self.ui,
                     outputs: &mut state.outputs,
                     tasks_done: &mut state.tasks_done,
+                    changes: &mut state.changes,
                 };
                 step.step.run(&mut cx)
             }
@@ -278,6 +282,19 @@ impl Executor<'_> {
         state: &mut State,
         depth: usize,
     ) {
+        if restores(handler) && !state.changes.any() {
+            // A block, a refusal, a declined confirmation, a lock timeout: nothing was
+            // committed, so restoring a backup could only lose writes made since.
+            self.ui.out(&format!(
+                "step `{}` of `{workflow}` failed before any migration was committed: nothing changed, nothing to roll back (on_failure `{}` not run)",
+                failure.step, handler.workflow
+            ));
+            state.journal.record(
+                "on_failure_skipped",
+                json!({ "workflow": workflow, "failed_step": failure.step, "handler": handler.workflow, "reason": "nothing changed" }),
+            );
+            return;
+        }
         self.ui.warn(&format!(
             "step `{}` of `{workflow}` failed; running on_failure workflow `{}`",
             failure.step, handler.workflow
@@ -302,6 +319,16 @@ impl Executor<'_> {
             ));
         }
     }
+}
+
+/// Step kinds that put a backup back: as a failure handler they only run after a change.
+const RESTORING_KINDS: &[&str] = &["rollback", "restore"];
+
+/// Whether `plan` (or a workflow it nests) restores a backup.
+fn restores(plan: &Plan) -> bool {
+    plan.steps.iter().any(|s| {
+        RESTORING_KINDS.contains(&s.kind.as_str()) || s.nested.as_ref().is_some_and(|n| restores(n))
+    })
 }
 
 fn whoami() -> String {

@@ -13,13 +13,14 @@
 //!   never restores onto the primary's;
 //! - [`scan`] and [`hook`]: the pre-commit scan of changed files and its git hook.
 //!
-//! Other modules ask through [`check`] (e.g. the restore step with
-//! [`Operation::RestoreInPlace`]).
+//! Other modules ask through [`check`]; the functions that drop, overwrite or replace a
+//! database take a [`Permit`], which only [`permit`] hands out.
 
 pub mod command_line;
 pub mod hook;
 pub mod migrations;
 pub mod operation;
+pub mod permit;
 pub mod promotion;
 pub mod rails;
 pub mod scan;
@@ -27,6 +28,7 @@ pub mod seed;
 pub mod server;
 
 pub use operation::Operation;
+pub use permit::{authorize, own_copy, Permit};
 pub use rails::{decide, Decision, GuardTarget, OverrideState, Overrides, Violation};
 
 use crate::config::diagnostic::did_you_mean;

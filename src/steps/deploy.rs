@@ -248,8 +248,23 @@ impl DeployStep {
             runtime.block_on(conn.close());
             return Err(e);
         }
+        // What this deploy commits, as it goes: a failure later in the run rolls back
+        // only when something is here.
+        let mut in_flight: Option<String> = None;
+        let mut committed: Vec<String> = Vec::new();
         let result = runtime.block_on(async {
-            let mut on_event = crate::commands::migrate::progress_printer(ui);
+            let mut print = crate::commands::migrate::progress_printer(ui);
+            let mut on_event = |event: migrate::Event<'_>| {
+                match &event {
+                    migrate::Event::Applying(name, _, _) => in_flight = Some(name.to_string()),
+                    migrate::Event::Applied(name, _, _) => {
+                        committed.push(name.to_string());
+                        in_flight = None;
+                    }
+                    _ => {}
+                }
+                print(event)
+            };
             let report = migrate::deploy(
                 &mut conn,
                 &store,
@@ -260,9 +275,34 @@ impl DeployStep {
             )
             .await;
             conn.close().await;
-            report.map_err(|e| e.to_string())
+            report
         });
-        let report = result.map_err(StepError::failed)?;
+        cx.changes.committed.extend(committed);
+        let report = match result {
+            Ok(report) => report,
+            Err(e) => {
+                let uncertain = match (&e, in_flight) {
+                    // Rolled back with its transaction unless it ran outside one.
+                    (
+                        migrate::DeployError::MigrationFailed {
+                            name,
+                            partial: true,
+                            ..
+                        },
+                        _,
+                    ) => Some(format!("{name} (left half applied)")),
+                    // The connection died while it ran: it may have committed.
+                    (migrate::DeployError::Db(_), Some(name)) => {
+                        Some(format!("{name} (fate unknown)"))
+                    }
+                    _ => None,
+                };
+                if uncertain.is_some() {
+                    cx.changes.uncertain = uncertain;
+                }
+                return Err(StepError::failed(e.to_string()));
+            }
+        };
         for warning in &report.warnings {
             cx.ui.warn(warning);
         }

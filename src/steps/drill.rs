@@ -292,7 +292,7 @@ impl DrillStep {
                 restored.database
             ));
         } else {
-            match restore::drop_database(&restored.url) {
+            match restoring::drop_own_copy(cx, &restored.url) {
                 Ok(()) => {
                     report.dropped = true;
                     cx.ui.out(&format!("  dropped `{}`", restored.database));

@@ -124,7 +124,7 @@ impl Step for RehearseStep {
         });
         let shown = restore::display_name(&copy);
         if !self.keep {
-            match restore::drop_database(&copy) {
+            match super::restoring::drop_own_copy(cx, &copy) {
                 Ok(()) => cx.ui.out(&format!("  dropped the scratch copy {shown}")),
                 Err(e) => cx
                     .ui

@@ -71,19 +71,25 @@ impl Step for ResetStep {
         for (event, data) in guard::journal_events(&decision) {
             cx.journal.record(event, data);
         }
-        if !decision.allowed {
+        let why = |decision: &guard::Decision| {
             let why: Vec<String> = decision
                 .violations
                 .iter()
                 .filter(|v| v.blocks())
                 .map(|v| format!("{} ({})", v.reason, v.rule))
                 .collect();
-            return Err(StepError::blocked(format!(
+            format!(
                 "refusing to reset {}: {}",
                 decision.target.describe(),
-                why.join("; ")
-            )));
-        }
+                if why.is_empty() {
+                    "the database name is unknown".to_string()
+                } else {
+                    why.join("; ")
+                }
+            )
+        };
+        let permit =
+            guard::permit::permit_for(decision).map_err(|d| StepError::blocked(why(&d)))?;
         let target = Target::for_env(cx.project, cx.env);
         let store = target
             .store()
@@ -92,7 +98,7 @@ impl Step for ResetStep {
         let exists = crate::db::backup::restore::database_exists(&target.url, cx.runtime())
             .map_err(|e| StepError::failed(e.to_string()))?;
         if exists {
-            drop_database(&target.url)
+            drop_database(&target.url, &permit)
                 .map_err(|e| StepError::failed(format!("dropping {shown}: {e}")))?;
             cx.ui.out(&format!("  dropped {shown}"));
         }

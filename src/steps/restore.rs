@@ -64,6 +64,15 @@ pub(crate) fn destination(
     match (into, in_place) {
         (Some(_), true) => Err("`into` and `in_place` exclude each other".into()),
         (into, false) => {
+            if let Some(name) = &into {
+                // Checked here, at load, and again where the database is created.
+                if name.is_empty() || name.starts_with('-') || name.chars().any(char::is_control) {
+                    return Err(format!(
+                        "`into: {}` cannot name a database: it is empty, starts with `-` (commands would read it as an option) or holds a control character",
+                        name.escape_debug()
+                    ));
+                }
+            }
             if confirm.is_some() {
                 return Err("`confirm` only applies to `in_place: true`".into());
             }
@@ -112,7 +121,17 @@ pub(crate) fn describe_destination(
             )
         }
         Destination::InPlace { .. } => {
-            let mut commands = Vec::new();
+            let copy = format!("{db}_restore_<YYYYMMDD_HHMMSS>");
+            let aside = format!("{db}_pre_restore_<YYYYMMDD_HHMMSS>");
+            let mut commands = vec![format!(
+                "dbflow check restore-in-place --env {}   # the guard must answer ALLOWED",
+                cx.env.name
+            )];
+            if target.url.is_postgres() {
+                commands.extend(pg_restore(&copy));
+            } else {
+                commands.push(format!("cp <backup>/database.sqlite {copy}"));
+            }
             if let Some(task) = cx.project.backup_settings(&cx.env.name).stop_writes {
                 commands.push(format!(
                     "dbflow run {task} --env {}   # stop_writes",
@@ -120,14 +139,25 @@ pub(crate) fn describe_destination(
                 ));
             }
             if target.url.is_postgres() {
-                commands.push(format!("dropdb --force {db}"));
-                commands.extend(pg_restore(&db));
+                commands.push(format!(
+                    "psql -d postgres -c 'ALTER DATABASE {db} WITH ALLOW_CONNECTIONS false'   # while no deploy holds advisory lock {}",
+                    crate::db::migrate::ADVISORY_LOCK_KEY
+                ));
+                commands.push(format!(
+                    "psql -d postgres -c \"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'\""
+                ));
+                commands.push(format!(
+                    "psql -d postgres -1 -c 'ALTER DATABASE {db} RENAME TO {aside}' -c 'ALTER DATABASE {copy} RENAME TO {db}'"
+                ));
+                commands.push(format!(
+                    "psql -d postgres -c 'ALTER DATABASE {aside} WITH ALLOW_CONNECTIONS true'"
+                ));
             } else {
-                commands.push(format!("cp <backup>/database.sqlite {db}"));
+                commands.push(format!("ln {db} {aside} && mv {copy} {db}"));
             }
             (
                 format!(
-                    "IN PLACE over `{db}`, after the word {CONFIRM_WORD} is typed (refused on protected environments)"
+                    "IN PLACE over `{db}`, where the guard allows `restore-in-place` and after the word {CONFIRM_WORD} is typed: restored beside it as `{copy}` and validated, then (after stop_writes, holding the deployers' lock) swapped into its place in one transaction; the replaced database is kept as `{aside}` (`dbflow restore list`)"
                 ),
                 commands,
             )

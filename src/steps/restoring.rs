@@ -9,6 +9,7 @@ use crate::db::backup::{human_age, Catalog, Entry};
 use crate::db::target::Target;
 use crate::engine::{RunContext, StepError};
 use crate::error::{Error, ExitCode};
+use crate::guard::{self, Operation};
 use crate::ui::progress::Transfer;
 use crate::ui::prompt::{self, Answer};
 
@@ -35,11 +36,22 @@ pub fn step_error(e: Error) -> StepError {
     }
 }
 
-/// Refuses an in-place destination on an environment where it is not allowed, before
-/// anything else is looked at.
-pub fn check_destination(cx: &RunContext<'_>, destination: &Destination) -> Result<(), StepError> {
+/// Refuses an in-place destination the guard blocks (`restore-in-place`: the same
+/// decision `dbflow check restore-in-place` prints), before anything else is looked at;
+/// overrides used are printed and journaled here, once.
+pub fn check_destination(
+    cx: &mut RunContext<'_>,
+    destination: &Destination,
+) -> Result<(), StepError> {
     if let Destination::InPlace { .. } = destination {
-        restore::restore_in_place_allowed(cx.env).map_err(StepError::blocked)?;
+        crate::guard::authorize(
+            cx.project,
+            cx.env,
+            Operation::RestoreInPlace,
+            cx.ui,
+            Some(&mut *cx.journal),
+        )
+        .map_err(|d| StepError::blocked(d.blocked_message()))?;
     }
     Ok(())
 }
@@ -102,13 +114,13 @@ pub fn restore(
         serde_json::json!({ "backup_id": entry.id(), "destination": format!("{destination:?}") }),
     );
     let runtime = cx.runtime();
+    let source_db = restore::display_name(&target.url);
+    let source_db = std::path::Path::new(&source_db)
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or(source_db);
     let report = match destination {
         Destination::New(name) => {
-            let source_db = restore::display_name(&target.url);
-            let source_db = std::path::Path::new(&source_db)
-                .file_stem()
-                .map(|s| s.to_string_lossy().to_string())
-                .unwrap_or(source_db);
             let name = name
                 .clone()
                 .unwrap_or_else(|| restore::default_name(&source_db, "restore", now));
@@ -125,7 +137,13 @@ pub fn restore(
             result.map_err(step_error)?
         }
         Destination::InPlace { confirm } => {
-            restore::restore_in_place_allowed(cx.env).map_err(StepError::blocked)?;
+            // Decided again without printing: check_destination announced it.
+            let permit = guard::permit::permit_for(guard::check(
+                cx.project,
+                cx.env,
+                Operation::RestoreInPlace,
+            ))
+            .map_err(|d| StepError::blocked(d.blocked_message()))?;
             let database = restore::display_name(&target.url);
             let question = format!(
                 "Replace database `{database}` of `{}` with backup {}? Everything written since it was taken is lost",
@@ -150,19 +168,7 @@ pub fn restore(
                     )))
                 }
             }
-            if let Some(task) = cx.project.backup_settings(&cx.env.name).stop_writes {
-                cx.ui.out(&format!("  stopping writes: task `{task}`"));
-                super::run_hook_task(cx, &task, &[])?;
-            }
-            let mut transfer = Transfer::new(cx.ui);
-            let result = restore::restore_in_place(
-                entry,
-                &target.url,
-                jobs,
-                &mut super::show(&mut transfer),
-            );
-            transfer.finish();
-            result.map_err(step_error)?
+            replace_in_place(cx, entry, &target.url, &source_db, &permit)?
         }
     };
     cx.ui.out(&format!(
@@ -176,6 +182,105 @@ pub fn restore(
         serde_json::json!({ "backup_id": entry.id(), "database": report.database, "duration_ms": report.duration.as_millis() as u64 }),
     );
     Ok(report)
+}
+
+/// In place, by swap: restore a copy beside the live database, validate it, stop writes,
+/// then swap it into place under the deployers' lock (the live one is kept aside).
+fn replace_in_place(
+    cx: &mut RunContext<'_>,
+    entry: &Entry,
+    live: &DbUrl,
+    source_db: &str,
+    permit: &guard::Permit,
+) -> Result<RestoreReport, StepError> {
+    let jobs = cx.project.backup_settings(&cx.env.name).jobs;
+    let runtime = cx.runtime();
+    let copy_name = restore::default_name(source_db, "restore", chrono::Utc::now());
+    let mut transfer = Transfer::new(cx.ui);
+    let copy = restore::restore_into_new(
+        entry,
+        live,
+        &copy_name,
+        jobs,
+        runtime,
+        &mut super::show(&mut transfer),
+    );
+    transfer.finish();
+    let copy = copy.map_err(step_error)?;
+    cx.ui.out(&format!(
+        "  restored into `{}`; validating it before anything is replaced",
+        copy.database
+    ));
+    let checks = validate(cx, entry, &copy.url, None)?;
+    print_checks(cx, &checks);
+    if let Err(mut e) = checks_passed(&checks, &format!("restored copy `{}`", copy.database)) {
+        let dropped = drop_own_copy(cx, &copy.url);
+        e.message.push_str(&match dropped {
+            Ok(()) => format!(
+                "; nothing was replaced and the copy `{}` was dropped",
+                copy.database
+            ),
+            Err(d) => format!(
+                "; nothing was replaced; the copy `{}` is left ({d})",
+                copy.database
+            ),
+        });
+        return Err(e);
+    }
+    if let Some(task) = cx.project.backup_settings(&cx.env.name).stop_writes {
+        cx.ui.out(&format!("  stopping writes: task `{task}`"));
+        super::run_hook_task(cx, &task, &[])?;
+    }
+    let mut transfer = Transfer::new(cx.ui);
+    let swapped = restore::swap_into_place(
+        live,
+        &copy.url,
+        permit,
+        runtime,
+        &mut super::show(&mut transfer),
+    );
+    transfer.finish();
+    let aside = match swapped {
+        Ok(aside) => aside,
+        Err(e) => {
+            // The swap is one transaction: when it fails the live database is as it
+            // was, and the copy would only pile up.
+            let mut error = step_error(e);
+            error.message.push_str(&match drop_own_copy(cx, &copy.url) {
+                Ok(()) => format!(
+                    "\n  the restored copy `{}` was dropped again",
+                    copy.database
+                ),
+                Err(d) => format!("\n  the restored copy `{}` is left ({d})", copy.database),
+            });
+            return Err(error);
+        }
+    };
+    cx.ui.out(&format!(
+        "  ✔ `{}` replaced; the database it replaced is kept as `{aside}` (`dbflow restore list`, `dbflow restore drop`)",
+        restore::display_name(live)
+    ));
+    cx.journal.record(
+        "restore_swap",
+        serde_json::json!({ "database": restore::display_name(live), "from": copy.database, "kept_aside": aside }),
+    );
+    Ok(RestoreReport {
+        database: restore::display_name(live),
+        url: live.clone(),
+        duration: copy.duration,
+        kept_aside: Some(aside),
+    })
+}
+
+/// Drops a copy this run made beside the environment's database (drill, rehearsal),
+/// through the guard's own-copy permit: never the environment's database itself.
+pub fn drop_own_copy(cx: &RunContext<'_>, url: &DbUrl) -> Result<(), Error> {
+    let permit = guard::own_copy(
+        &guard::GuardTarget::of(cx.env),
+        &url.database_name().unwrap_or_default(),
+    )
+    .map_err(Error::blocked)?;
+    restore::drop_database(url, &permit)
 }
 
 /// Validates the restored copy at `url` against `entry`; `expected_head` defaults to the

@@ -82,7 +82,7 @@ impl Step for RollbackStep {
                 "DATABASE_URL=<restored> dbflow migrate deploy   # stopping before {before}"
             ));
         }
-        details.push("Validates the result, then runs `switch_to_restored` or prints how to point the application at it.".into());
+        details.push(format!("Validates the result. Pointing the application at it (`switch_to_restored`) needs a person: the word {CUT_OVER_WORD} typed, or a run given --yes --cut-over; otherwise the decision and the commands are printed and nothing is switched."));
         Ok(StepDoc {
             summary: format!("Roll back to {which}"),
             details: details.join("\n"),
@@ -128,30 +128,7 @@ impl Step for RollbackStep {
                 entry.id()
             )),
             Destination::New(_) => {
-                match cx.project.backup_settings(&cx.env.name).switch_to_restored {
-                    Some(task) => {
-                        cx.ui.out(&format!(
-                            "  pointing the application at `{}`: task `{task}`",
-                            report.database
-                        ));
-                        super::run_hook_task(
-                            cx,
-                            &task,
-                            &[
-                                ("DBFLOW_RESTORED_DATABASE", report.database.clone()),
-                                ("DBFLOW_RESTORED_URL", report.url.expose().to_string()),
-                            ],
-                        )?;
-                        switched = true;
-                    }
-                    None => {
-                        cx.ui
-                            .out("  point the application at the restored database:");
-                        cx.ui
-                            .out(&format!("    DATABASE_URL={}", report.url.redacted()));
-                        cx.ui.out("  the current database is untouched; drop it once nothing needs it (or declare backups.switch_to_restored to do this step)");
-                    }
-                }
+                switched = cut_over(cx, &report)?;
             }
         }
         Ok(Outcome::done()
@@ -161,6 +138,71 @@ impl Step for RollbackStep {
             .with("switched", switched)
             .with("checks", serde_json::to_value(&checks).unwrap_or_default()))
     }
+}
+
+/// The word a person types to point the application at the restored database.
+pub const CUT_OVER_WORD: &str = "CUT-OVER";
+
+/// The cut-over: runs `switch_to_restored` only when a person typed the word, or the run
+/// was given `--yes --cut-over`; otherwise prints the decision and the commands, and the
+/// application stays where it is. Whether it switched.
+fn cut_over(
+    cx: &mut RunContext<'_>,
+    report: &crate::db::backup::restore::RestoreReport,
+) -> Result<bool, StepError> {
+    let Some(task) = cx.project.backup_settings(&cx.env.name).switch_to_restored else {
+        cx.ui
+            .out("  point the application at the restored database:");
+        cx.ui
+            .out(&format!("    DATABASE_URL={}", report.url.redacted()));
+        cx.ui.out("  the current database is untouched; drop it once nothing needs it (or declare backups.switch_to_restored to do this step)");
+        return Ok(false);
+    };
+    let question = format!(
+        "Point the application of `{}` at the restored database `{}` (task `{task}`)? Decide first: fix forward, or roll back",
+        cx.env.name, report.database
+    );
+    let given = (cx.options.yes && cx.options.cut_over).then_some(CUT_OVER_WORD);
+    let answer = crate::ui::prompt::typed(CUT_OVER_WORD, &question, given);
+    cx.journal.record(
+        "cut_over_confirmation",
+        serde_json::json!({ "question": question, "answer": format!("{answer:?}"), "database": report.database }),
+    );
+    match answer {
+        crate::ui::prompt::Answer::Yes | crate::ui::prompt::Answer::AssumedYes => {}
+        other => {
+            let why = match other {
+                crate::ui::prompt::Answer::CannotAsk(reason) => format!(
+                    "nobody can be asked ({reason}) and the run was not given --yes --cut-over"
+                ),
+                _ => format!("the word {CUT_OVER_WORD} was not typed"),
+            };
+            cx.ui.out(&format!(
+                "  NOT cut over: {why}. The application still uses `{}`; the restored copy `{}` waits.",
+                crate::db::backup::restore::display_name(&Target::for_env(cx.project, cx.env).url),
+                report.database
+            ));
+            cx.ui.out("  decide: fix forward (`dbflow run fix-forward`), or roll back by pointing the application at the copy:");
+            cx.ui.out(&format!(
+                "    DBFLOW_RESTORED_DATABASE={} dbflow run {task} --env {}",
+                report.database, cx.env.name
+            ));
+            return Ok(false);
+        }
+    }
+    cx.ui.out(&format!(
+        "  pointing the application at `{}`: task `{task}`",
+        report.database
+    ));
+    super::run_hook_task(
+        cx,
+        &task,
+        &[
+            ("DBFLOW_RESTORED_DATABASE", report.database.clone()),
+            ("DBFLOW_RESTORED_URL", report.url.expose().to_string()),
+        ],
+    )?;
+    Ok(true)
 }
 
 /// The newest verified backup taken before `bad` was applied: its migration head sorts

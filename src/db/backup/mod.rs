@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod checks;
+pub mod copies;
 pub mod create;
 pub mod manifest;
 pub mod restore;

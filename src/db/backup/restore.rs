@@ -1,12 +1,13 @@
-//! Restoring a backup: into a new database by default (created with `createdb`, never
-//! over an existing one), or in place (drop, recreate, restore) once the caller has
-//! checked [`restore_in_place_allowed`] and had the word typed. The dump's sha256 is
-//! checked again first: a changed dump is refused and marked failed.
+//! Restoring a backup: always into a new database (created with `createdb`, never over an
+//! existing one). "In place" is that, then [`swap_into_place`]: under the deployers'
+//! lock, the live database is renamed aside and the restored copy renamed into its
+//! place in one transaction, so there is never an empty database under the live name.
+//! The dump's sha256 is checked again first: a changed dump is refused and marked failed.
 
 use super::catalog::Entry;
 use super::manifest::{Archive, Verification, VerifyState};
 use super::{verify, Event};
-use crate::config::{DbUrl, Protection, ResolvedEnv};
+use crate::config::DbUrl;
 use crate::db::pgtools::{tool_failure, PgConn, PgTools};
 use crate::db::Conn;
 use crate::error::{Error, ExitCode, Result};
@@ -14,21 +15,8 @@ use chrono::Utc;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// PostgreSQL truncates longer identifiers silently (NAMEDATALEN - 1).
-const MAX_IDENTIFIER: usize = 63;
-
-/// Whether an environment's database may be replaced by a restore. Protected
-/// environments never: restore next to them and switch the application instead.
-/// (Kept small and separate so the guard module can take it over.)
-pub fn restore_in_place_allowed(env: &ResolvedEnv) -> std::result::Result<(), String> {
-    match env.protection {
-        Protection::Protected => Err(format!(
-            "environment `{}` is protected: restoring in place is refused; restore into a new database (the default) and point the application at it",
-            env.name
-        )),
-        Protection::Shared | Protection::Sandbox => Ok(()),
-    }
-}
+use crate::db::pgtools::{check_database_name, MAX_IDENTIFIER};
+use crate::guard::Permit;
 
 /// What a restore did.
 #[derive(Debug, Clone)]
@@ -39,6 +27,8 @@ pub struct RestoreReport {
     pub url: DbUrl,
     /// How long the restore took (RTO).
     pub duration: Duration,
+    /// In place: the name the replaced database was kept under.
+    pub kept_aside: Option<String>,
 }
 
 /// Provider snapshots live with the provider: dbflow cannot pg_restore them.
@@ -146,9 +136,12 @@ pub fn restore_into_new(
             "`{name}` is the environment's own database: use --in-place to replace it"
         )));
     }
-    if source.is_postgres() && (name.is_empty() || name.len() > MAX_IDENTIFIER) {
+    if source.is_postgres() {
+        check_database_name(name)?;
+    } else if name.starts_with('-') {
         return Err(Error::Usage(format!(
-            "`{name}` cannot name a PostgreSQL database: use 1 to {MAX_IDENTIFIER} bytes"
+            "`{}` cannot name a database file: it starts with `-`",
+            name.escape_debug()
         )));
     }
     if database_exists(&target, rt)? {
@@ -170,7 +163,8 @@ pub fn restore_into_new(
         let into = server.with_database(name);
         if let Err(e) = pg_restore(&tools, &into, entry, jobs, on_event) {
             // The half-restored database is ours: leaving it would only mislead.
-            let dropped = tools.dropdb(&server, name);
+            let dropped = crate::guard::permit::half_restored(name)
+                .and_then(|permit| tools.dropdb(&server, name, &permit));
             return Err(Error::failed(format!(
                 "{e}\n{}",
                 match dropped {
@@ -187,50 +181,183 @@ pub fn restore_into_new(
         database: display_name(&target),
         url: target,
         duration: started.elapsed(),
+        kept_aside: None,
     })
 }
 
-/// Replaces the database at `url` with `entry`: drop (other sessions terminated),
-/// recreate, restore. The caller has checked permission and confirmation.
-pub fn restore_in_place(
-    entry: &Entry,
-    url: &DbUrl,
-    jobs: u32,
+/// Puts the restored copy `copy` in the place of the live database at `live`, keeping
+/// the live one aside as `<db>_pre_restore_<ts>` (returned). PostgreSQL: holding the
+/// deployers' advisory lock (refused, naming the holder, while a deploy runs), new
+/// connections to the live database are refused and its sessions ended, then both
+/// renames commit in one transaction. SQLite: the live file is hard-linked aside and the
+/// copy renamed over it (one atomic rename).
+pub fn swap_into_place(
+    live: &DbUrl,
+    copy: &DbUrl,
+    permit: &Permit,
+    rt: &tokio::runtime::Runtime,
     on_event: &mut dyn FnMut(Event),
-) -> Result<RestoreReport> {
-    check_engine(entry, url)?;
-    check_restorable(entry)?;
-    let started = Instant::now();
-    if entry.is_postgres() {
-        let tools = PgTools::locate(verify::archive_major(&entry.manifest))?;
-        on_event(Event::Note(format!("using {}", tools.describe())));
-        let conn = PgConn::from_url(url)?;
-        let name = conn.database();
-        on_event(Event::Phase(format!(
-            "dropdb --force {name} (terminates its sessions)"
-        )));
-        tools.dropdb(&conn, &name)?;
-        on_event(Event::Phase(format!("createdb {name}")));
-        tools.createdb(&conn, &name, entry.manifest.locale.as_ref())?;
-        pg_restore(&tools, &conn, entry, jobs, on_event).map_err(|e| {
-            Error::failed(format!(
-                "{e}\n`{name}` is now only partly restored: fix the cause and restore again"
-            ))
-        })?;
-    } else {
-        copy_sqlite(entry, &super::sqlite_path(url), on_event)?;
+) -> Result<String> {
+    if live.is_sqlite() {
+        permit
+            .covers(&live.database_name().unwrap_or_default())
+            .map_err(Error::blocked)?;
+        return swap_sqlite(
+            &super::sqlite_path(live),
+            &super::sqlite_path(copy),
+            on_event,
+        );
     }
-    Ok(RestoreReport {
-        database: display_name(url),
-        url: url.clone(),
-        duration: started.elapsed(),
-    })
+    let live_name = display_name(live);
+    permit.covers(&live_name).map_err(Error::blocked)?;
+    let copy_name = display_name(copy);
+    check_database_name(&copy_name)?;
+    let aside = default_name(&live_name, "pre_restore", Utc::now());
+    on_event(Event::Phase(format!(
+        "swapping: `{live_name}` → `{aside}`, `{copy_name}` → `{live_name}`"
+    )));
+    rt.block_on(swap_postgres(live, &live_name, &copy_name, &aside))?;
+    Ok(aside)
 }
 
-/// Drops a database this module restored (drills clean up after themselves).
-pub fn drop_database(url: &DbUrl) -> Result<()> {
+async fn swap_postgres(live: &DbUrl, live_name: &str, copy: &str, aside: &str) -> Result<()> {
+    use crate::db::conn::{quote_ident, quote_literal};
+    let db_error = |what: &str, e: crate::db::DbError| Error::failed(format!("{what}: {e}"));
+    // The deployers' lock is taken in the live database: while we hold it no deploy runs.
+    let mut locker = Conn::connect(live)
+        .await
+        .map_err(|e| crate::db::target::connect_error(live, e))?;
+    if !crate::db::migrate::try_lock_once(&mut locker)
+        .await
+        .map_err(|e| db_error("taking the migration lock", e))?
+    {
+        let holder = crate::db::migrate::lock_holder(&mut locker)
+            .await
+            .unwrap_or_else(|e| format!("(could not read pg_stat_activity: {e})"));
+        locker.close().await;
+        return Err(Error::blocked(format!(
+            "a deploy holds the migration lock on `{live_name}`; nothing was swapped\n  holder: {holder}\n  run the restore again once it has finished"
+        )));
+    }
+    let locker_pid = locker
+        .string("SELECT pg_backend_pid()::text")
+        .await
+        .map_err(|e| db_error("reading the session pid", e))?
+        .unwrap_or_default();
+    let maintenance = live.with_database("postgres");
+    let mut admin = Conn::connect(&maintenance)
+        .await
+        .map_err(|e| crate::db::target::connect_error(&maintenance, e))?;
+    let (live_q, copy_q, aside_q) = (
+        quote_ident(live_name),
+        quote_ident(copy),
+        quote_ident(aside),
+    );
+    admin
+        .batch(&format!(
+            "ALTER DATABASE {live_q} WITH ALLOW_CONNECTIONS false"
+        ))
+        .await
+        .map_err(|e| db_error(&format!("refusing new connections to `{live_name}`"), e))?;
+    let swapped = async {
+        let others = format!(
+            "SELECT count(pg_terminate_backend(pid))::text FROM pg_stat_activity WHERE datname = {} AND pid <> {}",
+            quote_literal(live_name),
+            locker_pid.parse::<i64>().unwrap_or(0)
+        );
+        admin.string(&others).await?;
+        // Nobody can connect now, so the lock can go with its session.
+        locker.close().await;
+        let remaining = format!(
+            "SELECT count(*)::text FROM pg_stat_activity WHERE datname IN ({}, {})",
+            quote_literal(live_name),
+            quote_literal(copy)
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = admin.string(&remaining).await?.unwrap_or_default();
+            if left == "0" || Instant::now() >= deadline {
+                break;
+            }
+            admin.string(&others).await?;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        admin
+            .batch(&format!(
+                "BEGIN; ALTER DATABASE {live_q} RENAME TO {aside_q}; ALTER DATABASE {copy_q} RENAME TO {live_q}; COMMIT"
+            ))
+            .await
+    }
+    .await;
+    let reopen = match &swapped {
+        Ok(()) => &aside_q,
+        Err(_) => &live_q,
+    };
+    let reopened = admin
+        .batch(&format!(
+            "ALTER DATABASE {reopen} WITH ALLOW_CONNECTIONS true"
+        ))
+        .await;
+    admin.close().await;
+    swapped.map_err(|e| {
+        Error::failed(format!(
+            "swapping `{copy}` into the place of `{live_name}` failed: {e}; `{live_name}` is unchanged{}",
+            match &reopened {
+                Ok(()) => " and accepts connections again".to_string(),
+                Err(r) => format!(
+                    ", but connections to it are still refused ({r}): ALTER DATABASE {live_q} WITH ALLOW_CONNECTIONS true"
+                ),
+            }
+        ))
+    })?;
+    if let Err(e) = reopened {
+        return Err(Error::failed(format!(
+            "`{copy}` is now `{live_name}`, but the old database kept as `{aside}` still refuses connections: {e}"
+        )));
+    }
+    Ok(())
+}
+
+fn swap_sqlite(live: &Path, copy: &Path, on_event: &mut dyn FnMut(Event)) -> Result<String> {
+    let stem = live
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let mut aside_name = default_name(&stem, "pre_restore", Utc::now());
+    if let Some(ext) = live.extension() {
+        aside_name = format!("{aside_name}.{}", ext.to_string_lossy());
+    }
+    let aside = live.with_file_name(&aside_name);
+    on_event(Event::Phase(format!(
+        "swapping: {} kept as {}",
+        live.display(),
+        aside.display()
+    )));
+    if live.exists() {
+        std::fs::hard_link(live, &aside)
+            .or_else(|_| std::fs::copy(live, &aside).map(|_| ()))
+            .map_err(|e| Error::io(format!("keeping {} aside", live.display()), e))?;
+    }
+    for extra in ["-wal", "-shm", "-journal"] {
+        let _ = std::fs::remove_file(sibling(live, extra));
+    }
+    std::fs::rename(copy, live).map_err(|e| {
+        Error::io(
+            format!("renaming {} to {}", copy.display(), live.display()),
+            e,
+        )
+    })?;
+    Ok(aside.display().to_string())
+}
+
+/// Drops a database the guard's permit covers (a drill or rehearsal copy, a sandbox
+/// being reset, a restored copy named by `dbflow restore drop`).
+pub fn drop_database(url: &DbUrl, permit: &Permit) -> Result<()> {
     if url.is_sqlite() {
         let path = super::sqlite_path(url);
+        permit
+            .covers(&url.database_name().unwrap_or_default())
+            .map_err(Error::blocked)?;
         for extra in ["-wal", "-shm", "-journal"] {
             let _ = std::fs::remove_file(sibling(&path, extra));
         }
@@ -239,7 +366,7 @@ pub fn drop_database(url: &DbUrl) -> Result<()> {
     }
     let tools = PgTools::locate(None)?;
     let conn = PgConn::from_url(url)?;
-    tools.dropdb(&conn, &conn.database())
+    tools.dropdb(&conn, &conn.database(), permit)
 }
 
 /// The name people know a database by: PostgreSQL's name, SQLite's path.
