@@ -387,6 +387,14 @@ migrations:
         ),
     );
     let t = t.env("DRILL_SERVER_URL", &other);
+    let out = t.run_with(["drill", "--env", "production"]);
+    out.assert_code(0);
+    assert!(out.stdout.contains("drill PASS"), "{}", out.stdout);
+    assert_eq!(
+        crate::backup::psql(&other, drill_dbs),
+        "0",
+        "the drill database was dropped on the drill server"
+    );
     let out = t.run_with(["drill", "--env", "production", "--keep"]);
     out.assert_code(0);
     assert!(out.stdout.contains("drill PASS"), "{}", out.stdout);
