@@ -88,6 +88,13 @@ fn require_applied_on_refuses_what_staging_has_not_run_then_allows() {
         out.stderr
     );
     assert!(!history_exists(&production), "nothing ran on production");
+    let out = t.run_with(["check", "deploy", "--env", "production"]);
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("  note: a deploy to `production` also needs every pending migration applied on `staging` first"),
+        "{}",
+        out.stdout
+    );
 
     t.run_with(["migrate", "deploy", "--env", "staging"])
         .assert_code(0);
@@ -210,9 +217,23 @@ fn deploy_from_ci_refuses_outside_ci_and_the_override_never_unlocks_protected_al
         );
     }
     assert!(!history_exists(&production));
+    // `dbflow check` answers as the deploy does.
+    let out = t.run_with(["check", "deploy", "--env", "production"]);
+    out.assert_code(3);
+    assert!(
+        out.stdout
+            .contains("BLOCKED: `deploy` on `production` (protected, database ")
+            && out
+                .stdout
+                .contains("  ✘ rule deploy-from-ci: deploys to `production` run from CI only"),
+        "{}",
+        out.stdout
+    );
 
     // In CI (the configured variable) it deploys.
     let ci = with_vars(&t, &staging, &production, &[("GITHUB_ACTIONS", "true")]);
+    ci.run_with(["check", "deploy", "--env", "production"])
+        .assert_code(0);
     ci.run_with(["run", "release", "--env", "production", "--yes"])
         .assert_code(0);
     assert_eq!(applied(&production), "20240101000000_init");

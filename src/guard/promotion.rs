@@ -9,7 +9,7 @@
 //!   the same checksum, on that environment, read from its own history table. When that
 //!   database cannot be read the deploy is refused: nobody can tell it was tested there.
 
-use super::rails::Overrides;
+use super::rails::{GuardTarget, Overrides};
 use crate::config::model::PromotionRules;
 use crate::config::{Project, Protection, ResolvedEnv, Vars};
 use crate::db::migrate::{State, Status};
@@ -119,9 +119,25 @@ pub fn ci_detected(lookup: &dyn Lookup, ci_variable: Option<&str>) -> Option<Str
         .map(|_| name.to_string())
 }
 
+/// What `dbflow check deploy` can tell without connecting: the origin rule, and a note
+/// naming the environment `require_applied_on` reads when a deploy runs.
+pub fn check_for_check(project: &Project, target: &GuardTarget) -> (PromotionGate, Option<String>) {
+    let Some(declared) = project.environments.get(&target.env) else {
+        return (PromotionGate::default(), None);
+    };
+    let gate = check_origin(target, &declared.promotion, &ProcessEnv);
+    let note = declared.promotion.require_applied_on.as_ref().map(|other| {
+        format!(
+            "a deploy to `{}` also needs every pending migration applied on `{}` first, with the same checksum (require_applied_on at {}); `dbflow migrate deploy` reads its history to check",
+            target.env, other.value, other.loc
+        )
+    });
+    (gate, note)
+}
+
 /// The origin rule alone (no database needed): `Ok(notes/warnings/events)` or blocked.
 pub fn check_origin(
-    env: &ResolvedEnv,
+    env: &GuardTarget,
     rules: &PromotionRules,
     lookup: &dyn Lookup,
 ) -> PromotionGate {
@@ -149,7 +165,7 @@ pub fn check_origin(
     let event = |reason: Option<&str>| {
         json!({
             "operation": "deploy",
-            "env": env.name,
+            "env": env.env,
             "protection": env.protection.as_str(),
             "rule": "deploy-from-ci",
             "variable": OUTSIDE_CI_OVERRIDE,
@@ -165,7 +181,7 @@ pub fn check_origin(
                     .map(|r| r.value.as_str());
                 gate.warnings.push(format!(
                     "!!! OVERRIDE {OUTSIDE_CI_OVERRIDE}=1 lifts rule `deploy-from-ci` for `deploy` on `{}` ({}): {looked_at}{}; this is recorded in the journal",
-                    env.name,
+                    env.env,
                     env.protection.as_str(),
                     reason.map(|r| format!("; the environment allows it: {r}")).unwrap_or_default()
                 ));
@@ -175,7 +191,7 @@ pub fn check_origin(
             (None, true) => {
                 gate.warnings.push(format!(
                     "!!! IGNORED {OUTSIDE_CI_OVERRIDE}=1: `{}` is protected and does not allow deploys outside CI (no `allow_deploy_outside_ci`)",
-                    env.name
+                    env.env
                 ));
                 gate.events.push(("guard_override_refused", event(None)));
             }
@@ -184,7 +200,7 @@ pub fn check_origin(
     let how = if protected && rules.allow_deploy_outside_ci.is_none() {
         format!(
             "run it from the pipeline; `{}` is protected, so {OUTSIDE_CI_OVERRIDE}=1 unlocks it only if the environment says why with `allow_deploy_outside_ci: \"<reason>\"`",
-            env.name
+            env.env
         )
     } else {
         format!("run it from the pipeline, or set {OUTSIDE_CI_OVERRIDE}=1 for one run (printed and journaled)")
@@ -193,14 +209,14 @@ pub fn check_origin(
         "guard_blocked",
         json!({
             "operation": "deploy",
-            "env": env.name,
+            "env": env.env,
             "protection": env.protection.as_str(),
             "rules": ["deploy-from-ci"],
         }),
     ));
     gate.blocked = Some(format!(
         "blocked by the guard: deploys to `{}` run from CI only (deploy_from: ci at {at}) and {looked_at}: {how}",
-        env.name
+        env.env
     ));
     gate
 }
@@ -219,7 +235,7 @@ pub async fn check_deploy(
         return PromotionGate::default();
     };
     let rules = &declared.promotion;
-    let mut gate = check_origin(env, rules, &ProcessEnv);
+    let mut gate = check_origin(&GuardTarget::of(env), rules, &ProcessEnv);
     if gate.blocked.is_some() {
         return gate;
     }
@@ -332,20 +348,16 @@ async fn applied_on(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{DbUrl, DecidedBy, Loc};
+    use crate::config::Loc;
     use std::collections::HashMap;
     use std::sync::Arc;
 
-    fn env(protection: Protection) -> ResolvedEnv {
-        ResolvedEnv {
-            name: "production".into(),
-            alias: None,
-            decided_by: DecidedBy::Flag,
-            url: DbUrl::new("postgres://h/shop"),
-            direct_url: None,
+    fn env(protection: Protection) -> GuardTarget {
+        GuardTarget {
+            env: "production".into(),
             protection,
-            provider: None,
-            vars: Default::default(),
+            database: Some("shop".into()),
+            database_unknown: None,
         }
     }
 
