@@ -188,6 +188,16 @@ fn deploy_from_ci_refuses_outside_ci_and_the_override_never_unlocks_protected_al
     );
     assert_eq!(applied(&staging), "20240101000000_init");
     let journal = out.journals().pop().unwrap();
+    let checked = over.run_with(["check", "deploy", "--env", "staging"]);
+    checked.assert_code(0);
+    assert!(
+        checked
+            .stderr
+            .contains("!!! OVERRIDE DBFLOW_ALLOW_DEPLOY_OUTSIDE_CI=1")
+            && !checked.stderr.contains("is not a dbflow override"),
+        "{}",
+        checked.stderr
+    );
     let used = events(&journal, "guard_override");
     assert_eq!(used[0]["rule"], "deploy-from-ci", "{journal:?}");
     assert_eq!(used[0]["variable"], "DBFLOW_ALLOW_DEPLOY_OUTSIDE_CI");

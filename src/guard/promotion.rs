@@ -1,5 +1,6 @@
 //! Promotion and origin rules for deploys, in one place for `dbflow migrate deploy` and
-//! the `deploy` step (both call [`check_deploy`] once they know what is pending):
+//! the `deploy` step (both call [`check_deploy`] once they know what is pending), and
+//! `dbflow check deploy` ([`check_for_check`]):
 //!
 //! - `deploy_from: ci`: outside CI (`CI=true`, or the environment's `ci_variable` set)
 //!   a deploy is refused unless `DBFLOW_ALLOW_DEPLOY_OUTSIDE_CI=1`, which is printed
@@ -135,7 +136,7 @@ pub fn check_for_check(project: &Project, target: &GuardTarget) -> (PromotionGat
     (gate, note)
 }
 
-/// The origin rule alone (no database needed): `Ok(notes/warnings/events)` or blocked.
+/// The origin rule alone (`deploy_from: ci`); it needs no database.
 pub fn check_origin(
     env: &GuardTarget,
     rules: &PromotionRules,
