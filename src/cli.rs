@@ -65,6 +65,10 @@ pub enum Command {
         /// Answer yes to confirmations (required when not interactive).
         #[arg(short = 'y', long)]
         yes: bool,
+        /// The word typed confirmations ask for, for non-interactive runs: SEED for a
+        /// seed a workflow sanctions on a protected environment (`--yes` never answers it).
+        #[arg(long, value_name = "WORD")]
+        confirm: Option<String>,
         /// With --yes: a rollback may point the application at the restored database
         /// (`backups.switch_to_restored`) without a person; without it, dbflow asks, or
         /// prints the decision and the commands.

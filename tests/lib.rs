@@ -12,6 +12,7 @@ mod init;
 mod lint;
 mod lua;
 mod migrate;
+mod promotion;
 mod redaction;
 mod run;
 mod runbooks;

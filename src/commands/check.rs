@@ -64,9 +64,25 @@ pub fn run(app: &App, env_flag: Option<&str>, what: &str) -> Result<ExitCode> {
             }
         }
     }
-    let allowed = decisions.iter().all(|d| d.allowed);
+    // A deploy also answers to the environment's origin rule, exactly as `migrate deploy`
+    // and the deploy step do (guard::promotion); require_applied_on needs the other
+    // environment's database, so it is named, not decided, here.
+    let (origin, origin_note) = if decisions
+        .iter()
+        .any(|d| d.operation == Operation::Deploy && d.allowed)
+    {
+        let (gate, note) = guard::promotion::check_for_check(&app.project, &target);
+        (Some(gate), note)
+    } else {
+        (None, None)
+    };
+    let origin_blocked = origin.as_ref().and_then(|g| g.blocked.clone());
+    let allowed = decisions.iter().all(|d| d.allowed) && origin_blocked.is_none();
     for d in &decisions {
         guard::announce(&app.ui, d);
+    }
+    for warning in origin.iter().flat_map(|g| &g.warnings) {
+        app.ui.warn(warning);
     }
     if app.ui.json {
         app.ui.json_doc(&json!({
@@ -74,6 +90,7 @@ pub fn run(app: &App, env_flag: Option<&str>, what: &str) -> Result<ExitCode> {
             "allowed": allowed,
             "target": target,
             "decisions": decisions,
+            "deploy_origin_blocked": origin_blocked,
         }));
     } else {
         let is_name = Operation::parse(what).is_some();
@@ -103,12 +120,27 @@ pub fn run(app: &App, env_flag: Option<&str>, what: &str) -> Result<ExitCode> {
                     .join(", ")
             ));
         }
-        let rendered: Vec<String> = decisions.iter().map(|d| d.render()).collect();
+        let rendered: Vec<String> = decisions
+            .iter()
+            .map(|d| match &origin_blocked {
+                Some(why) if d.operation == Operation::Deploy => format!(
+                    "BLOCKED: `{}` on {}\n  ✘ rule deploy-from-ci: {}\n",
+                    d.operation,
+                    d.target.describe(),
+                    why.trim_start_matches("blocked by the guard: ")
+                ),
+                _ => d.render(),
+            })
+            .collect();
         app.ui.out(rendered.join("\n").trim_end());
+        if let Some(note) = &origin_note {
+            app.ui.out(&format!("  note: {note}"));
+        }
     }
     let events: Vec<_> = decisions
         .iter()
         .flat_map(guard::journal_events)
+        .chain(origin.into_iter().flat_map(|g| g.events))
         .filter(|(event, _)| *event != "guard_blocked")
         .collect();
     guard::journal_command(

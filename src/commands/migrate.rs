@@ -307,6 +307,13 @@ async fn gate_deploy(
             review.pending.truncate(end + 1);
         }
     }
+    if !dry_run {
+        let pending = guard::promotion::pending(&status, to);
+        guard::promotion::check_deploy(&app.project, env, &app.vars, store, &pending)
+            .await
+            .report(&app.ui, |event, fields| events.push((event, fields)))
+            .map_err(blocked)?;
+    }
     if review.pending.is_empty() {
         return Ok(());
     }

@@ -13,6 +13,7 @@ pub fn run(
     name: &str,
     dry_run: bool,
     yes: bool,
+    confirm: Option<String>,
     cut_over: bool,
 ) -> Result<ExitCode> {
     let env = app.env(env_flag)?;
@@ -53,6 +54,7 @@ pub fn run(
     let options = RunOptions {
         yes,
         dry_run,
+        confirm,
         cut_over,
     };
     let executor = Executor {

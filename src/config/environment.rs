@@ -267,6 +267,8 @@ fn implicit_environment(name: &str) -> Environment {
         vars: IndexMap::new(),
         pooling: None,
         backups: Default::default(),
+        promotion: Default::default(),
+        drill_server_url: None,
     }
 }
 

@@ -3,11 +3,11 @@
 use super::diagnostic::{did_you_mean, Diagnostic, Loc};
 use super::model::{
     BackupOverrides, BackupSettings, Condition, DrillSettings, Environment, FailurePolicy,
-    ForbiddenList, GuardConfig, Project, StepDef, Task, Text, Workflow,
+    ForbiddenList, GuardConfig, Project, PromotionRules, StepDef, Task, Text, Workflow,
 };
 use super::raw::{
-    Protection, RawBackups, RawEnvBackups, RawFile, RawGuard, RawInclude, RawStep, RawTask,
-    RawWorkflow, SStr,
+    DeployFrom, Protection, RawBackups, RawEnvBackups, RawFile, RawGuard, RawInclude, RawStep,
+    RawTask, RawWorkflow, SStr,
 };
 use super::validate;
 use indexmap::IndexMap;
@@ -286,6 +286,24 @@ fn load_file(path: &Path, cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
                     .collect(),
                 pooling: env.pooling.clone(),
                 backups: env_backups,
+                promotion: PromotionRules {
+                    require_applied_on: env.require_applied_on.as_ref().map(|e| text_of(&file, e)),
+                    ci_only: env
+                        .deploy_from
+                        .as_ref()
+                        .filter(|d| d.value == DeployFrom::Ci)
+                        .map(|d| Loc::new(&file, &d.referenced)),
+                    ci_variable: env.ci_variable.as_ref().map(|v| v.value.clone()),
+                    allow_deploy_outside_ci: env
+                        .allow_deploy_outside_ci
+                        .as_ref()
+                        .map(|r| text_of(&file, r)),
+                },
+                drill_server_url: env
+                    .drill
+                    .as_ref()
+                    .and_then(|d| d.server_url.as_ref())
+                    .map(|u| text_of(&file, u)),
             },
         );
     }
@@ -350,6 +368,7 @@ fn load_file(path: &Path, cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
             .map(|d| DrillSettings {
                 key_tables: d.key_tables.iter().map(|t| t.value.clone()).collect(),
                 verify: d.verify.iter().map(|v| v.value.clone()).collect(),
+                server_url: d.server_url.as_ref().map(|u| text_of(&file, u)),
             })
             .unwrap_or_default(),
         guard: guard_config(raw.guard.as_ref(), &file),
@@ -369,6 +388,7 @@ fn load_file(path: &Path, cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
     if let Some(guard) = &raw.guard {
         validate::check_guard_environments(&project, guard, &file, &mut errors);
     }
+    validate::check_promotion_rules(&project, &mut errors);
     validate::check_project(&project, &mut errors);
     if errors.is_empty() {
         Ok(project)
@@ -733,6 +753,7 @@ impl Builder {
                         .allow_unguarded_deploy
                         .as_ref()
                         .map(|reason| text_of(file, reason)),
+                    allow_seed: raw.allow_seed.as_ref().map(|reason| text_of(file, reason)),
                     steps,
                 },
             );

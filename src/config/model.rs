@@ -180,9 +180,20 @@ pub struct DrillSettings {
     pub key_tables: Vec<String>,
     /// SQL queries that must return true on the restored copy.
     pub verify: Vec<String>,
+    /// Another server for drills of protected environments (`drill.server_url`).
+    pub server_url: Option<Text>,
 }
 
 impl Project {
+    /// The server drills of `env` restore onto, when one is configured (the
+    /// environment's `drill.server_url`, else the project's), not yet interpolated.
+    pub fn drill_server_url(&self, env: &str) -> Option<&Text> {
+        self.environments
+            .get(env)
+            .and_then(|e| e.drill_server_url.as_ref())
+            .or(self.drill.server_url.as_ref())
+    }
+
     /// The backup settings of environment `env`: `backups:` with the environment's
     /// overrides applied.
     pub fn backup_settings(&self, env: &str) -> BackupSettings {
@@ -230,6 +241,24 @@ pub struct Environment {
     pub pooling: Option<super::raw::RawPooling>,
     /// Backup settings that differ from `backups:`.
     pub backups: BackupOverrides,
+    /// Promotion and origin rules for deploys here.
+    pub promotion: PromotionRules,
+    /// `drill.server_url` of this environment (overrides the project's).
+    pub drill_server_url: Option<Text>,
+}
+
+/// Rules on where a deploy to an environment comes from (`require_applied_on`,
+/// `deploy_from`, `ci_variable`, `allow_deploy_outside_ci`).
+#[derive(Debug, Clone, Default)]
+pub struct PromotionRules {
+    /// The environment every pending migration must already be applied on.
+    pub require_applied_on: Option<Text>,
+    /// Set when `deploy_from: ci`: where it was written.
+    pub ci_only: Option<Loc>,
+    /// A variable that also means "running in CI" when set.
+    pub ci_variable: Option<String>,
+    /// Why `DBFLOW_ALLOW_DEPLOY_OUTSIDE_CI=1` may unlock a protected environment.
+    pub allow_deploy_outside_ci: Option<Text>,
 }
 
 /// A task and where it was defined.
@@ -303,6 +332,8 @@ pub struct Workflow {
     pub max_backup_age: Option<String>,
     /// Why it may deploy to a protected environment without backup and verify steps.
     pub allow_unguarded_deploy: Option<Text>,
+    /// Why its task and shell steps may seed a protected environment.
+    pub allow_seed: Option<Text>,
     /// The steps, in order.
     pub steps: Vec<StepDef>,
 }

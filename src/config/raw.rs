@@ -196,6 +196,27 @@ pub struct RawDrill {
     /// SQL queries that must return true on the restored copy.
     #[serde(default)]
     pub verify: Vec<SStr>,
+    /// A PostgreSQL server (URL; its database is only used to connect) other than the
+    /// primary's, where drills of protected environments restore; interpolated.
+    pub server_url: Option<SStr>,
+}
+
+/// `environments.<name>.drill:`: where this environment's restore drills run.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnvDrill {
+    /// Overrides `drill.server_url` for this environment.
+    pub server_url: Option<SStr>,
+}
+
+/// Where deploys to an environment may start from (`deploy_from:`).
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DeployFrom {
+    /// Only from CI (`CI=true`, or the environment's `ci_variable` set).
+    Ci,
+    /// From anywhere (the default).
+    Anywhere,
 }
 
 /// `guard:` settings: the operations forbidden per protection level and per environment.
@@ -284,6 +305,19 @@ pub struct RawEnvironment {
     /// A connection pooler (PgBouncer) in front of the database, for the generated
     /// `pgbouncer.<env>.ini` and compose override.
     pub pooling: Option<RawPooling>,
+    /// Another environment every pending migration must already be applied on (same
+    /// checksum) before a deploy here: `require_applied_on: staging`.
+    pub require_applied_on: Option<SStr>,
+    /// `ci`: deploys here are refused outside CI unless `DBFLOW_ALLOW_DEPLOY_OUTSIDE_CI=1`.
+    pub deploy_from: Option<Spanned<DeployFrom>>,
+    /// A variable that also means "running in CI" when set (e.g. `GITHUB_ACTIONS`);
+    /// `CI=true` always does.
+    pub ci_variable: Option<SStr>,
+    /// Why `DBFLOW_ALLOW_DEPLOY_OUTSIDE_CI=1` may unlock a deploy to this protected
+    /// environment outside CI (without it, the variable never does).
+    pub allow_deploy_outside_ci: Option<SStr>,
+    /// Where this environment's restore drills run.
+    pub drill: Option<RawEnvDrill>,
 }
 
 /// `pooling:` of an environment.
@@ -463,6 +497,9 @@ pub struct RawWorkflow {
     /// Why this workflow may deploy to a protected environment without a backup step
     /// before its deploy step and a verify step after it.
     pub allow_unguarded_deploy: Option<SStr>,
+    /// Why this workflow's task and shell steps may seed a protected environment (after a
+    /// verified backup taken in the same run, and the word SEED typed).
+    pub allow_seed: Option<SStr>,
     /// The steps, in order.
     pub steps: Vec<RawStep>,
 }

@@ -101,6 +101,67 @@ pub fn check_guard_environments(
     }
 }
 
+/// The promotion and origin rules of each environment: `require_applied_on` names
+/// another declared environment; reasons are not empty; `allow_deploy_outside_ci` only
+/// with `deploy_from: ci`.
+pub fn check_promotion_rules(project: &Project, errors: &mut Vec<Diagnostic>) {
+    let names: Vec<&str> = project.environments.keys().map(String::as_str).collect();
+    for env in project.environments.values() {
+        let rules = &env.promotion;
+        if let Some(other) = &rules.require_applied_on {
+            let resolved = project.aliases.get(&other.value).unwrap_or(&other.value);
+            if resolved == &env.name {
+                errors.push(
+                    Diagnostic::at(
+                        other.loc.clone(),
+                        format!(
+                            "environment `{}` cannot require its own migrations to be applied on itself",
+                            env.name
+                        ),
+                    )
+                    .with_help("name the environment deploys are tested on first, e.g. `require_applied_on: staging`"),
+                );
+            } else if !project.environments.contains_key(resolved) {
+                errors.push(
+                    Diagnostic::at(
+                        other.loc.clone(),
+                        format!(
+                            "require_applied_on names unknown environment `{}`",
+                            other.value
+                        ),
+                    )
+                    .with_help_opt(did_you_mean(&other.value, names.iter().copied())),
+                );
+            }
+        }
+        if let Some(reason) = &rules.allow_deploy_outside_ci {
+            if reason.value.trim().is_empty() {
+                errors.push(
+                    Diagnostic::at(
+                        reason.loc.clone(),
+                        format!(
+                            "environment `{}`: allow_deploy_outside_ci needs a reason",
+                            env.name
+                        ),
+                    )
+                    .with_help("say why a person may deploy here from outside CI, e.g. `allow_deploy_outside_ci: \"break-glass when the pipeline is down\"`"),
+                );
+            } else if rules.ci_only.is_none() {
+                errors.push(
+                    Diagnostic::at(
+                        reason.loc.clone(),
+                        format!(
+                            "environment `{}`: allow_deploy_outside_ci has no effect without `deploy_from: ci`",
+                            env.name
+                        ),
+                    )
+                    .with_help("add `deploy_from: ci`, or remove allow_deploy_outside_ci"),
+                );
+            }
+        }
+    }
+}
+
 /// Checks tasks and workflows: references, cycles, command shape, durations, conditions.
 pub fn check_project(project: &Project, errors: &mut Vec<Diagnostic>) {
     let task_names: Vec<&str> = project.tasks.keys().map(String::as_str).collect();
@@ -184,6 +245,17 @@ pub fn check_project(project: &Project, errors: &mut Vec<Diagnostic>) {
                         ),
                     )
                     .with_help("say why this workflow may deploy to a protected environment without a backup before and a verify after, e.g. `allow_unguarded_deploy: \"the provider snapshots before every deploy\"`"),
+                );
+            }
+        }
+        if let Some(reason) = &workflow.allow_seed {
+            if reason.value.trim().is_empty() {
+                errors.push(
+                    Diagnostic::at(
+                        reason.loc.clone(),
+                        format!("workflow `{}`: allow_seed needs a reason", workflow.name),
+                    )
+                    .with_help("say why this workflow may seed a protected environment, e.g. `allow_seed: \"minimal production seed from the runbook: roles and plans\"`"),
                 );
             }
         }

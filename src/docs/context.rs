@@ -77,6 +77,14 @@ pub struct EnvDoc {
     pub pooling: Option<crate::config::raw::RawPooling>,
     /// Operations that must never run here (from its protection level).
     pub never: Vec<NeverDoc>,
+    /// The environment pending migrations must already be applied on ("" when none).
+    pub require_applied_on: String,
+    /// Whether deploys here run from CI only (`deploy_from: ci`).
+    pub deploy_from_ci: bool,
+    /// The variable that also means CI ("" when only `CI=true` does).
+    pub ci_variable: String,
+    /// Why the override may unlock deploys outside CI ("" when it may not).
+    pub allow_deploy_outside_ci: String,
     /// Whether the guard allows `restore-in-place` here ("" when it does), else why not:
     /// the very decision `dbflow check restore-in-place` prints.
     pub in_place_refused: String,
@@ -289,6 +297,20 @@ pub fn build(
                 .collect(),
             pooling: env.pooling.clone(),
             never: never_list(env.protection),
+            require_applied_on: env
+                .promotion
+                .require_applied_on
+                .as_ref()
+                .map(|t| t.value.clone())
+                .unwrap_or_default(),
+            deploy_from_ci: env.promotion.ci_only.is_some(),
+            ci_variable: env.promotion.ci_variable.clone().unwrap_or_default(),
+            allow_deploy_outside_ci: env
+                .promotion
+                .allow_deploy_outside_ci
+                .as_ref()
+                .map(|t| t.value.clone())
+                .unwrap_or_default(),
             in_place_refused: {
                 let decision = crate::guard::check(
                     project,

@@ -13,6 +13,9 @@ pub struct RunOptions {
     pub yes: bool,
     /// `--dry-run`.
     pub dry_run: bool,
+    /// `--confirm WORD`: what typed confirmations of this run are answered with (a
+    /// sanctioned seed asks for SEED); `--yes` never answers them.
+    pub confirm: Option<String>,
     /// `--cut-over`: with `--yes`, a rollback may point the application at the restored
     /// database without a person typing the confirmation.
     pub cut_over: bool,
@@ -49,6 +52,9 @@ pub struct RunContext<'a> {
     pub run_id: &'a str,
     /// Run-wide options.
     pub options: &'a RunOptions,
+    /// The workflow the step belongs to (a nested or handler workflow's own name);
+    /// `None` when a task runs on its own.
+    pub workflow: Option<&'a str>,
     /// The journal.
     pub journal: &'a mut Journal,
     /// The only way to talk to the person running dbflow.

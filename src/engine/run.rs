@@ -205,6 +205,7 @@ impl Executor<'_> {
                     vars: self.vars,
                     run_id,
                     options: self.options,
+                    workflow: (!plan.is_task).then_some(plan.workflow.as_str()),
                     journal: &mut state.journal,
                     ui: self.ui,
                     outputs: &mut state.outputs,

@@ -6,6 +6,11 @@
 //! - [`command_line`]: which operations a real command line performs;
 //! - [`migrations`]: applied migrations unchanged, pending ones linted, the preview a
 //!   person confirms before a protected database changes;
+//! - [`promotion`]: where a deploy may come from (`deploy_from: ci`) and what must have
+//!   run elsewhere first (`require_applied_on`);
+//! - [`seed`]: the one sanctioned way to seed a protected environment;
+//! - [`server`]: which server a URL reaches, so a drill of a protected environment
+//!   never restores onto the primary's;
 //! - [`scan`] and [`hook`]: the pre-commit scan of changed files and its git hook.
 //!
 //! Other modules ask through [`check`]; the functions that drop, overwrite or replace a
@@ -16,8 +21,11 @@ pub mod hook;
 pub mod migrations;
 pub mod operation;
 pub mod permit;
+pub mod promotion;
 pub mod rails;
 pub mod scan;
+pub mod seed;
+pub mod server;
 
 pub use operation::Operation;
 pub use permit::{authorize, own_copy, Permit};

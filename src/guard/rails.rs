@@ -130,6 +130,7 @@ impl Overrides {
         let known: Vec<String> = Operation::ALL
             .iter()
             .flat_map(|op| [op.override_var(), op.any_db_override_var()])
+            .chain([super::promotion::OUTSIDE_CI_OVERRIDE.to_string()])
             .collect();
         self.set
             .keys()

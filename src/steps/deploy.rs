@@ -90,6 +90,13 @@ impl DeployStep {
                 review.pending.truncate(end + 1);
             }
         }
+        let pending = guard::promotion::pending(&status, self.to.as_deref());
+        cx.runtime()
+            .block_on(guard::promotion::check_deploy(
+                cx.project, cx.env, cx.vars, store, &pending,
+            ))
+            .report(cx.ui, |event, fields| cx.journal.record(event, fields))
+            .map_err(StepError::blocked)?;
         if review.pending.is_empty() {
             return Ok(());
         }

@@ -4,7 +4,7 @@
 //! and RTO (the restore's duration). The primary database is only ever read.
 
 use super::restoring::{self, Destination};
-use crate::config::Diagnostic;
+use crate::config::{DbUrl, Diagnostic, Project, Protection, ResolvedEnv, Text};
 use crate::db::backup::checks::Check;
 use crate::db::backup::{self, human_age, restore, Catalog, CreateOptions, Entry};
 use crate::db::target::Target;
@@ -81,6 +81,9 @@ pub struct DrillReport {
     pub duration_seconds: f64,
     /// The scratch database.
     pub database: Option<String>,
+    /// The other server it was restored on (redacted URL), for a protected environment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
     /// Whether it was dropped afterwards.
     pub dropped: bool,
     /// The validation.
@@ -100,19 +103,58 @@ impl Step for DrillStep {
         };
         let scratch = format!("{db}_restore_drill_<YYYYMMDD_HHMMSS>");
         let mut commands = vec![format!("dbflow drill --env {}", cx.env.name)];
+        let server = match drill_server_text(cx.project, cx.env) {
+            Some(text) if cx.env.protection == Protection::Protected => Some(DbUrl::new(
+                &crate::config::interpolate::interpolate_text(text, cx.vars, "drill.server_url")?,
+            )),
+            None if cx.env.protection == Protection::Protected => {
+                return Ok(StepDoc {
+                    summary: format!(
+                        "Restore drill of `{}`: refused until drill.server_url is set",
+                        cx.env.name
+                    ),
+                    details: refusal(&cx.env.name),
+                    commands: Vec::new(),
+                });
+            }
+            _ => None,
+        };
+        let on = server
+            .as_ref()
+            .map(|s| {
+                format!(
+                    " on the drill server {} (never the primary's)",
+                    s.redacted()
+                )
+            })
+            .unwrap_or_default();
+        // On a drill server, every tool is pointed at it explicitly.
+        let host = server
+            .as_ref()
+            .map(|s| format!(" --maintenance-db={}", s.redacted()))
+            .unwrap_or_default();
+        let into = server
+            .as_ref()
+            .map(|s| {
+                s.with_database(&scratch)
+                    .redacted()
+                    .replace("%3C", "<")
+                    .replace("%3E", ">")
+            })
+            .unwrap_or_else(|| scratch.clone());
         if target.url.is_postgres() {
-            commands.push(format!("createdb --template=template0 {scratch}"));
+            commands.push(format!("createdb{host} --template=template0 {scratch}"));
             commands.push(match cx.project.backup_settings(&cx.env.name).format {
                 crate::config::raw::DumpFormat::Custom => format!(
-                    "pg_restore --no-owner --exit-on-error --dbname={scratch} <backup>/dump.pgdump"
+                    "pg_restore --no-owner --exit-on-error --dbname={into} <backup>/dump.pgdump"
                 ),
                 crate::config::raw::DumpFormat::Directory => format!(
-                    "pg_restore --no-owner --exit-on-error --jobs={} --dbname={scratch} <backup>/dump",
+                    "pg_restore --no-owner --exit-on-error --jobs={} --dbname={into} <backup>/dump",
                     cx.project.backup_settings(&cx.env.name).jobs
                 ),
             });
             if !self.keep {
-                commands.push(format!("dropdb {scratch}"));
+                commands.push(format!("dropdb{host} {scratch}"));
             }
         }
         let mut checks = vec!["same tables as the primary".to_string()];
@@ -132,7 +174,7 @@ impl Step for DrillStep {
         Ok(StepDoc {
             summary: format!("Restore drill of `{}` from {which}", cx.env.name),
             details: format!(
-                "Restores into {scratch}, checks {}, {} it, and appends the report (PASS/FAIL, RPO, RTO) to {}/{REPORTS_DIR}/. `{db}` is only read.",
+                "Restores into {scratch}{on}, checks {}, {} it, and appends the report (PASS/FAIL, RPO, RTO) to {}/{REPORTS_DIR}/. `{db}` is only read.",
                 checks.join(", "),
                 if self.keep { "keeps" } else { "drops" },
                 cx.project.backups_dir
@@ -155,6 +197,7 @@ impl Step for DrillStep {
             restore_seconds: None,
             duration_seconds: 0.0,
             database: None,
+            server: None,
             dropped: false,
             checks: Vec::new(),
             error: None,
@@ -216,6 +259,9 @@ impl DrillStep {
         report: &mut DrillReport,
     ) -> Result<(), StepError> {
         let target = Target::for_env(cx.project, cx.env);
+        // Checked before anything is dumped: a refused drill leaves nothing behind.
+        let server = drill_server(cx, &target)?;
+        report.server = server.as_ref().map(DbUrl::redacted);
         let entry = match &self.backup {
             Some(id) => restoring::pick_backup(cx, catalog, Some(id))?,
             None => fresh_backup(cx, catalog, &target)?,
@@ -229,7 +275,10 @@ impl DrillStep {
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or(source_db);
         let scratch = restore::default_name(&stem, "restore_drill", now);
-        let restored = restoring::restore(cx, &entry, &Destination::New(Some(scratch)))?;
+        let restored = match &server {
+            Some(server) => restore_on_server(cx, &entry, server, &scratch)?,
+            None => restoring::restore(cx, &entry, &Destination::New(Some(scratch)))?,
+        };
         report.database = Some(restored.database.clone());
         report.restore_seconds = Some(restored.duration.as_secs_f64());
         let checks = restoring::validate(cx, &entry, &restored.url, None);
@@ -255,6 +304,94 @@ impl DrillStep {
         }
         checks.map(|_| ())
     }
+}
+
+/// The configured drill server of `env`: its own `drill.server_url`, else the project's.
+fn drill_server_text<'p>(project: &'p Project, env: &ResolvedEnv) -> Option<&'p Text> {
+    project.drill_server_url(&env.name)
+}
+
+/// How a protected environment's drill is refused without a drill server.
+fn refusal(env: &str) -> String {
+    format!(
+        "`{env}` is protected: a restore drill never restores onto the primary's server. Set `drill.server_url` to another PostgreSQL server (for every environment, or under `environments.{env}.drill`), e.g. `server_url: ${{DRILL_SERVER_URL}}`; or drill through the provider: restore a snapshot into a new instance with a `provider: {{ action: restore }}` step"
+    )
+}
+
+/// For a protected environment, the other server the drill restores onto (checked to
+/// be another server than the primary's); `None` elsewhere (the primary's server is
+/// fine for a scratch copy of a shared or sandbox database).
+fn drill_server(cx: &mut RunContext<'_>, target: &Target) -> Result<Option<DbUrl>, StepError> {
+    if cx.env.protection != Protection::Protected {
+        return Ok(None);
+    }
+    let Some(text) = drill_server_text(cx.project, cx.env) else {
+        return Err(StepError::blocked(format!(
+            "blocked by the guard: drill of {}",
+            refusal(&cx.env.name)
+        )));
+    };
+    let url = crate::config::interpolate::interpolate_text(text, cx.vars, "drill.server_url")
+        .map(|u| DbUrl::new(&u))
+        .map_err(|d| StepError {
+            message: d.to_string(),
+            code: crate::error::ExitCode::BadInput,
+        })?;
+    let checked = cx
+        .runtime()
+        .block_on(crate::guard::server::check_drill_server(&target.url, &url));
+    cx.journal.record(
+        "drill_server",
+        serde_json::json!({
+            "server": url.redacted(),
+            "allowed": checked.is_ok(),
+            "refused": checked.as_ref().err(),
+        }),
+    );
+    checked.map_err(|why| StepError::blocked(format!("blocked by the guard: {why}")))?;
+    cx.ui.out(&format!(
+        "  ✔ drill server {} is not the primary's server",
+        url.redacted()
+    ));
+    Ok(Some(url))
+}
+
+/// Restores `entry` into the new database `name` on `server` (not the primary's).
+fn restore_on_server(
+    cx: &mut RunContext<'_>,
+    entry: &Entry,
+    server: &DbUrl,
+    name: &str,
+) -> Result<restore::RestoreReport, StepError> {
+    let jobs = cx.project.backup_settings(&cx.env.name).jobs;
+    cx.journal.record(
+        "restore_start",
+        serde_json::json!({ "backup_id": entry.id(), "destination": format!("{name} on {}", server.redacted()) }),
+    );
+    let runtime = cx.runtime();
+    let mut transfer = Transfer::new(cx.ui);
+    let result = restore::restore_into_new(
+        entry,
+        server,
+        name,
+        jobs,
+        runtime,
+        &mut super::show(&mut transfer),
+    );
+    transfer.finish();
+    let report = result.map_err(restoring::step_error)?;
+    cx.ui.out(&format!(
+        "  ✔ restored backup {} into `{}` on {} in {}",
+        entry.id(),
+        report.database,
+        server.redacted(),
+        crate::ui::human_ms(report.duration.as_millis() as u64)
+    ));
+    cx.journal.record(
+        "restore_end",
+        serde_json::json!({ "backup_id": entry.id(), "database": report.database, "server": server.redacted(), "duration_ms": report.duration.as_millis() as u64 }),
+    );
+    Ok(report)
 }
 
 fn fresh_backup(
@@ -350,6 +487,9 @@ pub fn render_markdown(report: &DrillReport) -> String {
         report.database.as_deref().unwrap_or("-"),
         if report.dropped { "dropped" } else { "kept" }
     ));
+    if let Some(server) = &report.server {
+        out.push_str(&format!("| Drill server | {server} |\n"));
+    }
     out.push_str(&format!(
         "| Drill duration | {} |\n",
         seconds(Some(report.duration_seconds))

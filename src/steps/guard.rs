@@ -9,6 +9,7 @@ use crate::db::target::Target;
 use crate::engine::registry::{parse_params, Outcome, Step, StepDoc, StepError, StepKind};
 use crate::engine::{PlanContext, RunContext};
 use crate::guard::{self, migrations, GuardTarget, Operation, Overrides};
+use crate::ui::prompt::{self, Answer};
 use serde::Deserialize;
 
 /// The `guard` step kind.
@@ -229,6 +230,12 @@ pub(crate) fn guard_command(
             d.operation,
             &overrides,
         );
+        if guard::seed::liftable(&decision) {
+            if let Some(reason) = allow_seed(cx) {
+                sanctioned_seed(cx, &reason, &d.command)?;
+                continue;
+            }
+        }
         guard::announce(cx.ui, &decision);
         for (event, fields) in guard::journal_events(&decision) {
             cx.journal.record(event, fields);
@@ -237,8 +244,17 @@ pub(crate) fn guard_command(
             for line in decision.render().lines() {
                 cx.ui.out(&format!("  {line}"));
             }
+            let sanction = if guard::seed::liftable(&decision) {
+                format!(
+                    "; a workflow may sanction seeding `{}` with `allow_seed: \"<reason>\"`, after a verified backup in the same run and the word {} typed",
+                    cx.env.name,
+                    guard::seed::SEED_WORD
+                )
+            } else {
+                String::new()
+            };
             return Err(StepError::blocked(format!(
-                "{} (in `{}`)",
+                "{} (in `{}`){sanction}",
                 decision.blocked_message(),
                 d.command
             )));
@@ -268,4 +284,77 @@ pub(crate) fn guard_command(
         }),
     );
     answer.map(|_| ()).map_err(StepError::blocked)
+}
+
+/// The `allow_seed` reason of the workflow this step belongs to, if it gives one.
+fn allow_seed(cx: &RunContext<'_>) -> Option<String> {
+    let workflow = cx.project.workflows.get(cx.workflow?)?;
+    workflow.allow_seed.as_ref().map(|r| r.value.clone())
+}
+
+/// A seed on a protected environment that the step's workflow sanctions: allowed only
+/// after a verified backup taken earlier in this run and the word SEED typed (or given
+/// with `--confirm`; `--yes` does not answer it). Printed loudly and journaled.
+fn sanctioned_seed(cx: &mut RunContext<'_>, reason: &str, command: &str) -> Result<(), StepError> {
+    let workflow = cx.workflow.unwrap_or_default().to_string();
+    let backup = cx
+        .latest_output("backup_id")
+        .and_then(|(_, id)| id.as_str().map(str::to_string))
+        .map(|id| {
+            let entry = crate::db::backup::Catalog::new(cx.project, &cx.env.name).get(&id);
+            guard::seed::RunBackup {
+                verified: entry.as_ref().is_ok_and(|e| e.verified()),
+                taken_by_this_run: entry
+                    .as_ref()
+                    .is_ok_and(|e| e.manifest.run_id.as_deref() == Some(cx.run_id)),
+                id,
+            }
+        });
+    let record = |cx: &mut RunContext<'_>, outcome: &str, refused: Option<&str>| {
+        cx.journal.record(
+            "seed_sanctioned",
+            serde_json::json!({
+                "env": cx.env.name,
+                "workflow": workflow,
+                "reason": reason,
+                "command": command,
+                "backup_id": backup.as_ref().map(|b| b.id.clone()),
+                "outcome": outcome,
+                "refused": refused,
+            }),
+        );
+    };
+    if let Err(why) = guard::seed::require_backup(&cx.env.name, &workflow, backup.as_ref()) {
+        record(cx, "refused", Some(&why));
+        return Err(StepError::blocked(why));
+    }
+    let backup_id = backup.as_ref().map(|b| b.id.clone()).unwrap_or_default();
+    let question = format!(
+        "`{}` seeds protected `{}` (workflow `{workflow}`: {reason}; backup {backup_id})",
+        crate::lint::ast::summary(command),
+        cx.env.name
+    );
+    let word = guard::seed::SEED_WORD;
+    let answer = prompt::typed(word, &question, cx.options.confirm.as_deref());
+    let refused = match answer {
+        Answer::Yes | Answer::AssumedYes => None,
+        Answer::No => Some(format!(
+            "blocked by the guard: the seed of protected `{}` was not confirmed: the word to type is {word}",
+            cx.env.name
+        )),
+        Answer::CannotAsk(why) => Some(format!(
+            "blocked by the guard: the seed of protected `{}` needs the word {word} typed and nobody can be asked ({why}); --yes does not answer it: pass --confirm {word}",
+            cx.env.name
+        )),
+    };
+    if let Some(why) = refused {
+        record(cx, "refused", Some(&why));
+        return Err(StepError::blocked(why));
+    }
+    cx.ui.warn(&format!(
+        "!!! SANCTIONED seed of protected `{}` by workflow `{workflow}` ({reason}); backup {backup_id}; this is recorded in the journal",
+        cx.env.name
+    ));
+    record(cx, "confirmed", None);
+    Ok(())
 }

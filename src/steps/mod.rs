@@ -15,6 +15,7 @@ mod restoring;
 pub mod rollback;
 pub mod shell;
 pub mod status;
+pub mod stop_writes;
 pub mod task;
 pub mod verify;
 pub mod workflow;
@@ -46,6 +47,7 @@ pub fn builtin() -> Registry {
     registry.register(Arc::new(preflight::PreflightKind));
     registry.register(Arc::new(rehearse::RehearseKind));
     registry.register(Arc::new(reset::ResetKind));
+    registry.register(Arc::new(stop_writes::StopWritesKind));
     registry
 }
 

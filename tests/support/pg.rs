@@ -157,6 +157,27 @@ pub fn bin_dir() -> Option<PathBuf> {
         .clone()
 }
 
+/// The admin URL (`postgres://postgres@127.0.0.1:<port>/postgres`) of a second
+/// throw-away cluster, started on first use (one per test binary, torn down by its own
+/// watchdog like the first), for tests that need two servers: a restore drill onto
+/// another server than the primary's. `None` (after printing why) without local
+/// PostgreSQL binaries; a second cluster that fails to start fails the test.
+pub fn second_server() -> Option<String> {
+    static SECOND: OnceLock<Option<Result<String, String>>> = OnceLock::new();
+    let started = SECOND.get_or_init(|| {
+        let bin = bin_dir()?;
+        Some(start_cluster(&bin).map(|server| server.admin_url))
+    });
+    match started {
+        Some(Ok(url)) => Some(url.clone()),
+        Some(Err(why)) => panic!("the second test PostgreSQL is unusable: {why}"),
+        None => {
+            loud("skipping the second-server part: no local PostgreSQL binaries to start one");
+            None
+        }
+    }
+}
+
 impl TestDb {
     /// Runs `sql` in this database with
     /// `psql -X -q -At -v ON_ERROR_STOP=1` and returns trimmed stdout: one
