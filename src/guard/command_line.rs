@@ -558,6 +558,16 @@ fn option_values(words: &[String], names: &[&str]) -> Vec<String> {
     out
 }
 
+/// The operations SQL text performs (`DROP DATABASE x` → drop-database of `x`); SQL
+/// that only mentions `DROP DATABASE` where the parser cannot read it counts, with the
+/// database unknown.
+pub fn sql_operations(sql: &str) -> Vec<(Operation, Option<String>)> {
+    match drop_database_in(sql) {
+        Some(name) => vec![(Operation::DropDatabase, name)],
+        None => Vec::new(),
+    }
+}
+
 /// The database a `DROP DATABASE` in `sql` drops (parsed with PostgreSQL's grammar).
 fn dropped_database(sql: &str) -> Option<String> {
     let parsed = pg_query::parse(sql, pg_query::ParserOptions::DEFAULT).ok()?;

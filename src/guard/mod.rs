@@ -17,6 +17,7 @@ pub mod migrations;
 pub mod operation;
 pub mod rails;
 pub mod scan;
+pub mod script_gate;
 
 pub use operation::Operation;
 pub use rails::{decide, Decision, GuardTarget, OverrideState, Overrides, Violation};
