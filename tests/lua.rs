@@ -714,3 +714,113 @@ fn read_only_sql_runs_read_only_and_cannot_touch_other_sessions() {
     let _ = sleeper.kill();
     let _ = sleeper.wait();
 }
+
+/// Runs `dbflow run probe` in `t`, killing it after `secs` (a sandbox that does not
+/// hold would otherwise hang the test): the exit code (None when killed) and stderr.
+fn run_within(t: &Test, secs: u64) -> (Option<i32>, String) {
+    use std::io::Read as _;
+    let mut child = t.spawn_with(["run", "probe"]);
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .unwrap();
+            return (status.code(), stderr);
+        }
+        if started.elapsed() > std::time::Duration::from_secs(secs) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return (None, String::new());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A `probe` step running `body` under `lua:` settings `limits`.
+fn limited_project(limits: &str, body: &str) -> Test {
+    let t = sandbox_project(body);
+    t.write(
+        "Workflowfile.yaml",
+        &t.read("Workflowfile.yaml").replace(
+            "lua:\n  max_instructions: 20000000\n  memory_mib: 32\n  timeout: 20s\n",
+            &format!("lua:\n{limits}"),
+        ),
+    );
+    t
+}
+
+#[test]
+fn pcall_cannot_swallow_the_instruction_or_time_limit() {
+    let bodies = [
+        "while true do pcall(function() while true do end end) end",
+        "while true do xpcall(function() while true do end end, function(e) return e end) end",
+        "while true do coroutine.resume(coroutine.create(function() while true do end end)) end",
+        "local ok = pcall(function() while true do end end); return { survived = ok }",
+        "while true do pcall(pcall, function() while true do end end) end",
+    ];
+    for (limits, expected) in [
+        (
+            "  max_instructions: 5000000\n",
+            "instruction limit exceeded",
+        ),
+        (
+            "  max_instructions: 100000000000\n  timeout: 2s\n",
+            "time limit exceeded",
+        ),
+    ] {
+        for body in bodies {
+            let t = limited_project(limits, body);
+            let (code, stderr) = run_within(&t, 60);
+            assert_eq!(code, Some(1), "`{body}` did not stop ({limits})\n{stderr}");
+            assert!(
+                stderr.contains(expected),
+                "`{body}`: expected `{expected}` in\n{stderr}"
+            );
+            assert!(t.exists("handled.txt"), "`{body}`: on_failure did not run");
+        }
+    }
+}
+
+#[test]
+fn string_patterns_respect_the_time_limit() {
+    let subject = "local s = string.rep('a', 300000)";
+    for call in [
+        "string.find(s, '(.-)(.-)(.-)b')",
+        "s:match('(.-)(.-)(.-)b')",
+        "for x in s:gmatch('(.-)(.-)(.-)b') do end",
+        "s:gsub('(.-)(.-)(.-)b', 'x')",
+        "pcall(string.find, s, '(.-)(.-)(.-)b'); while true do end",
+    ] {
+        let t = limited_project(
+            "  max_instructions: 100000000000\n  timeout: 2s\n",
+            &format!("{subject}\n    {call}"),
+        );
+        let started = std::time::Instant::now();
+        let (code, stderr) = run_within(&t, 60);
+        assert_eq!(code, Some(1), "`{call}` did not stop\n{stderr}");
+        assert!(
+            stderr.contains("time limit exceeded"),
+            "`{call}`:\n{stderr}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "`{call}` took {:?}",
+            started.elapsed()
+        );
+        assert!(t.exists("handled.txt"), "`{call}`: on_failure did not run");
+    }
+    // Ordinary parsing of a long output still works.
+    let t = limited_project(
+        "  timeout: 20s\n",
+        "local out = string.rep('snapshot-1 available\\n', 3000)\n    local n = 0\n    for line in out:gmatch('[^\\n]+') do n = n + 1 end\n    return { lines = n, fixed = select(2, out:gsub('(%w+)%-(%d)', '%2')) }",
+    );
+    let out = t.run_with(["run", "probe"]);
+    out.assert_code(0);
+    assert_eq!(outputs(&out)["probe-1"]["lines"], 3000);
+    assert_eq!(outputs(&out)["probe-1"]["fixed"], 3000);
+}

@@ -4,6 +4,7 @@
 //! providers and Lua step kinds to the engine.
 
 pub mod api;
+pub mod patterns;
 pub mod read_only;
 pub mod sandbox;
 pub mod shell;
