@@ -2,7 +2,7 @@
 //! run here) that record their argv and answer like the real ones; the sandbox; Lua step
 //! kinds in plans and validation.
 
-use crate::support::cli::{Output, Test};
+use crate::support::cli::{events, Output, Test};
 use crate::support::pg;
 use std::path::Path;
 
@@ -638,6 +638,12 @@ fn exec_and_sql_go_through_the_guard_of_the_environment() {
             out.stderr
         );
         assert!(!t.exists("prisma-calls.txt"), "`{body}` ran Prisma");
+        let journal = out.journal();
+        assert_eq!(
+            events(&journal, "guard_blocked")[0]["operation"],
+            *op,
+            "`{body}`: the refusal is journaled"
+        );
         assert!(db.database_exists(&name), "`{body}` dropped the database");
         assert_eq!(db.psql("SELECT count(*) FROM kept"), "1");
     }

@@ -121,9 +121,10 @@ pub struct LuaHost {
 }
 
 /// A failed call into Lua, with the script and function named; the flag says the
-/// guard refused something the script asked for (exit 3 rather than 1).
+/// guard refused something the script asked for (exit 3 rather than 1); the journal
+/// events the call produced before it failed (guard decisions included).
 #[derive(Debug, Clone)]
-pub struct CallError(pub String, pub bool);
+pub struct CallError(pub String, pub bool, pub Vec<(String, serde_json::Value)>);
 
 impl CallError {
     /// Whether the guard refused a command or statement during the call.
@@ -419,6 +420,7 @@ impl LuaHost {
             CallError(
                 format!("{script}: {what} failed: {}", error_text(&e)),
                 false,
+                Vec::new(),
             )
         };
         let mut lua_args = Vec::new();
@@ -443,7 +445,10 @@ impl LuaHost {
             name == "guard_blocked"
                 || (name == "protected_confirmation" && !fields["refused"].is_null())
         });
-        let value = result.map_err(|e| CallError(fail(e).0, blocked))?;
+        let value = match result {
+            Ok(value) => value,
+            Err(e) => return Err(CallError(fail(e).0, blocked, drained)),
+        };
         let json = match value {
             Value::Nil => serde_json::Value::Null,
             other => self.lua.from_value(other).map_err(|e| {
@@ -453,6 +458,7 @@ impl LuaHost {
                         error_text(&e)
                     ),
                     false,
+                    Vec::new(),
                 )
             })?,
         };

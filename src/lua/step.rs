@@ -312,8 +312,16 @@ impl Step for LuaStep {
                 }
                 Ok(outcome)
             }
-            Err(e) if e.blocked() => Err(StepError::blocked(e.0)),
-            Err(e) => Err(StepError::failed(e.0)),
+            Err(e) => {
+                for (name, event) in e.2.iter().cloned() {
+                    cx.journal.record(&name, event);
+                }
+                if e.blocked() {
+                    Err(StepError::blocked(e.0))
+                } else {
+                    Err(StepError::failed(e.0))
+                }
+            }
         }
     }
 }

@@ -204,68 +204,10 @@ pub(crate) fn guard_command(
     command: &str,
     env: &[(String, String)],
 ) -> Result<(), StepError> {
-    let scripts = guard::command_line::package_scripts(&cx.project.root);
-    let detected = guard::command_line::detect(command, &scripts);
-    if detected.is_empty() {
-        return Ok(());
+    // The same gate Lua's `dbflow.exec` goes through: one reading of command lines.
+    let (events, verdict) = cx.script_gate().command(command, env);
+    for (event, fields) in events {
+        cx.journal.record(&event, fields);
     }
-    let overrides = Overrides::from_process();
-    let database = env
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "DATABASE_URL")
-        .and_then(|(_, v)| crate::config::DbUrl::new(v).database_name());
-    let base = GuardTarget::of(cx.env).with_database(database);
-    let mut to_confirm: Vec<Operation> = Vec::new();
-    let mut seen = Vec::new();
-    for d in &detected {
-        if seen.contains(&d.operation) {
-            continue;
-        }
-        seen.push(d.operation);
-        let decision = guard::decide(
-            cx.project,
-            &base.with_database(d.database.clone()),
-            d.operation,
-            &overrides,
-        );
-        guard::announce(cx.ui, &decision);
-        for (event, fields) in guard::journal_events(&decision) {
-            cx.journal.record(event, fields);
-        }
-        if !decision.allowed {
-            for line in decision.render().lines() {
-                cx.ui.out(&format!("  {line}"));
-            }
-            return Err(StepError::blocked(format!(
-                "{} (in `{}`)",
-                decision.blocked_message(),
-                d.command
-            )));
-        }
-        if decision.needs_confirmation {
-            to_confirm.push(d.operation);
-        }
-    }
-    if to_confirm.is_empty() {
-        return Ok(());
-    }
-    let ops: Vec<&str> = to_confirm.iter().map(|o| o.name()).collect();
-    let question = format!(
-        "`{}` runs {} on protected `{}`. Run it?",
-        crate::lint::ast::summary(command),
-        ops.join(", "),
-        cx.env.name
-    );
-    let answer = migrations::confirm(&question, cx.options.yes);
-    cx.journal.record(
-        "protected_confirmation",
-        serde_json::json!({
-            "operations": ops,
-            "command": command,
-            "confirmed_by": answer.as_ref().ok(),
-            "refused": answer.as_ref().err(),
-        }),
-    );
-    answer.map(|_| ()).map_err(StepError::blocked)
+    verdict.map_err(StepError::blocked)
 }

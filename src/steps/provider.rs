@@ -157,6 +157,9 @@ impl Step for ProviderStep {
             &format!("provider `{name}` {action}"),
         );
         let (value, events) = result.map_err(|e| {
+            for (name, event) in e.2.iter().cloned() {
+                cx.journal.record(&name, event);
+            }
             if e.blocked() {
                 StepError::blocked(e.0)
             } else {
