@@ -459,8 +459,10 @@ const COMMAND_LINES: &[(&str, &str, bool)] = &[
     ("production", "tsx prisma/seed.ts", true),
     ("production", "npx tsx ./prisma/seed.ts", true),
     ("production", "pnpm db:seed-demo", true),
-    // Wrapped and quoted.
+    // Wrapped, quoted, or in one of the project's shell scripts.
     ("production", "sh -c 'pnpm db:seed'", true),
+    ("staging", "./scripts/reset-db.sh", true),
+    ("staging", "npm run db:wipe", true),
     ("production", "echo 'DROP DATABASE shop' | psql", true),
     (
         "staging",
@@ -506,14 +508,19 @@ fn check_and_the_real_command_agree_on_every_command_line() {
                 "setup": "pnpm build && pnpm run db:seed",
                 "reset": "npm run db:reset",
                 "db:reset": "prisma migrate reset --force",
-                "x": "prisma db push"
+                "x": "prisma db push",
+                "db:wipe": "bash scripts/reset-db.sh"
               },
               "prisma": { "seed": "tsx prisma/seed.ts" }
             }"#,
         )
-        .file("node_modules/.bin/prisma", FAKE_PRISMA);
+        .file("node_modules/.bin/prisma", FAKE_PRISMA)
+        .file(
+            "scripts/reset-db.sh",
+            "#!/bin/sh\nset -e\n./node_modules/.bin/prisma migrate reset --force\n",
+        );
     std::process::Command::new("chmod")
-        .args(["+x", "node_modules/.bin/prisma"])
+        .args(["+x", "node_modules/.bin/prisma", "scripts/reset-db.sh"])
         .current_dir(t.path())
         .status()
         .unwrap();

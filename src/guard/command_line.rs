@@ -55,6 +55,11 @@ pub trait ScriptLookup {
     fn seed_commands(&self) -> Vec<String> {
         Vec::new()
     }
+    /// The text of a shell script the command runs (`./scripts/reset.sh`,
+    /// `bash scripts/reset`), when `word` names one inside the project.
+    fn shell_script(&self, _word: &str) -> Option<String> {
+        None
+    }
 }
 
 impl<F: Fn(&str) -> Option<String>> ScriptLookup for F {
@@ -159,6 +164,17 @@ impl Walk<'_> {
             let text = segment.join(" ");
             for i in 0..words.len() {
                 self.at(&words[i..], &text, &database, via);
+            }
+            // Shell scripts of the project the command runs: read like the line itself.
+            for word in words {
+                if self.visiting.iter().any(|v| v == word) {
+                    continue;
+                }
+                if let Some(body) = self.scripts.shell_script(word) {
+                    self.visiting.push(word.clone());
+                    self.line(&body, database.clone(), Some(word));
+                    self.visiting.pop();
+                }
             }
             // Quoted command strings (`sh -c "…"`, `env -S "…"`, `concurrently "…"`).
             for word in words {
@@ -663,7 +679,12 @@ fn is_builtin(program: &str, word: &str) -> bool {
 pub struct PackageScripts {
     scripts: std::collections::BTreeMap<String, String>,
     seeds: Vec<String>,
+    /// The project root (canonical), where shell scripts are read.
+    root: Option<std::path::PathBuf>,
 }
+
+/// Shell scripts larger than this are not read (and not judged).
+const MAX_SHELL_SCRIPT: u64 = 1024 * 1024;
 
 impl ScriptLookup for PackageScripts {
     fn script(&self, name: &str) -> Option<String> {
@@ -676,6 +697,31 @@ impl ScriptLookup for PackageScripts {
 
     fn seed_commands(&self) -> Vec<String> {
         self.seeds.clone()
+    }
+
+    fn shell_script(&self, word: &str) -> Option<String> {
+        let root = self.root.as_ref()?;
+        if word.starts_with('-') || word.contains("://") || word.len() > 4096 {
+            return None;
+        }
+        let path = root.join(word).canonicalize().ok()?;
+        if !path.starts_with(root) || !path.is_file() {
+            return None;
+        }
+        let meta = std::fs::metadata(&path).ok()?;
+        if meta.len() > MAX_SHELL_SCRIPT {
+            return None;
+        }
+        let text = std::fs::read_to_string(&path).ok()?;
+        let first = text.lines().next().unwrap_or_default();
+        let shebang_shell = first.starts_with("#!")
+            && ["sh", "bash", "zsh", "dash", "ksh"]
+                .iter()
+                .any(|sh| first.split(['/', ' ']).any(|w| w == *sh));
+        let extension = path
+            .extension()
+            .is_some_and(|e| e == "sh" || e == "bash" || e == "zsh");
+        (shebang_shell || extension).then_some(text)
     }
 }
 
@@ -719,7 +765,11 @@ pub fn package_scripts(dir: &std::path::Path) -> PackageScripts {
         }
     }
     seeds.retain(|s| !s.trim().is_empty());
-    PackageScripts { scripts, seeds }
+    PackageScripts {
+        scripts,
+        seeds,
+        root: dir.canonicalize().ok(),
+    }
 }
 
 #[cfg(test)]
@@ -848,6 +898,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             seeds: vec!["tsx prisma/seed.ts".to_string()],
+            root: None,
         }
     }
 
@@ -954,6 +1005,29 @@ mod tests {
             [Operation::Seed]
         );
         assert_eq!(ops("node scripts/other.mjs"), []);
+
+        // The project's shell scripts are read like the line that runs them.
+        std::fs::create_dir_all(dir.path().join("scripts")).unwrap();
+        std::fs::write(
+            dir.path().join("scripts/reset.sh"),
+            "#!/usr/bin/env bash\nset -e\n# wipe and reload\nnpx prisma migrate reset --force --skip-seed\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("scripts/loop.sh"), "./scripts/loop.sh\n").unwrap();
+        let scripts = package_scripts(dir.path());
+        let ops = |line: &str| -> Vec<Operation> {
+            detect(line, &scripts)
+                .into_iter()
+                .map(|d| d.operation)
+                .collect()
+        };
+        assert_eq!(ops("./scripts/reset.sh"), [Operation::MigrateReset]);
+        assert_eq!(
+            ops("bash scripts/reset.sh --yes"),
+            [Operation::MigrateReset]
+        );
+        assert_eq!(ops("./scripts/loop.sh"), []);
+        assert_eq!(ops("cat /etc/passwd"), []);
     }
 
     #[test]
