@@ -341,7 +341,7 @@ async fn sql(lua: Lua, (query, params): (String, Option<Table>)) -> mlua::Result
         // A read-only step's statement runs inside a READ ONLY transaction that is
         // rolled back, whatever the statement is.
         let guard = if postgres {
-            "BEGIN TRANSACTION READ ONLY"
+            "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY; BEGIN TRANSACTION READ ONLY"
         } else {
             "PRAGMA query_only = ON"
         };
