@@ -76,8 +76,9 @@ impl<F: Fn(&str) -> Option<String>> ScriptLookup for F {
 /// looks through every word of every simple command, and into quoted command strings
 /// (`sh -c "…"`, `docker compose exec app npx prisma …`), for an operation phrase
 /// (`migrate reset`, `db push`), `prisma`, `dropdb`, `DROP DATABASE` or the seed
-/// command. Only the arguments of `echo`, `printf` and `git` are taken as text, and not
-/// when the line feeds a shell, `eval`, `xargs` or `psql`.
+/// command. Only the arguments of programs that never run them (`echo`, `printf`, `git`,
+/// `grep`, `cat`, …) are taken as text, and not when the line feeds a shell, `eval`,
+/// `xargs` or `psql`.
 pub fn detect(line: &str, scripts: &dyn ScriptLookup) -> Vec<Detected> {
     let seeds: Vec<Vec<String>> = scripts
         .seed_commands()
@@ -101,8 +102,12 @@ pub fn detect(line: &str, scripts: &dyn ScriptLookup) -> Vec<Detected> {
 /// hostile input; past it the classifier stops looking and says so by blocking.
 const MAX_STEPS: usize = 256;
 
-/// Programs whose arguments are text, never run.
-const INERT: &[&str] = &["echo", "printf", "git", "true", ":"];
+/// Programs whose arguments are text or file names, never run (a `grep "DROP
+/// DATABASE"` safety check must not read as a drop).
+const INERT: &[&str] = &[
+    "echo", "printf", "git", "true", ":", "grep", "egrep", "fgrep", "rg", "ag", "cat", "ls",
+    "test", "[", "[[", "export", "exit",
+];
 
 /// Programs that run what they read on stdin or as arguments.
 const EXECUTORS: &[&str] = &[
@@ -962,6 +967,11 @@ mod tests {
             ("pnpm build", &[]),
             ("npm test", &[]),
             ("ls -la", &[]),
+            ("grep -rn 'DROP DATABASE' prisma/migrations && exit 1", &[]),
+            (
+                "grep -l 'prisma migrate reset' ci.sh | xargs sh",
+                &["migrate-reset", "seed"],
+            ),
         ];
         let mut wrong = Vec::new();
         for (line, expected) in cases {
