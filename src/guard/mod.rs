@@ -15,6 +15,7 @@ pub mod command_line;
 pub mod hook;
 pub mod migrations;
 pub mod operation;
+pub mod package_scripts;
 pub mod rails;
 pub mod scan;
 pub mod script_gate;
