@@ -1,7 +1,11 @@
 //! Reading real command lines for guarded operations: `npx prisma migrate reset`,
 //! `pnpm prisma migrate dev --name x`, `DATABASE_URL=… yarn prisma db push
-//! --accept-data-loss`, `dropdb shop_test`, `psql -c "DROP DATABASE x"`, and
-//! `npm run db:reset` through the project's package.json scripts.
+//! --accept-data-loss`, `dropdb shop_test`, `psql -c "DROP DATABASE x"`, bare phrases
+//! (`migrate reset`), `npm run db:reset` and `pnpm db:seed` through the project's
+//! package.json scripts, Prisma's seed command, and the project's shell scripts.
+//!
+//! `dbflow check`, task and shell steps, and Lua's `dbflow.exec` all read command lines
+//! here, so what `check` answers is what the real command meets.
 
 use super::operation::Operation;
 use super::package_scripts::script_name;
@@ -17,7 +21,7 @@ pub struct Detected {
     /// The database the command names itself (`dropdb NAME`, an inline
     /// `DATABASE_URL=…`), when it does.
     pub database: Option<String>,
-    /// The package.json script it came from, when it did.
+    /// The package.json script (or project shell script) it came from, when it did.
     pub via_script: Option<String>,
 }
 
@@ -233,10 +237,9 @@ impl Walk<'_> {
                 }
             }
             "pg_restore" => {
-                let clean = words[1..].iter().any(|w| {
-                    w == "--clean"
-                        || (w.starts_with('-') && !w.starts_with("--") && w[1..].contains('c'))
-                });
+                let clean = words[1..]
+                    .iter()
+                    .any(|w| w == "--clean" || short_flag(w, 'c'));
                 if clean {
                     let db = option_values(&words[1..], &["-d", "--dbname"])
                         .into_iter()
@@ -403,6 +406,24 @@ fn strip_launchers(words: &[String]) -> &[String] {
         }
     }
     &words[i.min(words.len())..]
+}
+
+/// Whether the short-option cluster `word` (`-c`, `-1c`, `-Fc` is not) sets `flag`, for
+/// pg_restore, whose options after a value-taking letter are that value.
+fn short_flag(word: &str, flag: char) -> bool {
+    const TAKES_VALUE: &str = "dfFIjLnNPStThpU";
+    let Some(cluster) = word.strip_prefix('-').filter(|c| !c.starts_with('-')) else {
+        return false;
+    };
+    for c in cluster.chars() {
+        if c == flag {
+            return true;
+        }
+        if TAKES_VALUE.contains(c) {
+            return false;
+        }
+    }
+    false
 }
 
 /// Leading `VAR=value` words removed, and the database an inline `DATABASE_URL=` names.
@@ -645,6 +666,8 @@ mod tests {
                 &["restore-in-place"],
             ),
             ("pg_restore -d shop_copy backup.dump", &[]),
+            ("pg_restore -Fc -d shop_copy backup.dump", &[]),
+            ("pg_restore -1c -d shop backup.dump", &["restore-in-place"]),
         ];
         for (line, expected) in cases {
             assert_eq!(&ops(line), expected, "{line}");
