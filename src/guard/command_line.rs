@@ -235,6 +235,20 @@ impl Walk<'_> {
                         self.push(found(Operation::DropDatabase, Some(name)));
                     }
                 }
+                // `psql -f reset.sql`, `psql < reset.sql`: the project's SQL files.
+                let mut files = option_values(&words[1..], &["-f", "--file"]);
+                files.extend(
+                    words
+                        .windows(2)
+                        .filter(|w| w[0] == "<")
+                        .map(|w| w[1].clone()),
+                );
+                for file in files {
+                    let sql = self.scripts.sql_file(&file).unwrap_or_default();
+                    for (operation, name) in sql_operations(&sql) {
+                        self.push(found(operation, name.or(database.clone())));
+                    }
+                }
             }
             "pg_restore" => {
                 let clean = words[1..]
@@ -859,6 +873,25 @@ mod tests {
             [Operation::MigrateReset]
         );
         assert_eq!(ops("./scripts/loop.sh"), []);
+        std::fs::write(
+            dir.path().join("scripts/fresh.sql"),
+            "-- start over\nDROP DATABASE IF EXISTS shop;\nCREATE DATABASE shop;\n",
+        )
+        .unwrap();
+        assert_eq!(
+            ops("psql -f scripts/fresh.sql postgres"),
+            [Operation::DropDatabase]
+        );
+        assert_eq!(
+            ops("psql postgres < scripts/fresh.sql"),
+            [Operation::DropDatabase]
+        );
+        assert_eq!(
+            detect("psql -f scripts/fresh.sql", &scripts)[0]
+                .database
+                .as_deref(),
+            Some("shop")
+        );
         assert_eq!(ops("cat /etc/passwd"), []);
     }
 

@@ -21,6 +21,10 @@ pub trait ScriptLookup {
     fn shell_script(&self, _word: &str) -> Option<String> {
         None
     }
+    /// The text of a file inside the project a command reads as SQL (`psql -f x.sql`).
+    fn sql_file(&self, _word: &str) -> Option<String> {
+        None
+    }
 }
 
 impl<F: Fn(&str) -> Option<String>> ScriptLookup for F {
@@ -127,7 +131,7 @@ impl PackageScripts {
     }
 }
 
-/// Shell scripts larger than this are not read (and not judged).
+/// Project files larger than this are not read (and not judged).
 const MAX_SHELL_SCRIPT: u64 = 1024 * 1024;
 
 impl ScriptLookup for PackageScripts {
@@ -143,20 +147,12 @@ impl ScriptLookup for PackageScripts {
         self.seeds.clone()
     }
 
+    fn sql_file(&self, word: &str) -> Option<String> {
+        self.project_file(word).map(|(_, text)| text)
+    }
+
     fn shell_script(&self, word: &str) -> Option<String> {
-        let root = self.root.as_ref()?;
-        if word.starts_with('-') || word.contains("://") || word.len() > 4096 {
-            return None;
-        }
-        let path = root.join(word).canonicalize().ok()?;
-        if !path.starts_with(root) || !path.is_file() {
-            return None;
-        }
-        let meta = std::fs::metadata(&path).ok()?;
-        if meta.len() > MAX_SHELL_SCRIPT {
-            return None;
-        }
-        let text = std::fs::read_to_string(&path).ok()?;
+        let (path, text) = self.project_file(word)?;
         let first = text.lines().next().unwrap_or_default();
         let shebang_shell = first.starts_with("#!")
             && ["sh", "bash", "zsh", "dash", "ksh"]
@@ -166,6 +162,25 @@ impl ScriptLookup for PackageScripts {
             .extension()
             .is_some_and(|e| e == "sh" || e == "bash" || e == "zsh");
         (shebang_shell || extension).then_some(text)
+    }
+}
+
+impl PackageScripts {
+    /// A text file inside the project (symlinks resolved first), not too large to read.
+    fn project_file(&self, word: &str) -> Option<(std::path::PathBuf, String)> {
+        let root = self.root.as_ref()?;
+        if word.starts_with('-') || word.contains("://") || word.len() > 4096 {
+            return None;
+        }
+        let path = root.join(word).canonicalize().ok()?;
+        if !path.starts_with(root) || !path.is_file() {
+            return None;
+        }
+        if std::fs::metadata(&path).ok()?.len() > MAX_SHELL_SCRIPT {
+            return None;
+        }
+        let text = std::fs::read_to_string(&path).ok()?;
+        Some((path, text))
     }
 }
 
