@@ -429,9 +429,9 @@ fn zero_config_protection_comes_from_the_environment_name() {
 /// A stand-in for Prisma's CLI that records how it was called.
 const FAKE_PRISMA: &str = "#!/bin/sh\necho \"prisma $*\" >> prisma-calls.txt\n";
 
-/// Command lines, where, and whether the guard blocks them. One table drives both
-/// `dbflow check LINE` and a task whose script is LINE (run with `--yes`), so the
-/// answer and the real command cannot disagree. The package.json is the usual Prisma
+/// Command lines, where, and whether the guard blocks them. One table drives
+/// `dbflow check LINE`, a task whose script is LINE and a Lua step's `dbflow.exec` of
+/// LINE (both run with `--yes`), so the answer and the real commands cannot disagree. The package.json is the usual Prisma
 /// seed setup; every row that answered ALLOWED before fails open.
 const COMMAND_LINES: &[(&str, &str, bool)] = &[
     // Bare operation phrases and `prisma` without a launcher.
@@ -492,12 +492,27 @@ fn check_and_the_real_command_agree_on_every_command_line() {
             )
         })
         .collect();
+    // The same lines through Lua's `dbflow.exec` (a shell the step allows).
+    let workflows: String = COMMAND_LINES
+        .iter()
+        .enumerate()
+        .map(|(i, (_, line, _))| {
+            format!(
+                "  l{i}:\n    steps:\n      - exec_line: {{ line: {} }}\n",
+                serde_json::to_string(line).unwrap()
+            )
+        })
+        .collect();
     let t = Test::new()
         .file(
             "Workflowfile.yaml",
             &format!(
-                "environments:\n  local:\n    url: postgres://app@localhost:5432/shop_sandbox\n    protection: sandbox\n  staging:\n    url: postgres://app@staging:5432/shop_staging\n    protection: shared\n  production:\n    url: postgres://app@prod:5432/shop\n    protection: protected\ntasks:\n{tasks}"
+                "environments:\n  local:\n    url: postgres://app@localhost:5432/shop_sandbox\n    protection: sandbox\n  staging:\n    url: postgres://app@staging:5432/shop_staging\n    protection: shared\n  production:\n    url: postgres://app@prod:5432/shop\n    protection: protected\ntasks:\n{tasks}workflows:\n{workflows}"
             ),
+        )
+        .file(
+            "scripts-lua/steps/exec_line.lua",
+            "return {\n  allow_shell = true,\n  params = { line = { type = \"string\", required = true } },\n  run = function(ctx, params)\n    local r = dbflow.exec{ params.line, shell = true }\n    return { code = r.code }\n  end,\n}\n",
         )
         .file(
             "package.json",
@@ -543,12 +558,22 @@ fn check_and_the_real_command_agree_on_every_command_line() {
                 run.code, check.code, run.stderr
             ));
         }
+        let _ = std::fs::remove_file(t.path().join("prisma-calls.txt"));
+        let lua = t.run_with(["run", &format!("l{i}"), "--env", env, "--yes"]);
+        if (lua.code == 3) != *blocked {
+            wrong.push(format!(
+                "Lua exec `{line}` on {env}: exit {} (check said {})\n{}",
+                lua.code, check.code, lua.stderr
+            ));
+        }
         if *blocked {
-            if !run.stderr.contains("blocked by the guard") {
-                wrong.push(format!("task `{line}` on {env}: {}", run.stderr));
+            for (what, out) in [("task", &run), ("Lua exec", &lua)] {
+                if !out.stderr.contains("blocked by the guard") {
+                    wrong.push(format!("{what} `{line}` on {env}: {}", out.stderr));
+                }
             }
             if t.exists("prisma-calls.txt") {
-                wrong.push(format!("task `{line}` on {env} ran Prisma"));
+                wrong.push(format!("`{line}` on {env} ran Prisma"));
             }
         }
     }
