@@ -431,8 +431,9 @@ const FAKE_PRISMA: &str = "#!/bin/sh\necho \"prisma $*\" >> prisma-calls.txt\n";
 
 /// Command lines, where, and whether the guard blocks them. One table drives
 /// `dbflow check LINE`, a task whose script is LINE and a Lua step's `dbflow.exec` of
-/// LINE (both run with `--yes`), so the answer and the real commands cannot disagree. The package.json is the usual Prisma
-/// seed setup; every row that answered ALLOWED before fails open.
+/// LINE (both run with `--yes`), so the answer and the real commands cannot disagree.
+/// The package.json is the usual Prisma seed setup; most blocked rows (the issue's
+/// `pnpm db:seed` and `migrate reset` among them) answered ALLOWED before.
 const COMMAND_LINES: &[(&str, &str, bool)] = &[
     // Bare operation phrases and `prisma` without a launcher.
     ("production", "migrate reset", true),
