@@ -425,3 +425,180 @@ fn zero_config_protection_comes_from_the_environment_name() {
         assert_eq!(out.code, code, "{var}={env}\n{}", out.stdout);
     }
 }
+
+/// A stand-in for Prisma's CLI that records how it was called.
+const FAKE_PRISMA: &str = "#!/bin/sh\necho \"prisma $*\" >> prisma-calls.txt\n";
+
+/// Command lines, where, and whether the guard blocks them. One table drives
+/// `dbflow check LINE`, a task whose script is LINE and a Lua step's `dbflow.exec` of
+/// LINE (both run with `--yes`), so the answer and the real commands cannot disagree.
+/// The package.json is the usual Prisma seed setup; most blocked rows (the issue's
+/// `pnpm db:seed` and `migrate reset` among them) answered ALLOWED before.
+const COMMAND_LINES: &[(&str, &str, bool)] = &[
+    // Bare operation phrases and `prisma` without a launcher.
+    ("production", "migrate reset", true),
+    ("production", "db push", true),
+    ("staging", "migrate dev", true),
+    ("production", "db seed", true),
+    ("production", "prisma db seed", true),
+    (
+        "staging",
+        "./node_modules/.bin/prisma --schema prisma/schema.prisma migrate reset --force",
+        true,
+    ),
+    // Package-manager scripts resolved through package.json.
+    ("production", "pnpm db:seed", true),
+    ("production", "npm run db:seed", true),
+    ("production", "yarn x", true),
+    ("staging", "bun run x", true),
+    ("staging", "npm run reset", true),
+    ("production", "pnpm setup", true),
+    ("production", "pnpm build && pnpm db:seed", true),
+    ("production", "pnpm build; npm run db:seed", true),
+    ("production", "false || pnpm db:seed", true),
+    // The seed command itself, and a script that is not in package.json.
+    ("production", "tsx prisma/seed.ts", true),
+    ("production", "npx tsx ./prisma/seed.ts", true),
+    ("production", "pnpm db:seed-demo", true),
+    // Wrapped, quoted, or in one of the project's shell scripts.
+    ("production", "sh -c 'pnpm db:seed'", true),
+    ("staging", "./scripts/reset-db.sh", true),
+    ("staging", "npm run db:wipe", true),
+    ("production", "echo 'DROP DATABASE shop' | psql", true),
+    (
+        "staging",
+        "docker compose exec -T app npx prisma migrate reset --force",
+        true,
+    ),
+    // Allowed: nothing recognised, or allowed where it runs.
+    ("production", "ls -la && echo prisma migrate reset", false),
+    ("production", "pnpm build", false),
+    ("local", "db seed", false),
+    (
+        "production",
+        "./node_modules/.bin/prisma migrate deploy",
+        false,
+    ),
+];
+
+#[test]
+fn check_and_the_real_command_agree_on_every_command_line() {
+    let tasks: String = COMMAND_LINES
+        .iter()
+        .enumerate()
+        .map(|(i, (_, line, _))| {
+            format!(
+                "  t{i}:\n    script: {}\n",
+                serde_json::to_string(line).unwrap()
+            )
+        })
+        .collect();
+    // The same lines through Lua's `dbflow.exec` (a shell the step allows).
+    let workflows: String = COMMAND_LINES
+        .iter()
+        .enumerate()
+        .map(|(i, (_, line, _))| {
+            format!(
+                "  l{i}:\n    steps:\n      - exec_line: {{ line: {} }}\n",
+                serde_json::to_string(line).unwrap()
+            )
+        })
+        .collect();
+    let t = Test::new()
+        .file(
+            "Workflowfile.yaml",
+            &format!(
+                "environments:\n  local:\n    url: postgres://app@localhost:5432/shop_sandbox\n    protection: sandbox\n  staging:\n    url: postgres://app@staging:5432/shop_staging\n    protection: shared\n  production:\n    url: postgres://app@prod:5432/shop\n    protection: protected\ntasks:\n{tasks}workflows:\n{workflows}"
+            ),
+        )
+        .file(
+            "scripts-lua/steps/exec_line.lua",
+            "return {\n  allow_shell = true,\n  params = { line = { type = \"string\", required = true } },\n  run = function(ctx, params)\n    local r = dbflow.exec{ params.line, shell = true }\n    return { code = r.code }\n  end,\n}\n",
+        )
+        .file(
+            "package.json",
+            r#"{
+              "scripts": {
+                "build": "true",
+                "db:seed": "tsx prisma/seed.ts",
+                "setup": "pnpm build && pnpm run db:seed",
+                "reset": "npm run db:reset",
+                "db:reset": "prisma migrate reset --force",
+                "x": "prisma db push",
+                "db:wipe": "bash scripts/reset-db.sh"
+              },
+              "prisma": { "seed": "tsx prisma/seed.ts" }
+            }"#,
+        )
+        .file("node_modules/.bin/prisma", FAKE_PRISMA)
+        .file(
+            "scripts/reset-db.sh",
+            "#!/bin/sh\nset -e\n./node_modules/.bin/prisma migrate reset --force\n",
+        );
+    std::process::Command::new("chmod")
+        .args(["+x", "node_modules/.bin/prisma", "scripts/reset-db.sh"])
+        .current_dir(t.path())
+        .status()
+        .unwrap();
+    let mut wrong = Vec::new();
+    for (i, (env, line, blocked)) in COMMAND_LINES.iter().enumerate() {
+        let check = t.run_with(["check", line, "--env", env]);
+        let want = if *blocked { 3 } else { 0 };
+        if check.code != want {
+            wrong.push(format!(
+                "check `{line}` on {env}: exit {} (want {want})\n{}{}",
+                check.code, check.stdout, check.stderr
+            ));
+        }
+        let _ = std::fs::remove_file(t.path().join("prisma-calls.txt"));
+        let task = format!("t{i}");
+        let run = t.run_with(["run", &task, "--env", env, "--yes"]);
+        if (run.code == 3) != *blocked {
+            wrong.push(format!(
+                "task `{line}` on {env}: exit {} (check said {})\n{}",
+                run.code, check.code, run.stderr
+            ));
+        }
+        let _ = std::fs::remove_file(t.path().join("prisma-calls.txt"));
+        let lua = t.run_with(["run", &format!("l{i}"), "--env", env, "--yes"]);
+        if (lua.code == 3) != *blocked {
+            wrong.push(format!(
+                "Lua exec `{line}` on {env}: exit {} (check said {})\n{}",
+                lua.code, check.code, lua.stderr
+            ));
+        }
+        if *blocked {
+            for (what, out) in [("task", &run), ("Lua exec", &lua)] {
+                if !out.stderr.contains("blocked by the guard") {
+                    wrong.push(format!("{what} `{line}` on {env}: {}", out.stderr));
+                }
+            }
+            if t.exists("prisma-calls.txt") {
+                wrong.push(format!("`{line}` on {env} ran Prisma"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+    assert_eq!(t.read("prisma-calls.txt"), "prisma migrate deploy\n");
+
+    // The issue's two cases, as a person sees them.
+    let out = t.run_with(["check", "pnpm db:seed", "--env", "production"]);
+    out.assert_code(3);
+    assert!(
+        out.stdout.starts_with(
+            "BLOCKED: `pnpm db:seed` on `production` (protected, database `shop`)\n  runs: seed (through package.json script `db:seed`)\n"
+        ),
+        "{}",
+        out.stdout
+    );
+    let out = t.run_with(["check", "migrate reset", "--env", "production"]);
+    out.assert_code(3);
+    assert!(
+        out.stdout.contains("runs: migrate-reset, seed"),
+        "{}",
+        out.stdout
+    );
+    // A script asked about by its name alone.
+    t.run_with(["check", "db:seed", "--env", "production"])
+        .assert_code(3);
+}

@@ -2,7 +2,8 @@
 //! run here) that record their argv and answer like the real ones; the sandbox; Lua step
 //! kinds in plans and validation.
 
-use crate::support::cli::{Output, Test};
+use crate::support::cli::{events, Output, Test};
+use crate::support::pg;
 use std::path::Path;
 
 fn fakes_dir() -> String {
@@ -300,6 +301,12 @@ fn files_inside_the_project_and_the_host_api_work() {
         "local f = assert(io.open('notes.txt', 'w')); f:write('hello'); f:close()\n    local r = dbflow.exec{ 'sh', '-c', 'echo from-exec; echo oops >&2; exit 3' }\n    local doc = dbflow.json.decode('{\"a\": [1, 2]}')\n    dbflow.log.info('env is ' .. ctx.env)\n    dbflow.sleep(0.01)\n    return { code = r.code, out = r.stdout, err = r.stderr, second = doc.a[2], encoded = dbflow.json.encode({ x = 1 }), who = dbflow.env('DBFLOW_PROBE') }",
     )
     .env("DBFLOW_PROBE", "probe-value");
+    // A shell runs only for a step that declares it may.
+    t.write(
+        "scripts-lua/steps/probe.lua",
+        &t.read("scripts-lua/steps/probe.lua")
+            .replace("return {\n", "return {\n  allow_shell = true,\n"),
+    );
     let out = t.run_with(["run", "probe"]);
     out.assert_code(0);
     assert_eq!(t.read("notes.txt"), "hello");
@@ -503,4 +510,323 @@ fn a_provider_backup_joins_the_catalog_and_its_id_flows_to_restore() {
         "{}",
         restore.stderr
     );
+}
+
+#[test]
+fn exec_refuses_every_shell_unless_the_step_allows_it() {
+    let cases = [
+        "dbflow.exec{ 'sh', '-c', 'touch pwned.txt' }",
+        "dbflow.exec{ 'bash', '-c', 'touch pwned.txt' }",
+        "dbflow.exec{ 'dash', '-c', 'touch pwned.txt' }",
+        "dbflow.exec{ 'zsh', '-c', 'touch pwned.txt' }",
+        "dbflow.exec{ '/bin/sh', '-c', 'touch pwned.txt' }",
+        "dbflow.exec{ 'env', 'sh', '-c', 'touch pwned.txt' }",
+        "dbflow.exec{ '/usr/bin/env', '-S', 'sh -c id' }",
+        "dbflow.exec{ 'busybox', 'sh', '-c', 'touch pwned.txt' }",
+        "dbflow.exec{ 'python3', '-c', 'open(\\'pwned.txt\\', \\'w\\')' }",
+        "dbflow.exec{ 'perl', '-e', 'open(F, \\'>pwned.txt\\')' }",
+        "dbflow.exec{ 'sh', shell = false }",
+    ];
+    for body in cases {
+        let t = sandbox_project(body);
+        let out = t.run_with(["run", "probe"]);
+        out.assert_code(1);
+        assert!(
+            out.stderr.contains("is not allowed") && out.stderr.contains("allow_shell = true"),
+            "`{body}`:\n{}",
+            out.stderr
+        );
+        assert!(!t.exists("pwned.txt"), "`{body}` ran a shell");
+        assert!(t.exists("handled.txt"), "`{body}`: on_failure did not run");
+    }
+    // Declared by the step, the shell runs (and what it runs is still read by the guard).
+    let t = sandbox_project("dbflow.exec{ 'sh', '-c', 'touch allowed.txt' }");
+    t.write(
+        "scripts-lua/steps/probe.lua",
+        &t.read("scripts-lua/steps/probe.lua")
+            .replace("return {\n", "return {\n  allow_shell = true,\n"),
+    );
+    t.run_with(["run", "probe"]).assert_code(0);
+    assert!(t.exists("allowed.txt"));
+}
+
+/// A project whose `target` environment (at `protection`) is `db`, with a Lua step kind
+/// `probe` running `body` (declared writing when `writes`).
+fn guarded_lua_project(db: &pg::TestDb, protection: &str, body: &str, writes: bool) -> Test {
+    let t = Test::new()
+        .file(
+            "Workflowfile.yaml",
+            &format!("environments:\n  target:\n    url: ${{DATABASE_URL}}\n    protection: {protection}\nworkflows:\n  probe:\n    steps:\n      - probe: {{}}\n"),
+        )
+        .file(
+            "scripts-lua/steps/probe.lua",
+            &format!("return {{\n  writes = {writes},\n  run = function(ctx, params)\n    {body}\n  end,\n}}\n"),
+        )
+        .file("node_modules/.bin/prisma", "#!/bin/sh\necho \"prisma $*\" >> prisma-calls.txt\n")
+        .env("DATABASE_URL", &db.url)
+        .env("PATH", &crate::backup::pg_path());
+    std::process::Command::new("chmod")
+        .args(["+x", "node_modules/.bin/prisma"])
+        .current_dir(t.path())
+        .status()
+        .unwrap();
+    t
+}
+
+#[test]
+fn exec_and_sql_go_through_the_guard_of_the_environment() {
+    let Some(db) = pg::database("lua_exec_sql_guarded") else {
+        return;
+    };
+    db.psql("CREATE TABLE kept (id int); INSERT INTO kept VALUES (1)");
+    let name = db.name.clone();
+    let url = db.url.clone();
+    let cases: Vec<(&str, String, bool, &str)> = vec![
+        (
+            "protected",
+            format!("dbflow.exec{{ 'dropdb', '{name}' }}"),
+            false,
+            "drop-database",
+        ),
+        (
+            "shared",
+            format!("dbflow.exec{{ 'dropdb', '--force', '{name}' }}"),
+            false,
+            "drop-database",
+        ),
+        (
+            "protected",
+            format!("dbflow.exec{{ 'psql', '{url}', '-c', 'DROP DATABASE {name}' }}"),
+            false,
+            "drop-database",
+        ),
+        (
+            "protected",
+            "dbflow.exec{ './node_modules/.bin/prisma', 'migrate', 'reset', '--force' }"
+                .to_string(),
+            false,
+            "migrate-reset",
+        ),
+        (
+            "shared",
+            "dbflow.exec{ 'npx', 'prisma', 'db', 'push', '--accept-data-loss' }".to_string(),
+            false,
+            "db-push",
+        ),
+        (
+            "protected",
+            format!("dbflow.sql('DROP DATABASE {name}')"),
+            true,
+            "drop-database",
+        ),
+        (
+            "protected",
+            format!("dbflow.sql('drop  database if exists {name} with (force)')"),
+            true,
+            "drop-database",
+        ),
+    ];
+    for (protection, body, writes, op) in &cases {
+        let t = guarded_lua_project(&db, protection, body, *writes);
+        let out = t.run_with(["run", "probe", "--yes"]);
+        out.assert_code(3);
+        assert!(
+            out.stderr.contains(&format!(
+                "blocked by the guard: `{op}` on `target` ({protection}"
+            )),
+            "`{body}`:\n{}",
+            out.stderr
+        );
+        assert!(!t.exists("prisma-calls.txt"), "`{body}` ran Prisma");
+        let journal = out.journal();
+        assert_eq!(
+            events(&journal, "guard_blocked")[0]["operation"],
+            *op,
+            "`{body}`: the refusal is journaled"
+        );
+        assert!(db.database_exists(&name), "`{body}` dropped the database");
+        assert_eq!(db.psql("SELECT count(*) FROM kept"), "1");
+    }
+    // What the guard allows runs: a deploy on protected is confirmed by --yes.
+    let t = guarded_lua_project(
+        &db,
+        "protected",
+        "local r = dbflow.exec{ './node_modules/.bin/prisma', 'migrate', 'deploy' }; return { code = r.code }",
+        false,
+    );
+    let out = t.run_with(["run", "probe"]);
+    out.assert_code(3);
+    assert!(
+        out.stderr.contains("rerun with --yes to confirm"),
+        "{}",
+        out.stderr
+    );
+    assert!(!t.exists("prisma-calls.txt"));
+    t.run_with(["run", "probe", "--yes"]).assert_code(0);
+    assert_eq!(t.read("prisma-calls.txt"), "prisma migrate deploy\n");
+}
+
+#[test]
+fn read_only_sql_runs_read_only_and_cannot_touch_other_sessions() {
+    let Some(db) = pg::database("lua_read_only_sql") else {
+        return;
+    };
+    db.psql("CREATE TABLE t (id int); INSERT INTO t VALUES (1)");
+    // Another session, as an application's would be.
+    let mut sleeper = std::process::Command::new(pg::bin_dir().unwrap().join("psql"))
+        .args([db.url.as_str(), "-c", "SELECT pg_sleep(60)"])
+        .env("PGAPPNAME", "dbflow_test_victim")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let victims = || {
+        db.psql(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbflow_test_victim'",
+        )
+    };
+    for _ in 0..100 {
+        if victims() == "1" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(victims(), "1");
+    let refused = [
+        ("dbflow.sql(\"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'dbflow_test_victim'\")", "pg_terminate_backend"),
+        ("dbflow.sql(\"SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'dbflow_test_victim'\")", "pg_cancel_backend"),
+        ("dbflow.sql('SELECT pg_reload_conf()')", "pg_reload_conf"),
+        ("dbflow.sql(\"SELECT set_config('default_transaction_read_only', 'off', false)\")", "set_config"),
+        ("dbflow.sql('WITH d AS (DELETE FROM t RETURNING id) SELECT count(*) FROM d')", "read-only transaction"),
+    ];
+    for (body, expected) in refused {
+        let t = guarded_lua_project(&db, "shared", body, false);
+        let out = t.run_with(["run", "probe"]);
+        assert_ne!(out.code, 0, "`{body}` ran");
+        assert!(out.stderr.contains(expected), "`{body}`:\n{}", out.stderr);
+        assert_eq!(victims(), "1", "`{body}` reached another session");
+    }
+    assert_eq!(db.psql("SELECT count(*) FROM t"), "1");
+    // Reading works, inside a READ ONLY transaction.
+    let t = guarded_lua_project(
+        &db,
+        "shared",
+        "return dbflow.sql('SELECT current_setting(\\'transaction_read_only\\') AS ro, count(*) AS n FROM t')[1]",
+        false,
+    );
+    let out = t.run_with(["run", "probe"]);
+    out.assert_code(0);
+    assert_eq!(outputs(&out)["probe-1"]["ro"], "on");
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+}
+
+/// Runs `dbflow run probe` in `t`, killing it after `secs` (a sandbox that does not
+/// hold would otherwise hang the test): the exit code (None when killed) and stderr.
+fn run_within(t: &Test, secs: u64) -> (Option<i32>, String) {
+    use std::io::Read as _;
+    let mut child = t.spawn_with(["run", "probe"]);
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .unwrap();
+            return (status.code(), stderr);
+        }
+        if started.elapsed() > std::time::Duration::from_secs(secs) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return (None, String::new());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A `probe` step running `body` under `lua:` settings `limits`.
+fn limited_project(limits: &str, body: &str) -> Test {
+    let t = sandbox_project(body);
+    t.write(
+        "Workflowfile.yaml",
+        &t.read("Workflowfile.yaml").replace(
+            "lua:\n  max_instructions: 20000000\n  memory_mib: 32\n  timeout: 20s\n",
+            &format!("lua:\n{limits}"),
+        ),
+    );
+    t
+}
+
+#[test]
+fn pcall_cannot_swallow_the_instruction_or_time_limit() {
+    let bodies = [
+        "while true do pcall(function() while true do end end) end",
+        "while true do xpcall(function() while true do end end, function(e) return e end) end",
+        "while true do coroutine.resume(coroutine.create(function() while true do end end)) end",
+        "local ok = pcall(function() while true do end end); return { survived = ok }",
+        "while true do pcall(pcall, function() while true do end end) end",
+    ];
+    for (limits, expected) in [
+        (
+            "  max_instructions: 5000000\n",
+            "instruction limit exceeded",
+        ),
+        (
+            "  max_instructions: 100000000000\n  timeout: 2s\n",
+            "time limit exceeded",
+        ),
+    ] {
+        for body in bodies {
+            let t = limited_project(limits, body);
+            let (code, stderr) = run_within(&t, 60);
+            assert_eq!(code, Some(1), "`{body}` did not stop ({limits})\n{stderr}");
+            assert!(
+                stderr.contains(expected),
+                "`{body}`: expected `{expected}` in\n{stderr}"
+            );
+            assert!(t.exists("handled.txt"), "`{body}`: on_failure did not run");
+        }
+    }
+}
+
+#[test]
+fn string_patterns_respect_the_time_limit() {
+    let subject = "local s = string.rep('a', 300000)";
+    for call in [
+        "string.find(s, '(.-)(.-)(.-)b')",
+        "s:match('(.-)(.-)(.-)b')",
+        "for x in s:gmatch('(.-)(.-)(.-)b') do end",
+        "s:gsub('(.-)(.-)(.-)b', 'x')",
+        "pcall(string.find, s, '(.-)(.-)(.-)b'); while true do end",
+    ] {
+        let t = limited_project(
+            "  max_instructions: 100000000000\n  timeout: 2s\n",
+            &format!("{subject}\n    {call}"),
+        );
+        let started = std::time::Instant::now();
+        let (code, stderr) = run_within(&t, 60);
+        assert_eq!(code, Some(1), "`{call}` did not stop\n{stderr}");
+        assert!(
+            stderr.contains("time limit exceeded"),
+            "`{call}`:\n{stderr}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "`{call}` took {:?}",
+            started.elapsed()
+        );
+        assert!(t.exists("handled.txt"), "`{call}`: on_failure did not run");
+    }
+    // Ordinary parsing of a long output still works.
+    let t = limited_project(
+        "  timeout: 20s\n",
+        "local out = string.rep('snapshot-1 available\\n', 3000)\n    local n = 0\n    for line in out:gmatch('[^\\n]+') do n = n + 1 end\n    return { lines = n, fixed = select(2, out:gsub('(%w+)%-(%d)', '%2')) }",
+    );
+    let out = t.run_with(["run", "probe"]);
+    out.assert_code(0);
+    assert_eq!(outputs(&out)["probe-1"]["lines"], 3000);
+    assert_eq!(outputs(&out)["probe-1"]["fixed"], 3000);
 }

@@ -952,6 +952,94 @@ fn confirm_under_ci_refuses_even_with_input_available() {
     assert!(!test.exists("deployed.txt"));
 }
 
+/// A project's own question (`yes_answers: false`): `--yes` never answers it; a person or
+/// the step's own variable must.
+#[test]
+fn a_question_that_yes_does_not_answer_is_blocked_without_a_person_or_its_variable() {
+    let test = project().file(
+        "Workflowfile.yaml",
+        "
+        environments:
+          local:
+            url: sqlite:.dbflow/app.db
+        workflows:
+          release:
+            steps:
+              - confirm:
+                  message: Passed the staging smoke tests?
+                  yes_answers: false
+                  variable: SMOKE_TESTS_PASSED
+              - shell: touch released.txt
+          plain:
+            steps:
+              - confirm: { message: Anyone there?, yes_answers: false }
+              - shell: touch plain.txt
+        ",
+    );
+    let output = test.run_with(["run", "release", "--yes"]);
+    output.assert_code(3);
+    assert_contains(
+        &output.stderr,
+        "\"Passed the staging smoke tests?\" needs a person's answer but nobody can be asked (no terminal); --yes does not answer this question: run it where a person can answer, or set SMOKE_TESTS_PASSED=yes for this run",
+    );
+    assert!(!test.exists("released.txt"));
+    let output = test.run_with(["run", "plain", "--yes"]);
+    output.assert_code(3);
+    assert_contains(
+        &output.stderr,
+        "the step declares no `variable:` that could",
+    );
+    assert!(!test.exists("plain.txt"));
+    // Under CI, with input available, still nobody is asked.
+    let output = Test::in_dir(test.path())
+        .env("CI", "true")
+        .stdin("y\n")
+        .run_with(["run", "release", "--yes"]);
+    output.assert_code(3);
+    assert!(!test.exists("released.txt"));
+    // A value that is not yes does not answer it.
+    let output = Test::in_dir(test.path())
+        .env("SMOKE_TESTS_PASSED", "maybe")
+        .run_with(["run", "release", "--yes"]);
+    output.assert_code(3);
+
+    let output = Test::in_dir(test.path())
+        .env("SMOKE_TESTS_PASSED", "yes")
+        .run_with(["run", "release"]);
+    output.assert_code(0);
+    assert_contains(
+        &output.stdout,
+        "Passed the staging smoke tests? → yes (SMOKE_TESTS_PASSED=yes)",
+    );
+    assert!(test.exists("released.txt"));
+    let journal = output.journals().pop().unwrap();
+    assert_eq!(
+        events(&journal, "confirmation")[0]["variable"],
+        "SMOKE_TESTS_PASSED"
+    );
+    assert_eq!(
+        events(&journal, "step_end")[0]["outputs"]["confirmed_by"],
+        "SMOKE_TESTS_PASSED"
+    );
+
+    // A variable without `yes_answers: false` is a load error.
+    test.write(
+        "Workflowfile.yaml",
+        "
+        environments:
+          local:
+            url: sqlite:.dbflow/app.db
+        workflows:
+          release:
+            steps:
+              - confirm: { message: Go?, variable: GO }
+        ",
+    );
+    let output = test.run_with(["validate"]);
+    output.assert_code(2);
+    assert_contains(&output.stderr, "add `yes_answers: false`");
+}
+
 // ---------------------------------------------------------------------------------------
 // Environments
 

@@ -4,7 +4,7 @@
 use crate::app::App;
 use crate::config::diagnostic::did_you_mean;
 use crate::error::{Error, ExitCode, Result};
-use crate::guard::command_line::{self, Detected};
+use crate::guard::command_line::{self, Detected, ScriptLookup};
 use crate::guard::{self, GuardTarget, Operation, Overrides};
 use serde_json::json;
 
@@ -24,7 +24,13 @@ pub fn run(app: &App, env_flag: Option<&str>, what: &str) -> Result<ExitCode> {
         }],
         None => {
             let scripts = command_line::package_scripts(&app.root());
-            command_line::detect(what, &scripts)
+            let single_word = !what.contains(char::is_whitespace);
+            // `dbflow check db:seed`: a package.json script asked about by its name.
+            if single_word && scripts.script(what).is_some() {
+                command_line::detect(&format!("npm run {what}"), &scripts)
+            } else {
+                command_line::detect(what, &scripts)
+            }
         }
     };
     if detected.is_empty() {

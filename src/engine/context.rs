@@ -68,6 +68,16 @@ pub struct RunContext<'a> {
 }
 
 impl RunContext<'_> {
+    /// The guard every Lua `dbflow.exec` and `dbflow.sql` of this run goes through.
+    pub fn script_gate(&self) -> std::sync::Arc<dyn crate::lua::api::Gate> {
+        std::sync::Arc::new(crate::guard::script_gate::ScriptGate::new(
+            self.project,
+            self.env,
+            self.options.yes,
+            self.ui,
+        ))
+    }
+
     /// An earlier step's outputs.
     /// Looks for `step_id` as written, else the most recent step of a nested or handler
     /// workflow with that id (keys `workflow/step`).

@@ -20,10 +20,12 @@ pub mod command_line;
 pub mod hook;
 pub mod migrations;
 pub mod operation;
+pub mod package_scripts;
 pub mod permit;
 pub mod promotion;
 pub mod rails;
 pub mod scan;
+pub mod script_gate;
 pub mod seed;
 pub mod server;
 

@@ -314,6 +314,101 @@ pub fn forbidden_for(
     )
 }
 
+/// The rules for one environment, read out of the project: what [`decide`] needs,
+/// owned, for callers that outlive a borrow of the project (a Lua call's guard).
+#[derive(Debug, Clone)]
+pub struct Rules {
+    forbidden: Vec<Operation>,
+    source: String,
+    sandbox_pattern: String,
+    pattern_source: String,
+}
+
+impl Rules {
+    /// The rules for environment `env` at `protection`.
+    pub fn of(project: &Project, env: &str, protection: Protection) -> Self {
+        let (forbidden, source) = forbidden_for(project, env, protection);
+        Rules {
+            forbidden,
+            source,
+            sandbox_pattern: project.sandbox_pattern.clone(),
+            pattern_source: if project.sandbox_pattern
+                == crate::config::load::DEFAULT_SANDBOX_PATTERN
+            {
+                "dbflow's default sandbox_pattern".to_string()
+            } else {
+                "sandbox_pattern in the Workflowfile".to_string()
+            },
+        }
+    }
+
+    /// Rules on `operation` against `target` (whose environment these rules are for).
+    pub fn decide(
+        &self,
+        target: &GuardTarget,
+        operation: Operation,
+        overrides: &Overrides,
+    ) -> Decision {
+        let protected = target.protection == Protection::Protected;
+        let state = |var: &str| match (overrides.is_set(var), protected) {
+            (false, _) => OverrideState::NotSet,
+            (true, false) => OverrideState::Used,
+            (true, true) => OverrideState::Refused,
+        };
+        let mut violations = Vec::new();
+        if self.forbidden.contains(&operation) {
+            violations.push(Violation {
+                rule: "forbidden",
+                reason: format!(
+                    "`{operation}` is forbidden on `{}` ({})",
+                    target.env,
+                    target.protection.as_str()
+                ),
+                source: self.source.clone(),
+                override_var: operation.override_var(),
+                override_state: state(&operation.override_var()),
+            });
+        }
+        if operation.destructive() {
+            let pattern = &self.sandbox_pattern;
+            let reason = match &target.database {
+                Some(name) => {
+                    let matches = regex::Regex::new(pattern)
+                        .map(|re| re.is_match(name))
+                        .unwrap_or(false);
+                    (!matches).then(|| format!(
+                        "`{operation}` can delete data, so it needs a database whose name matches the sandbox pattern `{pattern}`; `{name}` does not"
+                    ))
+                }
+                None => Some(format!(
+                    "`{operation}` can delete data, so it needs a database whose name matches the sandbox pattern `{pattern}`, and the database name is unknown ({})",
+                    target
+                        .database_unknown
+                        .as_deref()
+                        .unwrap_or("no database in the URL")
+                )),
+            };
+            if let Some(reason) = reason {
+                violations.push(Violation {
+                    rule: "sandbox-name",
+                    reason,
+                    source: self.pattern_source.clone(),
+                    override_var: operation.any_db_override_var(),
+                    override_state: state(&operation.any_db_override_var()),
+                });
+            }
+        }
+        let allowed = violations.iter().all(|v| !v.blocks());
+        Decision {
+            operation,
+            target: target.clone(),
+            allowed,
+            violations,
+            needs_confirmation: allowed && protected,
+        }
+    }
+}
+
 /// Rules on `operation` against `target`.
 pub fn decide(
     project: &Project,
@@ -321,68 +416,7 @@ pub fn decide(
     operation: Operation,
     overrides: &Overrides,
 ) -> Decision {
-    let protected = target.protection == Protection::Protected;
-    let state = |var: &str| match (overrides.is_set(var), protected) {
-        (false, _) => OverrideState::NotSet,
-        (true, false) => OverrideState::Used,
-        (true, true) => OverrideState::Refused,
-    };
-    let mut violations = Vec::new();
-    let (forbidden, source) = forbidden_for(project, &target.env, target.protection);
-    if forbidden.contains(&operation) {
-        violations.push(Violation {
-            rule: "forbidden",
-            reason: format!(
-                "`{operation}` is forbidden on `{}` ({})",
-                target.env,
-                target.protection.as_str()
-            ),
-            source,
-            override_var: operation.override_var(),
-            override_state: state(&operation.override_var()),
-        });
-    }
-    if operation.destructive() {
-        let pattern = &project.sandbox_pattern;
-        let reason = match &target.database {
-            Some(name) => {
-                let matches = regex::Regex::new(pattern)
-                    .map(|re| re.is_match(name))
-                    .unwrap_or(false);
-                (!matches).then(|| format!(
-                    "`{operation}` can delete data, so it needs a database whose name matches the sandbox pattern `{pattern}`; `{name}` does not"
-                ))
-            }
-            None => Some(format!(
-                "`{operation}` can delete data, so it needs a database whose name matches the sandbox pattern `{pattern}`, and the database name is unknown ({})",
-                target
-                    .database_unknown
-                    .as_deref()
-                    .unwrap_or("no database in the URL")
-            )),
-        };
-        if let Some(reason) = reason {
-            violations.push(Violation {
-                rule: "sandbox-name",
-                reason,
-                source: if project.sandbox_pattern == crate::config::load::DEFAULT_SANDBOX_PATTERN {
-                    "dbflow's default sandbox_pattern".to_string()
-                } else {
-                    "sandbox_pattern in the Workflowfile".to_string()
-                },
-                override_var: operation.any_db_override_var(),
-                override_state: state(&operation.any_db_override_var()),
-            });
-        }
-    }
-    let allowed = violations.iter().all(|v| !v.blocks());
-    Decision {
-        operation,
-        target: target.clone(),
-        allowed,
-        violations,
-        needs_confirmation: allowed && protected,
-    }
+    Rules::of(project, &target.env, target.protection).decide(target, operation, overrides)
 }
 
 #[cfg(test)]

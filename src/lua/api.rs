@@ -23,8 +23,12 @@ pub struct CallContext {
     pub outputs: serde_json::Value,
     /// Project root: commands run there.
     pub root: PathBuf,
-    /// `lua.allow_shell` from the Workflowfile.
+    /// `lua.allow_shell` from the Workflowfile, or `allow_shell = true` declared by the
+    /// step or provider script: `dbflow.exec` may run a shell.
     pub allow_shell: bool,
+    /// The guard: rules on every command and statement before it runs. `None` outside a
+    /// run, where nothing may run.
+    pub gate: Option<Arc<dyn Gate>>,
     /// Whether `dbflow.sql` may write (declared by the step or provider).
     pub writes: bool,
     /// Journal events collected during the call, written by the caller afterwards.
@@ -33,6 +37,21 @@ pub struct CallContext {
     pub script: String,
     /// Variables every command gets (DATABASE_URL, DBFLOW_ENV, …).
     pub base_env: Vec<(String, String)>,
+}
+
+/// A journal event a gate produced (name, fields).
+pub type GateEvent = (String, serde_json::Value);
+
+/// Rules on what a script asks the host to do, for the run's environment, before it is
+/// done. The guard implements it (this layer cannot see the guard); a refusal is the
+/// guard's message, and the events are journaled either way.
+pub trait Gate: Send + Sync {
+    /// May the command line `line` (the exec's arguments, shell-quoted) run, with the
+    /// variables `env`?
+    fn command(&self, line: &str, env: &[(String, String)])
+        -> (Vec<GateEvent>, Result<(), String>);
+    /// May the statement `sql` run?
+    fn sql(&self, sql: &str) -> (Vec<GateEvent>, Result<(), String>);
 }
 
 impl CallContext {
@@ -166,8 +185,16 @@ async fn exec(lua: Lua, spec: Table) -> mlua::Result<Table> {
     let shell: bool = spec.get::<Option<bool>>("shell")?.unwrap_or(false);
     if shell && !cx.allow_shell {
         return Err(mlua::Error::runtime(
-            "dbflow.exec{shell=true} is not allowed: pass the arguments as a list, or set `lua: { allow_shell: true }` in the Workflowfile",
+            "dbflow.exec{shell=true} is not allowed: pass the arguments as a list, or declare `allow_shell = true` in the step's script (or `lua: { allow_shell: true }` in the Workflowfile)",
         ));
+    }
+    if !cx.allow_shell {
+        if let Some(why) = super::shell::runs_shell(&args) {
+            return Err(mlua::Error::runtime(format!(
+                "dbflow.exec{{{}}} is not allowed: {why}, which hides the command from dbflow's guard; run the program itself with its arguments as a list, or declare `allow_shell = true` in the step's script (or `lua: {{ allow_shell: true }}` in the Workflowfile)",
+                shell_words::join(&args)
+            )));
+        }
     }
     let mut env = cx.base_env.clone();
     if let Some(extra) = spec.get::<Option<Table>>("env")? {
@@ -185,6 +212,23 @@ async fn exec(lua: Lua, spec: Table) -> mlua::Result<Table> {
         .or_else(|| remaining(&lua))
         .unwrap_or(Duration::from_secs(3600));
     let shown = shell_words::join(&args);
+    let line = if shell { args.join(" ") } else { shown.clone() };
+    let gate = cx.gate.clone().ok_or_else(|| {
+        mlua::Error::runtime("dbflow.exec is only available while a workflow runs")
+    })?;
+    let (events, verdict) = gate.command(&line, &env);
+    for (name, fields) in events {
+        cx.event(&name, fields);
+    }
+    if let Err(message) = verdict {
+        cx.event(
+            "lua_exec_refused",
+            serde_json::json!({ "script": cx.script, "command": shown, "reason": message }),
+        );
+        return Err(mlua::Error::runtime(format!(
+            "dbflow.exec{{{shown}}} refused: {message}"
+        )));
+    }
     cx.ui.out(&format!("  [{}] $ {shown}", cx.script));
     let started = Instant::now();
     let root = cx.root.clone();
@@ -267,20 +311,49 @@ async fn sql(lua: Lua, (query, params): (String, Option<Table>)) -> mlua::Result
         None => Vec::new(),
     };
     let url = env.direct_url.clone().unwrap_or_else(|| env.url.clone());
+    let gate = cx.gate.clone().ok_or_else(|| {
+        mlua::Error::runtime("dbflow.sql is only available while a workflow runs")
+    })?;
+    let refuse = |reason: String| {
+        cx.event(
+            "lua_sql_refused",
+            serde_json::json!({ "script": cx.script, "query": query, "reason": reason }),
+        );
+        mlua::Error::runtime(format!("dbflow.sql refused: {reason}"))
+    };
+    let (events, verdict) = gate.sql(&query);
+    for (name, fields) in events {
+        cx.event(&name, fields);
+    }
+    verdict.map_err(&refuse)?;
+    let postgres = url.is_postgres();
+    if !cx.writes && postgres {
+        if let Some(reason) = super::read_only::refusal(&query) {
+            return Err(refuse(format!(
+                "{reason} (the step is read-only: declare `writes = true` in its script to write)"
+            )));
+        }
+    }
     let mut conn = crate::db::Conn::connect(&url)
         .await
         .map_err(|e| mlua::Error::runtime(format!("dbflow.sql: {e}")))?;
     if !cx.writes {
-        let guard = if conn.is_postgres() {
-            "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"
+        // A read-only step's statement runs inside a READ ONLY transaction that is
+        // rolled back, whatever the statement is.
+        let guard = if postgres {
+            "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY; BEGIN TRANSACTION READ ONLY"
         } else {
             "PRAGMA query_only = ON"
         };
-        conn.batch(guard)
-            .await
-            .map_err(|e| mlua::Error::runtime(format!("dbflow.sql: {e}")))?;
+        if let Err(e) = conn.batch(guard).await {
+            conn.close().await;
+            return Err(mlua::Error::runtime(format!("dbflow.sql: {e}")));
+        }
     }
     let rows = conn.query_json(&query, &params).await;
+    if !cx.writes && postgres {
+        let _ = conn.batch("ROLLBACK").await;
+    }
     conn.close().await;
     cx.event("lua_sql", serde_json::json!({ "script": cx.script, "query": query, "writes": cx.writes, "ok": rows.is_ok() }));
     let rows = rows.map_err(|e| mlua::Error::runtime(format!("dbflow.sql: {e}")))?;

@@ -4,7 +4,10 @@
 //! providers and Lua step kinds to the engine.
 
 pub mod api;
+pub mod patterns;
+pub mod read_only;
 pub mod sandbox;
+pub mod shell;
 pub mod step;
 
 use crate::config::{Diagnostic, Loc, Project};
@@ -117,9 +120,18 @@ pub struct LuaHost {
     pub steps: Vec<Arc<step::LuaStepDef>>,
 }
 
-/// A failed call into Lua, with the script and function named.
+/// A failed call into Lua, with the script and function named; the flag says the
+/// guard refused something the script asked for (exit 3 rather than 1); the journal
+/// events the call produced before it failed (guard decisions included).
 #[derive(Debug, Clone)]
-pub struct CallError(pub String);
+pub struct CallError(pub String, pub bool, pub Vec<(String, serde_json::Value)>);
+
+impl CallError {
+    /// Whether the guard refused a command or statement during the call.
+    pub fn blocked(&self) -> bool {
+        self.1
+    }
+}
 
 impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -364,6 +376,7 @@ impl LuaHost {
             outputs: serde_json::Value::Object(Default::default()),
             root: self.root.clone(),
             allow_shell: self.allow_shell,
+            gate: None,
             writes,
             events: Default::default(),
             script: script.to_string(),
@@ -384,6 +397,7 @@ impl LuaHost {
         call.run_id = cx.run_id.to_string();
         call.outputs = serde_json::to_value(&*cx.outputs).unwrap_or_default();
         call.base_env = crate::runner::base_env(cx.env, cx.vars);
+        call.gate = Some(cx.script_gate());
         call
     }
 
@@ -402,8 +416,13 @@ impl LuaHost {
         let events = cx.events.clone();
         let script = cx.script.clone();
         sandbox::reset_budget(&self.lua, &self.limits);
-        let fail =
-            |e: mlua::Error| CallError(format!("{script}: {what} failed: {}", error_text(&e)));
+        let fail = |e: mlua::Error| {
+            CallError(
+                format!("{script}: {what} failed: {}", error_text(&e)),
+                false,
+                Vec::new(),
+            )
+        };
         let mut lua_args = Vec::new();
         if with_ctx {
             lua_args.push(Value::Table(api::ctx_table(&self.lua, &cx).map_err(fail)?));
@@ -421,14 +440,26 @@ impl LuaHost {
             .lock()
             .map(|mut e| std::mem::take(&mut *e))
             .unwrap_or_default();
-        let value = result.map_err(fail)?;
+        // The guard refused, or a protected operation went unconfirmed: exit 3.
+        let blocked = drained.iter().any(|(name, fields)| {
+            name == "guard_blocked"
+                || (name == "protected_confirmation" && !fields["refused"].is_null())
+        });
+        let value = match result {
+            Ok(value) => value,
+            Err(e) => return Err(CallError(fail(e).0, blocked, drained)),
+        };
         let json = match value {
             Value::Nil => serde_json::Value::Null,
             other => self.lua.from_value(other).map_err(|e| {
-                CallError(format!(
-                    "{script}: {what} returned a value that is not data: {}",
-                    error_text(&e)
-                ))
+                CallError(
+                    format!(
+                        "{script}: {what} returned a value that is not data: {}",
+                        error_text(&e)
+                    ),
+                    false,
+                    Vec::new(),
+                )
             })?,
         };
         Ok((json, drained))

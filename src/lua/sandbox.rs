@@ -35,12 +35,37 @@ pub struct Budget {
     max: u64,
     deadline: Instant,
     wall: Duration,
+    /// Set when a C call outlived the deadline.
+    out_of_time: bool,
 }
 
 impl Budget {
     /// When the current call must end.
     pub fn deadline(&self) -> Instant {
         self.deadline
+    }
+
+    /// Marks the budget spent: every further check fails (a C function that ran out
+    /// of time cannot be resumed from).
+    pub fn spend(&mut self) {
+        self.out_of_time = true;
+    }
+
+    /// The limit error, once the instruction or time budget is spent.
+    fn exceeded(&self) -> Option<mlua::Error> {
+        if self.used > self.max {
+            return Some(mlua::Error::runtime(format!(
+                "instruction limit exceeded ({} VM instructions in one call): an endless loop?",
+                self.max
+            )));
+        }
+        if self.out_of_time || Instant::now() > self.deadline {
+            return Some(mlua::Error::runtime(format!(
+                "time limit exceeded ({} for one call)",
+                humantime::format_duration(self.wall)
+            )));
+        }
+        None
     }
 
     /// A fresh budget for one call.
@@ -50,6 +75,7 @@ impl Budget {
             max: limits.instructions,
             deadline: Instant::now() + limits.wall,
             wall: limits.wall,
+            out_of_time: false,
         }
     }
 }
@@ -60,6 +86,20 @@ const HOOK_EVERY: u32 = 10_000;
 /// Functions are replaced by ones that fail with a message saying what to use instead,
 /// rather than removed, so a script gets a clear error, not "attempt to call a nil value".
 const PRELUDE: &str = r#"
+-- Limits pcall cannot swallow: once the budget is spent, every protected call re-raises
+-- the limit error as soon as it returns, so no loop can go on catching it.
+local spent = __dbflow_spent
+__dbflow_spent = nil
+local function after(...)
+  spent()
+  return ...
+end
+local real_pcall, real_xpcall = pcall, xpcall
+pcall = function(...) return after(real_pcall(...)) end
+xpcall = function(...) return after(real_xpcall(...)) end
+local co_resume, co_close = coroutine.resume, coroutine.close
+coroutine.resume = function(...) return after(co_resume(...)) end
+coroutine.close = function(...) return after(co_close(...)) end
 local function forbid(name, instead)
   return function() error(name .. " is not allowed in dbflow scripts" .. (instead and ("; use " .. instead) or ""), 2) end
 end
@@ -151,7 +191,20 @@ pub fn new_state(root: &Path, scripts: &Path, limits: &Limits) -> mlua::Result<L
         "__dbflow_package_path",
         format!("{}/?.lua", scripts_abs.display()),
     )?;
+    lua.globals().set(
+        "__dbflow_spent",
+        lua.create_function(|lua, ()| {
+            match lua.app_data_ref::<Budget>().and_then(|b| b.exceeded()) {
+                Some(error) => Err(error),
+                None => Ok(()),
+            }
+        })?,
+    )?;
+    super::patterns::install(&lua)?;
     lua.load(PRELUDE).set_name("=dbflow-sandbox").exec()?;
+    lua.load(super::patterns::PRELUDE)
+        .set_name("=dbflow-patterns")
+        .exec()?;
     lua.set_memory_limit(limits.memory)?;
     lua.set_app_data(Budget::new(limits));
     lua.set_global_hook(
@@ -160,20 +213,11 @@ pub fn new_state(root: &Path, scripts: &Path, limits: &Limits) -> mlua::Result<L
             let mut budget = lua
                 .app_data_mut::<Budget>()
                 .ok_or_else(|| mlua::Error::runtime("no budget"))?;
-            budget.used += u64::from(HOOK_EVERY);
-            if budget.used > budget.max {
-                return Err(mlua::Error::runtime(format!(
-                    "instruction limit exceeded ({} VM instructions in one call): an endless loop?",
-                    budget.max
-                )));
+            budget.used = budget.used.saturating_add(u64::from(HOOK_EVERY));
+            match budget.exceeded() {
+                Some(error) => Err(error),
+                None => Ok(VmState::Continue),
             }
-            if Instant::now() > budget.deadline {
-                return Err(mlua::Error::runtime(format!(
-                    "time limit exceeded ({} for one call)",
-                    humantime::format_duration(budget.wall)
-                )));
-            }
-            Ok(VmState::Continue)
         },
     )?;
     Ok(lua)

@@ -37,6 +37,8 @@ pub struct LuaStepDef {
     pub params: IndexMap<String, ParamSpec>,
     /// Whether `dbflow.sql` may write.
     pub writes: bool,
+    /// Whether `dbflow.exec` may run a shell (`allow_shell = true` in the script).
+    pub allow_shell: bool,
     run: Function,
     describe: Option<Function>,
 }
@@ -127,6 +129,11 @@ impl LuaStepDef {
                 .unwrap_or_else(|| format!("Lua step `{name}`")),
             writes: table
                 .get::<Option<bool>>("writes")
+                .ok()
+                .flatten()
+                .unwrap_or(false),
+            allow_shell: table
+                .get::<Option<bool>>("allow_shell")
                 .ok()
                 .flatten()
                 .unwrap_or(false),
@@ -284,7 +291,8 @@ impl Step for LuaStep {
     }
 
     fn run(&self, cx: &mut RunContext<'_>) -> Result<Outcome, StepError> {
-        let call = self.host.run_context(cx, &self.def.path, self.def.writes);
+        let mut call = self.host.run_context(cx, &self.def.path, self.def.writes);
+        call.allow_shell |= self.def.allow_shell;
         let result = self.host.call(
             cx.runtime(),
             &self.def.run,
@@ -304,7 +312,16 @@ impl Step for LuaStep {
                 }
                 Ok(outcome)
             }
-            Err(e) => Err(StepError::failed(e.0)),
+            Err(e) => {
+                for (name, event) in e.2.iter().cloned() {
+                    cx.journal.record(&name, event);
+                }
+                if e.blocked() {
+                    Err(StepError::blocked(e.0))
+                } else {
+                    Err(StepError::failed(e.0))
+                }
+            }
         }
     }
 }

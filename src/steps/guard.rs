@@ -205,85 +205,34 @@ pub(crate) fn guard_command(
     command: &str,
     env: &[(String, String)],
 ) -> Result<(), StepError> {
-    let scripts = guard::command_line::package_scripts(&cx.project.root);
-    let detected = guard::command_line::detect(command, &scripts);
-    if detected.is_empty() {
-        return Ok(());
-    }
-    let overrides = Overrides::from_process();
-    let database = env
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "DATABASE_URL")
-        .and_then(|(_, v)| crate::config::DbUrl::new(v).database_name());
-    let base = GuardTarget::of(cx.env).with_database(database);
-    let mut to_confirm: Vec<Operation> = Vec::new();
-    let mut seen = Vec::new();
-    for d in &detected {
-        if seen.contains(&d.operation) {
-            continue;
-        }
-        seen.push(d.operation);
-        let decision = guard::decide(
-            cx.project,
-            &base.with_database(d.database.clone()),
-            d.operation,
-            &overrides,
-        );
-        if guard::seed::liftable(&decision) {
-            if let Some(reason) = allow_seed(cx) {
-                sanctioned_seed(cx, &reason, &d.command)?;
-                continue;
-            }
-        }
-        guard::announce(cx.ui, &decision);
-        for (event, fields) in guard::journal_events(&decision) {
-            cx.journal.record(event, fields);
-        }
-        if !decision.allowed {
-            for line in decision.render().lines() {
-                cx.ui.out(&format!("  {line}"));
-            }
-            let sanction = if guard::seed::liftable(&decision) {
-                format!(
-                    "; a workflow may sanction seeding `{}` with `allow_seed: \"<reason>\"`, after a verified backup in the same run and the word {} typed",
-                    cx.env.name,
-                    guard::seed::SEED_WORD
-                )
-            } else {
-                String::new()
-            };
-            return Err(StepError::blocked(format!(
-                "{} (in `{}`){sanction}",
-                decision.blocked_message(),
-                d.command
-            )));
-        }
-        if decision.needs_confirmation {
-            to_confirm.push(d.operation);
+    // The same gate Lua's `dbflow.exec` goes through: one reading of command lines.
+    let gate = guard::script_gate::ScriptGate::new(cx.project, cx.env, cx.options.yes, cx.ui);
+    let seed = gate
+        .seed_decision(command, env)
+        .filter(guard::seed::liftable);
+    let mut sanctioned = Vec::new();
+    if seed.is_some() {
+        if let Some(reason) = allow_seed(cx) {
+            sanctioned_seed(cx, &reason, command)?;
+            sanctioned.push(Operation::Seed);
         }
     }
-    if to_confirm.is_empty() {
-        return Ok(());
+    let (events, verdict) = gate.command_sanctioned(command, env, &sanctioned);
+    for (event, fields) in events {
+        cx.journal.record(&event, fields);
     }
-    let ops: Vec<&str> = to_confirm.iter().map(|o| o.name()).collect();
-    let question = format!(
-        "`{}` runs {} on protected `{}`. Run it?",
-        crate::lint::ast::summary(command),
-        ops.join(", "),
-        cx.env.name
-    );
-    let answer = migrations::confirm(&question, cx.options.yes);
-    cx.journal.record(
-        "protected_confirmation",
-        serde_json::json!({
-            "operations": ops,
-            "command": command,
-            "confirmed_by": answer.as_ref().ok(),
-            "refused": answer.as_ref().err(),
-        }),
-    );
-    answer.map(|_| ()).map_err(StepError::blocked)
+    verdict.map_err(|why| {
+        let sanction = if seed.is_some() && sanctioned.is_empty() {
+            format!(
+                "; a workflow may sanction seeding `{}` with `allow_seed: \"<reason>\"`, after a verified backup in the same run and the word {} typed",
+                cx.env.name,
+                guard::seed::SEED_WORD
+            )
+        } else {
+            String::new()
+        };
+        StepError::blocked(format!("{why}{sanction}"))
+    })
 }
 
 /// The `allow_seed` reason of the workflow this step belongs to, if it gives one.

@@ -156,7 +156,16 @@ impl Step for ProviderStep {
             args,
             &format!("provider `{name}` {action}"),
         );
-        let (value, events) = result.map_err(|e| StepError::failed(e.0))?;
+        let (value, events) = result.map_err(|e| {
+            for (name, event) in e.2.iter().cloned() {
+                cx.journal.record(&name, event);
+            }
+            if e.blocked() {
+                StepError::blocked(e.0)
+            } else {
+                StepError::failed(e.0)
+            }
+        })?;
         for (event, data) in events {
             cx.journal.record(&event, data);
         }
