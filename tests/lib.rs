@@ -8,6 +8,7 @@ mod docs;
 mod guard;
 mod harness;
 mod hook;
+mod hostile;
 mod init;
 mod lint;
 mod lua;
