@@ -13,6 +13,7 @@ mod init;
 mod lint;
 mod lua;
 mod migrate;
+mod properties;
 mod redaction;
 mod run;
 mod runbooks;

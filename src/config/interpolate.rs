@@ -152,6 +152,10 @@ pub fn unterminated(text: &str) -> Option<usize> {
 
 /// Replaces every `${VAR}` / `${VAR:-default}` in `text`.
 pub fn interpolate(text: &str, vars: &Vars) -> Result<String, Unresolved> {
+    // A syntax error wins over a missing variable, wherever each is.
+    if let Some(offset) = unterminated(text) {
+        return Err(Unresolved::Unterminated { offset });
+    }
     interpolate_at(text, vars, 0)
 }
 
