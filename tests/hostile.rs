@@ -332,3 +332,71 @@ fn a_50_mb_migration_deploys_in_under_four_times_its_size() {
         "peak RSS {rss} KiB is over 4× the migration's {size_kib} KiB"
     );
 }
+
+fn docs_project(template: &str) -> Test {
+    Test::new()
+        .file(
+            "Workflowfile.yaml",
+            "environments:\n  local:\n    url: sqlite:local.db\n",
+        )
+        .file("templates/evil.md.tera", template)
+}
+
+#[test]
+fn templates_cannot_exhaust_memory_or_the_stack() {
+    let started = std::time::Instant::now();
+    let out = docs_project("{% for i in range(end=2000000000) %}{{ i }}{% endfor %}\n")
+        .run_with(["docs"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("templates/evil.md.tera")
+            && out.stderr.contains("would make 2000000000 numbers"),
+        "{}",
+        out.all()
+    );
+
+    let out = docs_project(
+        "# Runbook\n\n{% macro walk(n) %}{{ n }} {{ self::walk(n=n + 1) }}{% endmacro walk %}\n{{ self::walk(n=1) }}\n",
+    )
+    .run_with(["docs"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("macro `walk` can call itself")
+            && out.stderr.contains("templates/evil.md.tera:3:1"),
+        "{}",
+        out.all()
+    );
+
+    let out = docs_project("again {% include \"evil.md.tera\" %}\n").run_with(["docs"]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("can include itself"), "{}", out.all());
+
+    let out = docs_project(
+        "{% for i in range(end=100000) %}{% for j in range(end=1000) %}a long line of runbook text{% endfor %}{% endfor %}\n",
+    )
+    .run_with(["docs"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("renders more than 16 MiB"),
+        "{}",
+        out.all()
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[test]
+fn a_template_that_never_finishes_is_stopped_at_the_time_limit() {
+    let started = std::time::Instant::now();
+    let out = docs_project(
+        "{% for i in range(end=100000) %}{% for j in range(end=100000) %}{% endfor %}{% endfor %}\n",
+    )
+    .run_with(["docs"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr
+            .contains("template evil.md.tera did not finish rendering within 10 s"),
+        "{}",
+        out.all()
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
