@@ -71,6 +71,10 @@ fn migration_symlinked_out_of_the_folder_is_never_read() {
     );
     assert_refused(&t.run_with(["lint", "prisma/migrations"]), shown);
     assert_refused(&t.run_with(["scan", "prisma"]), shown);
+    // Named one by one, as a shell glob (`prisma/migrations/*/migration.sql`) would.
+    let named = format!("prisma/migrations/{shown}");
+    assert_refused(&t.run_with(["lint", named.as_str()]), shown);
+    assert_refused(&t.run_with(["scan", named.as_str()]), shown);
     assert_eq!(
         db.psql("SELECT count(*) FROM pg_tables WHERE tablename = '_prisma_migrations'"),
         "0",

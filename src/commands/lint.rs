@@ -63,6 +63,14 @@ pub fn run(
                 walk(path, &mut files, &mut skipped);
                 refuse_outside(path, &files[before..])?;
             } else if path.is_file() {
+                // A link given by name (a shell glob expands planted ones too) must stay
+                // inside the working folder.
+                let is_link =
+                    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+                if is_link {
+                    let entry = [(migrations::shown_path(path), path.clone())];
+                    refuse_outside(Path::new("."), &entry)?;
+                }
                 files.push((migrations::shown_path(path), path.clone()));
             } else {
                 return Err(Error::Usage(format!(
@@ -121,9 +129,13 @@ fn refuse_outside(dir: &Path, files: &[(String, PathBuf)]) -> Result<()> {
     for (shown, path) in files {
         if let Ok(real) = path.canonicalize() {
             if !real.starts_with(&root) || real.is_dir() {
+                let folder = if dir == Path::new(".") {
+                    "the working folder".to_string()
+                } else {
+                    dir.display().to_string()
+                };
                 return Err(Error::Usage(format!(
-                    "{shown}: a symbolic link that resolves outside {} or to a folder; dbflow does not follow it (replace the link with the file itself)",
-                    dir.display()
+                    "{shown}: a symbolic link that resolves outside {folder} or to a folder; dbflow does not follow it (replace the link with the file itself)"
                 )));
             }
         }

@@ -29,6 +29,9 @@ pub fn run(app: &App, staged: bool, paths: &[PathBuf]) -> Result<ExitCode> {
                     path.display()
                 )));
             }
+            // A link given by name (a shell glob expands planted ones too) must stay
+            // inside the working folder.
+            refuse_outside(path, Path::new("."), &path.display().to_string())?;
             collect(path, path, &mut inputs)?;
         }
         (inputs, "given")
