@@ -94,12 +94,17 @@ impl Diagnostic {
             if let Some(line) = source_line(&loc.file, loc.line) {
                 let number = loc.line.to_string();
                 let pad = " ".repeat(number.len());
-                // Keep tabs so the caret lines up under tab-indented YAML.
-                let caret_pad: String = line
+                // Keep tabs so the caret lines up under tab-indented YAML; the line is
+                // shown redacted, so the caret is placed in the redacted text.
+                let prefix: String = line
                     .chars()
                     .take(loc.col.saturating_sub(1) as usize)
+                    .collect();
+                let caret_pad: String = crate::ui::redact::redact(&prefix)
+                    .chars()
                     .map(|c| if c == '\t' { '\t' } else { ' ' })
                     .collect();
+                let line = crate::ui::redact::redact(&line);
                 out.push_str(&format!(
                     "{pad} |\n{number} | {line}\n{pad} | {caret_pad}^\n"
                 ));
