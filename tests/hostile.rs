@@ -404,3 +404,23 @@ fn a_template_that_never_finishes_is_stopped_at_the_time_limit() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
 }
+
+#[test]
+fn lint_says_a_file_too_large_to_parse_was_not_linted() {
+    let t = Test::new()
+        .file(
+            "Workflowfile.yaml",
+            "environments:\n  staging:\n    url: sqlite:x.db\n    protection: shared\n",
+        )
+        .file(
+            "prisma/migrations/20240101000000_seed/migration.sql",
+            &"INSERT INTO t VALUES (1, 'a row of seed data');\n".repeat(100_000),
+        );
+    let out = t.run_with(["lint", "prisma/migrations"]);
+    out.assert_code(1);
+    assert!(
+        out.all().contains("error: not linted: prisma/migrations/20240101000000_seed/migration.sql: too large to lint: 4.6 MiB"),
+        "{}",
+        out.all()
+    );
+}
