@@ -318,7 +318,7 @@ async fn gate_deploy(
         return Ok(());
     }
     let s = review.summary();
-    if s.errors + s.warnings + s.allowed > 0 {
+    if s.errors + s.warnings + s.allowed > 0 || !review.not_linted.is_empty() {
         app.ui
             .out(guard::migrations::render_review(&review, &env.name).trim_end());
     }

@@ -145,7 +145,12 @@ impl Conn {
 
     /// Runs SQL text (any number of statements) through the simple protocol.
     pub async fn batch(&mut self, sql: &str) -> Result<(), DbError> {
-        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        self.batch_owned(sql.to_string()).await
+    }
+
+    /// [`Conn::batch`] for a script built for the call: no copy of a large migration.
+    pub async fn batch_owned(&mut self, sql: String) -> Result<(), DbError> {
+        let sql = sqlx::AssertSqlSafe(sql);
         match self {
             Conn::Pg(c) => sqlx::raw_sql(sql).execute(c).await.map(|_| ()),
             Conn::Sqlite(c) => sqlx::raw_sql(sql).execute(c).await.map(|_| ()),

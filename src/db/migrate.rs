@@ -403,7 +403,7 @@ fn entry_for(migration: &Migration, mine: &[&HistoryRow]) -> Entry {
     }
     if let Some(applied) = active.last() {
         if applied.checksum.eq_ignore_ascii_case(&migration.checksum)
-            || super::checksum::matches(&applied.checksum, &migration.script)
+            || migration.matches_checksum(&applied.checksum)
         {
             return entry(State::Applied, applied.finished_at.clone(), None);
         }
@@ -806,19 +806,21 @@ async fn apply(
     limits: &Limits,
     on_event: &mut (dyn FnMut(Event<'_>) + Send),
 ) -> Result<bool, ApplyFailure> {
-    let sql = migration.sql();
+    // The script's text is in memory once; the statements are split out (a copy) only
+    // when they run one by one, so a 50 MB script of INSERTs is not held twice.
+    let sql = migration.text().map_err(|e| ApplyFailure {
+        message: e.to_string(),
+        partial: false,
+    })?;
     if !conn.is_postgres() {
         apply_sqlite(conn, migration, &sql, table).await?;
         return Ok(true);
     }
-    let statements = statements::split(&sql).ok();
-    let outside = statements
-        .as_ref()
-        .map(|s| {
-            s.iter()
-                .any(|st| st.non_transactional.is_some() || st.transaction_control)
-        })
-        .unwrap_or(false);
+    let statements = statements::runs_outside_transaction(&sql)
+        .unwrap_or(false)
+        .then(|| statements::split(&sql).ok())
+        .flatten();
+    let outside = statements.is_some();
     let mut attempt = 0;
     loop {
         let result = if outside {
@@ -846,8 +848,16 @@ async fn apply(
                 tokio::time::sleep(pause).await;
             }
             Err((err, partial)) => {
-                let message =
-                    describe_failure(&err, &sql, migration, statements.as_deref(), partial);
+                let split;
+                let described = match &statements {
+                    Some(s) => Some(s.as_slice()),
+                    None if sql.len() <= statements::SPLIT_FOR_ERRORS_LIMIT => {
+                        split = statements::split(&sql).ok();
+                        split.as_deref()
+                    }
+                    None => None,
+                };
+                let message = describe_failure(&err, &sql, migration, described, partial);
                 if !partial {
                     // Keep the error in `logs` the way Prisma users look for it, on a row
                     // marked rolled back so that it does not count as applied or failed.
@@ -893,7 +903,7 @@ async fn apply_in_transaction(
     let prefix = format!("BEGIN;\n{}", set_limits(limits, true));
     let row = migration_row(conn, table, migration, RowKind::Finished, None);
     let script = format!("{prefix}{sql}\n;\n{row};\nCOMMIT;");
-    match conn.batch(&script).await {
+    match conn.batch_owned(script).await {
         Ok(()) => Ok(()),
         Err(mut err) => {
             let _ = conn.batch("ROLLBACK").await;
@@ -1030,7 +1040,7 @@ async fn apply_sqlite(
         _ => {}
     }
     let row = migration_row(conn, table, migration, RowKind::Finished, None);
-    if let Err(err) = conn.batch(&format!("{sql}\n;\n{row};\nCOMMIT;")).await {
+    if let Err(err) = conn.batch_owned(format!("{sql}\n;\n{row};\nCOMMIT;")).await {
         let _ = conn.batch("ROLLBACK").await;
         let failure = fail(err);
         let attempt = migration_row(

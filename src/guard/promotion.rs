@@ -16,7 +16,7 @@ use crate::config::{Project, Protection, ResolvedEnv, Vars};
 use crate::db::migrate::{State, Status};
 use crate::db::store::Store;
 use crate::db::target::Target;
-use crate::db::{checksum, history};
+use crate::db::history;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -281,10 +281,10 @@ pub async fn check_deploy(
     let mut missing = Vec::new();
     for name in pending {
         let row = applied.iter().rev().find(|r| &r.migration_name == name);
-        let script = store.get(name).map(|m| m.script.as_slice());
-        match (row, script) {
+        let migration = store.get(name);
+        match (row, migration) {
             (None, _) => missing.push(format!("{name} (not applied there)")),
-            (Some(row), Some(script)) if !checksum::matches(&row.checksum, script) => missing.push(
+            (Some(row), Some(m)) if !m.matches_checksum(&row.checksum) => missing.push(
                 format!("{name} (applied there with another checksum: the file changed since)"),
             ),
             _ => {}

@@ -101,7 +101,8 @@ impl DeployStep {
             return Ok(());
         }
         let summary = review.summary();
-        if summary.errors + summary.warnings + summary.allowed > 0 {
+        if summary.errors + summary.warnings + summary.allowed > 0 || !review.not_linted.is_empty()
+        {
             for line in migrations::render_review(&review, &cx.env.name).lines() {
                 cx.ui.out(&format!("  {line}"));
             }
