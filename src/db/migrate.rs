@@ -627,11 +627,12 @@ async fn deploy_locked(
     }
     report.pending = pending_names(&status, options);
     let before = status.live_schema.clone();
-    if conn.is_postgres() {
-        // Commits are made durable once, at the end (the schema-state write below commits
-        // synchronously, which flushes every earlier commit's WAL too). A crash before then
-        // loses whole migrations together with their history rows, never half of one.
-        conn.batch("SET synchronous_commit = off").await?;
+    if conn.is_postgres() && !report.pending.is_empty() {
+        // A migration is reported applied once its commit returns, so that commit must be
+        // durable: a server, database or role running with `synchronous_commit = off`
+        // would otherwise let a crash take back a migration already printed with ✔.
+        // Stronger settings (remote_write, remote_apply) are left as they are.
+        conn.batch(DURABLE_COMMITS).await?;
     }
     let total = report.pending.len();
     for (index, name) in report.pending.clone().iter().enumerate() {
@@ -651,15 +652,13 @@ async fn deploy_locked(
         let transactional = match transactional {
             Ok(t) => t,
             Err(e) => {
-                finish_durably(conn, table, !report.applied.is_empty(), before.as_deref()).await;
+                record_after_failure(conn, table, !report.applied.is_empty(), before.as_deref())
+                    .await;
                 return Err(e);
             }
         };
         report.applied.push(name.clone());
         on_event(Event::Applied(name, started.elapsed(), transactional));
-    }
-    if conn.is_postgres() {
-        conn.batch("SET synchronous_commit = on").await?;
     }
     let recorded = if !report.applied.is_empty() {
         schema::record_change(conn, table, before.as_deref()).await?
@@ -675,16 +674,16 @@ async fn deploy_locked(
     Ok(report)
 }
 
-/// After a failure, still make the migrations applied so far durable and record the schema.
-async fn finish_durably(
+/// Makes the session's commits wait for the WAL flush unless they already do (or more).
+const DURABLE_COMMITS: &str = "SELECT set_config('synchronous_commit', 'on', false) WHERE current_setting('synchronous_commit') = 'off'";
+
+/// After a failure, record the schema the migrations applied so far left behind.
+async fn record_after_failure(
     conn: &mut Conn,
     table: &str,
     applied_any: bool,
     before: Option<&[String]>,
 ) {
-    if conn.is_postgres() {
-        let _ = conn.batch("SET synchronous_commit = on").await;
-    }
     if applied_any {
         let _ = schema::record_change(conn, table, before).await;
     }
