@@ -10,6 +10,7 @@ mod guard;
 mod harness;
 mod hook;
 mod init;
+mod interrupt;
 mod lint;
 mod lua;
 mod migrate;

@@ -9,6 +9,7 @@
 
 use super::conn::{quote_ident, quote_literal, Conn, DbError};
 use super::history::{self, HistoryRow, RowKind};
+use super::interruption::{cancelling, Interruption, Stopped};
 use super::schema;
 use super::statements::{self, line_of};
 use super::store::{Migration, Store};
@@ -489,6 +490,18 @@ pub enum DeployError {
     },
     /// The database itself failed (connection lost, …).
     Db(DbError),
+    /// SIGINT or SIGTERM stopped it; says where every migration of the deploy was left.
+    Interrupted(Interruption),
+}
+
+impl DeployError {
+    /// The signal that stopped the deploy, when one did.
+    pub fn interrupted_by(&self) -> Option<i32> {
+        match self {
+            DeployError::Interrupted(i) => Some(i.signal),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Display for DeployError {
@@ -514,6 +527,7 @@ impl std::fmt::Display for DeployError {
                 }
             }
             DeployError::Db(e) => write!(f, "{e}"),
+            DeployError::Interrupted(i) => write!(f, "{i}"),
         }
     }
 }
@@ -566,6 +580,8 @@ pub async fn deploy(
             ..DeployReport::default()
         });
     }
+    // SIGINT/SIGTERM from here on cancel the running statement and end with a report.
+    let _scope = crate::interrupt::scope();
     let locked = lock(conn, limits.lock_wait, on_event).await?;
     let result = deploy_locked(conn, store, table, limits, options, on_event).await;
     if locked {
@@ -634,27 +650,56 @@ async fn deploy_locked(
         // Stronger settings (remote_write, remote_apply) are left as they are.
         conn.batch(DURABLE_COMMITS).await?;
     }
+    let canceller = match report.pending.is_empty() {
+        true => None,
+        false => conn.canceller().await?,
+    };
+    let _note = canceller.as_ref().map(|c| {
+        crate::interrupt::note(format!(
+            "the deploy's running statement may still be running on the server (backend pid {}); `dbflow migrate status` shows what was applied",
+            c.pid()
+        ))
+    });
     let total = report.pending.len();
     for (index, name) in report.pending.clone().iter().enumerate() {
+        if let Some(signal) = crate::interrupt::received() {
+            record_after_failure(conn, table, !report.applied.is_empty(), before.as_deref()).await;
+            return Err(DeployError::Interrupted(Interruption {
+                signal,
+                applied: report.applied,
+                stopped: None,
+                pending: report.pending[index..].to_vec(),
+            }));
+        }
         let migration = store
             .get(name)
             .expect("pending migrations come from the store");
         on_event(Event::Applying(name, index + 1, total));
         let started = Instant::now();
-        let transactional = apply(conn, migration, table, limits, on_event)
-            .await
-            .map_err(|failure| DeployError::MigrationFailed {
-                name: name.clone(),
-                message: failure.message,
-                applied: report.applied.clone(),
-                partial: failure.partial,
-            });
-        let transactional = match transactional {
+        let applying = apply(conn, migration, table, limits, on_event);
+        let transactional = match cancelling(applying, canceller.as_ref()).await {
             Ok(t) => t,
-            Err(e) => {
+            Err(failure) => {
                 record_after_failure(conn, table, !report.applied.is_empty(), before.as_deref())
                     .await;
-                return Err(e);
+                if let Some(signal) = failure.interrupted {
+                    return Err(DeployError::Interrupted(Interruption {
+                        signal,
+                        stopped: Some(Stopped {
+                            name: name.clone(),
+                            partial: failure.partial,
+                            detail: failure.message,
+                        }),
+                        pending: report.pending[index + 1..].to_vec(),
+                        applied: report.applied,
+                    }));
+                }
+                return Err(DeployError::MigrationFailed {
+                    name: name.clone(),
+                    message: failure.message,
+                    applied: report.applied.clone(),
+                    partial: failure.partial,
+                });
             }
         };
         report.applied.push(name.clone());
@@ -742,6 +787,14 @@ async fn lock(
             on_event(Event::WaitingForLock);
             announced = true;
         }
+        if let Some(signal) = crate::interrupt::received() {
+            return Err(DeployError::Interrupted(Interruption {
+                signal,
+                applied: Vec::new(),
+                stopped: None,
+                pending: Vec::new(),
+            }));
+        }
         if started.elapsed() >= wait {
             let holder = lock_holder(conn)
                 .await
@@ -751,7 +804,10 @@ async fn lock(
                 humantime::format_duration(Duration::from_secs(wait.as_secs().max(1)))
             )));
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = crate::interrupt::wait() => {}
+        }
     }
 }
 
@@ -786,6 +842,8 @@ async fn lock_holder(conn: &mut Conn) -> Result<String, DbError> {
 struct ApplyFailure {
     message: String,
     partial: bool,
+    /// The signal that stopped it (its statement was cancelled or never started).
+    interrupted: Option<i32>,
 }
 
 const LOCK_NOT_AVAILABLE: &str = "55P03";
@@ -829,18 +887,25 @@ async fn apply(
             Err((err, partial))
                 if err.code.as_deref() == Some(LOCK_NOT_AVAILABLE)
                     && !partial
-                    && attempt < limits.lock_retries =>
+                    && attempt < limits.lock_retries
+                    && crate::interrupt::received().is_none() =>
             {
                 attempt += 1;
                 let pause =
                     Duration::from_millis(500 * 2u64.pow(attempt - 1)).min(Duration::from_secs(10));
                 on_event(Event::Retrying(&migration.name, attempt, pause));
-                tokio::time::sleep(pause).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = crate::interrupt::wait() => {}
+                }
             }
             Err((err, partial)) => {
                 let message =
                     describe_failure(&err, &sql, migration, statements.as_deref(), partial);
-                if !partial {
+                // Stopped on purpose: no attempt row (nothing of it was applied, and the
+                // session should do no more than it must after a Ctrl-C).
+                let interrupted = crate::interrupt::received();
+                if !partial && interrupted.is_none() {
                     // Keep the error in `logs` the way Prisma users look for it, on a row
                     // marked rolled back so that it does not count as applied or failed.
                     let row = migration_row(
@@ -852,7 +917,11 @@ async fn apply(
                     );
                     let _ = conn.batch(&row).await;
                 }
-                return Err(ApplyFailure { message, partial });
+                return Err(ApplyFailure {
+                    message,
+                    partial,
+                    interrupted,
+                });
             }
             Ok(()) => return Ok(!outside),
         }
@@ -927,6 +996,38 @@ async fn apply_outside_transaction(
         conn.batch(&limits_sql).await.map_err(|e| (e, true))?;
     }
     for (index, statement) in statements.iter().enumerate() {
+        if let Some(signal) = crate::interrupt::received() {
+            let _ = conn
+                .batch("RESET lock_timeout; RESET statement_timeout")
+                .await;
+            let why = format!(
+                "interrupted by {} before statement {} of {} (line {} of {})",
+                crate::interrupt::name(signal),
+                index + 1,
+                statements.len(),
+                statement.line,
+                migration.path.display()
+            );
+            if index == 0 {
+                // Nothing of it ran: the attempt is rolled back, the migration pending.
+                let now = history::now_sql(conn);
+                let _ = conn
+                    .batch(&format!(
+                        "UPDATE {t} SET rolled_back_at = {now}, logs = {} WHERE id = {}",
+                        quote_literal(&why),
+                        quote_literal(&id)
+                    ))
+                    .await;
+                return Err((DbError::message(why), false));
+            }
+            let update = format!(
+                "UPDATE {t} SET logs = {}, applied_steps_count = {index} WHERE id = {}",
+                quote_literal(&why),
+                quote_literal(&id)
+            );
+            let _ = conn.batch(&update).await;
+            return Err((DbError::message(why), true));
+        }
         if let Err(mut err) = conn.batch(&statement.sql).await {
             let _ = conn.batch("ROLLBACK").await;
             let _ = conn
@@ -1001,6 +1102,7 @@ async fn apply_sqlite(
     let fail = |err: DbError| ApplyFailure {
         message: format!("{err}\nin {}", migration.path.display()),
         partial: false,
+        interrupted: None,
     };
     conn.batch("BEGIN IMMEDIATE").await.map_err(fail)?;
     let already = conn

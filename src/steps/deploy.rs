@@ -253,9 +253,15 @@ impl DeployStep {
             )
             .await;
             conn.close().await;
-            report.map_err(|e| e.to_string())
+            report.map_err(|e| StepError {
+                message: e.to_string(),
+                code: match e.interrupted_by() {
+                    Some(signal) => crate::error::ExitCode::Interrupted(signal),
+                    None => crate::error::ExitCode::Failed,
+                },
+            })
         });
-        let report = result.map_err(StepError::failed)?;
+        let report = result?;
         for warning in &report.warnings {
             cx.ui.warn(warning);
         }

@@ -215,6 +215,9 @@ impl DrillStep {
         catalog: &Catalog,
         report: &mut DrillReport,
     ) -> Result<(), StepError> {
+        // A signal stops the backup or restore that runs; the scratch database is still
+        // dropped below before the drill reports.
+        let _scope = crate::interrupt::scope();
         let target = Target::for_env(cx.project, cx.env);
         let entry = match &self.backup {
             Some(id) => restoring::pick_backup(cx, catalog, Some(id))?,
@@ -252,6 +255,15 @@ impl DrillStep {
                     .ui
                     .warn(&format!("could not drop `{}`: {e}", restored.database)),
             }
+        }
+        if let Some(signal) = crate::interrupt::received() {
+            return Err(StepError {
+                message: format!(
+                    "interrupted by {} during the drill's checks",
+                    crate::interrupt::name(signal)
+                ),
+                code: crate::error::ExitCode::Interrupted(signal),
+            });
         }
         checks.map(|_| ())
     }

@@ -161,6 +161,8 @@ pub fn restore_into_new(
     }
     check_restorable(entry)?;
     let started = Instant::now();
+    // SIGINT/SIGTERM stop pg_restore; the half-restored database is dropped below.
+    let _scope = crate::interrupt::scope();
     if entry.is_postgres() {
         let tools = PgTools::locate(verify::archive_major(&entry.manifest))?;
         on_event(Event::Note(format!("using {}", tools.describe())));
@@ -171,14 +173,17 @@ pub fn restore_into_new(
         if let Err(e) = pg_restore(&tools, &into, entry, jobs, on_event) {
             // The half-restored database is ours: leaving it would only mislead.
             let dropped = tools.dropdb(&server, name);
-            return Err(Error::failed(format!(
-                "{e}\n{}",
-                match dropped {
-                    Ok(()) => format!("the new database `{name}` was dropped again"),
-                    Err(d) =>
-                        format!("the half-restored database `{name}` could not be dropped: {d}"),
-                }
-            )));
+            return Err(Error::Failed {
+                message: format!(
+                    "{e}\n{}",
+                    match dropped {
+                        Ok(()) => format!("the new database `{name}` was dropped again"),
+                        Err(d) =>
+                            format!("the half-restored database `{name}` could not be dropped: {d}"),
+                    }
+                ),
+                code: e.exit_code(),
+            });
         }
     } else {
         copy_sqlite(entry, &super::sqlite_path(&target), on_event)?;
@@ -201,6 +206,7 @@ pub fn restore_in_place(
     check_engine(entry, url)?;
     check_restorable(entry)?;
     let started = Instant::now();
+    let _scope = crate::interrupt::scope();
     if entry.is_postgres() {
         let tools = PgTools::locate(verify::archive_major(&entry.manifest))?;
         on_event(Event::Note(format!("using {}", tools.describe())));
@@ -212,10 +218,11 @@ pub fn restore_in_place(
         tools.dropdb(&conn, &name)?;
         on_event(Event::Phase(format!("createdb {name}")));
         tools.createdb(&conn, &name, entry.manifest.locale.as_ref())?;
-        pg_restore(&tools, &conn, entry, jobs, on_event).map_err(|e| {
-            Error::failed(format!(
+        pg_restore(&tools, &conn, entry, jobs, on_event).map_err(|e| Error::Failed {
+            message: format!(
                 "{e}\n`{name}` is now only partly restored: fix the cause and restore again"
-            ))
+            ),
+            code: e.exit_code(),
         })?;
     } else {
         copy_sqlite(entry, &super::sqlite_path(url), on_event)?;
@@ -287,12 +294,17 @@ fn pg_restore(
                 "pg_restore --jobs={jobs} {}",
                 entry.manifest.dump
             )));
-            tools
+            let handle = tools
                 .command("pg_restore", Some(into), &args)
                 .stdin_null()
                 .stdout_null()
-                .run()
-                .map_err(|e| Error::failed(format!("cannot run pg_restore: {e}")))?
+                .start()
+                .map_err(|e| Error::failed(format!("cannot run pg_restore: {e}")))?;
+            let _children = crate::interrupt::children_of(handle.pids());
+            handle
+                .wait()
+                .map_err(|e| Error::failed(format!("waiting for pg_restore: {e}")))?
+                .clone()
         }
         _ => {
             on_event(Event::Phase(format!(
@@ -309,6 +321,7 @@ fn pg_restore(
             let handle = expression
                 .start()
                 .map_err(|e| Error::failed(format!("cannot start pg_restore: {e}")))?;
+            let _children = crate::interrupt::children_of(handle.pids());
             // Our copy of the read end must go, or a pg_restore that stops early
             // would leave the copy below writing into a pipe nobody reads.
             drop(expression);
@@ -333,6 +346,15 @@ fn pg_restore(
             output
         }
     };
+    if let Some(signal) = crate::interrupt::received() {
+        return Err(Error::interrupted(
+            signal,
+            format!(
+                "interrupted by {}: pg_restore was stopped",
+                crate::interrupt::name(signal)
+            ),
+        ));
+    }
     if !output.status.success() {
         return Err(Error::failed(tool_failure(
             "pg_restore",
