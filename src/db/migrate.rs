@@ -644,10 +644,9 @@ async fn deploy_locked(
     report.pending = pending_names(&status, options);
     let before = status.live_schema.clone();
     if conn.is_postgres() && !report.pending.is_empty() {
-        // A migration is reported applied once its commit returns, so that commit must be
-        // durable: a server, database or role running with `synchronous_commit = off`
-        // would otherwise let a crash take back a migration already printed with ✔.
-        // Stronger settings (remote_write, remote_apply) are left as they are.
+        // The session's own commits are durable (a server, database or role running with
+        // `synchronous_commit = off` is overridden; stronger settings are kept); see
+        // `Durability` for which migrations commit without waiting for the flush.
         conn.batch(DURABLE_COMMITS).await?;
     }
     let canceller = match report.pending.is_empty() {
@@ -661,8 +660,10 @@ async fn deploy_locked(
         ))
     });
     let total = report.pending.len();
+    let mut durability = Durability::new(conn.is_postgres());
     for (index, name) in report.pending.clone().iter().enumerate() {
         if let Some(signal) = crate::interrupt::received() {
+            durability.confirm(conn, table, &mut report, on_event).await;
             record_after_failure(conn, table, !report.applied.is_empty(), before.as_deref()).await;
             return Err(DeployError::Interrupted(Interruption {
                 signal,
@@ -676,10 +677,18 @@ async fn deploy_locked(
             .expect("pending migrations come from the store");
         on_event(Event::Applying(name, index + 1, total));
         let started = Instant::now();
-        let applying = apply(conn, migration, table, limits, on_event);
+        let wait_for_flush = durability.flush_now(index + 1 == total);
+        let applying = apply(conn, migration, table, limits, wait_for_flush, on_event);
         let transactional = match cancelling(applying, canceller.as_ref()).await {
             Ok(t) => t,
-            Err(failure) => {
+            Err(mut failure) => {
+                let unconfirmed = durability.confirm(conn, table, &mut report, on_event).await;
+                if !unconfirmed.is_empty() {
+                    failure.message.push_str(&format!(
+                        "\ncommitted but not confirmed durable before the failure (the server may have lost them; `dbflow migrate status` shows which it kept): {}",
+                        unconfirmed.join(", ")
+                    ));
+                }
                 record_after_failure(conn, table, !report.applied.is_empty(), before.as_deref())
                     .await;
                 if let Some(signal) = failure.interrupted {
@@ -702,8 +711,17 @@ async fn deploy_locked(
                 });
             }
         };
-        report.applied.push(name.clone());
-        on_event(Event::Applied(name, started.elapsed(), transactional));
+        // Durable when its own commit waited for the flush, or it ran outside a
+        // transaction (every statement then commits with the session's durable setting):
+        // either flushed the WAL of every earlier commit too.
+        durability.committed(
+            name,
+            started.elapsed(),
+            transactional,
+            wait_for_flush || !transactional,
+            &mut report,
+            on_event,
+        );
     }
     let recorded = if !report.applied.is_empty() {
         schema::record_change(conn, table, before.as_deref()).await?
@@ -717,6 +735,91 @@ async fn deploy_locked(
         report.warnings.push("the schema state could not be recorded (catalog locked); drift is checked against the previous deploy".into());
     }
     Ok(report)
+}
+
+/// How often at most a deploy waits for the WAL flush: migrations committed meanwhile
+/// are reported applied together, once a later commit's flush covered them.
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+/// Migrations are reported applied only once durable. Waiting for the WAL flush at every
+/// commit would cost one disk sync per migration, so on PostgreSQL most migrations commit
+/// with `synchronous_commit = off` and are held back; about every [`FLUSH_EVERY`] (and
+/// always for the last one) a migration's commit waits for the flush, which makes every
+/// earlier commit durable too, and then the held-back ones are reported with it.
+struct Durability {
+    held: Vec<(String, Duration, bool)>,
+    since: Option<Instant>,
+    deferred: bool,
+}
+
+impl Durability {
+    fn new(postgres: bool) -> Self {
+        Durability {
+            held: Vec::new(),
+            since: None,
+            deferred: postgres,
+        }
+    }
+
+    /// Whether the next migration's commit must wait for the flush.
+    fn flush_now(&self, last: bool) -> bool {
+        !self.deferred || last || self.since.is_some_and(|t| t.elapsed() >= FLUSH_EVERY)
+    }
+
+    /// A migration committed; reports it (and every one held back) once durable.
+    fn committed(
+        &mut self,
+        name: &str,
+        took: Duration,
+        transactional: bool,
+        durable: bool,
+        report: &mut DeployReport,
+        on_event: &mut (dyn FnMut(Event<'_>) + Send),
+    ) {
+        self.held.push((name.to_string(), took, transactional));
+        if durable {
+            self.release(report, on_event);
+        } else {
+            self.since.get_or_insert_with(Instant::now);
+        }
+    }
+
+    fn release(&mut self, report: &mut DeployReport, on_event: &mut (dyn FnMut(Event<'_>) + Send)) {
+        for (name, took, transactional) in self.held.drain(..) {
+            on_event(Event::Applied(&name, took, transactional));
+            report.applied.push(name);
+        }
+        self.since = None;
+    }
+
+    /// Before stopping: makes the held-back commits durable with a commit that waits for
+    /// the flush and reports them; returns the ones that could not be confirmed.
+    async fn confirm(
+        &mut self,
+        conn: &mut Conn,
+        table: &str,
+        report: &mut DeployReport,
+        on_event: &mut (dyn FnMut(Event<'_>) + Send),
+    ) -> Vec<String> {
+        let Some((newest, _, _)) = self.held.last() else {
+            return Vec::new();
+        };
+        // A write (a new version of the newest row, same values) gives the transaction a
+        // commit record to wait for; a read-only one would not wait.
+        let touch = format!(
+            "UPDATE {} SET applied_steps_count = applied_steps_count WHERE migration_name = {} AND finished_at IS NOT NULL AND rolled_back_at IS NULL",
+            quote_ident(table),
+            quote_literal(newest)
+        );
+        // Twice: a cancel sent for the statement before may arrive only now.
+        for _ in 0..2 {
+            if conn.batch(&touch).await.is_ok() {
+                self.release(report, on_event);
+                return Vec::new();
+            }
+        }
+        self.held.drain(..).map(|(name, _, _)| name).collect()
+    }
 }
 
 /// Makes the session's commits wait for the WAL flush unless they already do (or more).
@@ -854,6 +957,7 @@ async fn apply(
     migration: &Migration,
     table: &str,
     limits: &Limits,
+    wait_for_flush: bool,
     on_event: &mut (dyn FnMut(Event<'_>) + Send),
 ) -> Result<bool, ApplyFailure> {
     let sql = migration.sql();
@@ -881,7 +985,7 @@ async fn apply(
             )
             .await
         } else {
-            apply_in_transaction(conn, migration, &sql, table, limits).await
+            apply_in_transaction(conn, migration, &sql, table, limits, wait_for_flush).await
         };
         match result {
             Err((err, partial))
@@ -950,8 +1054,13 @@ async fn apply_in_transaction(
     sql: &str,
     table: &str,
     limits: &Limits,
+    wait_for_flush: bool,
 ) -> Result<(), (DbError, bool)> {
-    let prefix = format!("BEGIN;\n{}", set_limits(limits, true));
+    let deferred = match wait_for_flush {
+        true => "",
+        false => "SET LOCAL synchronous_commit = off;\n",
+    };
+    let prefix = format!("BEGIN;\n{deferred}{}", set_limits(limits, true));
     let row = migration_row(conn, table, migration, RowKind::Finished, None);
     let script = format!("{prefix}{sql}\n;\n{row};\nCOMMIT;");
     match conn.batch(&script).await {

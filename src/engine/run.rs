@@ -186,14 +186,23 @@ impl Executor<'_> {
             return Ok(());
         }
         if let Some(signal) = crate::interrupt::received() {
+            // The step that received it finished anyway; nothing more starts.
+            let message = format!(
+                "{} received: step `{}` and the ones after it were not started",
+                crate::interrupt::name(signal),
+                step.name
+            );
+            state.journal.record(
+                "interrupted",
+                json!({
+                    "workflow": plan.workflow, "step": step.id, "kind": step.kind,
+                    "signal": crate::interrupt::name(signal), "state": message,
+                }),
+            );
             return Err(Failure {
                 step: step.id.clone(),
                 error: StepError {
-                    message: format!(
-                        "{} received: step `{}` and the ones after it were not started",
-                        crate::interrupt::name(signal),
-                        step.name
-                    ),
+                    message,
                     code: ExitCode::Interrupted(signal),
                 },
                 handled: false,
