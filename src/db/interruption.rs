@@ -136,3 +136,53 @@ fn list(
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lists_show_the_first_few_and_a_count() {
+        let names = |from: usize, n: usize| (from..from + n).map(|i| format!("m{i:02}")).collect();
+        let text = Interruption {
+            signal: signal_hook::consts::SIGTERM,
+            applied: names(0, 12),
+            stopped: Some(Stopped {
+                name: "m12".into(),
+                partial: false,
+                detail: "canceling statement due to user request".into(),
+            }),
+            pending: names(13, 2),
+        }
+        .to_string();
+        assert!(
+            text.starts_with(
+                "interrupted by SIGTERM: the running statement of `m12` was cancelled"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "\n  ✔ m09  applied\n  ✔ … and 2 more applied (last: m11)\n  ↺ m12  rolled back"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("\n  … m13  pending\n  … m14  pending\n12 applied by this deploy, 1 rolled back, 0 half applied, 2 pending"), "{text}");
+        assert!(
+            text.ends_with("run `dbflow migrate deploy` again to apply the rest"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn before_any_migration_it_says_so() {
+        let text = Interruption {
+            signal: signal_hook::consts::SIGINT,
+            applied: Vec::new(),
+            stopped: None,
+            pending: Vec::new(),
+        }
+        .to_string();
+        assert_eq!(text, "interrupted by SIGINT before any migration was applied; run `dbflow migrate deploy` again to apply them");
+    }
+}
