@@ -14,6 +14,7 @@ pub mod docs;
 pub mod engine;
 pub mod error;
 pub mod guard;
+pub mod interrupt;
 pub mod lint;
 pub mod lua;
 pub mod runner;
@@ -24,6 +25,7 @@ pub use error::{Error, ExitCode, Result};
 
 /// Runs dbflow with parsed arguments and returns the process exit code.
 pub fn run(cli: cli::Cli) -> i32 {
+    interrupt::install();
     match commands::dispatch(cli) {
         Ok(code) => code.code(),
         Err(err) => {

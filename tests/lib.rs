@@ -4,12 +4,14 @@ mod support;
 
 mod backup;
 mod check;
+mod crash;
 mod docs;
 mod guard;
 mod harness;
 mod hook;
 mod hostile;
 mod init;
+mod interrupt;
 mod lint;
 mod lua;
 mod migrate;

@@ -113,7 +113,16 @@ pub fn run(app: &App, env_flag: Option<&str>, action: MigrateAction) -> Result<E
                         }
                         Ok(ExitCode::Ok)
                     }
-                    Err(e) => Err(Error::failed(e.to_string())),
+                    Err(e) => match e.interrupted_by() {
+                        Some(signal) => {
+                            events.push((
+                                "interrupted",
+                                json!({ "signal": crate::interrupt::name(signal), "state": e.to_string() }),
+                            ));
+                            Err(Error::interrupted(signal, e.to_string()))
+                        }
+                        None => Err(Error::failed(e.to_string())),
+                    },
                 }
             }
             MigrateAction::Resolve {
@@ -177,6 +186,7 @@ pub fn run(app: &App, env_flag: Option<&str>, action: MigrateAction) -> Result<E
         &events,
         match &result {
             Ok(_) => "succeeded",
+            Err(e) if matches!(e.exit_code(), ExitCode::Interrupted(_)) => "interrupted",
             Err(_) => "failed",
         },
     );

@@ -265,7 +265,7 @@ impl BackupStep {
         let mut transfer = Transfer::new(cx.ui);
         let created = backup::create(&catalog, &options, runtime, &mut super::show(&mut transfer));
         transfer.finish();
-        let entry = created.map_err(|e| StepError::failed(e.to_string()))?;
+        let entry = created.map_err(super::restoring::step_error)?;
         let m = &entry.manifest;
         cx.ui.out(&format!(
             "  ✔ backup {} ({}, sha256 {}…, migration head {})",
