@@ -1,6 +1,7 @@
 //! The only place that talks to a person: step headers, messages, prompts, progress.
 //! Everything printed passes through [`redact`].
 
+pub mod actor;
 pub mod progress;
 pub mod prompt;
 pub mod redact;
