@@ -21,6 +21,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// When to colour output: auto (terminals only; NO_COLOR and CLICOLOR_FORCE are
+    /// honoured), always, never.
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = crate::ui::color::ColorWhen::Auto)]
+    pub color: crate::ui::color::ColorWhen,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

@@ -24,13 +24,13 @@ pub use error::{Error, ExitCode, Result};
 
 /// Runs dbflow with parsed arguments and returns the process exit code.
 pub fn run(cli: cli::Cli) -> i32 {
+    ui::color::init(cli.color);
     match commands::dispatch(cli) {
         Ok(code) => code.code(),
         Err(err) => {
-            let text = ui::redact::redact(&err.to_string());
             match &err {
-                Error::Config(_) => eprintln!("{text}"),
-                _ => eprintln!("error: {text}"),
+                Error::Config(_) => ui::eprint_styled(&err.to_string()),
+                _ => ui::eprint_styled(&format!("error: {err}")),
             }
             err.exit_code().code()
         }

@@ -2,6 +2,7 @@
 //! Everything printed passes through [`redact`].
 
 pub mod actor;
+pub mod color;
 pub mod progress;
 pub mod prompt;
 pub mod redact;
@@ -28,12 +29,21 @@ impl Ui {
 
     /// Prints a line of normal output (stdout, or stderr in JSON mode), redacted.
     pub fn out(&self, text: &str) {
-        let text = redact::redact(text);
+        let text = styled(&redact::redact(text));
         if self.json {
-            eprintln!("{text}");
+            let _ = writeln!(anstream::stderr().lock(), "{text}");
         } else {
-            let mut stdout = std::io::stdout().lock();
-            let _ = writeln!(stdout, "{text}");
+            let _ = writeln!(anstream::stdout().lock(), "{text}");
+        }
+    }
+
+    /// Prints a unified diff like [`Ui::out`], additions and removals coloured.
+    pub fn diff(&self, text: &str) {
+        let text = color::diff(&redact::redact(text));
+        if self.json {
+            let _ = writeln!(anstream::stderr().lock(), "{text}");
+        } else {
+            let _ = writeln!(anstream::stdout().lock(), "{text}");
         }
     }
 
@@ -48,12 +58,12 @@ impl Ui {
 
     /// A warning on stderr.
     pub fn warn(&self, text: &str) {
-        eprintln!("{}", redact::redact(&format!("warning: {text}")));
+        eprint_styled(&format!("warning: {text}"));
     }
 
     /// An error on stderr.
     pub fn error(&self, text: &str) {
-        eprintln!("{}", redact::redact(&format!("error: {text}")));
+        eprint_styled(&format!("error: {text}"));
     }
 
     /// A step begins.
@@ -79,10 +89,7 @@ impl Ui {
 
     /// A step failed.
     pub fn step_failed(&self, depth: usize, name: &str, message: &str) {
-        eprintln!(
-            "{}",
-            redact::redact(&format!("{}✘ {name}: {message}", indent(depth)))
-        );
+        eprint_styled(&format!("{}✘ {name}: {message}", indent(depth)));
     }
 }
 
@@ -96,6 +103,19 @@ impl crate::runner::exec::Sink for ChildOutput<'_> {
     fn line(&self, line: &str) {
         self.ui.out(&format!("  │ {line}"));
     }
+}
+
+/// Prints `text` on stderr, redacted, each line styled (colour only where wanted).
+pub fn eprint_styled(text: &str) {
+    let text = styled(&redact::redact(text));
+    let _ = writeln!(anstream::stderr().lock(), "{text}");
+}
+
+fn styled(text: &str) -> String {
+    text.split('\n')
+        .map(color::line)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn indent(depth: usize) -> String {
