@@ -183,3 +183,181 @@ fn a_terminal_is_coloured_unless_no_color() {
         "{plain:?}"
     );
 }
+
+// --- --json --------------------------------------------------------------------------------
+
+/// One project for the `--json` tests: `staging` points at a port nothing listens on.
+const UNREACHABLE: &str = "
+    environments:
+      local:
+        url: sqlite:.dbflow/app.db
+      staging:
+        url: postgres://app:hunter2secret@127.0.0.1:1/app
+    workflows:
+      release:
+        steps:
+          - name: Back up
+            backup: {}
+          - name: Deploy
+            deploy: {}
+";
+
+/// Parses stdout as exactly one JSON document (trailing text fails), and checks an
+/// error document's code against the exit code.
+#[track_caller]
+fn one_document(out: &crate::support::cli::Output, what: &str) -> serde_json::Value {
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "`{what}`: stdout is not one JSON document ({e}):\n{}\n--- stderr ---\n{}",
+            out.stdout, out.stderr
+        )
+    });
+    if let Some(error) = doc.get("error").filter(|e| e.is_object()) {
+        assert_eq!(
+            error["code"], out.code,
+            "`{what}`: code differs from the exit code: {doc}"
+        );
+        assert!(
+            error["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "`{what}`: {doc}"
+        );
+    }
+    assert!(
+        !out.all().contains("hunter2secret"),
+        "`{what}` leaked the password"
+    );
+    doc
+}
+
+/// The command lines that reach a database, and the others.
+const COMMANDS: &[&[&str]] = &[
+    &["list"],
+    &["run", "release", "--yes"],
+    &["env"],
+    &["validate"],
+    &["runs"],
+    &["docs", "--check"],
+    &["migrate", "status"],
+    &["migrate", "deploy", "--yes"],
+    &["migrate", "resolve", "--applied", "x", "--yes"],
+    &["migrate", "down", "x", "--yes"],
+    &["migrate", "new", "x"],
+    &["backup", "create"],
+    &["backup", "list"],
+    &["backup", "verify", "x"],
+    &["backup", "prune", "--dry-run"],
+    &["backup", "pin", "x"],
+    &["backup", "unpin", "x"],
+    &["restore", "latest"],
+    &["restore", "list"],
+    &["restore", "drop", "x_restore_1"],
+    &["rollback", "--backup", "x"],
+    &["drill"],
+    &["check", "deploy"],
+    &["lint"],
+    &["scan"],
+    &["hook", "install"],
+];
+
+#[test]
+fn every_command_prints_one_json_document_on_a_bad_argument() {
+    let test = Test::new().file("Workflowfile.yaml", UNREACHABLE);
+    for command in COMMANDS {
+        let mut args: Vec<&str> = command.to_vec();
+        args.extend(["--json", "--no-such-flag"]);
+        let out = test.run_with(&args);
+        let what = args.join(" ");
+        out.assert_code(2);
+        let doc = one_document(&out, &what);
+        assert!(
+            doc["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("--no-such-flag"),
+            "{what}: {doc}"
+        );
+    }
+}
+
+#[test]
+fn every_command_prints_one_json_document_against_an_unreachable_database() {
+    let test = Test::new().file("Workflowfile.yaml", UNREACHABLE);
+    for command in COMMANDS {
+        let mut args: Vec<&str> = command.to_vec();
+        args.extend(["--json", "--env", "staging"]);
+        let out = test.run_with(&args);
+        one_document(&out, &args.join(" "));
+    }
+    // Failures that are not errors of the command line keep their own exit code.
+    let out = test.run_with(["migrate", "status", "--json", "--env", "staging"]);
+    assert_eq!(one_document(&out, "status")["error"]["code"], 1);
+    let out = test.run_with(["init", "--json"]);
+    one_document(&out, "init");
+}
+
+fn pretty(value: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(value).expect("JSON")
+}
+
+#[test]
+fn json_error_shapes() {
+    let bad = Test::new().file(
+        "Workflowfile.yaml",
+        "
+        environments:
+          local:
+            url: sqlite:.dbflow/app.db
+            protections: protected
+        ",
+    );
+    let out = bad.run_with(["validate", "--json"]);
+    out.assert_code(2);
+    insta::assert_snapshot!("json_config_error", pretty(&one_document(&out, "validate")));
+
+    let test = Test::new().file("Workflowfile.yaml", UNREACHABLE);
+    let out = test.run_with(["migrate", "statu", "--json"]);
+    out.assert_code(2);
+    insta::assert_snapshot!(
+        "json_usage_error",
+        pretty(&one_document(&out, "migrate statu"))
+    );
+
+    let out = test.run_with(["migrate", "status", "--json", "--env", "staging"]);
+    out.assert_code(1);
+    insta::assert_snapshot!(
+        "json_unreachable",
+        pretty(&one_document(&out, "migrate status"))
+    );
+}
+
+#[test]
+fn migrate_status_json_has_counts() {
+    let test = Test::new()
+        .file(
+            "Workflowfile.yaml",
+            "
+            environments:
+              local:
+                url: sqlite:.dbflow/app.db
+            ",
+        )
+        .file(
+            "prisma/migrations/20250101000000_init/migration.sql",
+            "CREATE TABLE a (id int);\n",
+        )
+        .file(
+            "prisma/migrations/20250102000000_more/migration.sql",
+            "CREATE TABLE b (id int);\n",
+        )
+        .file(
+            "prisma/migrations/migration_lock.toml",
+            "provider = \"sqlite\"\n",
+        );
+    test.run_with(["migrate", "deploy", "--to", "20250101000000_init"])
+        .assert_code(0);
+    let out = test.run_with(["migrate", "status", "--json"]);
+    out.assert_code(4);
+    let doc = one_document(&out, "migrate status");
+    insta::assert_snapshot!("json_migrate_status_counts", pretty(&doc["counts"]));
+    assert_eq!(doc["clean"], false);
+}

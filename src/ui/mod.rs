@@ -3,6 +3,7 @@
 
 pub mod actor;
 pub mod color;
+pub mod json;
 pub mod progress;
 pub mod prompt;
 pub mod redact;
@@ -29,8 +30,10 @@ impl Ui {
 
     /// Prints a line of normal output (stdout, or stderr in JSON mode), redacted.
     pub fn out(&self, text: &str) {
-        let text = styled(&redact::redact(text));
+        let plain = redact::redact(text);
+        let text = styled(&plain);
         if self.json {
+            json::record(&plain);
             let _ = writeln!(anstream::stderr().lock(), "{text}");
         } else {
             let _ = writeln!(anstream::stdout().lock(), "{text}");
@@ -39,8 +42,10 @@ impl Ui {
 
     /// Prints a unified diff like [`Ui::out`], additions and removals coloured.
     pub fn diff(&self, text: &str) {
-        let text = color::diff(&redact::redact(text));
+        let plain = redact::redact(text);
+        let text = color::diff(&plain);
         if self.json {
+            json::record(&plain);
             let _ = writeln!(anstream::stderr().lock(), "{text}");
         } else {
             let _ = writeln!(anstream::stdout().lock(), "{text}");
@@ -48,12 +53,9 @@ impl Ui {
     }
 
     /// Prints the JSON document of a `--json` command on stdout, redacted.
+    /// Only the first document of a run is printed (see [`json`]).
     pub fn json_doc(&self, value: &serde_json::Value) {
-        let value = redact::redact_json(value);
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
-        );
+        json::print(&redact::redact_json(value));
     }
 
     /// A warning on stderr.
@@ -107,7 +109,9 @@ impl crate::runner::exec::Sink for ChildOutput<'_> {
 
 /// Prints `text` on stderr, redacted, each line styled (colour only where wanted).
 pub fn eprint_styled(text: &str) {
-    let text = styled(&redact::redact(text));
+    let plain = redact::redact(text);
+    json::record(&plain);
+    let text = styled(&plain);
     let _ = writeln!(anstream::stderr().lock(), "{text}");
 }
 
