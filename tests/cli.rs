@@ -361,3 +361,61 @@ fn migrate_status_json_has_counts() {
     insta::assert_snapshot!("json_migrate_status_counts", pretty(&doc["counts"]));
     assert_eq!(doc["clean"], false);
 }
+
+// --- progress in logs ----------------------------------------------------------------------
+
+/// The done-when of issue 17: a pgbench scale-20 database (~300 MB) backed up with output
+/// piped (not a terminal) prints progress lines with percentages and ends with the total,
+/// never a carriage return. With the default interval (10 s) the lines come from the 10 %
+/// steps: progress is measured on what pg_dump reads (pg_stat_progress_copy) against the
+/// tables' size, so the archive's compression (256 MiB of tables, a 5 MiB dump) does not
+/// flatten it.
+#[test]
+fn backup_progress_in_a_log_has_percentages_and_the_total() {
+    let Some(db) = crate::support::pg::database("backup_progress_in_a_log") else {
+        return;
+    };
+    let bin = crate::support::pg::bin_dir().expect("PostgreSQL binaries");
+    let pgbench = std::process::Command::new(bin.join("pgbench"))
+        .args(["-i", "-s", "20", "-q", "--no-vacuum", &db.url])
+        .output()
+        .expect("running pgbench");
+    assert!(
+        pgbench.status.success(),
+        "pgbench -i failed: {}",
+        String::from_utf8_lossy(&pgbench.stderr)
+    );
+    let test = Test::new()
+        .file(
+            "Workflowfile.yaml",
+            "
+            environments:
+              staging:
+                url: ${DATABASE_URL}
+            ",
+        )
+        .env("DATABASE_URL", &db.url)
+        .env_remove("DBFLOW_PROGRESS_INTERVAL")
+        .env("PATH", &crate::backup::pg_path());
+    let started = std::time::Instant::now();
+    let out = test.run_with(["backup", "create", "--env", "staging"]);
+    out.assert_code(0);
+    let all = out.all();
+    assert!(!all.contains('\r'), "a carriage return in a log:\n{all:?}");
+    let progress: Vec<&str> = all
+        .lines()
+        .filter(|l| l.trim_start().starts_with("pg_dump:"))
+        .collect();
+    let with_percent = progress.iter().filter(|l| l.contains("%)")).count();
+    assert!(
+        with_percent >= 3,
+        "expected at least 3 progress lines with a percentage (backup took {:?}):\n{all}",
+        started.elapsed()
+    );
+    assert!(progress[0].contains("pg_dump: started, about"), "{all}");
+    let last = progress.last().expect("progress lines");
+    assert!(
+        last.contains("pg_dump: done, ") && last.contains(" in ") && last.contains("/s)"),
+        "the last progress line should give the total and the rate:\n{all}"
+    );
+}

@@ -5,6 +5,7 @@ pub mod actor;
 pub mod color;
 pub mod json;
 pub mod progress;
+pub mod progress_log;
 pub mod prompt;
 pub mod redact;
 

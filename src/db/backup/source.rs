@@ -28,6 +28,9 @@ pub struct SourceInfo {
     /// The server's clock (`now()`) in the snapshot's transaction, with this machine's
     /// clock read just after it (PostgreSQL).
     pub clock: Option<ClockReading>,
+    /// The tables' size (`pg_database_size` without indexes and catalogs): the estimate
+    /// a dump's progress percentage counts towards (PostgreSQL; `None` when unreadable).
+    pub size_estimate: Option<u64>,
 }
 
 /// The database server's clock and this machine's, read at (nearly) the same moment.
@@ -96,6 +99,21 @@ pub async fn read_postgres(
         collate: r[1].clone().unwrap_or_default(),
         ctype: r[2].clone().unwrap_or_default(),
     });
+    // Read outside the transaction: a role without CONNECT on its own database cannot,
+    // and that must cost only the percentage, not the backup.
+    // What pg_dump reads is the tables' data: the database's size without indexes and
+    // the system catalogs (pg_database_size when that cannot be read).
+    info.size_estimate = conn
+        .string(
+            "SELECT coalesce((SELECT sum(pg_table_size(c.oid)) FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'm') \
+             AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+             AND n.nspname NOT LIKE 'pg\\_toast%'), 0)::bigint::text",
+        )
+        .await
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse().ok());
     conn.batch("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .await?;
     // A hot standby before PostgreSQL 10, or a pooler, cannot export: then the dump
