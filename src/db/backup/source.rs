@@ -28,8 +28,8 @@ pub struct SourceInfo {
     /// The server's clock (`now()`) in the snapshot's transaction, with this machine's
     /// clock read just after it (PostgreSQL).
     pub clock: Option<ClockReading>,
-    /// The tables' size (`pg_database_size` without indexes and catalogs): the estimate
-    /// a dump's progress percentage counts towards (PostgreSQL; `None` when unreadable).
+    /// The tables' size (their pages in the catalog, else `pg_database_size`): the
+    /// estimate a dump's progress percentage counts towards (PostgreSQL).
     pub size_estimate: Option<u64>,
 }
 
@@ -101,14 +101,17 @@ pub async fn read_postgres(
     });
     // Read outside the transaction: a role without CONNECT on its own database cannot,
     // and that must cost only the percentage, not the backup.
-    // What pg_dump reads is the tables' data: the database's size without indexes and
-    // the system catalogs (pg_database_size when that cannot be read).
+    // What pg_dump reads is the tables' data: their pages as the catalog last counted
+    // them (VACUUM, ANALYZE, CREATE INDEX keep relpages), else pg_database_size. Both
+    // read no table, so a session holding a lock cannot make this wait.
     info.size_estimate = conn
         .string(
-            "SELECT coalesce((SELECT sum(pg_table_size(c.oid)) FROM pg_class c \
+            "SELECT coalesce(nullif((SELECT sum(c.relpages::bigint + coalesce(t.relpages, 0)) \
+             * current_setting('block_size')::bigint FROM pg_class c \
+             LEFT JOIN pg_class t ON t.oid = c.reltoastrelid \
              JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'm') \
-             AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-             AND n.nspname NOT LIKE 'pg\\_toast%'), 0)::bigint::text",
+             AND n.nspname NOT IN ('pg_catalog', 'information_schema')), 0), \
+             pg_database_size(current_database()))::bigint::text",
         )
         .await
         .ok()
