@@ -419,3 +419,162 @@ fn backup_progress_in_a_log_has_percentages_and_the_total() {
         "the last progress line should give the total and the rate:\n{all}"
     );
 }
+
+// --- completions, manual, examples ---------------------------------------------------------
+
+#[test]
+fn bash_completion_loads_and_completes_project_names() {
+    let test = Test::new().file(
+        "Workflowfile.yaml",
+        "
+        environments:
+          local:
+            url: sqlite:.dbflow/app.db
+          staging:
+            url: sqlite:.dbflow/staging.db
+        workflows:
+          release:
+            steps:
+              - name: Say hello
+                shell: echo hello
+        ",
+    );
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_dbflow"));
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // The done-when line, verbatim, then a completion as bash would ask for it.
+    let script = r#"
+        set -e
+        source <(dbflow completions bash)
+        complete -p dbflow
+        COMP_WORDS=(dbflow run re); COMP_CWORD=2; _dbflow_names dbflow re run
+        echo "run: ${COMPREPLY[*]}"
+        COMP_WORDS=(dbflow migrate status --env st); COMP_CWORD=4; _dbflow_names dbflow st --env
+        echo "env: ${COMPREPLY[*]}"
+        COMP_WORDS=(dbflow mig); COMP_CWORD=1; _dbflow_names dbflow mig dbflow
+        echo "sub: ${COMPREPLY[*]}"
+    "#;
+    let out = std::process::Command::new("bash")
+        .args(["-c", script])
+        .current_dir(test.path())
+        .env("PATH", path)
+        .output()
+        .expect("running bash");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bash failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("-F _dbflow_names dbflow"), "{stdout}");
+    assert!(stdout.contains("run: release"), "{stdout}");
+    assert!(stdout.contains("env: staging"), "{stdout}");
+    assert!(stdout.contains("sub: migrate"), "{stdout}");
+    // The done-when command itself.
+    let ok = std::process::Command::new("bash")
+        .args([
+            "-c",
+            &format!("source <({} completions bash)", bin.display()),
+        ])
+        .status()
+        .expect("bash");
+    assert!(ok.success());
+}
+
+#[test]
+fn completions_for_every_shell() {
+    let test = Test::new();
+    for (shell, marker) in [
+        ("bash", "_dbflow()"),
+        ("zsh", "#compdef dbflow"),
+        ("fish", "complete -c dbflow"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let out = test.run_with(["completions", shell]);
+        out.assert_code(0);
+        assert!(out.stdout.contains(marker), "{shell}: {}", out.stdout);
+    }
+    let out = test.run_with(["completions", "tcsh"]);
+    out.assert_code(2);
+}
+
+#[test]
+fn man_page_renders_with_man_l() {
+    let test = Test::new();
+    let out = test.run_with(["man"]);
+    out.assert_code(0);
+    assert!(
+        out.stdout.starts_with(".ie") || out.stdout.contains(".TH dbflow"),
+        "{}",
+        &out.stdout[..200.min(out.stdout.len())]
+    );
+    test.write("dbflow.1", &out.stdout);
+    let page = test.path().join("dbflow.1");
+    let rendered = if std::process::Command::new("man")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        std::process::Command::new("man")
+            .args(["-l", "-P", "cat"])
+            .arg(&page)
+            .env("MANWIDTH", "100")
+            .output()
+            .expect("man -l")
+    } else {
+        eprintln!("`man` is not installed: rendering with groff instead");
+        std::process::Command::new("groff")
+            .args(["-man", "-Tutf8"])
+            .arg(&page)
+            .output()
+            .expect("groff")
+    };
+    let text = String::from_utf8_lossy(&rendered.stdout);
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    for needle in ["NAME", "dbflow", "SYNOPSIS", "completions", "migrate"] {
+        assert!(
+            text.contains(needle),
+            "{needle} missing from the rendered page:\n{text}"
+        );
+    }
+    // One page per command.
+    let out = test.run_with(["man", "--out", "man1"]);
+    out.assert_code(0);
+    assert!(test.exists("man1/dbflow.1") && test.exists("man1/dbflow-migrate-status.1"));
+}
+
+#[test]
+fn main_commands_help_ends_with_examples() {
+    let test = Test::new();
+    for command in [
+        &["run"][..],
+        &["migrate"],
+        &["backup"],
+        &["restore"],
+        &["rollback"],
+        &["drill"],
+        &["check"],
+        &["lint"],
+        &["completions"],
+    ] {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let out = test.run_with(&args);
+        out.assert_code(0);
+        let tail: Vec<&str> = out.stdout.trim_end().lines().rev().take(4).collect();
+        let examples = tail
+            .iter()
+            .filter(|l| l.trim_start().starts_with("dbflow ") || l.contains("<(dbflow"))
+            .count();
+        assert!(
+            examples >= 2,
+            "{command:?}: no examples at the end:\n{}",
+            out.stdout
+        );
+        assert!(out.stdout.contains("\nExamples:\n"), "{}", out.stdout);
+    }
+}
