@@ -578,3 +578,182 @@ fn main_commands_help_ends_with_examples() {
         assert!(out.stdout.contains("\nExamples:\n"), "{}", out.stdout);
     }
 }
+
+// --- compose overrides, unattended ---------------------------------------------------------
+
+/// Compose's interpolation of a value: `${NAME}`, `${NAME:-default}` from `host`, `$$` → `$`.
+fn compose_interpolate(text: &str, host: &std::collections::HashMap<&str, String>) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(body) = after.strip_prefix('{') {
+            let end = body.find('}').expect("closing brace");
+            let inner = &body[..end];
+            let (name, default) = match inner.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (inner, None),
+            };
+            match host.get(name).filter(|v| !v.is_empty()) {
+                Some(v) => out.push_str(v),
+                None => out.push_str(default.unwrap_or("")),
+            }
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Runs a generated override's `app` service the way `docker compose up` would, without
+/// a terminal: its `command:` in `sh`, with only its `environment:` (interpolated from
+/// `host`), dbflow and the PostgreSQL tools on PATH.
+fn compose_up(
+    test: &Test,
+    env: &str,
+    host: &std::collections::HashMap<&str, String>,
+) -> (i32, String) {
+    let file = test.read(&format!("docs/generated/docker-compose.{env}.yml"));
+    let doc: serde_json::Value = serde_saphyr::from_str(&file).expect("compose YAML");
+    let app = &doc["services"]["app"];
+    let command: Vec<String> = app["command"]
+        .as_array()
+        .expect("command is a list")
+        .iter()
+        .map(|c| compose_interpolate(c.as_str().unwrap(), host))
+        .collect();
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_dbflow"));
+    let mut cmd = std::process::Command::new(&command[0]);
+    cmd.args(&command[1..])
+        .current_dir(test.path())
+        .env_clear()
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.parent().unwrap().display(),
+                crate::backup::pg_path()
+            ),
+        )
+        .stdin(std::process::Stdio::null());
+    for (key, value) in app["environment"].as_object().expect("environment map") {
+        cmd.env(key, compose_interpolate(value.as_str().unwrap(), host));
+    }
+    let out = cmd.output().expect("running the command");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn compose_overrides_run_unattended_with_pending_migrations() {
+    let (Some(staging), Some(production), Some(opt_in)) = (
+        crate::support::pg::database("compose_staging"),
+        crate::support::pg::database("compose_production"),
+        crate::support::pg::database("compose_opt_in"),
+    ) else {
+        return;
+    };
+    let test = Test::new()
+        .file(
+            "Workflowfile.yaml",
+            "
+            environments:
+              staging:
+                url: ${STAGING_DATABASE_URL}
+                protection: shared
+                vars: { app_command: echo APP STARTED }
+              production:
+                url: ${PRODUCTION_DATABASE_URL}
+                protection: protected
+                vars: { app_command: echo APP STARTED }
+              canary:
+                url: ${CANARY_DATABASE_URL}
+                protection: protected
+                vars: { app_command: echo APP STARTED, compose_migrations: deploy }
+            ",
+        )
+        .file(
+            "prisma/migrations/migration_lock.toml",
+            "provider = \"postgresql\"\n",
+        )
+        .file(
+            "prisma/migrations/20250101000000_init/migration.sql",
+            "CREATE TABLE account (id int PRIMARY KEY);\n",
+        )
+        .file(
+            "prisma/migrations/20250102000000_more/migration.sql",
+            "ALTER TABLE account ADD COLUMN name text;\n",
+        );
+    test.run_with(["docs"]).assert_code(0);
+    for env in ["production", "canary"] {
+        let text = test.read(&format!("docs/generated/docker-compose.{env}.yml"));
+        assert!(
+            text.contains("# migrations: "),
+            "the decision is written down:\n{text}"
+        );
+    }
+    let mut host = std::collections::HashMap::new();
+    host.insert("STAGING_DATABASE_URL", staging.url.clone());
+    host.insert("PRODUCTION_DATABASE_URL", production.url.clone());
+    host.insert("CANARY_DATABASE_URL", opt_in.url.clone());
+    let applied = |db: &crate::support::pg::TestDb| {
+        db.psql("SELECT count(*) FROM pg_tables WHERE tablename = '_prisma_migrations'") == "1"
+            && db.psql("SELECT count(*) FROM _prisma_migrations WHERE finished_at IS NOT NULL")
+                == "2"
+    };
+
+    // shared: deploys, then starts.
+    let (code, out) = compose_up(&test, "staging", &host);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("APP STARTED") && applied(&staging), "{out}");
+
+    // protected, default `check`: refuses to start, says what to do, changes nothing.
+    let (code, out) = compose_up(&test, "production", &host);
+    assert_eq!(code, 4, "{out}");
+    assert!(!out.contains("APP STARTED"), "{out}");
+    assert!(
+        out.contains("dbflow run deploy --env production --yes"),
+        "{out}"
+    );
+    assert!(!applied(&production));
+
+    // protected, `deploy` without the opt-in variable: the same refusal.
+    let (code, out) = compose_up(&test, "canary", &host);
+    assert_eq!(code, 4, "{out}");
+    assert!(!out.contains("APP STARTED") && !applied(&opt_in), "{out}");
+
+    // ... and with DBFLOW_DEPLOY_ON_START=yes: deploys, then starts.
+    host.insert("DBFLOW_DEPLOY_ON_START", "yes".into());
+    let (code, out) = compose_up(&test, "canary", &host);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("APP STARTED") && applied(&opt_in), "{out}");
+
+    // Once the pipeline deployed, the protected app starts.
+    let deploy = std::process::Command::new(env!("CARGO_BIN_EXE_dbflow"))
+        .args(["migrate", "deploy", "--env", "production", "--yes"])
+        .current_dir(test.path())
+        .env("PRODUCTION_DATABASE_URL", &production.url)
+        .env("PATH", crate::backup::pg_path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("dbflow migrate deploy");
+    assert!(
+        deploy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deploy.stderr)
+    );
+    let (code, out) = compose_up(&test, "production", &host);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("APP STARTED"), "{out}");
+}
