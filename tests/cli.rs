@@ -257,6 +257,8 @@ const COMMANDS: &[&[&str]] = &[
     &["lint"],
     &["scan"],
     &["hook", "install"],
+    &["completions", "bash"],
+    &["man"],
 ];
 
 #[test]
@@ -756,4 +758,482 @@ fn compose_overrides_run_unattended_with_pending_migrations() {
     let (code, out) = compose_up(&test, "production", &host);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("APP STARTED"), "{out}");
+}
+
+// --- Dockerfile ------------------------------------------------------------------------------
+
+/// The Dockerfile's instructions, continuation lines joined, comments dropped.
+fn dockerfile_instructions(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if current.is_empty() && (trimmed.is_empty() || trimmed.starts_with('#')) {
+            continue;
+        }
+        match trimmed.strip_suffix('\\') {
+            Some(head) => {
+                current.push_str(head);
+                current.push(' ');
+            }
+            None => {
+                current.push_str(trimmed);
+                let (op, args) = current.split_once(' ').unwrap_or((&current, ""));
+                out.push((op.to_uppercase(), args.trim().to_string()));
+                current.clear();
+            }
+        }
+    }
+    out
+}
+
+/// No Docker engine here: the Dockerfile is parsed, each RUN is checked by `sh -n`, the
+/// stages and what the runtime image holds are checked against the project (Rust version,
+/// Cargo.lock, the binary's name and entry point).
+#[test]
+fn dockerfile_is_multi_stage_and_consistent_with_the_project() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("Dockerfile")).expect("Dockerfile");
+    let instructions = dockerfile_instructions(&text);
+    let froms: Vec<&str> = instructions
+        .iter()
+        .filter(|(op, _)| op == "FROM")
+        .map(|(_, a)| a.as_str())
+        .collect();
+    assert_eq!(froms.len(), 2, "{froms:?}");
+    assert!(froms[0].starts_with("rust:") && froms[0].ends_with(" AS build"));
+    assert!(froms[1].starts_with("debian:") && froms[1].contains("-slim AS runtime"));
+    for (op, args) in &instructions {
+        if op == "RUN" {
+            let status = std::process::Command::new("sh")
+                .args(["-n", "-c", args])
+                .status()
+                .unwrap();
+            assert!(status.success(), "not valid sh: {args}");
+        }
+    }
+    let run = |needle: &str| {
+        instructions
+            .iter()
+            .any(|(op, a)| op == "RUN" && a.contains(needle))
+    };
+    assert!(run("cargo build --release --locked --bin dbflow"));
+    assert!(
+        root.join("Cargo.lock").exists(),
+        "--locked needs Cargo.lock"
+    );
+    assert!(run("postgresql-client-${PG_CLIENT}"));
+    let arg = |name: &str| {
+        instructions
+            .iter()
+            .find_map(|(op, a)| (op == "ARG").then(|| a.strip_prefix(&format!("{name}=")))?)
+            .unwrap_or_else(|| panic!("ARG {name}"))
+            .to_string()
+    };
+    // The image's Rust must build the crate: at least the package's rust-version.
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let needed = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = "))
+        .unwrap()
+        .trim_matches('"');
+    let version = |v: &str| -> Vec<u32> { v.split('.').map(|p| p.parse().unwrap()).collect() };
+    assert!(version(&arg("RUST_VERSION")) >= version(needed));
+    // pg_dump must be at least the server's major: the client is not older than the
+    // PostgreSQL the tests run against.
+    let client: u32 = arg("PG_CLIENT").parse().unwrap();
+    if let Some(bin) = crate::support::pg::bin_dir() {
+        let server: u32 = bin
+            .parent()
+            .and_then(|p| p.file_name())
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            client >= server,
+            "PG_CLIENT {client} < test server {server}"
+        );
+    }
+    assert!(instructions
+        .iter()
+        .any(|(op, a)| op == "COPY"
+            && a == "--from=build /usr/local/bin/dbflow /usr/local/bin/dbflow"));
+    assert!(instructions
+        .iter()
+        .any(|(op, a)| op == "ENTRYPOINT" && a == "[\"dbflow\"]"));
+    assert!(instructions
+        .iter()
+        .any(|(op, a)| op == "USER" && a != "root"));
+    // What the build stage runs last, run here: the binary answers --version.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dbflow"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("dbflow "));
+    let ignore = std::fs::read_to_string(root.join(".dockerignore")).unwrap();
+    assert!(
+        ignore.lines().any(|l| l == "target/"),
+        "the build context skips target/"
+    );
+}
+
+// --- CI recipes (docs/ci.md, action.yml) -------------------------------------------------
+
+/// The YAML block after `<!-- ci-recipe: NAME -->` in docs/ci.md.
+fn ci_recipe(name: &str) -> serde_json::Value {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("docs/ci.md")).unwrap();
+    let marker = format!("<!-- ci-recipe: {name} -->\n```yaml\n");
+    let start = text
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} recipe"))
+        + marker.len();
+    let end = start + text[start..].find("\n```").unwrap();
+    serde_saphyr::from_str(&text[start..end]).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Replaces GitHub's `${{ expr }}` with the documented values (`||` takes the first set).
+/// An expression the test does not know fails it: a recipe must use only what is listed.
+fn github_expr(text: &str, values: &std::collections::HashMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("${{") {
+        out.push_str(&rest[..i]);
+        let end = rest[i..].find("}}").expect("closing }}") + i;
+        let expr = rest[i + 3..end].trim();
+        let value = expr
+            .split("||")
+            .map(str::trim)
+            .find_map(|e| values.get(e).filter(|v| !v.is_empty()))
+            .unwrap_or_else(|| panic!("unknown expression `{expr}`"));
+        out.push_str(value);
+        rest = &rest[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn string_map(value: &serde_json::Value) -> Vec<(String, String)> {
+    value
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    (k.clone(), v)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs `script` the way the CI does (bash, -e, pipefail), in `dir`, with `env` only
+/// (plus PATH and HOME); panics with the output when it fails.
+fn ci_shell(dir: &std::path::Path, script: &str, env: &[(String, String)], what: &str) -> String {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_dbflow"));
+    let mut cmd = std::process::Command::new("bash");
+    cmd.args(["--noprofile", "--norc", "-eo", "pipefail", "-c", script])
+        .current_dir(dir)
+        .env_clear()
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.parent().unwrap().display(),
+                crate::backup::pg_path()
+            ),
+        )
+        .env("HOME", dir)
+        .stdin(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("bash");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n$ {script}\n{text}",
+        out.status
+    );
+    text
+}
+
+/// A project as the recipes expect it: built-in workflows, staging and a protected
+/// production deployable from CI only, a drill server, the metrics textfile; a git
+/// repository whose `main` has one migration and whose HEAD adds a second.
+fn ci_project(staging: &str, production: &str, drill: &str) -> Test {
+    let test = Test::new();
+    test.run_with(["init"]).assert_code(0);
+    test.write(
+        "Workflowfile.yaml",
+        "
+        include:
+          - workflows/*.yaml
+        default_env: local
+        metrics: { textfile: metrics/dbflow.prom }
+        drill:
+          server_url: ${DRILL_SERVER_URL}
+        environments:
+          local:
+            url: sqlite:.dbflow/local.db
+            protection: sandbox
+          staging:
+            url: ${STAGING_DATABASE_URL}
+            protection: shared
+          production:
+            url: ${PRODUCTION_DATABASE_URL}
+            protection: protected
+            require_applied_on: staging
+            deploy_from: ci
+        ",
+    );
+    test.write(
+        "prisma/migrations/migration_lock.toml",
+        "provider = \"postgresql\"\n",
+    );
+    test.write(
+        "prisma/migrations/20250101000000_init/migration.sql",
+        "CREATE TABLE account (id bigint PRIMARY KEY, email text NOT NULL);\n",
+    );
+    test.write(".gitignore", ".dbflow/\nbackups/\nmetrics/\n");
+    test.run_with(["docs"]).assert_code(0);
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(test.path())
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "base"]);
+    git(&["update-ref", "refs/remotes/origin/main", "HEAD"]);
+    test.write(
+        "prisma/migrations/20250102000000_add_name/migration.sql",
+        "ALTER TABLE account ADD COLUMN name text;\n",
+    );
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "add name"]);
+    let _ = (staging, production, drill);
+    test
+}
+
+fn applied(url: &str) -> String {
+    crate::backup::psql(
+        url,
+        "SELECT count(*) FROM _prisma_migrations WHERE finished_at IS NOT NULL",
+    )
+}
+
+#[test]
+fn ci_recipes_run_green() {
+    let (Some(staging), Some(production), Some(gl_staging), Some(gl_production)) = (
+        crate::support::pg::database("ci_gh_staging"),
+        crate::support::pg::database("ci_gh_production"),
+        crate::support::pg::database("ci_gl_staging"),
+        crate::support::pg::database("ci_gl_production"),
+    ) else {
+        return;
+    };
+    let drill = crate::support::pg::second_server().expect("a second server for drills");
+    let local_major = crate::support::pg::bin_dir()
+        .and_then(|b| b.parent()?.file_name()?.to_str()?.parse::<u32>().ok())
+        .map(|m| m.to_string())
+        .unwrap_or_default();
+
+    // ---- GitHub Actions: every job in turn, as the events would run them.
+    let test = ci_project(&staging.url, &production.url, &drill);
+    let workflow = ci_recipe("github");
+    let action: serde_json::Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("action.yml"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut values: std::collections::HashMap<String, String> = [
+        ("secrets.STAGING_DATABASE_URL", staging.url.clone()),
+        ("secrets.PRODUCTION_DATABASE_URL", production.url.clone()),
+        ("secrets.DRILL_SERVER_URL", drill.clone()),
+        ("github.base_ref", "main".into()),
+        ("github.actor", "octo-tester".into()),
+        ("github.triggering_actor", "octo-tester".into()),
+        ("github.action_repository", "OWNER/dbflow".into()),
+        ("github.action_ref", "v0.1.0".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let github_env = |dir: &std::path::Path| -> Vec<(String, String)> {
+        vec![
+            ("CI".into(), "true".into()),
+            ("GITHUB_ACTIONS".into(), "true".into()),
+            ("GITHUB_ACTOR".into(), "octo-tester".into()),
+            (
+                "GITHUB_OUTPUT".into(),
+                dir.join(".github_output").display().to_string(),
+            ),
+            (
+                "GITHUB_PATH".into(),
+                dir.join(".github_path").display().to_string(),
+            ),
+            (
+                "RUNNER_TOOL_CACHE".into(),
+                dir.join(".tools").display().to_string(),
+            ),
+        ]
+    };
+    let jobs = workflow["jobs"].as_object().expect("jobs");
+    assert_eq!(
+        jobs.keys().collect::<Vec<_>>(),
+        ["lint", "deploy-staging", "deploy-production", "nightly"]
+    );
+    let mut ran = 0;
+    for (job_name, job) in jobs {
+        let mut job_env = github_env(test.path());
+        for (k, v) in string_map(&job["env"]) {
+            job_env.push((k, github_expr(&v, &values)));
+        }
+        for step in job["steps"].as_array().unwrap() {
+            let uses = step["uses"].as_str().unwrap_or("");
+            if uses.ends_with("/dbflow@v0.1.0") {
+                // The composite action: its own steps, with the step's inputs.
+                for (input, spec) in action["inputs"].as_object().unwrap() {
+                    let given = step["with"][input.as_str()].as_str().map(str::to_string);
+                    let mut value =
+                        given.unwrap_or_else(|| spec["default"].as_str().unwrap().to_string());
+                    if input == "postgresql-client" && !value.is_empty() {
+                        // The runner's client is provisioned here by the test harness.
+                        value = local_major.clone();
+                    }
+                    values.insert(format!("inputs.{input}"), value);
+                }
+                for astep in action["runs"]["steps"].as_array().unwrap() {
+                    if let Some(cond) = astep["if"].as_str() {
+                        let input = cond
+                            .trim_start_matches("inputs.")
+                            .split_whitespace()
+                            .next()
+                            .unwrap();
+                        assert!(cond.ends_with("!= ''"), "{cond}");
+                        if values[&format!("inputs.{input}")].is_empty() {
+                            continue;
+                        }
+                    }
+                    let mut env = job_env.clone();
+                    for (k, v) in string_map(&astep["env"]) {
+                        env.push((k, github_expr(&v, &values)));
+                    }
+                    let script = github_expr(astep["run"].as_str().unwrap(), &values);
+                    ci_shell(
+                        test.path(),
+                        &script,
+                        &env,
+                        &format!("{job_name}: action step"),
+                    );
+                    ran += 1;
+                }
+                continue;
+            }
+            if uses == "actions/upload-artifact@v4" {
+                for path in step["with"]["path"].as_str().unwrap().split_whitespace() {
+                    assert!(
+                        test.path().join(path).exists(),
+                        "{job_name}: artifact {path} missing"
+                    );
+                }
+                continue;
+            }
+            if !uses.is_empty() {
+                assert_eq!(uses, "actions/checkout@v4", "{job_name}: unexpected action");
+                continue;
+            }
+            let mut env = job_env.clone();
+            for (k, v) in string_map(&step["env"]) {
+                env.push((k, github_expr(&v, &values)));
+            }
+            let script = github_expr(step["run"].as_str().expect("run"), &values);
+            ci_shell(test.path(), &script, &env, job_name);
+            ran += 1;
+        }
+    }
+    assert!(ran >= 10, "only {ran} commands ran");
+    assert_eq!(applied(&staging.url), "2");
+    assert_eq!(applied(&production.url), "2");
+    assert!(test.read("metrics/dbflow.prom").contains("dbflow_"));
+    let deploys: Vec<_> = test
+        .journals()
+        .into_iter()
+        .filter(|j| j[0]["target"] == "deploy" && j[0]["env"] == "production")
+        .collect();
+    assert_eq!(deploys.len(), 1);
+    assert_eq!(
+        deploys[0][0]["user"], "octo-tester",
+        "the journal names the CI's actor"
+    );
+
+    // ---- GitLab CI: each job's script in one shell, with the CI/CD variables.
+    let test = ci_project(&gl_staging.url, &gl_production.url, &drill);
+    let pipeline = ci_recipe("gitlab");
+    let variables: Vec<(String, String)> = [
+        ("CI", "true"),
+        ("GITLAB_CI", "true"),
+        ("GITLAB_USER_LOGIN", "gl-tester"),
+        ("CI_DEFAULT_BRANCH", "main"),
+        ("CI_COMMIT_BRANCH", "main"),
+        ("CI_MERGE_REQUEST_TARGET_BRANCH_NAME", "main"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .chain([
+        ("STAGING_DATABASE_URL".to_string(), gl_staging.url.clone()),
+        (
+            "PRODUCTION_DATABASE_URL".to_string(),
+            gl_production.url.clone(),
+        ),
+        ("DRILL_SERVER_URL".to_string(), drill.clone()),
+    ])
+    .collect();
+    let mut jobs = 0;
+    for (name, job) in pipeline.as_object().unwrap() {
+        let Some(script) = job["script"].as_array() else {
+            continue;
+        };
+        let lines: Vec<&str> = script.iter().map(|l| l.as_str().unwrap()).collect();
+        ci_shell(test.path(), &lines.join("\n"), &variables, name);
+        for path in job["artifacts"]["paths"].as_array().into_iter().flatten() {
+            let path = path.as_str().unwrap();
+            if path != "lint.json" || lines.iter().any(|l| l.contains("lint.json")) {
+                assert!(
+                    test.path().join(path).exists(),
+                    "{name}: artifact {path} missing"
+                );
+            }
+        }
+        jobs += 1;
+    }
+    assert_eq!(jobs, 4);
+    assert_eq!(applied(&gl_production.url), "2");
+    let deploy = test
+        .journals()
+        .into_iter()
+        .find(|j| j[0]["target"] == "deploy" && j[0]["env"] == "production")
+        .expect("a production deploy journal");
+    assert_eq!(deploy[0]["user"], "gl-tester");
 }
