@@ -74,11 +74,7 @@ impl LogProgress {
             self.started = Some(now);
             self.last_line = Some(now);
             return Some(match self.total {
-                Some(total) => format!(
-                    "{}: started, about {} to go (estimate)",
-                    self.label,
-                    size(total)
-                ),
+                Some(total) => format!("{}: started, about {} to go", self.label, size(total)),
                 None => format!("{}: started", self.label),
             });
         };
@@ -174,7 +170,7 @@ mod tests {
         let mut p = LogProgress::new("pg_dump", Some(1000), Duration::from_secs(10));
         assert_eq!(
             p.update(0, at(0)).unwrap(),
-            "pg_dump: started, about 1000 B to go (estimate)"
+            "pg_dump: started, about 1000 B to go"
         );
         assert_eq!(p.update(50, at(100)), None);
         let line = p.update(120, at(200)).unwrap();
