@@ -496,6 +496,15 @@ fn completions_for_every_shell() {
         out.assert_code(0);
         assert!(out.stdout.contains(marker), "{shell}: {}", out.stdout);
     }
+    // zsh completes environments and workflows from the Workflowfile too (no zsh here to
+    // load it: the helpers exist and replace clap's `_default` for those values).
+    let zsh = test.run_with(["completions", "zsh"]).stdout;
+    assert!(
+        zsh.starts_with("#compdef dbflow\n\n_dbflow_environments() {"),
+        "{zsh}"
+    );
+    assert!(zsh.contains(":ENV:_dbflow_environments'") && !zsh.contains(":ENV:_default'"));
+    assert!(zsh.contains("Workflow or task name:_dbflow_targets'"));
     let out = test.run_with(["completions", "tcsh"]);
     out.assert_code(2);
 }

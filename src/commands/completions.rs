@@ -3,7 +3,8 @@
 //! bash and fish also complete the project's own names at the moment of completion:
 //! `dbflow run <TAB>` offers the workflows and tasks, `--env <TAB>` the environments, read
 //! from the Workflowfile through a hidden `dbflow __names` so they are never stale. zsh and
-//! PowerShell get clap's static script (subcommands, flags, values).
+//! zsh gets the same through helper functions in place of clap's `_default` for those
+//! two values; PowerShell gets clap's static script (subcommands, flags, values).
 
 use crate::cli::{Cli, NamesKind};
 use crate::error::{Error, ExitCode, Result};
@@ -22,6 +23,7 @@ pub fn completions(shell: Shell, json: bool) -> Result<ExitCode> {
     match shell {
         Shell::Bash => script.push_str(BASH_DYNAMIC),
         Shell::Fish => script.push_str(FISH_DYNAMIC),
+        Shell::Zsh => script = zsh_dynamic(&script),
         _ => {}
     }
     if json {
@@ -68,6 +70,35 @@ const FISH_DYNAMIC: &str = r#"
 complete -c dbflow -n "__fish_seen_subcommand_from run" -f -a "(dbflow __names targets 2>/dev/null)"
 complete -c dbflow -s e -l env -x -a "(dbflow __names environments 2>/dev/null)"
 "#;
+
+/// clap's zsh script with the environment and workflow values completed from the
+/// Workflowfile: the helpers are defined right after the `#compdef` line.
+fn zsh_dynamic(script: &str) -> String {
+    const HELPERS: &str = r#"
+_dbflow_environments() {
+    local -a names
+    names=(${(f)"$(dbflow __names environments 2>/dev/null)"})
+    _describe -t environments 'environment' names
+}
+_dbflow_targets() {
+    local -a names
+    names=(${(f)"$(dbflow __names targets 2>/dev/null)"})
+    _describe -t targets 'workflow or task' names
+}
+"#;
+    let script = script
+        .replace(":ENV:_default'", ":ENV:_dbflow_environments'")
+        .replace(
+            "':name -- Workflow or task name:_default'",
+            "':name -- Workflow or task name:_dbflow_targets'",
+        );
+    match script.split_once('\n') {
+        Some((first, rest)) if first.starts_with("#compdef") => {
+            format!("{first}\n{HELPERS}{rest}")
+        }
+        _ => format!("{HELPERS}{script}"),
+    }
+}
 
 /// `dbflow __names`: one name per line (no project: nothing, exit 0).
 pub fn names(app: Option<&crate::app::App>, kind: NamesKind) -> Result<ExitCode> {
@@ -137,9 +168,10 @@ pub fn man(out: Option<&Path>, json: bool) -> Result<ExitCode> {
 
 fn write_stdout(bytes: &[u8]) -> Result<ExitCode> {
     let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(bytes)
-        .and_then(|_| stdout.flush())
-        .map_err(|e| Error::io("writing to stdout", e))?;
-    Ok(ExitCode::Ok)
+    match stdout.write_all(bytes).and_then(|_| stdout.flush()) {
+        // `dbflow man | head`: the reader has all it wanted.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::Ok),
+        Err(e) => Err(Error::io("writing to stdout", e)),
+        Ok(()) => Ok(ExitCode::Ok),
+    }
 }
