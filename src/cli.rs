@@ -7,7 +7,11 @@ use std::path::PathBuf;
 /// Workflowfile.yaml; guard → backup → status → deploy → verify, with a journal of
 /// every run.
 #[derive(Debug, Parser)]
-#[command(name = "dbflow", version, about, long_about = None, propagate_version = true)]
+#[command(name = "dbflow", version, about, long_about = None, propagate_version = true,
+    after_help = "Examples:
+  dbflow list                                   # workflows and tasks
+  dbflow run deploy --env staging --dry-run
+  dbflow migrate status --env production --json")]
 pub struct Cli {
     /// Workflowfile to use (default: the nearest Workflowfile.yaml upward from here).
     #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
@@ -20,6 +24,11 @@ pub struct Cli {
     /// Machine-readable output on stdout.
     #[arg(long, global = true)]
     pub json: bool,
+
+    /// When to colour output: auto (terminals only; NO_COLOR and CLICOLOR_FORCE are
+    /// honoured), always, never.
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = crate::ui::color::ColorWhen::Auto)]
+    pub color: crate::ui::color::ColorWhen,
 
     /// What to do.
     #[command(subcommand)]
@@ -56,6 +65,10 @@ pub enum Command {
         all: bool,
     },
     /// Run a workflow or a task.
+    #[command(after_help = "Examples:
+  dbflow run deploy --env staging --dry-run     # print the plan, run nothing
+  dbflow run deploy --env production --yes      # unattended (CI, after an approval)
+  dbflow run drill --env staging --json | jq .result")]
     Run {
         /// Workflow or task name.
         name: String,
@@ -100,12 +113,20 @@ pub enum Command {
         all: bool,
     },
     /// Migrations: status, deploy, resolve, down, new (Prisma-compatible).
+    #[command(after_help = "Examples:
+  dbflow migrate status --env staging           # exit 4 when something is pending
+  dbflow migrate deploy --env production --yes
+  dbflow migrate new add_user_nickname --down")]
     Migrate {
         /// What to do.
         #[command(subcommand)]
         action: MigrateAction,
     },
     /// Backups: create (verified before it counts), list, verify, prune (GFS retention).
+    #[command(after_help = "Examples:
+  dbflow backup create --env production --label before-release
+  dbflow backup list --env production
+  dbflow backup prune --env production --dry-run")]
     Backup {
         /// What to do.
         #[command(subcommand)]
@@ -117,6 +138,10 @@ pub enum Command {
     /// lock (the old database kept aside). Without ID, in a terminal, offers the verified
     /// backups. `restore list` / `restore drop` manage the copies.
     #[command(args_conflicts_with_subcommands = true)]
+    #[command(after_help = "Examples:
+  dbflow restore latest --env staging           # into <db>_restore_<timestamp>
+  dbflow restore latest --into app_copy --env staging
+  dbflow restore latest --in-place --confirm RESTORE --env staging")]
     Restore {
         /// `list` or `drop` the databases dbflow restored or kept aside.
         #[command(subcommand)]
@@ -137,6 +162,10 @@ pub enum Command {
     /// verified one before it) into a new database, optionally re-apply the migrations
     /// before the bad one, validate; pointing the application at it (the cut-over) needs
     /// a person, or --yes --cut-over.
+    #[command(after_help = "Examples:
+  dbflow runs --env production                  # the bad deploy's run id
+  dbflow rollback --run <RUN_ID> --env production
+  dbflow rollback --run <RUN_ID> --to 20250102000000_bad --yes --cut-over --env staging")]
     Rollback {
         /// The deploy run whose backup to restore (from `dbflow runs`): the one it took
         /// before deploying, else the newest verified one taken before it started (by
@@ -170,6 +199,9 @@ pub enum Command {
     /// Restore drill: back up, restore into `<db>_restore_drill_<ts>`, validate (tables,
     /// key row counts, migration status, drill.verify), drop, and append the report
     /// (PASS/FAIL, RPO, RTO) to `<backups.dir>/drills/`. The primary is only read.
+    #[command(after_help = "Examples:
+  dbflow drill --env staging
+  dbflow drill --backup latest --keep --env production")]
     Drill {
         /// Keep the drill database instead of dropping it.
         #[arg(long)]
@@ -188,6 +220,9 @@ pub enum Command {
     /// Overrides for one run: DBFLOW_ALLOW_<OPERATION>=1 (the forbidden rule) and
     /// DBFLOW_ALLOW_<OPERATION>_ANY_DB=1 (the sandbox-name rule); none unlocks a protected
     /// environment.
+    #[command(after_help = "Examples:
+  dbflow check migrate-reset --env production
+  dbflow check 'npx prisma db push --accept-data-loss' --env staging")]
     Check {
         /// Operation name or command line (quote it).
         what: String,
@@ -195,6 +230,9 @@ pub enum Command {
     /// Lint migration SQL on PostgreSQL's grammar: risky statements, the lock each takes,
     /// and the safe way instead. Exit 1 when a finding is an error for the environment
     /// (warnings on sandbox, errors on shared and protected).
+    #[command(after_help = "Examples:
+  dbflow lint
+  dbflow lint prisma/migrations/20250102000000_add_index --format github")]
     Lint {
         /// Files or folders (default: the migrations folder). Folders are searched for
         /// .sql files; down.sql files are linted only when named.
@@ -228,6 +266,43 @@ pub enum Command {
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
+    /// Print a shell completion script (bash and fish also complete workflow, task and
+    /// environment names from the Workflowfile).
+    #[command(after_help = "Examples:
+  source <(dbflow completions bash)                         # this bash session
+  dbflow completions bash > ~/.local/share/bash-completion/completions/dbflow
+  dbflow completions fish > ~/.config/fish/completions/dbflow.fish
+  dbflow completions zsh > \"${fpath[1]}/_dbflow\"")]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on stdout, or write one page per command into a folder.
+    #[command(after_help = "Examples:
+  dbflow man | man -l -
+  dbflow man --out /usr/local/share/man/man1")]
+    Man {
+        /// Write `dbflow.1`, `dbflow-run.1`, … into this folder instead.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Names for shell completion, one per line (used by the completion scripts).
+    #[command(name = "__names", hide = true)]
+    Names {
+        /// Which names.
+        #[arg(value_enum)]
+        kind: NamesKind,
+    },
+}
+
+/// What `dbflow __names` lists.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum NamesKind {
+    /// Environments and their aliases.
+    Environments,
+    /// Workflows and tasks `dbflow run` accepts.
+    Targets,
 }
 
 /// `dbflow backup …`

@@ -73,6 +73,31 @@ impl Error {
         }
     }
 
+    /// The `--json` document of this error (docs/json.md), redacted.
+    pub fn to_json(&self) -> serde_json::Value {
+        let code = self.exit_code().code();
+        let doc = match self {
+            Error::Config(diagnostics) => {
+                let first = diagnostics.first();
+                let message = match (first, diagnostics.len()) {
+                    (Some(d), 1) => d.message.clone(),
+                    (Some(d), n) => format!("{} (and {} more errors)", d.message, n - 1),
+                    (None, _) => "invalid configuration".to_string(),
+                };
+                let details: Vec<serde_json::Value> =
+                    diagnostics.iter().map(diagnostic_json).collect();
+                crate::ui::json::error(
+                    code,
+                    &message,
+                    first.and_then(|d| d.loc.as_ref()).map(location_json),
+                    Some(serde_json::Value::Array(details)),
+                )
+            }
+            other => crate::ui::json::error(code, &other.to_string(), None, None),
+        };
+        crate::ui::redact::redact_json(&doc)
+    }
+
     /// A failure with exit code 1.
     pub fn failed(message: impl Into<String>) -> Self {
         Error::Failed {
@@ -111,6 +136,24 @@ impl From<Diagnostic> for Error {
     fn from(d: Diagnostic) -> Self {
         Error::Config(vec![d])
     }
+}
+
+fn location_json(loc: &crate::config::Loc) -> serde_json::Value {
+    serde_json::json!({ "file": loc.file.display().to_string(), "line": loc.line, "column": loc.col })
+}
+
+fn diagnostic_json(d: &Diagnostic) -> serde_json::Value {
+    let mut v = serde_json::json!({ "message": d.message });
+    if let Some(loc) = &d.loc {
+        v["location"] = location_json(loc);
+    }
+    if let Some(help) = &d.help {
+        v["help"] = serde_json::json!(help);
+    }
+    if !d.notes.is_empty() {
+        v["notes"] = serde_json::json!(d.notes);
+    }
+    v
 }
 
 fn render_diagnostics(diagnostics: &[Diagnostic]) -> String {

@@ -142,7 +142,11 @@ fn status_reports_every_state() {
         &POSTS.replace('\n', "\r\n"),
     );
     let out = t.run_with(["migrate", "status", "--json"]);
-    assert!(!out.stdout.contains("\"modified\""), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains("\"state\": \"modified\""),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]

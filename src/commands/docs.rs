@@ -50,7 +50,7 @@ fn check_files(
                 app.ui.out(&format!("stale: {}", path.display()));
                 let diff = similar::TextDiff::from_lines(&old, &file.content);
                 let shown = path.display().to_string();
-                app.ui.out(
+                app.ui.diff(
                     &diff
                         .unified_diff()
                         .context_radius(2)

@@ -218,7 +218,7 @@ fn status(
     let clean = status.problems(&all()).is_empty();
     if app.ui.json {
         app.ui
-            .json_doc(&json!({ "env": env.name, "status": status, "clean": clean }));
+            .json_doc(&json!({ "env": env.name, "clean": clean, "counts": status.counts(), "status": status }));
     } else {
         app.ui.out(&format!(
             "environment `{}` ({})",

@@ -2,6 +2,7 @@
 
 mod backup;
 mod check;
+mod completions;
 mod docs;
 mod drill;
 mod env;
@@ -26,8 +27,16 @@ use crate::ui::Ui;
 /// Runs the parsed command line.
 pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     let ui = Ui::new(cli.json);
-    if let Command::Init { dir } = &cli.command {
-        return init::run(dir, &ui);
+    match &cli.command {
+        Command::Init { dir } => return init::run(dir, &ui),
+        Command::Completions { shell } => return completions::completions(*shell, cli.json),
+        Command::Man { out } => return completions::man(out.as_deref(), cli.json),
+        // Completing a word must never print an error into the user's prompt.
+        Command::Names { kind } => {
+            let app = App::load(cli.file.as_deref(), ui).ok();
+            return completions::names(app.as_ref(), *kind);
+        }
+        _ => {}
     }
     let app = App::load(cli.file.as_deref(), ui)?;
     match cli.command {
@@ -103,6 +112,9 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Hook {
             action: HookAction::Install,
         } => hook::install(&app),
-        Command::Init { .. } => unreachable!("handled above"),
+        Command::Init { .. }
+        | Command::Completions { .. }
+        | Command::Man { .. }
+        | Command::Names { .. } => unreachable!("handled above"),
     }
 }

@@ -118,6 +118,25 @@ impl Status {
         out
     }
 
+    /// How many migrations are in each state, every state present (zero included), plus
+    /// `total` and `drift` (schema changes found), for `migrate status --json`.
+    pub fn counts(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut counts = serde_json::Map::new();
+        for state in [
+            State::Applied,
+            State::Pending,
+            State::Failed,
+            State::Modified,
+            State::MissingLocally,
+            State::RolledBack,
+        ] {
+            counts.insert(state.as_str().into(), self.with_state(state).count().into());
+        }
+        counts.insert("total".into(), self.entries.len().into());
+        counts.insert("drift".into(), self.drift.len().into());
+        counts
+    }
+
     /// The newest applied migration.
     pub fn head(&self) -> Option<&str> {
         self.entries

@@ -380,9 +380,7 @@ fn restores(plan: &Plan) -> bool {
 }
 
 fn whoami() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown".into())
+    crate::ui::actor::actor()
 }
 
 fn hostname() -> String {

@@ -132,7 +132,7 @@ pub fn journal_command(
             "kind": "command",
             "env": target.env,
             "protection": target.protection.as_str(),
-            "user": std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+            "user": crate::ui::actor::actor(),
             "dbflow_version": env!("CARGO_PKG_VERSION"),
         }),
     );

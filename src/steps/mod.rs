@@ -58,6 +58,7 @@ pub(crate) fn show<'t, 'u>(transfer: &'t mut Transfer<'u>) -> impl FnMut(Event) 
         Event::Phase(text) => transfer.phase(&text),
         Event::Total(n) => transfer.total(n),
         Event::Bytes(n) => transfer.bytes(n),
+        Event::Read(n) => transfer.read(n),
     }
 }
 

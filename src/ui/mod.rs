@@ -1,7 +1,11 @@
 //! The only place that talks to a person: step headers, messages, prompts, progress.
 //! Everything printed passes through [`redact`].
 
+pub mod actor;
+pub mod color;
+pub mod json;
 pub mod progress;
+pub mod progress_log;
 pub mod prompt;
 pub mod redact;
 
@@ -27,32 +31,42 @@ impl Ui {
 
     /// Prints a line of normal output (stdout, or stderr in JSON mode), redacted.
     pub fn out(&self, text: &str) {
-        let text = redact::redact(text);
+        let plain = redact::redact(text);
+        let text = styled(&plain);
         if self.json {
-            eprintln!("{text}");
+            json::record(&plain);
+            let _ = writeln!(anstream::stderr().lock(), "{text}");
         } else {
-            let mut stdout = std::io::stdout().lock();
-            let _ = writeln!(stdout, "{text}");
+            let _ = writeln!(anstream::stdout().lock(), "{text}");
+        }
+    }
+
+    /// Prints a unified diff like [`Ui::out`], additions and removals coloured.
+    pub fn diff(&self, text: &str) {
+        let plain = redact::redact(text);
+        let text = color::diff(&plain);
+        if self.json {
+            json::record(&plain);
+            let _ = writeln!(anstream::stderr().lock(), "{text}");
+        } else {
+            let _ = writeln!(anstream::stdout().lock(), "{text}");
         }
     }
 
     /// Prints the JSON document of a `--json` command on stdout, redacted.
+    /// Only the first document of a run is printed (see [`json`]).
     pub fn json_doc(&self, value: &serde_json::Value) {
-        let value = redact::redact_json(value);
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
-        );
+        json::print(&redact::redact_json(value));
     }
 
     /// A warning on stderr.
     pub fn warn(&self, text: &str) {
-        eprintln!("{}", redact::redact(&format!("warning: {text}")));
+        eprint_styled(&format!("warning: {text}"));
     }
 
     /// An error on stderr.
     pub fn error(&self, text: &str) {
-        eprintln!("{}", redact::redact(&format!("error: {text}")));
+        eprint_styled(&format!("error: {text}"));
     }
 
     /// A step begins.
@@ -78,10 +92,7 @@ impl Ui {
 
     /// A step failed.
     pub fn step_failed(&self, depth: usize, name: &str, message: &str) {
-        eprintln!(
-            "{}",
-            redact::redact(&format!("{}✘ {name}: {message}", indent(depth)))
-        );
+        eprint_styled(&format!("{}✘ {name}: {message}", indent(depth)));
     }
 }
 
@@ -95,6 +106,21 @@ impl crate::runner::exec::Sink for ChildOutput<'_> {
     fn line(&self, line: &str) {
         self.ui.out(&format!("  │ {line}"));
     }
+}
+
+/// Prints `text` on stderr, redacted, each line styled (colour only where wanted).
+pub fn eprint_styled(text: &str) {
+    let plain = redact::redact(text);
+    json::record(&plain);
+    let text = styled(&plain);
+    let _ = writeln!(anstream::stderr().lock(), "{text}");
+}
+
+fn styled(text: &str) -> String {
+    text.split('\n')
+        .map(color::line)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn indent(depth: usize) -> String {

@@ -1,4 +1,5 @@
-//! Progress for long steps (indicatif), hidden when stderr is not a terminal.
+//! Progress for long steps: indicatif bars in a terminal (with a percentage when the
+//! total is known); elsewhere (CI logs, pipes) plain lines from [`super::progress_log`].
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::time::Duration;
@@ -39,7 +40,7 @@ impl Spinner {
             bar.set_draw_target(ProgressDrawTarget::hidden());
         }
         let template = if len.is_some() {
-            "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})"
+            "{spinner} {msg} [{bar:30}] {percent:>3}% {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})"
         } else {
             "{spinner} {msg} {bytes} ({bytes_per_sec}, {elapsed})"
         };
@@ -52,8 +53,11 @@ impl Spinner {
         Spinner { bar }
     }
 
-    /// Sets the position (bytes, items).
+    /// Sets the position (bytes, items). Past an estimated total, the total follows.
     pub fn set_position(&self, position: u64) {
+        if self.bar.length().is_some_and(|len| position > len) {
+            self.bar.set_length(position);
+        }
         self.bar.set_position(position);
     }
 }
@@ -79,7 +83,7 @@ impl Counter {
             bar.set_draw_target(ProgressDrawTarget::hidden());
         }
         bar.set_style(
-            ProgressStyle::with_template("  {bar:30} {pos}/{len} {msg} ({elapsed})")
+            ProgressStyle::with_template("  {bar:30} {pos}/{len} {percent:>3}% {msg} ({elapsed})")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         Counter { bar, visible }
@@ -112,12 +116,15 @@ impl Drop for Counter {
 }
 
 /// A long transfer (dump, restore): phases as lines, bytes as a bar once they flow
-/// (with a length when the total is known), everything hidden when not a terminal.
+/// (with a length when the total is known); not in a terminal, progress lines instead.
 pub struct Transfer<'a> {
     ui: &'a super::Ui,
     phase: String,
     total: Option<u64>,
     bar: Option<Spinner>,
+    log: Option<super::progress_log::LogProgress>,
+    written: u64,
+    read: Option<u64>,
 }
 
 impl<'a> Transfer<'a> {
@@ -128,6 +135,9 @@ impl<'a> Transfer<'a> {
             phase: String::new(),
             total: None,
             bar: None,
+            log: None,
+            written: 0,
+            read: None,
         }
     }
 
@@ -141,7 +151,9 @@ impl<'a> Transfer<'a> {
 
     /// A new phase: the bar of the previous one ends.
     pub fn phase(&mut self, text: &str) {
-        self.bar = None;
+        self.finish();
+        self.written = 0;
+        self.read = None;
         self.total = None;
         self.phase = text.to_string();
         self.ui.out(&format!("  → {text}"));
@@ -152,8 +164,23 @@ impl<'a> Transfer<'a> {
         self.total = Some(bytes);
     }
 
-    /// Bytes so far.
+    /// Bytes written so far.
     pub fn bytes(&mut self, bytes: u64) {
+        self.written = bytes;
+        self.advance();
+    }
+
+    /// Bytes the tool read so far (what the total estimates, when it comes).
+    pub fn read(&mut self, bytes: u64) {
+        self.read = Some(bytes);
+        self.advance();
+    }
+
+    fn advance(&mut self) {
+        let (bytes, written) = match self.read {
+            Some(read) => (read, Some(self.written)),
+            None => (self.written, None),
+        };
         let visible = self.ui.tty;
         let message = self
             .phase
@@ -162,14 +189,34 @@ impl<'a> Transfer<'a> {
             .unwrap_or("")
             .to_string();
         let total = self.total;
+        if !visible {
+            let log = self.log.get_or_insert_with(|| {
+                super::progress_log::LogProgress::new(
+                    &message,
+                    total,
+                    super::progress_log::interval(),
+                )
+            });
+            if let Some(line) = log.update_read(bytes, written, std::time::Instant::now()) {
+                self.ui.out(&format!("  {line}"));
+            }
+            return;
+        }
         let bar = self
             .bar
             .get_or_insert_with(|| Spinner::bytes(&message, total, visible));
         bar.set_position(bytes);
     }
 
-    /// Ends the bar.
+    /// Ends the bar, or prints the final progress line.
     pub fn finish(&mut self) {
         self.bar = None;
+        if let Some(line) = self
+            .log
+            .take()
+            .and_then(|mut log| log.finish(std::time::Instant::now()))
+        {
+            self.ui.out(&format!("  {line}"));
+        }
     }
 }

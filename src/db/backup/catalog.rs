@@ -394,9 +394,7 @@ pub fn host_name() -> String {
 
 /// Who runs dbflow, as journals record it.
 pub fn user_name() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown".into())
+    crate::ui::actor::actor()
 }
 
 /// How long a journal without a `run_end` and without a process to check still counts

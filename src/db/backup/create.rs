@@ -334,6 +334,7 @@ fn dump_postgres(
             )));
         }
     }
+    let mut progress = super::copy_progress::CopyProgress::open(url, rt);
     let result = (|| -> Result<PgTools> {
         let tools = PgTools::locate(info.server_major)?;
         on_event(Event::Note(format!("using {}", tools.describe())));
@@ -351,6 +352,8 @@ fn dump_postgres(
                 &tools,
                 &pg,
                 dump_args(&pg, &info, timeout),
+                info.size_estimate,
+                &mut progress,
                 partial,
                 manifest,
                 on_event,
@@ -359,6 +362,8 @@ fn dump_postgres(
                 &tools,
                 &pg,
                 dump_args(&pg, &info, timeout),
+                info.size_estimate,
+                &mut progress,
                 options.jobs,
                 partial,
                 manifest,
@@ -367,6 +372,7 @@ fn dump_postgres(
         }
         Ok(tools)
     })();
+    progress.close();
     let result = rt.block_on(async {
         source::end_snapshot(&mut conn).await;
         let result = match result {
@@ -415,10 +421,13 @@ fn dump_args(pg: &PgConn, info: &SourceInfo, lock_wait: Duration) -> Vec<String>
 }
 
 /// `pg_dump --format=custom` to stdout, copied to `dump.pgdump` while hashing.
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
 fn dump_custom(
     tools: &PgTools,
     pg: &PgConn,
     source_args: Vec<String>,
+    estimate: Option<u64>,
+    progress: &mut super::copy_progress::CopyProgress<'_>,
     partial: &Path,
     manifest: &mut Manifest,
     on_event: &mut dyn FnMut(Event),
@@ -430,6 +439,9 @@ fn dump_custom(
         "pg_dump --format=custom {}",
         pg.uri()
     )));
+    if let Some(estimate) = estimate {
+        on_event(Event::Total(estimate));
+    }
     let reader = tools
         .command("pg_dump", Some(pg), &args)
         .stdin_null()
@@ -439,7 +451,12 @@ fn dump_custom(
     let file =
         private_file(&path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-    let copied = copy_hashing(&reader, &mut out, &mut |n| on_event(Event::Bytes(n)));
+    let copied = copy_hashing(&reader, &mut out, &mut |n| {
+        on_event(Event::Bytes(n));
+        if let Some(read) = progress.poll() {
+            on_event(Event::Read(read));
+        }
+    });
     let (size, sha256) = match copied {
         Ok(done) => done,
         Err(e) => {
@@ -473,10 +490,13 @@ fn dump_custom(
 }
 
 /// `pg_dump --format=directory --jobs=N`, then every file hashed.
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
 fn dump_directory(
     tools: &PgTools,
     pg: &PgConn,
     source_args: Vec<String>,
+    estimate: Option<u64>,
+    progress: &mut super::copy_progress::CopyProgress<'_>,
     jobs: u32,
     partial: &Path,
     manifest: &mut Manifest,
@@ -493,6 +513,9 @@ fn dump_directory(
         "pg_dump --format=directory --jobs={jobs} {}",
         pg.uri()
     )));
+    if let Some(estimate) = estimate {
+        on_event(Event::Total(estimate));
+    }
     let handle = tools
         .command("pg_dump", Some(pg), &args)
         .stdin_null()
@@ -503,7 +526,12 @@ fn dump_directory(
     let output = loop {
         match handle.wait_timeout(Duration::from_millis(250)) {
             Ok(Some(output)) => break output.clone(),
-            Ok(None) => on_event(Event::Bytes(folder_size(&dir))),
+            Ok(None) => {
+                on_event(Event::Bytes(folder_size(&dir)));
+                if let Some(read) = progress.poll() {
+                    on_event(Event::Read(read));
+                }
+            }
             Err(e) => return Err(Error::failed(format!("waiting for pg_dump: {e}"))),
         }
     };

@@ -10,6 +10,7 @@ pub mod blockers;
 pub mod catalog;
 pub mod checks;
 pub mod copies;
+pub mod copy_progress;
 pub mod create;
 pub mod manifest;
 pub mod restore;
@@ -37,6 +38,9 @@ pub enum Event {
     Total(u64),
     /// Bytes written or read so far.
     Bytes(u64),
+    /// Bytes the tool has read so far (from the server, or the archive), which is what
+    /// `Total` estimates when both come: progress not distorted by compression.
+    Read(u64),
 }
 
 /// The file behind a `sqlite:` / `file:` URL.

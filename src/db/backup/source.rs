@@ -28,6 +28,9 @@ pub struct SourceInfo {
     /// The server's clock (`now()`) in the snapshot's transaction, with this machine's
     /// clock read just after it (PostgreSQL).
     pub clock: Option<ClockReading>,
+    /// The tables' size (their pages in the catalog, else `pg_database_size`): the
+    /// estimate a dump's progress percentage counts towards (PostgreSQL).
+    pub size_estimate: Option<u64>,
 }
 
 /// The database server's clock and this machine's, read at (nearly) the same moment.
@@ -96,6 +99,24 @@ pub async fn read_postgres(
         collate: r[1].clone().unwrap_or_default(),
         ctype: r[2].clone().unwrap_or_default(),
     });
+    // Read outside the transaction: a role without CONNECT on its own database cannot,
+    // and that must cost only the percentage, not the backup.
+    // What pg_dump reads is the tables' data: their pages as the catalog last counted
+    // them (VACUUM, ANALYZE, CREATE INDEX keep relpages), else pg_database_size. Both
+    // read no table, so a session holding a lock cannot make this wait.
+    info.size_estimate = conn
+        .string(
+            "SELECT coalesce(nullif((SELECT sum(c.relpages::bigint + coalesce(t.relpages, 0)) \
+             * current_setting('block_size')::bigint FROM pg_class c \
+             LEFT JOIN pg_class t ON t.oid = c.reltoastrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'm') \
+             AND n.nspname NOT IN ('pg_catalog', 'information_schema')), 0), \
+             pg_database_size(current_database()))::bigint::text",
+        )
+        .await
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse().ok());
     conn.batch("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .await?;
     // A hot standby before PostgreSQL 10, or a pooler, cannot export: then the dump
