@@ -90,6 +90,21 @@ impl DbUrl {
         (!name.is_empty()).then(|| name.to_string())
     }
 
+    /// Prisma's `?schema=NAME` (PostgreSQL): the schema Prisma keeps its history table and
+    /// the app's objects in. `None` when absent or empty (Prisma then uses `public`
+    /// through the server's default `search_path`).
+    pub fn prisma_schema(&self) -> Option<String> {
+        if !self.is_postgres() {
+            return None;
+        }
+        let parsed = url::Url::parse(&self.0).ok()?;
+        let schema = parsed
+            .query_pairs()
+            .find(|(k, _)| k == "schema")
+            .map(|(_, v)| v.to_string())?;
+        (!schema.is_empty()).then_some(schema)
+    }
+
     /// The same server and credentials, another database: for PostgreSQL the path
     /// segment is replaced, for SQLite the file (`name` is a path, used as given).
     pub fn with_database(&self, name: &str) -> DbUrl {

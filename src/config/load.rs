@@ -439,6 +439,16 @@ fn load_file(path: &Path, cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
             .as_ref()
             .and_then(|m| m.table.as_ref().map(|d| d.value.clone()))
             .unwrap_or_else(|| "_prisma_migrations".into()),
+        state_schema: raw
+            .migrations
+            .as_ref()
+            .and_then(|m| m.state_schema.as_ref().map(|d| d.value.clone()))
+            .unwrap_or_else(|| super::model::DEFAULT_STATE_SCHEMA.into()),
+        shadow_url: raw
+            .migrations
+            .as_ref()
+            .and_then(|m| m.shadow_url.as_ref())
+            .map(|u| text_of(&file, u)),
         migration_limits: migration_limits(raw.migrations.as_ref(), &file, &mut errors),
         lua: raw.lua.clone().unwrap_or_default(),
         backups_dir: raw
@@ -705,6 +715,8 @@ fn zero_config(cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
         sandbox_pattern: DEFAULT_SANDBOX_PATTERN.into(),
         migrations_dir: "prisma/migrations".into(),
         migrations_table: "_prisma_migrations".into(),
+        state_schema: super::model::DEFAULT_STATE_SCHEMA.into(),
+        shadow_url: None,
         migration_limits: migration_limits(None, &Arc::new(PathBuf::new()), &mut errors),
         lua: Default::default(),
         backups_dir: "backups".into(),

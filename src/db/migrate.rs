@@ -346,7 +346,7 @@ async fn probe(conn: &mut Conn, table: &str) -> Result<Option<Probe>, DbError> {
     let sql = format!(
         "SELECT checksum, migration_name, started_at, finished_at, rolled_back_at, logs, applied_steps_count FROM {t};\nSELECT fingerprint, recorded_at, token, {token} FROM {state}",
         t = quote_ident(table),
-        state = quote_ident(schema::STATE_TABLE),
+        state = schema::state_table(conn),
         token = schema::token_sql(),
     );
     let rows = match conn.text_rows(&sql).await {

@@ -1,0 +1,144 @@
+//! Adopting dbflow on an existing Prisma project (issue 15): dbflow's own state out of the
+//! app's schema, Prisma's `?schema=` and `.env` files, `dbflow init` on a Prisma project,
+//! and drift checks that survive other tools applying migrations.
+
+use crate::support::cli::Test;
+use crate::support::pg::{self, TestDb};
+use std::process::Command;
+
+const INIT: &str = "CREATE TYPE \"Role\" AS ENUM ('USER', 'ADMIN');\nCREATE TABLE \"User\" (\n    \"id\" SERIAL NOT NULL,\n    \"email\" TEXT NOT NULL,\n    \"role\" \"Role\" NOT NULL DEFAULT 'USER',\n    CONSTRAINT \"User_pkey\" PRIMARY KEY (\"id\")\n);\nCREATE UNIQUE INDEX \"User_email_key\" ON \"User\"(\"email\");\n";
+const POSTS: &str = "CREATE TABLE \"Post\" (\n    \"id\" SERIAL NOT NULL,\n    \"authorId\" INTEGER NOT NULL,\n    CONSTRAINT \"Post_pkey\" PRIMARY KEY (\"id\")\n);\nALTER TABLE \"Post\" ADD CONSTRAINT \"Post_authorId_fkey\" FOREIGN KEY (\"authorId\") REFERENCES \"User\"(\"id\") ON DELETE RESTRICT ON UPDATE CASCADE;\n";
+const NICK: &str = "ALTER TABLE \"User\" ADD COLUMN \"nickname\" TEXT;\nDO $$ BEGIN\n  UPDATE \"User\" SET \"nickname\" = split_part(\"email\", '@', 1);\nEND $$;\n";
+
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("20240101000000_init", INIT),
+    ("20240102000000_posts", POSTS),
+    ("20240103000000_nickname", NICK),
+];
+
+/// `_prisma_migrations` exactly as Prisma's migration engine creates it.
+const PRISMA_HISTORY_DDL: &str = "CREATE TABLE \"_prisma_migrations\" (\n    \"id\" VARCHAR(36) PRIMARY KEY NOT NULL,\n    \"checksum\" VARCHAR(64) NOT NULL,\n    \"finished_at\" TIMESTAMPTZ,\n    \"migration_name\" VARCHAR(255) NOT NULL,\n    \"logs\" TEXT,\n    \"rolled_back_at\" TIMESTAMPTZ,\n    \"started_at\" TIMESTAMPTZ NOT NULL DEFAULT now(),\n    \"applied_steps_count\" INTEGER NOT NULL DEFAULT 0\n)";
+
+/// A PostgreSQL Prisma project whose environment `local` reads `DATABASE_URL`, with the
+/// first `count` migrations of [`MIGRATIONS`].
+fn project(db: &TestDb, count: usize, extra_config: &str) -> Test {
+    let mut t = Test::new()
+        .file(
+            "Workflowfile.yaml",
+            &format!("environments:\n  local:\n    url: ${{DATABASE_URL}}\n    protection: sandbox\nmigrations:\n  dir: prisma/migrations\n{extra_config}"),
+        )
+        .file(
+            "prisma/migrations/migration_lock.toml",
+            "provider = \"postgresql\"\n",
+        )
+        .env("DATABASE_URL", &db.url);
+    for (name, sql) in &MIGRATIONS[..count] {
+        t = t.file(&format!("prisma/migrations/{name}/migration.sql"), sql);
+    }
+    t
+}
+
+fn add_migration(t: &Test, index: usize) {
+    let (name, sql) = MIGRATIONS[index];
+    t.write(&format!("prisma/migrations/{name}/migration.sql"), sql);
+}
+
+/// `pg_dump --schema-only` of `url` limited to `schema`, without the lines that differ
+/// between any two dumps (comments with versions, psql 17's `\restrict` keys).
+fn schema_dump(url: &str, schema: &str) -> String {
+    let bin = pg::bin_dir().expect("PostgreSQL binaries");
+    let out = Command::new(bin.join("pg_dump"))
+        .args([
+            "--schema-only",
+            "--no-owner",
+            "--no-privileges",
+            "-n",
+            schema,
+            "-d",
+            url,
+        ])
+        .output()
+        .expect("running pg_dump");
+    assert!(
+        out.status.success(),
+        "pg_dump failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| {
+            !l.starts_with("--") && !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict")
+        })
+        .filter(|l| !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Item 6: a dbflow deploy leaves in `public` exactly what psql running the same files
+/// leaves there, plus the `_prisma_migrations` table Prisma itself would create (the
+/// psql-built side gets it from Prisma's own DDL, so both sides are what Prisma would
+/// see). dbflow's state lives in the `dbflow` schema.
+#[test]
+fn deploy_leaves_the_app_schema_as_prisma_would() {
+    let Some(db) = pg::database("adopt_public_equals_psql") else {
+        return;
+    };
+    let Some(reference) = pg::database("adopt_public_equals_psql_ref") else {
+        return;
+    };
+    let t = project(&db, 3, "");
+    t.run_with(["migrate", "deploy"]).assert_code(0);
+    for (_, sql) in MIGRATIONS {
+        reference.psql(sql);
+    }
+    reference.psql(PRISMA_HISTORY_DDL);
+    let ours = schema_dump(&db.url, "public");
+    assert!(!ours.contains("_dbflow"), "{ours}");
+    assert_eq!(ours, schema_dump(&reference.url, "public"));
+    assert_eq!(
+        db.psql("SELECT count(*) FROM dbflow._dbflow_schema_state"),
+        "1"
+    );
+    t.run_with(["migrate", "status"]).assert_code(0);
+}
+
+/// A state table left in `public` by an older dbflow is still read by status, and the
+/// next deploy moves it into the state schema (here a configured one).
+#[test]
+fn legacy_state_table_in_public_is_moved_by_the_next_deploy() {
+    let Some(db) = pg::database("adopt_legacy_state_moved") else {
+        return;
+    };
+    let t = project(&db, 2, "  state_schema: ops_state\n");
+    t.run_with(["migrate", "deploy"]).assert_code(0);
+    assert_eq!(
+        db.psql("SELECT to_regclass('dbflow._dbflow_schema_state') IS NULL"),
+        "t"
+    );
+    // What an older dbflow left behind.
+    db.psql("ALTER TABLE ops_state._dbflow_schema_state SET SCHEMA public; DROP SCHEMA ops_state");
+    let status = t.run_with(["migrate", "status"]);
+    status.assert_code(0);
+    assert!(
+        status.stdout.contains("schema drift: none"),
+        "{}",
+        status.stdout
+    );
+    db.psql("ALTER TABLE \"User\" ADD COLUMN shadow int");
+    let drifted = t.run_with(["migrate", "status"]);
+    drifted.assert_code(4);
+    assert!(
+        drifted.stdout.contains("\"User\".shadow integer"),
+        "{}",
+        drifted.stdout
+    );
+    db.psql("ALTER TABLE \"User\" DROP COLUMN shadow");
+
+    add_migration(&t, 2);
+    t.run_with(["migrate", "deploy"]).assert_code(0);
+    assert_eq!(
+        db.psql("SELECT to_regclass('public._dbflow_schema_state') IS NULL, to_regclass('ops_state._dbflow_schema_state') IS NOT NULL"),
+        "t|t"
+    );
+    t.run_with(["migrate", "status"]).assert_code(0);
+}
