@@ -142,3 +142,92 @@ fn legacy_state_table_in_public_is_moved_by_the_next_deploy() {
     );
     t.run_with(["migrate", "status"]).assert_code(0);
 }
+
+/// `url` with `password` set (the test server trusts local connections, so any password
+/// connects: what matters is that it never shows).
+fn with_password(url: &str, password: &str) -> String {
+    let mut parsed = url::Url::parse(url).expect("test URL");
+    parsed
+        .set_password(Some(password))
+        .expect("a URL with a host");
+    parsed.to_string()
+}
+
+/// Item 7: Prisma's `?schema=NAME` puts the history table and the migrations' objects in
+/// that schema (created when missing, as Prisma does), and status reads them there.
+#[test]
+fn url_schema_parameter_is_honoured_like_prisma() {
+    let Some(db) = pg::database("adopt_url_schema") else {
+        return;
+    };
+    let t = project(&db, 3, "").env("DATABASE_URL", &format!("{}?schema=tenant_a", db.url));
+    t.run_with(["migrate", "deploy"]).assert_code(0);
+    assert_eq!(
+        db.psql("SELECT count(*) FROM tenant_a._prisma_migrations WHERE finished_at IS NOT NULL"),
+        "3"
+    );
+    assert_eq!(
+        db.psql("SELECT string_agg(table_name, ',' ORDER BY table_name) FROM information_schema.tables WHERE table_schema = 'tenant_a'"),
+        "Post,User,_prisma_migrations"
+    );
+    assert_eq!(
+        db.psql("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"),
+        "0"
+    );
+    let status = t.run_with(["migrate", "status"]);
+    status.assert_code(0);
+    assert!(status.stdout.contains("3 applied"), "{}", status.stdout);
+    // A backup of such a database still works (libpq never sees `schema=`).
+    let backup = t.run_with(["backup", "create"]);
+    backup.assert_code(0);
+}
+
+/// Item 7: `prisma/.env` is read where Prisma reads it (zero-config and with a
+/// Workflowfile), its secrets redacted like any other.
+#[test]
+fn prisma_dotenv_is_read_and_redacted() {
+    let Some(db) = pg::database("adopt_prisma_dotenv") else {
+        return;
+    };
+    let url = with_password(&db.url, "pr1sma-dotenv-secret");
+    let t = Test::new()
+        .file(
+            "prisma/migrations/migration_lock.toml",
+            "provider = \"postgresql\"\n",
+        )
+        .file("prisma/migrations/20240101000000_init/migration.sql", INIT)
+        .file("prisma/.env", &format!("DATABASE_URL=\"{url}\"\n"));
+    let deploy = t.run_with(["migrate", "deploy"]);
+    deploy.assert_code(0);
+    assert_eq!(db.psql("SELECT count(*) FROM _prisma_migrations"), "1");
+    let shown = t.run_with(["env"]);
+    shown.assert_code(0);
+    for out in [&deploy, &shown] {
+        assert!(!out.all().contains("pr1sma-dotenv-secret"), "{}", out.all());
+    }
+    assert!(
+        shown.all().contains(&format!("/{}", db.name)),
+        "{}",
+        shown.all()
+    );
+
+    // The same with a Workflowfile naming ${DATABASE_URL}.
+    t.write(
+        "Workflowfile.yaml",
+        "environments:\n  local:\n    url: ${DATABASE_URL}\n    protection: sandbox\n",
+    );
+    t.run_with(["migrate", "status"]).assert_code(0);
+
+    // A variable with different values in .env and prisma/.env: refused, as Prisma does,
+    // naming the variable and the files, never the values.
+    t.write(".env", "DATABASE_URL=postgres://other:0ther-secret@db/x\n");
+    let clash = t.run_with(["migrate", "status"]);
+    clash.assert_code(2);
+    assert!(clash.all().contains("DATABASE_URL"), "{}", clash.all());
+    assert!(clash.all().contains("prisma/.env"), "{}", clash.all());
+    assert!(
+        !clash.all().contains("0ther-secret") && !clash.all().contains("pr1sma-dotenv-secret"),
+        "{}",
+        clash.all()
+    );
+}

@@ -207,7 +207,7 @@ pub fn resolve(
     let alias = (name != requested).then_some(requested.clone());
     let env = match project.environments.get(&name) {
         Some(env) => env.clone(),
-        None if project.implicit_environments => implicit_environment(&name),
+        None if project.implicit_environments => implicit_environment(&name, vars),
         None => {
             let names: Vec<&str> = project
                 .environments
@@ -263,7 +263,7 @@ pub fn resolve(
 
 /// Zero-config: the environment is whatever the chain named, its URL `DATABASE_URL`
 /// (and `DIRECT_URL`), its protection guessed from the name.
-fn implicit_environment(name: &str) -> Environment {
+fn implicit_environment(name: &str, vars: &Vars) -> Environment {
     let loc = super::diagnostic::Loc {
         file: Arc::new("<environment>".into()),
         line: 1,
@@ -276,7 +276,8 @@ fn implicit_environment(name: &str) -> Environment {
             value: "${DATABASE_URL}".into(),
             loc: loc.clone(),
         },
-        direct_url: std::env::var("DIRECT_URL").ok().map(|_| Text {
+        // From the process or a `.env` file, as Prisma reads its `directUrl`.
+        direct_url: vars.get("DIRECT_URL").map(|_| Text {
             value: "${DIRECT_URL}".into(),
             loc,
         }),

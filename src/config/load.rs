@@ -394,12 +394,18 @@ fn load_file(path: &Path, cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
         );
     }
 
-    let env_file = raw
-        .env_file
+    let migrations_dir = raw
+        .migrations
         .as_ref()
-        .map(|f| root.join(&f.value))
-        .or_else(|| Some(root.join(".env")))
-        .filter(|p| p.is_file());
+        .and_then(|m| m.dir.as_ref().map(|d| d.value.clone()))
+        .unwrap_or_else(|| "prisma/migrations".into());
+    let env_files = match &raw.env_file {
+        Some(declared) => vec![root.join(&declared.value)],
+        None => prisma_env_files(&root, &migrations_dir),
+    }
+    .into_iter()
+    .filter(|p| p.is_file())
+    .collect();
     if let Some(declared) = &raw.env_file {
         if !root.join(&declared.value).is_file() {
             errors.push(Diagnostic::at(
@@ -423,17 +429,13 @@ fn load_file(path: &Path, cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
             .iter()
             .map(|(k, v)| (k.value.clone(), v.value.clone()))
             .collect(),
-        env_file,
+        env_files,
         sandbox_pattern: raw
             .sandbox_pattern
             .as_ref()
             .map(|p| p.value.clone())
             .unwrap_or_else(|| DEFAULT_SANDBOX_PATTERN.into()),
-        migrations_dir: raw
-            .migrations
-            .as_ref()
-            .and_then(|m| m.dir.as_ref().map(|d| d.value.clone()))
-            .unwrap_or_else(|| "prisma/migrations".into()),
+        migrations_dir,
         migrations_table: raw
             .migrations
             .as_ref()
@@ -687,6 +689,18 @@ fn folder_name(root: &Path) -> String {
 
 /// The project dbflow assumes when there is no Workflowfile: environments come from the
 /// detection chain with `DATABASE_URL`, workflows are the built-in ones.
+/// Where Prisma's CLI reads `.env` files, in its order: the project root, then the
+/// folder of the schema (`prisma/`, the migrations folder's parent).
+fn prisma_env_files(root: &Path, migrations_dir: &str) -> Vec<PathBuf> {
+    let mut files = vec![root.join(".env")];
+    if let Some(schema_dir) = Path::new(migrations_dir).parent() {
+        if !schema_dir.as_os_str().is_empty() {
+            files.push(root.join(schema_dir).join(".env"));
+        }
+    }
+    files
+}
+
 fn zero_config(cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let mut builder = Builder::default();
@@ -700,7 +714,10 @@ fn zero_config(cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
             Err(d) => errors.push(d),
         }
     }
-    let env_file = Some(cwd.join(".env")).filter(|p| p.is_file());
+    let env_files = prisma_env_files(cwd, "prisma/migrations")
+        .into_iter()
+        .filter(|p| p.is_file())
+        .collect();
     let project = Project {
         name: folder_name(cwd),
         root: PathBuf::from("."),
@@ -711,7 +728,7 @@ fn zero_config(cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
             .iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect(),
-        env_file,
+        env_files,
         sandbox_pattern: DEFAULT_SANDBOX_PATTERN.into(),
         migrations_dir: "prisma/migrations".into(),
         migrations_table: "_prisma_migrations".into(),

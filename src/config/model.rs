@@ -36,8 +36,9 @@ pub struct Project {
     pub default_env: Option<Text>,
     /// Alias → environment name.
     pub aliases: IndexMap<String, String>,
-    /// Dotenv file for interpolation, when it exists.
-    pub env_file: Option<PathBuf>,
+    /// Dotenv files for interpolation that exist, in reading order: `env_file` when
+    /// declared, else Prisma's `.env` and `<schema folder>/.env` (`prisma/.env`).
+    pub env_files: Vec<PathBuf>,
     /// Regex a database name must match for destructive operations.
     pub sandbox_pattern: String,
     /// Migrations folder, relative to `root`.
