@@ -307,3 +307,162 @@ fn init_never_duplicates_gitignore_entries() {
         .read("Workflowfile.yaml")
         .contains("url: ${LOCAL_DATABASE_URL:-sqlite:.dbflow/local.db}"));
 }
+
+/// Applies migration `index` the way `prisma migrate deploy` does: a started row, the
+/// script (here through psql), then `finished_at = now()` and the step count.
+fn apply_like_prisma(db: &TestDb, t: &Test, index: usize) {
+    use sha2::Digest;
+    let (name, sql) = MIGRATIONS[index];
+    add_migration(t, index);
+    let checksum = hex::encode(sha2::Sha256::digest(sql.as_bytes()));
+    let id = format!("7c1e5b0a-0000-4000-8000-00000000000{index}");
+    db.psql(&format!(
+        "INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at, applied_steps_count) VALUES ('{id}', '{checksum}', '{name}', now(), 0)"
+    ));
+    db.psql(sql);
+    db.psql(&format!(
+        "UPDATE _prisma_migrations SET finished_at = now(), applied_steps_count = 1 WHERE id = '{id}'"
+    ));
+}
+
+/// Scratch databases left on the server beside `db`.
+fn scratch_databases(db: &TestDb) -> String {
+    db.psql(&format!(
+        "SELECT string_agg(datname, ',') FROM pg_database WHERE datname LIKE '{}\\_shadow\\_%' AND datname <> '{}'",
+        &db.name[..db.name.len().min(40)],
+        db.name
+    ))
+}
+
+/// Item 5: dbflow deploys part, Prisma applies the rest. Status neither invents drift
+/// (the recorded schema is stale and says so) nor hides it: `--shadow` builds the
+/// migrations in a scratch database, finds the schema clean (exit 0), drops the scratch
+/// database and records the baseline again; a hand-made change is then named (exit 4).
+#[test]
+fn drift_after_prisma_applied_the_rest_is_checked_in_a_scratch_database() {
+    let Some(db) = pg::database("adopt_shadow_sandbox") else {
+        return;
+    };
+    let t = project(&db, 2, "");
+    t.run_with(["migrate", "deploy"]).assert_code(0);
+    apply_like_prisma(&db, &t, 2);
+
+    let stale = t.run_with(["migrate", "status"]);
+    stale.assert_code(0);
+    assert!(
+        stale.stdout.contains("3 applied")
+            && stale.stdout.contains(
+                "`20240103000000_nickname`) were applied after dbflow recorded the schema"
+            )
+            && stale.stdout.contains("--shadow"),
+        "{}",
+        stale.stdout
+    );
+    assert!(
+        !stale.stdout.contains("outside migrations"),
+        "{}",
+        stale.stdout
+    );
+
+    let shadow = t.run_with(["migrate", "status", "--shadow"]);
+    shadow.assert_code(0);
+    assert!(
+        shadow
+            .stdout
+            .contains("built the 3 applied migration(s) in scratch database")
+            && shadow.stdout.contains("dropped afterwards")
+            && shadow.stdout.contains("schema drift: none"),
+        "{}",
+        shadow.stdout
+    );
+    assert_eq!(scratch_databases(&db), "");
+
+    // The clean comparison recorded the baseline again: the fast path is back.
+    let fast = t.run_with(["migrate", "status"]);
+    fast.assert_code(0);
+    assert!(
+        fast.stdout
+            .contains("schema drift: none since the last deploy"),
+        "{}",
+        fast.stdout
+    );
+
+    db.psql("ALTER TABLE \"User\" ADD COLUMN \"handMade\" int");
+    for args in [
+        &["migrate", "status"][..],
+        &["migrate", "status", "--shadow"][..],
+    ] {
+        let drift = t.run_with(args);
+        drift.assert_code(4);
+        assert!(
+            drift
+                .stdout
+                .contains("added outside migrations: column public.\"User\".\"handMade\" integer"),
+            "{args:?}: {}",
+            drift.stdout
+        );
+        assert!(
+            drift.stdout.contains("1 change(s)") && !drift.stdout.contains(".nickname "),
+            "{}",
+            drift.stdout
+        );
+    }
+    assert_eq!(scratch_databases(&db), "");
+}
+
+/// Item 5 on a shared environment: a stale recorded schema makes status compare with a
+/// scratch database by itself, saying so; the other tool's migration is not drift, a
+/// hand-made index is. A scratch build that fails still drops the scratch database.
+#[test]
+fn shared_environments_compare_with_the_migrations_when_the_record_is_stale() {
+    let Some(db) = pg::database("adopt_shadow_shared") else {
+        return;
+    };
+    let t = project(&db, 2, "");
+    t.write(
+        "Workflowfile.yaml",
+        "environments:\n  staging:\n    url: ${DATABASE_URL}\n    protection: shared\nmigrations:\n  dir: prisma/migrations\n",
+    );
+    t.run_with(["migrate", "deploy", "--env", "staging"])
+        .assert_code(0);
+    apply_like_prisma(&db, &t, 2);
+    db.psql("CREATE INDEX \"User_nickname_idx\" ON \"User\" (\"nickname\")");
+
+    let out = t.run_with(["migrate", "status", "--env", "staging"]);
+    out.assert_code(4);
+    assert!(
+        out.stdout
+            .contains("schema compared with the migrations: built the 3 applied migration(s)")
+            && out
+                .stdout
+                .contains("were applied after dbflow recorded the schema"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("schema drift: 1 change(s) made outside migrations:")
+            && out.stdout.contains("User_nickname_idx"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(scratch_databases(&db), "");
+
+    db.psql("DROP INDEX \"User_nickname_idx\"");
+    t.run_with(["migrate", "status", "--env", "staging"])
+        .assert_code(0);
+
+    // A script that no longer builds: the comparison fails, says so, leaves nothing.
+    t.write(
+        "prisma/migrations/20240103000000_nickname/migration.sql",
+        "ALTER TABLE \"Nope\" ADD COLUMN x int;\n",
+    );
+    let broken = t.run_with(["migrate", "status", "--env", "staging", "--shadow"]);
+    broken.assert_code(4);
+    assert!(
+        broken.stdout.contains("scratch-database comparison failed"),
+        "{}",
+        broken.stdout
+    );
+    assert_eq!(scratch_databases(&db), "");
+}

@@ -8,6 +8,7 @@ pub mod history;
 pub mod migrate;
 pub mod pgtools;
 pub mod schema;
+pub mod shadow;
 pub mod statements;
 pub mod store;
 pub mod target;

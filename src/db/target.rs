@@ -63,6 +63,17 @@ impl Target {
     }
 }
 
+/// The server `migrate status --shadow` makes its scratch database on:
+/// `migrations.shadow_url` interpolated, `None` for the environment's own server.
+pub fn shadow_server(project: &Project, vars: &crate::config::Vars) -> Result<Option<DbUrl>> {
+    let Some(text) = &project.shadow_url else {
+        return Ok(None);
+    };
+    let raw = crate::config::interpolate::interpolate_text(text, vars, "migrations.shadow_url")
+        .map_err(|d| Error::Config(vec![d]))?;
+    Ok(Some(DbUrl::new(&raw)))
+}
+
 /// The `lock_timeout` dbflow sets per migration when nothing is configured.
 pub fn default_lock_timeout(protection: Protection) -> Option<Duration> {
     match protection {
