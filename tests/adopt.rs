@@ -466,3 +466,57 @@ fn shared_environments_compare_with_the_migrations_when_the_record_is_stale() {
     );
     assert_eq!(scratch_databases(&db), "");
 }
+
+/// Item 5: a dbflow deploy on top of a stale record leaves it stale instead of carrying
+/// the other tool's changes into it as drift (what made status exit 4 "forever").
+#[test]
+fn a_dbflow_deploy_after_prisma_does_not_turn_its_changes_into_drift() {
+    let Some(db) = pg::database("adopt_deploy_after_prisma") else {
+        return;
+    };
+    let t = project(&db, 1, "");
+    t.run_with(["migrate", "deploy"]).assert_code(0);
+    apply_like_prisma(&db, &t, 1);
+    add_migration(&t, 2);
+    let deploy = t.run_with(["migrate", "deploy"]);
+    deploy.assert_code(0);
+    assert!(
+        deploy.all().contains("the recorded schema is stale"),
+        "{}",
+        deploy.all()
+    );
+    let status = t.run_with(["migrate", "status"]);
+    status.assert_code(0);
+    assert!(
+        !status.stdout.contains("outside migrations"),
+        "{}",
+        status.stdout
+    );
+    t.run_with(["migrate", "status", "--shadow"]).assert_code(0);
+}
+
+/// `migrations.shadow_url` is where the scratch database goes; a server that cannot be
+/// reached makes the comparison fail (exit 1: asked for and not done), its password
+/// redacted.
+#[test]
+fn shadow_url_is_used_and_redacted() {
+    let Some(db) = pg::database("adopt_shadow_url") else {
+        return;
+    };
+    let t = project(
+        &db,
+        2,
+        "  shadow_url: postgres://builder:sh4dow-secret@127.0.0.1:1/scratch\n",
+    );
+    t.run_with(["migrate", "deploy"]).assert_code(0);
+    let out = t.run_with(["migrate", "status", "--shadow"]);
+    out.assert_code(0);
+    assert!(
+        out.stdout
+            .contains("scratch-database comparison failed: connecting to postgres://builder:")
+            && out.stdout.contains("127.0.0.1:1/scratch"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.all().contains("sh4dow-secret"), "{}", out.all());
+}

@@ -231,10 +231,13 @@ fn status(
         ));
         app.ui.out(&render_status(&status));
     }
-    Ok(if clean {
-        ExitCode::Ok
-    } else {
+    Ok(if !clean {
         ExitCode::NotClean
+    } else if shadow && !status.drift_checked {
+        // Asked for the comparison and did not get it: not a clean bill of health.
+        ExitCode::Failed
+    } else {
+        ExitCode::Ok
     })
 }
 
