@@ -295,14 +295,23 @@ fn init_on_a_postgres_prisma_project_deploys_without_edits() {
     assert_eq!(t.read(".gitignore"), before);
 }
 
-/// Item 8: a `.gitignore` that already lists the entries (in any spelling) is left as is;
-/// a project without Prisma keeps a SQLite `local`.
+/// Item 8: an entry `.gitignore` already has (in any spelling) is not repeated, a missing
+/// one is appended after a last line without its newline; a project without Prisma keeps
+/// a SQLite `local`.
 #[test]
 fn init_never_duplicates_gitignore_entries() {
-    let t = Test::new().file(".gitignore", "/backups\n.dbflow\n");
+    let t = Test::new().file(".gitignore", "/backups");
     let init = t.run_with(["init"]);
     init.assert_code(0);
-    assert_eq!(t.read(".gitignore"), "/backups\n.dbflow\n");
+    assert_eq!(
+        t.read(".gitignore"),
+        "/backups\n# dbflow: backups hold customer data; .dbflow/ holds run journals\n.dbflow/\n"
+    );
+    assert!(
+        init.stdout.contains("appended to ./.gitignore: .dbflow/"),
+        "{}",
+        init.stdout
+    );
     assert!(t
         .read("Workflowfile.yaml")
         .contains("url: ${LOCAL_DATABASE_URL:-sqlite:.dbflow/local.db}"));
