@@ -529,3 +529,22 @@ fn shadow_url_is_used_and_redacted() {
     );
     assert!(!out.all().contains("sh4dow-secret"), "{}", out.all());
 }
+
+/// Drift checks skip dbflow's state schema: one the app uses is refused where written.
+#[test]
+fn state_schema_cannot_be_the_apps() {
+    let t = Test::new().file(
+        "Workflowfile.yaml",
+        "environments:\n  local:\n    url: sqlite:dev.db\nmigrations:\n  state_schema: public\n",
+    );
+    let out = t.run_with(["validate"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("Workflowfile.yaml:5:")
+            && out
+                .stderr
+                .contains("migrations.state_schema `public` cannot hold dbflow's state"),
+        "{}",
+        out.stderr
+    );
+}

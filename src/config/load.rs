@@ -406,6 +406,24 @@ fn load_file(path: &Path, cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
     .into_iter()
     .filter(|p| p.is_file())
     .collect();
+    if let Some(declared) = raw
+        .migrations
+        .as_ref()
+        .and_then(|m| m.state_schema.as_ref())
+    {
+        // Drift checks skip dbflow's schema entirely: it must never be one the app uses.
+        let name = declared.value.as_str();
+        if name.is_empty()
+            || name == "public"
+            || name == "information_schema"
+            || name.starts_with("pg_")
+        {
+            errors.push(Diagnostic::at(
+                Loc::new(&file, &declared.referenced),
+                format!("migrations.state_schema `{name}` cannot hold dbflow's state: use a schema of its own (default `dbflow`)"),
+            ));
+        }
+    }
     if let Some(declared) = &raw.env_file {
         if !root.join(&declared.value).is_file() {
             errors.push(Diagnostic::at(
