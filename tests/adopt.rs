@@ -177,6 +177,10 @@ fn url_schema_parameter_is_honoured_like_prisma() {
     let status = t.run_with(["migrate", "status"]);
     status.assert_code(0);
     assert!(status.stdout.contains("3 applied"), "{}", status.stdout);
+    // The scratch database gets the same `?schema=`: the migrations build the same schema.
+    let shadow = t.run_with(["migrate", "status", "--shadow"]);
+    shadow.assert_code(0);
+    assert!(shadow.stdout.contains("schema drift: none"), "{}", shadow.stdout);
     // A backup of such a database still works (libpq never sees `schema=`).
     let backup = t.run_with(["backup", "create"]);
     backup.assert_code(0);
