@@ -297,6 +297,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn prisma_schema_parameter() {
+        let url = |s: &str| DbUrl::new(s).prisma_schema();
+        assert_eq!(
+            url("postgres://a@h/db?schema=tenant%20a&sslmode=require").as_deref(),
+            Some("tenant a")
+        );
+        assert_eq!(url("postgres://a@h/db?schema="), None);
+        assert_eq!(url("postgres://a@h/db"), None);
+        assert_eq!(url("sqlite:dev.db?schema=x"), None);
+    }
+
+    #[test]
     fn database_names() {
         assert_eq!(
             DbUrl::new("postgres://u:p@h:5432/shop_dev?sslmode=x")
