@@ -55,7 +55,7 @@ impl App {
         if !errors.is_empty() {
             return Err(Error::Config(errors));
         }
-        let vars = Vars::load(project.env_file.as_deref())?;
+        let vars = Vars::load(&project.env_files)?;
         Ok(App {
             project,
             registry,

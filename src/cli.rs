@@ -384,7 +384,14 @@ pub enum HookAction {
 #[derive(Debug, Subcommand)]
 pub enum MigrateAction {
     /// Show each migration's state and schema drift (exit 4 when not clean).
-    Status,
+    Status {
+        /// Compare the schema with one built from the applied migrations in a scratch
+        /// database (dropped afterwards), not with the schema recorded at the last deploy:
+        /// truthful after another tool applied migrations. Automatic on shared and
+        /// protected environments when the recorded schema is stale or missing.
+        #[arg(long)]
+        shadow: bool,
+    },
     /// Apply pending migrations, one deployer at a time.
     Deploy {
         /// List what would be applied and stop.

@@ -28,6 +28,7 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 const SCAFFOLD: &[&str] = &[
+    ".gitignore",
     "Workflowfile.yaml",
     "prisma/migrations/.gitkeep",
     "scripts-lua/README.md",
@@ -203,6 +204,15 @@ fn init_detects_an_existing_prisma_folder() {
     assert!(test
         .read("Workflowfile.yaml")
         .contains("dir: prisma/migrations"));
+    // A PostgreSQL project's `local` is Prisma's DATABASE_URL: without it, validate says so.
+    let unset = test.run_with(["validate"]);
+    unset.assert_code(2);
+    assert!(
+        unset.stderr.contains("`DATABASE_URL` is not set"),
+        "{}",
+        unset.stderr
+    );
+    let test = test.env("DATABASE_URL", "postgres://app@127.0.0.1:1/shop_dev");
     test.run_with(["validate"]).assert_code(0);
 }
 

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod adopt;
 mod backup;
 mod check;
 mod cli;

@@ -460,7 +460,7 @@ fn status_reads_a_state_table_from_before_tokens() {
     };
     let t = project(&db);
     t.run_with(["migrate", "deploy"]).assert_code(0);
-    db.psql("ALTER TABLE _dbflow_schema_state DROP COLUMN token");
+    db.psql("ALTER TABLE dbflow._dbflow_schema_state DROP COLUMN token");
     let clean = t.run_with(["migrate", "status"]);
     clean.assert_code(0);
     assert!(

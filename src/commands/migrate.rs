@@ -22,8 +22,8 @@ pub fn run(app: &App, env_flag: Option<&str>, action: MigrateAction) -> Result<E
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the runtime", e))?;
-    if matches!(action, MigrateAction::Status) {
-        return status(app, &env, &target, &runtime);
+    if let MigrateAction::Status { shadow } = action {
+        return status(app, &env, &target, &runtime, shadow);
     }
     // Reading and hashing the migrations overlaps the connection's startup (hundreds of
     // files, and a fresh backend to wait for).
@@ -35,7 +35,7 @@ pub fn run(app: &App, env_flag: Option<&str>, action: MigrateAction) -> Result<E
     let store = store?;
     warn_ignored(app, &target, &store);
     let command = match &action {
-        MigrateAction::Status => "migrate status",
+        MigrateAction::Status { .. } => "migrate status",
         MigrateAction::Deploy { .. } => "migrate deploy",
         MigrateAction::Resolve { .. } => "migrate resolve",
         MigrateAction::Down { .. } => "migrate down",
@@ -45,7 +45,7 @@ pub fn run(app: &App, env_flag: Option<&str>, action: MigrateAction) -> Result<E
     let result = runtime.block_on(async {
         let mut conn = conn?;
         let result = match action {
-            MigrateAction::Status => unreachable!("handled before"),
+            MigrateAction::Status { .. } => unreachable!("handled before"),
             MigrateAction::Deploy { dry_run, to, yes } => {
                 if let Some(warning) = pooler_warning(&env) {
                     app.ui.warn(&warning);
@@ -200,6 +200,7 @@ fn status(
     env: &ResolvedEnv,
     target: &Target,
     runtime: &tokio::runtime::Runtime,
+    shadow: bool,
 ) -> Result<ExitCode> {
     let (store, observed) = std::thread::scope(|scope| {
         let reading = scope.spawn(|| target.store());
@@ -215,6 +216,19 @@ fn status(
     let store = store?;
     warn_ignored(app, target, &store);
     let status = observed?.status(&store);
+    let mode = match shadow {
+        true => crate::db::shadow::Mode::Forced,
+        false => crate::db::shadow::Mode::Auto(env.protection),
+    };
+    let server = crate::db::target::shadow_server(&app.project, &app.vars)?;
+    let status = runtime.block_on(crate::db::shadow::settle(
+        target,
+        server.as_ref(),
+        &store,
+        status,
+        mode,
+        |name| guard::own_copy(&GuardTarget::of(env), name),
+    ));
     let clean = status.problems(&all()).is_empty();
     if app.ui.json {
         app.ui
@@ -227,10 +241,13 @@ fn status(
         ));
         app.ui.out(&render_status(&status));
     }
-    Ok(if clean {
-        ExitCode::Ok
-    } else {
+    Ok(if !clean {
         ExitCode::NotClean
+    } else if shadow && !status.drift_checked {
+        // Asked for the comparison and did not get it: not a clean bill of health.
+        ExitCode::Failed
+    } else {
+        ExitCode::Ok
     })
 }
 
@@ -463,8 +480,13 @@ pub fn render_status(status: &Status) -> String {
         count(State::Modified),
         count(State::MissingLocally)
     ));
+    if let Some(basis) = &status.drift_basis {
+        out.push_str(&format!("schema compared with the migrations: {basis}\n"));
+    }
     if let Some(note) = &status.drift_note {
         out.push_str(&format!("schema drift: {note}\n"));
+    } else if status.drift.is_empty() && status.drift_basis.is_some() {
+        out.push_str("schema drift: none\n");
     } else if status.drift.is_empty() {
         out.push_str("schema drift: none since the last deploy\n");
     } else {

@@ -90,6 +90,21 @@ impl DbUrl {
         (!name.is_empty()).then(|| name.to_string())
     }
 
+    /// Prisma's `?schema=NAME` (PostgreSQL): the schema Prisma keeps its history table and
+    /// the app's objects in. `None` when absent or empty (Prisma then uses `public`
+    /// through the server's default `search_path`).
+    pub fn prisma_schema(&self) -> Option<String> {
+        if !self.is_postgres() {
+            return None;
+        }
+        let parsed = url::Url::parse(&self.0).ok()?;
+        let schema = parsed
+            .query_pairs()
+            .find(|(k, _)| k == "schema")
+            .map(|(_, v)| v.to_string())?;
+        (!schema.is_empty()).then_some(schema)
+    }
+
     /// The same server and credentials, another database: for PostgreSQL the path
     /// segment is replaced, for SQLite the file (`name` is a path, used as given).
     pub fn with_database(&self, name: &str) -> DbUrl {
@@ -192,7 +207,7 @@ pub fn resolve(
     let alias = (name != requested).then_some(requested.clone());
     let env = match project.environments.get(&name) {
         Some(env) => env.clone(),
-        None if project.implicit_environments => implicit_environment(&name),
+        None if project.implicit_environments => implicit_environment(&name, vars),
         None => {
             let names: Vec<&str> = project
                 .environments
@@ -248,7 +263,7 @@ pub fn resolve(
 
 /// Zero-config: the environment is whatever the chain named, its URL `DATABASE_URL`
 /// (and `DIRECT_URL`), its protection guessed from the name.
-fn implicit_environment(name: &str) -> Environment {
+fn implicit_environment(name: &str, vars: &Vars) -> Environment {
     let loc = super::diagnostic::Loc {
         file: Arc::new("<environment>".into()),
         line: 1,
@@ -261,7 +276,8 @@ fn implicit_environment(name: &str) -> Environment {
             value: "${DATABASE_URL}".into(),
             loc: loc.clone(),
         },
-        direct_url: std::env::var("DIRECT_URL").ok().map(|_| Text {
+        // From the process or a `.env` file, as Prisma reads its `directUrl`.
+        direct_url: vars.get("DIRECT_URL").map(|_| Text {
             value: "${DIRECT_URL}".into(),
             loc,
         }),
@@ -279,6 +295,18 @@ fn implicit_environment(name: &str) -> Environment {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prisma_schema_parameter() {
+        let url = |s: &str| DbUrl::new(s).prisma_schema();
+        assert_eq!(
+            url("postgres://a@h/db?schema=tenant%20a&sslmode=require").as_deref(),
+            Some("tenant a")
+        );
+        assert_eq!(url("postgres://a@h/db?schema="), None);
+        assert_eq!(url("postgres://a@h/db"), None);
+        assert_eq!(url("sqlite:dev.db?schema=x"), None);
+    }
 
     #[test]
     fn database_names() {

@@ -1,11 +1,30 @@
-//! `${VAR}` and `${VAR:-default}` from the process environment and the `.env` file.
+//! `${VAR}` and `${VAR:-default}` from the process environment and the `.env` files
+//! (the project's `.env`, then `prisma/.env`, where Prisma's CLI reads them).
 //! `$${` writes a literal `${`. A plain `$VAR` is left for the shell.
 
 use super::diagnostic::{find_after, Diagnostic};
 use super::model::Text;
 use indexmap::IndexMap;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// The variables of one dotenv file, in file order.
+fn read_dotenv(path: &Path) -> Result<Vec<(String, String)>, Diagnostic> {
+    let iter = dotenvy::from_path_iter(path)
+        .map_err(|e| Diagnostic::bare(format!("cannot read {}: {e}", path.display())))?;
+    iter.map(|item| {
+        // dotenvy's parse error quotes the line, which holds a secret as often as not:
+        // name the position only.
+        item.map_err(|e| {
+            let why = match e {
+                dotenvy::Error::LineParse(_, at) => format!("cannot parse the line at byte {at}"),
+                other => other.to_string(),
+            };
+            Diagnostic::bare(format!("{}: {why}", path.display()))
+        })
+    })
+    .collect()
+}
 
 /// The variables interpolation can see: the process environment first, then `.env`.
 #[derive(Debug, Clone, Default)]
@@ -18,27 +37,34 @@ pub struct Vars {
 }
 
 impl Vars {
-    /// The current process environment plus the dotenv file, if any. Secret-looking
+    /// The current process environment plus the dotenv files, in order. Secret-looking
     /// values are registered with the redaction layer as they are read.
-    pub fn load(dotenv: Option<&Path>) -> Result<Self, Diagnostic> {
+    ///
+    /// Like Prisma's CLI, a variable set in two files with different values is an error
+    /// (which one wins would be a guess); the process environment wins over every file.
+    pub fn load(dotenv: &[PathBuf]) -> Result<Self, Diagnostic> {
         let process: HashMap<String, String> = std::env::vars().collect();
-        let mut file_vars = IndexMap::new();
-        if let Some(path) = dotenv {
-            let iter = dotenvy::from_path_iter(path)
-                .map_err(|e| Diagnostic::bare(format!("cannot read {}: {e}", path.display())))?;
-            for item in iter {
-                // dotenvy's parse error quotes the line, which holds a secret as often as
-                // not: name the position only.
-                let (k, v) = item.map_err(|e| {
-                    let why = match e {
-                        dotenvy::Error::LineParse(_, at) => {
-                            format!("cannot parse the line at byte {at}")
-                        }
-                        other => other.to_string(),
-                    };
-                    Diagnostic::bare(format!("{}: {why}", path.display()))
-                })?;
-                file_vars.insert(k, v);
+        let mut file_vars: IndexMap<String, String> = IndexMap::new();
+        let mut origin: HashMap<String, &Path> = HashMap::new();
+        let mut conflicts: Vec<String> = Vec::new();
+        for path in dotenv {
+            for (k, v) in read_dotenv(path)? {
+                match file_vars.get(&k) {
+                    Some(earlier) if *earlier != v => {
+                        conflicts.push(format!(
+                            "{k} (in {} and {})",
+                            origin[&k].display(),
+                            path.display()
+                        ));
+                        // Both values are secrets as often as not: registered, never shown.
+                        crate::ui::redact::register_env([(k.as_str(), v.as_str())]);
+                    }
+                    Some(_) => {}
+                    None => {
+                        origin.insert(k.clone(), path);
+                        file_vars.insert(k, v);
+                    }
+                }
             }
         }
         let vars = Vars {
@@ -47,6 +73,12 @@ impl Vars {
             references_only: false,
         };
         crate::ui::redact::register_env(vars.iter());
+        if !conflicts.is_empty() {
+            return Err(Diagnostic::bare(format!(
+                "conflicting values between .env files, as Prisma's CLI would refuse them too: {}\n  keep each variable in one file (Prisma suggests moving prisma/.env into .env)",
+                conflicts.join(", ")
+            )));
+        }
         Ok(vars)
     }
 

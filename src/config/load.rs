@@ -394,12 +394,36 @@ fn load_file(path: &Path, cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
         );
     }
 
-    let env_file = raw
-        .env_file
+    let migrations_dir = raw
+        .migrations
         .as_ref()
-        .map(|f| root.join(&f.value))
-        .or_else(|| Some(root.join(".env")))
-        .filter(|p| p.is_file());
+        .and_then(|m| m.dir.as_ref().map(|d| d.value.clone()))
+        .unwrap_or_else(|| "prisma/migrations".into());
+    let env_files = match &raw.env_file {
+        Some(declared) => vec![root.join(&declared.value)],
+        None => prisma_env_files(&root, &migrations_dir),
+    }
+    .into_iter()
+    .filter(|p| p.is_file())
+    .collect();
+    if let Some(declared) = raw
+        .migrations
+        .as_ref()
+        .and_then(|m| m.state_schema.as_ref())
+    {
+        // Drift checks skip dbflow's schema entirely: it must never be one the app uses.
+        let name = declared.value.as_str();
+        if name.is_empty()
+            || name == "public"
+            || name == "information_schema"
+            || name.starts_with("pg_")
+        {
+            errors.push(Diagnostic::at(
+                Loc::new(&file, &declared.referenced),
+                format!("migrations.state_schema `{name}` cannot hold dbflow's state: use a schema of its own (default `dbflow`)"),
+            ));
+        }
+    }
     if let Some(declared) = &raw.env_file {
         if !root.join(&declared.value).is_file() {
             errors.push(Diagnostic::at(
@@ -423,22 +447,28 @@ fn load_file(path: &Path, cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
             .iter()
             .map(|(k, v)| (k.value.clone(), v.value.clone()))
             .collect(),
-        env_file,
+        env_files,
         sandbox_pattern: raw
             .sandbox_pattern
             .as_ref()
             .map(|p| p.value.clone())
             .unwrap_or_else(|| DEFAULT_SANDBOX_PATTERN.into()),
-        migrations_dir: raw
-            .migrations
-            .as_ref()
-            .and_then(|m| m.dir.as_ref().map(|d| d.value.clone()))
-            .unwrap_or_else(|| "prisma/migrations".into()),
+        migrations_dir,
         migrations_table: raw
             .migrations
             .as_ref()
             .and_then(|m| m.table.as_ref().map(|d| d.value.clone()))
             .unwrap_or_else(|| "_prisma_migrations".into()),
+        state_schema: raw
+            .migrations
+            .as_ref()
+            .and_then(|m| m.state_schema.as_ref().map(|d| d.value.clone()))
+            .unwrap_or_else(|| super::model::DEFAULT_STATE_SCHEMA.into()),
+        shadow_url: raw
+            .migrations
+            .as_ref()
+            .and_then(|m| m.shadow_url.as_ref())
+            .map(|u| text_of(&file, u)),
         migration_limits: migration_limits(raw.migrations.as_ref(), &file, &mut errors),
         lua: raw.lua.clone().unwrap_or_default(),
         backups_dir: raw
@@ -677,6 +707,18 @@ fn folder_name(root: &Path) -> String {
 
 /// The project dbflow assumes when there is no Workflowfile: environments come from the
 /// detection chain with `DATABASE_URL`, workflows are the built-in ones.
+/// Where Prisma's CLI reads `.env` files, in its order: the project root, then the
+/// folder of the schema (`prisma/`, the migrations folder's parent).
+fn prisma_env_files(root: &Path, migrations_dir: &str) -> Vec<PathBuf> {
+    let mut files = vec![root.join(".env")];
+    if let Some(schema_dir) = Path::new(migrations_dir).parent() {
+        if !schema_dir.as_os_str().is_empty() {
+            files.push(root.join(schema_dir).join(".env"));
+        }
+    }
+    files
+}
+
 fn zero_config(cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let mut builder = Builder::default();
@@ -690,7 +732,10 @@ fn zero_config(cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
             Err(d) => errors.push(d),
         }
     }
-    let env_file = Some(cwd.join(".env")).filter(|p| p.is_file());
+    let env_files = prisma_env_files(cwd, "prisma/migrations")
+        .into_iter()
+        .filter(|p| p.is_file())
+        .collect();
     let project = Project {
         name: folder_name(cwd),
         root: PathBuf::from("."),
@@ -701,10 +746,12 @@ fn zero_config(cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
             .iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect(),
-        env_file,
+        env_files,
         sandbox_pattern: DEFAULT_SANDBOX_PATTERN.into(),
         migrations_dir: "prisma/migrations".into(),
         migrations_table: "_prisma_migrations".into(),
+        state_schema: super::model::DEFAULT_STATE_SCHEMA.into(),
+        shadow_url: None,
         migration_limits: migration_limits(None, &Arc::new(PathBuf::new()), &mut errors),
         lua: Default::default(),
         backups_dir: "backups".into(),

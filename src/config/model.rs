@@ -16,6 +16,11 @@ pub struct Text {
     pub loc: Loc,
 }
 
+/// Where dbflow keeps its own state when `migrations.state_schema` is not set: a schema
+/// of its own, so the app's schema (what `prisma migrate dev` and `prisma db pull` read)
+/// holds only the app's objects.
+pub const DEFAULT_STATE_SCHEMA: &str = "dbflow";
+
 /// The whole loaded project.
 #[derive(Debug)]
 pub struct Project {
@@ -31,14 +36,20 @@ pub struct Project {
     pub default_env: Option<Text>,
     /// Alias → environment name.
     pub aliases: IndexMap<String, String>,
-    /// Dotenv file for interpolation, when it exists.
-    pub env_file: Option<PathBuf>,
+    /// Dotenv files for interpolation that exist, in reading order: `env_file` when
+    /// declared, else Prisma's `.env` and `<schema folder>/.env` (`prisma/.env`).
+    pub env_files: Vec<PathBuf>,
     /// Regex a database name must match for destructive operations.
     pub sandbox_pattern: String,
     /// Migrations folder, relative to `root`.
     pub migrations_dir: String,
     /// Migration history table.
     pub migrations_table: String,
+    /// Schema for dbflow's own tables on PostgreSQL (`migrations.state_schema`).
+    pub state_schema: String,
+    /// Server for scratch (shadow) databases (`migrations.shadow_url`, Prisma's
+    /// `shadowDatabaseUrl`); `None`: the environment's own server.
+    pub shadow_url: Option<Text>,
     /// Lock and timeout settings for applying migrations.
     pub migration_limits: MigrationLimits,
     /// Backups folder, relative to `root`.

@@ -73,6 +73,12 @@ pub struct RawMigrations {
     pub dir: Option<SStr>,
     /// History table (default `_prisma_migrations`).
     pub table: Option<SStr>,
+    /// Schema for dbflow's own tables on PostgreSQL (default `dbflow`).
+    pub state_schema: Option<SStr>,
+    /// Server for the scratch database `migrate status --shadow` builds the expected
+    /// schema in (default: the environment's own server), like Prisma's
+    /// `shadowDatabaseUrl`. Interpolated (`${SHADOW_DATABASE_URL}`).
+    pub shadow_url: Option<SStr>,
     /// `lock_timeout` set for each migration (default `5s` on shared and protected
     /// environments, none on sandbox).
     pub lock_timeout: Option<SStr>,

@@ -5,8 +5,15 @@ use crate::config::DbUrl;
 use sqlx::{Connection, Row};
 use std::str::FromStr;
 
-/// An open connection.
-pub enum Conn {
+/// An open connection, with where dbflow keeps its own state in that database.
+pub struct Conn {
+    backend: Backend,
+    state_schema: String,
+    url_schema: Option<String>,
+}
+
+/// The driver connection behind a [`Conn`].
+enum Backend {
     /// PostgreSQL, with the options it was opened with (so a second session can reach
     /// the server, see [`Conn::canceller`]).
     Pg(sqlx::PgConnection, Box<sqlx::postgres::PgConnectOptions>),
@@ -93,6 +100,8 @@ impl From<sqlx::Error> for DbError {
     }
 }
 
+pub use crate::config::model::DEFAULT_STATE_SCHEMA;
+
 /// `"name"`, or `"schema"."name"` for a dotted name.
 pub fn quote_ident(name: &str) -> String {
     name.split('.')
@@ -108,12 +117,28 @@ pub fn quote_literal(text: &str) -> String {
 
 impl Conn {
     /// Connects to `url` (SQLite files and their folder are created when missing).
+    ///
+    /// A PostgreSQL URL's `?schema=NAME` (Prisma's parameter, which libpq and sqlx do not
+    /// know) sets `search_path` to that schema alone, as Prisma's engine does, so the
+    /// history table and unqualified names in migrations land where Prisma puts them.
     pub async fn connect(url: &DbUrl) -> Result<Conn, DbError> {
         if url.is_postgres() {
             let options = sqlx::postgres::PgConnectOptions::from_str(url.expose())?
                 .application_name("dbflow");
-            let conn = sqlx::PgConnection::connect_with(&options).await?;
-            return Ok(Conn::Pg(conn, Box::new(options)));
+            let mut conn = Conn {
+                backend: Backend::Pg(
+                    sqlx::PgConnection::connect_with(&options).await?,
+                    Box::new(options.clone()),
+                ),
+                state_schema: DEFAULT_STATE_SCHEMA.into(),
+                url_schema: url.prisma_schema(),
+            };
+            if let Some(schema) = conn.url_schema.clone() {
+                // A SET, not a startup `options`: poolers such as PgBouncer refuse those.
+                conn.batch(&format!("SET search_path = {}", quote_ident(&schema)))
+                    .await?;
+            }
+            return Ok(conn);
         }
         if url.is_sqlite() {
             let raw = url.expose();
@@ -125,7 +150,7 @@ impl Conn {
                     let _ = std::fs::create_dir_all(parent);
                 }
             }
-            return Ok(Conn::Sqlite(
+            return Ok(Conn::from_sqlite(
                 sqlx::SqliteConnection::connect_with(&options).await?,
             ));
         }
@@ -140,11 +165,36 @@ impl Conn {
         })
     }
 
+    /// Wraps an open SQLite connection.
+    pub fn from_sqlite(conn: sqlx::SqliteConnection) -> Conn {
+        Conn {
+            backend: Backend::Sqlite(conn),
+            state_schema: DEFAULT_STATE_SCHEMA.into(),
+            url_schema: None,
+        }
+    }
+
+    /// Uses `schema` for dbflow's own tables (PostgreSQL; `migrations.state_schema`).
+    pub fn with_state_schema(mut self, schema: &str) -> Conn {
+        self.state_schema = schema.to_string();
+        self
+    }
+
+    /// The schema holding dbflow's own tables (PostgreSQL).
+    pub fn state_schema(&self) -> &str {
+        &self.state_schema
+    }
+
+    /// The schema named by the URL's `?schema=` (PostgreSQL), which `search_path` is set to.
+    pub fn url_schema(&self) -> Option<&str> {
+        self.url_schema.as_deref()
+    }
+
     /// What cancels the statement this session runs, from another session (PostgreSQL;
     /// `None` for SQLite, whose statements run in this process). One round trip: the
     /// backend's pid.
     pub async fn canceller(&mut self) -> Result<Option<Canceller>, DbError> {
-        let Conn::Pg(_, options) = self else {
+        let Backend::Pg(_, options) = &self.backend else {
             return Ok(None);
         };
         let options = (**options).clone();
@@ -158,7 +208,7 @@ impl Conn {
 
     /// True for PostgreSQL.
     pub fn is_postgres(&self) -> bool {
-        matches!(self, Conn::Pg(..))
+        matches!(self.backend, Backend::Pg(..))
     }
 
     /// Runs SQL text (any number of statements) through the simple protocol.
@@ -169,9 +219,9 @@ impl Conn {
     /// [`Conn::batch`] for a script built for the call: no copy of a large migration.
     pub async fn batch_owned(&mut self, sql: String) -> Result<(), DbError> {
         let sql = sqlx::AssertSqlSafe(sql);
-        match self {
-            Conn::Pg(c, _) => sqlx::raw_sql(sql).execute(c).await.map(|_| ()),
-            Conn::Sqlite(c) => sqlx::raw_sql(sql).execute(c).await.map(|_| ()),
+        match &mut self.backend {
+            Backend::Pg(c, _) => sqlx::raw_sql(sql).execute(c).await.map(|_| ()),
+            Backend::Sqlite(c) => sqlx::raw_sql(sql).execute(c).await.map(|_| ()),
         }
         .map_err(DbError::from)
     }
@@ -179,10 +229,10 @@ impl Conn {
     /// The first column of every row, as text (NULL as empty); the query must select text.
     pub async fn strings(&mut self, sql: &str) -> Result<Vec<String>, DbError> {
         let sql = sqlx::AssertSqlSafe(sql.to_string());
-        let values = match self {
+        let values = match &mut self.backend {
             // Simple protocol: one round trip instead of prepare + execute on a connection
             // that lives for a single command (every column here is text).
-            Conn::Pg(c, _) => sqlx::raw_sql(sql)
+            Backend::Pg(c, _) => sqlx::raw_sql(sql)
                 .fetch_all(c)
                 .await?
                 .iter()
@@ -191,7 +241,7 @@ impl Conn {
                         .map(Option::unwrap_or_default)
                 })
                 .collect::<Result<Vec<_>, _>>()?,
-            Conn::Sqlite(c) => sqlx::query(sql)
+            Backend::Sqlite(c) => sqlx::query(sql)
                 .fetch_all(c)
                 .await?
                 .iter()
@@ -211,9 +261,9 @@ impl Conn {
 
     /// Whether a table exists.
     pub async fn table_exists(&mut self, table: &str) -> Result<bool, DbError> {
-        let sql = match self {
-            Conn::Pg(..) => format!("SELECT (to_regclass({}) IS NOT NULL)::text", quote_literal(&quote_ident(table))),
-            Conn::Sqlite(_) => format!(
+        let sql = match &self.backend {
+            Backend::Pg(..) => format!("SELECT (to_regclass({}) IS NOT NULL)::text", quote_literal(&quote_ident(table))),
+            Backend::Sqlite(_) => format!(
                 "SELECT CASE WHEN count(*) > 0 THEN 'true' ELSE 'false' END FROM sqlite_master WHERE type = 'table' AND name = {}",
                 quote_literal(table)
             ),
@@ -223,9 +273,9 @@ impl Conn {
 
     /// Closes the connection politely.
     pub async fn close(self) {
-        let _ = match self {
-            Conn::Pg(c, _) => c.close().await,
-            Conn::Sqlite(c) => c.close().await,
+        let _ = match self.backend {
+            Backend::Pg(c, _) => c.close().await,
+            Backend::Sqlite(c) => c.close().await,
         };
     }
 
@@ -260,8 +310,8 @@ impl Conn {
         }
         let sql = sqlx::AssertSqlSafe(sql.to_string());
         let mut out = Vec::new();
-        match self {
-            Conn::Pg(c, _) => {
+        match &mut self.backend {
+            Backend::Pg(c, _) => {
                 for row in sqlx::query(sql).fetch_all(c).await? {
                     if row.is_empty() {
                         out.push(None);
@@ -270,7 +320,7 @@ impl Conn {
                     out.push(render(&row).map_err(|_| DbError::message("cannot read the first column as text, a number or a boolean: cast it (e.g. `::text`)"))?);
                 }
             }
-            Conn::Sqlite(c) => {
+            Backend::Sqlite(c) => {
                 for row in sqlx::query(sql).fetch_all(c).await? {
                     if row.is_empty() {
                         out.push(None);
@@ -342,8 +392,8 @@ impl Conn {
         }
         let sql = sqlx::AssertSqlSafe(sql.to_string());
         let mut out = Vec::new();
-        match self {
-            Conn::Pg(c, _) => {
+        match &mut self.backend {
+            Backend::Pg(c, _) => {
                 for row in bind_all!(sqlx::query(sql)).fetch_all(c).await? {
                     let names: Vec<String> = row
                         .columns()
@@ -359,7 +409,7 @@ impl Conn {
                     );
                 }
             }
-            Conn::Sqlite(c) => {
+            Backend::Sqlite(c) => {
                 for row in bind_all!(sqlx::query(sql)).fetch_all(c).await? {
                     let names: Vec<String> = row
                         .columns()
@@ -383,7 +433,7 @@ impl Conn {
     /// every value as PostgreSQL prints it, whatever its type), each row with as many
     /// values as its statement selects; callers tell statements apart by that width.
     pub async fn text_rows(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, DbError> {
-        let Conn::Pg(c, _) = self else {
+        let Backend::Pg(c, _) = &mut self.backend else {
             return Err(DbError::message("text_rows is PostgreSQL only"));
         };
         let sql = sqlx::AssertSqlSafe(sql.to_string());
@@ -408,7 +458,7 @@ impl Conn {
         sql: &str,
         columns: usize,
     ) -> Result<Vec<Vec<Option<String>>>, DbError> {
-        let Conn::Sqlite(c) = self else {
+        let Backend::Sqlite(c) = &mut self.backend else {
             // PostgreSQL: the simple protocol's text values, as `text_rows` reads them.
             let mut rows = self.text_rows(sql).await?;
             for row in &mut rows {

@@ -44,7 +44,14 @@ pub async fn ensure(conn: &mut Conn, table: &str) -> Result<(), DbError> {
     if conn.table_exists(table).await? {
         return Ok(());
     }
-    let sql = create_sql(conn, table);
+    let mut sql = create_sql(conn, table);
+    if let Some(schema) = conn.url_schema() {
+        // Prisma creates the URL's `?schema=` when it is missing; so does dbflow.
+        sql = format!(
+            "CREATE SCHEMA IF NOT EXISTS {};\n{sql}",
+            quote_ident(schema)
+        );
+    }
     conn.batch(&sql).await
 }
 

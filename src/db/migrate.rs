@@ -79,6 +79,13 @@ pub struct Status {
     pub schema_recorded: bool,
     /// Why drift was not checked, when it was not.
     pub drift_note: Option<String>,
+    /// Why the recorded schema cannot be trusted: migrations were applied after dbflow
+    /// recorded it (by another tool, such as `prisma migrate deploy`). Drift is then not
+    /// compared with it (that would name the other tool's changes as drift).
+    pub schema_stale: Option<String>,
+    /// What drift was compared with when not the recorded schema (a scratch database
+    /// built from the migrations, see `db::shadow`).
+    pub drift_basis: Option<String>,
     /// The live catalog listing read for the drift check (reused by deploy).
     #[serde(skip)]
     pub live_schema: Option<Vec<String>>,
@@ -166,6 +173,7 @@ pub struct Observed {
     drift_checked: bool,
     schema_recorded: bool,
     drift_note: Option<String>,
+    schema_stale: Option<String>,
     live_schema: Option<Vec<String>>,
 }
 
@@ -178,6 +186,8 @@ impl Observed {
             drift_checked: self.drift_checked,
             schema_recorded: self.schema_recorded,
             drift_note: self.drift_note,
+            schema_stale: self.schema_stale,
+            drift_basis: None,
             live_schema: self.live_schema,
             history_table_exists: self.history_table_exists,
             ignored: store.ignored.clone(),
@@ -205,6 +215,8 @@ pub async fn history_status(
         drift_checked: false,
         schema_recorded: false,
         drift_note: Some("not checked".into()),
+        schema_stale: None,
+        drift_basis: None,
         live_schema: None,
         history_table_exists,
         ignored: store.ignored.clone(),
@@ -306,7 +318,17 @@ async fn observe_inner(
     let (mut drift, mut drift_checked, mut drift_note, mut live_schema) =
         (Vec::new(), false, None, None);
     let schema_recorded = recorded.is_some();
+    let schema_stale = match &recorded {
+        Some(r) if conn.is_postgres() => stale_reason(&rows, &r.recorded_at),
+        _ => None,
+    };
+    if let Some(why) = &schema_stale {
+        drift_note = Some(format!(
+            "not compared with the recorded schema: {why}; `dbflow migrate status --shadow` compares with the schema the migrations build"
+        ));
+    }
     match recorded {
+        Some(_) if schema_stale.is_some() => {}
         Some(recorded) if recorded.token.is_some() && live_token == recorded.token => {
             // Nothing in the catalog was rewritten since the listing was recorded.
             drift_checked = true;
@@ -344,8 +366,37 @@ async fn observe_inner(
         drift_checked,
         schema_recorded,
         drift_note,
+        schema_stale,
         live_schema,
     })
+}
+
+/// Why a schema recorded at `recorded_at` is stale: migrations finished after it
+/// (PostgreSQL's clock on both sides). dbflow records after its own migrations commit,
+/// so only another tool's rows (or a `migrate resolve --applied` by one) are later.
+fn stale_reason(rows: &[HistoryRow], recorded_at: &str) -> Option<String> {
+    let recorded = history::utc_millis(recorded_at);
+    let mut later: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.rolled_back_at.is_none())
+        .filter(|r| {
+            r.finished_at
+                .as_deref()
+                .is_some_and(|f| f > recorded.as_str())
+        })
+        .map(|r| r.migration_name.as_str())
+        .collect();
+    later.dedup();
+    let (first, last) = (later.first()?, later.last()?);
+    let which = if later.len() == 1 {
+        format!("`{first}`")
+    } else {
+        format!("`{first}` … `{last}`")
+    };
+    Some(format!(
+        "{} migration(s) ({which}) were applied after dbflow recorded the schema at {recorded}, by another tool",
+        later.len()
+    ))
 }
 
 /// What a plain status reads, in one round trip.
@@ -366,7 +417,7 @@ async fn probe(conn: &mut Conn, table: &str) -> Result<Option<Probe>, DbError> {
     let sql = format!(
         "SELECT checksum, migration_name, started_at, finished_at, rolled_back_at, logs, applied_steps_count FROM {t};\nSELECT fingerprint, recorded_at, token, {token} FROM {state}",
         t = quote_ident(table),
-        state = quote_ident(schema::STATE_TABLE),
+        state = schema::state_table(conn),
         token = schema::token_sql(),
     );
     let rows = match conn.text_rows(&sql).await {
@@ -708,8 +759,9 @@ async fn deploy_locked(
                         unconfirmed.join(", ")
                     ));
                 }
-                record_after_failure(conn, table, !report.applied.is_empty(), before.as_deref())
-                    .await;
+                // A record made stale by another tool stays as it is (status says so).
+                let record = !report.applied.is_empty() && status.schema_stale.is_none();
+                record_after_failure(conn, table, record, before.as_deref()).await;
                 if let Some(signal) = failure.interrupted {
                     return Err(DeployError::Interrupted(Interruption {
                         signal,
@@ -742,7 +794,12 @@ async fn deploy_locked(
             on_event,
         );
     }
-    let recorded = if !report.applied.is_empty() {
+    let recorded = if status.schema_stale.is_some() {
+        // Recording on top of a stale state would carry the other tool's changes as
+        // drift; leaving it stale keeps status honest (it says so, and `--shadow` checks).
+        report.warnings.push("the recorded schema is stale (migrations applied by another tool): not updated; `dbflow migrate status --shadow` compares with the migrations and records it again when clean".into());
+        true
+    } else if !report.applied.is_empty() {
         schema::record_change(conn, table, before.as_deref()).await?
     } else if !status.schema_recorded {
         // The first deploy by dbflow on this database: the baseline starts here.

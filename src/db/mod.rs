@@ -9,6 +9,7 @@ pub mod interruption;
 pub mod migrate;
 pub mod pgtools;
 pub mod schema;
+pub mod shadow;
 pub mod statements;
 pub mod store;
 pub mod target;

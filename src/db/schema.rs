@@ -2,12 +2,62 @@
 //! listing of the live catalog (tables, columns with types/defaults/nullability,
 //! constraints, indexes, enums) and its hash; `status` compares the live catalog with it
 //! and names every difference.
+//!
+//! On PostgreSQL the state lives in dbflow's own schema (`dbflow` unless
+//! `migrations.state_schema` says otherwise), never in the app's: `prisma migrate dev` and
+//! `prisma db pull` read the app's schema and must find only the app's objects there.
 
 use super::checksum::sha256_hex;
-use super::conn::{quote_ident, quote_literal, Conn, DbError};
+use super::conn::{quote_literal, Conn, DbError};
 
 /// dbflow's own table for the recorded schema state.
 pub const STATE_TABLE: &str = "_dbflow_schema_state";
+
+/// Where dbflow versions before the state schema kept the table (PostgreSQL); moved into
+/// the state schema by the next deploy, read from here until then.
+pub const LEGACY_STATE_TABLE: &str = "\"public\".\"_dbflow_schema_state\"";
+
+/// The state table, quoted (schema-qualified on PostgreSQL).
+pub fn state_table(conn: &Conn) -> String {
+    if conn.is_postgres() {
+        format!(
+            "{}.{}",
+            quote_part(conn.state_schema()),
+            quote_part(STATE_TABLE)
+        )
+    } else {
+        quote_part(STATE_TABLE)
+    }
+}
+
+/// One identifier quoted as is (a dot in it is part of the name).
+fn quote_part(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The quoted state table that holds a recorded state, if any: the state schema's, else
+/// (PostgreSQL) the legacy one in `public`.
+async fn state_location(conn: &mut Conn) -> Result<Option<String>, DbError> {
+    if !conn.is_postgres() {
+        return Ok(conn
+            .table_exists(STATE_TABLE)
+            .await?
+            .then(|| quote_part(STATE_TABLE)));
+    }
+    let current = state_table(conn);
+    let found = conn
+        .string(&format!(
+            "SELECT CASE WHEN to_regclass({}) IS NOT NULL THEN 'current' WHEN to_regclass({}) IS NOT NULL THEN 'legacy' END",
+            quote_literal(&current),
+            quote_literal(LEGACY_STATE_TABLE)
+        ))
+        .await?;
+    Ok(match found.as_deref() {
+        Some("current") => Some(current),
+        Some("legacy") => Some(LEGACY_STATE_TABLE.to_string()),
+        _ => None,
+    })
+}
 
 /// How long a catalog read may wait for locks before drift is reported as unchecked:
 /// `pg_get_expr`/`pg_get_indexdef` take AccessShareLock, so a session holding ACCESS
@@ -53,11 +103,13 @@ pub async fn snapshot(conn: &mut Conn, history_table: &str) -> Result<Vec<String
         quote_literal(history_table.rsplit('.').next().unwrap_or(history_table)),
         quote_literal(STATE_TABLE)
     );
+    // dbflow's own schema is not the app's: nothing in it is drift.
+    let state_schema = quote_literal(conn.state_schema());
     let sql = if conn.is_postgres() {
         format!(
             r#"WITH rels AS (
   SELECT c.oid, n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE c.relkind IN ('r','p','v','m','f') AND n.nspname NOT IN ('pg_catalog','information_schema')
+  WHERE c.relkind IN ('r','p','v','m','f') AND n.nspname NOT IN ('pg_catalog','information_schema', {state_schema})
     AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%' AND c.relname NOT IN {excluded}
 )
 SELECT format('%s %I.%I', CASE relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table' ELSE 'table' END, nspname, relname) FROM rels
@@ -75,7 +127,7 @@ FROM rels r JOIN pg_index i ON i.indrelid = r.oid JOIN pg_class ic ON ic.oid = i
 UNION ALL
 SELECT format('enum %I.%I (%s)', n.nspname, t.typname, string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder))
 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_enum e ON e.enumtypid = t.oid
-WHERE n.nspname NOT IN ('pg_catalog','information_schema') GROUP BY n.nspname, t.typname"#
+WHERE n.nspname NOT IN ('pg_catalog','information_schema', {state_schema}) GROUP BY n.nspname, t.typname"#
         )
     } else {
         format!(
@@ -211,9 +263,21 @@ pub async fn record_change(
 /// Writes the listing; `with_token`: also the live catalog token, computed by the same
 /// statement that writes the row, so it already counts the state table's own catalog rows.
 async fn write(conn: &mut Conn, lines: &[String], with_token: bool) -> Result<(), DbError> {
-    let t = quote_ident(STATE_TABLE);
+    let t = state_table(conn);
     let (create, now) = if conn.is_postgres() {
-        (format!("CREATE TABLE IF NOT EXISTS {t} (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, snapshot TEXT NOT NULL, recorded_at TIMESTAMPTZ NOT NULL, token TEXT);\nALTER TABLE {t} ADD COLUMN IF NOT EXISTS token TEXT"), "now()")
+        // The schema is created on first use; a table left in `public` by an older dbflow
+        // is moved (or, when both exist, dropped: the one in the state schema is newer).
+        let schema = quote_part(conn.state_schema());
+        let legacy = LEGACY_STATE_TABLE;
+        (format!("CREATE SCHEMA IF NOT EXISTS {schema};
+DO $dbflow$ BEGIN
+  IF to_regclass({legacy_lit}) IS NOT NULL AND to_regclass({legacy_lit}) IS DISTINCT FROM to_regclass({t_lit}) THEN
+    IF to_regclass({t_lit}) IS NULL THEN ALTER TABLE {legacy} SET SCHEMA {schema}; ELSE DROP TABLE {legacy}; END IF;
+  END IF;
+END $dbflow$;
+CREATE TABLE IF NOT EXISTS {t} (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, snapshot TEXT NOT NULL, recorded_at TIMESTAMPTZ NOT NULL, token TEXT);
+ALTER TABLE {t} ADD COLUMN IF NOT EXISTS token TEXT",
+            legacy_lit = quote_literal(legacy), t_lit = quote_literal(&t)), "now()")
     } else {
         (format!("CREATE TABLE IF NOT EXISTS {t} (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, snapshot TEXT NOT NULL, recorded_at TEXT NOT NULL, token TEXT)"), "strftime('%Y-%m-%dT%H:%M:%SZ','now')")
     };
@@ -234,10 +298,9 @@ async fn write(conn: &mut Conn, lines: &[String], with_token: bool) -> Result<()
 /// With `with_lines` false the listing is not transferred (`lines` is empty): enough to
 /// compare tokens and fingerprints.
 pub async fn recorded(conn: &mut Conn, with_lines: bool) -> Result<Option<Recorded>, DbError> {
-    if !conn.table_exists(STATE_TABLE).await? {
+    let Some(t) = state_location(conn).await? else {
         return Ok(None);
-    }
-    let t = quote_ident(STATE_TABLE);
+    };
     // Read through to_jsonb so a table recorded before the token column existed still reads.
     let token = if conn.is_postgres() {
         "to_jsonb(s)->>'token'"

@@ -20,6 +20,8 @@ pub struct Target {
     pub table: String,
     /// Limits, defaults applied.
     pub limits: Limits,
+    /// Schema of dbflow's own tables (`migrations.state_schema`, default `dbflow`).
+    pub state_schema: String,
 }
 
 impl Target {
@@ -41,6 +43,7 @@ impl Target {
                 lock_retries: configured.lock_retries,
                 lock_wait: configured.lock_wait,
             },
+            state_schema: project.state_schema.clone(),
         }
     }
 
@@ -55,8 +58,20 @@ impl Target {
     pub async fn connect(&self) -> Result<Conn> {
         Conn::connect(&self.url)
             .await
+            .map(|c| c.with_state_schema(&self.state_schema))
             .map_err(|e| connect_error(&self.url, e))
     }
+}
+
+/// The server `migrate status --shadow` makes its scratch database on:
+/// `migrations.shadow_url` interpolated, `None` for the environment's own server.
+pub fn shadow_server(project: &Project, vars: &crate::config::Vars) -> Result<Option<DbUrl>> {
+    let Some(text) = &project.shadow_url else {
+        return Ok(None);
+    };
+    let raw = crate::config::interpolate::interpolate_text(text, vars, "migrations.shadow_url")
+        .map_err(|d| Error::Config(vec![d]))?;
+    Ok(Some(DbUrl::new(&raw)))
 }
 
 /// The `lock_timeout` dbflow sets per migration when nothing is configured.

@@ -121,9 +121,11 @@ pub fn restore(
         .unwrap_or(source_db);
     let report = match destination {
         Destination::New(name) => {
-            let name = name
-                .clone()
-                .unwrap_or_else(|| restore::default_name(&source_db, "restore", now));
+            let name = match name {
+                Some(name) => name.clone(),
+                None => restore::unused_default_name(&target.url, &source_db, "restore", runtime)
+                    .map_err(step_error)?,
+            };
             let mut transfer = Transfer::new(cx.ui);
             let result = restore::restore_into_new(
                 entry,
@@ -195,7 +197,8 @@ fn replace_in_place(
 ) -> Result<RestoreReport, StepError> {
     let jobs = cx.project.backup_settings(&cx.env.name).jobs;
     let runtime = cx.runtime();
-    let copy_name = restore::default_name(source_db, "restore", chrono::Utc::now());
+    let copy_name =
+        restore::unused_default_name(live, source_db, "restore", runtime).map_err(step_error)?;
     let mut transfer = Transfer::new(cx.ui);
     let copy = restore::restore_into_new(
         entry,

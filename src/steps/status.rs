@@ -92,7 +92,27 @@ impl Step for StatusStep {
                 let mut conn = target.connect().await?;
                 let status = migrate::status(&mut conn, &store, &target.table).await;
                 conn.close().await;
-                status.map_err(|e| crate::error::Error::failed(e.to_string()))
+                let status = status.map_err(|e| crate::error::Error::failed(e.to_string()))?;
+                let server = crate::db::target::shadow_server(cx.project, cx.vars)?;
+                // Only a step that fails on drift pays for a scratch-database build.
+                let mode = match self.fail_on.iter().any(|f| f == "drift") {
+                    true => crate::db::shadow::Mode::Auto(cx.env.protection),
+                    false => crate::db::shadow::Mode::Auto(crate::config::Protection::Sandbox),
+                };
+                let permit = |name: &str| {
+                    crate::guard::own_copy(&crate::guard::GuardTarget::of(cx.env), name)
+                };
+                Ok::<_, crate::error::Error>(
+                    crate::db::shadow::settle(
+                        &target,
+                        server.as_ref(),
+                        &store,
+                        status,
+                        mode,
+                        permit,
+                    )
+                    .await,
+                )
             })
             .map_err(|e| StepError::failed(e.to_string()))?;
         for line in crate::commands::migrate::render_status(&status).lines() {

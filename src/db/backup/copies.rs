@@ -11,7 +11,15 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 
 /// Suffixes of the databases dbflow names itself beside an environment's database
 /// (`<db>_<suffix>_<YYYYMMDD_HHMMSS>`, see `db::backup::restore::default_name`).
-pub const OWN_COPY_KINDS: &[&str] = &["restore", "restore_drill", "rehearsal", "pre_restore"];
+/// `shadow`: the scratch database `migrate status --shadow` builds the migrations in,
+/// dropped at once; one left behind (a killed run) is listed and dropped like the others.
+pub const OWN_COPY_KINDS: &[&str] = &[
+    "restore",
+    "restore_drill",
+    "rehearsal",
+    "pre_restore",
+    "shadow",
+];
 
 /// Whether `name` has the shape of a database dbflow made beside another one.
 pub fn is_own_copy_name(name: &str) -> bool {
@@ -35,7 +43,7 @@ pub fn is_own_copy_name(name: &str) -> bool {
 pub struct Copy {
     /// Its name (SQLite: the file's stem).
     pub name: String,
-    /// `restore`, `pre_restore`, `restore_drill` or `rehearsal`.
+    /// `restore`, `pre_restore`, `restore_drill`, `rehearsal` or `shadow`.
     pub kind: String,
     /// When it was made (from its name, UTC: dbflow names copies by the clock of the
     /// machine that ran it).

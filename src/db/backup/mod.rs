@@ -59,7 +59,7 @@ pub async fn open_sqlite_readonly(path: &Path) -> Result<Conn, DbError> {
         .filename(path)
         .read_only(true)
         .immutable(true);
-    Ok(Conn::Sqlite(
+    Ok(Conn::from_sqlite(
         sqlx::SqliteConnection::connect_with(&options).await?,
     ))
 }

@@ -85,6 +85,30 @@ pub fn default_name(source_db: &str, what: &str, at: chrono::DateTime<Utc>) -> S
     format!("{base}{suffix}")
 }
 
+/// [`default_name`] for a database that does not exist yet beside `source`. Names are to
+/// the second, so when one made this second exists (a restore right after another), it
+/// waits for the next second rather than collide or leave the name's shape.
+pub fn unused_default_name(
+    source: &DbUrl,
+    source_db: &str,
+    what: &str,
+    rt: &tokio::runtime::Runtime,
+) -> Result<String> {
+    for _ in 0..3 {
+        let now = Utc::now();
+        let name = default_name(source_db, what, now);
+        if !database_exists(&target_url(source, &name), rt)? {
+            return Ok(name);
+        }
+        let rest = 1000 - u64::from(now.timestamp_subsec_millis()).min(999);
+        std::thread::sleep(Duration::from_millis(rest + 10));
+    }
+    Err(Error::failed(format!(
+        "databases named like {} already exist for three seconds in a row; choose a name with --into",
+        default_name(source_db, what, Utc::now())
+    )))
+}
+
 /// Where database `name` lives next to `source`: same server (PostgreSQL), or a file in
 /// the same folder with the same extension (SQLite; a name with a `/` is a path).
 pub fn target_url(source: &DbUrl, name: &str) -> DbUrl {
