@@ -76,12 +76,14 @@ impl DeployStep {
             .runtime()
             .block_on(migrate::history_status(conn, store, &target.table))
             .map_err(|e| StepError::failed(e.to_string()))?;
+        let catalog = cx.runtime().block_on(migrations::catalog_for_lint(conn));
         let mut review = migrations::review(
             cx.project,
             cx.env.protection,
             target.url.is_postgres(),
             store,
             &status,
+            Some(catalog),
         );
         // The migrator refuses modified applied migrations itself, with the fix.
         review.modified.clear();
@@ -102,7 +104,7 @@ impl DeployStep {
         }
         let summary = review.summary();
         if summary.errors + summary.warnings + summary.allowed > 0 {
-            for line in migrations::render_review(&review, &cx.env.name).lines() {
+            for line in migrations::render_review(&review, &cx.env.name, cx.ui.verbose).lines() {
                 cx.ui.out(&format!("  {line}"));
             }
         }

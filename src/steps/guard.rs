@@ -144,13 +144,16 @@ impl Step for GuardStep {
         let store = target
             .store()
             .map_err(|e| StepError::failed(e.to_string()))?;
-        let status = cx
+        let (status, catalog) = cx
             .runtime()
             .block_on(async {
                 let mut conn = target.connect().await?;
                 let status = migrate::history_status(&mut conn, &store, &target.table).await;
+                let catalog = migrations::catalog_for_lint(&mut conn).await;
                 conn.close().await;
-                status.map_err(|e| crate::error::Error::failed(e.to_string()))
+                status
+                    .map(|s| (s, catalog))
+                    .map_err(|e| crate::error::Error::failed(e.to_string()))
             })
             .map_err(|e| StepError::failed(e.to_string()))?;
         let review = migrations::review(
@@ -159,8 +162,9 @@ impl Step for GuardStep {
             target.url.is_postgres(),
             &store,
             &status,
+            Some(catalog),
         );
-        for line in migrations::render_review(&review, &cx.env.name).lines() {
+        for line in migrations::render_review(&review, &cx.env.name, cx.ui.verbose).lines() {
             cx.ui.out(&format!("  {line}"));
         }
         let summary = review.summary();
