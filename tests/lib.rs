@@ -10,6 +10,7 @@ mod harness;
 mod hook;
 mod init;
 mod lint;
+mod lint_history;
 mod lua;
 mod migrate;
 mod promotion;
