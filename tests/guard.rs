@@ -126,7 +126,7 @@ fn a_protected_deploy_shows_its_locks_and_needs_confirmation() {
     let out = t.run_with(["migrate", "deploy"]);
     out.assert_code(3);
     assert!(
-        out.stdout.contains("About to change the protected database of `target`: 1 pending migration\n  20240102000000_nickname\n    line   2  ALTER TABLE \"User\" ADD COLUMN \"nickname\" TEXT\n              → ACCESS EXCLUSIVE on \"User\"\n  backup: none taken in this run"),
+        out.stdout.contains("About to change the protected database of `target`: 1 pending migration\n  20240102000000_nickname\n    line   2  ALTER TABLE \"User\" ADD COLUMN \"nickname\" TEXT\n              → ACCESS EXCLUSIVE on \"User\" (empty)\n  backup: none taken in this run"),
         "{}",
         out.stdout
     );

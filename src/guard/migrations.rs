@@ -376,10 +376,16 @@ pub fn render_preview(review: &Review, env: &str, backup: Option<&str>) -> Strin
                 .locks
                 .iter()
                 .map(|l| {
+                    let size = match l.size {
+                        Some(size) if size.is_empty() => " (empty)".to_string(),
+                        Some(size) => format!(" ({size})"),
+                        None => String::new(),
+                    };
                     format!(
-                        "{} on {}{}",
+                        "{} on {}{}{}",
                         l.mode,
                         l.table,
+                        if l.new_table { String::new() } else { size },
                         match (l.new_table, l.rewrite) {
                             (true, _) => " (new)",
                             (false, true) => ", rewrites it",

@@ -80,6 +80,9 @@ impl Context {
     /// Whether `table` is new (does not exist yet, or is created by an earlier file of
     /// the run) when file `file` runs.
     pub fn is_new_before(&self, table: &TableRef, file: usize) -> bool {
+        if self.catalog.is_none() && self.tables.is_empty() {
+            return false;
+        }
         let (origin, created_in_run) = self.origin(table, file);
         match &self.catalog {
             Some(catalog) => catalog.table(&origin).is_none(),

@@ -72,6 +72,14 @@ pub struct Migration<'t> {
 impl<'t> Migration<'t> {
     /// Parses `text` and works out the facts.
     pub fn parse(text: &'t str, applied_with_lock_timeout: bool) -> Self {
+        let mut migration = Self::parse_unscoped(text, applied_with_lock_timeout);
+        migration.compute_locks();
+        migration
+    }
+
+    /// Parses without working out the locks: [`Migration::set_scope`] does, once the
+    /// file's place in its run is known.
+    pub fn parse_unscoped(text: &'t str, applied_with_lock_timeout: bool) -> Self {
         let lines = LineIndex::new(text);
         let (raw, syntax_errors) = parse_statements(text, &lines);
         let mut migration = Migration {
@@ -186,7 +194,6 @@ impl<'t> Migration<'t> {
                 }
             }
         }
-        migration.compute_locks();
         migration
     }
 
@@ -202,10 +209,8 @@ impl<'t> Migration<'t> {
         &self.scope
     }
 
-    /// What this file creates, for the files after it in a run; `context` holds what
-    /// the files before it (at positions below `file`) create.
-    pub fn created(&self, context: &super::Context, file: usize) -> Created {
-        let _ = (context, file);
+    /// What this file creates, for the files after it in a run.
+    pub fn created(&self) -> Created {
         Created {
             tables: self.created.keys().cloned().collect(),
             renames: self
@@ -319,6 +324,9 @@ impl<'t> Migration<'t> {
     /// The name `table` had when the file started: renames before statement `index`
     /// followed backwards (a renamed table keeps its rows and its size).
     pub fn origin(&self, table: &TableRef, index: usize) -> TableRef {
+        if self.renames.is_empty() {
+            return table.clone();
+        }
         let mut current = table.clone();
         let mut before = index;
         while let Some((old, _, at)) = self

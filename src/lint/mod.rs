@@ -463,6 +463,10 @@ pub fn migration_name(path: &Path) -> Option<String> {
     Some(path.parent()?.file_name()?.to_string_lossy().to_string())
 }
 
+/// Files parsed at once per thread: parse trees are large (tens of times the SQL), so a
+/// run is linted in batches, in order, and each batch's trees are dropped before the next.
+const BATCH_PER_THREAD: usize = 32;
+
 /// Lints the files of one run, in order: each migration sees the tables, indexes and
 /// columns earlier migrations of the run create, and the live `catalog` when given.
 /// Parsing and rules run in parallel (one thread per core).
@@ -471,40 +475,51 @@ pub fn lint_run(
     options: &Options,
     catalog: Option<Arc<Catalog>>,
 ) -> Vec<FileReport> {
-    let mut migrations: Vec<Migration<'_>> = par_map(sources, |s| {
-        Migration::parse(&s.text, options.applied_with_lock_timeout)
-    });
     let standalone = Arc::new(Context::new(catalog.clone()));
-    let mut context = Context::new(catalog);
-    let mut position = 0;
-    let mut positions = Vec::with_capacity(sources.len());
-    for (source, migration) in sources.iter().zip(&migrations) {
-        position += 1;
-        if source.migration.is_some() {
-            context.add(position, &migration.created(&context, position));
-        }
-        positions.push(position);
-    }
-    let context = Arc::new(context);
-    for ((source, migration), position) in sources.iter().zip(&mut migrations).zip(positions) {
-        migration.set_scope(Scope {
-            context: if source.migration.is_some() {
-                context.clone()
-            } else {
-                standalone.clone()
-            },
-            file: position,
+    let mut context = Arc::new(Context::new(catalog));
+    let batch = BATCH_PER_THREAD * threads();
+    let mut reports = Vec::with_capacity(sources.len());
+    for (n, chunk) in sources.chunks(batch).enumerate() {
+        let first = n * batch + 1;
+        let mut migrations: Vec<Migration<'_>> = par_map(chunk, |s| {
+            Migration::parse_unscoped(&s.text, options.applied_with_lock_timeout)
         });
+        {
+            // Nothing else holds the context between batches: no copy is made.
+            let run = Arc::make_mut(&mut context);
+            for (i, (source, migration)) in chunk.iter().zip(&migrations).enumerate() {
+                if source.migration.is_some() {
+                    run.add(first + i, &migration.created());
+                }
+            }
+        }
+        for (i, (source, migration)) in chunk.iter().zip(&mut migrations).enumerate() {
+            migration.set_scope(Scope {
+                context: if source.migration.is_some() {
+                    context.clone()
+                } else {
+                    standalone.clone()
+                },
+                file: first + i,
+            });
+        }
+        let pairs: Vec<(&Source, &Migration<'_>)> = chunk.iter().zip(&migrations).collect();
+        reports.extend(par_map(&pairs, |(source, migration)| {
+            lint_migration(
+                &source.shown,
+                source.migration.as_deref(),
+                migration,
+                options,
+            )
+        }));
     }
-    let pairs: Vec<(&Source, &Migration<'_>)> = sources.iter().zip(&migrations).collect();
-    par_map(&pairs, |(source, migration)| {
-        lint_migration(
-            &source.shown,
-            source.migration.as_deref(),
-            migration,
-            options,
-        )
-    })
+    reports
+}
+
+fn threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// Lints files as one run (see [`lint_run`]), keeping the input order.
@@ -526,10 +541,7 @@ pub fn lint_files(
 
 /// `f` over `items` on one thread per core, keeping the order.
 fn par_map<'a, T: Sync, R: Send>(items: &'a [T], f: impl Fn(&'a T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(items.len().max(1));
+    let threads = threads().min(items.len().max(1));
     let chunk = items.len().div_ceil(threads).max(1);
     let f = &f;
     std::thread::scope(|scope| {
@@ -550,6 +562,91 @@ mod tests {
 
     fn options() -> Options {
         Options::new(Severity::Error, true)
+    }
+
+    fn source(name: Option<&str>, sql: &str) -> Source {
+        Source {
+            shown: name.unwrap_or("loose.sql").to_string(),
+            migration: name.map(str::to_string),
+            text: sql.to_string(),
+        }
+    }
+
+    fn rules_fired(reports: &[FileReport]) -> Vec<Vec<&'static str>> {
+        reports
+            .iter()
+            .map(|r| r.findings.iter().map(|f| f.rule).collect())
+            .collect()
+    }
+
+    #[test]
+    fn a_run_sees_what_earlier_migrations_create() {
+        let sources = [
+            source(Some("1_init"), "CREATE TABLE t (id int, c int);"),
+            source(
+                Some("2_index"),
+                "CREATE INDEX t_c ON t (c);\nALTER TABLE t RENAME TO u;",
+            ),
+            source(
+                Some("3_more"),
+                "CREATE INDEX u_c ON u (c);\nDROP INDEX t_c;\nCREATE INDEX o_c ON other (c);",
+            ),
+            // Loose files stand alone: `t` exists for them.
+            source(None, "CREATE INDEX t_d ON t (c);"),
+        ];
+        let reports = lint_run(&sources, &options(), None);
+        assert_eq!(
+            rules_fired(&reports),
+            [
+                vec![],
+                vec![],
+                vec!["create-index-non-concurrently"],
+                vec!["create-index-non-concurrently"]
+            ]
+        );
+        // Alone, every file is linted as today.
+        let alone = lint_run(&sources[1..2], &options(), None);
+        assert_eq!(
+            rules_fired(&alone),
+            [vec!["create-index-non-concurrently", "rename-table"]]
+        );
+    }
+
+    #[test]
+    fn the_catalog_decides_what_exists_and_how_big_it_is() {
+        let mut catalog = Catalog::new(vec!["public".into()]);
+        let size = |rows| TableSize {
+            rows: Some(rows),
+            exact: true,
+            bytes: 8192,
+        };
+        catalog.add_table("public", "big", size(50_000));
+        catalog.add_table("public", "small", size(5));
+        catalog.add_table("public", "empty", size(0));
+        let sources = [source(
+            Some("1_x"),
+            "CREATE INDEX a ON big (c);\nCREATE INDEX b ON small (c);\nCREATE INDEX c ON empty (c);\nCREATE INDEX d ON missing (c);\nALTER TABLE small RENAME TO tiny;\nALTER TABLE tiny DROP COLUMN c;",
+        )];
+        let reports = lint_run(&sources, &options(), Some(Arc::new(catalog)));
+        let found: Vec<(usize, &str, Severity)> = reports[0]
+            .findings
+            .iter()
+            .map(|f| (f.line, f.rule, f.severity))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (1, "create-index-non-concurrently", Severity::Error),
+                (2, "create-index-non-concurrently", Severity::Warning),
+                (5, "rename-table", Severity::Error),
+                (6, "drop-column", Severity::Error),
+            ]
+        );
+        assert_eq!(
+            reports[0].findings[3].lock.as_ref().unwrap().size,
+            Some(size(5)),
+            "a renamed table keeps its size"
+        );
     }
 
     #[test]

@@ -28,7 +28,13 @@ impl Rule for MixedSchemaAndData {
     fn check(&self, m: &Migration<'_>, s: &Statement, out: &mut Vec<Hit>) {
         // Only the data changes after the first lock-taking schema change count: before
         // it, the lock is not held yet. One finding per migration, at the first of them.
-        let Some((ddl, lock)) = m.statements.iter().find_map(|other| {
+        let Some(table) = data_change_target(&s.node) else {
+            return;
+        };
+        if m.is_new(&table, s.index) {
+            return;
+        }
+        let Some((ddl, lock)) = m.statements[..s.index].iter().find_map(|other| {
             other
                 .locks
                 .iter()
@@ -37,16 +43,20 @@ impl Rule for MixedSchemaAndData {
         }) else {
             return;
         };
-        let data: Vec<(&Statement, TableRef)> = m.statements[ddl.index + 1..]
+        let counts =
+            |st: &&Statement| data_change_target(&st.node).is_some_and(|t| !m.is_new(&t, st.index));
+        if m.statements[ddl.index + 1..s.index]
             .iter()
-            .filter_map(|st| {
-                let table = data_change_target(&st.node)?;
-                (!m.is_new(&table, st.index)).then_some((st, table))
-            })
-            .collect();
-        if data.first().map(|(st, _)| st.index) != Some(s.index) {
+            .any(|st| counts(&st))
+        {
             return;
         }
+        let data: Vec<(&Statement, TableRef)> = std::iter::once((s, table))
+            .chain(m.statements[s.index + 1..].iter().filter_map(|st| {
+                let t = data_change_target(&st.node)?;
+                (!m.is_new(&t, st.index)).then_some((st, t))
+            }))
+            .collect();
         let listed = data
             .iter()
             .map(|(st, table)| format!("line {} ({})", st.line, table.display()))
