@@ -293,14 +293,14 @@ async fn gate_deploy(
     let status = migrate::history_status(conn, store, &target.table)
         .await
         .map_err(|e| Error::failed(e.to_string()))?;
-    let catalog = guard::migrations::catalog_for_lint(conn).await;
+    let catalog = guard::migrations::catalog_for_pending(conn, &status).await;
     let mut review = guard::migrations::review(
         &app.project,
         env.protection,
         target.url.is_postgres(),
         store,
         &status,
-        Some(catalog),
+        catalog,
     );
     // The migrator refuses modified applied migrations itself, with the fix.
     review.modified.clear();

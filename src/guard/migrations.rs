@@ -141,6 +141,23 @@ pub async fn read_catalog(conn: &mut Conn) -> Result<Catalog, DbError> {
     Ok(catalog)
 }
 
+/// The live catalog for linting the pending migrations of `status`: `None` when nothing
+/// is pending (no query then), else the catalog or why it could not be read (linting is
+/// then static, as without a database).
+pub async fn catalog_for_pending(
+    conn: &mut Conn,
+    status: &Status,
+) -> Option<Result<Arc<Catalog>, String>> {
+    let pending = status
+        .entries
+        .iter()
+        .any(|e| matches!(e.state, State::Pending | State::RolledBack));
+    if !pending || !conn.is_postgres() {
+        return None;
+    }
+    Some(catalog_for_lint(conn).await)
+}
+
 /// The live catalog for linting, or why it could not be read (linting is then static,
 /// as without a database).
 pub async fn catalog_for_lint(conn: &mut Conn) -> Result<Arc<Catalog>, String> {

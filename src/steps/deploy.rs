@@ -76,14 +76,16 @@ impl DeployStep {
             .runtime()
             .block_on(migrate::history_status(conn, store, &target.table))
             .map_err(|e| StepError::failed(e.to_string()))?;
-        let catalog = cx.runtime().block_on(migrations::catalog_for_lint(conn));
+        let catalog = cx
+            .runtime()
+            .block_on(migrations::catalog_for_pending(conn, &status));
         let mut review = migrations::review(
             cx.project,
             cx.env.protection,
             target.url.is_postgres(),
             store,
             &status,
-            Some(catalog),
+            catalog,
         );
         // The migrator refuses modified applied migrations itself, with the fix.
         review.modified.clear();
