@@ -180,6 +180,9 @@ pub fn github(reports: &[FileReport], unreadable: &[Unreadable]) -> String {
             if let Some(lock) = &f.lock {
                 body.push_str(&format!("\nlock: {}", lock.describe()));
             }
+            if let Some(note) = &f.note {
+                body.push_str(&format!("\nnote: {note}"));
+            }
             match &f.allowed {
                 Some(a) => body.push_str(&format!("\n{}", allowed_by(a))),
                 None => {
