@@ -52,6 +52,7 @@ impl App {
         engine::validate::check_steps(&project, &registry, &mut errors);
         engine::validate::check_protected_deploys(&project, &registry, &mut errors);
         crate::guard::validate(&project, &mut errors);
+        crate::lint::validate_settings(&project, &mut errors);
         if !errors.is_empty() {
             return Err(Error::Config(errors));
         }

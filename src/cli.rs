@@ -29,6 +29,9 @@ pub struct Cli {
     /// honoured), always, never.
     #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = crate::ui::color::ColorWhen::Auto)]
     pub color: crate::ui::color::ColorWhen,
+    /// List everything (every lint finding of a deploy) instead of a summary.
+    #[arg(short = 'v', long, global = true)]
+    pub verbose: bool,
 
     /// What to do.
     #[command(subcommand)]
@@ -243,6 +246,18 @@ pub enum Command {
         /// List the rules and stop.
         #[arg(long)]
         rules: bool,
+        /// Lint only the migrations added or changed since this git ref (compared from
+        /// its merge base with HEAD to the working tree, uncommitted files included).
+        #[arg(long, value_name = "GIT_REF", conflicts_with_all = ["paths", "pending"])]
+        since: Option<String>,
+        /// Lint only the migrations not yet applied on the environment (reads its
+        /// database).
+        #[arg(long, conflicts_with = "paths")]
+        pending: bool,
+        /// Lint the SQL alone: do not read the environment's database (table sizes,
+        /// which tables exist) even when --env names one that is reachable.
+        #[arg(long = "static", conflicts_with = "pending")]
+        static_only: bool,
     },
     /// Scan changed files for dangerous database operations (DROP TABLE, TRUNCATE,
     /// DELETE without WHERE, prisma migrate reset, db push --accept-data-loss, migrate dev

@@ -45,12 +45,37 @@ fn lint_errors_block_a_shared_deploy_until_allowed() {
         DROP_BIO,
     );
 
+    // A deploy summarises the findings per migration, with where to see them in full.
     let out = t.run_with(["migrate", "deploy"]);
     out.assert_code(3);
     assert!(
-        out.stdout.contains("error[drop-column]: dropping column bio from \"User\" deletes its data\n  --> prisma/migrations/20240102000000_drop_bio/migration.sql:2\n"),
+        out.stdout.contains("linted 1 pending migration for `target` against its database (")
+            && out.stdout.contains("): 1 error, 0 warnings, 0 allowed\n  20240102000000_drop_bio: 1 error (drop-column on \"User\" (0 rows, ")
+            && out.stdout.contains("  every finding with why and the safe way: dbflow lint --pending --env target (or -v)\n"),
         "{}",
         out.stdout
+    );
+    assert!(!out.stdout.contains("error[drop-column]"), "{}", out.stdout);
+    let full = t.run_with(["migrate", "deploy", "-v"]);
+    full.assert_code(3);
+    assert!(
+        full.stdout.contains("error[drop-column]: dropping column bio from \"User\" deletes its data\n  --> prisma/migrations/20240102000000_drop_bio/migration.sql:2\n"),
+        "{}",
+        full.stdout
+    );
+    let listed = t.run_with(["lint", "--pending", "--env", "target"]);
+    listed.assert_code(1);
+    assert!(
+        listed.stdout.starts_with("error[drop-column]: dropping column bio from \"User\" deletes its data\n  --> prisma/migrations/20240102000000_drop_bio/migration.sql:2\n"),
+        "{}",
+        listed.stdout
+    );
+    assert!(
+        listed.stdout.contains(
+            "linted 1 file (1 statement) for environment `target` (shared) against its database ("
+        ),
+        "{}",
+        listed.stdout
     );
     assert!(
         out.stderr.contains(
@@ -64,7 +89,11 @@ fn lint_errors_block_a_shared_deploy_until_allowed() {
     // Dry runs show the findings and do not block.
     let dry = t.run_with(["migrate", "deploy", "--dry-run"]);
     dry.assert_code(0);
-    assert!(dry.stdout.contains("error[drop-column]"), "{}", dry.stdout);
+    assert!(
+        dry.stdout.contains("1 error (drop-column"),
+        "{}",
+        dry.stdout
+    );
 
     t.write(
         "prisma/migrations/20240102000000_drop_bio/migration.sql",
@@ -73,7 +102,8 @@ fn lint_errors_block_a_shared_deploy_until_allowed() {
     let out = t.run_with(["migrate", "deploy"]);
     out.assert_code(0);
     assert!(
-        out.stdout.contains("allowed[drop-column]"),
+        out.stdout
+            .contains("20240102000000_drop_bio: 1 allowed (drop-column on \"User\""),
         "{}",
         out.stdout
     );
@@ -96,7 +126,7 @@ fn a_protected_deploy_shows_its_locks_and_needs_confirmation() {
     let out = t.run_with(["migrate", "deploy"]);
     out.assert_code(3);
     assert!(
-        out.stdout.contains("About to change the protected database of `target`: 1 pending migration\n  20240102000000_nickname\n    line   2  ALTER TABLE \"User\" ADD COLUMN \"nickname\" TEXT\n              → ACCESS EXCLUSIVE on \"User\"\n  backup: none taken in this run"),
+        out.stdout.contains("About to change the protected database of `target`: 1 pending migration\n  20240102000000_nickname\n    line   2  ALTER TABLE \"User\" ADD COLUMN \"nickname\" TEXT\n              → ACCESS EXCLUSIVE on \"User\" (empty)\n  backup: none taken in this run"),
         "{}",
         out.stdout
     );

@@ -15,6 +15,7 @@ mod hostile;
 mod init;
 mod interrupt;
 mod lint;
+mod lint_history;
 mod lua;
 mod migrate;
 mod promotion;

@@ -1,63 +1,91 @@
 //! `dbflow lint [PATHS]`: the migration linter over files, for people, JSON or GitHub.
+//! `--since REF` lints what changed since a git ref, `--pending` what the environment
+//! has not applied yet; with `--env` and a reachable database the live catalog is read
+//! once (table sizes, which tables exist).
 
 use crate::app::App;
 use crate::cli::LintFormat;
+use crate::db::migrate;
 use crate::db::store::Store;
+use crate::db::target::Target;
 use crate::error::{Error, ExitCode, Result};
 use crate::guard::{migrations, GuardTarget};
-use crate::lint::{self, report, rules};
+use crate::lint::{self, report, rules, Catalog};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
-pub fn run(
-    app: &App,
-    env_flag: Option<&str>,
-    paths: &[PathBuf],
-    format: LintFormat,
-    list_rules: bool,
-) -> Result<ExitCode> {
-    if list_rules {
-        let width = rules::all_ids().map(str::len).max().unwrap_or(0);
-        for rule in rules::ALL {
-            app.ui
-                .out(&format!("{:width$}  {}", rule.id(), rule.summary()));
-        }
-        app.ui.out(&format!(
-            "{:width$}  PostgreSQL's parser rejects the statement (always an error)",
-            rules::SYNTAX_ERROR
-        ));
-        app.ui.out(&format!(
-            "{:width$}  a dbflow:allow annotation without a known rule or a reason",
-            rules::INVALID_ANNOTATION
-        ));
+/// How long `dbflow lint --env E` waits for E's database before linting statically.
+const CONNECT_WAIT: Duration = Duration::from_secs(5);
+
+/// The command's arguments.
+pub struct Args<'a> {
+    /// Files or folders (empty: the migrations folder).
+    pub paths: &'a [PathBuf],
+    /// Output format.
+    pub format: LintFormat,
+    /// `--rules`.
+    pub list_rules: bool,
+    /// `--since GIT_REF`.
+    pub since: Option<&'a str>,
+    /// `--pending`.
+    pub pending: bool,
+    /// `--static`.
+    pub static_only: bool,
+}
+
+pub fn run(app: &App, env_flag: Option<&str>, args: &Args<'_>) -> Result<ExitCode> {
+    if args.list_rules {
+        list_rules(app);
         return Ok(ExitCode::Ok);
     }
     let target = GuardTarget::resolve(&app.project, env_flag, &app.vars)?;
     let options = migrations::lint_options(&app.project, target.protection);
     let mut files = Vec::new();
     let mut skipped = Vec::new();
-    if paths.is_empty() {
+    let mut store = None;
+    if args.paths.is_empty() {
         let dir = app.project.root.join(&app.project.migrations_dir);
-        let store = Store::read(&dir)?;
-        if matches!(store.provider.as_deref(), Some(p) if p != "postgresql" && p != "postgres") {
+        let read = Store::read(&dir)?;
+        if matches!(read.provider.as_deref(), Some(p) if p != "postgresql" && p != "postgres") {
             app.ui.out(&format!(
                 "nothing to lint: {} holds {} migrations (migration_lock.toml) and the linter reads PostgreSQL",
                 migrations::shown_path(&dir),
-                store.provider.unwrap_or_default()
+                read.provider.unwrap_or_default()
             ));
             return Ok(ExitCode::Ok);
         }
-        for m in &store.migrations {
+        let changed = match args.since {
+            Some(git_ref) => Some(changed_since(&app.project.root, &dir, git_ref)?),
+            None => None,
+        };
+        for m in &read.migrations {
+            if let Some(changed) = &changed {
+                let path = m.path.canonicalize().unwrap_or_else(|_| m.path.clone());
+                if !changed.contains(&path) {
+                    continue;
+                }
+            }
             files.push((migrations::shown_path(&m.path), m.path.clone()));
         }
-        if files.is_empty() {
+        if read.migrations.is_empty() {
             app.ui.out(&format!(
                 "no migrations found in {}",
                 migrations::shown_path(&dir)
             ));
             return Ok(ExitCode::Ok);
         }
+        if let (Some(git_ref), true) = (args.since, files.is_empty()) {
+            app.ui.out(&format!(
+                "✔ no migration added or changed since {git_ref} in {}: nothing to lint",
+                migrations::shown_path(&dir)
+            ));
+            return Ok(ExitCode::Ok);
+        }
+        store = Some(read);
     } else {
-        for path in paths {
+        for path in args.paths {
             if path.is_dir() {
                 let before = files.len();
                 walk(path, &mut files, &mut skipped);
@@ -80,14 +108,53 @@ pub fn run(
             }
         }
     }
-    let (reports, unreadable) = lint::lint_files(&files, &options);
+    let mut database = String::new();
+    let mut catalog = None;
+    if args.pending || (env_flag.is_some() && !args.static_only) {
+        let live = read_database(app, env_flag, store.as_ref().filter(|_| args.pending));
+        match live {
+            Ok((read, pending)) => {
+                database = format!(
+                    " against its database ({} table{})",
+                    read.table_count(),
+                    if read.table_count() == 1 { "" } else { "s" }
+                );
+                catalog = Some(read);
+                if let Some(pending) = pending {
+                    files.retain(|(_, path)| {
+                        lint::migration_name(path).is_some_and(|n| pending.contains(&n))
+                    });
+                    if files.is_empty() {
+                        app.ui.out(&format!(
+                            "✔ no pending migrations on `{}`: nothing to lint",
+                            target.env
+                        ));
+                        return Ok(ExitCode::Ok);
+                    }
+                }
+            }
+            Err(why) if args.pending => {
+                return Err(Error::failed(format!(
+                    "cannot tell which migrations are pending on `{}`: {why}",
+                    target.env
+                )));
+            }
+            Err(why) => {
+                app.ui.warn(&format!(
+                    "could not read the database of `{}` ({why}): linting the SQL alone (--static says so quietly)",
+                    target.env
+                ));
+            }
+        }
+    }
+    let (reports, unreadable) = lint::lint_files(&files, &options, catalog);
     let summary = report::Summary::of(&reports);
     let describe = format!(
-        "environment `{}` ({})",
+        "environment `{}` ({}){database}",
         target.env,
         target.protection.as_str()
     );
-    if app.ui.json || format == LintFormat::Json {
+    if app.ui.json || args.format == LintFormat::Json {
         let mut doc = report::json(
             &reports,
             &unreadable,
@@ -95,8 +162,9 @@ pub fn run(
             target.protection.as_str(),
         );
         doc["skipped"] = serde_json::json!(skipped);
+        doc["database_read"] = serde_json::json!(!database.is_empty());
         app.ui.json_doc(&doc);
-    } else if format == LintFormat::Github {
+    } else if args.format == LintFormat::Github {
         app.ui.out(report::github(&reports, &unreadable).trim_end());
     } else {
         if !skipped.is_empty() {
@@ -141,6 +209,126 @@ fn refuse_outside(dir: &Path, files: &[(String, PathBuf)]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn list_rules(app: &App) {
+    let width = rules::all_ids().map(str::len).max().unwrap_or(0);
+    for rule in rules::ALL {
+        app.ui
+            .out(&format!("{:width$}  {}", rule.id(), rule.summary()));
+    }
+    app.ui.out(&format!(
+        "{:width$}  PostgreSQL's parser rejects the statement (always an error)",
+        rules::SYNTAX_ERROR
+    ));
+    app.ui.out(&format!(
+        "{:width$}  a dbflow:allow annotation without a known rule or a reason",
+        rules::INVALID_ANNOTATION
+    ));
+}
+
+/// The environment's live catalog and, with a store, the names of its pending
+/// migrations; `Err` says why the database could not be read.
+fn read_database(
+    app: &App,
+    env_flag: Option<&str>,
+    store: Option<&Store>,
+) -> std::result::Result<(Arc<Catalog>, Option<HashSet<String>>), String> {
+    let env = app.env(env_flag).map_err(|e| e.to_string())?;
+    let target = Target::for_env(&app.project, &env);
+    if !target.url.is_postgres() {
+        return Err("it is not PostgreSQL".into());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let mut conn = tokio::time::timeout(CONNECT_WAIT, target.connect())
+            .await
+            .map_err(|_| format!("no answer within {}s", CONNECT_WAIT.as_secs()))?
+            .map_err(|e| e.to_string())?;
+        let pending = match store {
+            Some(store) => {
+                let status = migrate::history_status(&mut conn, store, &target.table)
+                    .await
+                    .map_err(|e| e.to_string());
+                Some(
+                    status?
+                        .entries
+                        .iter()
+                        .filter(|e| {
+                            matches!(
+                                e.state,
+                                migrate::State::Pending | migrate::State::RolledBack
+                            )
+                        })
+                        .map(|e| e.name.clone())
+                        .collect(),
+                )
+            }
+            None => None,
+        };
+        let catalog = migrations::catalog_for_lint(&mut conn).await;
+        conn.close().await;
+        Ok((catalog?, pending))
+    })
+}
+
+/// The migration files under `dir` added or changed since `git_ref`: from the merge base
+/// of `git_ref` and HEAD to the working tree, untracked files included.
+fn changed_since(root: &Path, dir: &Path, git_ref: &str) -> Result<HashSet<PathBuf>> {
+    let git = |args: &[&str]| -> Result<String> {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(args)
+            .output()
+            .map_err(|e| Error::io("running git (needed by --since)", e))?;
+        if !out.status.success() {
+            return Err(Error::Usage(format!(
+                "--since {git_ref}: git {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    };
+    let verified = git(&[
+        "rev-parse",
+        "--verify",
+        "--quiet",
+        &format!("{git_ref}^{{commit}}"),
+    ])?;
+    let base = git(&["merge-base", verified.trim(), "HEAD"])
+        .map(|b| b.trim().to_string())
+        .unwrap_or_else(|_| verified.trim().to_string());
+    let rel = dir.strip_prefix(root).unwrap_or(dir);
+    let rel = if rel.as_os_str().is_empty() {
+        ".".to_string()
+    } else {
+        rel.to_string_lossy().to_string()
+    };
+    let changed = git(&[
+        "diff",
+        "--name-only",
+        "--no-renames",
+        "--relative",
+        "--diff-filter=ACMRT",
+        &base,
+        "--",
+        &rel,
+    ])?;
+    let untracked = git(&["ls-files", "--others", "--exclude-standard", "--", &rel])?;
+    Ok(changed
+        .lines()
+        .chain(untracked.lines())
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let path = root.join(l);
+            path.canonicalize().unwrap_or(path)
+        })
+        .collect())
 }
 
 /// Every `.sql` file under `dir`, sorted; `down.sql` files go to `skipped`.

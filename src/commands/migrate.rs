@@ -320,12 +320,14 @@ async fn gate_deploy(
     let status = migrate::history_status(conn, store, &target.table)
         .await
         .map_err(|e| Error::failed(e.to_string()))?;
+    let catalog = guard::migrations::catalog_for_pending(conn, &status).await;
     let mut review = guard::migrations::review(
         &app.project,
         env.protection,
         target.url.is_postgres(),
         store,
         &status,
+        catalog,
     );
     // The migrator refuses modified applied migrations itself, with the fix.
     review.modified.clear();
@@ -347,7 +349,7 @@ async fn gate_deploy(
     let s = review.summary();
     if s.errors + s.warnings + s.allowed > 0 || !review.not_linted.is_empty() {
         app.ui
-            .out(guard::migrations::render_review(&review, &env.name).trim_end());
+            .out(guard::migrations::render_review(&review, &env.name, app.ui.verbose).trim_end());
     }
     if dry_run {
         return Ok(());

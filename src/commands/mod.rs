@@ -26,7 +26,8 @@ use crate::ui::Ui;
 
 /// Runs the parsed command line.
 pub fn dispatch(cli: Cli) -> Result<ExitCode> {
-    let ui = Ui::new(cli.json);
+    let mut ui = Ui::new(cli.json);
+    ui.verbose = cli.verbose;
     match &cli.command {
         Command::Init { dir } => return init::run(dir, &ui),
         Command::Completions { shell } => return completions::completions(*shell, cli.json),
@@ -107,7 +108,21 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             paths,
             format,
             rules,
-        } => lint::run(&app, cli.env.as_deref(), &paths, format, rules),
+            since,
+            pending,
+            static_only,
+        } => lint::run(
+            &app,
+            cli.env.as_deref(),
+            &lint::Args {
+                paths: &paths,
+                format,
+                list_rules: rules,
+                since: since.as_deref(),
+                pending,
+                static_only,
+            },
+        ),
         Command::Scan { staged, paths } => scan::run(&app, staged, &paths),
         Command::Hook {
             action: HookAction::Install,

@@ -470,6 +470,7 @@ fn load_file(path: &Path, cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
             .and_then(|m| m.shadow_url.as_ref())
             .map(|u| text_of(&file, u)),
         migration_limits: migration_limits(raw.migrations.as_ref(), &file, &mut errors),
+        lint: lint_settings(raw.lint.as_ref(), &file),
         lua: raw.lua.clone().unwrap_or_default(),
         backups_dir: raw
             .backups
@@ -668,6 +669,30 @@ fn check_jobs(jobs: &Spanned<u32>, file: &Arc<PathBuf>, errors: &mut Vec<Diagnos
     jobs.value
 }
 
+fn lint_settings(
+    raw: Option<&super::raw::RawLint>,
+    file: &Arc<PathBuf>,
+) -> super::model::LintSettings {
+    let mut settings = super::model::LintSettings::default();
+    let Some(raw) = raw else {
+        return settings;
+    };
+    if let Some(rows) = raw.small_table_rows {
+        settings.small_table_rows = rows;
+    }
+    settings.allow = raw
+        .allow
+        .iter()
+        .map(|entry| super::model::LintAllow {
+            migration: text_of(file, &entry.value.migration),
+            rule: text_of(file, &entry.value.rule),
+            reason: text_of(file, &entry.value.reason),
+            loc: Loc::new(file, &entry.referenced),
+        })
+        .collect();
+    settings
+}
+
 fn guard_config(raw: Option<&RawGuard>, file: &Arc<PathBuf>) -> GuardConfig {
     let Some(raw) = raw else {
         return GuardConfig::default();
@@ -753,6 +778,7 @@ fn zero_config(cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
         state_schema: super::model::DEFAULT_STATE_SCHEMA.into(),
         shadow_url: None,
         migration_limits: migration_limits(None, &Arc::new(PathBuf::new()), &mut errors),
+        lint: Default::default(),
         lua: Default::default(),
         backups_dir: "backups".into(),
         backups: BackupSettings::default(),

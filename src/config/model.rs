@@ -52,6 +52,8 @@ pub struct Project {
     pub shadow_url: Option<Text>,
     /// Lock and timeout settings for applying migrations.
     pub migration_limits: MigrationLimits,
+    /// Migration linter settings (`lint:`).
+    pub lint: LintSettings,
     /// Backups folder, relative to `root`.
     pub backups_dir: String,
     /// Lua settings as written (defaults applied by the Lua host).
@@ -72,6 +74,38 @@ pub struct Project {
     pub tasks: IndexMap<String, Task>,
     /// Workflows by name.
     pub workflows: IndexMap<String, Workflow>,
+}
+
+/// `lint:` as written; rule ids are checked against the linter's at load time
+/// (`lint::validate_settings`), so they stay plain text here.
+#[derive(Debug, Clone)]
+pub struct LintSettings {
+    /// Below this many rows, lock findings are warnings (0: never).
+    pub small_table_rows: u64,
+    /// `lint.allow` entries.
+    pub allow: Vec<LintAllow>,
+}
+
+impl Default for LintSettings {
+    fn default() -> Self {
+        LintSettings {
+            small_table_rows: 10_000,
+            allow: Vec::new(),
+        }
+    }
+}
+
+/// One `lint.allow` entry.
+#[derive(Debug, Clone)]
+pub struct LintAllow {
+    /// Migration folder name.
+    pub migration: Text,
+    /// Rule id.
+    pub rule: Text,
+    /// Why it is safe.
+    pub reason: Text,
+    /// Where the entry starts.
+    pub loc: Loc,
 }
 
 /// `guard:` as written: operation names are checked against the guard's list at load

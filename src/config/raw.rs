@@ -32,6 +32,8 @@ pub struct RawFile {
     pub sandbox_pattern: Option<SStr>,
     /// Where the Prisma-layout migrations live.
     pub migrations: Option<RawMigrations>,
+    /// Migration linter settings.
+    pub lint: Option<RawLint>,
     /// Backup settings.
     pub backups: Option<RawBackups>,
     /// Lua extensions: where scripts live and the sandbox's limits.
@@ -88,6 +90,30 @@ pub struct RawMigrations {
     pub lock_retries: Option<u32>,
     /// How long to wait for another deploy's advisory lock (default `60s`).
     pub lock_wait: Option<SStr>,
+}
+
+/// `lint:` settings.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawLint {
+    /// Below this many rows (when the database is read), lock findings are warnings
+    /// (default 10000; 0 disables).
+    pub small_table_rows: Option<u64>,
+    /// Findings allowed without touching the migration file.
+    #[serde(default)]
+    pub allow: Vec<Spanned<RawLintAllow>>,
+}
+
+/// One `lint.allow` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLintAllow {
+    /// Migration folder name.
+    pub migration: SStr,
+    /// Rule id.
+    pub rule: SStr,
+    /// Why it is safe.
+    pub reason: SStr,
 }
 
 /// `lua:` settings.

@@ -6,9 +6,11 @@
 use crate::config::{Project, Protection};
 use crate::db::migrate::{State, Status};
 use crate::db::store::Store;
-use crate::lint::{self, report, FileReport, Options, Severity};
+use crate::db::{Conn, DbError};
+use crate::lint::{self, report, Catalog, FileReport, Options, Severity, TableSize};
 use crate::ui::prompt::{self, Answer};
 use std::path::Path;
+use std::sync::Arc;
 
 /// The lint options for migrations going to an environment of this protection level.
 /// Locks only matter on databases others use, so on a sandbox the lock_timeout question
@@ -19,10 +21,150 @@ pub fn lint_options(project: &Project, protection: Protection) -> Options {
         other => other,
     };
     Options {
-        severity: Severity::for_protection(protection),
-        applied_with_lock_timeout: crate::db::target::applies_lock_timeout(project, deployed_to),
-        with_statements: false,
+        small_table_rows: project.lint.small_table_rows,
+        allow: Arc::new(
+            project
+                .lint
+                .allow
+                .iter()
+                .map(|a| lint::AllowEntry {
+                    migration: a.migration.value.clone(),
+                    rule: a.rule.value.clone(),
+                    reason: a.reason.value.clone(),
+                    at: a.loc.to_string(),
+                })
+                .collect(),
+        ),
+        ..Options::new(
+            Severity::for_protection(protection),
+            crate::db::target::applies_lock_timeout(project, deployed_to),
+        )
     }
+}
+
+/// Tables bigger than this (heap only) get PostgreSQL's row estimate; smaller ones are
+/// counted, which takes milliseconds and tells an empty table from a never-analyzed one.
+const COUNTED_BYTES: u64 = 1024 * 1024;
+
+/// The one catalog query: the search path, every index with its table, and every table
+/// with its size and row count (counted when small, else `reltuples` scaled to the
+/// table's current size the way the planner does; unknown when never analyzed).
+fn catalog_sql() -> String {
+    format!(
+        r#"WITH rels AS (
+  SELECT c.oid, n.nspname::text AS nsp, c.relname::text AS rel, c.relkind, c.reltuples, c.relpages, c.relrowsecurity
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relkind IN ('r', 'p', 'm', 'f', 'i', 'I')
+    AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+    AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
+)
+SELECT 'path', array_to_string(current_schemas(false), ','), NULL, NULL, NULL, NULL
+UNION ALL
+SELECT 'index', r.nsp, r.rel, t.relname::text, NULL, NULL
+  FROM rels r JOIN pg_catalog.pg_index i ON i.indexrelid = r.oid JOIN pg_catalog.pg_class t ON t.oid = i.indrelid
+  WHERE r.relkind IN ('i', 'I')
+UNION ALL
+SELECT 'table', r.nsp, r.rel,
+  CASE
+    WHEN r.relkind IN ('r', 'm') AND pg_catalog.pg_relation_size(r.oid) <= {counted}
+         AND NOT r.relrowsecurity AND pg_catalog.has_table_privilege(r.oid, 'SELECT')
+         AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks k WHERE k.relation = r.oid AND k.mode = 'AccessExclusiveLock')
+      THEN (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I.%I', r.nsp, r.rel), false, true, '')))[1]::text
+    WHEN r.relkind = 'p' THEN (
+      SELECT CASE WHEN bool_and(l.reltuples >= 0) THEN round(sum(l.reltuples))::bigint::text END
+      FROM pg_catalog.pg_partition_tree(r.oid) p JOIN pg_catalog.pg_class l ON l.oid = p.relid WHERE p.isleaf)
+    WHEN r.reltuples < 0 OR (r.relpages = 0 AND pg_catalog.pg_relation_size(r.oid) > 0) THEN NULL
+    WHEN r.relpages = 0 THEN round(r.reltuples)::bigint::text
+    ELSE round(r.reltuples / r.relpages * (pg_catalog.pg_relation_size(r.oid) / current_setting('block_size')::int))::bigint::text
+  END,
+  (r.relkind IN ('r', 'm') AND pg_catalog.pg_relation_size(r.oid) <= {counted}
+   AND NOT r.relrowsecurity AND pg_catalog.has_table_privilege(r.oid, 'SELECT')
+   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks k WHERE k.relation = r.oid AND k.mode = 'AccessExclusiveLock'))::text,
+  CASE WHEN r.relkind = 'p' THEN (
+      SELECT coalesce(sum(pg_catalog.pg_total_relation_size(p.relid)), 0)::text
+      FROM pg_catalog.pg_partition_tree(r.oid) p WHERE p.isleaf)
+    ELSE pg_catalog.pg_total_relation_size(r.oid)::text END
+  FROM rels r WHERE r.relkind IN ('r', 'p', 'm', 'f')"#,
+        counted = COUNTED_BYTES
+    )
+}
+
+/// Reads the live catalog once (PostgreSQL only): which tables exist, how many rows and
+/// bytes each holds, and which table each index belongs to. A small table is counted
+/// unless someone holds (or waits for) an ACCESS EXCLUSIVE lock on it; the query waits at
+/// most 200 ms for a lock and 10 s in all, and on failure linting is static.
+pub async fn read_catalog(conn: &mut Conn) -> Result<Catalog, DbError> {
+    if !conn.is_postgres() {
+        return Err(DbError::message(
+            "the linter reads PostgreSQL catalogs only",
+        ));
+    }
+    conn.batch("SET lock_timeout = '200ms'; SET statement_timeout = '10s'")
+        .await?;
+    let rows = conn.text_rows(&catalog_sql()).await;
+    conn.batch("RESET lock_timeout; RESET statement_timeout")
+        .await?;
+    let rows = rows?;
+    let path = rows
+        .iter()
+        .find(|r| r.first().and_then(|k| k.as_deref()) == Some("path"))
+        .and_then(|r| r.get(1).cloned().flatten())
+        .unwrap_or_default();
+    let mut catalog = Catalog::new(
+        path.split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+    );
+    for row in &rows {
+        let cell = |i: usize| row.get(i).and_then(|v| v.as_deref());
+        match (cell(0), cell(1), cell(2)) {
+            (Some("index"), Some(schema), Some(index)) => {
+                if let Some(table) = cell(3) {
+                    catalog.add_index(schema, index, table);
+                }
+            }
+            (Some("table"), Some(schema), Some(table)) => {
+                catalog.add_table(
+                    schema,
+                    table,
+                    TableSize {
+                        rows: cell(3).and_then(|v| v.trim().parse().ok()),
+                        exact: cell(4) == Some("true"),
+                        bytes: cell(5).and_then(|v| v.parse().ok()).unwrap_or(0),
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(catalog)
+}
+
+/// The live catalog for linting the pending migrations of `status`: `None` when nothing
+/// is pending (no query then), else the catalog or why it could not be read (linting is
+/// then static, as without a database).
+pub async fn catalog_for_pending(
+    conn: &mut Conn,
+    status: &Status,
+) -> Option<Result<Arc<Catalog>, String>> {
+    let pending = status
+        .entries
+        .iter()
+        .any(|e| matches!(e.state, State::Pending | State::RolledBack));
+    if !pending || !conn.is_postgres() {
+        return None;
+    }
+    Some(catalog_for_lint(conn).await)
+}
+
+/// The live catalog for linting, or why it could not be read (linting is then static,
+/// as without a database).
+pub async fn catalog_for_lint(conn: &mut Conn) -> Result<Arc<Catalog>, String> {
+    read_catalog(conn)
+        .await
+        .map(Arc::new)
+        .map_err(|e| e.message)
 }
 
 /// What the guard found about the migrations of one environment.
@@ -37,6 +179,8 @@ pub struct Review {
     /// Pending migrations that were not linted (too large to parse), with why: listed in
     /// the review so nobody reads the silence as "no findings".
     pub not_linted: Vec<(String, String)>,
+    /// Tables in the live catalog the lint read, or why it could not read one.
+    pub catalog: Option<Result<usize, String>>,
 }
 
 impl Review {
@@ -69,7 +213,7 @@ impl Review {
         let errors = self.errors();
         if errors > 0 {
             reasons.push(format!(
-                "{errors} lint error{} in pending migrations (fix them, or allow each with `-- dbflow:allow <rule> reason: …`)",
+                "{errors} lint error{} in pending migrations (fix them, or allow each with `-- dbflow:allow <rule> reason: …` before the statement, or a `lint.allow` entry in the Workflowfile)",
                 if errors == 1 { "" } else { "s" }
             ));
         }
@@ -77,13 +221,16 @@ impl Review {
     }
 }
 
-/// Reviews `store` against `status` for an environment of `protection`.
+/// Reviews `store` against `status` for an environment of `protection`. The pending
+/// migrations are linted as one run, in order (a table an earlier one creates is new for
+/// the later ones), against the live `catalog` when it could be read.
 pub fn review(
     project: &Project,
     protection: Protection,
     postgres: bool,
     store: &Store,
     status: &Status,
+    catalog: Option<Result<Arc<Catalog>, String>>,
 ) -> Review {
     let mut review = Review::default();
     for entry in status.with_state(State::Modified) {
@@ -101,6 +248,8 @@ pub fn review(
         with_statements: true,
         ..lint_options(project, protection)
     };
+    let mut names = Vec::new();
+    let mut sources = Vec::new();
     for entry in &status.entries {
         if !matches!(entry.state, State::Pending | State::RolledBack) {
             continue;
@@ -109,28 +258,33 @@ pub fn review(
             continue;
         };
         let shown = shown_path(&migration.path);
-        if let Some(why) = lint::too_large(migration.len) {
-            review.not_linted.push((entry.name.clone(), why));
-            review
-                .pending
-                .push((entry.name.clone(), lint::lint_sql(&shown, "", &options)));
-            continue;
-        }
-        let sql = match migration.text() {
-            Ok(sql) => sql,
-            Err(e) => {
-                review.not_linted.push((entry.name.clone(), e.to_string()));
-                review
-                    .pending
-                    .push((entry.name.clone(), lint::lint_sql(&shown, "", &options)));
-                continue;
+        let text = match lint::too_large(migration.len) {
+            Some(why) => Err(why),
+            None => migration.text().map_err(|e| e.to_string()),
+        };
+        names.push(entry.name.clone());
+        let text = match text {
+            Ok(sql) => sql.strip_prefix('\u{feff}').unwrap_or(&sql).to_string(),
+            Err(why) => {
+                // Listed as not linted, so nobody reads the silence as "no findings".
+                review.not_linted.push((entry.name.clone(), why));
+                String::new()
             }
         };
-        let text = sql.strip_prefix('\u{feff}').unwrap_or(&sql);
-        review
-            .pending
-            .push((entry.name.clone(), lint::lint_sql(&shown, text, &options)));
+        sources.push(lint::Source {
+            shown,
+            migration: Some(entry.name.clone()),
+            text,
+        });
     }
+    review.catalog = catalog
+        .as_ref()
+        .map(|c| c.as_ref().map(|c| c.table_count()).map_err(Clone::clone));
+    let catalog = catalog.and_then(Result::ok);
+    review.pending = names
+        .into_iter()
+        .zip(lint::lint_run(&sources, &options, catalog))
+        .collect();
     review
 }
 
@@ -140,8 +294,10 @@ pub fn shown_path(path: &Path) -> String {
     text.strip_prefix("./").unwrap_or(&text).to_string()
 }
 
-/// The review for people: modified files, then every finding, then a summary line.
-pub fn render_review(review: &Review, env: &str) -> String {
+/// The review for people: modified files, then the findings, then a summary line.
+/// Findings are summarised per migration (rules and counts, with a pointer to
+/// `dbflow lint --pending`) unless `verbose`, which lists each one in full.
+pub fn render_review(review: &Review, env: &str, verbose: bool) -> String {
     let mut out = String::new();
     for (name, note) in &review.modified {
         out.push_str(&format!(
@@ -155,27 +311,89 @@ pub fn render_review(review: &Review, env: &str) -> String {
     for (name, why) in &review.not_linted {
         out.push_str(&format!("○ `{name}` not linted: {why}\n"));
     }
-    for (_, report) in &review.pending {
-        for finding in &report.findings {
-            out.push_str(&report::human_finding(&report.path, finding));
-        }
-    }
-    let s = review.summary();
     if review.pending.is_empty() {
         out.push_str("no pending migrations to lint\n");
-    } else {
-        out.push_str(&format!(
-            "linted {} pending migration{} for `{env}`: {}\n",
-            review.pending.len() - review.not_linted.len(),
-            if review.pending.len() - review.not_linted.len() == 1 {
-                ""
-            } else {
-                "s"
-            },
-            s.counts()
-        ));
+        return out;
     }
+    let s = review.summary();
+    let against = match &review.catalog {
+        Some(Ok(tables)) => format!(
+            " against its database ({tables} table{})",
+            if *tables == 1 { "" } else { "s" }
+        ),
+        Some(Err(why)) => format!(" statically (its database could not be read: {why})"),
+        None => String::new(),
+    };
+    if verbose {
+        for (_, report) in &review.pending {
+            for finding in &report.findings {
+                out.push_str(&report::human_finding(&report.path, finding));
+            }
+        }
+    }
+    let linted = review.pending.len() - review.not_linted.len();
+    out.push_str(&format!(
+        "linted {linted} pending migration{} for `{env}`{against}: {}\n",
+        if linted == 1 { "" } else { "s" },
+        s.counts()
+    ));
+    if verbose || s.errors + s.warnings + s.allowed == 0 {
+        return out;
+    }
+    for (name, report) in &review.pending {
+        if let Some(line) = migration_summary(report) {
+            out.push_str(&format!("  {name}: {line}\n"));
+        }
+    }
+    out.push_str(&format!(
+        "  every finding with why and the safe way: dbflow lint --pending --env {env} (or -v)\n"
+    ));
     out
+}
+
+/// `2 errors (create-index-non-concurrently ×2 on "Order" ~2.1 M rows, 480 MB), 1 allowed`
+/// for one migration, `None` when it has no findings.
+fn migration_summary(report: &FileReport) -> Option<String> {
+    let mut parts = Vec::new();
+    for (label, pick) in [
+        (
+            "error",
+            Box::new(|f: &lint::Finding| f.is_error()) as Box<dyn Fn(&lint::Finding) -> bool>,
+        ),
+        ("warning", Box::new(|f: &lint::Finding| f.is_warning())),
+        ("allowed", Box::new(|f: &lint::Finding| f.allowed.is_some())),
+    ] {
+        let found: Vec<&lint::Finding> = report.findings.iter().filter(|f| pick(f)).collect();
+        if found.is_empty() {
+            continue;
+        }
+        let mut rules: Vec<(String, usize)> = Vec::new();
+        for f in &found {
+            let what = match f.lock.as_ref() {
+                Some(lock) if !lock.new_table => match lock.size {
+                    Some(size) => format!("{} on {} ({size})", f.rule, lock.table),
+                    None => format!("{} on {}", f.rule, lock.table),
+                },
+                _ => f.rule.to_string(),
+            };
+            match rules.iter_mut().find(|(r, _)| *r == what) {
+                Some((_, n)) => *n += 1,
+                None => rules.push((what, 1)),
+            }
+        }
+        let rules = rules
+            .into_iter()
+            .map(|(r, n)| if n > 1 { format!("{r} ×{n}") } else { r })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let n = found.len();
+        let noun = match label {
+            "allowed" => "allowed".to_string(),
+            other => format!("{other}{}", if n == 1 { "" } else { "s" }),
+        };
+        parts.push(format!("{n} {noun} ({rules})"));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 /// What a deploy to a protected environment will do: every pending migration with each
@@ -193,10 +411,16 @@ pub fn render_preview(review: &Review, env: &str, backup: Option<&str>) -> Strin
                 .locks
                 .iter()
                 .map(|l| {
+                    let size = match l.size {
+                        Some(size) if size.is_empty() => " (empty)".to_string(),
+                        Some(size) => format!(" ({size})"),
+                        None => String::new(),
+                    };
                     format!(
-                        "{} on {}{}",
+                        "{} on {}{}{}",
                         l.mode,
                         l.table,
+                        if l.new_table { String::new() } else { size },
                         match (l.new_table, l.rewrite) {
                             (true, _) => " (new)",
                             (false, true) => ", rewrites it",

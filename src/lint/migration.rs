@@ -4,10 +4,11 @@
 //! explicit transaction block.
 
 use super::ast::{self, TableRef};
+use super::context::{self, Created, Key, Scope};
 use super::lock::{self, Lock, Target};
 use crate::db::statements::{trim_leading, LineIndex};
 use pg_query::protobuf::node::Node as NodeEnum;
-use pg_query::protobuf::{ObjectType, TransactionStmtKind, VariableSetKind};
+use pg_query::protobuf::{AlterTableType, ObjectType, TransactionStmtKind, VariableSetKind};
 use std::collections::HashMap;
 
 /// One parsed statement.
@@ -50,7 +51,16 @@ pub struct Migration<'t> {
     /// Statements that did not.
     pub syntax_errors: Vec<SyntaxError>,
     /// Table key → indexes of the statements creating it.
-    created: HashMap<(String, String), Vec<usize>>,
+    created: HashMap<Key, Vec<usize>>,
+    /// Index key → its table and the statement creating it.
+    created_indexes: HashMap<Key, (TableRef, usize)>,
+    /// Columns added NOT NULL with a default to a table that is not new: (table, column)
+    /// and the statement adding it.
+    not_null_defaults: Vec<((Key, String), usize)>,
+    /// Tables renamed: (old name, new name, statement).
+    renames: Vec<(TableRef, TableRef, usize)>,
+    /// The run this file belongs to: earlier files' objects and the live catalog.
+    scope: Scope,
     /// Per statement: a non-zero `lock_timeout` is in effect when it runs.
     lock_timeout: Vec<bool>,
     /// Per statement: it runs inside an explicit `BEGIN … COMMIT`.
@@ -62,6 +72,14 @@ pub struct Migration<'t> {
 impl<'t> Migration<'t> {
     /// Parses `text` and works out the facts.
     pub fn parse(text: &'t str, applied_with_lock_timeout: bool) -> Self {
+        let mut migration = Self::parse_unscoped(text, applied_with_lock_timeout);
+        migration.compute_locks();
+        migration
+    }
+
+    /// Parses without working out the locks: [`Migration::set_scope`] does, once the
+    /// file's place in its run is known.
+    pub fn parse_unscoped(text: &'t str, applied_with_lock_timeout: bool) -> Self {
         let lines = LineIndex::new(text);
         let (raw, syntax_errors) = parse_statements(text, &lines);
         let mut migration = Migration {
@@ -70,6 +88,10 @@ impl<'t> Migration<'t> {
             statements: Vec::with_capacity(raw.len()),
             syntax_errors,
             created: HashMap::new(),
+            created_indexes: HashMap::new(),
+            not_null_defaults: Vec::new(),
+            renames: Vec::new(),
+            scope: Scope::default(),
             lock_timeout: Vec::with_capacity(raw.len()),
             in_transaction_block: Vec::with_capacity(raw.len()),
             applied_with_lock_timeout,
@@ -85,6 +107,9 @@ impl<'t> Migration<'t> {
                     .entry(table.key())
                     .or_default()
                     .push(index);
+            }
+            if let Some(rename) = table_rename(&node) {
+                migration.renames.push((rename.0, rename.1, index));
             }
             if let Some(new_name) = renamed_new_table(&migration, &node, index) {
                 migration
@@ -131,25 +156,153 @@ impl<'t> Migration<'t> {
                 locks: Vec::new(),
             });
         }
+        for s in &migration.statements {
+            if let NodeEnum::IndexStmt(idx) = &s.node {
+                if let (Some(rel), false) = (idx.relation.as_ref(), idx.idxname.is_empty()) {
+                    let table = TableRef::from(rel);
+                    let index = TableRef {
+                        schema: table.schema.clone(),
+                        name: idx.idxname.clone(),
+                    };
+                    migration
+                        .created_indexes
+                        .entry(context::index_key(&index))
+                        .or_insert((table, s.index));
+                }
+            }
+        }
         for i in 0..migration.statements.len() {
-            let locks = lock::locks_of(&migration.statements[i].node)
+            let NodeEnum::AlterTableStmt(alter) = &migration.statements[i].node else {
+                continue;
+            };
+            let Some(table) = alter.relation.as_ref().map(TableRef::from) else {
+                continue;
+            };
+            if migration.created_here(&table, i) {
+                continue;
+            }
+            for cmd in ast::alter_cmds(alter) {
+                if ast::subtype(cmd) != AlterTableType::AtAddColumn {
+                    continue;
+                }
+                if let Some(col) = ast::column_def(cmd) {
+                    if ast::column_not_null(col) && ast::column_default(col).is_some() {
+                        migration
+                            .not_null_defaults
+                            .push(((table.key(), col.colname.clone()), i));
+                    }
+                }
+            }
+        }
+        migration
+    }
+
+    /// Places the file in a run (earlier files' objects, the live catalog) and works out
+    /// its locks again with that knowledge.
+    pub fn set_scope(&mut self, scope: Scope) {
+        self.scope = scope;
+        self.compute_locks();
+    }
+
+    /// The run this file belongs to.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// What this file creates, for the files after it in a run.
+    pub fn created(&self) -> Created {
+        Created {
+            tables: self.created.keys().cloned().collect(),
+            renames: self
+                .renames
+                .iter()
+                .map(|(old, new, i)| (new.key(), self.origin(old, *i)))
+                .collect(),
+            indexes: self
+                .created_indexes
+                .iter()
+                .map(|(k, (t, _))| (k.clone(), t.clone()))
+                .collect(),
+            not_null_defaults: self
+                .not_null_defaults
+                .iter()
+                .map(|(k, _)| k.clone())
+                .collect(),
+        }
+    }
+
+    fn compute_locks(&mut self) {
+        for i in 0..self.statements.len() {
+            let locks = lock::locks_of(&self.statements[i].node)
                 .into_iter()
                 .map(|raw| {
-                    let (table, new_table) = match &raw.target {
-                        Target::Table(t) => (t.display(), migration.is_new(t, i)),
-                        Target::Index(name) => (format!("the table of index {name}"), false),
+                    let table = match &raw.target {
+                        Target::Table(t) => Some(t.clone()),
+                        Target::Index(index) => self.index_table(index, i),
+                    };
+                    let (shown, new_table, size) = match &table {
+                        Some(t) => {
+                            let new = self.is_new(t, i);
+                            let size = if new {
+                                None
+                            } else {
+                                self.scope.context.size(&self.origin(t, i), self.scope.file)
+                            };
+                            (t.display(), new, size)
+                        }
+                        None => match &raw.target {
+                            Target::Index(index) => (
+                                format!("the table of index {}", index.display()),
+                                false,
+                                None,
+                            ),
+                            Target::Table(t) => (t.display(), false, None),
+                        },
                     };
                     Lock {
                         mode: raw.mode,
-                        table,
+                        table: shown,
                         rewrite: raw.rewrite,
                         new_table,
+                        size,
                     }
                 })
                 .collect();
-            migration.statements[i].locks = locks;
+            self.statements[i].locks = locks;
         }
-        migration
+    }
+
+    /// The table of `index` at statement `at`: created earlier in this file, by an
+    /// earlier file of the run, or known to the live catalog.
+    pub fn index_table(&self, index: &TableRef, at: usize) -> Option<TableRef> {
+        if let Some((table, created_at)) = self.created_indexes.get(&context::index_key(index)) {
+            if *created_at < at {
+                return Some(table.clone());
+            }
+        }
+        self.scope.context.index_table(index, self.scope.file)
+    }
+
+    /// Whether `column` was added to `table` as NOT NULL with a default before statement
+    /// `at`, in this file or an earlier file of the run (same release).
+    pub fn not_null_default_added(
+        &self,
+        table: &TableRef,
+        column: &str,
+        at: usize,
+    ) -> Option<usize> {
+        let key = (table.key(), column.to_string());
+        if let Some((_, line_at)) = self
+            .not_null_defaults
+            .iter()
+            .find(|(k, i)| *k == key && *i < at)
+        {
+            return Some(self.statements[*line_at].line);
+        }
+        self.scope
+            .context
+            .not_null_default_before(table, column, self.scope.file)
+            .then_some(0)
     }
 
     /// The statement's code.
@@ -157,8 +310,39 @@ impl<'t> Migration<'t> {
         &self.text[statement.start..statement.end]
     }
 
-    /// Whether `table` was created by this migration at or before statement `index`.
+    /// Whether `table` is new at statement `index`: created by this migration at or
+    /// before it, or new for the run (created by an earlier file of the run, or absent
+    /// from the live database).
     pub fn is_new(&self, table: &TableRef, index: usize) -> bool {
+        self.created_here(table, index)
+            || self
+                .scope
+                .context
+                .is_new_before(&self.origin(table, index), self.scope.file)
+    }
+
+    /// The name `table` had when the file started: renames before statement `index`
+    /// followed backwards (a renamed table keeps its rows and its size).
+    pub fn origin(&self, table: &TableRef, index: usize) -> TableRef {
+        if self.renames.is_empty() {
+            return table.clone();
+        }
+        let mut current = table.clone();
+        let mut before = index;
+        while let Some((old, _, at)) = self
+            .renames
+            .iter()
+            .rev()
+            .find(|(_, new, at)| *at < before && new.key() == current.key())
+        {
+            current = old.clone();
+            before = *at;
+        }
+        current
+    }
+
+    /// Whether `table` was created by this migration at or before statement `index`.
+    pub fn created_here(&self, table: &TableRef, index: usize) -> bool {
         self.created
             .get(&table.key())
             .is_some_and(|at| at.iter().any(|i| *i <= index))
@@ -226,6 +410,22 @@ fn lock_timeout_change(node: &NodeEnum) -> Option<(bool, bool)> {
         }
         _ => Some((false, set.is_local)),
     }
+}
+
+/// `ALTER TABLE old RENAME TO new`: (old, new), the new name in the old one's schema.
+fn table_rename(node: &NodeEnum) -> Option<(TableRef, TableRef)> {
+    let NodeEnum::RenameStmt(stmt) = node else {
+        return None;
+    };
+    if ObjectType::try_from(stmt.rename_type) != Ok(ObjectType::ObjectTable) {
+        return None;
+    }
+    let old = TableRef::from(stmt.relation.as_ref()?);
+    let new = TableRef {
+        schema: old.schema.clone(),
+        name: stmt.newname.clone(),
+    };
+    Some((old, new))
 }
 
 /// The new name of a table this migration created and then renamed.

@@ -93,17 +93,28 @@ pub fn human_finding(path: &str, f: &Finding) -> String {
     if let Some(lock) = &f.lock {
         out.push_str(&format!("{pad} = lock: {}\n", lock.describe()));
     }
+    if let Some(note) = &f.note {
+        out.push_str(&format!("{pad} = note: {note}\n"));
+    }
     match &f.allowed {
-        Some(allowed) => out.push_str(&format!(
-            "{pad} = allowed by the annotation at line {}: {}\n",
-            allowed.line, allowed.reason
-        )),
+        Some(allowed) => out.push_str(&format!("{pad} = {}\n", allowed_by(allowed))),
         None => {
             out.push_str(&format!("{pad} = why: {}\n", f.why));
             out.push_str(&format!("{pad} = instead: {}\n", f.instead));
         }
     }
     out
+}
+
+/// `allowed by the annotation at line 3: why` / `allowed by lint.allow (Workflowfile.yaml:9:7): why`.
+pub fn allowed_by(allowed: &super::Allowed) -> String {
+    match &allowed.config {
+        Some(at) => format!("allowed by lint.allow ({at}): {}", allowed.reason),
+        None => format!(
+            "allowed by the annotation at line {}: {}",
+            allowed.line, allowed.reason
+        ),
+    }
 }
 
 /// The whole report for people.
@@ -169,11 +180,11 @@ pub fn github(reports: &[FileReport], unreadable: &[Unreadable]) -> String {
             if let Some(lock) = &f.lock {
                 body.push_str(&format!("\nlock: {}", lock.describe()));
             }
+            if let Some(note) = &f.note {
+                body.push_str(&format!("\nnote: {note}"));
+            }
             match &f.allowed {
-                Some(a) => body.push_str(&format!(
-                    "\nallowed by the annotation at line {}: {}",
-                    a.line, a.reason
-                )),
+                Some(a) => body.push_str(&format!("\n{}", allowed_by(a))),
                 None => {
                     body.push_str(&format!("\nwhy: {}\ninstead: {}", f.why, f.instead));
                 }
@@ -225,11 +236,7 @@ mod tests {
         lint_sql(
             "m.sql",
             "-- dbflow:allow truncate reason: staging copy, refilled nightly\nTRUNCATE \"Cache\";\nALTER TABLE \"User\"\n  DROP COLUMN \"bio\";\n",
-            &Options {
-                severity: Severity::Error,
-                applied_with_lock_timeout: true,
-                with_statements: false,
-            },
+            &Options::new(Severity::Error, true),
         )
     }
 

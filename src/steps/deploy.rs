@@ -76,12 +76,16 @@ impl DeployStep {
             .runtime()
             .block_on(migrate::history_status(conn, store, &target.table))
             .map_err(|e| StepError::failed(e.to_string()))?;
+        let catalog = cx
+            .runtime()
+            .block_on(migrations::catalog_for_pending(conn, &status));
         let mut review = migrations::review(
             cx.project,
             cx.env.protection,
             target.url.is_postgres(),
             store,
             &status,
+            catalog,
         );
         // The migrator refuses modified applied migrations itself, with the fix.
         review.modified.clear();
@@ -103,7 +107,7 @@ impl DeployStep {
         let summary = review.summary();
         if summary.errors + summary.warnings + summary.allowed > 0 || !review.not_linted.is_empty()
         {
-            for line in migrations::render_review(&review, &cx.env.name).lines() {
+            for line in migrations::render_review(&review, &cx.env.name, cx.ui.verbose).lines() {
                 cx.ui.out(&format!("  {line}"));
             }
         }

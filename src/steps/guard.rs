@@ -144,13 +144,21 @@ impl Step for GuardStep {
         let store = target
             .store()
             .map_err(|e| StepError::failed(e.to_string()))?;
-        let status = cx
+        let (status, catalog) = cx
             .runtime()
             .block_on(async {
                 let mut conn = target.connect().await?;
                 let status = migrate::history_status(&mut conn, &store, &target.table).await;
+                let status = match status {
+                    Ok(status) => status,
+                    Err(e) => {
+                        conn.close().await;
+                        return Err(crate::error::Error::failed(e.to_string()));
+                    }
+                };
+                let catalog = migrations::catalog_for_pending(&mut conn, &status).await;
                 conn.close().await;
-                status.map_err(|e| crate::error::Error::failed(e.to_string()))
+                Ok((status, catalog))
             })
             .map_err(|e| StepError::failed(e.to_string()))?;
         let review = migrations::review(
@@ -159,8 +167,9 @@ impl Step for GuardStep {
             target.url.is_postgres(),
             &store,
             &status,
+            catalog,
         );
-        for line in migrations::render_review(&review, &cx.env.name).lines() {
+        for line in migrations::render_review(&review, &cx.env.name, cx.ui.verbose).lines() {
             cx.ui.out(&format!("  {line}"));
         }
         let summary = review.summary();

@@ -18,6 +18,8 @@ pub struct Ui {
     pub json: bool,
     /// stderr is a terminal (progress bars, colours).
     pub tty: bool,
+    /// `-v`: list everything (every lint finding of a deploy) instead of a summary.
+    pub verbose: bool,
 }
 
 impl Ui {
@@ -26,6 +28,7 @@ impl Ui {
         Ui {
             json,
             tty: std::io::stderr().is_terminal(),
+            verbose: false,
         }
     }
 

@@ -19,6 +19,10 @@ impl Rule for AddCheckConstraint {
         "CHECK constraint on an existing table without NOT VALID: scans every row under ACCESS EXCLUSIVE"
     }
 
+    fn lock_risk(&self) -> bool {
+        true
+    }
+
     fn check(&self, m: &Migration<'_>, s: &Statement, out: &mut Vec<Hit>) {
         let NodeEnum::AlterTableStmt(alter) = &s.node else {
             return;

@@ -19,6 +19,10 @@ impl Rule for AddColumnVolatileDefault {
         "ADD COLUMN computed per row (volatile default, serial, identity): rewrites the table"
     }
 
+    fn lock_risk(&self) -> bool {
+        true
+    }
+
     fn check(&self, m: &Migration<'_>, s: &Statement, out: &mut Vec<Hit>) {
         let NodeEnum::AlterTableStmt(alter) = &s.node else {
             return;

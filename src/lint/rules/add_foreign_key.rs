@@ -18,6 +18,10 @@ impl Rule for AddForeignKey {
         "foreign key on an existing table without NOT VALID: blocks writes on both tables while every row is checked"
     }
 
+    fn lock_risk(&self) -> bool {
+        true
+    }
+
     fn check(&self, m: &Migration<'_>, s: &Statement, out: &mut Vec<Hit>) {
         let NodeEnum::AlterTableStmt(alter) = &s.node else {
             return;

@@ -19,6 +19,10 @@ impl Rule for AddUniqueConstraint {
         "UNIQUE / PRIMARY KEY constraint built under ACCESS EXCLUSIVE instead of USING INDEX"
     }
 
+    fn lock_risk(&self) -> bool {
+        true
+    }
+
     fn check(&self, m: &Migration<'_>, s: &Statement, out: &mut Vec<Hit>) {
         let NodeEnum::AlterTableStmt(alter) = &s.node else {
             return;

@@ -18,6 +18,10 @@ impl Rule for ChangeColumnType {
         "ALTER COLUMN TYPE on an existing table: rewrites it under ACCESS EXCLUSIVE"
     }
 
+    fn lock_risk(&self) -> bool {
+        true
+    }
+
     fn check(&self, m: &Migration<'_>, s: &Statement, out: &mut Vec<Hit>) {
         let NodeEnum::AlterTableStmt(alter) = &s.node else {
             return;

@@ -18,6 +18,10 @@ impl Rule for CreateIndexNonConcurrently {
         "CREATE INDEX without CONCURRENTLY on an existing table: blocks writes for the whole build"
     }
 
+    fn lock_risk(&self) -> bool {
+        true
+    }
+
     fn check(&self, m: &Migration<'_>, s: &Statement, out: &mut Vec<Hit>) {
         let NodeEnum::IndexStmt(index) = &s.node else {
             return;

@@ -1,5 +1,7 @@
 //! `mixed-schema-and-data`: a migration that changes the schema of an existing table and
-//! also changes data in bulk, so the schema change's lock is held while the data changes.
+//! then changes data in bulk, so the schema change's lock is held while the data changes.
+//! Data changes before the first lock-taking schema change do not count (no lock is held
+//! yet); the rule reports once per migration, listing the data changes.
 
 use super::{Hit, Rule};
 use crate::lint::ast::{self, TableRef};
@@ -19,14 +21,20 @@ impl Rule for MixedSchemaAndData {
         "schema change and bulk data change in one migration: the lock is held while the data changes"
     }
 
+    fn lock_risk(&self) -> bool {
+        true
+    }
+
     fn check(&self, m: &Migration<'_>, s: &Statement, out: &mut Vec<Hit>) {
+        // Only the data changes after the first lock-taking schema change count: before
+        // it, the lock is not held yet. One finding per migration, at the first of them.
         let Some(table) = data_change_target(&s.node) else {
             return;
         };
         if m.is_new(&table, s.index) {
             return;
         }
-        let Some((ddl, lock)) = m.statements.iter().find_map(|other| {
+        let Some((ddl, lock)) = m.statements[..s.index].iter().find_map(|other| {
             other
                 .locks
                 .iter()
@@ -35,21 +43,52 @@ impl Rule for MixedSchemaAndData {
         }) else {
             return;
         };
-        if ddl.index == s.index {
+        let counts =
+            |st: &&Statement| data_change_target(&st.node).is_some_and(|t| !m.is_new(&t, st.index));
+        if m.statements[ddl.index + 1..s.index]
+            .iter()
+            .any(|st| counts(&st))
+        {
             return;
         }
-        let name = table.display();
+        let data: Vec<(&Statement, TableRef)> = std::iter::once((s, table))
+            .chain(m.statements[s.index + 1..].iter().filter_map(|st| {
+                let t = data_change_target(&st.node)?;
+                (!m.is_new(&t, st.index)).then_some((st, t))
+            }))
+            .collect();
+        let listed = data
+            .iter()
+            .map(|(st, table)| format!("line {} ({})", st.line, table.display()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (first, table) = &data[0];
+        let message = if data.len() == 1 {
+            format!(
+                "data change on {} at line {} while the schema change at line {} holds {} on {}",
+                table.display(),
+                first.line,
+                ddl.line,
+                lock.mode,
+                lock.table
+            )
+        } else {
+            format!(
+                "{} data changes ({listed}) while the schema change at line {} holds {} on {}",
+                data.len(),
+                ddl.line,
+                lock.mode,
+                lock.table
+            )
+        };
         out.push(Hit {
-            message: format!(
-                "data change on {name} in the same migration as the schema change at line {} ({} on {})",
-                ddl.line, lock.mode, lock.table
-            ),
+            message,
             why: format!(
-                "the migration runs as one transaction, so the {} lock taken at line {} is held until this data change (which may touch many rows) commits: everything waiting on {} waits that long too",
+                "the migration runs as one transaction, so the {} lock taken at line {} is held until the data changes after it (which may touch many rows) commit: everything waiting on {} waits that long too",
                 lock.mode, ddl.line, lock.table
             ),
-            instead: "keep migrations to schema changes; run the data change (backfill, cleanup) separately, in batches, after the schema change is deployed and before the next one relies on it".into(),
-            lock: m.lock_on(s, &table).cloned(),
+            instead: "keep migrations to schema changes; run the data change (backfill, cleanup) separately, in batches, after the schema change is deployed and before the next one relies on it (or put it before the first schema change, where no lock is held yet)".into(),
+            lock: Some(lock.clone()),
         });
     }
 }
@@ -85,18 +124,23 @@ mod tests {
             &MixedSchemaAndData,
             &[
                 "ALTER TABLE \"User\" ADD COLUMN \"nick\" TEXT;\nUPDATE \"User\" SET \"nick\" = \"name\" WHERE \"nick\" IS NULL;",
-                "INSERT INTO archive SELECT * FROM orders WHERE created < '2020-01-01';\nCREATE INDEX i ON orders (created);",
+                "CREATE INDEX i ON orders (created);\nINSERT INTO archive SELECT * FROM orders WHERE created < '2020-01-01';",
             ],
             &[
                 "UPDATE \"User\" SET \"nick\" = \"name\" WHERE \"nick\" IS NULL;",
                 "CREATE TABLE \"Role\" (id int, name text);\nINSERT INTO \"Role\" (id, name) VALUES (1, 'admin');\nALTER TABLE \"Role\" ADD COLUMN x int;",
                 "ALTER TABLE t ADD COLUMN c int;\nINSERT INTO settings (k, v) VALUES ('a', 'b');",
                 "CREATE INDEX CONCURRENTLY i ON t (c);",
+                "UPDATE t SET c = 1 WHERE c IS NULL;\nDELETE FROM t WHERE c = 2;\nALTER TABLE t ALTER COLUMN c SET NOT NULL;",
             ],
         );
         assert_eq!(
+            messages(&MixedSchemaAndData, "UPDATE t SET c = 0 WHERE id < 5;\nALTER TABLE t ADD c int;\nUPDATE t SET c = 1 WHERE id < 10;\nDELETE FROM u WHERE id = 3;"),
+            ["2 data changes (line 3 (t), line 4 (u)) while the schema change at line 2 holds ACCESS EXCLUSIVE on t"]
+        );
+        assert_eq!(
             messages(&MixedSchemaAndData, "ALTER TABLE t ADD c int;\nUPDATE t SET c = 1 WHERE id < 10;"),
-            ["data change on t in the same migration as the schema change at line 1 (ACCESS EXCLUSIVE on t)"]
+            ["data change on t at line 2 while the schema change at line 1 holds ACCESS EXCLUSIVE on t"]
         );
     }
 }

@@ -12,6 +12,8 @@ mod concurrently_in_transaction;
 mod create_index_non_concurrently;
 mod delete_without_where;
 mod drop_column;
+mod drop_default_after_add;
+mod drop_index_non_concurrently;
 mod drop_table;
 mod missing_lock_timeout;
 mod mixed_schema_and_data;
@@ -45,6 +47,17 @@ pub trait Rule: Sync {
     fn summary(&self) -> &'static str;
     /// Looks at statement `s` of migration `m`.
     fn check(&self, m: &Migration<'_>, s: &Statement, out: &mut Vec<Hit>);
+    /// Whether the risk is how long a lock is held, which grows with the table: such
+    /// findings disappear on a table the live database shows empty and are warnings
+    /// below `lint.small_table_rows`. Data loss and breaking the previous release do not
+    /// shrink with the table.
+    fn lock_risk(&self) -> bool {
+        false
+    }
+    /// Whether the rule only ever warns (a real but small risk).
+    fn warning_only(&self) -> bool {
+        false
+    }
 }
 
 /// Reported when PostgreSQL's parser rejects a statement.
@@ -62,7 +75,9 @@ pub static ALL: &[&dyn Rule] = &[
     &set_not_null::SetNotNull,
     &add_column_not_null::AddColumnNotNull,
     &add_column_volatile_default::AddColumnVolatileDefault,
+    &drop_default_after_add::DropDefaultAfterAdd,
     &create_index_non_concurrently::CreateIndexNonConcurrently,
+    &drop_index_non_concurrently::DropIndexNonConcurrently,
     &add_foreign_key::AddForeignKey,
     &add_check_constraint::AddCheckConstraint,
     &add_unique_constraint::AddUniqueConstraint,

@@ -18,6 +18,10 @@ impl Rule for SetNotNull {
         "SET NOT NULL on an existing table: scans every row under ACCESS EXCLUSIVE"
     }
 
+    fn lock_risk(&self) -> bool {
+        true
+    }
+
     fn check(&self, m: &Migration<'_>, s: &Statement, out: &mut Vec<Hit>) {
         let NodeEnum::AlterTableStmt(alter) = &s.node else {
             return;

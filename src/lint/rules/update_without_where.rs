@@ -17,6 +17,10 @@ impl Rule for UpdateWithoutWhere {
         "UPDATE without WHERE: every row is rewritten and locked in one transaction"
     }
 
+    fn lock_risk(&self) -> bool {
+        true
+    }
+
     fn check(&self, m: &Migration<'_>, s: &Statement, out: &mut Vec<Hit>) {
         let NodeEnum::UpdateStmt(update) = &s.node else {
             return;
