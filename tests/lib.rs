@@ -9,6 +9,7 @@ mod guard;
 mod harness;
 mod hook;
 mod init;
+mod layers;
 mod lint;
 mod lua;
 mod migrate;

@@ -4,9 +4,9 @@
 
 use crate::app::App;
 use crate::config::ResolvedEnv;
-use crate::engine::journal::{new_run_id, Journal};
 use crate::engine::{plan, Executor, RunOptions};
 use crate::error::{Error, ExitCode, Result};
+use crate::journal::{new_run_id, Journal};
 use serde_json::json;
 
 /// Plans and runs `steps` (kind, display name, parameters) as command `command`.

@@ -111,7 +111,7 @@ impl Diagnostic {
         for note in &self.notes {
             out.push_str(&format!("  = note: {note}\n"));
         }
-        crate::ui::redact::redact(&out)
+        crate::redact::redact(&out)
     }
 }
 

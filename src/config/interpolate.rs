@@ -37,7 +37,7 @@ impl Vars {
             dotenv: file_vars,
             references_only: false,
         };
-        crate::ui::redact::register_env(vars.iter());
+        crate::redact::register_env(vars.iter());
         Ok(vars)
     }
 

@@ -10,8 +10,8 @@
 use super::conn::{quote_ident, quote_literal, Conn, DbError};
 use super::history::{self, HistoryRow, RowKind};
 use super::schema;
-use super::statements::{self, line_of};
 use super::store::{Migration, Store};
+use crate::sql::{self as statements, line_of};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};

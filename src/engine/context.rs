@@ -1,7 +1,7 @@
 //! What a running step can see and use.
 
-use super::journal::Journal;
 use crate::config::{Project, ResolvedEnv, Vars};
+use crate::journal::Journal;
 use crate::ui::Ui;
 use indexmap::IndexMap;
 use std::sync::OnceLock;
@@ -69,7 +69,7 @@ pub struct RunContext<'a> {
 
 impl RunContext<'_> {
     /// The guard every Lua `dbflow.exec` and `dbflow.sql` of this run goes through.
-    pub fn script_gate(&self) -> std::sync::Arc<dyn crate::lua::api::Gate> {
+    pub fn script_gate(&self) -> std::sync::Arc<dyn crate::guard::gate::Gate> {
         std::sync::Arc::new(crate::guard::script_gate::ScriptGate::new(
             self.project,
             self.env,

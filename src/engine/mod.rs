@@ -2,7 +2,8 @@
 //! context and the journal.
 
 pub mod context;
-pub mod journal;
+/// The journal format is a leaf ([`crate::journal`]); re-exported for `engine::journal` paths.
+pub use crate::journal;
 pub mod metrics;
 pub mod plan;
 pub mod registry;

@@ -354,7 +354,7 @@ impl Plan {
             self.workflow, self.env, self.url
         ));
         self.render_steps(&mut out, "  ");
-        crate::ui::redact::redact(&out)
+        crate::redact::redact(&out)
     }
 
     fn render_steps(&self, out: &mut String, indent: &str) {

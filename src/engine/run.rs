@@ -2,11 +2,11 @@
 //! journal entry for everything.
 
 use super::context::{Changes, RunContext, RunOptions};
-use super::journal::Journal;
 use super::plan::{Plan, PlannedStep};
 use super::registry::StepError;
 use crate::config::{Project, ResolvedEnv, Vars};
 use crate::error::ExitCode;
+use crate::journal::Journal;
 use crate::ui::Ui;
 use indexmap::IndexMap;
 use serde_json::json;

@@ -17,6 +17,7 @@
 //! database take a [`Permit`], which only [`permit`] hands out.
 
 pub mod command_line;
+pub mod gate;
 pub mod hook;
 pub mod migrations;
 pub mod operation;
@@ -35,7 +36,7 @@ pub use rails::{decide, Decision, GuardTarget, OverrideState, Overrides, Violati
 
 use crate::config::diagnostic::did_you_mean;
 use crate::config::{Diagnostic, Project, ResolvedEnv};
-use crate::engine::journal::{new_run_id, Journal};
+use crate::journal::{new_run_id, Journal};
 use crate::ui::Ui;
 use serde_json::{json, Value};
 use std::path::Path;

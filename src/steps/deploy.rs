@@ -253,7 +253,7 @@ impl DeployStep {
         let mut in_flight: Option<String> = None;
         let mut committed: Vec<String> = Vec::new();
         let result = runtime.block_on(async {
-            let mut print = crate::commands::migrate::progress_printer(ui);
+            let mut print = crate::ui::migrate::progress_printer(ui);
             let mut on_event = |event: migrate::Event<'_>| {
                 match &event {
                     migrate::Event::Applying(name, _, _) => in_flight = Some(name.to_string()),

@@ -447,7 +447,7 @@ fn append_report(
             .append(true)
             .open(&path)
             .map_err(|e| format!("opening {}: {e}", path.display()))?;
-        file.write_all(crate::ui::redact::redact(text).as_bytes())
+        file.write_all(crate::redact::redact(text).as_bytes())
             .and_then(|_| file.sync_all())
             .map_err(|e| format!("writing {}: {e}", path.display()))?;
         Ok(path)

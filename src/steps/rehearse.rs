@@ -94,7 +94,7 @@ impl Step for RehearseStep {
             let mut conn = crate::db::Conn::connect(&copy)
                 .await
                 .map_err(|e| e.to_string())?;
-            let mut on_event = crate::commands::migrate::progress_printer(ui);
+            let mut on_event = crate::ui::migrate::progress_printer(ui);
             let deployed = migrate::deploy(
                 &mut conn,
                 &store,

@@ -117,7 +117,7 @@ impl Step for ResetStep {
             .runtime()
             .block_on(async {
                 let mut conn = target.connect().await.map_err(|e| e.to_string())?;
-                let mut on_event = crate::commands::migrate::progress_printer(ui);
+                let mut on_event = crate::ui::migrate::progress_printer(ui);
                 let report = migrate::deploy(
                     &mut conn,
                     &store,

@@ -266,7 +266,7 @@ fn apply_before(
         .runtime()
         .block_on(async {
             let mut conn = target.connect().await.map_err(|e| e.to_string())?;
-            let mut on_event = crate::commands::migrate::progress_printer(ui);
+            let mut on_event = crate::ui::migrate::progress_printer(ui);
             let report = migrate::deploy(
                 &mut conn,
                 &store,

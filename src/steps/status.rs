@@ -95,7 +95,7 @@ impl Step for StatusStep {
                 status.map_err(|e| crate::error::Error::failed(e.to_string()))
             })
             .map_err(|e| StepError::failed(e.to_string()))?;
-        for line in crate::commands::migrate::render_status(&status).lines() {
+        for line in crate::ui::migrate::render_status(&status).lines() {
             cx.ui.out(&format!("  {line}"));
         }
         let problems = status.problems(&self.fail_on);

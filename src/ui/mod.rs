@@ -1,9 +1,11 @@
 //! The only place that talks to a person: step headers, messages, prompts, progress.
 //! Everything printed passes through [`redact`].
 
+pub mod migrate;
 pub mod progress;
 pub mod prompt;
-pub mod redact;
+/// Redaction is a leaf ([`crate::redact`]); re-exported so `ui::redact` paths keep working.
+pub use crate::redact;
 
 use std::io::{IsTerminal, Write};
 

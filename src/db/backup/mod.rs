@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod checks;
 pub mod copies;
 pub mod create;
+pub mod hashing;
 pub mod manifest;
 pub mod restore;
 pub mod retention;

@@ -4,8 +4,8 @@
 //! and, through the clock reading its `backup` step journaled, by the database
 //! server's.
 
-use crate::engine::journal;
 use crate::error::{Error, Result};
+use crate::journal;
 use chrono::{DateTime, Utc};
 use std::path::Path;
 

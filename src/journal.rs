@@ -54,7 +54,7 @@ impl Journal {
         if let (Value::Object(target), Value::Object(extra)) = (&mut line, fields) {
             target.extend(extra);
         }
-        let line = crate::ui::redact::redact_json(&line);
+        let line = crate::redact::redact_json(&line);
         // A journal write failing must not hide the operation's own result; it is
         // reported once and the run goes on.
         if let Err(e) = writeln!(file, "{line}").and_then(|_| file.flush()) {
