@@ -8,6 +8,7 @@ use crate::db::migrate::{self, DeployOptions};
 use crate::db::store::Store;
 use crate::db::target::{pooler_warning, Target};
 use crate::error::{Error, ExitCode, Result};
+use crate::guard::deploy_gate::{DeployGate, GateError};
 use crate::guard::{self, GuardTarget, Operation};
 use serde_json::json;
 
@@ -268,9 +269,8 @@ fn guard_simple(
     Ok(())
 }
 
-/// Before `migrate deploy`: the rails for `deploy`, the lint of the pending migrations
-/// (errors block on shared and protected environments), and on a protected environment
-/// the preview a person confirms.
+/// Before `migrate deploy`: the rails for `deploy`, then the gate the `deploy` step
+/// runs too ([`DeployGate`]).
 #[allow(clippy::too_many_arguments)]
 async fn gate_deploy(
     app: &App,
@@ -289,67 +289,26 @@ async fn gate_deploy(
     if !decision.allowed {
         return Err(blocked(decision.blocked_message()));
     }
-    let status = migrate::history_status(conn, store, &target.table)
-        .await
-        .map_err(|e| Error::failed(e.to_string()))?;
-    let mut review = guard::migrations::review(
-        &app.project,
-        env.protection,
-        target.url.is_postgres(),
-        store,
-        &status,
-    );
-    // The migrator refuses modified applied migrations itself, with the fix.
-    review.modified.clear();
-    if let Some(to) = to {
-        if let Some(end) = review.pending.iter().position(|(name, _)| name == to) {
-            review.pending.truncate(end + 1);
-        }
-    }
-    if !dry_run {
-        let pending = guard::promotion::pending(&status, to);
-        guard::promotion::check_deploy(&app.project, env, &app.vars, store, &pending)
-            .await
-            .report(&app.ui, |event, fields| events.push((event, fields)))
-            .map_err(blocked)?;
-    }
-    if review.pending.is_empty() {
-        return Ok(());
-    }
-    let s = review.summary();
-    if s.errors + s.warnings + s.allowed > 0 {
-        app.ui
-            .out(guard::migrations::render_review(&review, &env.name).trim_end());
-    }
-    if dry_run {
-        return Ok(());
-    }
-    if let Some(reason) = review.blocked_reason() {
-        return Err(blocked(format!(
-            "blocked by the guard: deploy to `{}` ({}): {reason}",
-            env.name,
-            env.protection.as_str()
-        )));
-    }
-    if decision.needs_confirmation {
-        app.ui
-            .out(guard::migrations::render_preview(&review, &env.name, None).trim_end());
-        let question = format!(
-            "Apply {} migration(s) to protected `{}`?",
-            review.pending.len(),
-            env.name
-        );
-        let by = guard::migrations::confirm(&question, yes).map_err(blocked)?;
-        events.push((
-            "protected_confirmation",
-            json!({
-                "operation": "deploy",
-                "pending": review.pending.iter().map(|(n, _)| n).collect::<Vec<_>>(),
-                "confirmed_by": by,
-            }),
-        ));
-    }
-    Ok(())
+    let gate = DeployGate {
+        project: &app.project,
+        env,
+        vars: &app.vars,
+        ui: &app.ui,
+        to,
+        dry_run,
+        yes,
+        needs_confirmation: decision.needs_confirmation,
+        backup: None,
+        indent: "",
+    };
+    gate.check(conn, store, target, &mut |event, fields| {
+        events.push((event, fields))
+    })
+    .await
+    .map_err(|e| match e {
+        GateError::Blocked(m) => blocked(m),
+        GateError::Failed(m) => Error::failed(m),
+    })
 }
 
 /// `dbflow migrate new NAME [--down]`: a timestamped folder in Prisma's layout.

@@ -17,6 +17,7 @@
 //! database take a [`Permit`], which only [`permit`] hands out.
 
 pub mod command_line;
+pub mod deploy_gate;
 pub mod gate;
 pub mod hook;
 pub mod migrations;

@@ -9,7 +9,8 @@ use crate::db::migrate::{self, DeployOptions};
 use crate::db::target::{pooler_warning, Target};
 use crate::engine::registry::{parse_params, Outcome, Step, StepDoc, StepError, StepKind};
 use crate::engine::{PlanContext, RunContext};
-use crate::guard::{self, migrations, Operation};
+use crate::guard::deploy_gate::{DeployGate, GateError};
+use crate::guard::{self, Operation};
 use serde::Deserialize;
 
 /// The `deploy` step kind.
@@ -61,9 +62,8 @@ impl StepKind for DeployKind {
 }
 
 impl DeployStep {
-    /// The guard before applying: pending migrations linted (errors block on shared and
-    /// protected environments) and, on a protected one, the preview a person confirms,
-    /// naming the backup taken earlier in this run.
+    /// The guard before applying (shared with `migrate deploy`), naming the backup
+    /// taken earlier in this run.
     fn gate(
         &self,
         cx: &mut RunContext<'_>,
@@ -72,71 +72,28 @@ impl DeployStep {
         conn: &mut crate::db::Conn,
         confirm: bool,
     ) -> Result<(), StepError> {
-        let status = cx
-            .runtime()
-            .block_on(migrate::history_status(conn, store, &target.table))
-            .map_err(|e| StepError::failed(e.to_string()))?;
-        let mut review = migrations::review(
-            cx.project,
-            cx.env.protection,
-            target.url.is_postgres(),
-            store,
-            &status,
-        );
-        // The migrator refuses modified applied migrations itself, with the fix.
-        review.modified.clear();
-        if let Some(to) = &self.to {
-            if let Some(end) = review.pending.iter().position(|(name, _)| name == to) {
-                review.pending.truncate(end + 1);
-            }
-        }
-        let pending = guard::promotion::pending(&status, self.to.as_deref());
-        cx.runtime()
-            .block_on(guard::promotion::check_deploy(
-                cx.project, cx.env, cx.vars, store, &pending,
-            ))
-            .report(cx.ui, |event, fields| cx.journal.record(event, fields))
-            .map_err(StepError::blocked)?;
-        if review.pending.is_empty() {
-            return Ok(());
-        }
-        let summary = review.summary();
-        if summary.errors + summary.warnings + summary.allowed > 0 {
-            for line in migrations::render_review(&review, &cx.env.name).lines() {
-                cx.ui.out(&format!("  {line}"));
-            }
-        }
-        if let Some(reason) = review.blocked_reason() {
-            return Err(StepError::blocked(format!(
-                "blocked by the guard: deploy to `{}` ({}): {reason}",
-                cx.env.name,
-                cx.env.protection.as_str()
-            )));
-        }
-        if !confirm {
-            return Ok(());
-        }
-        let backup = backup_in_run(cx);
-        for line in migrations::render_preview(&review, &cx.env.name, backup.as_deref()).lines() {
-            cx.ui.out(&format!("  {line}"));
-        }
-        let question = format!(
-            "Apply {} migration(s) to protected `{}`?",
-            review.pending.len(),
-            cx.env.name
-        );
-        let answer = migrations::confirm(&question, cx.options.yes);
-        cx.journal.record(
-            "protected_confirmation",
-            serde_json::json!({
-                "operation": "deploy",
-                "pending": review.pending.iter().map(|(n, _)| n).collect::<Vec<_>>(),
-                "backup": backup,
-                "confirmed_by": answer.as_ref().ok(),
-                "refused": answer.as_ref().err(),
-            }),
-        );
-        answer.map(|_| ()).map_err(StepError::blocked)
+        let gate = DeployGate {
+            project: cx.project,
+            env: cx.env,
+            vars: cx.vars,
+            ui: cx.ui,
+            to: self.to.as_deref(),
+            dry_run: false,
+            yes: cx.options.yes,
+            needs_confirmation: confirm,
+            backup: backup_in_run(cx),
+            indent: "  ",
+        };
+        let runtime = cx.runtime();
+        let journal = &mut *cx.journal;
+        runtime
+            .block_on(gate.check(conn, store, target, &mut |event, fields| {
+                journal.record(event, fields)
+            }))
+            .map_err(|e| match e {
+                GateError::Blocked(m) => StepError::blocked(m),
+                GateError::Failed(m) => StepError::failed(m),
+            })
     }
 }
 
