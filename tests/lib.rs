@@ -19,5 +19,6 @@ mod run;
 mod runbooks;
 mod safety;
 mod scripts;
+mod session;
 mod validate;
 mod verify;

@@ -300,6 +300,7 @@ async fn gate_deploy(
         needs_confirmation: decision.needs_confirmation,
         backup: None,
         indent: "",
+        reviewed: None,
     };
     gate.check(conn, store, target, &mut |event, fields| {
         events.push((event, fields))

@@ -1,5 +1,6 @@
 //! What a running step can see and use.
 
+use super::session::DbSession;
 use crate::config::{Project, ResolvedEnv, Vars};
 use crate::journal::Journal;
 use crate::ui::Ui;
@@ -57,6 +58,8 @@ pub struct RunContext<'a> {
     pub workflow: Option<&'a str>,
     /// The journal.
     pub journal: &'a mut Journal,
+    /// The run's database session (one connection, the migrations read once).
+    pub session: &'a mut DbSession,
     /// The only way to talk to the person running dbflow.
     pub ui: &'a Ui,
     /// Outputs of earlier steps, by step id.
@@ -103,13 +106,37 @@ impl RunContext<'_> {
 
     /// A shared async runtime for database work (created on first use).
     pub fn runtime(&self) -> &'static tokio::runtime::Runtime {
-        static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-        RUNTIME.get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("tokio runtime")
-        })
+        runtime()
     }
+
+    /// The environment's migration target (URL, folder, history table, limits).
+    pub fn target(&self) -> crate::db::target::Target {
+        crate::db::target::Target::for_env(self.project, self.env)
+    }
+
+    /// The migrations folder, read once per run.
+    pub fn store(&mut self) -> Result<std::sync::Arc<crate::db::store::Store>, super::StepError> {
+        let target = self.target();
+        self.session.store(&target)
+    }
+
+    /// The run's connection to the environment's database (opened on first use); give
+    /// it back with `cx.session.give_back(conn)` when done.
+    pub fn take_db(&mut self) -> Result<crate::db::Conn, super::StepError> {
+        let target = self.target();
+        self.session.take(&target, runtime())
+    }
+}
+
+/// The one async runtime of the process (created on first use): steps block on it at
+/// their edge, and the run's session connection lives on it.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    })
 }

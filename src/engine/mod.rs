@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod plan;
 pub mod registry;
 pub mod run;
+pub mod session;
 pub mod validate;
 
 pub use context::{RunContext, RunOptions};

@@ -87,6 +87,12 @@ pub trait Step: Send + Sync + std::fmt::Debug {
     fn references(&self) -> Vec<Reference> {
         Vec::new()
     }
+    /// Whether the step works through the run's database session
+    /// ([`crate::engine::session::DbSession`]). The engine closes the session before
+    /// every step that does not, so those never meet dbflow's own connection.
+    fn uses_db_session(&self) -> bool {
+        false
+    }
 }
 
 /// A step kind: a name and a parameter parser.

@@ -48,6 +48,7 @@ struct State {
     tasks_done: HashSet<String>,
     succeeded: Vec<String>,
     changes: Changes,
+    session: super::session::DbSession,
 }
 
 struct Failure {
@@ -66,6 +67,7 @@ impl Executor<'_> {
             tasks_done: HashSet::new(),
             succeeded: Vec::new(),
             changes: Changes::default(),
+            session: Default::default(),
         };
         state.journal.record(
             "run_start",
@@ -95,6 +97,7 @@ impl Executor<'_> {
             );
         }
         let result = self.run_plan(plan, run_id, &mut state, 0);
+        state.session.close(super::context::runtime());
         let (code, failure) = match result {
             Ok(()) => (ExitCode::Ok, None),
             Err(f) => (f.error.code, Some((f.step, f.error.message))),
@@ -181,6 +184,9 @@ impl Executor<'_> {
             );
             return Ok(());
         }
+        if step.nested.is_none() && !step.step.uses_db_session() {
+            state.session.close(super::context::runtime());
+        }
         self.ui.step_start(depth, &label, &step.name, &step.kind);
         state.journal.record(
             "step_start",
@@ -207,6 +213,7 @@ impl Executor<'_> {
                     options: self.options,
                     workflow: (!plan.is_task).then_some(plan.workflow.as_str()),
                     journal: &mut state.journal,
+                    session: &mut state.session,
                     ui: self.ui,
                     outputs: &mut state.outputs,
                     tasks_done: &mut state.tasks_done,

@@ -5,9 +5,10 @@
 //! checked, and on a protected environment a person confirms after seeing every
 //! statement with the lock it takes.
 
-use super::{migrations, promotion};
+use super::migrations::{self, Review};
+use super::promotion;
 use crate::config::{Project, ResolvedEnv, Vars};
-use crate::db::migrate;
+use crate::db::migrate::{self, State};
 use crate::db::store::Store;
 use crate::db::target::Target;
 use crate::db::Conn;
@@ -45,6 +46,9 @@ pub struct DeployGate<'a> {
     pub backup: Option<String>,
     /// Prefix of every printed line (steps indent their output under the step's line).
     pub indent: &'static str,
+    /// The review an earlier `guard` step of this run made: reused (not linted again)
+    /// when it covers exactly the migrations the history now says are pending.
+    pub reviewed: Option<&'a Review>,
 }
 
 impl DeployGate<'_> {
@@ -60,13 +64,16 @@ impl DeployGate<'_> {
         let status = migrate::history_status(conn, store, &target.table)
             .await
             .map_err(|e| GateError::Failed(e.to_string()))?;
-        let mut review = migrations::review(
-            self.project,
-            self.env.protection,
-            target.url.is_postgres(),
-            store,
-            &status,
-        );
+        let mut review = match self.reviewed {
+            Some(earlier) if covers(earlier, &status) => earlier.clone(),
+            _ => migrations::review(
+                self.project,
+                self.env.protection,
+                target.url.is_postgres(),
+                store,
+                &status,
+            ),
+        };
         // The migrator refuses modified applied migrations itself, with the fix.
         review.modified.clear();
         if let Some(to) = self.to {
@@ -134,4 +141,18 @@ impl DeployGate<'_> {
             }
         }
     }
+}
+
+/// Whether `review` was made for this history: the same pending (or rolled back) and
+/// modified migrations, in order (the folder is the run's, read once).
+fn covers(review: &Review, status: &migrate::Status) -> bool {
+    let pending = status
+        .entries
+        .iter()
+        .filter(|e| matches!(e.state, State::Pending | State::RolledBack))
+        .map(|e| e.name.as_str());
+    let modified = status.with_state(State::Modified).map(|e| e.name.as_str());
+    review.lint_skipped.is_none()
+        && review.pending.iter().map(|(n, _)| n.as_str()).eq(pending)
+        && review.modified.iter().map(|(n, _)| n.as_str()).eq(modified)
 }

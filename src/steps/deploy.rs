@@ -83,6 +83,7 @@ impl DeployStep {
             needs_confirmation: confirm,
             backup: backup_in_run(cx),
             indent: "  ",
+            reviewed: cx.session.review.as_deref(),
         };
         let runtime = cx.runtime();
         let journal = &mut *cx.journal;
@@ -112,6 +113,10 @@ fn backup_in_run(cx: &RunContext<'_>) -> Option<String> {
 }
 
 impl Step for DeployStep {
+    fn uses_db_session(&self) -> bool {
+        true
+    }
+
     fn describe(&self, cx: &PlanContext<'_>) -> Result<StepDoc, Diagnostic> {
         let target = Target::for_env(cx.project, cx.env);
         let lock = target
@@ -188,21 +193,17 @@ impl DeployStep {
         if !decision.allowed {
             return Err(StepError::blocked(decision.blocked_message()));
         }
-        let target = Target::for_env(cx.project, cx.env);
-        let store = target
-            .store()
-            .map_err(|e| StepError::failed(e.to_string()))?;
+        let target = cx.target();
+        let store = cx.store()?;
         let options = DeployOptions {
             to: self.to.clone(),
             ..DeployOptions::default()
         };
         let ui = cx.ui;
         let runtime = cx.runtime();
-        let mut conn = runtime
-            .block_on(target.connect())
-            .map_err(|e| StepError::failed(e.to_string()))?;
+        let mut conn = cx.take_db()?;
         if let Err(e) = self.gate(cx, &target, &store, &mut conn, decision.needs_confirmation) {
-            runtime.block_on(conn.close());
+            cx.session.give_back(conn);
             return Err(e);
         }
         // What this deploy commits, as it goes: a failure later in the run rolls back
@@ -231,9 +232,14 @@ impl DeployStep {
                 &mut on_event,
             )
             .await;
-            conn.close().await;
-            report
+            (conn, report)
         });
+        let (conn, result) = result;
+        // A connection whose deploy failed is in doubt (it may have died): not reused.
+        match &result {
+            Ok(_) => cx.session.give_back(conn),
+            Err(_) => runtime.block_on(conn.close()),
+        }
         cx.changes.committed.extend(committed);
         let report = match result {
             Ok(report) => report,

@@ -5,7 +5,6 @@
 
 use crate::config::Diagnostic;
 use crate::db::migrate;
-use crate::db::target::Target;
 use crate::engine::registry::{parse_params, Outcome, Step, StepDoc, StepError, StepKind};
 use crate::engine::{PlanContext, RunContext};
 use crate::guard::{self, migrations, GuardTarget, Operation, Overrides};
@@ -71,6 +70,10 @@ impl StepKind for GuardKind {
 }
 
 impl Step for GuardStep {
+    fn uses_db_session(&self) -> bool {
+        true
+    }
+
     fn describe(&self, cx: &PlanContext<'_>) -> Result<StepDoc, Diagnostic> {
         let target = GuardTarget::of(cx.env);
         let names: Vec<&str> = self.operations.iter().map(|o| o.name()).collect();
@@ -140,19 +143,14 @@ impl Step for GuardStep {
         if !self.lint {
             return Ok(outcome);
         }
-        let target = Target::for_env(cx.project, cx.env);
-        let store = target
-            .store()
-            .map_err(|e| StepError::failed(e.to_string()))?;
-        let status = cx
-            .runtime()
-            .block_on(async {
-                let mut conn = target.connect().await?;
-                let status = migrate::history_status(&mut conn, &store, &target.table).await;
-                conn.close().await;
-                status.map_err(|e| crate::error::Error::failed(e.to_string()))
-            })
-            .map_err(|e| StepError::failed(e.to_string()))?;
+        let target = cx.target();
+        let store = cx.store()?;
+        let mut conn = cx.take_db()?;
+        let status =
+            cx.runtime()
+                .block_on(migrate::history_status(&mut conn, &store, &target.table));
+        cx.session.give_back(conn);
+        let status = status.map_err(|e| StepError::failed(e.to_string()))?;
         let review = migrations::review(
             cx.project,
             cx.env.protection,
@@ -160,6 +158,8 @@ impl Step for GuardStep {
             &store,
             &status,
         );
+        let review = std::sync::Arc::new(review);
+        cx.session.review = Some(review.clone());
         for line in migrations::render_review(&review, &cx.env.name).lines() {
             cx.ui.out(&format!("  {line}"));
         }

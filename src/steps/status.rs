@@ -67,6 +67,10 @@ impl StepKind for StatusKind {
 }
 
 impl Step for StatusStep {
+    fn uses_db_session(&self) -> bool {
+        true
+    }
+
     fn describe(&self, cx: &PlanContext<'_>) -> Result<StepDoc, Diagnostic> {
         let target = Target::for_env(cx.project, cx.env);
         Ok(StepDoc {
@@ -82,19 +86,14 @@ impl Step for StatusStep {
     }
 
     fn run(&self, cx: &mut RunContext<'_>) -> Result<Outcome, StepError> {
-        let target = Target::for_env(cx.project, cx.env);
-        let store = target
-            .store()
-            .map_err(|e| StepError::failed(e.to_string()))?;
+        let target = cx.target();
+        let store = cx.store()?;
+        let mut conn = cx.take_db()?;
         let status = cx
             .runtime()
-            .block_on(async {
-                let mut conn = target.connect().await?;
-                let status = migrate::status(&mut conn, &store, &target.table).await;
-                conn.close().await;
-                status.map_err(|e| crate::error::Error::failed(e.to_string()))
-            })
-            .map_err(|e| StepError::failed(e.to_string()))?;
+            .block_on(migrate::status(&mut conn, &store, &target.table));
+        cx.session.give_back(conn);
+        let status = status.map_err(|e| StepError::failed(e.to_string()))?;
         for line in crate::ui::migrate::render_status(&status).lines() {
             cx.ui.out(&format!("  {line}"));
         }

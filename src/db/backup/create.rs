@@ -82,6 +82,20 @@ pub fn create(
     rt: &tokio::runtime::Runtime,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Entry> {
+    create_with(catalog, options, rt, on_event, None)
+}
+
+/// [`create`] reading the source (version, clock, row counts, the snapshot pg_dump
+/// shares) over `session`, a connection to `options.url` the caller keeps open (a
+/// run's session), instead of a connection of its own. The session comes back as it
+/// was: no transaction open, `lock_timeout` reset.
+pub fn create_with(
+    catalog: &Catalog,
+    options: &CreateOptions<'_>,
+    rt: &tokio::runtime::Runtime,
+    on_event: &mut dyn FnMut(Event),
+    session: Option<&mut Conn>,
+) -> Result<Entry> {
     if let Some(label) = options.label {
         check_label(label)?;
     }
@@ -111,7 +125,7 @@ pub fn create(
         unverified_manifest(catalog, &id, url, created_at, options.run_id, options.label);
 
     let tools = if url.is_postgres() {
-        let tools = dump_postgres(&partial, options, &mut manifest, rt, on_event)?;
+        let tools = dump_postgres(&partial, options, &mut manifest, rt, on_event, session)?;
         Some(tools)
     } else if url.is_sqlite() {
         dump_sqlite(&partial, options, &mut manifest, rt, on_event)?;
@@ -285,13 +299,19 @@ fn dump_postgres(
     manifest: &mut Manifest,
     rt: &tokio::runtime::Runtime,
     on_event: &mut dyn FnMut(Event),
+    session: Option<&mut Conn>,
 ) -> Result<PgTools> {
     let url = options.url;
     let timeout = options.lock_wait_timeout;
     let (mut conn, info) = rt.block_on(async {
-        let mut conn = Conn::connect(url)
-            .await
-            .map_err(|e| crate::db::target::connect_error(url, e))?;
+        let mut conn = match session {
+            Some(conn) => SourceConn::Shared(conn),
+            None => SourceConn::Own(
+                Conn::connect(url)
+                    .await
+                    .map_err(|e| crate::db::target::connect_error(url, e))?,
+            ),
+        };
         let read = source::read_postgres(
             &mut conn,
             options.key_tables,
@@ -304,7 +324,7 @@ fn dump_postgres(
             Err(e) if blockers::is_lock_timeout(&e.to_string()) => {
                 let _ = conn.batch("ROLLBACK").await;
                 let found = blockers::find(&mut conn).await.unwrap_or_default();
-                conn.close().await;
+                conn.finish().await;
                 Err(Error::failed(blockers::message(
                     "counting the key tables' rows",
                     timeout,
@@ -312,7 +332,8 @@ fn dump_postgres(
                 )))
             }
             Err(e) => {
-                conn.close().await;
+                let _ = conn.batch("ROLLBACK").await;
+                conn.finish().await;
                 Err(db_error(url, e))
             }
         }
@@ -376,10 +397,47 @@ fn dump_postgres(
             }
             other => other,
         };
-        conn.close().await;
+        conn.finish().await;
         result
     });
     result
+}
+
+/// The connection a backup reads its source over: its own (closed afterwards) or a
+/// run's session (left open, with the settings the read changed put back).
+enum SourceConn<'a> {
+    Own(Conn),
+    Shared(&'a mut Conn),
+}
+
+impl std::ops::Deref for SourceConn<'_> {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        match self {
+            SourceConn::Own(c) => c,
+            SourceConn::Shared(c) => c,
+        }
+    }
+}
+
+impl std::ops::DerefMut for SourceConn<'_> {
+    fn deref_mut(&mut self) -> &mut Conn {
+        match self {
+            SourceConn::Own(c) => c,
+            SourceConn::Shared(c) => c,
+        }
+    }
+}
+
+impl SourceConn<'_> {
+    async fn finish(self) {
+        match self {
+            SourceConn::Own(c) => c.close().await,
+            SourceConn::Shared(c) => {
+                let _ = c.batch("RESET lock_timeout").await;
+            }
+        }
+    }
 }
 
 fn record_source(manifest: &mut Manifest, info: &SourceInfo) {
