@@ -8,6 +8,11 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
+/// The output key under which a step names the backup it took, restored or chose
+/// (`backup`, `restore`, `rollback`, `drill`): later steps find the run's backup by it,
+/// and `rollback --run` and `backup list` read it back from journals.
+pub const BACKUP_ID: &str = "backup_id";
+
 /// Folder (under the project root) holding the journals.
 pub const RUNS_DIR: &str = ".dbflow/runs";
 

@@ -87,6 +87,10 @@ pub trait Step: Send + Sync + std::fmt::Debug {
     fn references(&self) -> Vec<Reference> {
         Vec::new()
     }
+    /// What the step is for the engine's rules (see [`Role`]).
+    fn role(&self) -> Option<Role> {
+        None
+    }
     /// Whether the step works through the run's database session
     /// ([`crate::engine::session::DbSession`]). The engine closes the session before
     /// every step that does not, so those never meet dbflow's own connection.
@@ -95,12 +99,33 @@ pub trait Step: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// What a step is to the engine's rules, declared by the step kind instead of the engine
+/// testing kind names: a protected deploy needs a backup before and a verify after, a
+/// workflow's `max_backup_age` goes to its deploys, and a failure handler that restores
+/// only runs after something changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Takes a backup (the `backup` kind).
+    Backup,
+    /// Applies migrations to the environment's database (the `deploy` kind).
+    Deploy,
+    /// Checks the database after a change (the `verify` kind).
+    Verify,
+    /// Puts a backup back (`restore`, `rollback`).
+    Restore,
+}
+
 /// A step kind: a name and a parameter parser.
 pub trait StepKind: Send + Sync {
     /// The key used in the Workflowfile (`task`, `shell`, …).
     fn name(&self) -> &str;
     /// One line for `dbflow list --kinds` and errors.
     fn summary(&self) -> &str;
+    /// What steps of this kind are for the engine's rules, before they are built
+    /// (validation and planning see kinds, not configured steps).
+    fn role(&self) -> Option<Role> {
+        None
+    }
     /// Parses and validates parameters; the error says what is wrong with them.
     fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String>;
 }

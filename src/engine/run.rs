@@ -3,7 +3,7 @@
 
 use super::context::{Changes, RunContext, RunOptions};
 use super::plan::{Plan, PlannedStep};
-use super::registry::StepError;
+use super::registry::{Role, StepError};
 use crate::config::{Project, ResolvedEnv, Vars};
 use crate::error::ExitCode;
 use crate::journal::Journal;
@@ -130,10 +130,9 @@ impl Executor<'_> {
         }
         let workflow = self.project.workflows.get(&plan.workflow)?;
         let reason = workflow.allow_unguarded_deploy.as_ref()?;
-        workflow
-            .steps
+        plan.steps
             .iter()
-            .any(|s| s.kind == "deploy")
+            .any(|s| s.step.role() == Some(Role::Deploy))
             .then(|| reason.value.clone())
     }
 
@@ -328,13 +327,11 @@ impl Executor<'_> {
     }
 }
 
-/// Step kinds that put a backup back: as a failure handler they only run after a change.
-const RESTORING_KINDS: &[&str] = &["rollback", "restore"];
-
-/// Whether `plan` (or a workflow it nests) restores a backup.
+/// Whether `plan` (or a workflow it nests) restores a backup ([`Role::Restore`]): as a
+/// failure handler it only runs after a change.
 fn restores(plan: &Plan) -> bool {
     plan.steps.iter().any(|s| {
-        RESTORING_KINDS.contains(&s.kind.as_str()) || s.nested.as_ref().is_some_and(|n| restores(n))
+        s.step.role() == Some(Role::Restore) || s.nested.as_ref().is_some_and(|n| restores(n))
     })
 }
 

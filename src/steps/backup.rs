@@ -51,6 +51,10 @@ pub struct BackupStep {
 }
 
 impl StepKind for BackupKind {
+    fn role(&self) -> Option<crate::engine::registry::Role> {
+        Some(crate::engine::registry::Role::Backup)
+    }
+
     fn name(&self) -> &str {
         "backup"
     }
@@ -115,6 +119,10 @@ impl BackupStep {
 }
 
 impl Step for BackupStep {
+    fn role(&self) -> Option<crate::engine::registry::Role> {
+        Some(crate::engine::registry::Role::Backup)
+    }
+
     fn uses_db_session(&self) -> bool {
         true
     }
@@ -442,7 +450,7 @@ impl BackupStep {
 fn outputs(entry: &Entry) -> Outcome {
     let m = &entry.manifest;
     Outcome::done()
-        .with("backup_id", m.id.clone())
+        .with(crate::journal::BACKUP_ID, m.id.clone())
         .with("path", entry.dir.display().to_string())
         .with("environment", m.environment.clone())
         .with("size", m.size)

@@ -32,6 +32,10 @@ pub struct DeployStep {
 }
 
 impl StepKind for DeployKind {
+    fn role(&self) -> Option<crate::engine::registry::Role> {
+        Some(crate::engine::registry::Role::Deploy)
+    }
+
     fn name(&self) -> &str {
         "deploy"
     }
@@ -102,7 +106,7 @@ impl DeployStep {
 /// (and its `path`, when given).
 fn backup_in_run(cx: &RunContext<'_>) -> Option<String> {
     cx.outputs.iter().rev().find_map(|(step, out)| {
-        let id = out.get("backup_id")?.as_str()?;
+        let id = out.get(crate::journal::BACKUP_ID)?.as_str()?;
         let path = out
             .get("path")
             .and_then(|p| p.as_str())
@@ -113,6 +117,10 @@ fn backup_in_run(cx: &RunContext<'_>) -> Option<String> {
 }
 
 impl Step for DeployStep {
+    fn role(&self) -> Option<crate::engine::registry::Role> {
+        Some(crate::engine::registry::Role::Deploy)
+    }
+
     fn uses_db_session(&self) -> bool {
         true
     }

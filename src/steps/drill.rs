@@ -242,7 +242,7 @@ impl Step for DrillStep {
         restoring::checks_passed(&report.checks, "drill FAILED")?;
         Ok(Outcome::done()
             .with("result", report.result.clone())
-            .with("backup_id", report.backup_id.clone())
+            .with(crate::journal::BACKUP_ID, report.backup_id.clone())
             .with("rpo_seconds", report.backup_age_seconds)
             .with("rto_seconds", report.restore_seconds)
             .with("database", report.database.clone())

@@ -247,7 +247,7 @@ fn allow_seed(cx: &RunContext<'_>) -> Option<String> {
 fn sanctioned_seed(cx: &mut RunContext<'_>, reason: &str, command: &str) -> Result<(), StepError> {
     let workflow = cx.workflow.unwrap_or_default().to_string();
     let backup = cx
-        .latest_output("backup_id")
+        .latest_output(crate::journal::BACKUP_ID)
         .and_then(|(_, id)| id.as_str().map(str::to_string))
         .map(|id| {
             let entry = crate::db::backup::Catalog::new(cx.project, &cx.env.name).get(&id);

@@ -67,7 +67,7 @@ impl Step for RehearseStep {
         let target = Target::for_env(cx.project, cx.env);
         let catalog = Catalog::new(cx.project, &cx.env.name);
         let taken = cx
-            .latest_output("backup_id")
+            .latest_output(crate::journal::BACKUP_ID)
             .and_then(|(_, v)| v.as_str().map(str::to_string));
         let entry = match taken {
             Some(id) => catalog.get(&id).map_err(|e| StepError::failed(e.to_string()))?,

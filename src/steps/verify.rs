@@ -112,6 +112,10 @@ impl Check {
 }
 
 impl StepKind for VerifyKind {
+    fn role(&self) -> Option<crate::engine::registry::Role> {
+        Some(crate::engine::registry::Role::Verify)
+    }
+
     fn name(&self) -> &str {
         "verify"
     }
@@ -135,6 +139,10 @@ impl StepKind for VerifyKind {
 }
 
 impl Step for VerifyStep {
+    fn role(&self) -> Option<crate::engine::registry::Role> {
+        Some(crate::engine::registry::Role::Verify)
+    }
+
     fn uses_db_session(&self) -> bool {
         true
     }

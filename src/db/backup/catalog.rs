@@ -455,7 +455,7 @@ pub fn collect_backup_ids(value: &serde_json::Value, found: &mut dyn FnMut(&str)
     match value {
         serde_json::Value::Object(map) => {
             for (key, v) in map {
-                if key == "backup_id" {
+                if key == crate::journal::BACKUP_ID {
                     if let Some(id) = v.as_str() {
                         found(id);
                     }

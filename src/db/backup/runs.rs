@@ -69,7 +69,7 @@ pub fn record(events: &[serde_json::Value]) -> Option<RunRecord> {
             }
         }
         if !run.deployed && event["outcome"] == "succeeded" {
-            if let Some(id) = outputs["backup_id"].as_str() {
+            if let Some(id) = outputs[crate::journal::BACKUP_ID].as_str() {
                 run.rollback_point = Some(id.to_string());
             }
         }
