@@ -56,6 +56,7 @@ pub fn run(
         dry_run,
         confirm,
         cut_over,
+        ..RunOptions::default()
     };
     let executor = Executor {
         project: &app.project,

@@ -20,6 +20,10 @@ pub struct RunOptions {
     /// `--cut-over`: with `--yes`, a rollback may point the application at the restored
     /// database without a person typing the confirmation.
     pub cut_over: bool,
+    /// A CLI command runs its one step (`migrate deploy`, `migrate status`, …): the
+    /// engine prints no step lines and the step prints what the command always printed
+    /// (unindented); the command reports the outcome.
+    pub bare: bool,
 }
 
 /// What this run changed in the environment's database, as far as dbflow can tell: the
@@ -114,10 +118,27 @@ impl RunContext<'_> {
         crate::db::target::Target::for_env(self.project, self.env)
     }
 
-    /// The migrations folder, read once per run.
+    /// The migrations folder, read once per run (what it skipped is said then, once).
     pub fn store(&mut self) -> Result<std::sync::Arc<crate::db::store::Store>, super::StepError> {
         let target = self.target();
-        self.session.store(&target)
+        let (store, first) = self.session.store(&target)?;
+        if first {
+            for (name, why) in &store.ignored {
+                self.ui
+                    .warn(&format!("{}/{name} ignored: {why}", target.dir.display()));
+            }
+        }
+        Ok(store)
+    }
+
+    /// The prefix of a step's lines: indented under the step's line in a run, none
+    /// when a command runs the step bare.
+    pub fn indent(&self) -> &'static str {
+        if self.options.bare {
+            ""
+        } else {
+            "  "
+        }
     }
 
     /// The run's connection to the environment's database (opened on first use); give

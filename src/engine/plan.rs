@@ -311,7 +311,7 @@ pub fn plan_command(
     command: &str,
     steps: Vec<(&str, String, serde_json::Value)>,
 ) -> Result<Plan, Vec<Diagnostic>> {
-    let mut planned = Vec::new();
+    let mut built = Vec::new();
     for (kind_name, name, params) in steps {
         let kind = cx.registry.get(kind_name).ok_or_else(|| {
             vec![Diagnostic::bare(format!(
@@ -322,6 +322,20 @@ pub fn plan_command(
             kind.parse(&params)
                 .map_err(|m| vec![Diagnostic::bare(format!("{command}: {m}"))])?,
         );
+        built.push((kind_name, name, step));
+    }
+    plan_steps(cx, command, built)
+}
+
+/// A plan for a CLI command from steps it built itself with their typed constructors
+/// (`DeployStep::for_command`): `(kind, display name, step)`.
+pub fn plan_steps(
+    cx: &PlanContext<'_>,
+    command: &str,
+    steps: Vec<(&str, String, Arc<dyn Step>)>,
+) -> Result<Plan, Vec<Diagnostic>> {
+    let mut planned = Vec::new();
+    for (kind_name, name, step) in steps {
         let doc = step.describe(cx).map_err(|d| vec![d])?;
         planned.push(PlannedStep {
             id: kind_name.to_string(),

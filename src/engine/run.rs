@@ -176,7 +176,9 @@ impl Executor<'_> {
     ) -> Result<(), Failure> {
         let label = format!("{}/{}", index + 1, total);
         if let Some(reason) = &step.skip {
-            self.ui.step_skipped(depth, &label, &step.name, reason);
+            if !self.options.bare {
+                self.ui.step_skipped(depth, &label, &step.name, reason);
+            }
             state.journal.record(
                 "step_skipped",
                 json!({ "workflow": plan.workflow, "step": step.id, "name": step.name, "kind": step.kind, "reason": reason }),
@@ -186,7 +188,9 @@ impl Executor<'_> {
         if step.nested.is_none() && !step.step.uses_db_session() {
             state.session.close(super::context::runtime());
         }
-        self.ui.step_start(depth, &label, &step.name, &step.kind);
+        if !self.options.bare {
+            self.ui.step_start(depth, &label, &step.name, &step.kind);
+        }
         state.journal.record(
             "step_start",
             json!({ "workflow": plan.workflow, "step": step.id, "name": step.name, "kind": step.kind, "index": index + 1 }),
@@ -233,8 +237,10 @@ impl Executor<'_> {
                         "reason": outcome.skipped, "duration_ms": duration_ms, "outputs": outputs,
                     }),
                 );
-                self.ui
-                    .step_done(depth, &step.name, duration_ms, outcome.skipped.as_deref());
+                if !self.options.bare {
+                    self.ui
+                        .step_done(depth, &step.name, duration_ms, outcome.skipped.as_deref());
+                }
                 // Steps of nested and on_failure workflows carry their workflow's name:
                 // ids like `shell-1` repeat from one workflow to the next.
                 let key = if depth == 0 {
@@ -254,7 +260,9 @@ impl Executor<'_> {
                         "error": error.message, "exit_code": error.code.code(), "duration_ms": duration_ms,
                     }),
                 );
-                self.ui.step_failed(depth, &step.name, &error.message);
+                if !self.options.bare {
+                    self.ui.step_failed(depth, &step.name, &error.message);
+                }
                 if step.continue_on_failure {
                     self.ui.warn(&format!(
                         "step `{}` failed; continuing (on_failure: continue)",

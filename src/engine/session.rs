@@ -24,18 +24,18 @@ pub struct DbSession {
 }
 
 impl DbSession {
-    /// The migrations folder of `target`, read (and checked against the URL) on first use.
-    pub fn store(&mut self, target: &Target) -> Result<Arc<Store>, StepError> {
+    /// The migrations folder of `target`, read (and checked against the URL) on first
+    /// use; `true` with the first read. A bad folder keeps its exit code (2: bad input).
+    pub fn store(&mut self, target: &Target) -> Result<(Arc<Store>, bool), StepError> {
         if let Some(store) = &self.store {
-            return Ok(store.clone());
+            return Ok((store.clone(), false));
         }
-        let store = Arc::new(
-            target
-                .store()
-                .map_err(|e| StepError::failed(e.to_string()))?,
-        );
+        let store = Arc::new(target.store().map_err(|e| StepError {
+            message: e.to_string(),
+            code: e.exit_code(),
+        })?);
         self.store = Some(store.clone());
-        Ok(store)
+        Ok((store, true))
     }
 
     /// Takes the connection (opening it on first use); hand it back with

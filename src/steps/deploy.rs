@@ -29,6 +29,19 @@ pub struct DeployStep {
     to: Option<String>,
     /// Refuse (exit 3) unless a verified backup younger than this exists.
     max_backup_age: Option<(std::time::Duration, String)>,
+    /// Only show what would be applied (`migrate deploy --dry-run`).
+    dry_run: bool,
+}
+
+impl DeployStep {
+    /// The step `dbflow migrate deploy [--to NAME] [--dry-run]` runs.
+    pub fn for_command(to: Option<String>, dry_run: bool) -> Self {
+        DeployStep {
+            to,
+            max_backup_age: None,
+            dry_run,
+        }
+    }
 }
 
 impl StepKind for DeployKind {
@@ -61,6 +74,7 @@ impl StepKind for DeployKind {
         Ok(Box::new(DeployStep {
             to: params.to,
             max_backup_age,
+            dry_run: false,
         }))
     }
 }
@@ -82,11 +96,11 @@ impl DeployStep {
             vars: cx.vars,
             ui: cx.ui,
             to: self.to.as_deref(),
-            dry_run: false,
+            dry_run: self.dry_run,
             yes: cx.options.yes,
             needs_confirmation: confirm,
             backup: backup_in_run(cx),
-            indent: "  ",
+            indent: cx.indent(),
             reviewed: cx.session.review.as_deref(),
         };
         let runtime = cx.runtime();
@@ -183,7 +197,16 @@ impl Step for DeployStep {
         }
         let started = std::time::Instant::now();
         let result = self.apply(cx);
-        crate::steps::record_metrics(cx, "deploy", result.is_ok(), started.elapsed(), Vec::new());
+        // Metrics count workflow deploys, as they always have (`migrate deploy` never did).
+        if !self.dry_run && !cx.options.bare {
+            crate::steps::record_metrics(
+                cx,
+                "deploy",
+                result.is_ok(),
+                started.elapsed(),
+                Vec::new(),
+            );
+        }
         result
     }
 }
@@ -205,6 +228,7 @@ impl DeployStep {
         let store = cx.store()?;
         let options = DeployOptions {
             to: self.to.clone(),
+            dry_run: self.dry_run,
             ..DeployOptions::default()
         };
         let ui = cx.ui;
@@ -276,6 +300,12 @@ impl DeployStep {
         };
         for warning in &report.warnings {
             cx.ui.warn(warning);
+        }
+        if cx.options.bare {
+            crate::ui::migrate::print_deploy(cx.ui, &cx.env.name, self.dry_run, &report);
+        }
+        if self.dry_run {
+            return Ok(Outcome::done().with("pending", report.pending));
         }
         if report.applied.is_empty() {
             let mut outcome = Outcome::done().with("applied", Vec::<String>::new());

@@ -24,6 +24,15 @@ pub struct StatusStep {
     fail_on: Vec<String>,
 }
 
+impl StatusStep {
+    /// The step `dbflow migrate status` runs: every category is a problem (exit 4).
+    pub fn for_command() -> Self {
+        StatusStep {
+            fail_on: ALL_CATEGORIES.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+}
+
 impl StepKind for StatusKind {
     fn name(&self) -> &str {
         "status"
@@ -94,10 +103,21 @@ impl Step for StatusStep {
             .block_on(migrate::status(&mut conn, &store, &target.table));
         cx.session.give_back(conn);
         let status = status.map_err(|e| StepError::failed(e.to_string()))?;
-        for line in crate::ui::migrate::render_status(&status).lines() {
-            cx.ui.out(&format!("  {line}"));
-        }
         let problems = status.problems(&self.fail_on);
+        if cx.options.bare {
+            let url = target.url.redacted();
+            crate::ui::migrate::print_status(
+                cx.ui,
+                &cx.env.name,
+                &url,
+                &status,
+                problems.is_empty(),
+            );
+        } else {
+            for line in crate::ui::migrate::render_status(&status).lines() {
+                cx.ui.out(&format!("  {line}"));
+            }
+        }
         let count = |s| status.with_state(s).count();
         let outcome = Outcome::done()
             .with("applied", count(migrate::State::Applied))

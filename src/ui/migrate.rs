@@ -2,7 +2,7 @@
 //! Shared by `migrate status`/`migrate deploy` and the steps that deploy or report
 //! status, so every path prints the same thing.
 
-use crate::db::migrate::{Event, State, Status};
+use crate::db::migrate::{DeployReport, Event, State, Status};
 use crate::ui::Ui;
 
 /// The status as a table for people.
@@ -101,5 +101,43 @@ pub fn progress_printer(ui: &Ui) -> impl FnMut(Event<'_>) + Send + '_ {
             "{name} hit lock_timeout; retry {attempt} in {}",
             humantime::format_duration(pause)
         )),
+    }
+}
+
+/// What `dbflow migrate status` prints: the environment and the table, or with `--json`
+/// one document (`env`, `status`, `clean`).
+pub fn print_status(ui: &Ui, env: &str, url: &str, status: &Status, clean: bool) {
+    if ui.json {
+        ui.json_doc(&serde_json::json!({ "env": env, "status": status, "clean": clean }));
+    } else {
+        ui.out(&format!("environment `{env}` ({url})"));
+        ui.out(&render_status(status));
+    }
+}
+
+/// What `dbflow migrate deploy` prints when it is done: what it applied (or, with
+/// `--dry-run`, would apply), or with `--json` one document (`env`, `dry_run`, `report`).
+pub fn print_deploy(ui: &Ui, env: &str, dry_run: bool, report: &DeployReport) {
+    if ui.json {
+        ui.json_doc(&serde_json::json!({ "env": env, "dry_run": dry_run, "report": report }));
+    } else if dry_run {
+        if report.pending.is_empty() {
+            ui.out("nothing to apply: the database is up to date");
+        } else {
+            ui.out(&format!(
+                "would apply {} migration(s):",
+                report.pending.len()
+            ));
+            for name in &report.pending {
+                ui.out(&format!("  {name}"));
+            }
+        }
+    } else if report.applied.is_empty() {
+        ui.out("nothing to apply: the database is up to date");
+    } else {
+        ui.out(&format!(
+            "✔ applied {} migration(s) to `{env}`",
+            report.applied.len()
+        ));
     }
 }
