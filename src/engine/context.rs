@@ -141,6 +141,17 @@ impl RunContext<'_> {
         }
     }
 
+    /// The migrations folder and the run's connection, read and opened side by side the
+    /// first time (see [`DbSession::prepare`]); give the connection back when done.
+    pub fn store_and_db(
+        &mut self,
+    ) -> Result<(std::sync::Arc<crate::db::store::Store>, crate::db::Conn), super::StepError> {
+        let target = self.target();
+        self.session.prepare(&target, runtime());
+        let store = self.store()?;
+        Ok((store, self.take_db()?))
+    }
+
     /// The run's connection to the environment's database (opened on first use); give
     /// it back with `cx.session.give_back(conn)` when done.
     pub fn take_db(&mut self) -> Result<crate::db::Conn, super::StepError> {

@@ -21,6 +21,8 @@ pub struct DbSession {
     /// The lint review of the pending migrations a `guard` step made, so the deploy
     /// after it does not lint them again (it checks the review still fits the history).
     pub review: Option<Arc<Review>>,
+    /// The folder read by [`DbSession::prepare`], not yet handed out.
+    prefetched: Option<Arc<Store>>,
 }
 
 impl DbSession {
@@ -30,12 +32,36 @@ impl DbSession {
         if let Some(store) = &self.store {
             return Ok((store.clone(), false));
         }
+        if let Some(store) = self.prefetched.take() {
+            self.store = Some(store.clone());
+            return Ok((store, true));
+        }
         let store = Arc::new(target.store().map_err(|e| StepError {
             message: e.to_string(),
             code: e.exit_code(),
         })?);
         self.store = Some(store.clone());
         Ok((store, true))
+    }
+
+    /// Reads the folder and opens the connection at once when neither is there yet:
+    /// hashing hundreds of files overlaps a fresh backend's startup. Errors are left
+    /// for [`DbSession::store`] and [`DbSession::take`] to report, folder first.
+    pub fn prepare(&mut self, target: &Target, runtime: &tokio::runtime::Runtime) {
+        if self.store.is_some() || self.conn.is_some() {
+            return;
+        }
+        let (store, conn) = std::thread::scope(|scope| {
+            let reading = scope.spawn(|| target.store());
+            let conn = runtime.block_on(target.connect());
+            (reading.join(), conn)
+        });
+        if let Ok(Ok(store)) = store {
+            self.prefetched = Some(Arc::new(store));
+        }
+        if let Ok(conn) = conn {
+            self.conn = Some(conn);
+        }
     }
 
     /// Takes the connection (opening it on first use); hand it back with

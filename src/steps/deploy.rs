@@ -225,7 +225,7 @@ impl DeployStep {
             return Err(StepError::blocked(decision.blocked_message()));
         }
         let target = cx.target();
-        let store = cx.store()?;
+        let (store, mut conn) = cx.store_and_db()?;
         let options = DeployOptions {
             to: self.to.clone(),
             dry_run: self.dry_run,
@@ -233,7 +233,6 @@ impl DeployStep {
         };
         let ui = cx.ui;
         let runtime = cx.runtime();
-        let mut conn = cx.take_db()?;
         if let Err(e) = self.gate(cx, &target, &store, &mut conn, decision.needs_confirmation) {
             cx.session.give_back(conn);
             return Err(e);

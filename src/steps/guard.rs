@@ -144,8 +144,7 @@ impl Step for GuardStep {
             return Ok(outcome);
         }
         let target = cx.target();
-        let store = cx.store()?;
-        let mut conn = cx.take_db()?;
+        let (store, mut conn) = cx.store_and_db()?;
         let status =
             cx.runtime()
                 .block_on(migrate::history_status(&mut conn, &store, &target.table));

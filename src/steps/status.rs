@@ -96,8 +96,7 @@ impl Step for StatusStep {
 
     fn run(&self, cx: &mut RunContext<'_>) -> Result<Outcome, StepError> {
         let target = cx.target();
-        let store = cx.store()?;
-        let mut conn = cx.take_db()?;
+        let (store, mut conn) = cx.store_and_db()?;
         let status = cx
             .runtime()
             .block_on(migrate::status(&mut conn, &store, &target.table));
