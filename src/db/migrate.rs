@@ -518,6 +518,10 @@ impl std::fmt::Display for DeployError {
     }
 }
 
+// No `source()`: Display already prints the database's error (for `Db` it is the
+// whole message), and a source would make it print twice.
+impl std::error::Error for DeployError {}
+
 impl From<DbError> for DeployError {
     fn from(e: DbError) -> Self {
         DeployError::Db(e)
