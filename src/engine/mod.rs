@@ -5,6 +5,7 @@ pub mod context;
 /// The journal format is a leaf ([`crate::journal`]); re-exported for `engine::journal` paths.
 pub use crate::journal;
 pub mod metrics;
+pub mod params;
 pub mod plan;
 pub mod registry;
 pub mod run;

@@ -1,7 +1,7 @@
 //! Turning a workflow (or a task) into a [`Plan`]: the ordered, fully resolved steps.
 //! `--dry-run` prints it; the docs renderer reads it.
 
-use super::registry::{Reference, Registry, Role, Step, StepDoc};
+use super::registry::{ParamError, Reference, Registry, Role, Step, StepDoc};
 use crate::config::diagnostic::did_you_mean;
 use crate::config::interpolate::interpolate_json;
 use crate::config::{Diagnostic, FailurePolicy, Project, ResolvedEnv, StepDef, Vars};
@@ -202,15 +202,12 @@ pub fn unknown_kind(registry: &Registry, def: &StepDef) -> Diagnostic {
     }))
 }
 
-/// Points a parameter error at the offending key when the message names one.
-pub fn param_error(def: &StepDef, message: &str) -> Diagnostic {
-    let re = regex::Regex::new(r"unknown field `([^`]+)`, expected (?:one of )?(.+)$").unwrap();
-    if let Some(caps) = re.captures(message) {
-        let key = &caps[1];
-        let expected: Vec<String> = caps[2]
-            .split(", ")
-            .map(|s| s.trim_matches('`').to_string())
-            .collect();
+/// Points a parameter error at the offending key when it is an unknown one.
+pub fn param_error(def: &StepDef, error: &ParamError) -> Diagnostic {
+    let message = &error.message;
+    if let Some(unknown) = &error.unknown {
+        let key = unknown.field.as_str();
+        let expected = &unknown.expected;
         let loc = crate::config::diagnostic::find_after(&def.params_loc, &format!("{key}:"))
             .unwrap_or_else(|| def.params_loc.clone());
         return Diagnostic::at(
@@ -218,8 +215,12 @@ pub fn param_error(def: &StepDef, message: &str) -> Diagnostic {
             format!("unknown parameter `{key}` for step kind `{}`", def.kind),
         )
         .with_help_opt(
-            did_you_mean(key, expected.iter().map(String::as_str))
-                .or_else(|| Some(format!("expected one of: {}", expected.join(", ")))),
+            did_you_mean(key, expected.iter().map(String::as_str)).or_else(|| {
+                Some(match expected.is_empty() {
+                    true => "this step kind takes no parameters".to_string(),
+                    false => format!("expected one of: {}", expected.join(", ")),
+                })
+            }),
         );
     }
     Diagnostic::at(
@@ -279,7 +280,7 @@ pub fn plan_task(cx: &PlanContext<'_>, name: &str) -> Result<Plan, Vec<Diagnosti
         .expect("the task step kind is built in");
     let step: Arc<dyn Step> = Arc::from(
         kind.parse(&serde_json::Value::String(name.into()))
-            .map_err(|m| vec![Diagnostic::bare(m)])?,
+            .map_err(|m| vec![Diagnostic::bare(m.to_string())])?,
     );
     let doc = step.describe(cx).map_err(|d| vec![d])?;
     Ok(Plan {

@@ -127,7 +127,7 @@ pub trait StepKind: Send + Sync {
         None
     }
     /// Parses and validates parameters; the error says what is wrong with them.
-    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String>;
+    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, ParamError>;
 }
 
 /// All known step kinds, built-in and scripted.
@@ -158,16 +158,4 @@ impl Registry {
     }
 }
 
-/// Deserializes typed parameters from JSON, with a message fit for a diagnostic.
-pub fn parse_params<T: serde::de::DeserializeOwned>(
-    params: &serde_json::Value,
-) -> Result<T, String> {
-    serde_json::from_value(params.clone()).map_err(|e| {
-        let msg = e.to_string();
-        // serde_json appends " at line 0 column 0" for values; it means nothing here.
-        match msg.find(" at line ") {
-            Some(i) => msg[..i].to_string(),
-            None => msg,
-        }
-    })
-}
+pub use super::params::{parse_params, ParamError};

@@ -63,7 +63,10 @@ impl StepKind for BackupKind {
         "take a verified backup (pg_dump / VACUUM INTO); outputs backup_id"
     }
 
-    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+    fn parse(
+        &self,
+        params: &serde_json::Value,
+    ) -> Result<Box<dyn Step>, crate::engine::registry::ParamError> {
         let params: Params = if params.is_null() {
             Params::default()
         } else {

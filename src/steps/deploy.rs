@@ -57,7 +57,10 @@ impl StepKind for DeployKind {
         "apply pending migrations (never resets, never seeds)"
     }
 
-    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+    fn parse(
+        &self,
+        params: &serde_json::Value,
+    ) -> Result<Box<dyn Step>, crate::engine::registry::ParamError> {
         let params: Params = if params.is_null() {
             Params::default()
         } else {

@@ -39,7 +39,10 @@ impl StepKind for GuardKind {
         "safety rails: operations allowed here, applied migrations unchanged, pending ones linted"
     }
 
-    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+    fn parse(
+        &self,
+        params: &serde_json::Value,
+    ) -> Result<Box<dyn Step>, crate::engine::registry::ParamError> {
         let params: Params = if params.is_null() {
             Params::default()
         } else {
@@ -58,7 +61,7 @@ impl StepKind for GuardKind {
                                 Operation::names().collect::<Vec<_>>().join(", ")
                             )
                         });
-                    return Err(format!("unknown operation `{name}`{help}"));
+                    return Err(format!("unknown operation `{name}`{help}").into());
                 }
             }
         }

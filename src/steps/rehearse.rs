@@ -37,7 +37,10 @@ impl StepKind for RehearseKind {
         "apply pending migrations to a scratch copy restored from the latest backup"
     }
 
-    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+    fn parse(
+        &self,
+        params: &serde_json::Value,
+    ) -> Result<Box<dyn Step>, crate::engine::registry::ParamError> {
         let params: Params = if params.is_null() {
             Params::default()
         } else {

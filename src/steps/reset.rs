@@ -32,7 +32,10 @@ impl StepKind for ResetKind {
         "drop, re-create and re-migrate a sandbox database (guarded)"
     }
 
-    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+    fn parse(
+        &self,
+        params: &serde_json::Value,
+    ) -> Result<Box<dyn Step>, crate::engine::registry::ParamError> {
         if !params.is_null() {
             parse_params::<Params>(params)?;
         }

@@ -43,7 +43,10 @@ impl StepKind for RestoreKind {
         "restore a verified backup into a new database (in place only with RESTORE typed)"
     }
 
-    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+    fn parse(
+        &self,
+        params: &serde_json::Value,
+    ) -> Result<Box<dyn Step>, crate::engine::registry::ParamError> {
         let params: Params = match params {
             serde_json::Value::Null => Params::default(),
             serde_json::Value::String(id) => Params {

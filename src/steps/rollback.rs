@@ -50,7 +50,10 @@ impl StepKind for RollbackKind {
         "restore the pre-deploy backup (new database by default), re-apply good migrations, validate"
     }
 
-    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+    fn parse(
+        &self,
+        params: &serde_json::Value,
+    ) -> Result<Box<dyn Step>, crate::engine::registry::ParamError> {
         let params: Params = if params.is_null() {
             Params::default()
         } else {

@@ -42,7 +42,10 @@ impl StepKind for StatusKind {
         "migration status and schema drift; fails (exit 4) on `fail_on`"
     }
 
-    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+    fn parse(
+        &self,
+        params: &serde_json::Value,
+    ) -> Result<Box<dyn Step>, crate::engine::registry::ParamError> {
         let params: Params = if params.is_null() {
             Params::default()
         } else {
@@ -68,7 +71,8 @@ impl StepKind for StatusKind {
                     ALL_CATEGORIES.join(", ")
                 )
                 .trim_end()
-                .to_string());
+                .to_string()
+                .into());
             }
         }
         Ok(Box::new(StatusStep { fail_on }))

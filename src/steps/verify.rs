@@ -124,7 +124,10 @@ impl StepKind for VerifyKind {
         "named checks: sql expectations, tables, clean migration status, HTTP health"
     }
 
-    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+    fn parse(
+        &self,
+        params: &serde_json::Value,
+    ) -> Result<Box<dyn Step>, crate::engine::registry::ParamError> {
         let params: Params = parse_params(params)?;
         if params.checks.is_empty() {
             return Err("`checks` is empty".into());
