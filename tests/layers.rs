@@ -77,30 +77,15 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The code of a file without comments (doc links are not imports).
+/// The code of a file without `//` comments (doc links are not imports). Block comments
+/// are not used in this crate; treating `/*` as one would hide the lines after a glob
+/// in a string.
 fn code(text: &str) -> String {
     let mut out = String::new();
-    let mut in_block = false;
     for line in text.lines() {
-        let mut line = line.to_string();
-        if in_block {
-            match line.find("*/") {
-                Some(i) => {
-                    line = line[i + 2..].to_string();
-                    in_block = false;
-                }
-                None => continue,
-            }
-        }
-        if let Some(i) = line.find("/*") {
-            in_block = !line[i..].contains("*/");
-            line.truncate(i);
-        }
-        if let Some(i) = line.find("//") {
-            // `//` inside a string (a URL) ends nothing we look for on that line.
-            line.truncate(i);
-        }
-        out.push_str(&line);
+        // `//` inside a string (a URL) ends nothing we look for on that line.
+        let line = line.find("//").map_or(line, |i| &line[..i]);
+        out.push_str(line);
         out.push('\n');
     }
     out
@@ -148,7 +133,8 @@ fn crate_paths(code: &str) -> Vec<String> {
                 .chars()
                 .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
                 .collect();
-            out.push(path);
+            // `crate::engine::journal::{a, b}`: the module is what it names.
+            out.push(path.trim_end_matches("::").to_string());
         }
         rest = after;
     }
@@ -240,7 +226,7 @@ fn the_check_sees_an_upward_import() {
     .unwrap();
     std::fs::write(
         src.join("db/x.rs"),
-        "use crate::{config, steps::deploy};\nfn f() { crate::commands::migrate::render_status(); }\n",
+        "//! Reads .dbflow/runs/*.jsonl\nconst GLOB: &str = \"runs/*.jsonl\";\nuse crate::{config, steps::deploy};\nfn f() { crate::commands::migrate::render_status(); }\n",
     )
     .unwrap();
     let found = violations(&dag(), src);
