@@ -17,6 +17,8 @@ pub enum ExitCode {
     NotClean,
     /// A task's own exit status, passed through when a task is run directly.
     Child(i32),
+    /// 128 + the signal (130 for SIGINT, 143 for SIGTERM) that stopped the command.
+    Interrupted(i32),
 }
 
 impl ExitCode {
@@ -29,6 +31,7 @@ impl ExitCode {
             ExitCode::Blocked => 3,
             ExitCode::NotClean => 4,
             ExitCode::Child(code) => code,
+            ExitCode::Interrupted(signal) => 128 + signal,
         }
     }
 }
@@ -83,6 +86,15 @@ impl Error {
         Error::Failed {
             message: message.into(),
             code: ExitCode::Blocked,
+        }
+    }
+
+    /// Stopped by `signal` (SIGINT, SIGTERM) after a clean stop; `message` says what
+    /// state things were left in.
+    pub fn interrupted(signal: i32, message: impl Into<String>) -> Self {
+        Error::Failed {
+            message: message.into(),
+            code: ExitCode::Interrupted(signal),
         }
     }
 

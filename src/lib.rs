@@ -25,12 +25,12 @@
 //!   guard          what may run where; hands out the Permit destructive db calls require
 //!   ui             prompts, progress, output formats (incl. how migrations look)
 //!   runner         tasks: dependency graph, child processes, conditions
+//!   lint           migration SQL analysis (reads files through the store's hardened reader)
 //!   db             connections, migrations store and migrator, backups, pg tools
-//!   lint           migration SQL analysis
 //!   journal        the run journal's format (JSON lines), read and written
 //!   error          the CLI error type and exit codes
 //!   config         the Workflowfile model, loading, interpolation, validation
-//!   redact, sql    leaves: secret redaction; SQL statement splitting
+//!   redact, sql, interrupt   leaves: secret redaction; SQL statement splitting; signals
 //!
 //! allowed upward edges (each one deliberate):
 //!   db -> guard::Permit    a type-only edge: every call that drops, overwrites or
@@ -52,6 +52,7 @@ pub mod docs;
 pub mod engine;
 pub mod error;
 pub mod guard;
+pub mod interrupt;
 pub mod journal;
 pub mod lint;
 pub mod lua;
@@ -65,6 +66,7 @@ pub use error::{Error, ExitCode, Result};
 
 /// Runs dbflow with parsed arguments and returns the process exit code.
 pub fn run(cli: cli::Cli) -> i32 {
+    interrupt::install();
     match commands::dispatch(cli) {
         Ok(code) => code.code(),
         Err(err) => {

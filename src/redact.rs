@@ -11,13 +11,16 @@ pub const MASK: &str = "****";
 /// named like `*PASSWORD*`), kept process-wide because output comes from everywhere.
 static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 
-fn url_password() -> &'static Regex {
+/// `key=value` connection strings (libpq's `password=secret`, `password='a b\'c'`) and
+/// shell-style assignments (`PGPASSWORD=secret`): the value runs to the closing quote or
+/// to whitespace.
+fn conninfo_password() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
-    // scheme://user:password@host — the password may itself contain ':' but not '@' or
-    // whitespace; percent-encoded '@' (%40) stays inside the match. ASCII classes: the
-    // Unicode ones took half a millisecond to compile, on every command that prints.
     RE.get_or_init(|| {
-        Regex::new(r"(?i)(?-u:\b)([a-z][a-z0-9+.\-]*://[^:/@\t\n\x0B\x0C\r ]*:)([^@\t\n\x0B\x0C\r /]+|[^@\t\n\x0B\x0C\r ]+?)(@)").unwrap()
+        Regex::new(
+            r#"(?i)(?-u:\b)([a-z_]*password|passwd|pwd)([\t ]*=[\t ]*)('(?:[^'\\]|\\.)*'?|[^\s]+)"#,
+        )
+        .unwrap()
     })
 }
 
@@ -28,19 +31,69 @@ fn secret_query_param() -> &'static Regex {
     })
 }
 
+/// Byte ranges of the passwords of every `scheme://user:password@host` in `text`, the way
+/// libpq reads a URL: the userinfo ends at the LAST `@` before the host, so
+/// `postgres://app:p@ss@host/db` has the password `p@ss`. Any character but ASCII
+/// whitespace may be written raw in a password (`/`, `?`, `#` too), so the masked range
+/// runs to the last `@` of the URL: an `@` in the query (`?email=a@b`) masks more than
+/// the password, never less.
+fn url_password_ranges(text: &str) -> Vec<(usize, usize)> {
+    let mut ranges = Vec::new();
+    let bytes = text.as_bytes();
+    for (at, _) in text.match_indices("://") {
+        // A scheme: a letter, then letters, digits, `+`, `-`, `.`.
+        let scheme_start = bytes[..at]
+            .iter()
+            .rposition(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')))
+            .map_or(0, |i| i + 1);
+        if scheme_start == at || !bytes[scheme_start].is_ascii_alphabetic() {
+            continue;
+        }
+        let start = at + 3;
+        let end = text[start..]
+            .find(['\t', '\n', '\x0B', '\x0C', '\r', ' '])
+            .map_or(text.len(), |i| start + i);
+        let token = &text[start..end];
+        let Some(last_at) = token.rfind('@') else {
+            continue;
+        };
+        let userinfo = &token[..last_at];
+        if let Some(colon) = userinfo.find(':') {
+            let from = start + colon + 1;
+            let to = start + last_at;
+            if from < to {
+                ranges.push((from, to));
+            }
+        }
+    }
+    ranges.sort();
+    ranges.dedup();
+    ranges
+}
+
+/// Replaces the byte ranges (sorted, possibly overlapping) with [`MASK`].
+fn mask_ranges(text: &str, ranges: &[(usize, usize)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut pos = 0;
+    for &(from, to) in ranges {
+        if to <= pos {
+            continue;
+        }
+        let from = from.max(pos);
+        out.push_str(&text[pos..from]);
+        out.push_str(MASK);
+        pos = to;
+    }
+    out.push_str(&text[pos..]);
+    out
+}
+
 /// True when a variable's name says its value is a secret.
 pub fn is_secret_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
-    [
-        "PASSWORD",
-        "PASSWD",
-        "SECRET",
-        "TOKEN",
-        "API_KEY",
-        "PRIVATE_KEY",
-    ]
-    .iter()
-    .any(|needle| upper.contains(needle))
+    ["PASSWORD", "PASSWD", "SECRET", "TOKEN", "KEY", "CREDENTIAL"]
+        .iter()
+        .any(|needle| upper.contains(needle))
 }
 
 /// Remembers a secret value so that it is masked wherever it appears later.
@@ -48,7 +101,9 @@ pub fn is_secret_name(name: &str) -> bool {
 /// such values are not secrets worth the name.
 pub fn register_secret(value: &str) {
     let value = value.trim();
-    if value.len() < 4 {
+    // Words that are settings, not secrets: masking every "true" would garble output.
+    const NOT_SECRETS: &[&str] = &["true", "false", "none", "null", "unset"];
+    if value.len() < 4 || NOT_SECRETS.iter().any(|w| value.eq_ignore_ascii_case(w)) {
         return;
     }
     let mut secrets = SECRETS.write().unwrap_or_else(|e| e.into_inner());
@@ -59,18 +114,50 @@ pub fn register_secret(value: &str) {
     }
 }
 
-/// Registers the password of a connection URL (raw and percent-decoded forms).
+/// Registers a secret in every form it may be printed in: as is, percent-decoded and
+/// percent-encoded (a URL built from it, a URL it was taken from).
+fn register_forms(value: &str) {
+    register_secret(value);
+    if let Ok(decoded) = percent_encoding::percent_decode_str(value).decode_utf8() {
+        register_secret(&decoded);
+        register_secret(
+            &percent_encoding::utf8_percent_encode(&decoded, percent_encoding::NON_ALPHANUMERIC)
+                .to_string(),
+        );
+    }
+    register_secret(
+        &percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC)
+            .to_string(),
+    );
+}
+
+/// Registers the password of a connection URL (raw, percent-decoded and -encoded forms),
+/// taking the userinfo the way libpq does (up to the last `@` before the host), and the
+/// `password=` of a `key=value` connection string.
 pub fn register_url(url: &str) {
+    for (from, to) in url_password_ranges(url) {
+        register_forms(&url[from..to]);
+    }
+    for c in conninfo_password().captures_iter(url) {
+        let value = &c[3];
+        let value = value
+            .strip_prefix('\'')
+            .map(|v| {
+                v.strip_suffix('\'')
+                    .unwrap_or(v)
+                    .replace("\\'", "'")
+                    .replace("\\\\", "\\")
+            })
+            .unwrap_or_else(|| value.to_string());
+        register_forms(&value);
+    }
     if let Ok(parsed) = url::Url::parse(url) {
         if let Some(password) = parsed.password() {
-            register_secret(password);
-            if let Ok(decoded) = percent_encoding::percent_decode_str(password).decode_utf8() {
-                register_secret(&decoded);
-            }
+            register_forms(password);
         }
         for (key, value) in parsed.query_pairs() {
             if is_secret_name(&key) || key.eq_ignore_ascii_case("pwd") {
-                register_secret(&value);
+                register_forms(&value);
             }
         }
     }
@@ -89,36 +176,18 @@ pub fn register_env<'a>(vars: impl IntoIterator<Item = (&'a str, &'a str)>) {
     }
 }
 
-/// Whether some `://` in `text` is followed by `user:` and an `@` before whitespace: the
-/// only shape the URL pattern can match. Most output has URLs without a password (or
-/// none), and skipping the regex there spares compiling it at all.
-fn may_hold_url_password(text: &str) -> bool {
-    text.match_indices("://").any(|(i, _)| {
-        let rest = &text[i + 3..];
-        let end = rest
-            .find(|c: char| c == ':' || c == '/' || c == '@' || is_space(c))
-            .unwrap_or(rest.len());
-        rest[end..].starts_with(':')
-            && rest[end..]
-                .split(is_space)
-                .next()
-                .is_some_and(|word| word.contains('@'))
-    })
-}
-
-/// The whitespace of the URL pattern's classes.
-fn is_space(c: char) -> bool {
-    matches!(c, '\t' | '\n' | '\x0B' | '\x0C' | '\r' | ' ')
-}
-
-/// Masks every known secret and every password embedded in a URL.
+/// Masks every known secret and every password embedded in a URL or a `key=value`
+/// connection string.
 pub fn redact(text: &str) -> String {
-    // Both patterns need `://` or `=`: skipping the regexes when neither occurs keeps
-    // large outputs (a lint report of thousands of findings) cheap to redact.
-    let mut out = if may_hold_url_password(text) {
-        url_password()
-            .replace_all(text, format!("${{1}}{MASK}${{3}}"))
-            .into_owned()
+    // The patterns need `@` or `=`: skipping them when neither occurs keeps large
+    // outputs (a lint report of thousands of findings) cheap to redact.
+    let mut out = if text.contains("://") && text.contains('@') {
+        let ranges = url_password_ranges(text);
+        if ranges.is_empty() {
+            text.to_string()
+        } else {
+            mask_ranges(text, &ranges)
+        }
     } else {
         text.to_string()
     };
@@ -126,6 +195,15 @@ pub fn redact(text: &str) -> String {
         out = secret_query_param()
             .replace_all(&out, format!("${{1}}{MASK}"))
             .into_owned();
+        let masked = conninfo_password().replace_all(&out, |c: &regex::Captures<'_>| {
+            let whole = c.get(0).expect("group 0");
+            // In a URL's query the value ends at `&`: done by `secret_query_param`.
+            if matches!(out[..whole.start()].chars().last(), Some('?' | '&')) {
+                return whole.as_str().to_string();
+            }
+            format!("{}{}{MASK}", &c[1], &c[2])
+        });
+        out = masked.into_owned();
     }
     let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
     for secret in secrets.iter() {
@@ -187,7 +265,32 @@ mod tests {
             "see https://example.com/a:b then x@y"
         );
         assert_eq!(redact("sqlite:./dev.db"), "sqlite:./dev.db");
-        assert_eq!(redact("host=h password=x"), "host=h password=x");
+        assert_eq!(redact("host=h password=x"), "host=h password=****");
+        // libpq: the userinfo ends at the last `@` before the host.
+        assert_eq!(
+            redact("postgres://app:p@ss@host/db"),
+            "postgres://app:****@host/db"
+        );
+        assert_eq!(
+            redact("postgres://app:p@ss/w?rd#x@host:5432/db?sslmode=require"),
+            "postgres://app:****@host:5432/db?sslmode=require"
+        );
+        assert_eq!(
+            redact("postgres://app:pw@host/db?x=a@b"),
+            "postgres://app:****@b"
+        );
+        assert_eq!(
+            redact("host=db user=app password='it\\'s a secret' dbname=shop"),
+            "host=db user=app password=**** dbname=shop"
+        );
+        assert_eq!(
+            redact("PGPASSWORD=hunter22 pg_dump"),
+            "PGPASSWORD=**** pg_dump"
+        );
+        assert_eq!(
+            redact("postgres://h/db?sslmode=require&password=pw1234&x=1"),
+            "postgres://h/db?sslmode=require&password=****&x=1"
+        );
         assert_eq!(
             redact("postgres://h/db?password=hunter22&x=1"),
             "postgres://h/db?password=****&x=1"
@@ -204,6 +307,11 @@ mod tests {
         register_env([("STRIPE_SECRET_KEY", "sk_live_abcdef")]);
         assert_eq!(redact("key sk_live_abcdef."), "key ****.");
         assert!(is_secret_name("db_password"));
+        assert!(is_secret_name("STRIPE_KEY"));
+        register_env([("FEATURE_KEY_ENABLED", "true")]);
+        assert_eq!(redact("enabled: true"), "enabled: true");
+        register_url("postgresql://u:p%40ss%2Fw0rd@h/db");
+        assert_eq!(redact("p@ss/w0rd p%40ss%2Fw0rd"), "**** ****");
         assert!(!is_secret_name("DATABASE_URL"));
     }
 

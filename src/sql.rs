@@ -80,6 +80,60 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, String> {
     Ok(out)
 }
 
+/// Scripts up to this size are split into statements to show the failing one in an
+/// error; larger ones name the line only (the parse tree takes ~80× the script's size).
+pub const SPLIT_FOR_ERRORS_LIMIT: usize = 4 * 1024 * 1024;
+
+/// Text parsed at once by [`runs_outside_transaction`]: the parse tree of a slice this
+/// size is tens of MB, whatever the script's size.
+const PARSE_SLICE: usize = 512 * 1024;
+
+/// Whether some statement must run outside a transaction block or is transaction control
+/// (`BEGIN`, `COMMIT`, …), without holding the whole script's parse tree: the script is
+/// cut into statements by PostgreSQL's scanner and parsed a slice of statements at a time
+/// (the scanner itself takes ~2.5× the script's size). `None` when it does not parse.
+pub fn runs_outside_transaction(sql: &str) -> Option<bool> {
+    // Every statement that qualifies is written with one of these words; a script
+    // without any (most data migrations) needs no parsing at all.
+    static KEYWORDS: std::sync::OnceLock<regex::bytes::Regex> = std::sync::OnceLock::new();
+    let keywords = KEYWORDS.get_or_init(|| {
+        regex::bytes::Regex::new(
+            r"(?i-u)\b(concurrently|vacuum|database|system|tablespace|begin|start|commit|end|rollback|abort|savepoint|release|prepare)\b",
+        )
+        .expect("static regex")
+    });
+    if !keywords.is_match(sql.as_bytes()) {
+        return Some(false);
+    }
+    let pieces = pg_query::split_with_scanner(sql).ok()?;
+    let base = sql.as_ptr() as usize;
+    let mut start: Option<usize> = None;
+    let mut end = 0;
+    let check = |from: usize, to: usize| -> Option<bool> {
+        let parsed = pg_query::parse(&sql[from..to], pg_query::ParserOptions::DEFAULT).ok()?;
+        Some(parsed.protobuf.stmts.iter().any(|raw| {
+            let node = raw.stmt.as_ref().and_then(|n| n.node.as_ref());
+            node.and_then(non_transactional_reason).is_some()
+                || matches!(node, Some(NodeEnum::TransactionStmt(_)))
+        }))
+    };
+    for piece in pieces {
+        let from = piece.as_ptr() as usize - base;
+        let first = *start.get_or_insert(from);
+        end = from + piece.len();
+        if end - first >= PARSE_SLICE {
+            if check(first, end)? {
+                return Some(true);
+            }
+            start = None;
+        }
+    }
+    match start {
+        Some(first) => check(first, end),
+        None => Some(false),
+    }
+}
+
 /// Skips whitespace and `--` / `/* */` comments at the start of a statement.
 pub fn trim_leading(mut text: &str) -> &str {
     loop {
@@ -119,6 +173,17 @@ pub fn non_transactional_reason(node: &NodeEnum) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outside_transaction_by_slices_agrees_with_the_whole_parse() {
+        let inserts = "INSERT INTO t VALUES (1, 'x');\n".repeat(40_000);
+        assert_eq!(runs_outside_transaction(&inserts), Some(false));
+        let with_end = format!("{inserts}CREATE FUNCTION f() RETURNS int AS $$ BEGIN RETURN 1; END $$ LANGUAGE plpgsql;\n{inserts}");
+        assert_eq!(runs_outside_transaction(&with_end), Some(false));
+        let concurrently = format!("{inserts}CREATE INDEX CONCURRENTLY i ON t (a);\n{inserts}");
+        assert_eq!(runs_outside_transaction(&concurrently), Some(true));
+        assert_eq!(runs_outside_transaction("COMMIT;"), Some(true));
+    }
 
     #[test]
     fn splits_with_lines_and_flags() {

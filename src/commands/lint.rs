@@ -59,8 +59,18 @@ pub fn run(
     } else {
         for path in paths {
             if path.is_dir() {
+                let before = files.len();
                 walk(path, &mut files, &mut skipped);
+                refuse_outside(path, &files[before..])?;
             } else if path.is_file() {
+                // A link given by name (a shell glob expands planted ones too) must stay
+                // inside the working folder.
+                let is_link =
+                    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+                if is_link {
+                    let entry = [(migrations::shown_path(path), path.clone())];
+                    refuse_outside(Path::new("."), &entry)?;
+                }
                 files.push((migrations::shown_path(path), path.clone()));
             } else {
                 return Err(Error::Usage(format!(
@@ -100,11 +110,37 @@ pub fn run(
         app.ui
             .out(report::human(&reports, &unreadable, &describe).trim_end());
     }
-    Ok(if summary.errors > 0 || !unreadable.is_empty() {
+    Ok(if unreadable.iter().any(|u| u.refused) {
+        ExitCode::BadInput
+    } else if summary.errors > 0 || !unreadable.is_empty() {
         ExitCode::Failed
     } else {
         ExitCode::Ok
     })
+}
+
+/// A file found under `dir` through a symbolic link that leads outside `dir` is refused,
+/// never read: a pull request could otherwise plant `x.sql -> /etc/shadow` and read the
+/// CI machine's files through lint output.
+fn refuse_outside(dir: &Path, files: &[(String, PathBuf)]) -> Result<()> {
+    let root = dir
+        .canonicalize()
+        .map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
+    for (shown, path) in files {
+        if let Ok(real) = path.canonicalize() {
+            if !real.starts_with(&root) || real.is_dir() {
+                let folder = if dir == Path::new(".") {
+                    "the working folder".to_string()
+                } else {
+                    dir.display().to_string()
+                };
+                return Err(Error::Usage(format!(
+                    "{shown}: a symbolic link that resolves outside {folder} or to a folder; dbflow does not follow it (replace the link with the file itself)"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Every `.sql` file under `dir`, sorted; `down.sql` files go to `skipped`.
@@ -119,8 +155,12 @@ fn walk(dir: &Path, files: &mut Vec<(String, PathBuf)>, skipped: &mut Vec<String
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
+        let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
         if path.is_dir() {
-            if !name.starts_with('.') && name != "node_modules" {
+            if is_link {
+                // Not followed: `refuse_outside` names it when it leads elsewhere.
+                files.push((migrations::shown_path(&path), path));
+            } else if !name.starts_with('.') && name != "node_modules" {
                 walk(&path, files, skipped);
             }
         } else if name.ends_with(".sql") {

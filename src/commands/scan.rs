@@ -29,7 +29,10 @@ pub fn run(app: &App, staged: bool, paths: &[PathBuf]) -> Result<ExitCode> {
                     path.display()
                 )));
             }
-            collect(path, &mut inputs);
+            // A link given by name (a shell glob expands planted ones too) must stay
+            // inside the working folder.
+            refuse_outside(path, Path::new("."), &path.display().to_string())?;
+            collect(path, path, &mut inputs)?;
         }
         (inputs, "given")
     };
@@ -238,6 +241,7 @@ fn changed_inputs() -> Result<Vec<Input>> {
     let mut inputs = Vec::new();
     for path in files {
         let full = top.join(&path);
+        refuse_outside(&full, &top, &path)?;
         let text = if scan::kind_of(&path).is_some() {
             match std::fs::read(&full).map(String::from_utf8) {
                 Ok(Ok(text)) => text,
@@ -260,10 +264,33 @@ fn changed_inputs() -> Result<Vec<Input>> {
     Ok(inputs)
 }
 
-fn collect(path: &Path, inputs: &mut Vec<Input>) {
+/// Refuses a symbolic link that leads outside `root`: a pull request could otherwise plant
+/// `migration.sql -> /etc/shadow` and read the CI machine's files through the findings.
+fn refuse_outside(path: &Path, root: &Path, shown: &str) -> Result<()> {
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if !is_link {
+        return Ok(());
+    }
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    match path.canonicalize() {
+        Ok(real) if real.starts_with(&root) => Ok(()),
+        Ok(_) => Err(Error::Usage(format!(
+            "{shown}: a symbolic link that resolves outside {}; dbflow does not read it (replace the link with the file itself)",
+            root.display()
+        ))),
+        Err(_) => Ok(()),
+    }
+}
+
+fn collect(path: &Path, root: &Path, inputs: &mut Vec<Input>) -> Result<()> {
+    let shown = path.display().to_string();
+    let shown = shown.strip_prefix("./").unwrap_or(&shown).to_string();
+    if path != root {
+        refuse_outside(path, root, &shown)?;
+    }
     if path.is_dir() {
         let Ok(entries) = std::fs::read_dir(path) else {
-            return;
+            return Ok(());
         };
         let mut entries: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         entries.sort();
@@ -279,16 +306,14 @@ fn collect(path: &Path, inputs: &mut Vec<Input>) {
             {
                 continue;
             }
-            collect(&entry, inputs);
+            collect(&entry, root, inputs)?;
         }
-        return;
+        return Ok(());
     }
-    let shown = path.display().to_string();
-    let shown = shown.strip_prefix("./").unwrap_or(&shown).to_string();
     let text = if scan::kind_of(&shown).is_some() {
         match std::fs::read(path).map(String::from_utf8) {
             Ok(Ok(text)) => text,
-            _ => return,
+            _ => return Ok(()),
         }
     } else {
         String::new()
@@ -298,4 +323,5 @@ fn collect(path: &Path, inputs: &mut Vec<Input>) {
         text,
         changed: None,
     });
+    Ok(())
 }

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 /// A position in a loaded file (1-based line and column).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -94,12 +94,17 @@ impl Diagnostic {
             if let Some(line) = source_line(&loc.file, loc.line) {
                 let number = loc.line.to_string();
                 let pad = " ".repeat(number.len());
-                // Keep tabs so the caret lines up under tab-indented YAML.
-                let caret_pad: String = line
+                // Keep tabs so the caret lines up under tab-indented YAML; the line is
+                // shown redacted, so the caret is placed in the redacted text.
+                let prefix: String = line
                     .chars()
                     .take(loc.col.saturating_sub(1) as usize)
+                    .collect();
+                let caret_pad: String = crate::redact::redact(&prefix)
+                    .chars()
                     .map(|c| if c == '\t' { '\t' } else { ' ' })
                     .collect();
+                let line = crate::redact::redact(&line);
                 out.push_str(&format!(
                     "{pad} |\n{number} | {line}\n{pad} | {caret_pad}^\n"
                 ));
@@ -121,7 +126,36 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// The project's folder (canonical), once a Workflowfile is loaded: snippets are shown
+/// only from files inside it.
+static PROJECT_ROOT: RwLock<Option<PathBuf>> = RwLock::new(None);
+
+/// Records the project's folder; diagnostics then quote source lines only from files
+/// inside it (an error in a file elsewhere names the file and line, never its text).
+pub fn set_project_root(root: &Path) {
+    *PROJECT_ROOT.write().unwrap_or_else(|e| e.into_inner()) = Some(root.to_path_buf());
+}
+
+/// True when a snippet of `file` may be printed: a regular file of reasonable size,
+/// inside the project when one is loaded.
+fn may_quote(file: &Path) -> bool {
+    let Ok(real) = file.canonicalize() else {
+        return false;
+    };
+    let inside = PROJECT_ROOT
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .is_none_or(|root| real.starts_with(root));
+    inside
+        && std::fs::metadata(&real)
+            .is_ok_and(|m| m.is_file() && m.len() <= super::load::MAX_CONFIG_BYTES)
+}
+
 fn source_line(file: &Path, line: u64) -> Option<String> {
+    if !may_quote(file) {
+        return None;
+    }
     let text = std::fs::read_to_string(file).ok()?;
     text.lines()
         .nth(line.checked_sub(1)? as usize)
@@ -131,6 +165,9 @@ fn source_line(file: &Path, line: u64) -> Option<String> {
 /// Finds `needle` in `file` at or after `from` (used to point at a key inside a node whose
 /// own location is known, e.g. an unknown parameter inside a step).
 pub fn find_after(from: &Loc, needle: &str) -> Option<Loc> {
+    if !may_quote(&from.file) {
+        return None;
+    }
     let text = std::fs::read_to_string(from.file.as_ref()).ok()?;
     for (index, line) in text
         .lines()

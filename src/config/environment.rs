@@ -180,6 +180,10 @@ pub fn resolve(
     vars: &Vars,
 ) -> Result<ResolvedEnv, Diagnostic> {
     let (requested, decided_by) = detect(project, flag, vars)?;
+    // The name becomes part of folder and file names: `--env ../x` must never get there.
+    if let Some(problem) = super::names::env_name_problem(&requested) {
+        return Err(Diagnostic::bare(format!("{problem} (from {decided_by})")));
+    }
     let name = project
         .aliases
         .get(&requested)

@@ -27,8 +27,17 @@ impl Vars {
             let iter = dotenvy::from_path_iter(path)
                 .map_err(|e| Diagnostic::bare(format!("cannot read {}: {e}", path.display())))?;
             for item in iter {
-                let (k, v) =
-                    item.map_err(|e| Diagnostic::bare(format!("{}: {e}", path.display())))?;
+                // dotenvy's parse error quotes the line, which holds a secret as often as
+                // not: name the position only.
+                let (k, v) = item.map_err(|e| {
+                    let why = match e {
+                        dotenvy::Error::LineParse(_, at) => {
+                            format!("cannot parse the line at byte {at}")
+                        }
+                        other => other.to_string(),
+                    };
+                    Diagnostic::bare(format!("{}: {why}", path.display()))
+                })?;
                 file_vars.insert(k, v);
             }
         }
@@ -103,15 +112,54 @@ pub fn referenced_vars(text: &str) -> Vec<String> {
     out
 }
 
-/// A variable that was needed but not set.
+/// Why a text could not be interpolated.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Missing {
-    /// The variable's name.
-    pub name: String,
+pub enum Unresolved {
+    /// A variable that was needed but not set (and has no default).
+    Missing {
+        /// The variable's name.
+        name: String,
+    },
+    /// A `${` without its closing `}`, at this byte offset of the text: an error, not a
+    /// literal, so that `${DATABASE_URL:-postgres://…` missing its brace is not used as a
+    /// URL.
+    Unterminated {
+        /// Byte offset of the `${`.
+        offset: usize,
+    },
+}
+
+/// Byte offset of the first `${` in `text` that is never closed (checked at load time, for
+/// every value that will be interpolated).
+pub fn unterminated(text: &str) -> Option<usize> {
+    let mut at = 0;
+    while let Some(pos) = text[at..].find('$') {
+        let start = at + pos;
+        let after = &text[start..];
+        if after.starts_with("$${") {
+            at = start + 3;
+        } else if let Some(body) = after.strip_prefix("${") {
+            match matching_brace(body) {
+                Some(end) => at = start + 2 + end + 1,
+                None => return Some(start),
+            }
+        } else {
+            at = start + 1;
+        }
+    }
+    None
 }
 
 /// Replaces every `${VAR}` / `${VAR:-default}` in `text`.
-pub fn interpolate(text: &str, vars: &Vars) -> Result<String, Missing> {
+pub fn interpolate(text: &str, vars: &Vars) -> Result<String, Unresolved> {
+    // A syntax error wins over a missing variable, wherever each is.
+    if let Some(offset) = unterminated(text) {
+        return Err(Unresolved::Unterminated { offset });
+    }
+    interpolate_at(text, vars, 0)
+}
+
+fn interpolate_at(text: &str, vars: &Vars, base: usize) -> Result<String, Unresolved> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(pos) = rest.find('$') {
@@ -121,10 +169,9 @@ pub fn interpolate(text: &str, vars: &Vars) -> Result<String, Missing> {
             out.push_str("${");
             rest = literal;
         } else if let Some(body) = after.strip_prefix("${") {
+            let offset = base + (text.len() - after.len());
             let Some(end) = matching_brace(body) else {
-                out.push_str(after);
-                rest = "";
-                break;
+                return Err(Unresolved::Unterminated { offset });
             };
             let expr = &body[..end];
             let (name, default) = match expr.split_once(":-") {
@@ -138,9 +185,11 @@ pub fn interpolate(text: &str, vars: &Vars) -> Result<String, Missing> {
             }
             match (vars.non_empty(name), default) {
                 (Some(value), _) => out.push_str(value),
-                (None, Some(default)) => out.push_str(&interpolate(default, vars)?),
+                (None, Some(default)) => {
+                    out.push_str(&interpolate_at(default, vars, offset + 2 + name.len() + 2)?)
+                }
                 (None, None) => {
-                    return Err(Missing {
+                    return Err(Unresolved::Missing {
                         name: name.to_string(),
                     })
                 }
@@ -172,21 +221,62 @@ fn matching_brace(body: &str) -> Option<usize> {
 
 /// Interpolates a located text; a missing variable becomes a diagnostic pointing at it.
 pub fn interpolate_text(text: &Text, vars: &Vars, what: &str) -> Result<String, Diagnostic> {
-    interpolate(&text.value, vars).map_err(|missing| missing_diagnostic(&missing, &text.loc, what))
+    interpolate(&text.value, vars)
+        .map_err(|why| unresolved_diagnostic(&why, &text.value, &text.loc, what))
 }
 
-fn missing_diagnostic(missing: &Missing, loc: &super::diagnostic::Loc, what: &str) -> Diagnostic {
-    let at = find_after(loc, &format!("${{{}", missing.name)).unwrap_or_else(|| loc.clone());
+/// The diagnostic for a `${` that is never closed in `value` (written at `loc`), if any.
+pub fn check_text(value: &str, loc: &super::diagnostic::Loc, what: &str) -> Option<Diagnostic> {
+    let offset = unterminated(value)?;
+    Some(unresolved_diagnostic(
+        &Unresolved::Unterminated { offset },
+        value,
+        loc,
+        what,
+    ))
+}
+
+/// The diagnostic for an interpolation error in `value`, written at `loc`.
+pub fn unresolved_diagnostic(
+    why: &Unresolved,
+    value: &str,
+    loc: &super::diagnostic::Loc,
+    what: &str,
+) -> Diagnostic {
+    match why {
+        Unresolved::Missing { name } => missing_diagnostic(name, loc, what),
+        Unresolved::Unterminated { offset } => {
+            // The located value starts at `loc`; the `${` is found in the file by its
+            // text (a quoted or folded YAML scalar is not byte-for-byte the value).
+            let fragment: String = value[*offset..]
+                .lines()
+                .next()
+                .unwrap_or("${")
+                .chars()
+                .take(24)
+                .collect();
+            let at = find_after(loc, &fragment)
+                .or_else(|| find_after(loc, "${"))
+                .unwrap_or_else(|| loc.clone());
+            Diagnostic::at(
+                at,
+                format!("unterminated `${{` in {what}: `{fragment}` has no closing `}}`"),
+            )
+            .with_help(
+                "close it (`${NAME}`, `${NAME:-default}`), or write `$${` for a literal `${`",
+            )
+        }
+    }
+}
+
+fn missing_diagnostic(name: &str, loc: &super::diagnostic::Loc, what: &str) -> Diagnostic {
+    let at = find_after(loc, &format!("${{{name}")).unwrap_or_else(|| loc.clone());
     Diagnostic::at(
         at,
-        format!(
-            "environment variable `{}` is not set (used in {what})",
-            missing.name
-        ),
+        format!("environment variable `{name}` is not set (used in {what})"),
     )
     .with_help(format!(
-        "set {name} in the environment or the .env file, or give a default: ${{{name}:-value}}",
-        name = missing.name
+        "set {name} in the environment or the .env file, or give a default: ${{{name}:-value}}"
     ))
 }
 
@@ -199,9 +289,9 @@ pub fn interpolate_json(
 ) -> Result<serde_json::Value, Diagnostic> {
     use serde_json::Value;
     Ok(match value {
-        Value::String(s) => {
-            Value::String(interpolate(s, vars).map_err(|m| missing_diagnostic(&m, loc, what))?)
-        }
+        Value::String(s) => Value::String(
+            interpolate(s, vars).map_err(|m| unresolved_diagnostic(&m, s, loc, what))?,
+        ),
         Value::Array(items) => Value::Array(
             items
                 .iter()
@@ -234,14 +324,31 @@ mod tests {
             ("cost $5", Ok("cost $5")),
             ("${MISSING}", Err("MISSING")),
             ("x ${EMPTY}", Err("EMPTY")),
+            ("${A", Err("unterminated at 0")),
+            ("postgres://${A:-localhost", Err("unterminated at 11")),
+            ("${NOPE:-${HOST}", Err("unterminated at 0")),
+            ("${NOPE:-x ${B}", Err("unterminated at 0")),
+            ("ok ${HOST} then ${", Err("unterminated at 16")),
+            ("$${ is literal", Ok("${ is literal")),
         ];
         for (input, expected) in cases {
-            let got = interpolate(input, &vars).map_err(|m| m.name);
+            let got = interpolate(input, &vars).map_err(|m| match m {
+                Unresolved::Missing { name } => name,
+                Unresolved::Unterminated { offset } => format!("unterminated at {offset}"),
+            });
             assert_eq!(
                 got.as_deref().map_err(String::as_str),
                 *expected,
                 "input {input}"
             );
         }
+    }
+
+    #[test]
+    fn unterminated_is_found_without_variables() {
+        assert_eq!(unterminated("${A} ${B:-${C}}"), None);
+        assert_eq!(unterminated("$${A"), None);
+        assert_eq!(unterminated("a ${A:-"), Some(2));
+        assert_eq!(unterminated("${A} ${B:-${C}"), Some(5));
     }
 }

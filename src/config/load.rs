@@ -177,9 +177,71 @@ fn unknown_name_help(message: &str) -> Option<String> {
     did_you_mean(name, expected.iter().map(String::as_str))
 }
 
+/// The largest Workflowfile or include dbflow reads. Real ones are a few KB; the limit
+/// keeps a file that is not one (a log, a device) from growing memory without bound.
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
 fn read(path: &Path) -> Result<String, Diagnostic> {
-    std::fs::read_to_string(path)
-        .map_err(|e| Diagnostic::bare(format!("cannot read {}: {e}", path.display())))
+    read_limited(path, MAX_CONFIG_BYTES)
+}
+
+/// Reads a regular file of at most `limit` bytes as UTF-8 (a FIFO, a device or
+/// `/proc/...` is refused before a byte is read).
+pub fn read_limited(path: &Path, limit: u64) -> Result<String, Diagnostic> {
+    use std::io::Read;
+    let cannot = |e: &dyn std::fmt::Display| {
+        Diagnostic::bare(format!("cannot read {}: {e}", path.display()))
+    };
+    let file = std::fs::File::open(path).map_err(|e| cannot(&e))?;
+    let meta = file.metadata().map_err(|e| cannot(&e))?;
+    if !meta.is_file() {
+        return Err(cannot(&"not a regular file"));
+    }
+    if meta.len() > limit {
+        return Err(cannot(&format!(
+            "{} bytes is over the limit of {} MiB for this file",
+            meta.len(),
+            limit / (1024 * 1024)
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| cannot(&e))?;
+    if bytes.len() as u64 > limit {
+        return Err(cannot(&format!(
+            "over the limit of {} MiB for this file",
+            limit / (1024 * 1024)
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        cannot(&format!(
+            "not valid UTF-8 at byte {}",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+/// Why an include must not be read: it resolves outside the project folder `root`, or is
+/// not a regular file. Checked before the file is opened, so that nothing of it (not even
+/// an error snippet) can reach the output: `include: [/proc/self/environ]` would otherwise
+/// print the process environment.
+fn include_refusal(included: &Path, root: &Path) -> Option<String> {
+    let real = match included.canonicalize() {
+        Ok(real) => real,
+        Err(e) => return Some(format!("cannot be resolved ({e})")),
+    };
+    if !real.starts_with(root) {
+        return Some(format!(
+            "resolves outside the project folder {}",
+            root.display()
+        ));
+    }
+    match std::fs::metadata(&real) {
+        Ok(meta) if meta.is_file() => None,
+        Ok(_) => Some("is not a regular file".into()),
+        Err(e) => Some(format!("cannot be read ({e})")),
+    }
 }
 
 fn load_file(path: &Path, cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
@@ -196,6 +258,8 @@ fn load_file(path: &Path, cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
     } else {
         cwd.join(&root)
     };
+    let real_root = abs_root.canonicalize().unwrap_or_else(|_| abs_root.clone());
+    super::diagnostic::set_project_root(&real_root);
     let mut errors = Vec::new();
     let mut builder = Builder::default();
     let mut files = vec![Arc::clone(&file)];
@@ -225,6 +289,22 @@ fn load_file(path: &Path, cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
             continue;
         }
         for included in matches {
+            if let Some(why) = include_refusal(&included, &real_root) {
+                errors.push(
+                    Diagnostic::at(
+                        at.clone(),
+                        format!(
+                            "include `{}`: {} {why}; dbflow does not read it",
+                            pattern.value,
+                            included.display()
+                        ),
+                    )
+                    .with_help(
+                        "include YAML files that live in the project, e.g. `workflows/*.yaml`",
+                    ),
+                );
+                continue;
+            }
             let inc_file = Arc::new(included.clone());
             files.push(Arc::clone(&inc_file));
             match read(&included).and_then(|t| parse_yaml::<RawInclude>(&inc_file, &t)) {
@@ -261,6 +341,12 @@ fn load_file(path: &Path, cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
             );
         }
     }
+    super::names::check_env_names(
+        &file,
+        raw.environments.keys().cloned(),
+        &raw.aliases,
+        &mut errors,
+    );
     for (name, env) in raw.environments {
         let env_loc = Loc::new(&file, &name.referenced);
         let env = env.value;
@@ -390,6 +476,7 @@ fn load_file(path: &Path, cwd: &Path) -> Result<Project, Vec<Diagnostic>> {
     }
     validate::check_promotion_rules(&project, &mut errors);
     validate::check_project(&project, &mut errors);
+    super::names::check_interpolation(&project, &mut errors);
     if errors.is_empty() {
         Ok(project)
     } else {

@@ -6,6 +6,7 @@ pub mod environment;
 pub mod interpolate;
 pub mod load;
 pub mod model;
+pub mod names;
 pub mod raw;
 pub mod validate;
 

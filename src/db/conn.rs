@@ -7,8 +7,9 @@ use std::str::FromStr;
 
 /// An open connection.
 pub enum Conn {
-    /// PostgreSQL.
-    Pg(sqlx::PgConnection),
+    /// PostgreSQL, with the options it was opened with (so a second session can reach
+    /// the server, see [`Conn::canceller`]).
+    Pg(sqlx::PgConnection, Box<sqlx::postgres::PgConnectOptions>),
     /// SQLite.
     Sqlite(sqlx::SqliteConnection),
 }
@@ -113,7 +114,8 @@ impl Conn {
         if url.is_postgres() {
             let options = sqlx::postgres::PgConnectOptions::from_str(url.expose())?
                 .application_name("dbflow");
-            return Ok(Conn::Pg(sqlx::PgConnection::connect_with(&options).await?));
+            let conn = sqlx::PgConnection::connect_with(&options).await?;
+            return Ok(Conn::Pg(conn, Box::new(options)));
         }
         if url.is_sqlite() {
             let raw = url.expose();
@@ -140,16 +142,37 @@ impl Conn {
         })
     }
 
+    /// What cancels the statement this session runs, from another session (PostgreSQL;
+    /// `None` for SQLite, whose statements run in this process). One round trip: the
+    /// backend's pid.
+    pub async fn canceller(&mut self) -> Result<Option<Canceller>, DbError> {
+        let Conn::Pg(_, options) = self else {
+            return Ok(None);
+        };
+        let options = (**options).clone();
+        let pid = self
+            .string("SELECT pg_backend_pid()::text")
+            .await?
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| DbError::message("pg_backend_pid() returned no pid"))?;
+        Ok(Some(Canceller { options, pid }))
+    }
+
     /// True for PostgreSQL.
     pub fn is_postgres(&self) -> bool {
-        matches!(self, Conn::Pg(_))
+        matches!(self, Conn::Pg(..))
     }
 
     /// Runs SQL text (any number of statements) through the simple protocol.
     pub async fn batch(&mut self, sql: &str) -> Result<(), DbError> {
-        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        self.batch_owned(sql.to_string()).await
+    }
+
+    /// [`Conn::batch`] for a script built for the call: no copy of a large migration.
+    pub async fn batch_owned(&mut self, sql: String) -> Result<(), DbError> {
+        let sql = sqlx::AssertSqlSafe(sql);
         match self {
-            Conn::Pg(c) => sqlx::raw_sql(sql).execute(c).await.map(|_| ()),
+            Conn::Pg(c, _) => sqlx::raw_sql(sql).execute(c).await.map(|_| ()),
             Conn::Sqlite(c) => sqlx::raw_sql(sql).execute(c).await.map(|_| ()),
         }
         .map_err(DbError::from)
@@ -161,7 +184,7 @@ impl Conn {
         let values = match self {
             // Simple protocol: one round trip instead of prepare + execute on a connection
             // that lives for a single command (every column here is text).
-            Conn::Pg(c) => sqlx::raw_sql(sql)
+            Conn::Pg(c, _) => sqlx::raw_sql(sql)
                 .fetch_all(c)
                 .await?
                 .iter()
@@ -191,7 +214,7 @@ impl Conn {
     /// Whether a table exists.
     pub async fn table_exists(&mut self, table: &str) -> Result<bool, DbError> {
         let sql = match self {
-            Conn::Pg(_) => format!("SELECT (to_regclass({}) IS NOT NULL)::text", quote_literal(&quote_ident(table))),
+            Conn::Pg(..) => format!("SELECT (to_regclass({}) IS NOT NULL)::text", quote_literal(&quote_ident(table))),
             Conn::Sqlite(_) => format!(
                 "SELECT CASE WHEN count(*) > 0 THEN 'true' ELSE 'false' END FROM sqlite_master WHERE type = 'table' AND name = {}",
                 quote_literal(table)
@@ -203,7 +226,7 @@ impl Conn {
     /// Closes the connection politely.
     pub async fn close(self) {
         let _ = match self {
-            Conn::Pg(c) => c.close().await,
+            Conn::Pg(c, _) => c.close().await,
             Conn::Sqlite(c) => c.close().await,
         };
     }
@@ -240,7 +263,7 @@ impl Conn {
         let sql = sqlx::AssertSqlSafe(sql.to_string());
         let mut out = Vec::new();
         match self {
-            Conn::Pg(c) => {
+            Conn::Pg(c, _) => {
                 for row in sqlx::query(sql).fetch_all(c).await? {
                     if row.is_empty() {
                         out.push(None);
@@ -322,7 +345,7 @@ impl Conn {
         let sql = sqlx::AssertSqlSafe(sql.to_string());
         let mut out = Vec::new();
         match self {
-            Conn::Pg(c) => {
+            Conn::Pg(c, _) => {
                 for row in bind_all!(sqlx::query(sql)).fetch_all(c).await? {
                     let names: Vec<String> = row
                         .columns()
@@ -362,7 +385,7 @@ impl Conn {
     /// every value as PostgreSQL prints it, whatever its type), each row with as many
     /// values as its statement selects; callers tell statements apart by that width.
     pub async fn text_rows(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, DbError> {
-        let Conn::Pg(c) = self else {
+        let Conn::Pg(c, _) = self else {
             return Err(DbError::message("text_rows is PostgreSQL only"));
         };
         let sql = sqlx::AssertSqlSafe(sql.to_string());
@@ -411,5 +434,50 @@ impl Conn {
             );
         }
         Ok(out)
+    }
+}
+
+/// Cancels the statement one PostgreSQL session runs. sqlx offers no cancel request, so
+/// this does what an operator would: `pg_cancel_backend(pid)` from a second session of
+/// the same user. The server then fails the statement (SQLSTATE 57014) and the session's
+/// transaction rolls back; an idle session ignores the cancel.
+#[derive(Clone)]
+pub struct Canceller {
+    options: sqlx::postgres::PgConnectOptions,
+    pid: i32,
+}
+
+impl std::fmt::Debug for Canceller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Canceller(pid {})", self.pid)
+    }
+}
+
+impl Canceller {
+    /// The backend pid of the session this cancels.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Sends the cancel; `Ok(true)` when the server accepted it. Gives up after 5 s (an
+    /// unreachable server has nothing to cancel on our behalf).
+    pub async fn cancel(&self) -> Result<bool, DbError> {
+        let options = self.options.clone().application_name("dbflow (cancel)");
+        let attempt = async {
+            let mut conn = sqlx::PgConnection::connect_with(&options).await?;
+            let sql = format!("SELECT pg_cancel_backend({})::text", self.pid);
+            let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&mut conn)
+                .await;
+            let _ = conn.close().await;
+            let accepted = rows?
+                .first()
+                .and_then(|r| r.try_get::<Option<String>, _>(0).ok().flatten())
+                .is_some_and(|v| v == "true");
+            Ok::<_, DbError>(accepted)
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(5), attempt)
+            .await
+            .map_err(|_| DbError::message("no answer from the server within 5 s"))?
     }
 }

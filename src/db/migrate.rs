@@ -9,6 +9,7 @@
 
 use super::conn::{quote_ident, quote_literal, Conn, DbError};
 use super::history::{self, HistoryRow, RowKind};
+use super::interruption::{cancelling, Interruption, Stopped};
 use super::schema;
 use super::store::{Migration, Store};
 use crate::sql::{self as statements, line_of};
@@ -403,7 +404,7 @@ fn entry_for(migration: &Migration, mine: &[&HistoryRow]) -> Entry {
     }
     if let Some(applied) = active.last() {
         if applied.checksum.eq_ignore_ascii_case(&migration.checksum)
-            || super::checksum::matches(&applied.checksum, &migration.script)
+            || migration.matches_checksum(&applied.checksum)
         {
             return entry(State::Applied, applied.finished_at.clone(), None);
         }
@@ -489,6 +490,18 @@ pub enum DeployError {
     },
     /// The database itself failed (connection lost, …).
     Db(DbError),
+    /// SIGINT or SIGTERM stopped it; says where every migration of the deploy was left.
+    Interrupted(Interruption),
+}
+
+impl DeployError {
+    /// The signal that stopped the deploy, when one did.
+    pub fn interrupted_by(&self) -> Option<i32> {
+        match self {
+            DeployError::Interrupted(i) => Some(i.signal),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Display for DeployError {
@@ -514,6 +527,7 @@ impl std::fmt::Display for DeployError {
                 }
             }
             DeployError::Db(e) => write!(f, "{e}"),
+            DeployError::Interrupted(i) => write!(f, "{i}"),
         }
     }
 }
@@ -570,6 +584,8 @@ pub async fn deploy(
             ..DeployReport::default()
         });
     }
+    // SIGINT/SIGTERM from here on cancel the running statement and end with a report.
+    let _scope = crate::interrupt::scope();
     let locked = lock(conn, limits.lock_wait, on_event).await?;
     let result = deploy_locked(conn, store, table, limits, options, on_event).await;
     if locked {
@@ -631,39 +647,85 @@ async fn deploy_locked(
     }
     report.pending = pending_names(&status, options);
     let before = status.live_schema.clone();
-    if conn.is_postgres() {
-        // Commits are made durable once, at the end (the schema-state write below commits
-        // synchronously, which flushes every earlier commit's WAL too). A crash before then
-        // loses whole migrations together with their history rows, never half of one.
-        conn.batch("SET synchronous_commit = off").await?;
+    if conn.is_postgres() && !report.pending.is_empty() {
+        // The session's own commits are durable (a server, database or role running with
+        // `synchronous_commit = off` is overridden; stronger settings are kept); see
+        // `Durability` for which migrations commit without waiting for the flush.
+        conn.batch(DURABLE_COMMITS).await?;
     }
+    let canceller = match report.pending.is_empty() {
+        true => None,
+        false => conn.canceller().await?,
+    };
+    let _note = canceller.as_ref().map(|c| {
+        crate::interrupt::note(format!(
+            "the deploy's running statement may still be running on the server (backend pid {}); `dbflow migrate status` shows what was applied",
+            c.pid()
+        ))
+    });
     let total = report.pending.len();
+    let mut durability = Durability::new(conn.is_postgres());
     for (index, name) in report.pending.clone().iter().enumerate() {
+        if let Some(signal) = crate::interrupt::received() {
+            durability.confirm(conn, table, &mut report, on_event).await;
+            record_after_failure(conn, table, !report.applied.is_empty(), before.as_deref()).await;
+            return Err(DeployError::Interrupted(Interruption {
+                signal,
+                applied: report.applied,
+                stopped: None,
+                pending: report.pending[index..].to_vec(),
+            }));
+        }
         let migration = store
             .get(name)
             .expect("pending migrations come from the store");
         on_event(Event::Applying(name, index + 1, total));
         let started = Instant::now();
-        let transactional = apply(conn, migration, table, limits, on_event)
-            .await
-            .map_err(|failure| DeployError::MigrationFailed {
-                name: name.clone(),
-                message: failure.message,
-                applied: report.applied.clone(),
-                partial: failure.partial,
-            });
-        let transactional = match transactional {
+        let wait_for_flush = durability.flush_now(index + 1 == total);
+        let applying = apply(conn, migration, table, limits, wait_for_flush, on_event);
+        let transactional = match cancelling(applying, canceller.as_ref()).await {
             Ok(t) => t,
-            Err(e) => {
-                finish_durably(conn, table, !report.applied.is_empty(), before.as_deref()).await;
-                return Err(e);
+            Err(mut failure) => {
+                let unconfirmed = durability.confirm(conn, table, &mut report, on_event).await;
+                if !unconfirmed.is_empty() {
+                    failure.message.push_str(&format!(
+                        "\ncommitted but not confirmed durable before the failure (the server may have lost them; `dbflow migrate status` shows which it kept): {}",
+                        unconfirmed.join(", ")
+                    ));
+                }
+                record_after_failure(conn, table, !report.applied.is_empty(), before.as_deref())
+                    .await;
+                if let Some(signal) = failure.interrupted {
+                    return Err(DeployError::Interrupted(Interruption {
+                        signal,
+                        stopped: Some(Stopped {
+                            name: name.clone(),
+                            partial: failure.partial,
+                            detail: failure.message,
+                        }),
+                        pending: report.pending[index + 1..].to_vec(),
+                        applied: report.applied,
+                    }));
+                }
+                return Err(DeployError::MigrationFailed {
+                    name: name.clone(),
+                    message: failure.message,
+                    applied: report.applied.clone(),
+                    partial: failure.partial,
+                });
             }
         };
-        report.applied.push(name.clone());
-        on_event(Event::Applied(name, started.elapsed(), transactional));
-    }
-    if conn.is_postgres() {
-        conn.batch("SET synchronous_commit = on").await?;
+        // Durable when its own commit waited for the flush, or it ran outside a
+        // transaction (every statement then commits with the session's durable setting):
+        // either flushed the WAL of every earlier commit too.
+        durability.committed(
+            name,
+            started.elapsed(),
+            transactional,
+            wait_for_flush || !transactional,
+            &mut report,
+            on_event,
+        );
     }
     let recorded = if !report.applied.is_empty() {
         schema::record_change(conn, table, before.as_deref()).await?
@@ -679,16 +741,101 @@ async fn deploy_locked(
     Ok(report)
 }
 
-/// After a failure, still make the migrations applied so far durable and record the schema.
-async fn finish_durably(
+/// How often at most a deploy waits for the WAL flush: migrations committed meanwhile
+/// are reported applied together, once a later commit's flush covered them.
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+/// Migrations are reported applied only once durable. Waiting for the WAL flush at every
+/// commit would cost one disk sync per migration, so on PostgreSQL most migrations commit
+/// with `synchronous_commit = off` and are held back; about every [`FLUSH_EVERY`] (and
+/// always for the last one) a migration's commit waits for the flush, which makes every
+/// earlier commit durable too, and then the held-back ones are reported with it.
+struct Durability {
+    held: Vec<(String, Duration, bool)>,
+    since: Option<Instant>,
+    deferred: bool,
+}
+
+impl Durability {
+    fn new(postgres: bool) -> Self {
+        Durability {
+            held: Vec::new(),
+            since: None,
+            deferred: postgres,
+        }
+    }
+
+    /// Whether the next migration's commit must wait for the flush.
+    fn flush_now(&self, last: bool) -> bool {
+        !self.deferred || last || self.since.is_some_and(|t| t.elapsed() >= FLUSH_EVERY)
+    }
+
+    /// A migration committed; reports it (and every one held back) once durable.
+    fn committed(
+        &mut self,
+        name: &str,
+        took: Duration,
+        transactional: bool,
+        durable: bool,
+        report: &mut DeployReport,
+        on_event: &mut (dyn FnMut(Event<'_>) + Send),
+    ) {
+        self.held.push((name.to_string(), took, transactional));
+        if durable {
+            self.release(report, on_event);
+        } else {
+            self.since.get_or_insert_with(Instant::now);
+        }
+    }
+
+    fn release(&mut self, report: &mut DeployReport, on_event: &mut (dyn FnMut(Event<'_>) + Send)) {
+        for (name, took, transactional) in self.held.drain(..) {
+            on_event(Event::Applied(&name, took, transactional));
+            report.applied.push(name);
+        }
+        self.since = None;
+    }
+
+    /// Before stopping: makes the held-back commits durable with a commit that waits for
+    /// the flush and reports them; returns the ones that could not be confirmed.
+    async fn confirm(
+        &mut self,
+        conn: &mut Conn,
+        table: &str,
+        report: &mut DeployReport,
+        on_event: &mut (dyn FnMut(Event<'_>) + Send),
+    ) -> Vec<String> {
+        let Some((newest, _, _)) = self.held.last() else {
+            return Vec::new();
+        };
+        // A write (a new version of the newest row, same values) gives the transaction a
+        // commit record to wait for; a read-only one would not wait.
+        let touch = format!(
+            "UPDATE {} SET applied_steps_count = applied_steps_count WHERE migration_name = {} AND finished_at IS NOT NULL AND rolled_back_at IS NULL",
+            quote_ident(table),
+            quote_literal(newest)
+        );
+        // Twice: a cancel sent for the statement before may arrive only now.
+        for _ in 0..2 {
+            if conn.batch(&touch).await.is_ok() {
+                self.release(report, on_event);
+                return Vec::new();
+            }
+        }
+        self.held.drain(..).map(|(name, _, _)| name).collect()
+    }
+}
+
+/// Makes the session's commits wait for the WAL flush unless they already do (or more).
+const DURABLE_COMMITS: &str = "SELECT set_config('synchronous_commit', 'on', false) WHERE current_setting('synchronous_commit') = 'off'";
+
+/// After a failure, record the schema the migrations applied so far left behind.
+async fn record_after_failure(
     conn: &mut Conn,
     table: &str,
     applied_any: bool,
     before: Option<&[String]>,
 ) {
-    if conn.is_postgres() {
-        let _ = conn.batch("SET synchronous_commit = on").await;
-    }
     if applied_any {
         let _ = schema::record_change(conn, table, before).await;
     }
@@ -742,6 +889,14 @@ async fn lock(
             on_event(Event::WaitingForLock);
             announced = true;
         }
+        if let Some(signal) = crate::interrupt::received() {
+            return Err(DeployError::Interrupted(Interruption {
+                signal,
+                applied: Vec::new(),
+                stopped: None,
+                pending: Vec::new(),
+            }));
+        }
         if started.elapsed() >= wait {
             let holder = lock_holder(conn)
                 .await
@@ -751,7 +906,10 @@ async fn lock(
                 humantime::format_duration(Duration::from_secs(wait.as_secs().max(1)))
             )));
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = crate::interrupt::wait() => {}
+        }
     }
 }
 
@@ -798,6 +956,8 @@ pub async fn lock_holder(conn: &mut Conn) -> Result<String, DbError> {
 struct ApplyFailure {
     message: String,
     partial: bool,
+    /// The signal that stopped it (its statement was cancelled or never started).
+    interrupted: Option<i32>,
 }
 
 const LOCK_NOT_AVAILABLE: &str = "55P03";
@@ -808,21 +968,25 @@ async fn apply(
     migration: &Migration,
     table: &str,
     limits: &Limits,
+    wait_for_flush: bool,
     on_event: &mut (dyn FnMut(Event<'_>) + Send),
 ) -> Result<bool, ApplyFailure> {
-    let sql = migration.sql();
+    // The script's text is in memory once; the statements are split out (a copy) only
+    // when they run one by one, so a 50 MB script of INSERTs is not held twice.
+    let sql = migration.text().map_err(|e| ApplyFailure {
+        message: e.to_string(),
+        partial: false,
+        interrupted: None,
+    })?;
     if !conn.is_postgres() {
         apply_sqlite(conn, migration, &sql, table).await?;
         return Ok(true);
     }
-    let statements = statements::split(&sql).ok();
-    let outside = statements
-        .as_ref()
-        .map(|s| {
-            s.iter()
-                .any(|st| st.non_transactional.is_some() || st.transaction_control)
-        })
-        .unwrap_or(false);
+    let statements = statements::runs_outside_transaction(&sql)
+        .unwrap_or(false)
+        .then(|| statements::split(&sql).ok())
+        .flatten();
+    let outside = statements.is_some();
     let mut attempt = 0;
     loop {
         let result = if outside {
@@ -835,24 +999,39 @@ async fn apply(
             )
             .await
         } else {
-            apply_in_transaction(conn, migration, &sql, table, limits).await
+            apply_in_transaction(conn, migration, &sql, table, limits, wait_for_flush).await
         };
         match result {
             Err((err, partial))
                 if err.code.as_deref() == Some(LOCK_NOT_AVAILABLE)
                     && !partial
-                    && attempt < limits.lock_retries =>
+                    && attempt < limits.lock_retries
+                    && crate::interrupt::received().is_none() =>
             {
                 attempt += 1;
                 let pause =
                     Duration::from_millis(500 * 2u64.pow(attempt - 1)).min(Duration::from_secs(10));
                 on_event(Event::Retrying(&migration.name, attempt, pause));
-                tokio::time::sleep(pause).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = crate::interrupt::wait() => {}
+                }
             }
             Err((err, partial)) => {
-                let message =
-                    describe_failure(&err, &sql, migration, statements.as_deref(), partial);
-                if !partial {
+                let split;
+                let described = match &statements {
+                    Some(s) => Some(s.as_slice()),
+                    None if sql.len() <= statements::SPLIT_FOR_ERRORS_LIMIT => {
+                        split = statements::split(&sql).ok();
+                        split.as_deref()
+                    }
+                    None => None,
+                };
+                let message = describe_failure(&err, &sql, migration, described, partial);
+                // Stopped on purpose: no attempt row (nothing of it was applied, and the
+                // session should do no more than it must after a Ctrl-C).
+                let interrupted = crate::interrupt::received();
+                if !partial && interrupted.is_none() {
                     // Keep the error in `logs` the way Prisma users look for it, on a row
                     // marked rolled back so that it does not count as applied or failed.
                     let row = migration_row(
@@ -864,7 +1043,11 @@ async fn apply(
                     );
                     let _ = conn.batch(&row).await;
                 }
-                return Err(ApplyFailure { message, partial });
+                return Err(ApplyFailure {
+                    message,
+                    partial,
+                    interrupted,
+                });
             }
             Ok(()) => return Ok(!outside),
         }
@@ -893,11 +1076,16 @@ async fn apply_in_transaction(
     sql: &str,
     table: &str,
     limits: &Limits,
+    wait_for_flush: bool,
 ) -> Result<(), (DbError, bool)> {
-    let prefix = format!("BEGIN;\n{}", set_limits(limits, true));
+    let deferred = match wait_for_flush {
+        true => "",
+        false => "SET LOCAL synchronous_commit = off;\n",
+    };
+    let prefix = format!("BEGIN;\n{deferred}{}", set_limits(limits, true));
     let row = migration_row(conn, table, migration, RowKind::Finished, None);
     let script = format!("{prefix}{sql}\n;\n{row};\nCOMMIT;");
-    match conn.batch(&script).await {
+    match conn.batch_owned(script).await {
         Ok(()) => Ok(()),
         Err(mut err) => {
             let _ = conn.batch("ROLLBACK").await;
@@ -939,6 +1127,38 @@ async fn apply_outside_transaction(
         conn.batch(&limits_sql).await.map_err(|e| (e, true))?;
     }
     for (index, statement) in statements.iter().enumerate() {
+        if let Some(signal) = crate::interrupt::received() {
+            let _ = conn
+                .batch("RESET lock_timeout; RESET statement_timeout")
+                .await;
+            let why = format!(
+                "interrupted by {} before statement {} of {} (line {} of {})",
+                crate::interrupt::name(signal),
+                index + 1,
+                statements.len(),
+                statement.line,
+                migration.path.display()
+            );
+            if index == 0 {
+                // Nothing of it ran: the attempt is rolled back, the migration pending.
+                let now = history::now_sql(conn);
+                let _ = conn
+                    .batch(&format!(
+                        "UPDATE {t} SET rolled_back_at = {now}, logs = {} WHERE id = {}",
+                        quote_literal(&why),
+                        quote_literal(&id)
+                    ))
+                    .await;
+                return Err((DbError::message(why), false));
+            }
+            let update = format!(
+                "UPDATE {t} SET logs = {}, applied_steps_count = {index} WHERE id = {}",
+                quote_literal(&why),
+                quote_literal(&id)
+            );
+            let _ = conn.batch(&update).await;
+            return Err((DbError::message(why), true));
+        }
         if let Err(mut err) = conn.batch(&statement.sql).await {
             let _ = conn.batch("ROLLBACK").await;
             let _ = conn
@@ -1013,6 +1233,7 @@ async fn apply_sqlite(
     let fail = |err: DbError| ApplyFailure {
         message: format!("{err}\nin {}", migration.path.display()),
         partial: false,
+        interrupted: None,
     };
     conn.batch("BEGIN IMMEDIATE").await.map_err(fail)?;
     let already = conn
@@ -1034,7 +1255,7 @@ async fn apply_sqlite(
         _ => {}
     }
     let row = migration_row(conn, table, migration, RowKind::Finished, None);
-    if let Err(err) = conn.batch(&format!("{sql}\n;\n{row};\nCOMMIT;")).await {
+    if let Err(err) = conn.batch_owned(format!("{sql}\n;\n{row};\nCOMMIT;")).await {
         let _ = conn.batch("ROLLBACK").await;
         let failure = fail(err);
         let attempt = migration_row(

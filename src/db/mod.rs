@@ -5,6 +5,7 @@ pub mod backup;
 pub mod checksum;
 pub mod conn;
 pub mod history;
+pub mod interruption;
 pub mod migrate;
 pub mod pgtools;
 pub mod schema;

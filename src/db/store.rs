@@ -1,9 +1,22 @@
 //! Migrations on disk, in Prisma's layout: `<dir>/<timestamp>_<name>/migration.sql`
 //! (plus an optional `down.sql`) and `migration_lock.toml`, sorted by folder name.
+//!
+//! Reading the folder hashes each script as a stream and keeps no text: `status` costs
+//! the same memory for a 50 MB migration as for a 50-byte one, and `deploy` reads a
+//! script's text once, when it applies it ([`Migration::text`]). A migration file or folder
+//! that resolves outside the migrations folder (a symbolic link planted by a pull request)
+//! is refused before it is opened, and a script that is not UTF-8 is refused with the
+//! offset of the first bad byte: PostgreSQL would otherwise receive different text (U+FFFD)
+//! than the file, and its checksum.
 
 use super::checksum;
 use crate::error::{Error, Result};
+use sha2::{Digest, Sha256};
+use std::io::Read;
 use std::path::{Path, PathBuf};
+
+/// `migration_lock.toml` is a few lines; anything much bigger is not one.
+const LOCK_FILE_LIMIT: u64 = 64 * 1024;
 
 /// One migration folder.
 #[derive(Debug, Clone)]
@@ -12,25 +25,43 @@ pub struct Migration {
     pub name: String,
     /// Path of `migration.sql`.
     pub path: PathBuf,
-    /// The script's bytes as on disk (checksummed as-is).
-    pub script: Vec<u8>,
-    /// Lowercase hex SHA-256 of `script`.
+    /// Size of `migration.sql` in bytes when it was hashed.
+    pub len: u64,
+    /// Lowercase hex SHA-256 of the script's bytes as on disk.
     pub checksum: String,
 }
 
 impl Migration {
-    /// The script as text (lossy for invalid UTF-8, which PostgreSQL would refuse anyway).
-    pub fn sql(&self) -> String {
-        String::from_utf8_lossy(&self.script).into_owned()
+    /// The script's text, read now. Fails when the file changed since it was hashed
+    /// (the checksum recorded in the history must be that of the text applied).
+    pub fn text(&self) -> Result<String> {
+        let text = read_utf8(&self.path)?;
+        if checksum::sha256_hex(text.as_bytes()) != self.checksum {
+            return Err(Error::failed(format!(
+                "{} changed while dbflow was running; run the command again",
+                self.path.display()
+            )));
+        }
+        Ok(text)
     }
 
-    /// `down.sql` beside `migration.sql`, when present (looked up when needed, not for
-    /// every migration on every read).
+    /// True when `recorded` (a history row's checksum) is this script's, allowing for
+    /// line-ending changes and old unpadded hex (which needs the text: read only then).
+    pub fn matches_checksum(&self, recorded: &str) -> bool {
+        if recorded.eq_ignore_ascii_case(&self.checksum) {
+            return true;
+        }
+        std::fs::read(&self.path).is_ok_and(|bytes| checksum::matches(recorded, &bytes))
+    }
+
+    /// `down.sql` beside `migration.sql`, when present and inside the migration's folder
+    /// (looked up when needed, not for every migration on every read).
     pub fn down(&self) -> Option<PathBuf> {
-        self.path
-            .parent()
-            .map(|dir| dir.join("down.sql"))
-            .filter(|p| p.is_file())
+        let folder = self.path.parent()?;
+        let path = folder.join("down.sql");
+        let real = path.canonicalize().ok()?;
+        let root = folder.parent()?.canonicalize().ok()?;
+        (real.starts_with(root) && real.is_file()).then_some(path)
     }
 }
 
@@ -52,6 +83,9 @@ impl Store {
         if !dir.exists() {
             return Ok(store);
         }
+        let root = dir
+            .canonicalize()
+            .map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
         let entries = std::fs::read_dir(dir)
             .map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
         let mut folders = Vec::new();
@@ -59,26 +93,31 @@ impl Store {
             let entry = entry.map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().to_string();
-            // The directory entry's own type (no stat), following a symlink only when it is one.
+            // The directory entry's own type (no stat), following a symlink only when it
+            // is one, and only once it is known to stay inside the folder.
             let is_dir = match entry.file_type() {
-                Ok(t) if t.is_symlink() => path.is_dir(),
+                Ok(t) if t.is_symlink() => {
+                    if name.starts_with('.') {
+                        continue;
+                    }
+                    inside(&path, &root, dir)?;
+                    path.is_dir()
+                }
                 Ok(t) => t.is_dir(),
                 Err(_) => path.is_dir(),
             };
             if is_dir {
                 folders.push((name, path.join("migration.sql")));
             } else if name == "migration_lock.toml" {
-                store.provider = read_provider(&path)?;
+                store.provider = read_provider(&path, &root, dir)?;
             } else if !name.starts_with('.') {
                 store
                     .ignored
                     .push((name, "a file, not a migration folder".into()));
             }
         }
-        // No stat before each read: with hundreds of migrations the system calls are
-        // most of what reading the folder costs (callers overlap it with connecting).
         for (name, path) in &folders {
-            match read_one(name, path)? {
+            match read_one(name, path, &root, dir)? {
                 Ok(migration) => store.migrations.push(migration),
                 Err(ignored) => store.ignored.push(ignored),
             }
@@ -114,41 +153,178 @@ impl Store {
     }
 }
 
+/// Refuses `path` when it resolves outside `root` (the canonical migrations folder).
+fn inside(path: &Path, root: &Path, dir: &Path) -> Result<()> {
+    match path.canonicalize() {
+        Ok(real) if real.starts_with(root) => Ok(()),
+        Ok(_) => Err(Error::Usage(format!(
+            "{}: resolves outside the migrations folder {}; dbflow does not read it (replace the symbolic link with the file itself)",
+            path.display(),
+            dir.display()
+        ))),
+        // A dangling link: nothing to read, and nothing outside to leak.
+        Err(_) => Ok(()),
+    }
+}
+
 /// One folder's `migration.sql`, or why the folder is not a migration.
 fn read_one(
     name: &str,
     script_path: &Path,
+    root: &Path,
+    dir: &Path,
 ) -> Result<std::result::Result<Migration, (String, String)>> {
-    match std::fs::read(script_path) {
-        Ok(script) => Ok(Ok(Migration {
-            checksum: checksum::sha256_hex(&script),
-            name: name.to_string(),
-            path: script_path.to_path_buf(),
-            script,
-        })),
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory
-            ) =>
-        {
-            Ok(Err((
-                name.to_string(),
-                "folder without migration.sql".into(),
-            )))
-        }
-        Err(e) => Err(Error::io(format!("reading {}", script_path.display()), e)),
+    let missing = || {
+        Ok(Err((
+            name.to_string(),
+            "folder without migration.sql".into(),
+        )))
+    };
+    match std::fs::symlink_metadata(script_path) {
+        Ok(meta) if meta.file_type().is_symlink() => inside(script_path, root, dir)?,
+        Ok(meta) if meta.is_dir() => return missing(),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return missing(),
+        Err(e) => return Err(Error::io(format!("reading {}", script_path.display()), e)),
     }
+    let (checksum, len) = hash_utf8(script_path)?;
+    Ok(Ok(Migration {
+        checksum,
+        len,
+        name: name.to_string(),
+        path: script_path.to_path_buf(),
+    }))
 }
 
-fn read_provider(path: &Path) -> Result<Option<String>> {
+/// Opens `path` for reading when it is a regular file (a FIFO or a device would block
+/// or never end).
+fn open_regular(path: &Path) -> Result<(std::fs::File, u64)> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    if !meta.is_file() {
+        return Err(Error::Usage(format!(
+            "{}: not a regular file; dbflow reads migrations only from regular files",
+            path.display()
+        )));
+    }
+    Ok((file, meta.len()))
+}
+
+/// The error for a script that is not UTF-8, at byte `offset` (line `line`).
+fn not_utf8(path: &Path, offset: u64, line: u64) -> Error {
+    Error::Usage(format!(
+        "{}: not valid UTF-8 at byte {offset} (line {line}); PostgreSQL would be sent different text than the file holds. Re-save the file as UTF-8",
+        path.display()
+    ))
+}
+
+/// SHA-256 of a file's bytes and its length, read in chunks while checking that it is
+/// UTF-8 (a character cut by a chunk boundary is carried into the next chunk).
+fn hash_utf8(path: &Path) -> Result<(String, u64)> {
+    let (mut file, _) = open_regular(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut carry = 0usize;
+    let mut consumed = 0u64;
+    let mut line = 1u64;
+    loop {
+        let n = file
+            .read(&mut buf[carry..])
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        if n == 0 {
+            if carry > 0 {
+                return Err(not_utf8(path, consumed, line));
+            }
+            break;
+        }
+        hasher.update(&buf[carry..carry + n]);
+        let data = &buf[..carry + n];
+        let valid = match std::str::from_utf8(data) {
+            Ok(_) => data.len(),
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(e) => {
+                let at = e.valid_up_to();
+                line += count_lines(&data[..at]);
+                return Err(not_utf8(path, consumed + at as u64, line));
+            }
+        };
+        line += count_lines(&data[..valid]);
+        consumed += valid as u64;
+        buf.copy_within(valid..carry + n, 0);
+        carry = carry + n - valid;
+    }
+    Ok((hex::encode(hasher.finalize()), consumed))
+}
+
+fn count_lines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|b| **b == b'\n').count() as u64
+}
+
+/// A whole file as UTF-8 text, read once into one buffer (no second copy).
+pub fn read_utf8(path: &Path) -> Result<String> {
+    let (mut file, len) = open_regular(path)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0).saturating_add(1));
+    file.read_to_end(&mut bytes)
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = count_lines(&e.as_bytes()[..at]) + 1;
+        not_utf8(path, at as u64, line)
+    })
+}
+
+fn read_provider(path: &Path, root: &Path, dir: &Path) -> Result<Option<String>> {
     #[derive(serde::Deserialize)]
     struct Lock {
         provider: Option<String>,
     }
-    let text = std::fs::read_to_string(path)
+    inside(path, root, dir)?;
+    let (file, len) = open_regular(path)?;
+    if len > LOCK_FILE_LIMIT {
+        return Err(Error::Usage(format!(
+            "{}: {len} bytes is too large for a migration_lock.toml (limit {LOCK_FILE_LIMIT})",
+            path.display()
+        )));
+    }
+    let mut text = String::new();
+    file.take(LOCK_FILE_LIMIT)
+        .read_to_string(&mut text)
         .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
     let lock: Lock =
         toml::from_str(&text).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
     Ok(lock.provider)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashing_in_chunks_matches_hashing_at_once_and_finds_the_bad_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.sql");
+        // 'é' straddles the 64 KiB chunk boundary.
+        let mut text = "a".repeat(64 * 1024 - 1);
+        text.push_str("é\nSELECT 1;\n");
+        std::fs::write(&path, &text).unwrap();
+        let (sum, len) = hash_utf8(&path).unwrap();
+        assert_eq!(sum, checksum::sha256_hex(text.as_bytes()));
+        assert_eq!(len, text.len() as u64);
+
+        let mut bytes = b"SELECT 1;\nSELECT '".to_vec();
+        bytes.push(0xff);
+        bytes.extend_from_slice(b"';\n");
+        std::fs::write(&path, &bytes).unwrap();
+        let err = hash_utf8(&path).unwrap_err().to_string();
+        assert!(err.contains("not valid UTF-8 at byte 18 (line 2)"), "{err}");
+        let err = read_utf8(&path).unwrap_err().to_string();
+        assert!(err.contains("at byte 18 (line 2)"), "{err}");
+
+        // Cut in the middle of a character at the end of the file.
+        std::fs::write(&path, &"é".as_bytes()[..1]).unwrap();
+        assert!(hash_utf8(&path).is_err());
+    }
 }

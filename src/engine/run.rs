@@ -102,10 +102,15 @@ impl Executor<'_> {
             Ok(()) => (ExitCode::Ok, None),
             Err(f) => (f.error.code, Some((f.step, f.error.message))),
         };
+        let result = match (&failure, code) {
+            (None, _) => "succeeded",
+            (Some(_), ExitCode::Interrupted(_)) => "interrupted",
+            (Some(_), _) => "failed",
+        };
         state.journal.record(
             "run_end",
             json!({
-                "result": if failure.is_none() { "succeeded" } else { "failed" },
+                "result": result,
                 "exit_code": code.code(),
                 "failed_step": failure.as_ref().map(|f| f.0.clone()),
                 "changes": state.changes,
@@ -152,7 +157,9 @@ impl Executor<'_> {
             }
         }
         if let Err(mut failure) = result {
-            if !failure.handled {
+            // A person who pressed Ctrl-C wants things to stop, not a rollback to start.
+            let interrupted = matches!(failure.error.code, ExitCode::Interrupted(_));
+            if !failure.handled && !interrupted {
                 if let Some(handler) = &plan.on_failure {
                     self.run_handler(&plan.workflow, handler, &failure, run_id, state, depth);
                     failure.handled = true;
@@ -184,6 +191,29 @@ impl Executor<'_> {
                 json!({ "workflow": plan.workflow, "step": step.id, "name": step.name, "kind": step.kind, "reason": reason }),
             );
             return Ok(());
+        }
+        if let Some(signal) = crate::interrupt::received() {
+            // The step that received it finished anyway; nothing more starts.
+            let message = format!(
+                "{} received: step `{}` and the ones after it were not started",
+                crate::interrupt::name(signal),
+                step.name
+            );
+            state.journal.record(
+                "interrupted",
+                json!({
+                    "workflow": plan.workflow, "step": step.id, "kind": step.kind,
+                    "signal": crate::interrupt::name(signal), "state": message,
+                }),
+            );
+            return Err(Failure {
+                step: step.id.clone(),
+                error: StepError {
+                    message,
+                    code: ExitCode::Interrupted(signal),
+                },
+                handled: false,
+            });
         }
         if step.nested.is_none() && !step.step.uses_db_session() {
             state.session.close(super::context::runtime());
@@ -262,6 +292,24 @@ impl Executor<'_> {
                 );
                 if !self.options.bare {
                     self.ui.step_failed(depth, &step.name, &error.message);
+                }
+                if let ExitCode::Interrupted(signal) = error.code {
+                    // Recorded once, by the step that was running (not again by the
+                    // nested workflow around it).
+                    if step.nested.is_none() {
+                        state.journal.record(
+                            "interrupted",
+                            json!({
+                                "workflow": plan.workflow, "step": step.id, "kind": step.kind,
+                                "signal": crate::interrupt::name(signal), "state": error.message,
+                            }),
+                        );
+                    }
+                    return Err(Failure {
+                        step: step.id.clone(),
+                        error,
+                        handled: false,
+                    });
                 }
                 if step.continue_on_failure {
                     self.ui.warn(&format!(

@@ -92,7 +92,8 @@ impl DeployGate<'_> {
             return Ok(());
         }
         let summary = review.summary();
-        if summary.errors + summary.warnings + summary.allowed > 0 {
+        if summary.errors + summary.warnings + summary.allowed > 0 || !review.not_linted.is_empty()
+        {
             self.print(&migrations::render_review(&review, &self.env.name));
         }
         if self.dry_run {

@@ -34,6 +34,9 @@ pub struct Review {
     pub modified: Vec<(String, String)>,
     /// Set when linting was skipped, with why.
     pub lint_skipped: Option<String>,
+    /// Pending migrations that were not linted (too large to parse), with why: listed in
+    /// the review so nobody reads the silence as "no findings".
+    pub not_linted: Vec<(String, String)>,
 }
 
 impl Review {
@@ -105,9 +108,25 @@ pub fn review(
         let Some(migration) = store.get(&entry.name) else {
             continue;
         };
-        let sql = migration.sql();
-        let text = sql.strip_prefix('\u{feff}').unwrap_or(&sql);
         let shown = shown_path(&migration.path);
+        if let Some(why) = lint::too_large(migration.len) {
+            review.not_linted.push((entry.name.clone(), why));
+            review
+                .pending
+                .push((entry.name.clone(), lint::lint_sql(&shown, "", &options)));
+            continue;
+        }
+        let sql = match migration.text() {
+            Ok(sql) => sql,
+            Err(e) => {
+                review.not_linted.push((entry.name.clone(), e.to_string()));
+                review
+                    .pending
+                    .push((entry.name.clone(), lint::lint_sql(&shown, "", &options)));
+                continue;
+            }
+        };
+        let text = sql.strip_prefix('\u{feff}').unwrap_or(&sql);
         review
             .pending
             .push((entry.name.clone(), lint::lint_sql(&shown, text, &options)));
@@ -133,6 +152,9 @@ pub fn render_review(review: &Review, env: &str) -> String {
         out.push_str(&format!("○ lint skipped: {why}\n"));
         return out;
     }
+    for (name, why) in &review.not_linted {
+        out.push_str(&format!("○ `{name}` not linted: {why}\n"));
+    }
     for (_, report) in &review.pending {
         for finding in &report.findings {
             out.push_str(&report::human_finding(&report.path, finding));
@@ -144,8 +166,12 @@ pub fn render_review(review: &Review, env: &str) -> String {
     } else {
         out.push_str(&format!(
             "linted {} pending migration{} for `{env}`: {}\n",
-            review.pending.len(),
-            if review.pending.len() == 1 { "" } else { "s" },
+            review.pending.len() - review.not_linted.len(),
+            if review.pending.len() - review.not_linted.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
             s.counts()
         ));
     }

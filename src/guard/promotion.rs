@@ -13,10 +13,10 @@
 use super::rails::{GuardTarget, Overrides};
 use crate::config::model::PromotionRules;
 use crate::config::{Project, Protection, ResolvedEnv, Vars};
+use crate::db::history;
 use crate::db::migrate::{State, Status};
 use crate::db::store::Store;
 use crate::db::target::Target;
-use crate::db::{checksum, history};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -281,12 +281,12 @@ pub async fn check_deploy(
     let mut missing = Vec::new();
     for name in pending {
         let row = applied.iter().rev().find(|r| &r.migration_name == name);
-        let script = store.get(name).map(|m| m.script.as_slice());
-        match (row, script) {
+        let migration = store.get(name);
+        match (row, migration) {
             (None, _) => missing.push(format!("{name} (not applied there)")),
-            (Some(row), Some(script)) if !checksum::matches(&row.checksum, script) => missing.push(
-                format!("{name} (applied there with another checksum: the file changed since)"),
-            ),
+            (Some(row), Some(m)) if !m.matches_checksum(&row.checksum) => missing.push(format!(
+                "{name} (applied there with another checksum: the file changed since)"
+            )),
             _ => {}
         }
     }

@@ -254,6 +254,9 @@ pub struct Unreadable {
     pub path: String,
     /// Why.
     pub error: String,
+    /// Refused as bad input (not UTF-8), rather than unreadable or too large.
+    #[serde(skip)]
+    pub refused: bool,
 }
 
 /// Lints files in parallel (one thread per core), keeping the input order.
@@ -294,14 +297,47 @@ pub fn lint_files(
 }
 
 fn lint_path(shown: &str, path: &Path, options: &Options) -> Result<FileReport, Unreadable> {
-    let bytes = std::fs::read(path).map_err(|e| Unreadable {
+    let unreadable = |error: String, refused: bool| Unreadable {
         path: shown.to_string(),
-        error: e.to_string(),
+        error,
+        refused,
+    };
+    let len = std::fs::metadata(path)
+        .map_err(|e| unreadable(e.to_string(), false))?
+        .len();
+    if let Some(why) = too_large(len) {
+        return Err(unreadable(why, false));
+    }
+    // Invalid UTF-8 is refused, not replaced: the findings would be about other text
+    // than the file's (and than what PostgreSQL would be sent).
+    let text = crate::db::store::read_utf8(path).map_err(|e| {
+        let refused = matches!(e, crate::error::Error::Usage(_));
+        let message = e.to_string();
+        let message = message
+            .strip_prefix(&format!("{}: ", path.display()))
+            .unwrap_or(&message)
+            .to_string();
+        unreadable(message, refused)
     })?;
-    let text = String::from_utf8_lossy(&bytes);
     // A BOM is not SQL; PostgreSQL's parser would choke on it.
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     Ok(lint_sql(shown, text, options))
+}
+
+/// The largest file the linter parses. PostgreSQL's parse tree of a file takes about 80
+/// times the file's size in memory (4.3 GB for a 50 MB file of INSERTs), and a file this
+/// big is data, not a schema change, so it is not linted rather than exhausting memory.
+pub const MAX_LINT_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Why a file of `len` bytes is not linted, when it is too large.
+pub fn too_large(len: u64) -> Option<String> {
+    (len > MAX_LINT_BYTES).then(|| {
+        format!(
+            "too large to lint: {:.1} MiB (the linter reads files up to {} MiB; its parse tree takes ~80× the file's size). Split the migration, or review it by hand",
+            len as f64 / (1024.0 * 1024.0),
+            MAX_LINT_BYTES / (1024 * 1024)
+        )
+    })
 }
 
 #[cfg(test)]

@@ -116,7 +116,7 @@ pub fn human(reports: &[FileReport], unreadable: &[Unreadable], target: &str) ->
         }
     }
     for u in unreadable {
-        out.push_str(&format!("error: cannot read {}: {}\n\n", u.path, u.error));
+        out.push_str(&format!("error: not linted: {}: {}\n\n", u.path, u.error));
     }
     let s = Summary::of(reports);
     let what = format!(
@@ -191,7 +191,7 @@ pub fn github(reports: &[FileReport], unreadable: &[Unreadable]) -> String {
         out.push_str(&format!(
             "::error file={}::{}\n",
             escape_property(&u.path),
-            escape_data(&format!("cannot read: {}", u.error))
+            escape_data(&format!("not linted: {}", u.error))
         ));
     }
     let s = Summary::of(reports);

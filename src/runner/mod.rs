@@ -168,12 +168,16 @@ fn invocation(
         .iter()
         .map(|p| {
             let message = match &p.message {
-                Some(m) => Some(crate::config::interpolate::interpolate(m, vars).map_err(|missing| {
-                    Diagnostic::at(
-                        task.loc.clone(),
-                        format!("environment variable `{}` is not set (used in a precondition message of task `{name}`)", missing.name),
-                    )
-                })?),
+                Some(m) => Some(crate::config::interpolate::interpolate(m, vars).map_err(
+                    |why| {
+                        crate::config::interpolate::unresolved_diagnostic(
+                            &why,
+                            m,
+                            &task.loc,
+                            &format!("a precondition message of task `{name}`"),
+                        )
+                    },
+                )?),
                 None => None,
             };
             Ok((spec(CommandLine::Script(text(&p.command)?), None), message))

@@ -295,7 +295,7 @@ impl BackupStep {
         if let Some(conn) = session {
             cx.session.give_back(conn);
         }
-        let entry = created.map_err(|e| StepError::failed(e.to_string()))?;
+        let entry = created.map_err(super::restoring::step_error)?;
         let m = &entry.manifest;
         cx.ui.out(&format!(
             "  ✔ backup {} ({}, sha256 {}…, migration head {})",

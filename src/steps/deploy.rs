@@ -297,7 +297,13 @@ impl DeployStep {
                 if uncertain.is_some() {
                     cx.changes.uncertain = uncertain;
                 }
-                return Err(StepError::failed(e.to_string()));
+                return Err(StepError {
+                    message: e.to_string(),
+                    code: match e.interrupted_by() {
+                        Some(signal) => crate::error::ExitCode::Interrupted(signal),
+                        None => crate::error::ExitCode::Failed,
+                    },
+                });
             }
         };
         for warning in &report.warnings {

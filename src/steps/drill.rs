@@ -261,6 +261,9 @@ impl DrillStep {
         catalog: &Catalog,
         report: &mut DrillReport,
     ) -> Result<(), StepError> {
+        // A signal stops the backup or restore that runs; the scratch database is still
+        // dropped below before the drill reports.
+        let _scope = crate::interrupt::scope();
         let target = Target::for_env(cx.project, cx.env);
         // Checked before anything is dumped: a refused drill leaves nothing behind.
         let server = drill_server(cx, &target)?;
@@ -304,6 +307,15 @@ impl DrillStep {
                     .ui
                     .warn(&format!("could not drop `{}`: {e}", restored.database)),
             }
+        }
+        if let Some(signal) = crate::interrupt::received() {
+            return Err(StepError {
+                message: format!(
+                    "interrupted by {} during the drill's checks",
+                    crate::interrupt::name(signal)
+                ),
+                code: crate::error::ExitCode::Interrupted(signal),
+            });
         }
         checks.map(|_| ())
     }

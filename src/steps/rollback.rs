@@ -276,24 +276,30 @@ fn apply_before(
     cx.ui.out(&format!(
         "  applying the migrations before {before} to the restored database"
     ));
-    let report = cx
-        .runtime()
-        .block_on(async {
-            let mut conn = target.connect().await.map_err(|e| e.to_string())?;
-            let mut on_event = crate::ui::migrate::progress_printer(ui);
-            let report = migrate::deploy(
-                &mut conn,
-                &store,
-                &target.table,
-                &target.limits,
-                &options,
-                &mut on_event,
-            )
-            .await;
-            conn.close().await;
-            report.map_err(|e| e.to_string())
+    let report = cx.runtime().block_on(async {
+        let mut conn = target
+            .connect()
+            .await
+            .map_err(|e| StepError::failed(format!("re-applying migrations: {e}")))?;
+        let mut on_event = crate::ui::migrate::progress_printer(ui);
+        let report = migrate::deploy(
+            &mut conn,
+            &store,
+            &target.table,
+            &target.limits,
+            &options,
+            &mut on_event,
+        )
+        .await;
+        conn.close().await;
+        report.map_err(|e| StepError {
+            message: format!("re-applying migrations: {e}"),
+            code: match e.interrupted_by() {
+                Some(signal) => crate::error::ExitCode::Interrupted(signal),
+                None => crate::error::ExitCode::Failed,
+            },
         })
-        .map_err(|e| StepError::failed(format!("re-applying migrations: {e}")))?;
+    })?;
     if report.applied.is_empty() {
         cx.ui.out(&format!("  nothing to apply before {before}"));
     }

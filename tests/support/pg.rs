@@ -335,6 +335,22 @@ fn external_server(url: &str) -> ServerState {
 /// durability switched off (tests never need crash safety, and fsync
 /// dominates CREATE DATABASE time otherwise).
 fn start_cluster(bin: &Path) -> Result<Server, String> {
+    let dir = init_cluster(bin)?;
+    let (port, _) = start_on_free_port(
+        bin,
+        &dir,
+        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+    )?;
+    Ok(Server {
+        admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+        psql_bin: bin.join("psql"),
+        cluster_dir: Some(dir),
+    })
+}
+
+/// A fresh cluster directory (`data/` initialised, owned by the cluster's OS user), its
+/// watchdog already up.
+fn init_cluster(bin: &Path) -> Result<PathBuf, String> {
     let as_root = is_root();
     if as_root && !command_ok(Command::new("id").args(["-u", PG_OS_USER])) {
         return Err(format!(
@@ -352,7 +368,6 @@ fn start_cluster(bin: &Path) -> Result<Server, String> {
     spawn_watchdog(bin, &dir, as_root)?;
 
     let data = dir.join("data");
-    let log = dir.join("log");
     run(&mut pg_command(as_root, &dir, &bin.join("initdb"))
         .arg("-D")
         .arg(&data)
@@ -367,44 +382,129 @@ fn start_cluster(bin: &Path) -> Result<Server, String> {
         ])
         .command())
     .map_err(|e| format!("initdb failed: {e}"))?;
+    Ok(dir)
+}
 
+/// Starts the cluster in `dir` on a free port with `settings` (`-c name=value …`);
+/// returns the port and the `pg_ctl -o` options it was started with.
+fn start_on_free_port(bin: &Path, dir: &Path, settings: &str) -> Result<(u16, String), String> {
     // The free port is only free until someone else binds it; another test
     // binary doing the same thing can win that race, so retry with a new one.
     let mut last_error = String::new();
     for _ in 0..3 {
         let port = free_port()?;
         let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 {settings}",
             // pg_ctl hands -o to /bin/sh, so the path needs shell quoting.
             shell_quote(&dir.to_string_lossy())
         );
-        let started = run(&mut pg_command(as_root, &dir, &bin.join("pg_ctl"))
-            .arg("-D")
-            .arg(&data)
-            .arg("-l")
-            .arg(&log)
-            .args(["-w", "-t", "60", "-o", &options, "start"])
-            .command());
-        match started {
-            Ok(_) => {
-                return Ok(Server {
-                    admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
-                    psql_bin: bin.join("psql"),
-                    cluster_dir: Some(dir),
-                });
-            }
-            Err(e) => {
-                let log_tail = fs::read_to_string(&log).unwrap_or_default();
-                let log_tail: Vec<&str> = log_tail.lines().rev().take(15).collect();
-                last_error = format!(
-                    "pg_ctl start failed: {e}\n--- server log (last lines) ---\n{}",
-                    log_tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                );
-            }
+        match pg_ctl_start(bin, dir, &options) {
+            Ok(()) => return Ok((port, options)),
+            Err(e) => last_error = e,
         }
     }
     Err(last_error)
+}
+
+/// `pg_ctl start -w` with these `-o` options; the error carries the log's tail.
+fn pg_ctl_start(bin: &Path, dir: &Path, options: &str) -> Result<(), String> {
+    let log = dir.join("log");
+    run(&mut pg_command(is_root(), dir, &bin.join("pg_ctl"))
+        .arg("-D")
+        .arg(dir.join("data"))
+        .arg("-l")
+        .arg(&log)
+        .args(["-w", "-t", "60", "-o", options, "start"])
+        .command())
+    .map(|_| ())
+    .map_err(|e| {
+        let log_tail = fs::read_to_string(&log).unwrap_or_default();
+        let log_tail: Vec<&str> = log_tail.lines().rev().take(15).collect();
+        format!(
+            "pg_ctl start failed: {e}\n--- server log (last lines) ---\n{}",
+            log_tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
+    })
+}
+
+/// A cluster of one test's own, for tests that crash or stop the server (which the
+/// shared one must never be). Removed when dropped (and by its watchdog when the test
+/// process dies).
+pub struct Cluster {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    options: String,
+}
+
+/// Starts a cluster of this test's own with `settings` (`-c name=value …`, added to
+/// listen_addresses and the socket folder), or `None` (after the skip message) when no
+/// PostgreSQL installation is found. An external `DBFLOW_TEST_PG_URL` server does not
+/// count: the test needs a server it may kill.
+///
+/// # Panics
+///
+/// When a found installation cannot initialise or start a cluster.
+pub fn own_cluster(test_name: &str, settings: &str) -> Option<Cluster> {
+    let Some(bin) = bin_dir() else {
+        if env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("CI=true but no PostgreSQL installation to start a cluster with");
+        }
+        loud(&format!("{SKIP_MESSAGE} [test: {test_name}]"));
+        return None;
+    };
+    let dir = init_cluster(&bin).unwrap_or_else(|e| panic!("own cluster for {test_name}: {e}"));
+    let (port, options) = start_on_free_port(&bin, &dir, settings)
+        .unwrap_or_else(|e| panic!("own cluster for {test_name}: {e}"));
+    Some(Cluster {
+        bin,
+        dir,
+        port,
+        options,
+    })
+}
+
+impl Cluster {
+    /// A URL for database `db` on this cluster.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Runs `sql` in `db` with psql (`-At`), returning trimmed stdout or psql's error.
+    pub fn psql(&self, db: &str, sql: &str) -> Result<String, String> {
+        run_psql(&self.bin.join("psql"), &self.url(db), sql)
+    }
+
+    /// `pg_ctl stop -m immediate`: every server process is killed at once, what the
+    /// shared buffers and WAL buffers held is gone, and the next start runs crash recovery.
+    pub fn crash(&self) {
+        run(
+            &mut pg_command(is_root(), &self.dir, &self.bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(self.dir.join("data"))
+                .args(["-m", "immediate", "-w", "stop"])
+                .command(),
+        )
+        .unwrap_or_else(|e| panic!("pg_ctl stop -m immediate failed: {e}"));
+    }
+
+    /// Starts the server again (same port and settings), crash recovery included.
+    pub fn start(&self) {
+        pg_ctl_start(&self.bin, &self.dir, &self.options).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = run(
+            &mut pg_command(is_root(), &self.dir, &self.bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(self.dir.join("data"))
+                .args(["-m", "immediate", "-w", "stop"])
+                .command(),
+        );
+        let _ = fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// Rust never runs destructors of statics, so nothing inside the test process

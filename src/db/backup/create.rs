@@ -99,6 +99,8 @@ pub fn create_with(
     if let Some(label) = options.label {
         check_label(label)?;
     }
+    // SIGINT/SIGTERM stop pg_dump (see `interrupt`); the partial folder goes with the guard.
+    let _scope = crate::interrupt::scope();
     for removed in catalog.sweep_partials() {
         on_event(Event::Note(format!(
             "removed {} left by an interrupted backup",
@@ -490,6 +492,7 @@ fn dump_custom(
         .stdin_null()
         .reader()
         .map_err(|e| Error::failed(format!("cannot start pg_dump: {e}")))?;
+    let _children = crate::interrupt::children_of(reader.pids());
     let file =
         private_file(&path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
@@ -506,6 +509,7 @@ fn dump_custom(
         .map_err(|e| Error::failed(format!("waiting for pg_dump: {e}")))?
         .cloned()
         .ok_or_else(|| Error::failed("pg_dump did not finish"))?;
+    stop_if_interrupted()?;
     if !output.status.success() {
         return Err(Error::failed(tool_failure(
             "pg_dump",
@@ -552,6 +556,7 @@ fn dump_directory(
         .stdout_null()
         .start()
         .map_err(|e| Error::failed(format!("cannot start pg_dump: {e}")))?;
+    let _children = crate::interrupt::children_of(handle.pids());
     let output = loop {
         match handle.wait_timeout(Duration::from_millis(250)) {
             Ok(Some(output)) => break output.clone(),
@@ -559,6 +564,7 @@ fn dump_directory(
             Err(e) => return Err(Error::failed(format!("waiting for pg_dump: {e}"))),
         }
     };
+    stop_if_interrupted()?;
     if !output.status.success() {
         return Err(Error::failed(tool_failure(
             "pg_dump",
@@ -573,6 +579,21 @@ fn dump_directory(
     manifest.sha256 = listing_sha256(&files);
     manifest.files = files;
     Ok(())
+}
+
+/// After pg_dump ended: when a signal stopped it, the backup ends here (the caller's
+/// guard removes the partial folder).
+fn stop_if_interrupted() -> Result<()> {
+    match crate::interrupt::received() {
+        Some(signal) => Err(Error::interrupted(
+            signal,
+            format!(
+                "interrupted by {}: pg_dump was stopped and the unfinished backup removed; nothing was added to the catalog",
+                crate::interrupt::name(signal)
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// SQLite: `VACUUM INTO` a consistent copy (readers and writers go on meanwhile).

@@ -154,6 +154,8 @@ pub fn restore_into_new(
     }
     check_restorable(entry)?;
     let started = Instant::now();
+    // SIGINT/SIGTERM stop pg_restore; the half-restored database is dropped below.
+    let _scope = crate::interrupt::scope();
     if entry.is_postgres() {
         let tools = PgTools::locate(verify::archive_major(&entry.manifest))?;
         on_event(Event::Note(format!("using {}", tools.describe())));
@@ -165,14 +167,17 @@ pub fn restore_into_new(
             // The half-restored database is ours: leaving it would only mislead.
             let dropped = crate::guard::permit::half_restored(name)
                 .and_then(|permit| tools.dropdb(&server, name, &permit));
-            return Err(Error::failed(format!(
-                "{e}\n{}",
-                match dropped {
-                    Ok(()) => format!("the new database `{name}` was dropped again"),
-                    Err(d) =>
-                        format!("the half-restored database `{name}` could not be dropped: {d}"),
-                }
-            )));
+            return Err(Error::Failed {
+                message: format!(
+                    "{e}\n{}",
+                    match dropped {
+                        Ok(()) => format!("the new database `{name}` was dropped again"),
+                        Err(d) =>
+                            format!("the half-restored database `{name}` could not be dropped: {d}"),
+                    }
+                ),
+                code: e.exit_code(),
+            });
         }
     } else {
         copy_sqlite(entry, &super::sqlite_path(&target), on_event)?;
@@ -232,6 +237,9 @@ async fn swap_postgres(
     on_event: &mut dyn FnMut(Event),
 ) -> Result<()> {
     use crate::db::conn::{quote_ident, quote_literal};
+    // A first Ctrl-C waits for the swap: stopping between refusing connections and the
+    // renames would leave the live database closed.
+    let _scope = crate::interrupt::scope();
     let db_error = |what: &str, e: crate::db::DbError| Error::failed(format!("{what}: {e}"));
     // The deployers' lock is taken in the live database: while we hold it no deploy runs.
     let mut locker = Conn::connect(live)
@@ -445,12 +453,17 @@ fn pg_restore(
                 "pg_restore --jobs={jobs} {}",
                 entry.manifest.dump
             )));
-            tools
+            let handle = tools
                 .command("pg_restore", Some(into), &args)
                 .stdin_null()
                 .stdout_null()
-                .run()
-                .map_err(|e| Error::failed(format!("cannot run pg_restore: {e}")))?
+                .start()
+                .map_err(|e| Error::failed(format!("cannot run pg_restore: {e}")))?;
+            let _children = crate::interrupt::children_of(handle.pids());
+            handle
+                .wait()
+                .map_err(|e| Error::failed(format!("waiting for pg_restore: {e}")))?
+                .clone()
         }
         _ => {
             on_event(Event::Phase(format!(
@@ -467,6 +480,7 @@ fn pg_restore(
             let handle = expression
                 .start()
                 .map_err(|e| Error::failed(format!("cannot start pg_restore: {e}")))?;
+            let _children = crate::interrupt::children_of(handle.pids());
             // Our copy of the read end must go, or a pg_restore that stops early
             // would leave the copy below writing into a pipe nobody reads.
             drop(expression);
@@ -491,6 +505,15 @@ fn pg_restore(
             output
         }
     };
+    if let Some(signal) = crate::interrupt::received() {
+        return Err(Error::interrupted(
+            signal,
+            format!(
+                "interrupted by {}: pg_restore was stopped",
+                crate::interrupt::name(signal)
+            ),
+        ));
+    }
     if !output.status.success() {
         return Err(Error::failed(tool_failure(
             "pg_restore",
