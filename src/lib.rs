@@ -10,7 +10,7 @@
 //! Imports go one way: a module may use the modules on the lines below its own, never
 //! one above it nor a peer on its own line. This list is the one place the order is
 //! written down; `tests/layers.rs` reads it and fails on any `crate::…` path that goes
-//! up (or sideways) without an entry under "Allowed upward edges".
+//! up (or sideways) without an entry under "allowed upward edges".
 //!
 //! ```text
 //! layers (top first):
@@ -21,7 +21,7 @@
 //!   steps          built-in step kinds (plugins); they never call each other or the commands
 //!   docs           Tera rendering of runbooks from plans
 //!   lua            the Lua host and the step kinds Lua files register
-//!   engine         plan, step registry, run context, failure policy
+//!   engine         plan, step registry, run context and its database session, failure policy
 //!   guard          what may run where; hands out the Permit destructive db calls require
 //!   ui             prompts, progress, output formats (incl. how migrations look)
 //!   runner         tasks: dependency graph, child processes, conditions
