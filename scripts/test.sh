@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 scripts/prereqs.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+# Lints first (warnings are errors): cheap next to the tests, which reuse the build scripts.
+cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked --lib --bins --tests 2>&1 | tee "$log"
 target/debug/dbflow validate
 target/debug/dbflow docs --check

@@ -86,16 +86,16 @@ impl Error {
                 };
                 let details: Vec<serde_json::Value> =
                     diagnostics.iter().map(diagnostic_json).collect();
-                crate::ui::json::error(
+                error_document(
                     code,
                     &message,
                     first.and_then(|d| d.loc.as_ref()).map(location_json),
                     Some(serde_json::Value::Array(details)),
                 )
             }
-            other => crate::ui::json::error(code, &other.to_string(), None, None),
+            other => error_document(code, &other.to_string(), None, None),
         };
-        crate::ui::redact::redact_json(&doc)
+        crate::redact::redact_json(&doc)
     }
 
     /// A failure with exit code 1.
@@ -169,3 +169,21 @@ fn render_diagnostics(diagnostics: &[Diagnostic]) -> String {
 
 /// Result alias for dbflow operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `{"error": {"code", "message", "location"?, "diagnostics"?}}`: the one JSON shape of a
+/// failure (docs/json.md).
+pub fn error_document(
+    code: i32,
+    message: &str,
+    location: Option<serde_json::Value>,
+    details: Option<serde_json::Value>,
+) -> serde_json::Value {
+    let mut error = serde_json::json!({ "code": code, "message": message });
+    if let Some(location) = location {
+        error["location"] = location;
+    }
+    if let Some(details) = details {
+        error["diagnostics"] = details;
+    }
+    serde_json::json!({ "error": error })
+}

@@ -311,3 +311,47 @@ fn task_commands_are_checked_before_they_run() {
         .read("prisma-calls.txt")
         .ends_with("prisma migrate deploy on postgres://app@prod/shop\n"));
 }
+
+#[test]
+fn a_refused_protected_deploy_is_journaled_by_the_command_and_the_workflow_alike() {
+    let Some(db) = pg::database("guard_refused_deploy_journaled") else {
+        return;
+    };
+    let t = project(
+        &db,
+        "protected",
+        "workflows:\n  deploy:\n    allow_unguarded_deploy: \"test database\"\n    steps:\n      - deploy: {}\n",
+    );
+    t.run_with(["migrate", "deploy", "--yes"]).assert_code(0);
+    t.write(
+        "prisma/migrations/20240102000000_nickname/migration.sql",
+        NICKNAME,
+    );
+    // Nobody can confirm (no terminal, no --yes): both paths refuse through one gate,
+    // and both journal the refusal.
+    for (i, command) in [&["migrate", "deploy"][..], &["run", "deploy"][..]]
+        .into_iter()
+        .enumerate()
+    {
+        let before = t.journals().len();
+        let out = t.run_with(command.iter().copied());
+        out.assert_code(3);
+        assert!(
+            out.stderr.contains("rerun with --yes to confirm"),
+            "{}",
+            out.stderr
+        );
+        let journals = t.journals();
+        assert_eq!(journals.len(), before + 1, "{command:?} writes one journal");
+        let refused: Vec<_> = journals
+            .iter()
+            .flat_map(|j| events(j, "protected_confirmation"))
+            .filter(|e| e["refused"].is_string())
+            .collect();
+        assert_eq!(refused.len(), i + 1, "{command:?}: {refused:#?}");
+        let last = refused.last().unwrap();
+        assert_eq!(last["pending"][0], "20240102000000_nickname");
+        assert!(last["confirmed_by"].is_null());
+    }
+    assert!(!has_column(&db, "nickname"));
+}

@@ -98,7 +98,7 @@ pub fn run(app: &App, env_flag: Option<&str>, action: BackupAction) -> Result<Ex
             let catalog = Catalog::new(&app.project, &env.name);
             let entry = catalog.get(&id)?;
             let runtime = runtime()?;
-            let checked = verify::verify(&entry, &runtime)?;
+            let checked = verify::verify(&entry, runtime)?;
             let v = &checked.manifest.verification;
             if app.ui.json {
                 app.ui.json_doc(&json!({
@@ -125,11 +125,9 @@ pub fn run(app: &App, env_flag: Option<&str>, action: BackupAction) -> Result<Ex
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io("starting the runtime", e))
+/// The process's one async runtime (the engine's).
+fn runtime() -> Result<&'static tokio::runtime::Runtime> {
+    Ok(crate::engine::context::runtime())
 }
 
 fn state(entry: &Entry, now: chrono::DateTime<chrono::Utc>) -> String {

@@ -82,11 +82,8 @@ fn choose(app: &App, catalog: &Catalog) -> Result<String> {
 pub fn copies(app: &App, env_flag: Option<&str>, action: RestoreAction) -> Result<ExitCode> {
     use crate::db::backup::copies;
     let env = app.env(env_flag)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io("starting the runtime", e))?;
-    let found = copies::list(&env.url, &runtime)?;
+    let runtime = crate::engine::context::runtime();
+    let found = copies::list(&env.url, runtime)?;
     let now = chrono::Utc::now();
     match action {
         RestoreAction::List => {

@@ -2,9 +2,9 @@
 //! with a journal.
 
 use crate::app::App;
-use crate::engine::journal::{new_run_id, Journal};
 use crate::engine::{plan, Executor, RunOptions};
 use crate::error::{Error, ExitCode, Result};
+use crate::journal::{new_run_id, Journal};
 use serde_json::json;
 
 pub fn run(
@@ -56,6 +56,7 @@ pub fn run(
         dry_run,
         confirm,
         cut_over,
+        ..RunOptions::default()
     };
     let executor = Executor {
         project: &app.project,

@@ -1,8 +1,8 @@
 //! `dbflow runs`: past runs from the journals.
 
 use crate::app::App;
-use crate::engine::journal;
 use crate::error::{Error, ExitCode, Result};
+use crate::journal;
 use serde_json::Value;
 
 pub fn run(app: &App, last: bool, id: Option<&str>) -> Result<ExitCode> {

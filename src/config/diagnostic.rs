@@ -100,11 +100,11 @@ impl Diagnostic {
                     .chars()
                     .take(loc.col.saturating_sub(1) as usize)
                     .collect();
-                let caret_pad: String = crate::ui::redact::redact(&prefix)
+                let caret_pad: String = crate::redact::redact(&prefix)
                     .chars()
                     .map(|c| if c == '\t' { '\t' } else { ' ' })
                     .collect();
-                let line = crate::ui::redact::redact(&line);
+                let line = crate::redact::redact(&line);
                 out.push_str(&format!(
                     "{pad} |\n{number} | {line}\n{pad} | {caret_pad}^\n"
                 ));
@@ -116,7 +116,7 @@ impl Diagnostic {
         for note in &self.notes {
             out.push_str(&format!("  = note: {note}\n"));
         }
-        crate::ui::redact::redact(&out)
+        crate::redact::redact(&out)
     }
 }
 

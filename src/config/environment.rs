@@ -44,7 +44,7 @@ pub struct DbUrl(Arc<str>);
 impl DbUrl {
     /// Wraps a URL and registers its password with the redaction layer.
     pub fn new(raw: &str) -> Self {
-        crate::ui::redact::register_url(raw);
+        crate::redact::register_url(raw);
         DbUrl(Arc::from(raw))
     }
 
@@ -55,7 +55,7 @@ impl DbUrl {
 
     /// The URL as it may be shown.
     pub fn redacted(&self) -> String {
-        crate::ui::redact::redact(&self.0)
+        crate::redact::redact(&self.0)
     }
 
     /// `postgres`, `sqlite`, or the scheme as written.
@@ -244,8 +244,8 @@ pub fn resolve(
     let mut resolved_vars = IndexMap::new();
     for (key, text) in &env.vars {
         let value = interpolate_text(text, vars, &format!("vars.{key} of environment `{name}`"))?;
-        if crate::ui::redact::is_secret_name(key) {
-            crate::ui::redact::register_secret(&value);
+        if crate::redact::is_secret_name(key) {
+            crate::redact::register_secret(&value);
         }
         resolved_vars.insert(key.clone(), value);
     }

@@ -57,7 +57,7 @@ impl Vars {
                             path.display()
                         ));
                         // Both values are secrets as often as not: registered, never shown.
-                        crate::ui::redact::register_env([(k.as_str(), v.as_str())]);
+                        crate::redact::register_env([(k.as_str(), v.as_str())]);
                     }
                     Some(_) => {}
                     None => {
@@ -72,7 +72,7 @@ impl Vars {
             dotenv: file_vars,
             references_only: false,
         };
-        crate::ui::redact::register_env(vars.iter());
+        crate::redact::register_env(vars.iter());
         if !conflicts.is_empty() {
             return Err(Diagnostic::bare(format!(
                 "conflicting values between .env files, as Prisma's CLI would refuse them too: {}\n  keep each variable in one file (Prisma suggests moving prisma/.env into .env)",

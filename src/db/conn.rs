@@ -48,6 +48,8 @@ impl std::fmt::Display for DbError {
     }
 }
 
+impl std::error::Error for DbError {}
+
 impl DbError {
     /// An error dbflow itself raises (no SQLSTATE).
     pub fn message(text: impl Into<String>) -> Self {

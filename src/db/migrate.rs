@@ -11,8 +11,8 @@ use super::conn::{quote_ident, quote_literal, Conn, DbError};
 use super::history::{self, HistoryRow, RowKind};
 use super::interruption::{cancelling, Interruption, Stopped};
 use super::schema;
-use super::statements::{self, line_of};
 use super::store::{Migration, Store};
+use crate::sql::{self as statements, line_of};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -601,6 +601,10 @@ impl std::fmt::Display for DeployError {
         }
     }
 }
+
+// No `source()`: Display already prints the database's error (for `Db` it is the
+// whole message), and a source would make it print twice.
+impl std::error::Error for DeployError {}
 
 impl From<DbError> for DeployError {
     fn from(e: DbError) -> Self {

@@ -10,7 +10,8 @@ pub mod migrate;
 pub mod pgtools;
 pub mod schema;
 pub mod shadow;
-pub mod statements;
+/// The SQL splitter is a leaf ([`crate::sql`]); re-exported for `db::statements` paths.
+pub use crate::sql as statements;
 pub mod store;
 pub mod target;
 

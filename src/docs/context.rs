@@ -293,7 +293,7 @@ pub fn build(
             vars: resolved
                 .vars
                 .iter()
-                .map(|(k, v)| (k.clone(), crate::ui::redact::redact(v)))
+                .map(|(k, v)| (k.clone(), crate::redact::redact(v)))
                 .collect(),
             pooling: env.pooling.clone(),
             never: never_list(env.protection),

@@ -13,7 +13,7 @@ fn text(value: &Value) -> String {
 
 /// `{{ url | redact }}`: masks passwords and known secrets.
 pub fn redact(value: &Value, _: &HashMap<String, Value>) -> Result<Value> {
-    Ok(Value::String(crate::ui::redact::redact(&text(value))))
+    Ok(Value::String(crate::redact::redact(&text(value))))
 }
 
 /// `{{ path | shell_quote }}`: quotes a word for POSIX shells.
@@ -71,7 +71,7 @@ pub fn md_table(value: &Value, args: &HashMap<String, Value>) -> Result<Value> {
             Some(v) => text(v),
             None => String::new(),
         };
-        crate::ui::redact::redact(&raw.replace('|', "\\|").replace('\n', " "))
+        crate::redact::redact(&raw.replace('|', "\\|").replace('\n', " "))
     };
     let mut out = format!(
         "| {} |\n|{}|\n",

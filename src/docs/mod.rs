@@ -289,7 +289,7 @@ fn render_sources(
                 Ok(content) if content.trim().is_empty() => {}
                 Ok(content) => out.push(Rendered {
                     path,
-                    content: crate::ui::redact::redact(&content),
+                    content: crate::redact::redact(&content),
                 }),
                 Err(e) => errors.push(template_error(source, &e)),
             }

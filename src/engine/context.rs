@@ -1,7 +1,8 @@
 //! What a running step can see and use.
 
-use super::journal::Journal;
+use super::session::DbSession;
 use crate::config::{Project, ResolvedEnv, Vars};
+use crate::journal::Journal;
 use crate::ui::Ui;
 use indexmap::IndexMap;
 use std::sync::OnceLock;
@@ -19,6 +20,10 @@ pub struct RunOptions {
     /// `--cut-over`: with `--yes`, a rollback may point the application at the restored
     /// database without a person typing the confirmation.
     pub cut_over: bool,
+    /// A CLI command runs its one step (`migrate deploy`, `migrate status`, …): the
+    /// engine prints no step lines and the step prints what the command always printed
+    /// (unindented); the command reports the outcome.
+    pub bare: bool,
 }
 
 /// What this run changed in the environment's database, as far as dbflow can tell: the
@@ -57,6 +62,8 @@ pub struct RunContext<'a> {
     pub workflow: Option<&'a str>,
     /// The journal.
     pub journal: &'a mut Journal,
+    /// The run's database session (one connection, the migrations read once).
+    pub session: &'a mut DbSession,
     /// The only way to talk to the person running dbflow.
     pub ui: &'a Ui,
     /// Outputs of earlier steps, by step id.
@@ -69,7 +76,7 @@ pub struct RunContext<'a> {
 
 impl RunContext<'_> {
     /// The guard every Lua `dbflow.exec` and `dbflow.sql` of this run goes through.
-    pub fn script_gate(&self) -> std::sync::Arc<dyn crate::lua::api::Gate> {
+    pub fn script_gate(&self) -> std::sync::Arc<dyn crate::guard::gate::Gate> {
         std::sync::Arc::new(crate::guard::script_gate::ScriptGate::new(
             self.project,
             self.env,
@@ -103,13 +110,65 @@ impl RunContext<'_> {
 
     /// A shared async runtime for database work (created on first use).
     pub fn runtime(&self) -> &'static tokio::runtime::Runtime {
-        static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-        RUNTIME.get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("tokio runtime")
-        })
+        runtime()
     }
+
+    /// The environment's migration target (URL, folder, history table, limits).
+    pub fn target(&self) -> crate::db::target::Target {
+        crate::db::target::Target::for_env(self.project, self.env)
+    }
+
+    /// The migrations folder, read once per run (what it skipped is said then, once).
+    pub fn store(&mut self) -> Result<std::sync::Arc<crate::db::store::Store>, super::StepError> {
+        let target = self.target();
+        let (store, first) = self.session.store(&target)?;
+        if first {
+            for (name, why) in &store.ignored {
+                self.ui
+                    .warn(&format!("{}/{name} ignored: {why}", target.dir.display()));
+            }
+        }
+        Ok(store)
+    }
+
+    /// The prefix of a step's lines: indented under the step's line in a run, none
+    /// when a command runs the step bare.
+    pub fn indent(&self) -> &'static str {
+        if self.options.bare {
+            ""
+        } else {
+            "  "
+        }
+    }
+
+    /// The migrations folder and the run's connection, read and opened side by side the
+    /// first time (see [`DbSession::prepare`]); give the connection back when done.
+    pub fn store_and_db(
+        &mut self,
+    ) -> Result<(std::sync::Arc<crate::db::store::Store>, crate::db::Conn), super::StepError> {
+        let target = self.target();
+        self.session.prepare(&target, runtime());
+        let store = self.store()?;
+        Ok((store, self.take_db()?))
+    }
+
+    /// The run's connection to the environment's database (opened on first use); give
+    /// it back with `cx.session.give_back(conn)` when done.
+    pub fn take_db(&mut self) -> Result<crate::db::Conn, super::StepError> {
+        let target = self.target();
+        self.session.take(&target, runtime())
+    }
+}
+
+/// The one async runtime of the process (created on first use): steps block on it at
+/// their edge, and the run's session connection lives on it.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    })
 }

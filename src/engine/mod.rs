@@ -2,11 +2,14 @@
 //! context and the journal.
 
 pub mod context;
-pub mod journal;
+/// The journal format is a leaf ([`crate::journal`]); re-exported for `engine::journal` paths.
+pub use crate::journal;
 pub mod metrics;
+pub mod params;
 pub mod plan;
 pub mod registry;
 pub mod run;
+pub mod session;
 pub mod validate;
 
 pub use context::{RunContext, RunOptions};

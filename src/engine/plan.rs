@@ -1,7 +1,7 @@
 //! Turning a workflow (or a task) into a [`Plan`]: the ordered, fully resolved steps.
 //! `--dry-run` prints it; the docs renderer reads it.
 
-use super::registry::{Reference, Registry, Step, StepDoc};
+use super::registry::{ParamError, Reference, Registry, Role, Step, StepDoc};
 use crate::config::diagnostic::did_you_mean;
 use crate::config::interpolate::interpolate_json;
 use crate::config::{Diagnostic, FailurePolicy, Project, ResolvedEnv, StepDef, Vars};
@@ -105,7 +105,7 @@ fn plan_workflow_inner(
     let mut steps = Vec::new();
     let max_age = workflow.max_backup_age.as_deref().or(inherited_max_age);
     for def in &workflow.steps {
-        let def = with_max_backup_age(def, max_age);
+        let def = with_max_backup_age(cx.registry, def, max_age);
         match plan_step(cx, &def, stack, max_age) {
             Ok(step) => steps.push(step),
             Err(mut e) => errors.append(&mut e),
@@ -147,14 +147,15 @@ fn plan_handler(
     plan_workflow_inner(cx, handler, &mut handler_stack, None)
 }
 
-/// A workflow's `max_backup_age` is the default of its `deploy` steps' own parameter: the
-/// deploy step is what refuses, and its plan line says so.
-fn with_max_backup_age(def: &StepDef, max_age: Option<&str>) -> StepDef {
+/// A workflow's `max_backup_age` is the default of its deploy steps' own parameter (the
+/// steps whose kind declares [`Role::Deploy`]): the deploy step is what refuses, and its
+/// plan line says so.
+fn with_max_backup_age(registry: &Registry, def: &StepDef, max_age: Option<&str>) -> StepDef {
     let mut def = def.clone();
     let Some(age) = max_age else {
         return def;
     };
-    if def.kind != "deploy" {
+    if registry.get(&def.kind).and_then(|k| k.role()) != Some(Role::Deploy) {
         return def;
     }
     match &mut def.params {
@@ -201,15 +202,12 @@ pub fn unknown_kind(registry: &Registry, def: &StepDef) -> Diagnostic {
     }))
 }
 
-/// Points a parameter error at the offending key when the message names one.
-pub fn param_error(def: &StepDef, message: &str) -> Diagnostic {
-    let re = regex::Regex::new(r"unknown field `([^`]+)`, expected (?:one of )?(.+)$").unwrap();
-    if let Some(caps) = re.captures(message) {
-        let key = &caps[1];
-        let expected: Vec<String> = caps[2]
-            .split(", ")
-            .map(|s| s.trim_matches('`').to_string())
-            .collect();
+/// Points a parameter error at the offending key when it is an unknown one.
+pub fn param_error(def: &StepDef, error: &ParamError) -> Diagnostic {
+    let message = &error.message;
+    if let Some(unknown) = &error.unknown {
+        let key = unknown.field.as_str();
+        let expected = &unknown.expected;
         let loc = crate::config::diagnostic::find_after(&def.params_loc, &format!("{key}:"))
             .unwrap_or_else(|| def.params_loc.clone());
         return Diagnostic::at(
@@ -217,8 +215,12 @@ pub fn param_error(def: &StepDef, message: &str) -> Diagnostic {
             format!("unknown parameter `{key}` for step kind `{}`", def.kind),
         )
         .with_help_opt(
-            did_you_mean(key, expected.iter().map(String::as_str))
-                .or_else(|| Some(format!("expected one of: {}", expected.join(", ")))),
+            did_you_mean(key, expected.iter().map(String::as_str)).or_else(|| {
+                Some(match expected.is_empty() {
+                    true => "this step kind takes no parameters".to_string(),
+                    false => format!("expected one of: {}", expected.join(", ")),
+                })
+            }),
         );
     }
     Diagnostic::at(
@@ -278,7 +280,7 @@ pub fn plan_task(cx: &PlanContext<'_>, name: &str) -> Result<Plan, Vec<Diagnosti
         .expect("the task step kind is built in");
     let step: Arc<dyn Step> = Arc::from(
         kind.parse(&serde_json::Value::String(name.into()))
-            .map_err(|m| vec![Diagnostic::bare(m)])?,
+            .map_err(|m| vec![Diagnostic::bare(m.to_string())])?,
     );
     let doc = step.describe(cx).map_err(|d| vec![d])?;
     Ok(Plan {
@@ -310,16 +312,31 @@ pub fn plan_command(
     command: &str,
     steps: Vec<(&str, String, serde_json::Value)>,
 ) -> Result<Plan, Vec<Diagnostic>> {
-    let mut planned = Vec::new();
+    let mut built = Vec::new();
     for (kind_name, name, params) in steps {
-        let kind = cx
-            .registry
-            .get(kind_name)
-            .unwrap_or_else(|| panic!("step kind `{kind_name}` is built in"));
+        let kind = cx.registry.get(kind_name).ok_or_else(|| {
+            vec![Diagnostic::bare(format!(
+                "{command}: step kind `{kind_name}` is not registered (a Lua file in scripts-lua/steps/ may have replaced or removed it)"
+            ))]
+        })?;
         let step: Arc<dyn Step> = Arc::from(
             kind.parse(&params)
                 .map_err(|m| vec![Diagnostic::bare(format!("{command}: {m}"))])?,
         );
+        built.push((kind_name, name, step));
+    }
+    plan_steps(cx, command, built)
+}
+
+/// A plan for a CLI command from steps it built itself with their typed constructors
+/// (`DeployStep::for_command`): `(kind, display name, step)`.
+pub fn plan_steps(
+    cx: &PlanContext<'_>,
+    command: &str,
+    steps: Vec<(&str, String, Arc<dyn Step>)>,
+) -> Result<Plan, Vec<Diagnostic>> {
+    let mut planned = Vec::new();
+    for (kind_name, name, step) in steps {
         let doc = step.describe(cx).map_err(|d| vec![d])?;
         planned.push(PlannedStep {
             id: kind_name.to_string(),
@@ -354,7 +371,7 @@ impl Plan {
             self.workflow, self.env, self.url
         ));
         self.render_steps(&mut out, "  ");
-        crate::ui::redact::redact(&out)
+        crate::redact::redact(&out)
     }
 
     fn render_steps(&self, out: &mut String, indent: &str) {
@@ -396,5 +413,39 @@ impl Plan {
                 handler.workflow
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{environment, load};
+
+    #[test]
+    fn a_command_naming_an_unregistered_kind_is_an_error_not_a_panic() {
+        let project = load::load(None, std::path::Path::new(".")).expect("zero-config project");
+        // Documentation mode: variables read as references, none need to be set.
+        let vars = Vars::references_only();
+        let env = environment::resolve(&project, Some("local"), &vars).expect("local");
+        let registry = Registry::default();
+        let cx = PlanContext {
+            project: &project,
+            env: &env,
+            vars: &vars,
+            registry: &registry,
+        };
+        let err = plan_command(
+            &cx,
+            "backup create",
+            vec![("backup", "backup".into(), serde_json::Value::Null)],
+        )
+        .expect_err("no kinds registered");
+        assert!(
+            err[0]
+                .to_string()
+                .contains("step kind `backup` is not registered"),
+            "{}",
+            err[0]
+        );
     }
 }

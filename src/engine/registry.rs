@@ -87,6 +87,32 @@ pub trait Step: Send + Sync + std::fmt::Debug {
     fn references(&self) -> Vec<Reference> {
         Vec::new()
     }
+    /// What the step is for the engine's rules (see [`Role`]).
+    fn role(&self) -> Option<Role> {
+        None
+    }
+    /// Whether the step works through the run's database session
+    /// ([`crate::engine::session::DbSession`]). The engine closes the session before
+    /// every step that does not, so those never meet dbflow's own connection.
+    fn uses_db_session(&self) -> bool {
+        false
+    }
+}
+
+/// What a step is to the engine's rules, declared by the step kind instead of the engine
+/// testing kind names: a protected deploy needs a backup before and a verify after, a
+/// workflow's `max_backup_age` goes to its deploys, and a failure handler that restores
+/// only runs after something changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Takes a backup (the `backup` kind).
+    Backup,
+    /// Applies migrations to the environment's database (the `deploy` kind).
+    Deploy,
+    /// Checks the database after a change (the `verify` kind).
+    Verify,
+    /// Puts a backup back (`restore`, `rollback`).
+    Restore,
 }
 
 /// A step kind: a name and a parameter parser.
@@ -95,8 +121,13 @@ pub trait StepKind: Send + Sync {
     fn name(&self) -> &str;
     /// One line for `dbflow list --kinds` and errors.
     fn summary(&self) -> &str;
+    /// What steps of this kind are for the engine's rules, before they are built
+    /// (validation and planning see kinds, not configured steps).
+    fn role(&self) -> Option<Role> {
+        None
+    }
     /// Parses and validates parameters; the error says what is wrong with them.
-    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String>;
+    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, ParamError>;
 }
 
 /// All known step kinds, built-in and scripted.
@@ -127,16 +158,4 @@ impl Registry {
     }
 }
 
-/// Deserializes typed parameters from JSON, with a message fit for a diagnostic.
-pub fn parse_params<T: serde::de::DeserializeOwned>(
-    params: &serde_json::Value,
-) -> Result<T, String> {
-    serde_json::from_value(params.clone()).map_err(|e| {
-        let msg = e.to_string();
-        // serde_json appends " at line 0 column 0" for values; it means nothing here.
-        match msg.find(" at line ") {
-            Some(i) => msg[..i].to_string(),
-            None => msg,
-        }
-    })
-}
+pub use super::params::{parse_params, ParamError};

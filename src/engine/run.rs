@@ -2,11 +2,11 @@
 //! journal entry for everything.
 
 use super::context::{Changes, RunContext, RunOptions};
-use super::journal::Journal;
 use super::plan::{Plan, PlannedStep};
-use super::registry::StepError;
+use super::registry::{Role, StepError};
 use crate::config::{Project, ResolvedEnv, Vars};
 use crate::error::ExitCode;
+use crate::journal::Journal;
 use crate::ui::Ui;
 use indexmap::IndexMap;
 use serde_json::json;
@@ -48,6 +48,7 @@ struct State {
     tasks_done: HashSet<String>,
     succeeded: Vec<String>,
     changes: Changes,
+    session: super::session::DbSession,
 }
 
 struct Failure {
@@ -66,6 +67,7 @@ impl Executor<'_> {
             tasks_done: HashSet::new(),
             succeeded: Vec::new(),
             changes: Changes::default(),
+            session: Default::default(),
         };
         state.journal.record(
             "run_start",
@@ -95,6 +97,7 @@ impl Executor<'_> {
             );
         }
         let result = self.run_plan(plan, run_id, &mut state, 0);
+        state.session.close(super::context::runtime());
         let (code, failure) = match result {
             Ok(()) => (ExitCode::Ok, None),
             Err(f) => (f.error.code, Some((f.step, f.error.message))),
@@ -132,10 +135,9 @@ impl Executor<'_> {
         }
         let workflow = self.project.workflows.get(&plan.workflow)?;
         let reason = workflow.allow_unguarded_deploy.as_ref()?;
-        workflow
-            .steps
+        plan.steps
             .iter()
-            .any(|s| s.kind == "deploy")
+            .any(|s| s.step.role() == Some(Role::Deploy))
             .then(|| reason.value.clone())
     }
 
@@ -181,7 +183,9 @@ impl Executor<'_> {
     ) -> Result<(), Failure> {
         let label = format!("{}/{}", index + 1, total);
         if let Some(reason) = &step.skip {
-            self.ui.step_skipped(depth, &label, &step.name, reason);
+            if !self.options.bare {
+                self.ui.step_skipped(depth, &label, &step.name, reason);
+            }
             state.journal.record(
                 "step_skipped",
                 json!({ "workflow": plan.workflow, "step": step.id, "name": step.name, "kind": step.kind, "reason": reason }),
@@ -211,7 +215,12 @@ impl Executor<'_> {
                 handled: false,
             });
         }
-        self.ui.step_start(depth, &label, &step.name, &step.kind);
+        if step.nested.is_none() && !step.step.uses_db_session() {
+            state.session.close(super::context::runtime());
+        }
+        if !self.options.bare {
+            self.ui.step_start(depth, &label, &step.name, &step.kind);
+        }
         state.journal.record(
             "step_start",
             json!({ "workflow": plan.workflow, "step": step.id, "name": step.name, "kind": step.kind, "index": index + 1 }),
@@ -237,6 +246,7 @@ impl Executor<'_> {
                     options: self.options,
                     workflow: (!plan.is_task).then_some(plan.workflow.as_str()),
                     journal: &mut state.journal,
+                    session: &mut state.session,
                     ui: self.ui,
                     outputs: &mut state.outputs,
                     tasks_done: &mut state.tasks_done,
@@ -257,8 +267,10 @@ impl Executor<'_> {
                         "reason": outcome.skipped, "duration_ms": duration_ms, "outputs": outputs,
                     }),
                 );
-                self.ui
-                    .step_done(depth, &step.name, duration_ms, outcome.skipped.as_deref());
+                if !self.options.bare {
+                    self.ui
+                        .step_done(depth, &step.name, duration_ms, outcome.skipped.as_deref());
+                }
                 // Steps of nested and on_failure workflows carry their workflow's name:
                 // ids like `shell-1` repeat from one workflow to the next.
                 let key = if depth == 0 {
@@ -278,7 +290,9 @@ impl Executor<'_> {
                         "error": error.message, "exit_code": error.code.code(), "duration_ms": duration_ms,
                     }),
                 );
-                self.ui.step_failed(depth, &step.name, &error.message);
+                if !self.options.bare {
+                    self.ui.step_failed(depth, &step.name, &error.message);
+                }
                 if let ExitCode::Interrupted(signal) = error.code {
                     // Recorded once, by the step that was running (not again by the
                     // nested workflow around it).
@@ -369,18 +383,16 @@ impl Executor<'_> {
     }
 }
 
-/// Step kinds that put a backup back: as a failure handler they only run after a change.
-const RESTORING_KINDS: &[&str] = &["rollback", "restore"];
-
-/// Whether `plan` (or a workflow it nests) restores a backup.
+/// Whether `plan` (or a workflow it nests) restores a backup ([`Role::Restore`]): as a
+/// failure handler it only runs after a change.
 fn restores(plan: &Plan) -> bool {
     plan.steps.iter().any(|s| {
-        RESTORING_KINDS.contains(&s.kind.as_str()) || s.nested.as_ref().is_some_and(|n| restores(n))
+        s.step.role() == Some(Role::Restore) || s.nested.as_ref().is_some_and(|n| restores(n))
     })
 }
 
 fn whoami() -> String {
-    crate::ui::actor::actor()
+    crate::actor::actor()
 }
 
 fn hostname() -> String {

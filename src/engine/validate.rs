@@ -2,7 +2,7 @@
 //! parameters parse, and the tasks and workflows it names exist.
 
 use super::plan::{param_error, unknown_kind};
-use super::registry::{Reference, Registry};
+use super::registry::{Reference, Registry, Role};
 use crate::config::diagnostic::did_you_mean;
 use crate::config::{Diagnostic, Project};
 
@@ -126,17 +126,19 @@ pub fn check_protected_deploys(
             continue;
         }
         for (index, step) in workflow.steps.iter().enumerate() {
-            if step.kind != "deploy" || !may_run_on_protected(project, step, &protected) {
+            if role_of(registry, step) != Some(Role::Deploy)
+                || !may_run_on_protected(project, step, &protected)
+            {
                 continue;
             }
-            let has = |steps: &[crate::config::StepDef], kind: &str| {
+            let has = |steps: &[crate::config::StepDef], role: Role| {
                 steps.iter().any(|s| {
                     may_run_on_protected(project, s, &protected)
-                        && provides(project, registry, s, kind, 0)
+                        && provides(project, registry, s, role, 0)
                 })
             };
-            let backup = has(&workflow.steps[..index], "backup");
-            let verify = has(&workflow.steps[index + 1..], "verify");
+            let backup = has(&workflow.steps[..index], Role::Backup);
+            let verify = has(&workflow.steps[index + 1..], Role::Verify);
             if backup && verify {
                 continue;
             }
@@ -205,10 +207,10 @@ fn provides(
     project: &Project,
     registry: &Registry,
     step: &crate::config::StepDef,
-    kind: &str,
+    role: Role,
     depth: usize,
 ) -> bool {
-    if step.kind == kind {
+    if role_of(registry, step) == Some(role) {
         return true;
     }
     if depth > 16 {
@@ -224,8 +226,13 @@ fn provides(
         Reference::Workflow(name) => project.workflows.get(&name).is_some_and(|w| {
             w.steps
                 .iter()
-                .any(|s| provides(project, registry, s, kind, depth + 1))
+                .any(|s| provides(project, registry, s, role, depth + 1))
         }),
         Reference::Task(_) => false,
     })
+}
+
+/// The role its kind declares for `step` (none for an unknown kind).
+fn role_of(registry: &Registry, step: &crate::config::StepDef) -> Option<Role> {
+    registry.get(&step.kind).and_then(|k| k.role())
 }

@@ -17,6 +17,8 @@
 //! database take a [`Permit`], which only [`permit`] hands out.
 
 pub mod command_line;
+pub mod deploy_gate;
+pub mod gate;
 pub mod hook;
 pub mod migrations;
 pub mod operation;
@@ -35,7 +37,7 @@ pub use rails::{decide, Decision, GuardTarget, OverrideState, Overrides, Violati
 
 use crate::config::diagnostic::did_you_mean;
 use crate::config::{Diagnostic, Project, ResolvedEnv};
-use crate::engine::journal::{new_run_id, Journal};
+use crate::journal::{new_run_id, Journal};
 use crate::ui::Ui;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -132,7 +134,7 @@ pub fn journal_command(
             "kind": "command",
             "env": target.env,
             "protection": target.protection.as_str(),
-            "user": crate::ui::actor::actor(),
+            "user": crate::actor::actor(),
             "dbflow_version": env!("CARGO_PKG_VERSION"),
         }),
     );

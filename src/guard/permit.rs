@@ -11,7 +11,7 @@ use super::operation::Operation;
 use super::rails::{Decision, GuardTarget};
 use crate::config::{Project, ResolvedEnv};
 use crate::db::backup::copies::{is_own_copy_name, OWN_COPY_KINDS};
-use crate::engine::journal::Journal;
+use crate::journal::Journal;
 use crate::ui::Ui;
 
 /// Proof that the guard allowed `operation` on one database.

@@ -3,10 +3,10 @@
 //! ruled on for the run's environment before it runs.
 
 use super::command_line::{self, PackageScripts};
+use super::gate::{Gate, GateEvent};
 use super::rails::Rules;
 use super::{announce, journal_events, migrations, GuardTarget, Operation, Overrides};
 use crate::config::{Project, ResolvedEnv};
-use crate::lua::api::{Gate, GateEvent};
 use crate::ui::Ui;
 
 /// A [`Gate`] for one run's environment.

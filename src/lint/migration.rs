@@ -6,7 +6,7 @@
 use super::ast::{self, TableRef};
 use super::context::{self, Created, Key, Scope};
 use super::lock::{self, Lock, Target};
-use crate::db::statements::{trim_leading, LineIndex};
+use crate::sql::{trim_leading, LineIndex};
 use pg_query::protobuf::node::Node as NodeEnum;
 use pg_query::protobuf::{AlterTableType, ObjectType, TransactionStmtKind, VariableSetKind};
 use std::collections::HashMap;

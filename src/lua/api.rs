@@ -39,20 +39,9 @@ pub struct CallContext {
     pub base_env: Vec<(String, String)>,
 }
 
-/// A journal event a gate produced (name, fields).
-pub type GateEvent = (String, serde_json::Value);
-
-/// Rules on what a script asks the host to do, for the run's environment, before it is
-/// done. The guard implements it (this layer cannot see the guard); a refusal is the
-/// guard's message, and the events are journaled either way.
-pub trait Gate: Send + Sync {
-    /// May the command line `line` (the exec's arguments, shell-quoted) run, with the
-    /// variables `env`?
-    fn command(&self, line: &str, env: &[(String, String)])
-        -> (Vec<GateEvent>, Result<(), String>);
-    /// May the statement `sql` run?
-    fn sql(&self, sql: &str) -> (Vec<GateEvent>, Result<(), String>);
-}
+/// The gate is the guard's trait (a type-only, downward edge: the Lua host calls it,
+/// the guard implements it); re-exported here for the host's callers.
+pub use crate::guard::gate::{Gate, GateEvent};
 
 impl CallContext {
     fn event(&self, name: &str, value: serde_json::Value) {
@@ -200,8 +189,8 @@ async fn exec(lua: Lua, spec: Table) -> mlua::Result<Table> {
     if let Some(extra) = spec.get::<Option<Table>>("env")? {
         for pair in extra.pairs::<String, String>() {
             let (k, v) = pair?;
-            if crate::ui::redact::is_secret_name(&k) {
-                crate::ui::redact::register_secret(&v);
+            if crate::redact::is_secret_name(&k) {
+                crate::redact::register_secret(&v);
             }
             env.push((k, v));
         }

@@ -139,6 +139,8 @@ impl std::fmt::Display for CallError {
     }
 }
 
+impl std::error::Error for CallError {}
+
 /// The first meaningful lines of a Lua error (the traceback is noise for operators).
 pub fn error_text(err: &mlua::Error) -> String {
     let text = err.to_string();

@@ -5,6 +5,7 @@
 
 use super::{error_text, LuaHost};
 use crate::config::{Diagnostic, Loc};
+use crate::engine::params::{ParamError, UnknownField};
 use crate::engine::registry::{Outcome, Step, StepDoc, StepError, StepKind};
 use crate::engine::{PlanContext, RunContext};
 use indexmap::IndexMap;
@@ -145,9 +146,9 @@ impl LuaStepDef {
         })
     }
 
-    /// Checks parameters against the schema and fills defaults. Messages follow serde's
-    /// wording so unknown keys get the same "did you mean" as built-in kinds.
-    pub fn validate(&self, params: &serde_json::Value) -> Result<serde_json::Value, String> {
+    /// Checks parameters against the schema and fills defaults. An unknown key is
+    /// reported as data, so it gets the same "did you mean" as built-in kinds.
+    pub fn validate(&self, params: &serde_json::Value) -> Result<serde_json::Value, ParamError> {
         use serde_json::Value as J;
         let given = match params {
             J::Null => serde_json::Map::new(),
@@ -155,23 +156,30 @@ impl LuaStepDef {
             other => {
                 return Err(format!(
                     "invalid type: expected a mapping of parameters, found {other}"
-                ))
+                )
+                .into())
             }
         };
         let expected: Vec<&str> = self.params.keys().map(String::as_str).collect();
         for key in given.keys() {
             if !self.params.contains_key(key) {
-                return Err(format!(
-                    "unknown field `{key}`, expected one of {}",
-                    expected.join(", ")
-                ));
+                return Err(ParamError {
+                    message: format!(
+                        "unknown field `{key}`, expected one of {}",
+                        expected.join(", ")
+                    ),
+                    unknown: Some(UnknownField {
+                        field: key.clone(),
+                        expected: expected.iter().map(|s| s.to_string()).collect(),
+                    }),
+                });
             }
         }
         let mut out = serde_json::Map::new();
         for (key, spec) in &self.params {
             let value = match given.get(key) {
                 Some(v) => v.clone(),
-                None if spec.required => return Err(format!("missing field `{key}`")),
+                None if spec.required => return Err(format!("missing field `{key}`").into()),
                 None => match &spec.default {
                     Some(d) => d.clone(),
                     None => continue,
@@ -190,14 +198,16 @@ impl LuaStepDef {
                     "parameter `{key}` must be {} {}, found {value}",
                     if spec.kind == "integer" { "an" } else { "a" },
                     spec.kind
-                ));
+                )
+                .into());
             }
             if !spec.one_of.is_empty() && !spec.one_of.contains(&value) {
                 let allowed: Vec<String> = spec.one_of.iter().map(|v| v.to_string()).collect();
                 return Err(format!(
                     "parameter `{key}` is {value}, expected one of {}",
                     allowed.join(", ")
-                ));
+                )
+                .into());
             }
             out.insert(key.clone(), value);
         }
@@ -235,7 +245,7 @@ impl StepKind for LuaStepKind {
         &self.def.summary
     }
 
-    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, ParamError> {
         let params = self.def.validate(params)?;
         Ok(Box::new(LuaStep {
             def: Arc::clone(&self.def),

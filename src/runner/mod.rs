@@ -129,8 +129,8 @@ fn invocation(
     let mut env_pairs = base_env(env, vars);
     for (k, v) in &def.env {
         let value = text(v)?;
-        if crate::ui::redact::is_secret_name(k) {
-            crate::ui::redact::register_secret(&value);
+        if crate::redact::is_secret_name(k) {
+            crate::redact::register_secret(&value);
         }
         env_pairs.push((k.clone(), value));
     }

@@ -51,6 +51,10 @@ pub struct BackupStep {
 }
 
 impl StepKind for BackupKind {
+    fn role(&self) -> Option<crate::engine::registry::Role> {
+        Some(crate::engine::registry::Role::Backup)
+    }
+
     fn name(&self) -> &str {
         "backup"
     }
@@ -59,7 +63,10 @@ impl StepKind for BackupKind {
         "take a verified backup (pg_dump / VACUUM INTO); outputs backup_id"
     }
 
-    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+    fn parse(
+        &self,
+        params: &serde_json::Value,
+    ) -> Result<Box<dyn Step>, crate::engine::registry::ParamError> {
         let params: Params = if params.is_null() {
             Params::default()
         } else {
@@ -115,6 +122,14 @@ impl BackupStep {
 }
 
 impl Step for BackupStep {
+    fn role(&self) -> Option<crate::engine::registry::Role> {
+        Some(crate::engine::registry::Role::Backup)
+    }
+
+    fn uses_db_session(&self) -> bool {
+        true
+    }
+
     fn describe(&self, cx: &PlanContext<'_>) -> Result<StepDoc, Diagnostic> {
         let target = Target::for_env(cx.project, cx.env);
         let catalog = Catalog::new(cx.project, &cx.env.name);
@@ -262,9 +277,24 @@ impl BackupStep {
             lock_wait_timeout: cx.project.backup_settings(&cx.env.name).lock_wait_timeout,
         };
         let runtime = cx.runtime();
+        // PostgreSQL: the source is read over the run's session (SQLite backups copy
+        // the file through a connection of their own).
+        let mut session = match target.url.is_postgres() {
+            true => Some(cx.take_db()?),
+            false => None,
+        };
         let mut transfer = Transfer::new(cx.ui);
-        let created = backup::create(&catalog, &options, runtime, &mut super::show(&mut transfer));
+        let created = backup::create::create_with(
+            &catalog,
+            &options,
+            runtime,
+            &mut super::show(&mut transfer),
+            session.as_mut(),
+        );
         transfer.finish();
+        if let Some(conn) = session {
+            cx.session.give_back(conn);
+        }
         let entry = created.map_err(super::restoring::step_error)?;
         let m = &entry.manifest;
         cx.ui.out(&format!(
@@ -300,22 +330,19 @@ fn with_clock(outcome: Outcome, clock: Option<source::ClockReading>) -> Outcome 
 /// migration head, never one dated in the future (its age says nothing); with the
 /// server's clock read on the way.
 fn reusable(
-    cx: &RunContext<'_>,
+    cx: &mut RunContext<'_>,
     target: &Target,
     catalog: &Catalog,
     limit: Duration,
 ) -> Result<(Option<Entry>, Option<source::ClockReading>), StepError> {
-    let (head, clock) = cx
-        .runtime()
-        .block_on(async {
-            let mut conn = target.connect().await?;
-            let head = source::migration_head(&mut conn, &target.table).await;
-            let clock = source::read_clock(&mut conn).await.ok().flatten();
-            conn.close().await;
-            head.map(|h| (h, clock))
-                .map_err(|e| crate::error::Error::failed(e.to_string()))
-        })
-        .map_err(|e| StepError::failed(e.to_string()))?;
+    let mut conn = cx.take_db()?;
+    let read = cx.runtime().block_on(async {
+        let head = source::migration_head(&mut conn, &target.table).await;
+        let clock = source::read_clock(&mut conn).await.ok().flatten();
+        head.map(|h| (h, clock))
+    });
+    cx.session.give_back(conn);
+    let (head, clock) = read.map_err(|e| StepError::failed(e.to_string()))?;
     let now = chrono::Utc::now();
     let limit = chrono::Duration::from_std(limit).unwrap_or(chrono::Duration::MAX);
     let listing = catalog.scan();
@@ -391,15 +418,16 @@ impl BackupStep {
         call("wait", vec![serde_json::Value::String(snapshot_id.clone())])?;
         // The migration head is best effort: a provider database may not be reachable
         // from here (that is often why a provider is used).
-        let head = cx.runtime().block_on(async {
-            let store = target.store().ok()?;
-            let mut conn = target.connect().await.ok()?;
-            let status = crate::db::migrate::status(&mut conn, &store, &target.table)
-                .await
+        let head = (|| {
+            let store = cx.store().ok()?;
+            let mut conn = cx.take_db().ok()?;
+            let status = cx
+                .runtime()
+                .block_on(crate::db::migrate::status(&mut conn, &store, &target.table))
                 .ok();
-            conn.close().await;
+            cx.session.give_back(conn);
             status.and_then(|s| s.head().map(str::to_string))
-        });
+        })();
         let entry = backup::create::record_provider_snapshot(
             catalog,
             &target.url,
@@ -425,7 +453,7 @@ impl BackupStep {
 fn outputs(entry: &Entry) -> Outcome {
     let m = &entry.manifest;
     Outcome::done()
-        .with("backup_id", m.id.clone())
+        .with(crate::journal::BACKUP_ID, m.id.clone())
         .with("path", entry.dir.display().to_string())
         .with("environment", m.environment.clone())
         .with("size", m.size)

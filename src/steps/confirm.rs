@@ -48,7 +48,10 @@ impl StepKind for ConfirmKind {
         "ask for confirmation (needs --yes when not interactive)"
     }
 
-    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+    fn parse(
+        &self,
+        params: &serde_json::Value,
+    ) -> Result<Box<dyn Step>, crate::engine::registry::ParamError> {
         let params = match params {
             serde_json::Value::String(message) => Params {
                 message: message.clone(),
@@ -62,7 +65,7 @@ impl StepKind for ConfirmKind {
             if params.yes_answers {
                 return Err(format!(
                     "`variable: {var}` answers a question that --yes does not; add `yes_answers: false` (with --yes answering, the variable would never be needed)"
-                ));
+                ).into());
             }
             let valid = !var.is_empty()
                 && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -70,7 +73,8 @@ impl StepKind for ConfirmKind {
             if !valid {
                 return Err(format!(
                     "`variable: {var}` is not a variable name (letters, digits and `_`)"
-                ));
+                )
+                .into());
             }
         }
         Ok(Box::new(ConfirmStep { params }))

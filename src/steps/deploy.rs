@@ -9,7 +9,8 @@ use crate::db::migrate::{self, DeployOptions};
 use crate::db::target::{pooler_warning, Target};
 use crate::engine::registry::{parse_params, Outcome, Step, StepDoc, StepError, StepKind};
 use crate::engine::{PlanContext, RunContext};
-use crate::guard::{self, migrations, Operation};
+use crate::guard::deploy_gate::{DeployGate, GateError};
+use crate::guard::{self, Operation};
 use serde::Deserialize;
 
 /// The `deploy` step kind.
@@ -28,9 +29,26 @@ pub struct DeployStep {
     to: Option<String>,
     /// Refuse (exit 3) unless a verified backup younger than this exists.
     max_backup_age: Option<(std::time::Duration, String)>,
+    /// Only show what would be applied (`migrate deploy --dry-run`).
+    dry_run: bool,
+}
+
+impl DeployStep {
+    /// The step `dbflow migrate deploy [--to NAME] [--dry-run]` runs.
+    pub fn for_command(to: Option<String>, dry_run: bool) -> Self {
+        DeployStep {
+            to,
+            max_backup_age: None,
+            dry_run,
+        }
+    }
 }
 
 impl StepKind for DeployKind {
+    fn role(&self) -> Option<crate::engine::registry::Role> {
+        Some(crate::engine::registry::Role::Deploy)
+    }
+
     fn name(&self) -> &str {
         "deploy"
     }
@@ -39,7 +57,10 @@ impl StepKind for DeployKind {
         "apply pending migrations (never resets, never seeds)"
     }
 
-    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+    fn parse(
+        &self,
+        params: &serde_json::Value,
+    ) -> Result<Box<dyn Step>, crate::engine::registry::ParamError> {
         let params: Params = if params.is_null() {
             Params::default()
         } else {
@@ -56,14 +77,14 @@ impl StepKind for DeployKind {
         Ok(Box::new(DeployStep {
             to: params.to,
             max_backup_age,
+            dry_run: false,
         }))
     }
 }
 
 impl DeployStep {
-    /// The guard before applying: pending migrations linted (errors block on shared and
-    /// protected environments) and, on a protected one, the preview a person confirms,
-    /// naming the backup taken earlier in this run.
+    /// The guard before applying (shared with `migrate deploy`), naming the backup
+    /// taken earlier in this run.
     fn gate(
         &self,
         cx: &mut RunContext<'_>,
@@ -72,76 +93,29 @@ impl DeployStep {
         conn: &mut crate::db::Conn,
         confirm: bool,
     ) -> Result<(), StepError> {
-        let status = cx
-            .runtime()
-            .block_on(migrate::history_status(conn, store, &target.table))
-            .map_err(|e| StepError::failed(e.to_string()))?;
-        let catalog = cx
-            .runtime()
-            .block_on(migrations::catalog_for_pending(conn, &status));
-        let mut review = migrations::review(
-            cx.project,
-            cx.env.protection,
-            target.url.is_postgres(),
-            store,
-            &status,
-            catalog,
-        );
-        // The migrator refuses modified applied migrations itself, with the fix.
-        review.modified.clear();
-        if let Some(to) = &self.to {
-            if let Some(end) = review.pending.iter().position(|(name, _)| name == to) {
-                review.pending.truncate(end + 1);
-            }
-        }
-        let pending = guard::promotion::pending(&status, self.to.as_deref());
-        cx.runtime()
-            .block_on(guard::promotion::check_deploy(
-                cx.project, cx.env, cx.vars, store, &pending,
-            ))
-            .report(cx.ui, |event, fields| cx.journal.record(event, fields))
-            .map_err(StepError::blocked)?;
-        if review.pending.is_empty() {
-            return Ok(());
-        }
-        let summary = review.summary();
-        if summary.errors + summary.warnings + summary.allowed > 0 || !review.not_linted.is_empty()
-        {
-            for line in migrations::render_review(&review, &cx.env.name, cx.ui.verbose).lines() {
-                cx.ui.out(&format!("  {line}"));
-            }
-        }
-        if let Some(reason) = review.blocked_reason() {
-            return Err(StepError::blocked(format!(
-                "blocked by the guard: deploy to `{}` ({}): {reason}",
-                cx.env.name,
-                cx.env.protection.as_str()
-            )));
-        }
-        if !confirm {
-            return Ok(());
-        }
-        let backup = backup_in_run(cx);
-        for line in migrations::render_preview(&review, &cx.env.name, backup.as_deref()).lines() {
-            cx.ui.out(&format!("  {line}"));
-        }
-        let question = format!(
-            "Apply {} migration(s) to protected `{}`?",
-            review.pending.len(),
-            cx.env.name
-        );
-        let answer = migrations::confirm(&question, cx.options.yes);
-        cx.journal.record(
-            "protected_confirmation",
-            serde_json::json!({
-                "operation": "deploy",
-                "pending": review.pending.iter().map(|(n, _)| n).collect::<Vec<_>>(),
-                "backup": backup,
-                "confirmed_by": answer.as_ref().ok(),
-                "refused": answer.as_ref().err(),
-            }),
-        );
-        answer.map(|_| ()).map_err(StepError::blocked)
+        let gate = DeployGate {
+            project: cx.project,
+            env: cx.env,
+            vars: cx.vars,
+            ui: cx.ui,
+            to: self.to.as_deref(),
+            dry_run: self.dry_run,
+            yes: cx.options.yes,
+            needs_confirmation: confirm,
+            backup: backup_in_run(cx),
+            indent: cx.indent(),
+            reviewed: cx.session.review.as_deref(),
+        };
+        let runtime = cx.runtime();
+        let journal = &mut *cx.journal;
+        runtime
+            .block_on(gate.check(conn, store, target, &mut |event, fields| {
+                journal.record(event, fields)
+            }))
+            .map_err(|e| match e {
+                GateError::Blocked(m) => StepError::blocked(m),
+                GateError::Failed(m) => StepError::failed(m),
+            })
     }
 }
 
@@ -149,7 +123,7 @@ impl DeployStep {
 /// (and its `path`, when given).
 fn backup_in_run(cx: &RunContext<'_>) -> Option<String> {
     cx.outputs.iter().rev().find_map(|(step, out)| {
-        let id = out.get("backup_id")?.as_str()?;
+        let id = out.get(crate::journal::BACKUP_ID)?.as_str()?;
         let path = out
             .get("path")
             .and_then(|p| p.as_str())
@@ -160,6 +134,14 @@ fn backup_in_run(cx: &RunContext<'_>) -> Option<String> {
 }
 
 impl Step for DeployStep {
+    fn role(&self) -> Option<crate::engine::registry::Role> {
+        Some(crate::engine::registry::Role::Deploy)
+    }
+
+    fn uses_db_session(&self) -> bool {
+        true
+    }
+
     fn describe(&self, cx: &PlanContext<'_>) -> Result<StepDoc, Diagnostic> {
         let target = Target::for_env(cx.project, cx.env);
         let lock = target
@@ -218,7 +200,16 @@ impl Step for DeployStep {
         }
         let started = std::time::Instant::now();
         let result = self.apply(cx);
-        crate::steps::record_metrics(cx, "deploy", result.is_ok(), started.elapsed(), Vec::new());
+        // Metrics count workflow deploys, as they always have (`migrate deploy` never did).
+        if !self.dry_run && !cx.options.bare {
+            crate::steps::record_metrics(
+                cx,
+                "deploy",
+                result.is_ok(),
+                started.elapsed(),
+                Vec::new(),
+            );
+        }
         result
     }
 }
@@ -236,21 +227,17 @@ impl DeployStep {
         if !decision.allowed {
             return Err(StepError::blocked(decision.blocked_message()));
         }
-        let target = Target::for_env(cx.project, cx.env);
-        let store = target
-            .store()
-            .map_err(|e| StepError::failed(e.to_string()))?;
+        let target = cx.target();
+        let (store, mut conn) = cx.store_and_db()?;
         let options = DeployOptions {
             to: self.to.clone(),
+            dry_run: self.dry_run,
             ..DeployOptions::default()
         };
         let ui = cx.ui;
         let runtime = cx.runtime();
-        let mut conn = runtime
-            .block_on(target.connect())
-            .map_err(|e| StepError::failed(e.to_string()))?;
         if let Err(e) = self.gate(cx, &target, &store, &mut conn, decision.needs_confirmation) {
-            runtime.block_on(conn.close());
+            cx.session.give_back(conn);
             return Err(e);
         }
         // What this deploy commits, as it goes: a failure later in the run rolls back
@@ -258,7 +245,7 @@ impl DeployStep {
         let mut in_flight: Option<String> = None;
         let mut committed: Vec<String> = Vec::new();
         let result = runtime.block_on(async {
-            let mut print = crate::commands::migrate::progress_printer(ui);
+            let mut print = crate::ui::migrate::progress_printer(ui);
             let mut on_event = |event: migrate::Event<'_>| {
                 match &event {
                     migrate::Event::Applying(name, _, _) => in_flight = Some(name.to_string()),
@@ -279,9 +266,14 @@ impl DeployStep {
                 &mut on_event,
             )
             .await;
-            conn.close().await;
-            report
+            (conn, report)
         });
+        let (conn, result) = result;
+        // A connection whose deploy failed is in doubt (it may have died): not reused.
+        match &result {
+            Ok(_) => cx.session.give_back(conn),
+            Err(_) => runtime.block_on(conn.close()),
+        }
         cx.changes.committed.extend(committed);
         let report = match result {
             Ok(report) => report,
@@ -316,6 +308,12 @@ impl DeployStep {
         };
         for warning in &report.warnings {
             cx.ui.warn(warning);
+        }
+        if cx.options.bare {
+            crate::ui::migrate::print_deploy(cx.ui, &cx.env.name, self.dry_run, &report);
+        }
+        if self.dry_run {
+            return Ok(Outcome::done().with("pending", report.pending));
         }
         if report.applied.is_empty() {
             let mut outcome = Outcome::done().with("applied", Vec::<String>::new());

@@ -45,7 +45,10 @@ impl StepKind for DrillKind {
         "restore drill: backup → restore into a scratch database → validate → drop → report"
     }
 
-    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+    fn parse(
+        &self,
+        params: &serde_json::Value,
+    ) -> Result<Box<dyn Step>, crate::engine::registry::ParamError> {
         let params: Params = if params.is_null() {
             Params::default()
         } else {
@@ -242,7 +245,7 @@ impl Step for DrillStep {
         restoring::checks_passed(&report.checks, "drill FAILED")?;
         Ok(Outcome::done()
             .with("result", report.result.clone())
-            .with("backup_id", report.backup_id.clone())
+            .with(crate::journal::BACKUP_ID, report.backup_id.clone())
             .with("rpo_seconds", report.backup_age_seconds)
             .with("rto_seconds", report.restore_seconds)
             .with("database", report.database.clone())
@@ -459,7 +462,7 @@ fn append_report(
             .append(true)
             .open(&path)
             .map_err(|e| format!("opening {}: {e}", path.display()))?;
-        file.write_all(crate::ui::redact::redact(text).as_bytes())
+        file.write_all(crate::redact::redact(text).as_bytes())
             .and_then(|_| file.sync_all())
             .map_err(|e| format!("writing {}: {e}", path.display()))?;
         Ok(path)

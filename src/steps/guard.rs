@@ -5,7 +5,6 @@
 
 use crate::config::Diagnostic;
 use crate::db::migrate;
-use crate::db::target::Target;
 use crate::engine::registry::{parse_params, Outcome, Step, StepDoc, StepError, StepKind};
 use crate::engine::{PlanContext, RunContext};
 use crate::guard::{self, migrations, GuardTarget, Operation, Overrides};
@@ -40,7 +39,10 @@ impl StepKind for GuardKind {
         "safety rails: operations allowed here, applied migrations unchanged, pending ones linted"
     }
 
-    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+    fn parse(
+        &self,
+        params: &serde_json::Value,
+    ) -> Result<Box<dyn Step>, crate::engine::registry::ParamError> {
         let params: Params = if params.is_null() {
             Params::default()
         } else {
@@ -59,7 +61,7 @@ impl StepKind for GuardKind {
                                 Operation::names().collect::<Vec<_>>().join(", ")
                             )
                         });
-                    return Err(format!("unknown operation `{name}`{help}"));
+                    return Err(format!("unknown operation `{name}`{help}").into());
                 }
             }
         }
@@ -71,6 +73,10 @@ impl StepKind for GuardKind {
 }
 
 impl Step for GuardStep {
+    fn uses_db_session(&self) -> bool {
+        true
+    }
+
     fn describe(&self, cx: &PlanContext<'_>) -> Result<StepDoc, Diagnostic> {
         let target = GuardTarget::of(cx.env);
         let names: Vec<&str> = self.operations.iter().map(|o| o.name()).collect();
@@ -140,27 +146,16 @@ impl Step for GuardStep {
         if !self.lint {
             return Ok(outcome);
         }
-        let target = Target::for_env(cx.project, cx.env);
-        let store = target
-            .store()
-            .map_err(|e| StepError::failed(e.to_string()))?;
-        let (status, catalog) = cx
-            .runtime()
-            .block_on(async {
-                let mut conn = target.connect().await?;
-                let status = migrate::history_status(&mut conn, &store, &target.table).await;
-                let status = match status {
-                    Ok(status) => status,
-                    Err(e) => {
-                        conn.close().await;
-                        return Err(crate::error::Error::failed(e.to_string()));
-                    }
-                };
-                let catalog = migrations::catalog_for_pending(&mut conn, &status).await;
-                conn.close().await;
-                Ok((status, catalog))
-            })
-            .map_err(|e| StepError::failed(e.to_string()))?;
+        let target = cx.target();
+        let (store, mut conn) = cx.store_and_db()?;
+        let read = cx.runtime().block_on(async {
+            let status = migrate::history_status(&mut conn, &store, &target.table).await?;
+            // The live catalog only when something is pending (one query).
+            let catalog = migrations::catalog_for_pending(&mut conn, &status).await;
+            Ok::<_, crate::db::DbError>((status, catalog))
+        });
+        cx.session.give_back(conn);
+        let (status, catalog) = read.map_err(|e| StepError::failed(e.to_string()))?;
         let review = migrations::review(
             cx.project,
             cx.env.protection,
@@ -169,6 +164,8 @@ impl Step for GuardStep {
             &status,
             catalog,
         );
+        let review = std::sync::Arc::new(review);
+        cx.session.review = Some(review.clone());
         for line in migrations::render_review(&review, &cx.env.name, cx.ui.verbose).lines() {
             cx.ui.out(&format!("  {line}"));
         }
@@ -256,7 +253,7 @@ fn allow_seed(cx: &RunContext<'_>) -> Option<String> {
 fn sanctioned_seed(cx: &mut RunContext<'_>, reason: &str, command: &str) -> Result<(), StepError> {
     let workflow = cx.workflow.unwrap_or_default().to_string();
     let backup = cx
-        .latest_output("backup_id")
+        .latest_output(crate::journal::BACKUP_ID)
         .and_then(|(_, id)| id.as_str().map(str::to_string))
         .map(|id| {
             let entry = crate::db::backup::Catalog::new(cx.project, &cx.env.name).get(&id);

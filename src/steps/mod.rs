@@ -5,6 +5,7 @@ pub mod confirm;
 pub mod deploy;
 pub mod drill;
 pub mod guard;
+pub mod history;
 pub mod preflight;
 pub mod provider;
 pub mod prune;

@@ -44,7 +44,10 @@ impl StepKind for PreflightKind {
         "pre-migration checklist: reachable, history, backup age, disk, pg_dump, pooler"
     }
 
-    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+    fn parse(
+        &self,
+        params: &serde_json::Value,
+    ) -> Result<Box<dyn Step>, crate::engine::registry::ParamError> {
         let params: Params = if params.is_null() {
             Params::default()
         } else {

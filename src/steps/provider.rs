@@ -60,7 +60,10 @@ impl StepKind for ProviderKind {
         "call the environment's Lua provider (snapshot, wait, list, restore, delete, stop/resume writes)"
     }
 
-    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+    fn parse(
+        &self,
+        params: &serde_json::Value,
+    ) -> Result<Box<dyn Step>, crate::engine::registry::ParamError> {
         let params: Params = match params {
             serde_json::Value::String(action) => Params {
                 action: action.clone(),
@@ -75,15 +78,15 @@ impl StepKind for ProviderKind {
                 "unknown variant `{}`, expected one of {}",
                 params.action,
                 ACTIONS.join(", ")
-            ));
+            )
+            .into());
         }
         if let Some(name) = &params.provider {
             if !self.host.providers.contains_key(name) {
                 let names: Vec<&str> = self.host.providers.keys().map(String::as_str).collect();
-                return Err(format!(
-                    "unknown provider `{name}` (known: {})",
-                    names.join(", ")
-                ));
+                return Err(
+                    format!("unknown provider `{name}` (known: {})", names.join(", ")).into(),
+                );
             }
         }
         Ok(Box::new(ProviderStep {

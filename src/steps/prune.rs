@@ -35,7 +35,10 @@ impl StepKind for PruneKind {
         "remove backups outside the GFS retention (keeps the newest verified, in-use, pinned ones and recent deploys' rollback points)"
     }
 
-    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+    fn parse(
+        &self,
+        params: &serde_json::Value,
+    ) -> Result<Box<dyn Step>, crate::engine::registry::ParamError> {
         let params: Params = if params.is_null() {
             Params::default()
         } else {

@@ -37,7 +37,10 @@ impl StepKind for RehearseKind {
         "apply pending migrations to a scratch copy restored from the latest backup"
     }
 
-    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+    fn parse(
+        &self,
+        params: &serde_json::Value,
+    ) -> Result<Box<dyn Step>, crate::engine::registry::ParamError> {
         let params: Params = if params.is_null() {
             Params::default()
         } else {
@@ -67,7 +70,7 @@ impl Step for RehearseStep {
         let target = Target::for_env(cx.project, cx.env);
         let catalog = Catalog::new(cx.project, &cx.env.name);
         let taken = cx
-            .latest_output("backup_id")
+            .latest_output(crate::journal::BACKUP_ID)
             .and_then(|(_, v)| v.as_str().map(str::to_string));
         let entry = match taken {
             Some(id) => catalog.get(&id).map_err(|e| StepError::failed(e.to_string()))?,
@@ -94,7 +97,7 @@ impl Step for RehearseStep {
             let mut conn = crate::db::Conn::connect(&copy)
                 .await
                 .map_err(|e| e.to_string())?;
-            let mut on_event = crate::commands::migrate::progress_printer(ui);
+            let mut on_event = crate::ui::migrate::progress_printer(ui);
             let deployed = migrate::deploy(
                 &mut conn,
                 &store,

@@ -32,7 +32,10 @@ impl StepKind for ResetKind {
         "drop, re-create and re-migrate a sandbox database (guarded)"
     }
 
-    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+    fn parse(
+        &self,
+        params: &serde_json::Value,
+    ) -> Result<Box<dyn Step>, crate::engine::registry::ParamError> {
         if !params.is_null() {
             parse_params::<Params>(params)?;
         }
@@ -117,7 +120,7 @@ impl Step for ResetStep {
             .runtime()
             .block_on(async {
                 let mut conn = target.connect().await.map_err(|e| e.to_string())?;
-                let mut on_event = crate::commands::migrate::progress_printer(ui);
+                let mut on_event = crate::ui::migrate::progress_printer(ui);
                 let report = migrate::deploy(
                     &mut conn,
                     &store,

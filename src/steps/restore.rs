@@ -31,6 +31,10 @@ pub struct RestoreStep {
 }
 
 impl StepKind for RestoreKind {
+    fn role(&self) -> Option<crate::engine::registry::Role> {
+        Some(crate::engine::registry::Role::Restore)
+    }
+
     fn name(&self) -> &str {
         "restore"
     }
@@ -39,7 +43,10 @@ impl StepKind for RestoreKind {
         "restore a verified backup into a new database (in place only with RESTORE typed)"
     }
 
-    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+    fn parse(
+        &self,
+        params: &serde_json::Value,
+    ) -> Result<Box<dyn Step>, crate::engine::registry::ParamError> {
         let params: Params = match params {
             serde_json::Value::Null => Params::default(),
             serde_json::Value::String(id) => Params {
@@ -166,6 +173,10 @@ pub(crate) fn describe_destination(
 }
 
 impl Step for RestoreStep {
+    fn role(&self) -> Option<crate::engine::registry::Role> {
+        Some(crate::engine::registry::Role::Restore)
+    }
+
     fn describe(&self, cx: &PlanContext<'_>) -> Result<StepDoc, Diagnostic> {
         let (where_to, commands) = describe_destination(cx, &self.destination);
         let which = match self.backup.as_deref() {
@@ -201,7 +212,7 @@ impl Step for RestoreStep {
         let checks = restoring::validate(cx, &entry, &report.url, None)?;
         restoring::print_checks(cx, &checks);
         let outcome = Outcome::done()
-            .with("backup_id", entry.id().to_string())
+            .with(crate::journal::BACKUP_ID, entry.id().to_string())
             .with("database", report.database.clone())
             .with(
                 "in_place",

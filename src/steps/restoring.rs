@@ -80,7 +80,7 @@ pub fn pick_backup(
                 .outputs
                 .values()
                 .rev()
-                .find_map(|o| o.get("backup_id").and_then(|v| v.as_str()));
+                .find_map(|o| o.get(crate::journal::BACKUP_ID).and_then(|v| v.as_str()));
             match from_this_run {
                 Some(id) => {
                     cx.ui

@@ -38,6 +38,10 @@ pub struct RollbackStep {
 }
 
 impl StepKind for RollbackKind {
+    fn role(&self) -> Option<crate::engine::registry::Role> {
+        Some(crate::engine::registry::Role::Restore)
+    }
+
     fn name(&self) -> &str {
         "rollback"
     }
@@ -46,7 +50,10 @@ impl StepKind for RollbackKind {
         "restore the pre-deploy backup (new database by default), re-apply good migrations, validate"
     }
 
-    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+    fn parse(
+        &self,
+        params: &serde_json::Value,
+    ) -> Result<Box<dyn Step>, crate::engine::registry::ParamError> {
         let params: Params = if params.is_null() {
             Params::default()
         } else {
@@ -65,6 +72,10 @@ impl StepKind for RollbackKind {
 }
 
 impl Step for RollbackStep {
+    fn role(&self) -> Option<crate::engine::registry::Role> {
+        Some(crate::engine::registry::Role::Restore)
+    }
+
     fn describe(&self, cx: &PlanContext<'_>) -> Result<StepDoc, Diagnostic> {
         let (where_to, mut commands) = super::restore::describe_destination(cx, &self.destination);
         let which = match (&self.backup, &self.run) {
@@ -101,7 +112,10 @@ impl Step for RollbackStep {
         let entry = match (&self.backup, &self.run) {
             (Some(id), _) => catalog.get(id).map_err(restoring::step_error)?,
             (_, Some(run)) => backup_of_run(cx, &catalog, run)?,
-            (None, None) if self.before.is_some() && cx.latest_output("backup_id").is_none() => {
+            (None, None)
+                if self.before.is_some()
+                    && cx.latest_output(crate::journal::BACKUP_ID).is_none() =>
+            {
                 last_good_before(cx, &catalog, self.before.as_deref().unwrap_or_default())?
             }
             _ => restoring::pick_backup(cx, &catalog, None)?,
@@ -131,7 +145,7 @@ impl Step for RollbackStep {
             }
         }
         Ok(Outcome::done()
-            .with("backup_id", entry.id().to_string())
+            .with(crate::journal::BACKUP_ID, entry.id().to_string())
             .with("database", report.database.clone())
             .with("applied", applied)
             .with("switched", switched)
@@ -267,7 +281,7 @@ fn apply_before(
             .connect()
             .await
             .map_err(|e| StepError::failed(format!("re-applying migrations: {e}")))?;
-        let mut on_event = crate::commands::migrate::progress_printer(ui);
+        let mut on_event = crate::ui::migrate::progress_printer(ui);
         let report = migrate::deploy(
             &mut conn,
             &store,

@@ -38,7 +38,10 @@ impl StepKind for ShellKind {
         "run an inline shell command"
     }
 
-    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+    fn parse(
+        &self,
+        params: &serde_json::Value,
+    ) -> Result<Box<dyn Step>, crate::engine::registry::ParamError> {
         let params = match params {
             serde_json::Value::String(command) => Params {
                 command: command.clone(),

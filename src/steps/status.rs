@@ -22,6 +22,20 @@ struct Params {
 #[derive(Debug)]
 pub struct StatusStep {
     fail_on: Vec<String>,
+    /// `migrate status --shadow`: always compare with the migrations built in a scratch
+    /// database (and fail when that comparison could not be made).
+    shadow: bool,
+}
+
+impl StatusStep {
+    /// The step `dbflow migrate status [--shadow]` runs: every category is a problem
+    /// (exit 4).
+    pub fn for_command(shadow: bool) -> Self {
+        StatusStep {
+            fail_on: ALL_CATEGORIES.iter().map(|c| c.to_string()).collect(),
+            shadow,
+        }
+    }
 }
 
 impl StepKind for StatusKind {
@@ -33,7 +47,10 @@ impl StepKind for StatusKind {
         "migration status and schema drift; fails (exit 4) on `fail_on`"
     }
 
-    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+    fn parse(
+        &self,
+        params: &serde_json::Value,
+    ) -> Result<Box<dyn Step>, crate::engine::registry::ParamError> {
         let params: Params = if params.is_null() {
             Params::default()
         } else {
@@ -59,14 +76,22 @@ impl StepKind for StatusKind {
                     ALL_CATEGORIES.join(", ")
                 )
                 .trim_end()
-                .to_string());
+                .to_string()
+                .into());
             }
         }
-        Ok(Box::new(StatusStep { fail_on }))
+        Ok(Box::new(StatusStep {
+            fail_on,
+            shadow: false,
+        }))
     }
 }
 
 impl Step for StatusStep {
+    fn uses_db_session(&self) -> bool {
+        true
+    }
+
     fn describe(&self, cx: &PlanContext<'_>) -> Result<StepDoc, Diagnostic> {
         let target = Target::for_env(cx.project, cx.env);
         Ok(StepDoc {
@@ -82,43 +107,49 @@ impl Step for StatusStep {
     }
 
     fn run(&self, cx: &mut RunContext<'_>) -> Result<Outcome, StepError> {
-        let target = Target::for_env(cx.project, cx.env);
-        let store = target
-            .store()
-            .map_err(|e| StepError::failed(e.to_string()))?;
+        let target = cx.target();
+        let (store, mut conn) = cx.store_and_db()?;
         let status = cx
             .runtime()
-            .block_on(async {
-                let mut conn = target.connect().await?;
-                let status = migrate::status(&mut conn, &store, &target.table).await;
-                conn.close().await;
-                let status = status.map_err(|e| crate::error::Error::failed(e.to_string()))?;
-                let server = crate::db::target::shadow_server(cx.project, cx.vars)?;
-                // Only a step that fails on drift pays for a scratch-database build.
-                let mode = match self.fail_on.iter().any(|f| f == "drift") {
-                    true => crate::db::shadow::Mode::Auto(cx.env.protection),
-                    false => crate::db::shadow::Mode::Auto(crate::config::Protection::Sandbox),
-                };
-                let permit = |name: &str| {
-                    crate::guard::own_copy(&crate::guard::GuardTarget::of(cx.env), name)
-                };
-                Ok::<_, crate::error::Error>(
-                    crate::db::shadow::settle(
-                        &target,
-                        server.as_ref(),
-                        &store,
-                        status,
-                        mode,
-                        permit,
-                    )
-                    .await,
-                )
-            })
-            .map_err(|e| StepError::failed(e.to_string()))?;
-        for line in crate::commands::migrate::render_status(&status).lines() {
-            cx.ui.out(&format!("  {line}"));
-        }
+            .block_on(migrate::status(&mut conn, &store, &target.table));
+        cx.session.give_back(conn);
+        let status = status.map_err(|e| StepError::failed(e.to_string()))?;
+        // A stale or missing record on shared/protected environments (or --shadow) is
+        // settled by building the migrations in a scratch database; only a step that
+        // fails on drift pays for that build.
+        let mode = if self.shadow {
+            crate::db::shadow::Mode::Forced
+        } else if self.fail_on.iter().any(|f| f == "drift") {
+            crate::db::shadow::Mode::Auto(cx.env.protection)
+        } else {
+            crate::db::shadow::Mode::Auto(crate::config::Protection::Sandbox)
+        };
+        let server = crate::db::target::shadow_server(cx.project, cx.vars)
+            .map_err(crate::steps::restoring::step_error)?;
+        let guard_target = crate::guard::GuardTarget::of(cx.env);
+        let status = cx.runtime().block_on(crate::db::shadow::settle(
+            &target,
+            server.as_ref(),
+            &store,
+            status,
+            mode,
+            |name| crate::guard::own_copy(&guard_target, name),
+        ));
         let problems = status.problems(&self.fail_on);
+        if cx.options.bare {
+            let url = target.url.redacted();
+            crate::ui::migrate::print_status(
+                cx.ui,
+                &cx.env.name,
+                &url,
+                &status,
+                problems.is_empty(),
+            );
+        } else {
+            for line in crate::ui::migrate::render_status(&status).lines() {
+                cx.ui.out(&format!("  {line}"));
+            }
+        }
         let count = |s| status.with_state(s).count();
         let outcome = Outcome::done()
             .with("applied", count(migrate::State::Applied))
@@ -128,7 +159,13 @@ impl Step for StatusStep {
             )
             .with("head", status.head().map(str::to_string))
             .with("drift", status.drift.len());
-        if problems.is_empty() {
+        if problems.is_empty() && self.shadow && !status.drift_checked {
+            // Asked for the comparison and did not get it: not a clean bill of health.
+            Err(StepError {
+                message: "--shadow: the schema could not be compared with the migrations (see the drift line above)".into(),
+                code: ExitCode::Failed,
+            })
+        } else if problems.is_empty() {
             Ok(outcome)
         } else {
             Err(StepError {

@@ -23,7 +23,10 @@ impl StepKind for StopWritesKind {
         "stop the application writing: run the environment's backups.stop_writes task"
     }
 
-    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+    fn parse(
+        &self,
+        params: &serde_json::Value,
+    ) -> Result<Box<dyn Step>, crate::engine::registry::ParamError> {
         match params {
             serde_json::Value::Null => Ok(Box::new(StopWritesStep)),
             serde_json::Value::Object(map) if map.is_empty() => Ok(Box::new(StopWritesStep)),

@@ -35,7 +35,10 @@ impl StepKind for TaskKind {
         "run a task (and its dependencies) from the Workflowfile"
     }
 
-    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+    fn parse(
+        &self,
+        params: &serde_json::Value,
+    ) -> Result<Box<dyn Step>, crate::engine::registry::ParamError> {
         let name = match params {
             serde_json::Value::String(name) => name.clone(),
             other => parse_params::<Params>(other)?.name,

@@ -112,6 +112,10 @@ impl Check {
 }
 
 impl StepKind for VerifyKind {
+    fn role(&self) -> Option<crate::engine::registry::Role> {
+        Some(crate::engine::registry::Role::Verify)
+    }
+
     fn name(&self) -> &str {
         "verify"
     }
@@ -120,7 +124,10 @@ impl StepKind for VerifyKind {
         "named checks: sql expectations, tables, clean migration status, HTTP health"
     }
 
-    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+    fn parse(
+        &self,
+        params: &serde_json::Value,
+    ) -> Result<Box<dyn Step>, crate::engine::registry::ParamError> {
         let params: Params = parse_params(params)?;
         if params.checks.is_empty() {
             return Err("`checks` is empty".into());
@@ -135,6 +142,14 @@ impl StepKind for VerifyKind {
 }
 
 impl Step for VerifyStep {
+    fn role(&self) -> Option<crate::engine::registry::Role> {
+        Some(crate::engine::registry::Role::Verify)
+    }
+
+    fn uses_db_session(&self) -> bool {
+        true
+    }
+
     fn describe(&self, cx: &PlanContext<'_>) -> Result<StepDoc, Diagnostic> {
         let mut commands = Vec::new();
         let mut details = Vec::new();
@@ -192,31 +207,32 @@ impl Step for VerifyStep {
     }
 
     fn run(&self, cx: &mut RunContext<'_>) -> Result<Outcome, StepError> {
-        let target = Target::for_env(cx.project, cx.env);
+        let target = cx.target();
         let needs_db = self.checks.iter().any(|c| c.http.is_none());
+        let mut conn = needs_db.then(|| cx.take_db().map_err(|e| e.message));
+        // The folder is read (once per run) only when a check compares with it.
+        let store = match self.checks.iter().any(|c| c.status_clean.is_some()) {
+            true => Some(cx.store().map_err(|e| e.message)),
+            false => None,
+        };
         let results: Vec<(String, Result<String, String>)> = cx.runtime().block_on(async {
-            let mut conn = if needs_db {
-                Some(target.connect().await.map_err(|e| e.to_string()))
-            } else {
-                None
-            };
             let mut results = Vec::new();
             for (i, check) in self.checks.iter().enumerate() {
                 let result = match conn.as_mut() {
                     _ if check.http.is_some() => {
                         run_http(check.http.as_ref().expect("checked")).await
                     }
-                    Some(Ok(conn)) => run_db_check(conn, check, &target).await,
+                    Some(Ok(conn)) => run_db_check(conn, check, &target, store.as_ref()).await,
                     Some(Err(e)) => Err(e.clone()),
                     None => Err("no database connection".into()),
                 };
                 results.push((check.label(i), result));
             }
-            if let Some(Ok(conn)) = conn {
-                conn.close().await;
-            }
             results
         });
+        if let Some(Ok(conn)) = conn {
+            cx.session.give_back(conn);
+        }
         let mut failed = Vec::new();
         let mut report = serde_json::Map::new();
         for (label, result) in &results {
@@ -251,7 +267,12 @@ fn scalar_text(value: &serde_json::Value) -> String {
     }
 }
 
-async fn run_db_check(conn: &mut Conn, check: &Check, target: &Target) -> Result<String, String> {
+async fn run_db_check(
+    conn: &mut Conn,
+    check: &Check,
+    target: &Target,
+    store: Option<&Result<std::sync::Arc<crate::db::store::Store>, String>>,
+) -> Result<String, String> {
     if let Some(sql) = &check.sql {
         let values = conn.first_column(sql).await.map_err(|e| e.to_string())?;
         if let Some(n) = check.expect_rows {
@@ -302,8 +323,11 @@ async fn run_db_check(conn: &mut Conn, check: &Check, target: &Target) -> Result
         };
     }
     if check.status_clean.is_some() {
-        let store = target.store().map_err(|e| e.to_string())?;
-        let status = migrate::status(conn, &store, &target.table)
+        let store = store
+            .ok_or("the migrations folder was not read")?
+            .as_ref()
+            .map_err(Clone::clone)?;
+        let status = migrate::status(conn, store, &target.table)
             .await
             .map_err(|e| e.to_string())?;
         let all: Vec<String> = migrate::ALL_CATEGORIES

@@ -32,7 +32,10 @@ impl StepKind for WorkflowKind {
         "run another workflow"
     }
 
-    fn parse(&self, params: &serde_json::Value) -> Result<Box<dyn Step>, String> {
+    fn parse(
+        &self,
+        params: &serde_json::Value,
+    ) -> Result<Box<dyn Step>, crate::engine::registry::ParamError> {
         let name = match params {
             serde_json::Value::String(name) => name.clone(),
             other => parse_params::<Params>(other)?.name,

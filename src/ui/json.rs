@@ -45,14 +45,7 @@ fn output() -> Vec<String> {
 
 /// A failure's document.
 pub fn error(code: i32, message: &str, location: Option<Value>, details: Option<Value>) -> Value {
-    let mut error = json!({ "code": code, "message": message });
-    if let Some(location) = location {
-        error["location"] = location;
-    }
-    if let Some(details) = details {
-        error["diagnostics"] = details;
-    }
-    json!({ "error": error })
+    crate::error::error_document(code, message, location, details)
 }
 
 /// Completes the run's stdout for `--json` when the command printed nothing: a success

@@ -1,13 +1,16 @@
 //! The only place that talks to a person: step headers, messages, prompts, progress.
 //! Everything printed passes through [`redact`].
 
-pub mod actor;
+/// Who ran it (a leaf, so the journal and the backup catalog can record it).
+pub use crate::actor;
 pub mod color;
 pub mod json;
+pub mod migrate;
 pub mod progress;
 pub mod progress_log;
 pub mod prompt;
-pub mod redact;
+/// Redaction is a leaf ([`crate::redact`]); re-exported so `ui::redact` paths keep working.
+pub use crate::redact;
 
 use std::io::{IsTerminal, Write};
 

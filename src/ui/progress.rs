@@ -20,14 +20,14 @@ impl Spinner {
             ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
-        bar.set_message(super::redact::redact(message));
+        bar.set_message(crate::redact::redact(message));
         bar.enable_steady_tick(Duration::from_millis(120));
         Spinner { bar }
     }
 
     /// Prints a line above the spinner without garbling it.
     pub fn println(&self, line: &str) {
-        self.bar.println(super::redact::redact(line));
+        self.bar.println(crate::redact::redact(line));
     }
 
     /// A byte-count progress bar (`len` total bytes, or a spinner when unknown).
@@ -48,7 +48,7 @@ impl Spinner {
             ProgressStyle::with_template(template)
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
-        bar.set_message(super::redact::redact(message));
+        bar.set_message(crate::redact::redact(message));
         bar.enable_steady_tick(Duration::from_millis(120));
         Spinner { bar }
     }
@@ -91,7 +91,7 @@ impl Counter {
 
     /// What is being worked on.
     pub fn set_message(&self, message: &str) {
-        self.bar.set_message(super::redact::redact(message));
+        self.bar.set_message(crate::redact::redact(message));
     }
 
     /// One item done.
@@ -102,7 +102,7 @@ impl Counter {
     /// Prints a line (through the bar when it is drawn).
     pub fn println(&self, ui: &super::Ui, line: &str) {
         if self.visible {
-            self.bar.println(super::redact::redact(line));
+            self.bar.println(crate::redact::redact(line));
         } else {
             ui.out(line);
         }

@@ -35,7 +35,7 @@ pub fn confirm(question: &str, yes: bool, default: bool) -> Answer {
     if let Some(reason) = cannot_ask_reason() {
         return Answer::CannotAsk(reason);
     }
-    let prompt = super::redact::redact(question);
+    let prompt = crate::redact::redact(question);
     match dialoguer::Confirm::new()
         .with_prompt(prompt)
         .default(default)
@@ -60,7 +60,7 @@ pub fn typed(word: &str, question: &str, given: Option<&str>) -> Answer {
     if let Some(reason) = cannot_ask_reason() {
         return Answer::CannotAsk(reason);
     }
-    let prompt = format!("{} — type {word} to go on", super::redact::redact(question));
+    let prompt = format!("{} — type {word} to go on", crate::redact::redact(question));
     match dialoguer::Input::<String>::new()
         .with_prompt(prompt)
         .allow_empty(true)
@@ -78,9 +78,9 @@ pub fn select(question: &str, items: &[String]) -> Option<usize> {
     if cannot_ask_reason().is_some() || items.is_empty() {
         return None;
     }
-    let items: Vec<String> = items.iter().map(|i| super::redact::redact(i)).collect();
+    let items: Vec<String> = items.iter().map(|i| crate::redact::redact(i)).collect();
     dialoguer::Select::new()
-        .with_prompt(super::redact::redact(question))
+        .with_prompt(crate::redact::redact(question))
         .items(&items)
         .default(0)
         .interact_opt()

@@ -66,7 +66,7 @@ pub async fn find(conn: &mut Conn) -> Result<Vec<Blocker>, DbError> {
                 state: cell(3),
                 since: r[5].clone(),
                 seconds: r[6].as_deref().and_then(|s| s.parse().ok()),
-                query: shorten(&crate::ui::redact::redact(&cell(4))),
+                query: shorten(&crate::redact::redact(&cell(4))),
                 locks: cell(7),
             }
         })

@@ -6,8 +6,8 @@ use super::create::FUTURE_TOLERANCE;
 use super::manifest::{Archive, Manifest, Pin, VerifyState};
 use super::runs::{self, RunRecord};
 use crate::config::Project;
-use crate::engine::journal;
 use crate::error::{Error, Result};
+use crate::journal;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -394,7 +394,7 @@ pub fn host_name() -> String {
 
 /// Who runs dbflow, as journals record it.
 pub fn user_name() -> String {
-    crate::ui::actor::actor()
+    crate::actor::actor()
 }
 
 /// How long a journal without a `run_end` and without a process to check still counts
@@ -453,7 +453,7 @@ pub fn collect_backup_ids(value: &serde_json::Value, found: &mut dyn FnMut(&str)
     match value {
         serde_json::Value::Object(map) => {
             for (key, v) in map {
-                if key == "backup_id" {
+                if key == crate::journal::BACKUP_ID {
                     if let Some(id) = v.as_str() {
                         found(id);
                     }

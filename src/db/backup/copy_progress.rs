@@ -4,7 +4,6 @@
 //! (a pgbench database of 256 MiB dumps to 5 MiB). Unavailable (older server, a role that
 //! cannot see pg_dump's session): no reading, and progress counts the archive's bytes.
 
-use crate::config::DbUrl;
 use crate::db::Conn;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -12,40 +11,32 @@ use std::time::{Duration, Instant};
 /// How often the server is asked.
 const EVERY: Duration = Duration::from_millis(250);
 
-/// Reads pg_dump's COPY progress on a connection of its own (a stats snapshot inside a
-/// transaction would never move).
+/// Reads pg_dump's COPY progress over the connection the backup already reads its source
+/// with (the run's one session): that connection holds the transaction whose snapshot
+/// pg_dump shares, so each reading first drops the transaction's cached statistics
+/// (`pg_stat_clear_snapshot()`), or it would never move.
 pub struct CopyProgress<'a> {
     rt: &'a tokio::runtime::Runtime,
-    conn: Option<Conn>,
+    conn: Option<&'a mut Conn>,
     since: String,
     seen: HashMap<(String, String), u64>,
     last: Option<Instant>,
 }
 
 impl<'a> CopyProgress<'a> {
-    /// Connects; without a connection or the view, every reading is `None`.
-    pub fn open(url: &DbUrl, rt: &'a tokio::runtime::Runtime) -> Self {
-        let opened = rt.block_on(async {
-            let mut conn = Conn::connect(url).await.ok()?;
-            // pg_dump's sessions start after this moment (same server clock).
-            let since = conn
-                .string(
-                    "SELECT statement_timestamp()::text \
-                     WHERE to_regclass('pg_catalog.pg_stat_progress_copy') IS NOT NULL",
-                )
-                .await
-                .ok()
-                .flatten();
-            match since {
-                Some(since) => Some((conn, since)),
-                None => {
-                    conn.close().await;
-                    None
-                }
-            }
-        });
-        let (conn, since) = match opened {
-            Some((conn, since)) => (Some(conn), since),
+    /// Readings over `conn`; without the view (PostgreSQL before 14), every reading is
+    /// `None`.
+    pub fn open(conn: &'a mut Conn, rt: &'a tokio::runtime::Runtime) -> Self {
+        // pg_dump's sessions start after this moment (same server clock).
+        let since = rt
+            .block_on(conn.string(
+                "SELECT statement_timestamp()::text \
+                 WHERE to_regclass('pg_catalog.pg_stat_progress_copy') IS NOT NULL",
+            ))
+            .ok()
+            .flatten();
+        let (conn, since) = match since {
+            Some(since) => (Some(conn), since),
             None => (None, String::new()),
         };
         CopyProgress {
@@ -73,7 +64,13 @@ impl<'a> CopyProgress<'a> {
              AND a.backend_start >= {}::timestamptz",
             crate::db::conn::quote_literal(&self.since)
         );
-        let rows = self.rt.block_on(conn.rows(&sql, 3)).ok()?;
+        let rows = self
+            .rt
+            .block_on(async {
+                conn.batch("SELECT pg_stat_clear_snapshot()").await?;
+                conn.rows(&sql, 3).await
+            })
+            .ok()?;
         for row in rows {
             let key = (
                 row[0].clone().unwrap_or_default(),
@@ -86,10 +83,6 @@ impl<'a> CopyProgress<'a> {
         Some(self.seen.values().sum())
     }
 
-    /// Closes the connection.
-    pub fn close(mut self) {
-        if let Some(conn) = self.conn.take() {
-            self.rt.block_on(conn.close());
-        }
-    }
+    /// Done: the connection goes back to the backup.
+    pub fn close(self) {}
 }

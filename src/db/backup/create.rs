@@ -4,9 +4,10 @@
 //! interrupted never appears there, and its folder is removed.
 
 use super::catalog::{Catalog, Entry, PARTIAL_PREFIX};
+use super::hashing::{copy_hashing, folder_size, hash_file, hash_folder, listing_sha256};
 use super::manifest::{
     create_private_dir, create_private_dir_all, make_private, private_file, sync_dir, Archive,
-    FileSum, Manifest, Verification, VerifyState, HOST_CLOCK,
+    Manifest, Verification, VerifyState, HOST_CLOCK,
 };
 use super::source::{self, SourceInfo};
 use super::{blockers, verify, Event};
@@ -16,8 +17,6 @@ use crate::db::pgtools::{tool_failure, PgConn, PgTools};
 use crate::db::Conn;
 use crate::error::{Error, Result};
 use chrono::Utc;
-use sha2::{Digest, Sha256};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -83,6 +82,20 @@ pub fn create(
     rt: &tokio::runtime::Runtime,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Entry> {
+    create_with(catalog, options, rt, on_event, None)
+}
+
+/// [`create`] reading the source (version, clock, row counts, the snapshot pg_dump
+/// shares) over `session`, a connection to `options.url` the caller keeps open (a
+/// run's session), instead of a connection of its own. The session comes back as it
+/// was: no transaction open, `lock_timeout` reset.
+pub fn create_with(
+    catalog: &Catalog,
+    options: &CreateOptions<'_>,
+    rt: &tokio::runtime::Runtime,
+    on_event: &mut dyn FnMut(Event),
+    session: Option<&mut Conn>,
+) -> Result<Entry> {
     if let Some(label) = options.label {
         check_label(label)?;
     }
@@ -114,7 +127,7 @@ pub fn create(
         unverified_manifest(catalog, &id, url, created_at, options.run_id, options.label);
 
     let tools = if url.is_postgres() {
-        let tools = dump_postgres(&partial, options, &mut manifest, rt, on_event)?;
+        let tools = dump_postgres(&partial, options, &mut manifest, rt, on_event, session)?;
         Some(tools)
     } else if url.is_sqlite() {
         dump_sqlite(&partial, options, &mut manifest, rt, on_event)?;
@@ -288,13 +301,19 @@ fn dump_postgres(
     manifest: &mut Manifest,
     rt: &tokio::runtime::Runtime,
     on_event: &mut dyn FnMut(Event),
+    session: Option<&mut Conn>,
 ) -> Result<PgTools> {
     let url = options.url;
     let timeout = options.lock_wait_timeout;
     let (mut conn, info) = rt.block_on(async {
-        let mut conn = Conn::connect(url)
-            .await
-            .map_err(|e| crate::db::target::connect_error(url, e))?;
+        let mut conn = match session {
+            Some(conn) => SourceConn::Shared(conn),
+            None => SourceConn::Own(
+                Conn::connect(url)
+                    .await
+                    .map_err(|e| crate::db::target::connect_error(url, e))?,
+            ),
+        };
         let read = source::read_postgres(
             &mut conn,
             options.key_tables,
@@ -307,7 +326,7 @@ fn dump_postgres(
             Err(e) if blockers::is_lock_timeout(&e.to_string()) => {
                 let _ = conn.batch("ROLLBACK").await;
                 let found = blockers::find(&mut conn).await.unwrap_or_default();
-                conn.close().await;
+                conn.finish().await;
                 Err(Error::failed(blockers::message(
                     "counting the key tables' rows",
                     timeout,
@@ -315,7 +334,8 @@ fn dump_postgres(
                 )))
             }
             Err(e) => {
-                conn.close().await;
+                let _ = conn.batch("ROLLBACK").await;
+                conn.finish().await;
                 Err(db_error(url, e))
             }
         }
@@ -334,7 +354,7 @@ fn dump_postgres(
             )));
         }
     }
-    let mut progress = super::copy_progress::CopyProgress::open(url, rt);
+    let mut progress = super::copy_progress::CopyProgress::open(&mut conn, rt);
     let result = (|| -> Result<PgTools> {
         let tools = PgTools::locate(info.server_major)?;
         on_event(Event::Note(format!("using {}", tools.describe())));
@@ -385,10 +405,47 @@ fn dump_postgres(
             }
             other => other,
         };
-        conn.close().await;
+        conn.finish().await;
         result
     });
     result
+}
+
+/// The connection a backup reads its source over: its own (closed afterwards) or a
+/// run's session (left open, with the settings the read changed put back).
+enum SourceConn<'a> {
+    Own(Conn),
+    Shared(&'a mut Conn),
+}
+
+impl std::ops::Deref for SourceConn<'_> {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        match self {
+            SourceConn::Own(c) => c,
+            SourceConn::Shared(c) => c,
+        }
+    }
+}
+
+impl std::ops::DerefMut for SourceConn<'_> {
+    fn deref_mut(&mut self) -> &mut Conn {
+        match self {
+            SourceConn::Own(c) => c,
+            SourceConn::Shared(c) => c,
+        }
+    }
+}
+
+impl SourceConn<'_> {
+    async fn finish(self) {
+        match self {
+            SourceConn::Own(c) => c.close().await,
+            SourceConn::Shared(c) => {
+                let _ = c.batch("RESET lock_timeout").await;
+            }
+        }
+    }
 }
 
 fn record_source(manifest: &mut Manifest, info: &SourceInfo) {
@@ -627,97 +684,6 @@ fn dump_sqlite(
     manifest.size = size;
     manifest.sha256 = sha256;
     Ok(())
-}
-
-/// Copies `from` into `to`, returning the byte count and the sha256 (hex).
-pub fn copy_hashing(
-    mut from: impl Read,
-    to: &mut impl Write,
-    on_bytes: &mut dyn FnMut(u64),
-) -> std::io::Result<(u64, String)> {
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 256 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = match from.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buffer[..n]);
-        to.write_all(&buffer[..n])?;
-        total += n as u64;
-        on_bytes(total);
-    }
-    to.flush()?;
-    Ok((total, hex::encode(hasher.finalize())))
-}
-
-/// sha256 and size of a file.
-pub fn hash_file(path: &Path) -> Result<(u64, String)> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-    copy_hashing(file, &mut std::io::sink(), &mut |_| {})
-        .map_err(|e| Error::io(format!("reading {}", path.display()), e))
-}
-
-/// Every file under `dir` (sorted, relative paths) with its size and sha256.
-pub fn hash_folder(dir: &Path) -> Result<Vec<FileSum>> {
-    let mut paths = Vec::new();
-    collect_files(dir, &mut paths)?;
-    paths.sort();
-    paths
-        .into_iter()
-        .map(|path| {
-            let (size, sha256) = hash_file(&path)?;
-            Ok(FileSum {
-                path: path
-                    .strip_prefix(dir)
-                    .unwrap_or(&path)
-                    .to_string_lossy()
-                    .replace('\\', "/"),
-                size,
-                sha256,
-            })
-        })
-        .collect()
-}
-
-fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let read =
-        std::fs::read_dir(dir).map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
-    for entry in read {
-        let entry = entry.map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
-        let path = entry.path();
-        if path.is_dir() {
-            collect_files(&path, out)?;
-        } else {
-            out.push(path);
-        }
-    }
-    Ok(())
-}
-
-/// The sha256 of a folder: of its `sha256sum`-style listing (`<sha>  <path>` lines).
-pub fn listing_sha256(files: &[FileSum]) -> String {
-    let listing: String = files
-        .iter()
-        .map(|f| format!("{}  {}\n", f.sha256, f.path))
-        .collect();
-    hex::encode(Sha256::digest(listing.as_bytes()))
-}
-
-fn folder_size(dir: &Path) -> u64 {
-    let mut files = Vec::new();
-    if collect_files(dir, &mut files).is_err() {
-        return 0;
-    }
-    files
-        .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
-        .map(|m| m.len())
-        .sum()
 }
 
 #[cfg(test)]

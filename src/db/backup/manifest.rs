@@ -190,7 +190,7 @@ impl Manifest {
     /// Writes `<dir>/manifest.json` atomically (temporary file, fsync, rename).
     pub fn write(&self, dir: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self).expect("a manifest serializes");
-        let text = crate::ui::redact::redact(&text);
+        let text = crate::redact::redact(&text);
         write_atomically(&dir.join(MANIFEST), text.as_bytes())
     }
 }

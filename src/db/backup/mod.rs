@@ -12,6 +12,7 @@ pub mod checks;
 pub mod copies;
 pub mod copy_progress;
 pub mod create;
+pub mod hashing;
 pub mod manifest;
 pub mod restore;
 pub mod retention;

@@ -510,7 +510,7 @@ fn pg_restore(
             drop(expression);
             let file = std::fs::File::open(&dump)
                 .map_err(|e| Error::io(format!("reading {}", dump.display()), e))?;
-            let copied = super::create::copy_hashing(file, &mut write_end, &mut |n| {
+            let copied = super::hashing::copy_hashing(file, &mut write_end, &mut |n| {
                 on_event(Event::Bytes(n))
             });
             drop(write_end);
@@ -568,7 +568,7 @@ fn copy_sqlite(entry: &Entry, target: &Path, on_event: &mut dyn FnMut(Event)) ->
         let from = std::fs::File::open(entry.dump_path())?;
         let mut to = std::fs::File::create(&tmp)?;
         let (_, sha256) =
-            super::create::copy_hashing(from, &mut to, &mut |n| on_event(Event::Bytes(n)))?;
+            super::hashing::copy_hashing(from, &mut to, &mut |n| on_event(Event::Bytes(n)))?;
         to.sync_all()?;
         Ok::<_, std::io::Error>(sha256)
     })();

@@ -4,8 +4,8 @@
 //! and, through the clock reading its `backup` step journaled, by the database
 //! server's.
 
-use crate::engine::journal;
 use crate::error::{Error, Result};
+use crate::journal;
 use chrono::{DateTime, Utc};
 use std::path::Path;
 
@@ -69,7 +69,7 @@ pub fn record(events: &[serde_json::Value]) -> Option<RunRecord> {
             }
         }
         if !run.deployed && event["outcome"] == "succeeded" {
-            if let Some(id) = outputs["backup_id"].as_str() {
+            if let Some(id) = outputs[crate::journal::BACKUP_ID].as_str() {
                 run.rollback_point = Some(id.to_string());
             }
         }

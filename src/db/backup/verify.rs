@@ -3,7 +3,7 @@
 //! outcome is written into the manifest, so a failed backup stays marked.
 
 use super::catalog::Entry;
-use super::create::{hash_file, hash_folder, listing_sha256};
+use super::hashing::{hash_file, hash_folder, listing_sha256};
 use super::manifest::{Archive, Manifest, Verification, VerifyState};
 use crate::db::pgtools::PgTools;
 use crate::error::Result;

@@ -2,8 +2,8 @@
 //! (`CREATE INDEX CONCURRENTLY`, …) inside one, or sharing its file with other statements.
 
 use super::{Hit, Rule};
-use crate::db::statements::non_transactional_reason;
 use crate::lint::migration::{Migration, Statement};
+use crate::sql::non_transactional_reason;
 
 /// The rule.
 pub struct ConcurrentlyInTransaction;

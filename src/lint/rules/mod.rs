@@ -136,7 +136,7 @@ pub(crate) fn added_not_valid_earlier<'m>(
     use pg_query::protobuf::AlterTableType;
     if m.statements
         .iter()
-        .any(|st| crate::db::statements::non_transactional_reason(&st.node).is_some())
+        .any(|st| crate::sql::non_transactional_reason(&st.node).is_some())
     {
         // Then each statement commits on its own: the locks do not add up.
         return None;

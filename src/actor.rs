@@ -55,7 +55,10 @@ fn find() -> String {
 }
 
 /// The account name of this process's real uid (`/etc/passwd`, NSS), if it has one.
+// The crate denies unsafe code; these two calls into libc are the exceptions: the
+// account name by uid has no safe std API.
 #[cfg(unix)]
+#[allow(unsafe_code)]
 fn os_user() -> Option<String> {
     // SAFETY: getpwuid_r writes into our buffer and `pwd`; the name pointer it returns
     // points into `buf`, which outlives the CStr read below.
@@ -81,6 +84,7 @@ fn os_user() -> Option<String> {
 }
 
 #[cfg(unix)]
+#[allow(unsafe_code)]
 fn uid() -> Option<u32> {
     // SAFETY: getuid cannot fail.
     Some(unsafe { libc::getuid() })

@@ -8,6 +8,11 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
+/// The output key under which a step names the backup it took, restored or chose
+/// (`backup`, `restore`, `rollback`, `drill`): later steps find the run's backup by it,
+/// and `rollback --run` and `backup list` read it back from journals.
+pub const BACKUP_ID: &str = "backup_id";
+
 /// Folder (under the project root) holding the journals.
 pub const RUNS_DIR: &str = ".dbflow/runs";
 
@@ -15,7 +20,12 @@ pub const RUNS_DIR: &str = ".dbflow/runs";
 pub struct Journal {
     file: Option<File>,
     path: PathBuf,
+    /// For [`Journal::deferred`]: the run's frame, held until something worth keeping.
+    held: Option<Vec<String>>,
 }
+
+/// The events every run has; a deferred journal is written only once another one comes.
+const FRAME_EVENTS: &[&str] = &["run_start", "step_start", "step_end", "run_end"];
 
 impl Journal {
     /// Creates `<root>/.dbflow/runs/<run_id>.jsonl`.
@@ -29,7 +39,20 @@ impl Journal {
         Ok(Journal {
             file: Some(file),
             path,
+            held: None,
         })
+    }
+
+    /// A journal written only if the run records more than its frame (start, steps,
+    /// end): a guard decision, an override, a confirmation given or refused. Commands
+    /// such as `migrate status` run through the engine like workflows, yet leave a
+    /// journal only when there is something to audit, as they always did.
+    pub fn deferred(root: &Path, run_id: &str) -> Self {
+        Journal {
+            file: None,
+            path: root.join(RUNS_DIR).join(format!("{run_id}.jsonl")),
+            held: Some(Vec::new()),
+        }
     }
 
     /// A journal that records nothing (dry runs).
@@ -37,6 +60,7 @@ impl Journal {
         Journal {
             file: None,
             path: PathBuf::new(),
+            held: None,
         }
     }
 
@@ -47,14 +71,49 @@ impl Journal {
 
     /// Appends one event with its fields (redacted) and a timestamp.
     pub fn record(&mut self, event: &str, fields: Value) {
-        let Some(file) = self.file.as_mut() else {
+        if self.file.is_none() && self.held.is_none() {
             return;
-        };
+        }
         let mut line = json!({ "ts": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true), "event": event });
         if let (Value::Object(target), Value::Object(extra)) = (&mut line, fields) {
             target.extend(extra);
         }
-        let line = crate::ui::redact::redact_json(&line);
+        let line = crate::redact::redact_json(&line).to_string();
+        if let Some(held) = self.held.as_mut() {
+            held.push(line);
+            if FRAME_EVENTS.contains(&event) {
+                return;
+            }
+            self.write_held();
+            return;
+        }
+        self.write_line(&line);
+    }
+
+    /// Creates the file of a deferred journal and writes what it held.
+    fn write_held(&mut self) {
+        let held = self.held.take().unwrap_or_default();
+        let created = self
+            .path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| File::create(&self.path));
+        match created {
+            Ok(file) => self.file = Some(file),
+            Err(e) => {
+                eprintln!("warning: cannot write journal {}: {e}", self.path.display());
+                return;
+            }
+        }
+        for line in held {
+            self.write_line(&line);
+        }
+    }
+
+    fn write_line(&mut self, line: &str) {
+        let Some(file) = self.file.as_mut() else {
+            return;
+        };
         // A journal write failing must not hide the operation's own result; it is
         // reported once and the run goes on.
         if let Err(e) = writeln!(file, "{line}").and_then(|_| file.flush()) {
