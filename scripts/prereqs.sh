@@ -11,6 +11,12 @@ here=$(dirname "$0")
 ldconfig -p 2>/dev/null | "$here/has-libclang.sh" || compgen -G '/usr/lib/llvm-*/lib/libclang.so.1' >/dev/null || missing+=(libclang1-14 libclang-common-14-dev)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+# Tests: strace counts file reads (one read of the migrations per run), man renders the
+# manual page, script gives a test a terminal.
+command -v strace >/dev/null 2>&1 || missing+=(strace)
+command -v man >/dev/null 2>&1 || missing+=(man-db)
+command -v script >/dev/null 2>&1 || missing+=(bsdutils)
+[ -x /usr/bin/time ] || missing+=(time)   # GNU time measures peak memory in a test
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

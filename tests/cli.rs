@@ -148,6 +148,10 @@ fn a_terminal_is_coloured_unless_no_color() {
         .output()
         .is_err()
     {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "util-linux `script` is needed (scripts/prereqs.sh installs it)"
+        );
         eprintln!("skipping: util-linux `script` is not installed");
         return;
     }
