@@ -3,7 +3,8 @@
 use super::oneshot;
 use crate::app::App;
 use crate::cli::{BackupAction, FormatArg};
-use crate::db::backup::{age_text, human_age, human_size, verify, Catalog, Entry};
+use crate::db::backup::catalog::Listing;
+use crate::db::backup::{age_text, human_age, human_size, repository, verify, Catalog, Entry};
 use crate::error::{Error, ExitCode, Result};
 use serde_json::json;
 
@@ -50,8 +51,33 @@ pub fn run(app: &App, env_flag: Option<&str>, action: BackupAction) -> Result<Ex
                 json!({ "dry_run": dry_run }),
             )],
         ),
-        BackupAction::List => list(app, &Catalog::new(&app.project, &env.name)),
+        BackupAction::List => match remote(app, &env.name)? {
+            Some(remote) => {
+                let runtime = repository::object::runtime()?;
+                let (entries, unreadable) =
+                    runtime.block_on(repository::object::list(&remote, &env.name))?;
+                let listing = Listing {
+                    entries,
+                    unreadable: unreadable
+                        .into_iter()
+                        .map(|(key, why)| (key.into(), why))
+                        .collect(),
+                    partial: Vec::new(),
+                };
+                list(app, &env.name, &remote.shown, listing)
+            }
+            None => {
+                let catalog = Catalog::new(&app.project, &env.name);
+                list(
+                    app,
+                    &env.name,
+                    &catalog.dir.display().to_string(),
+                    catalog.scan(),
+                )
+            }
+        },
         BackupAction::Pin { id, reason } => {
+            folder_only(app, &env.name, "`backup pin`")?;
             let catalog = Catalog::new(&app.project, &env.name);
             let entry = catalog.pin(&id, reason)?;
             if app.ui.json {
@@ -75,6 +101,7 @@ pub fn run(app: &App, env_flag: Option<&str>, action: BackupAction) -> Result<Ex
             Ok(ExitCode::Ok)
         }
         BackupAction::Unpin { id } => {
+            folder_only(app, &env.name, "`backup unpin`")?;
             let catalog = Catalog::new(&app.project, &env.name);
             let (entry, had) = catalog.unpin(&id)?;
             if app.ui.json {
@@ -95,10 +122,19 @@ pub fn run(app: &App, env_flag: Option<&str>, action: BackupAction) -> Result<Ex
             Ok(ExitCode::Ok)
         }
         BackupAction::Verify { id } => {
-            let catalog = Catalog::new(&app.project, &env.name);
-            let entry = catalog.get(&id)?;
-            let runtime = runtime()?;
-            let checked = verify::verify(&entry, &runtime)?;
+            let checked = match remote(app, &env.name)? {
+                Some(remote) => {
+                    let runtime = repository::object::runtime()?;
+                    let entry =
+                        runtime.block_on(repository::object::get(&remote, &env.name, &id))?;
+                    repository::object::verify(&remote, &entry, &runtime)?
+                }
+                None => {
+                    let catalog = Catalog::new(&app.project, &env.name);
+                    let entry = catalog.get(&id)?;
+                    verify::verify(&entry, &runtime()?)?
+                }
+            };
             let v = &checked.manifest.verification;
             if app.ui.json {
                 app.ui.json_doc(&json!({
@@ -125,6 +161,15 @@ pub fn run(app: &App, env_flag: Option<&str>, action: BackupAction) -> Result<Ex
     }
 }
 
+/// The environment's object-storage repository, opened, when it has one.
+fn remote(app: &App, env: &str) -> Result<Option<repository::Remote>> {
+    repository::remote_for(&app.project, env, &app.vars).map_err(Error::Usage)
+}
+
+fn folder_only(app: &App, env: &str, what: &str) -> Result<()> {
+    repository::folder_only(&app.project, env, &app.vars, what).map_err(Error::Usage)
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -148,8 +193,7 @@ fn state(entry: &Entry, now: chrono::DateTime<chrono::Utc>) -> String {
     state
 }
 
-fn list(app: &App, catalog: &Catalog) -> Result<ExitCode> {
-    let listing = catalog.scan();
+fn list(app: &App, env: &str, location: &str, listing: Listing) -> Result<ExitCode> {
     let now = chrono::Utc::now();
     if app.ui.json {
         let backups: Vec<serde_json::Value> = listing
@@ -178,10 +222,10 @@ fn list(app: &App, catalog: &Catalog) -> Result<ExitCode> {
             })
             .collect();
         app.ui.json_doc(&json!({
-            "env": catalog.env,
+            "env": env,
             "clock": "host",
             "now": now,
-            "dir": catalog.dir.display().to_string(),
+            "dir": location,
             "backups": backups,
             "interrupted": listing.partial.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
             "unreadable": listing.unreadable.iter().map(|(p, why)| json!({"path": p.display().to_string(), "error": why})).collect::<Vec<_>>(),
@@ -191,14 +235,12 @@ fn list(app: &App, catalog: &Catalog) -> Result<ExitCode> {
     if listing.entries.is_empty() {
         app.ui.out(&format!(
             "no backups of `{}` in {} yet (`dbflow backup create`)",
-            catalog.env,
-            catalog.dir.display()
+            env, location
         ));
     } else {
         app.ui.out(&format!(
             "backups of `{}` in {}, newest first (ids and ages by this machine's clock, UTC):",
-            catalog.env,
-            catalog.dir.display()
+            env, location
         ));
         let rows: Vec<[String; 6]> = listing
             .entries

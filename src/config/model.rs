@@ -110,6 +110,9 @@ pub struct BackupSettings {
     pub stop_writes: Option<String>,
     /// Task that points the application at a restored database (`rollback`).
     pub switch_to_restored: Option<String>,
+    /// `backups.repository` as written (interpolated when used); `None`: the
+    /// `backups.dir` folder.
+    pub repository: Option<String>,
 }
 
 impl Default for BackupSettings {
@@ -121,6 +124,7 @@ impl Default for BackupSettings {
             lock_wait_timeout: std::time::Duration::from_secs(60),
             stop_writes: None,
             switch_to_restored: None,
+            repository: None,
         }
     }
 }
@@ -171,6 +175,8 @@ pub struct BackupOverrides {
     pub stop_writes: Option<String>,
     /// Replaces the switch_to_restored task.
     pub switch_to_restored: Option<String>,
+    /// Replaces the repository.
+    pub repository: Option<String>,
 }
 
 /// What a restore drill validates besides the table list and the migration status.
@@ -212,6 +218,9 @@ impl Project {
             }
             if o.switch_to_restored.is_some() {
                 settings.switch_to_restored = o.switch_to_restored.clone();
+            }
+            if o.repository.is_some() {
+                settings.repository = o.repository.clone();
             }
         }
         settings

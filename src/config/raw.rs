@@ -109,6 +109,9 @@ pub struct RawLua {
 pub struct RawBackups {
     /// Folder for backups (default `backups`).
     pub dir: Option<SStr>,
+    /// Where backups live: a folder, `file:///path`, `s3://bucket/prefix`, `gs://…` or
+    /// `az://…` (default: the `dir` folder).
+    pub repository: Option<SStr>,
     /// `custom` (default, one file) or `directory` (parallel dump and restore).
     pub format: Option<DumpFormat>,
     /// Parallel jobs for the directory format (default 2).
@@ -129,6 +132,8 @@ pub struct RawBackups {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawEnvBackups {
+    /// Overrides `backups.repository`.
+    pub repository: Option<SStr>,
     /// Overrides `backups.format`.
     pub format: Option<DumpFormat>,
     /// Overrides `backups.jobs`.

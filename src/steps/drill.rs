@@ -184,6 +184,7 @@ impl Step for DrillStep {
     }
 
     fn run(&self, cx: &mut RunContext<'_>) -> Result<Outcome, StepError> {
+        crate::steps::repository_folder_only(cx, "`drill`")?;
         let started = Instant::now();
         let catalog = Catalog::new(cx.project, &cx.env.name);
         let mut report = DrillReport {

@@ -77,6 +77,7 @@ impl Step for PruneStep {
     }
 
     fn run(&self, cx: &mut RunContext<'_>) -> Result<Outcome, StepError> {
+        crate::steps::repository_folder_only(cx, "`backup prune`")?;
         let catalog = Catalog::new(cx.project, &cx.env.name);
         let policy = cx.project.backup_settings(&cx.env.name).retention;
         if !self.dry_run {

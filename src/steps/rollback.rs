@@ -90,6 +90,7 @@ impl Step for RollbackStep {
     }
 
     fn run(&self, cx: &mut RunContext<'_>) -> Result<Outcome, StepError> {
+        crate::steps::repository_folder_only(cx, "`rollback`")?;
         if self.before.as_deref() == Some("") {
             return Err(StepError {
                 message: "no bad migration named: set BAD_MIGRATION=<migration folder name> (the one to leave out)".into(),

@@ -12,6 +12,7 @@ pub mod checks;
 pub mod copies;
 pub mod create;
 pub mod manifest;
+pub mod repository;
 pub mod restore;
 pub mod retention;
 pub mod runs;

@@ -1,0 +1,322 @@
+//! Backups in an object-storage repository (`backups.repository: s3://…`), against a
+//! real S3-compatible server (tests/support/s3.rs) and real PostgreSQL.
+
+use crate::backup::{pg_path, psql};
+use crate::support::cli::Test;
+use crate::support::pg::{self, TestDb};
+use crate::support::s3::{self, S3};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+const INIT: &str = "CREATE TABLE \"Item\" (id SERIAL PRIMARY KEY, name TEXT NOT NULL, blob BYTEA);";
+
+/// A project whose backups go to `s3://<bucket>/dbflow`, with `rows` rows of
+/// `blob_bytes` random (incompressible) bytes each.
+fn project(db: &TestDb, s3: &S3, rows: u32, blob_bytes: u32) -> Test {
+    let mut t = Test::new()
+        .file(
+            "Workflowfile.yaml",
+            &format!(
+                "environments:\n  local:\n    url: ${{DATABASE_URL}}\n    protection: sandbox\nmigrations:\n  dir: prisma/migrations\nbackups:\n  repository: s3://{}/dbflow\n",
+                s3.bucket
+            ),
+        )
+        .file("prisma/migrations/migration_lock.toml", "provider = \"postgresql\"\n")
+        .file("prisma/migrations/20240101000000_init/migration.sql", INIT)
+        .env("DATABASE_URL", &db.url)
+        .env("PATH", &pg_path());
+    for (key, value) in s3.env() {
+        t = t.env(key, &value);
+    }
+    t.run_with(["migrate", "deploy"]).assert_code(0);
+    db.psql(&format!(
+        "CREATE EXTENSION IF NOT EXISTS pgcrypto; INSERT INTO \"Item\" (name, blob) SELECT 'item ' || g, gen_random_bytes({blob_bytes}) FROM generate_series(1, {rows}) g"
+    ));
+    t
+}
+
+/// Random bytes without pgcrypto's 1024-byte limit: md5 chains are incompressible enough.
+fn project_big(db: &TestDb, s3: &S3, megabytes: u32) -> Test {
+    let t = project(db, s3, 0, 1);
+    db.psql(&format!(
+        "INSERT INTO \"Item\" (name, blob) SELECT 'big ' || g, decode(string_agg(md5(g::text || ':' || i::text), ''), 'hex') FROM generate_series(1, {megabytes}) g, generate_series(1, 65536) i GROUP BY g"
+    ));
+    t
+}
+
+fn url_for(db: &TestDb, name: &str) -> String {
+    let mut parsed = url::Url::parse(&db.url).unwrap();
+    parsed.set_path(&format!("/{name}"));
+    parsed.to_string()
+}
+
+fn list(t: &Test) -> Vec<Value> {
+    let out = t.run_with(["backup", "list", "--env", "local", "--json"]);
+    out.assert_code(0);
+    let doc: Value = serde_json::from_str(&out.stdout).expect("json");
+    doc["backups"].as_array().cloned().unwrap_or_default()
+}
+
+fn create(t: &Test) -> String {
+    let out = t.run_with(["backup", "create", "--env", "local"]);
+    out.assert_code(0);
+    assert!(!out.all().contains(s3::SECRET_KEY), "{}", out.all());
+    let listed = list(t);
+    listed[0]["id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn backup_list_verify_restore_go_through_the_s3_repository() {
+    let Some(s3) = s3::server("acme-backups") else {
+        return;
+    };
+    let Some(db) = pg::database("s3_round_trip") else {
+        return;
+    };
+    let t = project(&db, &s3, 200, 500);
+    let id = create(&t);
+
+    // In the bucket, manifest beside the dump; nothing on this machine.
+    let keys = s3.keys("dbflow/local/");
+    assert!(
+        keys.contains(&format!("dbflow/local/{id}/manifest.json")),
+        "{keys:?}"
+    );
+    assert!(
+        keys.contains(&format!("dbflow/local/{id}/dump.pgdump")),
+        "{keys:?}"
+    );
+    assert!(!t.exists("backups"), "a local backups folder was written");
+    assert_eq!(s3.open_uploads(), 0);
+
+    let listed = list(&t);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["state"], "verified");
+    let text = t.run_with(["backup", "list", "--env", "local"]);
+    assert!(
+        text.stdout.contains("s3://acme-backups/dbflow"),
+        "{}",
+        text.stdout
+    );
+
+    let verified = t.run_with(["backup", "verify", &id, "--env", "local"]);
+    verified.assert_code(0);
+    assert!(
+        verified.stdout.contains("streamed back"),
+        "{}",
+        verified.stdout
+    );
+
+    let restored = t.run_with([
+        "restore",
+        &id,
+        "--env",
+        "local",
+        "--into",
+        &format!("{}_r", db.name),
+    ]);
+    restored.assert_code(0);
+    let copy = url_for(&db, &format!("{}_r", db.name));
+    assert_eq!(psql(&copy, "SELECT count(*) FROM \"Item\""), "200");
+    assert_eq!(
+        psql(
+            &copy,
+            "SELECT md5(string_agg(blob::text, '' ORDER BY id)) FROM \"Item\""
+        ),
+        db.psql("SELECT md5(string_agg(blob::text, '' ORDER BY id)) FROM \"Item\"")
+    );
+    psql(db.admin_url(), &format!("DROP DATABASE \"{}_r\"", db.name));
+    for out in [&verified, &restored] {
+        assert!(!out.all().contains(s3::SECRET_KEY), "{}", out.all());
+    }
+}
+
+#[test]
+fn a_flipped_byte_in_the_bucket_fails_verify_and_restore() {
+    let Some(s3) = s3::server("flip") else { return };
+    let Some(db) = pg::database("s3_flipped_byte") else {
+        return;
+    };
+    let t = project(&db, &s3, 50, 200);
+    let id = create(&t);
+    let key = format!("dbflow/local/{id}/dump.pgdump");
+    let mut bytes = s3.get(&key);
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    s3.put(&key, &bytes);
+
+    let target = format!("{}_r", db.name);
+    let restored = t.run_with(["restore", &id, "--env", "local", "--into", &target]);
+    assert_ne!(restored.code, 0, "{}", restored.all());
+    assert!(
+        !db.database_exists(&target),
+        "a half-restored database was left behind"
+    );
+
+    let verified = t.run_with(["backup", "verify", &id, "--env", "local"]);
+    verified.assert_code(1);
+    assert!(
+        verified.all().contains("sha256 mismatch"),
+        "{}",
+        verified.all()
+    );
+    // Marked in the repository's catalog: no longer offered.
+    assert_eq!(list(&t)[0]["state"], "failed");
+    let latest = t.run_with(["restore", "latest", "--env", "local", "--into", &target]);
+    assert_ne!(latest.code, 0);
+    assert!(!db.database_exists(&target));
+}
+
+#[test]
+fn an_interrupted_upload_is_never_listed_and_its_parts_are_aborted() {
+    let Some(s3) = s3::server("interrupted") else {
+        return;
+    };
+    let Some(db) = pg::database("s3_interrupted") else {
+        return;
+    };
+    let t = project_big(&db, &s3, 48);
+    let mut child = t.spawn_with(["backup", "create", "--env", "local"]);
+    // Wait for the multipart upload to be under way, then stop dbflow.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while s3.open_uploads() == 0 {
+        assert!(Instant::now() < deadline, "the upload never started");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "dbflow ended before the upload was seen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    assert!(list(&t).is_empty(), "an interrupted backup was listed");
+    assert_eq!(s3.open_uploads(), 0, "the multipart upload was not aborted");
+    assert!(
+        !s3.keys("dbflow/")
+            .iter()
+            .any(|k| k.ends_with("manifest.json")),
+        "{:?}",
+        s3.keys("dbflow/")
+    );
+}
+
+#[test]
+fn a_server_killed_mid_upload_fails_the_backup_and_catalogs_nothing() {
+    let Some(mut s3) = s3::server("killed") else {
+        return;
+    };
+    let Some(db) = pg::database("s3_server_killed") else {
+        return;
+    };
+    let t = project_big(&db, &s3, 48);
+    let child = t.spawn_with(["backup", "create", "--env", "local"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while s3.open_uploads() == 0 {
+        assert!(Instant::now() < deadline, "the upload never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    s3.kill();
+    let started = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(started.elapsed() < Duration::from_secs(120));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("s3://killed/dbflow"), "{stderr}");
+    assert!(!stderr.contains(s3::SECRET_KEY), "{stderr}");
+    assert!(!t.exists("backups"));
+}
+
+#[test]
+fn commands_that_read_only_folder_catalogs_refuse_an_object_repository() {
+    let Some(s3) = s3::server("refuse") else {
+        return;
+    };
+    let Some(db) = pg::database("s3_refuse") else {
+        return;
+    };
+    let t = project(&db, &s3, 1, 1);
+    for args in [
+        vec!["backup", "prune", "--env", "local"],
+        vec!["backup", "pin", "x", "--env", "local"],
+        vec!["drill", "--env", "local"],
+    ] {
+        let out = t.run_with(&args);
+        out.assert_code(2);
+        assert!(
+            out.all().contains("s3://refuse/dbflow"),
+            "{args:?}: {}",
+            out.all()
+        );
+        assert!(
+            out.all().contains("nothing was done"),
+            "{args:?}: {}",
+            out.all()
+        );
+    }
+}
+
+#[test]
+fn a_bad_repository_url_is_bad_input_with_its_position() {
+    let t = Test::new().file(
+        "Workflowfile.yaml",
+        "environments:\n  local:\n    url: sqlite:dev.db\nbackups:\n  repository: s3://key:Hunter2Secret@bucket/x\n",
+    );
+    let out = t.run_with(["validate"]);
+    out.assert_code(2);
+    assert!(out.all().contains("Workflowfile.yaml:5:"), "{}", out.all());
+    assert!(!out.all().contains("Hunter2Secret"), "{}", out.all());
+    let t = Test::new().file(
+        "Workflowfile.yaml",
+        "environments:\n  local:\n    url: sqlite:dev.db\n    backups:\n      repository: ftp://host/x\n",
+    );
+    let out = t.run_with(["validate"]);
+    out.assert_code(2);
+    assert!(
+        out.all().contains("unknown repository scheme"),
+        "{}",
+        out.all()
+    );
+}
+
+#[test]
+fn a_folder_repository_holds_the_backups_of_its_environment() {
+    let Some(db) = pg::database("folder_repository") else {
+        return;
+    };
+    let elsewhere = tempfile::tempdir().unwrap();
+    let t = Test::new()
+        .file(
+            "Workflowfile.yaml",
+            &format!(
+                "environments:\n  local:\n    url: ${{DATABASE_URL}}\n    protection: sandbox\n    backups:\n      repository: file://{}\nmigrations:\n  dir: prisma/migrations\n",
+                elsewhere.path().display()
+            ),
+        )
+        .file("prisma/migrations/migration_lock.toml", "provider = \"postgresql\"\n")
+        .file("prisma/migrations/20240101000000_init/migration.sql", INIT)
+        .env("DATABASE_URL", &db.url)
+        .env("PATH", &pg_path());
+    t.run_with(["migrate", "deploy"]).assert_code(0);
+    t.run_with(["backup", "create", "--env", "local"])
+        .assert_code(0);
+    assert!(!t.exists("backups"), "the default folder was used");
+    let id = list(&t)[0]["id"].as_str().unwrap().to_string();
+    assert!(elsewhere
+        .path()
+        .join("local")
+        .join(&id)
+        .join("manifest.json")
+        .is_file());
+    t.run_with(["backup", "verify", &id, "--env", "local"])
+        .assert_code(0);
+}
