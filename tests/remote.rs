@@ -320,3 +320,105 @@ fn a_folder_repository_holds_the_backups_of_its_environment() {
     t.run_with(["backup", "verify", &id, "--env", "local"])
         .assert_code(0);
 }
+
+/// A working copy of the same project (same Workflowfile, migrations and repository) in
+/// another folder: another runner.
+fn working_copy(db: &TestDb, s3: &S3, migrations: &[(&str, &str)]) -> Test {
+    let mut t = Test::new()
+        .file(
+            "Workflowfile.yaml",
+            &format!(
+                "environments:\n  local:\n    url: ${{DATABASE_URL}}\n    protection: sandbox\nmigrations:\n  dir: prisma/migrations\nbackups:\n  repository: s3://{}/dbflow\ninclude:\n  - workflows/*.yaml\n",
+                s3.bucket
+            ),
+        )
+        .file("workflows/deploy.yaml", include_str!("../workflows/deploy.yaml"))
+        .file("prisma/migrations/migration_lock.toml", "provider = \"postgresql\"\n")
+        .env("DATABASE_URL", &db.url)
+        .env("PATH", &pg_path());
+    for (name, sql) in migrations {
+        t = t.file(&format!("prisma/migrations/{name}/migration.sql"), sql);
+    }
+    for (key, value) in s3.env() {
+        t = t.env(key, &value);
+    }
+    t
+}
+
+#[test]
+fn rollback_run_from_another_working_copy_restores_that_runs_backup() {
+    let Some(s3) = s3::server("shared") else {
+        return;
+    };
+    let Some(db) = pg::database("s3_rollback_run") else {
+        return;
+    };
+    let first = ("20240101000000_init", INIT);
+    let second = (
+        "20240102000000_price",
+        "ALTER TABLE \"Item\" ADD COLUMN \"price\" NUMERIC;",
+    );
+    // Runner A deploys the second migration; its pre-deploy backup goes to the bucket.
+    let a = working_copy(&db, &s3, &[first]);
+    a.run_with(["migrate", "deploy"]).assert_code(0);
+    db.psql("INSERT INTO \"Item\" (name) VALUES ('before the deploy')");
+    a.write(
+        &format!("prisma/migrations/{}/migration.sql", second.0),
+        second.1,
+    );
+    let deploy = a.run_with(["run", "deploy", "--env", "local"]);
+    deploy.assert_code(0);
+    let journal = deploy.journal();
+    let run_id = journal[0]["run_id"].as_str().unwrap().to_string();
+    let recorded = serde_json::to_string(&journal).unwrap();
+    assert!(recorded.contains("s3://shared/dbflow"), "{recorded}");
+    assert!(!recorded.contains(s3::SECRET_KEY));
+    // A newer backup after the deploy: `latest` would be the wrong one.
+    std::thread::sleep(Duration::from_millis(1100));
+    db.psql("INSERT INTO \"Item\" (name, price) VALUES ('after the deploy', 1)");
+    a.run_with(["backup", "create", "--env", "local"])
+        .assert_code(0);
+
+    // Runner B: another folder, no journal of run A.
+    let b = working_copy(&db, &s3, &[first, second]);
+    assert!(b.journals().is_empty());
+    let into = format!("{}_rb", db.name);
+    let out = b.run_with([
+        "rollback", "--run", &run_id, "--env", "local", "--into", &into,
+    ]);
+    out.assert_code(0);
+    assert!(
+        out.all().contains(&format!("was taken by run {run_id}")),
+        "{}",
+        out.all()
+    );
+    let copy = url_for(&db, &into);
+    assert_eq!(
+        psql(&copy, "SELECT string_agg(name, ',') FROM \"Item\""),
+        "before the deploy"
+    );
+    assert_eq!(
+        psql(
+            &copy,
+            "SELECT count(*) FROM information_schema.columns WHERE column_name = 'price'"
+        ),
+        "0"
+    );
+    psql(db.admin_url(), &format!("DROP DATABASE \"{into}\""));
+    let unknown = b.run_with([
+        "rollback",
+        "--run",
+        "no-such-run",
+        "--env",
+        "local",
+        "--into",
+        &into,
+    ]);
+    unknown.assert_code(1);
+    assert!(
+        unknown.all().contains("took no backup"),
+        "{}",
+        unknown.all()
+    );
+    assert!(!db.database_exists(&into));
+}
