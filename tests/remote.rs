@@ -422,3 +422,125 @@ fn rollback_run_from_another_working_copy_restores_that_runs_backup() {
     );
     assert!(!db.database_exists(&into));
 }
+
+#[test]
+fn encrypted_backups_round_trip_and_a_wrong_or_missing_identity_is_refused() {
+    use age::secrecy::ExposeSecret;
+    let Some(s3) = s3::server("sealed") else {
+        return;
+    };
+    let Some(db) = pg::database("s3_encrypted") else {
+        return;
+    };
+    let key = age::x25519::Identity::generate();
+    let secret = key.to_string().expose_secret().to_string();
+    let other = age::x25519::Identity::generate();
+    let other_secret = other.to_string().expose_secret().to_string();
+    let t = project(&db, &s3, 100, 300);
+    t.write(
+        "Workflowfile.yaml",
+        &format!(
+            "environments:\n  local:\n    url: ${{DATABASE_URL}}\n    protection: sandbox\nmigrations:\n  dir: prisma/migrations\nbackups:\n  repository: s3://sealed/dbflow\n  encryption:\n    recipients: [{}]\n",
+            key.to_public()
+        ),
+    );
+    t.write(
+        "keys/right.txt",
+        &format!(
+            "# created: now\n# public key: {}\n{secret}\n",
+            key.to_public()
+        ),
+    );
+    t.write("keys/wrong.txt", &format!("{other_secret}\n"));
+    let id = create(&t);
+
+    // Only ciphertext in the bucket; the manifest names who can decrypt.
+    let dump = s3.get(&format!("dbflow/local/{id}/dump.pgdump"));
+    assert!(
+        dump.starts_with(b"age-encryption.org/v1"),
+        "not an age file"
+    );
+    assert_eq!(
+        list(&t)[0]["encryption"]["recipients"][0],
+        key.to_public().to_string()
+    );
+
+    let target = format!("{}_r", db.name);
+    let missing = t.run_with(["restore", &id, "--env", "local", "--into", &target]);
+    missing.assert_code(2);
+    assert!(
+        missing.all().contains("DBFLOW_BACKUP_IDENTITY_FILE"),
+        "{}",
+        missing.all()
+    );
+    assert!(!db.database_exists(&target));
+
+    let with = |file: &str| {
+        let path = t.path().join(file).display().to_string();
+        let mut copy = Test::in_dir(t.path())
+            .env("DATABASE_URL", &db.url)
+            .env("PATH", &pg_path())
+            .env("DBFLOW_BACKUP_IDENTITY_FILE", &path);
+        for (k, v) in s3.env() {
+            copy = copy.env(k, &v);
+        }
+        copy
+    };
+    let wrong =
+        with("keys/wrong.txt").run_with(["restore", &id, "--env", "local", "--into", &target]);
+    wrong.assert_code(2);
+    assert!(wrong.all().contains("wrong identity"), "{}", wrong.all());
+    assert!(
+        !db.database_exists(&target),
+        "a half-restored database was left behind"
+    );
+    with("keys/wrong.txt")
+        .run_with(["backup", "verify", &id, "--env", "local"])
+        .assert_code(2);
+
+    let right = with("keys/right.txt");
+    let verified = right.run_with(["backup", "verify", &id, "--env", "local"]);
+    verified.assert_code(0);
+    assert!(
+        verified.stdout.contains("they decrypt"),
+        "{}",
+        verified.stdout
+    );
+    let restored = right.run_with(["restore", &id, "--env", "local", "--into", &target]);
+    restored.assert_code(0);
+    let copy = url_for(&db, &target);
+    assert_eq!(psql(&copy, "SELECT count(*) FROM \"Item\""), "100");
+    psql(db.admin_url(), &format!("DROP DATABASE \"{target}\""));
+
+    // The inline form works too; no key appears in any output or journal.
+    let inline = Test::in_dir(t.path())
+        .env("DATABASE_URL", &db.url)
+        .env("PATH", &pg_path())
+        .env("DBFLOW_BACKUP_IDENTITY", &secret);
+    let mut inline = inline;
+    for (k, v) in s3.env() {
+        inline = inline.env(k, &v);
+    }
+    inline
+        .run_with(["backup", "verify", &id, "--env", "local"])
+        .assert_code(0);
+    let journals = serde_json::to_string(&t.journals()).unwrap();
+    for out in [&missing, &wrong, &verified, &restored] {
+        assert!(!out.all().contains(&secret[15..]), "{}", out.all());
+        assert!(!out.all().contains(&other_secret[15..]), "{}", out.all());
+    }
+    assert!(!journals.contains(&secret[15..]));
+}
+
+#[test]
+fn encryption_recipients_are_checked_at_load_and_a_secret_key_is_never_echoed() {
+    let t = Test::new().file(
+        "Workflowfile.yaml",
+        "environments:\n  local:\n    url: sqlite:dev.db\nbackups:\n  repository: s3://b/x\n  encryption:\n    recipients: [AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQSAMPLE]\n",
+    );
+    let out = t.run_with(["validate"]);
+    out.assert_code(2);
+    assert!(out.all().contains("Workflowfile.yaml:7:"), "{}", out.all());
+    assert!(out.all().contains("not a recipient"), "{}", out.all());
+    assert!(!out.all().contains("QQQQQQQQQQQQQQQQQQQQ"), "{}", out.all());
+}

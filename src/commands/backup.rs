@@ -127,7 +127,8 @@ pub fn run(app: &App, env_flag: Option<&str>, action: BackupAction) -> Result<Ex
                     let runtime = repository::object::runtime()?;
                     let entry =
                         runtime.block_on(repository::object::get(&remote, &env.name, &id))?;
-                    repository::object::verify(&remote, &entry, &runtime)?
+                    let identities = repository::object::identities_for(&entry, &app.vars)?;
+                    repository::object::verify(&remote, &entry, &runtime, identities.as_deref())?
                 }
                 None => {
                     let catalog = Catalog::new(&app.project, &env.name);
@@ -218,6 +219,7 @@ fn list(app: &App, env: &str, location: &str, listing: Listing) -> Result<ExitCo
                     "host": m.host,
                     "future_dated": e.future_dated(now),
                     "pinned": m.pinned,
+                    "encryption": m.encryption,
                 })
             })
             .collect();

@@ -544,7 +544,33 @@ fn backup_settings(
         .repository
         .as_ref()
         .map(|r| check_repository(r, file, errors));
+    if let Some(e) = &raw.encryption {
+        settings.recipients = check_recipients(e, file, errors);
+    }
     settings
+}
+
+/// `backups.encryption.recipients`: each an `age1…` public key (an identity,
+/// `AGE-SECRET-KEY-1…`, is refused without being echoed: it must never be in the file).
+fn check_recipients(
+    raw: &crate::config::raw::RawEncryption,
+    file: &Arc<PathBuf>,
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<String> {
+    if raw.recipients.is_empty() {
+        errors.push(Diagnostic::bare(format!(
+            "{}: `backups.encryption.recipients` is empty: name at least one age1… public key",
+            file.display()
+        )));
+    }
+    for r in &raw.recipients {
+        if let Err(why) = crate::db::backup::repository::crypt::recipient(&r.value) {
+            errors.push(Diagnostic::at(Loc::new(file, &r.referenced), why).with_help(
+                "`age-keygen -o key.txt` prints the public key (age1…) to put here; the key file stays with whoever restores",
+            ));
+        }
+    }
+    raw.recipients.iter().map(|r| r.value.clone()).collect()
 }
 
 /// `backups.repository`: checked here when it holds no `${VAR}` (interpolated ones are
@@ -599,6 +625,10 @@ fn backup_overrides(
             .repository
             .as_ref()
             .map(|r| check_repository(r, file, errors)),
+        recipients: raw
+            .encryption
+            .as_ref()
+            .map(|e| check_recipients(e, file, errors)),
     }
 }
 

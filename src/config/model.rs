@@ -113,6 +113,8 @@ pub struct BackupSettings {
     /// `backups.repository` as written (interpolated when used); `None`: the
     /// `backups.dir` folder.
     pub repository: Option<String>,
+    /// `backups.encryption.recipients` (checked `age1…` keys); empty: not encrypted.
+    pub recipients: Vec<String>,
 }
 
 impl Default for BackupSettings {
@@ -125,6 +127,7 @@ impl Default for BackupSettings {
             stop_writes: None,
             switch_to_restored: None,
             repository: None,
+            recipients: Vec::new(),
         }
     }
 }
@@ -177,6 +180,8 @@ pub struct BackupOverrides {
     pub switch_to_restored: Option<String>,
     /// Replaces the repository.
     pub repository: Option<String>,
+    /// Replaces the encryption recipients.
+    pub recipients: Option<Vec<String>>,
 }
 
 /// What a restore drill validates besides the table list and the migration status.
@@ -221,6 +226,9 @@ impl Project {
             }
             if o.repository.is_some() {
                 settings.repository = o.repository.clone();
+            }
+            if let Some(recipients) = &o.recipients {
+                settings.recipients = recipients.clone();
             }
         }
         settings

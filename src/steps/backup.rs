@@ -247,6 +247,21 @@ impl BackupStep {
         if let Some(remote) = remote {
             return self.take_into(cx, &target, &remote);
         }
+        if !cx
+            .project
+            .backup_settings(&cx.env.name)
+            .recipients
+            .is_empty()
+        {
+            // Never an unencrypted backup where an encrypted one was asked for.
+            return Err(StepError {
+                message: format!(
+                    "backups.encryption is set for `{}` but its backups go to a folder, which dbflow does not encrypt yet: set backups.repository to object storage (s3://, gs://, az://), or remove backups.encryption",
+                    cx.env.name
+                ),
+                code: crate::error::ExitCode::BadInput,
+            });
+        }
         if let Some((limit, text)) = &self.reuse {
             let (found, clock) = reusable(cx, &target, &catalog, *limit)?;
             if let Some(entry) = found {
@@ -320,6 +335,7 @@ impl BackupStep {
             remote,
             &cx.env.name,
             &options,
+            &cx.project.backup_settings(&cx.env.name).recipients,
             &runtime,
             &mut super::show(&mut transfer),
         );

@@ -280,6 +280,7 @@ impl RestoreStep {
         let name = name
             .clone()
             .unwrap_or_else(|| backup::restore::default_name(&source_db, "restore", now));
+        let identities = object::identities_for(&entry, cx.vars).map_err(restoring::step_error)?;
         let mut transfer = crate::ui::progress::Transfer::new(cx.ui);
         let result = object::restore_into_new(
             remote,
@@ -287,6 +288,7 @@ impl RestoreStep {
             &target.url,
             &name,
             &runtime,
+            identities.as_deref(),
             &mut super::show(&mut transfer),
         );
         transfer.finish();

@@ -401,6 +401,7 @@ impl RollbackStep {
         let name = name.clone().unwrap_or_else(|| {
             crate::db::backup::restore::default_name(&source_db, "restore", now)
         });
+        let identities = object::identities_for(&entry, cx.vars).map_err(restoring::step_error)?;
         let mut transfer = crate::ui::progress::Transfer::new(cx.ui);
         let result = object::restore_into_new(
             remote,
@@ -408,6 +409,7 @@ impl RollbackStep {
             &target.url,
             &name,
             &runtime,
+            identities.as_deref(),
             &mut super::show(&mut transfer),
         );
         transfer.finish();

@@ -154,9 +154,14 @@ impl S3 {
 
     /// The bytes of an object.
     pub fn get(&self, key: &str) -> Vec<u8> {
-        ureq::get(&format!("{}/{}/{key}", self.endpoint(), self.bucket))
+        let response = ureq::get(&format!("{}/{}/{key}", self.endpoint(), self.bucket))
+            .config()
+            .http_status_as_error(false)
+            .build()
             .call()
-            .expect("get")
+            .expect("get");
+        assert_eq!(response.status(), 200, "GET {key}: {:?}", self.keys(""));
+        response
             .into_body()
             .with_config()
             .limit(1 << 30)

@@ -254,6 +254,7 @@ fn unverified_manifest(
         },
         provider: None,
         pinned: None,
+        encryption: None,
     }
 }
 

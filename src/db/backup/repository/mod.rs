@@ -8,6 +8,7 @@
 //! their values are registered with the redaction layer before any client is built, so
 //! no error message can show them.
 
+pub mod crypt;
 pub mod object;
 
 use crate::config::interpolate::{interpolate, Unresolved, Vars};

@@ -22,6 +22,7 @@ use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipa
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Name of the manifest object.
@@ -180,6 +181,7 @@ pub fn create(
     remote: &Remote,
     env: &str,
     options: &CreateOptions<'_>,
+    recipients: &[String],
     rt: &tokio::runtime::Runtime,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Entry> {
@@ -253,7 +255,12 @@ pub fn create(
             .map_err(|e| Error::failed(format!("cannot start pg_dump: {e}")))?;
         let _children = crate::interrupt::children_of(reader.pids());
         let key = remote.key(&[env, &id, DUMP]);
-        let uploaded = rt.block_on(upload(remote, &key, &reader, on_event));
+        let encryption = if recipients.is_empty() {
+            None
+        } else {
+            Some(super::crypt::encryptor(recipients)?)
+        };
+        let uploaded = rt.block_on(upload(remote, &key, &reader, encryption, on_event));
         let (size, sha256) = match uploaded {
             Ok(done) => done,
             Err(e) => {
@@ -302,6 +309,12 @@ pub fn create(
     manifest.dump = DUMP.into();
     manifest.size = size;
     manifest.sha256 = sha256;
+    if !recipients.is_empty() {
+        manifest.encryption = Some(crate::db::backup::manifest::Encryption {
+            format: "age".into(),
+            recipients: recipients.to_vec(),
+        });
+    }
     // The repository's own account of the object: a short upload is caught here.
     let stored = rt
         .block_on(remote.store.head(&remote.key(&[env, &id, DUMP])))
@@ -344,6 +357,10 @@ async fn upload(
     remote: &Remote,
     key: &ObjectPath,
     reader: &duct::ReaderHandle,
+    mut encryption: Option<(
+        age::stream::StreamWriter<super::crypt::Shared>,
+        super::crypt::Shared,
+    )>,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<(u64, String)> {
     let multipart = remote
@@ -365,9 +382,23 @@ async fn upload(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => break Some(Error::failed(format!("reading pg_dump's output: {e}"))),
         };
-        hasher.update(&buffer[..n]);
-        writer.write(&buffer[..n]);
-        total += n as u64;
+        // What is stored (and hashed) is the ciphertext when encrypting.
+        match &mut encryption {
+            Some((encrypting, out)) => {
+                if let Err(e) = encrypting.write_all(&buffer[..n]) {
+                    break Some(Error::io("encrypting the dump", e));
+                }
+                let sealed = out.take();
+                hasher.update(&sealed);
+                writer.write(&sealed);
+                total += sealed.len() as u64;
+            }
+            None => {
+                hasher.update(&buffer[..n]);
+                writer.write(&buffer[..n]);
+                total += n as u64;
+            }
+        }
         on_event(Event::Bytes(total));
         if let Err(e) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
             break Some(storage_error(remote, "uploading the dump", e));
@@ -380,6 +411,16 @@ async fn upload(
     if crate::interrupt::received().is_some() {
         let _ = writer.abort().await;
         return Err(Error::failed("interrupted: the upload was aborted"));
+    }
+    if let Some((encrypting, out)) = encryption {
+        if let Err(e) = encrypting.finish() {
+            let _ = writer.abort().await;
+            return Err(Error::io("encrypting the dump", e));
+        }
+        let sealed = out.take();
+        hasher.update(&sealed);
+        writer.write(&sealed);
+        total += sealed.len() as u64;
     }
     writer
         .finish()
@@ -456,6 +497,7 @@ fn new_manifest(
         },
         provider: None,
         pinned: None,
+        encryption: None,
     }
 }
 
@@ -508,22 +550,47 @@ fn mismatch(m: &Manifest, size: u64, sha256: &str) -> Option<String> {
 
 /// Re-hashes the stored dump by streaming it back, and records the outcome in its
 /// manifest (a failed backup is never offered for restore).
-pub fn verify(remote: &Remote, entry: &Entry, rt: &tokio::runtime::Runtime) -> Result<Entry> {
-    let (size, sha256) = rt
-        .block_on(stream_dump(
-            remote,
-            entry,
-            &mut std::io::sink(),
-            &mut |_| {},
-        ))?
-        .map_err(|e| Error::io("hashing the dump", e))?;
+pub fn verify(
+    remote: &Remote,
+    entry: &Entry,
+    rt: &tokio::runtime::Runtime,
+    identities: Option<&[super::crypt::Identity]>,
+) -> Result<Entry> {
+    let (size, sha256, decrypt_error) = match identities {
+        None => {
+            let (size, sha256) = rt
+                .block_on(stream_dump(
+                    remote,
+                    entry,
+                    &mut std::io::sink(),
+                    &mut |_| {},
+                ))?
+                .map_err(|e| Error::io("hashing the dump", e))?;
+            (size, sha256, None)
+        }
+        Some(ids) => {
+            let (input, hashed) = download(remote, entry, rt);
+            let mut plain = super::crypt::decryptor(input, ids, entry.id())?;
+            let copied = std::io::copy(&mut plain, &mut std::io::sink());
+            drop(plain);
+            let (size, sha256) = downloaded(&hashed);
+            (size, sha256, copied.err())
+        }
+    };
     let mut manifest = entry.manifest.clone();
-    manifest.verification = match mismatch(&manifest, size, &sha256) {
+    let found = mismatch(&manifest, size, &sha256)
+        .or_else(|| decrypt_error.map(|e| format!("the encrypted dump does not decrypt: {e}")));
+    manifest.verification = match found {
         None => Verification {
             state: VerifyState::Verified,
             checked_at: Utc::now(),
             detail: format!(
-                "sha256 of the {size} stored bytes matches (streamed back from {})",
+                "sha256 of the {size} stored bytes matches{} (streamed back from {})",
+                if identities.is_some() {
+                    ", and they decrypt"
+                } else {
+                    ""
+                },
                 remote.shown
             ),
         },
@@ -547,6 +614,7 @@ pub fn restore_into_new(
     source: &crate::config::DbUrl,
     name: &str,
     rt: &tokio::runtime::Runtime,
+    identities: Option<&[super::crypt::Identity]>,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<restore::RestoreReport> {
     if !source.is_postgres() {
@@ -576,13 +644,21 @@ pub fn restore_into_new(
     }
     let started = Instant::now();
     let _scope = crate::interrupt::scope();
+    // An encrypted dump is opened (the identity tried) before any database exists.
+    let decrypted = match identities {
+        Some(ids) => {
+            let (input, hashed) = download(remote, entry, rt);
+            Some((super::crypt::decryptor(input, ids, entry.id())?, hashed))
+        }
+        None => None,
+    };
     let tools = PgTools::locate(verify::archive_major(&entry.manifest))?;
     on_event(Event::Note(format!("using {}", tools.describe())));
     let server = PgConn::from_url(source)?;
     on_event(Event::Phase(format!("createdb {name}")));
     tools.createdb(&server, name, entry.manifest.locale.as_ref())?;
     let into = server.with_database(name);
-    if let Err(e) = feed_pg_restore(remote, entry, &tools, &into, rt, on_event) {
+    if let Err(e) = feed_pg_restore(remote, entry, &tools, &into, rt, decrypted, on_event) {
         let dropped = crate::guard::permit::half_restored(name)
             .and_then(|permit| tools.dropdb(&server, name, &permit));
         return Err(Error::Failed {
@@ -611,6 +687,7 @@ fn feed_pg_restore(
     tools: &PgTools,
     into: &PgConn,
     rt: &tokio::runtime::Runtime,
+    decrypted: Option<(age::stream::StreamReader<Download>, Hashed)>,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<()> {
     let args = vec![
@@ -634,7 +711,16 @@ fn feed_pg_restore(
         .map_err(|e| Error::failed(format!("cannot start pg_restore: {e}")))?;
     let _children = crate::interrupt::children_of(handle.pids());
     drop(expression);
-    let streamed = rt.block_on(stream_dump(remote, entry, &mut write_end, on_event));
+    let streamed = match decrypted {
+        None => rt.block_on(stream_dump(remote, entry, &mut write_end, on_event)),
+        Some((mut plain, hashed)) => {
+            let copied = std::io::copy(&mut plain, &mut write_end);
+            drop(plain);
+            let (size, sha256) = downloaded(&hashed);
+            on_event(Event::Bytes(size));
+            Ok(copied.map(|_| (size, sha256)))
+        }
+    };
     drop(write_end);
     let output = handle
         .wait()
@@ -675,4 +761,89 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the runtime", e))
+}
+
+/// The running sha256 and byte count of a download.
+type Hashed = Arc<Mutex<(Sha256, u64)>>;
+
+/// The stored bytes of a dump as a blocking reader (downloaded on the runtime's
+/// workers, a few chunks ahead), counting and hashing what passes.
+struct Download {
+    chunks: std::sync::mpsc::Receiver<std::result::Result<bytes::Bytes, String>>,
+    current: bytes::Bytes,
+    hashed: Hashed,
+}
+
+impl Read for Download {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.chunks.recv() {
+                Ok(Ok(chunk)) => {
+                    let mut h = self.hashed.lock().unwrap_or_else(|e| e.into_inner());
+                    h.0.update(&chunk);
+                    h.1 += chunk.len() as u64;
+                    self.current = chunk;
+                }
+                Ok(Err(e)) => return Err(std::io::Error::other(e)),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        let _ = self.current.split_to(n);
+        Ok(n)
+    }
+}
+
+fn download(remote: &Remote, entry: &Entry, rt: &tokio::runtime::Runtime) -> (Download, Hashed) {
+    let m = &entry.manifest;
+    let key = remote.key(&[&m.environment, &m.id, &m.dump]);
+    let (tx, rx) = std::sync::mpsc::sync_channel(4);
+    let store = remote.store.clone();
+    let shown = remote.shown.clone();
+    rt.spawn(async move {
+        let fail = |e: object_store::Error| {
+            crate::ui::redact::redact(&format!("reading {key} in repository {shown}: {e}"))
+        };
+        let mut stream = match store.get(&key).await {
+            Ok(got) => got.into_stream(),
+            Err(e) => {
+                let _ = tx.send(Err(fail(e)));
+                return;
+            }
+        };
+        while let Some(chunk) = stream.next().await {
+            let item = chunk.map_err(fail);
+            let stop = item.is_err();
+            if tokio::task::block_in_place(|| tx.send(item)).is_err() || stop {
+                return;
+            }
+        }
+    });
+    let hashed = Arc::new(Mutex::new((Sha256::new(), 0u64)));
+    (
+        Download {
+            chunks: rx,
+            current: bytes::Bytes::new(),
+            hashed: hashed.clone(),
+        },
+        hashed,
+    )
+}
+
+/// Size and sha256 of what a [`Download`] let through.
+fn downloaded(hashed: &Hashed) -> (u64, String) {
+    let h = hashed.lock().unwrap_or_else(|e| e.into_inner());
+    (h.1, hex::encode(h.0.clone().finalize()))
+}
+
+/// The identities an encrypted backup needs (none for a plain one).
+pub fn identities_for(
+    entry: &Entry,
+    vars: &crate::config::interpolate::Vars,
+) -> Result<Option<Vec<super::crypt::Identity>>> {
+    match &entry.manifest.encryption {
+        None => Ok(None),
+        Some(e) => super::crypt::identities(vars, entry.id(), &e.recipients).map(Some),
+    }
 }
