@@ -126,6 +126,29 @@ fn backup_list_verify_restore_go_through_the_s3_repository() {
         db.psql("SELECT md5(string_agg(blob::text, '' ORDER BY id)) FROM \"Item\"")
     );
     psql(db.admin_url(), &format!("DROP DATABASE \"{}_r\"", db.name));
+
+    // Drills through the repository: an existing backup, and a fresh one.
+    let drill = t.run_with(["drill", "--env", "local", "--backup", &id]);
+    drill.assert_code(0);
+    assert!(drill.stdout.contains("drill PASS"), "{}", drill.stdout);
+    assert!(
+        drill.stdout.contains("from s3://acme-backups/dbflow"),
+        "{}",
+        drill.stdout
+    );
+    let fresh = t.run_with(["drill", "--env", "local"]);
+    fresh.assert_code(0);
+    assert!(fresh.stdout.contains("drill PASS"), "{}", fresh.stdout);
+    let labels: Vec<Value> = list(&t).iter().map(|b| b["label"].clone()).collect();
+    assert!(labels.contains(&Value::from("drill")), "{labels:?}");
+    let left = psql(
+        db.admin_url(),
+        &format!(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE '{}%restore_drill%'",
+            db.name
+        ),
+    );
+    assert_eq!(left, "0", "a drill database was left behind");
     for out in [&verified, &restored] {
         assert!(!out.all().contains(s3::SECRET_KEY), "{}", out.all());
     }
@@ -248,7 +271,6 @@ fn commands_that_read_only_folder_catalogs_refuse_an_object_repository() {
     for args in [
         vec!["backup", "prune", "--env", "local"],
         vec!["backup", "pin", "x", "--env", "local"],
-        vec!["drill", "--env", "local"],
     ] {
         let out = t.run_with(&args);
         out.assert_code(2);
