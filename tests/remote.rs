@@ -269,8 +269,8 @@ fn commands_that_read_only_folder_catalogs_refuse_an_object_repository() {
     };
     let t = project(&db, &s3, 1, 1);
     for args in [
-        vec!["backup", "prune", "--env", "local"],
         vec!["backup", "pin", "x", "--env", "local"],
+        vec!["backup", "unpin", "x", "--env", "local"],
     ] {
         let out = t.run_with(&args);
         out.assert_code(2);
@@ -565,4 +565,87 @@ fn encryption_recipients_are_checked_at_load_and_a_secret_key_is_never_echoed() 
     assert!(out.all().contains("Workflowfile.yaml:7:"), "{}", out.all());
     assert!(out.all().contains("not a recipient"), "{}", out.all());
     assert!(!out.all().contains("QQQQQQQQQQQQQQQQQQQQ"), "{}", out.all());
+}
+
+#[test]
+fn the_prune_lease_admits_one_runner_at_a_time_on_the_real_server() {
+    use dbflow::db::backup::repository::{self, object};
+    let Some(s3) = s3::server("lease") else {
+        return;
+    };
+    let pairs: Vec<(&str, String)> = s3.env();
+    let vars =
+        dbflow::config::interpolate::Vars::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())));
+    let location =
+        repository::Location::parse("s3://lease/dbflow", std::path::Path::new("/")).unwrap();
+    let remote = repository::open(&location, &vars).unwrap();
+    let rt = object::runtime().unwrap();
+    let first = rt
+        .block_on(object::take_lease(&remote, "local", Duration::ZERO))
+        .expect("the first runner takes the lease");
+    let second = rt.block_on(object::take_lease(
+        &remote,
+        "local",
+        Duration::from_millis(600),
+    ));
+    let refused = second
+        .err()
+        .expect("a second runner must not get a held lease")
+        .to_string();
+    assert!(refused.contains("another runner is pruning"), "{refused}");
+    rt.block_on(first.release(&remote));
+    let third = rt
+        .block_on(object::take_lease(&remote, "local", Duration::ZERO))
+        .expect("released: free again");
+    rt.block_on(third.release(&remote));
+}
+
+#[test]
+fn two_concurrent_prunes_apply_the_retention_once_and_keep_what_it_keeps() {
+    let Some(s3) = s3::server("prune") else {
+        return;
+    };
+    let Some(db) = pg::database("s3_two_prunes") else {
+        return;
+    };
+    let t = project(&db, &s3, 10, 10);
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(create(&t));
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let newest = ids.last().unwrap().clone();
+    let a = t.spawn_with(["backup", "prune", "--env", "local"]);
+    let b = t.spawn_with(["backup", "prune", "--env", "local"]);
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    for out in [&a, &b] {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // 7 daily: only the newest of today stays; each older one deleted exactly once.
+    let left: Vec<String> = list(&t)
+        .iter()
+        .map(|b| b["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(left, vec![newest.clone()]);
+    let stdout = format!(
+        "{}{}",
+        String::from_utf8_lossy(&a.stdout),
+        String::from_utf8_lossy(&b.stdout)
+    );
+    for old in &ids[..3] {
+        assert_eq!(
+            stdout.matches(&format!("delete       {old}")).count(),
+            1,
+            "{stdout}"
+        );
+    }
+    assert!(!s3
+        .keys("dbflow/")
+        .iter()
+        .any(|k| k.contains(".prune-lease")));
+    assert_eq!(s3.keys("dbflow/").len(), 2, "{:?}", s3.keys("dbflow/"));
 }

@@ -847,3 +847,89 @@ pub fn identities_for(
         Some(e) => super::crypt::identities(vars, entry.id(), &e.recipients).map(Some),
     }
 }
+
+/// Name of the lease object that serialises prunes of one environment.
+pub const PRUNE_LEASE: &str = ".prune-lease";
+/// A lease older than this was left by a prune that died: it may be taken over.
+const LEASE_EXPIRY: chrono::Duration = chrono::Duration::minutes(15);
+
+/// A held prune lease; released with [`Lease::release`].
+pub struct Lease {
+    key: ObjectPath,
+}
+
+impl Lease {
+    /// Deletes the lease object.
+    pub async fn release(self, remote: &Remote) {
+        let _ = remote.store.delete(&self.key).await;
+    }
+}
+
+/// Takes the prune lease of `env`: a create-only put, so of two runners only one
+/// gets it; the other waits (up to `wait`) and then plans on what the first left. A
+/// lease older than [`LEASE_EXPIRY`] (its holder died) is replaced, conditionally on
+/// its version, so two runners cannot both take it over.
+pub async fn take_lease(remote: &Remote, env: &str, wait: std::time::Duration) -> Result<Lease> {
+    let key = remote.key(&[env, PRUNE_LEASE]);
+    let body = serde_json::json!({
+        "holder": format!("{}:{}", crate::db::backup::catalog::host_name(), std::process::id()),
+        "since": Utc::now(),
+    })
+    .to_string();
+    let deadline = Instant::now() + wait;
+    loop {
+        let create = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match remote
+            .store
+            .put_opts(&key, PutPayload::from(body.clone().into_bytes()), create)
+            .await
+        {
+            Ok(_) => return Ok(Lease { key }),
+            Err(object_store::Error::AlreadyExists { .. }) => {}
+            Err(e) => return Err(storage_error(remote, "taking the prune lease", e)),
+        }
+        if let Ok(meta) = remote.store.head(&key).await {
+            if Utc::now() - meta.last_modified > LEASE_EXPIRY {
+                let replace = PutOptions {
+                    mode: PutMode::Update(object_store::UpdateVersion {
+                        e_tag: meta.e_tag.clone(),
+                        version: meta.version.clone(),
+                    }),
+                    ..PutOptions::default()
+                };
+                if remote
+                    .store
+                    .put_opts(&key, PutPayload::from(body.clone().into_bytes()), replace)
+                    .await
+                    .is_ok()
+                {
+                    return Ok(Lease { key });
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::failed(format!(
+                "another runner is pruning the backups of `{env}` in {} (lease {}); nothing was deleted: try again when it is done",
+                remote.shown, key
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// Deletes a backup: its manifest first (it leaves the catalog at once, atomically),
+/// then its dump.
+pub async fn delete(remote: &Remote, entry: &Entry) -> Result<()> {
+    let m = &entry.manifest;
+    for name in [MANIFEST, m.dump.as_str()] {
+        let key = remote.key(&[&m.environment, &m.id, name]);
+        match remote.store.delete(&key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(storage_error(remote, &format!("deleting {key}"), e)),
+        }
+    }
+    Ok(())
+}
