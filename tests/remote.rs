@@ -649,3 +649,62 @@ fn two_concurrent_prunes_apply_the_retention_once_and_keep_what_it_keeps() {
         .any(|k| k.contains(".prune-lease")));
     assert_eq!(s3.keys("dbflow/").len(), 2, "{:?}", s3.keys("dbflow/"));
 }
+
+#[test]
+fn backup_copy_moves_a_local_backup_into_the_bucket_verified() {
+    let Some(s3) = s3::server("copy") else { return };
+    let Some(db) = pg::database("s3_copy") else {
+        return;
+    };
+    // Backups in the default folder first.
+    let t = project(&db, &s3, 30, 100);
+    t.write(
+        "Workflowfile.yaml",
+        "environments:\n  local:\n    url: ${DATABASE_URL}\n    protection: sandbox\nmigrations:\n  dir: prisma/migrations\n",
+    );
+    t.run_with(["backup", "create", "--env", "local"])
+        .assert_code(0);
+    let id = list(&t)[0]["id"].as_str().unwrap().to_string();
+    let out = t.run_with([
+        "backup",
+        "copy",
+        &id,
+        "--env",
+        "local",
+        "--to",
+        "s3://copy/dbflow",
+    ]);
+    out.assert_code(0);
+    assert!(out.stdout.contains("copied from"), "{}", out.stdout);
+    assert!(!out.all().contains(s3::SECRET_KEY));
+    let again = t.run_with([
+        "backup",
+        "copy",
+        &id,
+        "--env",
+        "local",
+        "--to",
+        "s3://copy/dbflow",
+    ]);
+    again.assert_code(1);
+    assert!(again.all().contains("already holds"), "{}", again.all());
+
+    // The bucket's catalog now has it: verified by streaming it back, and restorable.
+    t.write(
+        "Workflowfile.yaml",
+        "environments:\n  local:\n    url: ${DATABASE_URL}\n    protection: sandbox\nmigrations:\n  dir: prisma/migrations\nbackups:\n  repository: s3://copy/dbflow\n",
+    );
+    let listed = list(&t);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], id.as_str());
+    t.run_with(["backup", "verify", &id, "--env", "local"])
+        .assert_code(0);
+    let target = format!("{}_c", db.name);
+    t.run_with(["restore", &id, "--env", "local", "--into", &target])
+        .assert_code(0);
+    assert_eq!(
+        psql(&url_for(&db, &target), "SELECT count(*) FROM \"Item\""),
+        "30"
+    );
+    psql(db.admin_url(), &format!("DROP DATABASE \"{target}\""));
+}

@@ -121,6 +121,7 @@ pub fn run(app: &App, env_flag: Option<&str>, action: BackupAction) -> Result<Ex
             }
             Ok(ExitCode::Ok)
         }
+        BackupAction::Copy { id, to } => copy(app, &env.name, &id, &to),
         BackupAction::Verify { id } => {
             let checked = match remote(app, &env.name)? {
                 Some(remote) => {
@@ -160,6 +161,50 @@ pub fn run(app: &App, env_flag: Option<&str>, action: BackupAction) -> Result<Ex
             }
         }
     }
+}
+
+/// `backup copy ID --to REPO`: from the environment's repository (a folder or a bucket)
+/// to another.
+fn copy(app: &App, env: &str, id: &str, to: &str) -> Result<ExitCode> {
+    let text = crate::config::interpolate::interpolate(to, &app.vars)
+        .map_err(|_| Error::Usage(format!("--to `{to}`: a ${{VAR}} in it is not set")))?;
+    let destination =
+        repository::Location::parse(&text, &app.project.root).map_err(Error::Usage)?;
+    let source = match repository::configured(&app.project, env, &app.vars).map_err(Error::Usage)? {
+        Some(location) => location,
+        None => repository::Location::Folder(Catalog::new(&app.project, env).root),
+    };
+    if source == destination {
+        return Err(Error::Usage(format!(
+            "--to {} is the repository backup {id} is already in",
+            destination.display()
+        )));
+    }
+    let from = repository::open_any(&source, &app.vars).map_err(Error::Usage)?;
+    let into = repository::open_any(&destination, &app.vars).map_err(Error::Usage)?;
+    let runtime = repository::object::runtime()?;
+    let entry = runtime.block_on(repository::object::get(&from, env, id))?;
+    let copied = runtime.block_on(repository::object::copy(&from, &into, &entry))?;
+    if app.ui.json {
+        app.ui.json_doc(&json!({
+            "env": env,
+            "id": copied.id(),
+            "from": from.shown,
+            "to": into.shown,
+            "size": copied.manifest.size,
+            "sha256": copied.manifest.sha256,
+        }));
+    } else {
+        app.ui.out(&format!(
+            "✔ backup {} copied from {} to {} ({}, sha256 {}… checked on the way)",
+            copied.id(),
+            from.shown,
+            into.shown,
+            human_size(copied.manifest.size),
+            &copied.manifest.sha256[..12]
+        ));
+    }
+    Ok(ExitCode::Ok)
 }
 
 /// The environment's object-storage repository, opened, when it has one.

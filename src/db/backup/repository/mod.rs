@@ -315,6 +315,26 @@ pub fn remote_for(
     }
 }
 
+/// Opens any location through the object-store API: a folder as the local file
+/// system (the same `<env>/<id>/…` layout the folder catalog reads), used where a
+/// folder and a bucket are handled alike (`backup copy`).
+pub fn open_any(location: &Location, vars: &Vars) -> Result<Remote, String> {
+    match location {
+        Location::Object { .. } => open(location, vars),
+        Location::Folder(path) => {
+            crate::db::backup::manifest::create_private_dir_all(path)
+                .map_err(|e| format!("creating {}: {e}", path.display()))?;
+            let store = object_store::local::LocalFileSystem::new_with_prefix(path)
+                .map_err(|e| format!("opening {}: {e}", path.display()))?;
+            Ok(Remote {
+                store: Arc::new(store),
+                prefix: ObjectPath::default(),
+                shown: location.display(),
+            })
+        }
+    }
+}
+
 /// Refuses `what` when `env` keeps its backups in object storage and `what` does not
 /// read that catalog yet: acting on the local folder instead would be acting on the
 /// wrong backups.

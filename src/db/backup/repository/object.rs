@@ -933,3 +933,88 @@ pub async fn delete(remote: &Remote, entry: &Entry) -> Result<()> {
     }
     Ok(())
 }
+
+/// Copies backup `entry` from `from` to `to` with its manifest: the dump is streamed
+/// across, hashed on the way and checked against the manifest before the manifest is
+/// written (create-only) at the destination. A copy that fails is aborted and never
+/// cataloged there.
+pub async fn copy(from: &Remote, to: &Remote, entry: &Entry) -> Result<Entry> {
+    let m = &entry.manifest;
+    if m.format == Archive::Directory || m.provider.is_some() {
+        return Err(Error::Usage(format!(
+            "backup {} is a {} archive: `backup copy` copies single-file backups (custom format, SQLite) for now",
+            m.id,
+            m.format.as_str()
+        )));
+    }
+    if !entry.verified() {
+        return Err(Error::failed(format!(
+            "backup {} failed verification ({}): it is not copied",
+            m.id, m.verification.detail
+        )));
+    }
+    let manifest_key = to.key(&[&m.environment, &m.id, MANIFEST]);
+    if to.store.head(&manifest_key).await.is_ok() {
+        return Err(Error::failed(format!(
+            "{} already holds backup {}: nothing was copied",
+            to.shown, m.id
+        )));
+    }
+    let source = from.key(&[&m.environment, &m.id, &m.dump]);
+    let mut stream = from
+        .store
+        .get(&source)
+        .await
+        .map_err(|e| storage_error(from, &format!("reading {source}"), e))?
+        .into_stream();
+    let dest = to.key(&[&m.environment, &m.id, &m.dump]);
+    let upload = to
+        .store
+        .put_multipart(&dest)
+        .await
+        .map_err(|e| storage_error(to, "starting the upload", e))?;
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let failure = loop {
+        match stream.next().await {
+            None => break None,
+            Some(Err(e)) => break Some(storage_error(from, &format!("reading {source}"), e)),
+            Some(Ok(chunk)) => {
+                hasher.update(&chunk);
+                size += chunk.len() as u64;
+                writer.put(chunk);
+                if let Err(e) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
+                    break Some(storage_error(to, "uploading the dump", e));
+                }
+            }
+        }
+    };
+    let failure = failure.or_else(|| {
+        mismatch(m, size, &hex::encode(hasher.finalize())).map(|why| {
+            Error::failed(format!(
+                "backup {} in {}: {why}; not copied",
+                m.id, from.shown
+            ))
+        })
+    });
+    if let Some(e) = failure {
+        let _ = writer.abort().await;
+        return Err(e);
+    }
+    writer
+        .finish()
+        .await
+        .map_err(|e| storage_error(to, "completing the upload", e))?;
+    let mut manifest = m.clone();
+    manifest.verification = Verification {
+        state: VerifyState::Verified,
+        checked_at: Utc::now(),
+        detail: format!(
+            "copied from {}: sha256 of the {size} bytes matched its manifest on the way",
+            from.shown
+        ),
+    };
+    write_manifest(to, &manifest, PutMode::Create).await?;
+    Ok(self::entry(to, manifest))
+}
