@@ -708,3 +708,74 @@ fn backup_copy_moves_a_local_backup_into_the_bucket_verified() {
     );
     psql(db.admin_url(), &format!("DROP DATABASE \"{target}\""));
 }
+
+#[test]
+fn memory_stays_flat_while_a_dump_streams_to_and_from_the_bucket() {
+    let time = std::path::Path::new("/usr/bin/time");
+    if !time.is_file() {
+        eprintln!("skipping: /usr/bin/time measures the peak RSS");
+        return;
+    }
+    let Some(s3) = s3::server("rss") else { return };
+    let Some(db) = pg::database("s3_rss") else {
+        return;
+    };
+    // ~72 MB of incompressible rows: far more than the buffers the upload may hold.
+    let t = project_big(&db, &s3, 72);
+    let peak_kib = |args: &[&str]| -> u64 {
+        let mut full = vec!["-f", "RSS=%M", env!("CARGO_BIN_EXE_dbflow")];
+        full.extend_from_slice(args);
+        let mut command = std::process::Command::new(time);
+        command.args(&full).current_dir(t.path());
+        command.env("DATABASE_URL", &db.url).env("PATH", pg_path());
+        for (k, v) in s3.env() {
+            command.env(k, v);
+        }
+        let out = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        stderr
+            .lines()
+            .filter_map(|l| l.strip_prefix("RSS="))
+            .next_back()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no RSS in {stderr}"))
+    };
+    let backup = peak_kib(&["backup", "create", "--env", "local"]);
+    let id = list(&t)[0]["id"].as_str().unwrap().to_string();
+    let size = list(&t)[0]["size"].as_u64().unwrap();
+    assert!(size > 64 << 20, "the dump is too small to tell: {size}");
+    let target = format!("{}_m", db.name);
+    let restore = peak_kib(&["restore", &id, "--env", "local", "--into", &target]);
+    psql(db.admin_url(), &format!("DROP DATABASE \"{target}\""));
+    for (what, kib) in [("backup create", backup), ("restore", restore)] {
+        assert!(kib < 64 * 1024, "{what}: peak RSS {} MiB", kib / 1024);
+    }
+}
+
+#[test]
+fn max_backup_age_reads_the_bucket() {
+    let Some(s3) = s3::server("fresh") else {
+        return;
+    };
+    let Some(db) = pg::database("s3_max_backup_age") else {
+        return;
+    };
+    let t = project(&db, &s3, 1, 1);
+    t.write(
+        "Workflowfile.yaml",
+        "environments:\n  local:\n    url: ${DATABASE_URL}\n    protection: sandbox\nmigrations:\n  dir: prisma/migrations\nbackups:\n  repository: s3://fresh/dbflow\nworkflows:\n  release:\n    allow_unguarded_deploy: 'these tests are about backups'\n    steps:\n      - deploy: { max_backup_age: 1h }\n",
+    );
+    let blocked = t.run_with(["run", "release", "--env", "local"]);
+    blocked.assert_code(3);
+    assert!(
+        blocked
+            .all()
+            .contains("no verified backup of `local` in s3://fresh/dbflow"),
+        "{}",
+        blocked.all()
+    );
+    create(&t);
+    let out = t.run_with(["run", "release", "--env", "local"]);
+    out.assert_code(0);
+}

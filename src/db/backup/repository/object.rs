@@ -1018,3 +1018,33 @@ pub async fn copy(from: &Remote, to: &Remote, entry: &Entry) -> Result<Entry> {
     write_manifest(to, &manifest, PutMode::Create).await?;
     Ok(self::entry(to, manifest))
 }
+
+/// The freshness gate of `deploy` (`max_backup_age`) on an object-storage repository:
+/// the newest verified backup there, if younger than `max_age`. `Err`: why the deploy is
+/// blocked (a repository that cannot be read blocks it too).
+pub fn require_fresh(
+    remote: &Remote,
+    env: &str,
+    max_age: std::time::Duration,
+    as_written: &str,
+) -> std::result::Result<Entry, String> {
+    let rt = runtime().map_err(|e| e.to_string())?;
+    let (entries, _) = rt
+        .block_on(list(remote, env))
+        .map_err(|e| format!("{e}: the freshness of the backups cannot be told"))?;
+    let now = Utc::now();
+    let limit = chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
+    match entries.into_iter().find(|e| e.usable(now)) {
+        None => Err(format!(
+            "no verified backup of `{env}` in {} and max_backup_age is {as_written}: take one first (`dbflow backup create --env {env}`, or a `backup` step before `deploy`)",
+            remote.shown
+        )),
+        Some(entry) if entry.age(now) > limit => Err(format!(
+            "the newest verified backup of `{env}` in {} is `{}`, taken {} ago: older than max_backup_age {as_written}; take a fresh one first",
+            remote.shown,
+            entry.id(),
+            crate::db::backup::human_age(entry.age(now))
+        )),
+        Some(entry) => Ok(entry),
+    }
+}
