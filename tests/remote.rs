@@ -260,31 +260,39 @@ fn a_server_killed_mid_upload_fails_the_backup_and_catalogs_nothing() {
 }
 
 #[test]
-fn commands_that_read_only_folder_catalogs_refuse_an_object_repository() {
-    let Some(s3) = s3::server("refuse") else {
-        return;
-    };
-    let Some(db) = pg::database("s3_refuse") else {
+fn a_pin_in_the_bucket_is_kept_by_every_runners_prune() {
+    let Some(s3) = s3::server("pins") else { return };
+    let Some(db) = pg::database("s3_pins") else {
         return;
     };
     let t = project(&db, &s3, 1, 1);
-    for args in [
-        vec!["backup", "pin", "x", "--env", "local"],
-        vec!["backup", "unpin", "x", "--env", "local"],
-    ] {
-        let out = t.run_with(&args);
-        out.assert_code(2);
-        assert!(
-            out.all().contains("s3://refuse/dbflow"),
-            "{args:?}: {}",
-            out.all()
-        );
-        assert!(
-            out.all().contains("nothing was done"),
-            "{args:?}: {}",
-            out.all()
-        );
-    }
+    let older = create(&t);
+    std::thread::sleep(Duration::from_millis(1100));
+    let newer = create(&t);
+    t.run_with([
+        "backup", "pin", &older, "--env", "local", "--reason", "audit",
+    ])
+    .assert_code(0);
+    let prune = t.run_with(["backup", "prune", "--env", "local"]);
+    prune.assert_code(0);
+    let ids = |t: &Test| -> Vec<String> {
+        list(t)
+            .iter()
+            .map(|b| b["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        ids(&t),
+        vec![newer.clone(), older.clone()],
+        "{}",
+        prune.stdout
+    );
+    assert!(prune.stdout.contains("audit"), "{}", prune.stdout);
+    t.run_with(["backup", "unpin", &older, "--env", "local"])
+        .assert_code(0);
+    t.run_with(["backup", "prune", "--env", "local"])
+        .assert_code(0);
+    assert_eq!(ids(&t), vec![newer]);
 }
 
 #[test]

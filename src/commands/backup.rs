@@ -77,9 +77,24 @@ pub fn run(app: &App, env_flag: Option<&str>, action: BackupAction) -> Result<Ex
             }
         },
         BackupAction::Pin { id, reason } => {
-            folder_only(app, &env.name, "`backup pin`")?;
-            let catalog = Catalog::new(&app.project, &env.name);
-            let entry = catalog.pin(&id, reason)?;
+            let entry = match remote(app, &env.name)? {
+                Some(remote) => {
+                    let pin = crate::db::backup::manifest::Pin {
+                        reason,
+                        by: crate::db::backup::catalog::user_name(),
+                        at: chrono::Utc::now(),
+                    };
+                    repository::object::runtime()?
+                        .block_on(repository::object::set_pin(
+                            &remote,
+                            &env.name,
+                            &id,
+                            Some(pin),
+                        ))?
+                        .0
+                }
+                None => Catalog::new(&app.project, &env.name).pin(&id, reason)?,
+            };
             if app.ui.json {
                 app.ui.json_doc(
                     &json!({ "env": env.name, "id": entry.id(), "pinned": entry.manifest.pinned }),
@@ -101,9 +116,11 @@ pub fn run(app: &App, env_flag: Option<&str>, action: BackupAction) -> Result<Ex
             Ok(ExitCode::Ok)
         }
         BackupAction::Unpin { id } => {
-            folder_only(app, &env.name, "`backup unpin`")?;
-            let catalog = Catalog::new(&app.project, &env.name);
-            let (entry, had) = catalog.unpin(&id)?;
+            let (entry, had) = match remote(app, &env.name)? {
+                Some(remote) => repository::object::runtime()?
+                    .block_on(repository::object::set_pin(&remote, &env.name, &id, None))?,
+                None => Catalog::new(&app.project, &env.name).unpin(&id)?,
+            };
             if app.ui.json {
                 app.ui.json_doc(
                     &json!({ "env": env.name, "id": entry.id(), "was_pinned": had.is_some() }),
@@ -210,10 +227,6 @@ fn copy(app: &App, env: &str, id: &str, to: &str) -> Result<ExitCode> {
 /// The environment's object-storage repository, opened, when it has one.
 fn remote(app: &App, env: &str) -> Result<Option<repository::Remote>> {
     repository::remote_for(&app.project, env, &app.vars).map_err(Error::Usage)
-}
-
-fn folder_only(app: &App, env: &str, what: &str) -> Result<()> {
-    repository::folder_only(&app.project, env, &app.vars, what).map_err(Error::Usage)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

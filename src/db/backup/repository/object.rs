@@ -1048,3 +1048,21 @@ pub fn require_fresh(
         Some(entry) => Ok(entry),
     }
 }
+
+/// Pins (`Some`) or unpins (`None`) backup `id`: its manifest is rewritten in the
+/// repository, so every runner's `prune` sees the pin. Returns the entry and the pin it
+/// had.
+pub async fn set_pin(
+    remote: &Remote,
+    env: &str,
+    id: &str,
+    pin: Option<crate::db::backup::manifest::Pin>,
+) -> Result<(Entry, Option<crate::db::backup::manifest::Pin>)> {
+    let entry = get(remote, env, id).await?;
+    let mut manifest = entry.manifest.clone();
+    let had = std::mem::replace(&mut manifest.pinned, pin);
+    if had.is_some() || manifest.pinned.is_some() {
+        write_manifest(remote, &manifest, PutMode::Overwrite).await?;
+    }
+    Ok((self::entry(remote, manifest), had))
+}
