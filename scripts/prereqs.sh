@@ -1,8 +1,19 @@
 #!/usr/bin/env bash
 # Installs what building and testing dbflow needs beyond a Rust toolchain:
 # libclang (pg_query's build runs bindgen) and the PostgreSQL client and server binaries
-# (the tests start a throw-away cluster and call the real pg_dump / pg_restore / psql).
+# (the tests start a throw-away cluster and call the real pg_dump / pg_restore / psql),
+# and an S3-compatible server for the object-storage repository tests: moto_server, from
+# the `moto[server]` Python package, in a virtualenv of its own (tests/support/s3.rs
+# finds it there or on PATH). A pip install takes well under a minute; building an
+# S3 server from source with cargo would take several on two cores.
 set -euo pipefail
+
+moto_venv="${DBFLOW_MOTO_VENV:-$HOME/.cache/dbflow/moto}"
+if ! command -v moto_server >/dev/null 2>&1 && [ ! -x "$moto_venv/bin/moto_server" ]; then
+  echo "installing moto[server] into $moto_venv" >&2
+  python3 -m venv "$moto_venv" >&2
+  "$moto_venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.2.1' >&2
+fi
 
 missing=()
 here=$(dirname "$0")

@@ -344,6 +344,16 @@ pub enum BackupAction {
         /// Backup id (a unique prefix is enough).
         id: String,
     },
+    /// Copy a backup, with its manifest, to another repository (e.g. a folder to S3),
+    /// hashed on the way and checked against its manifest before it is cataloged there.
+    Copy {
+        /// Backup id in the environment's repository.
+        id: String,
+        /// The destination repository: s3://bucket/prefix, gs://…, az://…, file:///path
+        /// or a folder.
+        #[arg(long, value_name = "REPO")]
+        to: String,
+    },
     /// Remove backups outside the retention (default 7 daily, 4 weekly, 6 monthly; the
     /// rollback points of the last 5 deploys, pinned backups and the newest verified one
     /// always stay).

@@ -22,6 +22,7 @@ mod migrate;
 mod promotion;
 mod properties;
 mod redaction;
+mod remote;
 mod run;
 mod runbooks;
 mod safety;

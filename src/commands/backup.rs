@@ -3,7 +3,8 @@
 use super::oneshot;
 use crate::app::App;
 use crate::cli::{BackupAction, FormatArg};
-use crate::db::backup::{age_text, human_age, human_size, verify, Catalog, Entry};
+use crate::db::backup::catalog::Listing;
+use crate::db::backup::{age_text, human_age, human_size, repository, verify, Catalog, Entry};
 use crate::error::{Error, ExitCode, Result};
 use serde_json::json;
 
@@ -50,10 +51,50 @@ pub fn run(app: &App, env_flag: Option<&str>, action: BackupAction) -> Result<Ex
                 json!({ "dry_run": dry_run }),
             )],
         ),
-        BackupAction::List => list(app, &Catalog::new(&app.project, &env.name)),
+        BackupAction::List => match remote(app, &env.name)? {
+            Some(remote) => {
+                let runtime = repository::object::runtime()?;
+                let (entries, unreadable) =
+                    runtime.block_on(repository::object::list(&remote, &env.name))?;
+                let listing = Listing {
+                    entries,
+                    unreadable: unreadable
+                        .into_iter()
+                        .map(|(key, why)| (key.into(), why))
+                        .collect(),
+                    partial: Vec::new(),
+                };
+                list(app, &env.name, &remote.shown, listing)
+            }
+            None => {
+                let catalog = Catalog::new(&app.project, &env.name);
+                list(
+                    app,
+                    &env.name,
+                    &catalog.dir.display().to_string(),
+                    catalog.scan(),
+                )
+            }
+        },
         BackupAction::Pin { id, reason } => {
-            let catalog = Catalog::new(&app.project, &env.name);
-            let entry = catalog.pin(&id, reason)?;
+            let entry = match remote(app, &env.name)? {
+                Some(remote) => {
+                    let pin = crate::db::backup::manifest::Pin {
+                        reason,
+                        by: crate::db::backup::catalog::user_name(),
+                        at: chrono::Utc::now(),
+                    };
+                    repository::object::runtime()?
+                        .block_on(repository::object::set_pin(
+                            &remote,
+                            &env.name,
+                            &id,
+                            Some(pin),
+                        ))?
+                        .0
+                }
+                None => Catalog::new(&app.project, &env.name).pin(&id, reason)?,
+            };
             if app.ui.json {
                 app.ui.json_doc(
                     &json!({ "env": env.name, "id": entry.id(), "pinned": entry.manifest.pinned }),
@@ -75,8 +116,11 @@ pub fn run(app: &App, env_flag: Option<&str>, action: BackupAction) -> Result<Ex
             Ok(ExitCode::Ok)
         }
         BackupAction::Unpin { id } => {
-            let catalog = Catalog::new(&app.project, &env.name);
-            let (entry, had) = catalog.unpin(&id)?;
+            let (entry, had) = match remote(app, &env.name)? {
+                Some(remote) => repository::object::runtime()?
+                    .block_on(repository::object::set_pin(&remote, &env.name, &id, None))?,
+                None => Catalog::new(&app.project, &env.name).unpin(&id)?,
+            };
             if app.ui.json {
                 app.ui.json_doc(
                     &json!({ "env": env.name, "id": entry.id(), "was_pinned": had.is_some() }),
@@ -94,11 +138,22 @@ pub fn run(app: &App, env_flag: Option<&str>, action: BackupAction) -> Result<Ex
             }
             Ok(ExitCode::Ok)
         }
+        BackupAction::Copy { id, to } => copy(app, &env.name, &id, &to),
         BackupAction::Verify { id } => {
-            let catalog = Catalog::new(&app.project, &env.name);
-            let entry = catalog.get(&id)?;
-            let runtime = runtime()?;
-            let checked = verify::verify(&entry, runtime)?;
+            let checked = match remote(app, &env.name)? {
+                Some(remote) => {
+                    let runtime = repository::object::runtime()?;
+                    let entry =
+                        runtime.block_on(repository::object::get(&remote, &env.name, &id))?;
+                    let identities = repository::object::identities_for(&entry, &app.vars)?;
+                    repository::object::verify(&remote, &entry, &runtime, identities.as_deref())?
+                }
+                None => {
+                    let catalog = Catalog::new(&app.project, &env.name);
+                    let entry = catalog.get(&id)?;
+                    verify::verify(&entry, runtime()?)?
+                }
+            };
             let v = &checked.manifest.verification;
             if app.ui.json {
                 app.ui.json_doc(&json!({
@@ -125,6 +180,55 @@ pub fn run(app: &App, env_flag: Option<&str>, action: BackupAction) -> Result<Ex
     }
 }
 
+/// `backup copy ID --to REPO`: from the environment's repository (a folder or a bucket)
+/// to another.
+fn copy(app: &App, env: &str, id: &str, to: &str) -> Result<ExitCode> {
+    let text = crate::config::interpolate::interpolate(to, &app.vars)
+        .map_err(|_| Error::Usage(format!("--to `{to}`: a ${{VAR}} in it is not set")))?;
+    let destination =
+        repository::Location::parse(&text, &app.project.root).map_err(Error::Usage)?;
+    let source = match repository::configured(&app.project, env, &app.vars).map_err(Error::Usage)? {
+        Some(location) => location,
+        None => repository::Location::Folder(Catalog::new(&app.project, env).root),
+    };
+    if source == destination {
+        return Err(Error::Usage(format!(
+            "--to {} is the repository backup {id} is already in",
+            destination.display()
+        )));
+    }
+    let from = repository::open_any(&source, &app.vars).map_err(Error::Usage)?;
+    let into = repository::open_any(&destination, &app.vars).map_err(Error::Usage)?;
+    let runtime = repository::object::runtime()?;
+    let entry = runtime.block_on(repository::object::get(&from, env, id))?;
+    let copied = runtime.block_on(repository::object::copy(&from, &into, &entry))?;
+    if app.ui.json {
+        app.ui.json_doc(&json!({
+            "env": env,
+            "id": copied.id(),
+            "from": from.shown,
+            "to": into.shown,
+            "size": copied.manifest.size,
+            "sha256": copied.manifest.sha256,
+        }));
+    } else {
+        app.ui.out(&format!(
+            "✔ backup {} copied from {} to {} ({}, sha256 {}… checked on the way)",
+            copied.id(),
+            from.shown,
+            into.shown,
+            human_size(copied.manifest.size),
+            &copied.manifest.sha256[..12]
+        ));
+    }
+    Ok(ExitCode::Ok)
+}
+
+/// The environment's object-storage repository, opened, when it has one.
+fn remote(app: &App, env: &str) -> Result<Option<repository::Remote>> {
+    repository::remote_for(&app.project, env, &app.vars).map_err(Error::Usage)
+}
+
 /// The process's one async runtime (the engine's).
 fn runtime() -> Result<&'static tokio::runtime::Runtime> {
     Ok(crate::engine::context::runtime())
@@ -146,8 +250,7 @@ fn state(entry: &Entry, now: chrono::DateTime<chrono::Utc>) -> String {
     state
 }
 
-fn list(app: &App, catalog: &Catalog) -> Result<ExitCode> {
-    let listing = catalog.scan();
+fn list(app: &App, env: &str, location: &str, listing: Listing) -> Result<ExitCode> {
     let now = chrono::Utc::now();
     if app.ui.json {
         let backups: Vec<serde_json::Value> = listing
@@ -172,14 +275,15 @@ fn list(app: &App, catalog: &Catalog) -> Result<ExitCode> {
                     "host": m.host,
                     "future_dated": e.future_dated(now),
                     "pinned": m.pinned,
+                    "encryption": m.encryption,
                 })
             })
             .collect();
         app.ui.json_doc(&json!({
-            "env": catalog.env,
+            "env": env,
             "clock": "host",
             "now": now,
-            "dir": catalog.dir.display().to_string(),
+            "dir": location,
             "backups": backups,
             "interrupted": listing.partial.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
             "unreadable": listing.unreadable.iter().map(|(p, why)| json!({"path": p.display().to_string(), "error": why})).collect::<Vec<_>>(),
@@ -189,14 +293,12 @@ fn list(app: &App, catalog: &Catalog) -> Result<ExitCode> {
     if listing.entries.is_empty() {
         app.ui.out(&format!(
             "no backups of `{}` in {} yet (`dbflow backup create`)",
-            catalog.env,
-            catalog.dir.display()
+            env, location
         ));
     } else {
         app.ui.out(&format!(
             "backups of `{}` in {}, newest first (ids and ages by this machine's clock, UTC):",
-            catalog.env,
-            catalog.dir.display()
+            env, location
         ));
         let rows: Vec<[String; 6]> = listing
             .entries

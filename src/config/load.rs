@@ -571,7 +571,60 @@ fn backup_settings(
     }
     settings.stop_writes = raw.stop_writes.as_ref().map(|t| t.value.clone());
     settings.switch_to_restored = raw.switch_to_restored.as_ref().map(|t| t.value.clone());
+    settings.repository = raw
+        .repository
+        .as_ref()
+        .map(|r| check_repository(r, file, errors));
+    if let Some(e) = &raw.encryption {
+        settings.recipients = check_recipients(e, file, errors);
+    }
     settings
+}
+
+/// `backups.encryption.recipients`: each an `age1…` public key (an identity,
+/// `AGE-SECRET-KEY-1…`, is refused without being echoed: it must never be in the file).
+fn check_recipients(
+    raw: &crate::config::raw::RawEncryption,
+    file: &Arc<PathBuf>,
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<String> {
+    if raw.recipients.is_empty() {
+        errors.push(Diagnostic::bare(format!(
+            "{}: `backups.encryption.recipients` is empty: name at least one age1… public key",
+            file.display()
+        )));
+    }
+    for r in &raw.recipients {
+        if let Err(why) = super::repository::recipient(&r.value) {
+            errors.push(Diagnostic::at(Loc::new(file, &r.referenced), why).with_help(
+                "`age-keygen -o key.txt` prints the public key (age1…) to put here; the key file stays with whoever restores",
+            ));
+        }
+    }
+    raw.recipients.iter().map(|r| r.value.clone()).collect()
+}
+
+/// `backups.repository`: checked here when it holds no `${VAR}` (interpolated ones are
+/// checked when used, with the same messages).
+fn check_repository(value: &SStr, file: &Arc<PathBuf>, errors: &mut Vec<Diagnostic>) -> String {
+    if value.value.contains("${") && !value.value.contains("://") {
+        errors.push(
+            Diagnostic::at(
+                Loc::new(file, &value.referenced),
+                "a folder `backups.repository` cannot use ${VAR}: write the folder, or an s3://, gs:// or az:// URL",
+            )
+            .with_help("object-storage URLs may use ${VAR}, e.g. `s3://${BACKUP_BUCKET}/dbflow`"),
+        );
+    } else if !value.value.contains("${") {
+        if let Err(why) =
+            super::repository::Location::parse(&value.value, std::path::Path::new("."))
+        {
+            errors.push(Diagnostic::at(Loc::new(file, &value.referenced), why).with_help(
+                "e.g. `repository: s3://my-bucket/dbflow` (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, endpoint from AWS_ENDPOINT_URL), or a folder",
+            ));
+        }
+    }
+    value.value.clone()
 }
 
 fn backup_overrides(
@@ -599,6 +652,14 @@ fn backup_overrides(
             .map(|t| check_lock_wait_timeout(t, file, errors)),
         stop_writes: raw.stop_writes.as_ref().map(|t| t.value.clone()),
         switch_to_restored: raw.switch_to_restored.as_ref().map(|t| t.value.clone()),
+        repository: raw
+            .repository
+            .as_ref()
+            .map(|r| check_repository(r, file, errors)),
+        recipients: raw
+            .encryption
+            .as_ref()
+            .map(|e| check_recipients(e, file, errors)),
     }
 }
 

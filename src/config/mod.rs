@@ -8,6 +8,7 @@ pub mod load;
 pub mod model;
 pub mod names;
 pub mod raw;
+pub mod repository;
 pub mod validate;
 
 pub use diagnostic::{Diagnostic, Loc};

@@ -155,6 +155,11 @@ pub struct BackupSettings {
     pub stop_writes: Option<String>,
     /// Task that points the application at a restored database (`rollback`).
     pub switch_to_restored: Option<String>,
+    /// `backups.repository` as written (interpolated when used); `None`: the
+    /// `backups.dir` folder.
+    pub repository: Option<String>,
+    /// `backups.encryption.recipients` (checked `age1…` keys); empty: not encrypted.
+    pub recipients: Vec<String>,
 }
 
 impl Default for BackupSettings {
@@ -166,6 +171,8 @@ impl Default for BackupSettings {
             lock_wait_timeout: std::time::Duration::from_secs(60),
             stop_writes: None,
             switch_to_restored: None,
+            repository: None,
+            recipients: Vec::new(),
         }
     }
 }
@@ -216,6 +223,10 @@ pub struct BackupOverrides {
     pub stop_writes: Option<String>,
     /// Replaces the switch_to_restored task.
     pub switch_to_restored: Option<String>,
+    /// Replaces the repository.
+    pub repository: Option<String>,
+    /// Replaces the encryption recipients.
+    pub recipients: Option<Vec<String>>,
 }
 
 /// What a restore drill validates besides the table list and the migration status.
@@ -257,6 +268,12 @@ impl Project {
             }
             if o.switch_to_restored.is_some() {
                 settings.switch_to_restored = o.switch_to_restored.clone();
+            }
+            if o.repository.is_some() {
+                settings.repository = o.repository.clone();
+            }
+            if let Some(recipients) = &o.recipients {
+                settings.recipients = recipients.clone();
             }
         }
         settings

@@ -141,6 +141,11 @@ pub struct RawLua {
 pub struct RawBackups {
     /// Folder for backups (default `backups`).
     pub dir: Option<SStr>,
+    /// Where backups live: a folder, `file:///path`, `s3://bucket/prefix`, `gs://…` or
+    /// `az://…` (default: the `dir` folder).
+    pub repository: Option<SStr>,
+    /// Client-side encryption of dumps in object storage.
+    pub encryption: Option<RawEncryption>,
     /// `custom` (default, one file) or `directory` (parallel dump and restore).
     pub format: Option<DumpFormat>,
     /// Parallel jobs for the directory format (default 2).
@@ -161,6 +166,10 @@ pub struct RawBackups {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawEnvBackups {
+    /// Overrides `backups.repository`.
+    pub repository: Option<SStr>,
+    /// Overrides `backups.encryption`.
+    pub encryption: Option<RawEncryption>,
     /// Overrides `backups.format`.
     pub format: Option<DumpFormat>,
     /// Overrides `backups.jobs`.
@@ -173,6 +182,15 @@ pub struct RawEnvBackups {
     pub stop_writes: Option<SStr>,
     /// Overrides `backups.switch_to_restored`.
     pub switch_to_restored: Option<SStr>,
+}
+
+/// `backups.encryption`: the `age` recipients (public keys, `age1…`) dumps are
+/// encrypted to before they leave the machine.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawEncryption {
+    /// `age1…` public keys; any one of their identities decrypts.
+    pub recipients: Vec<SStr>,
 }
 
 /// Grandfather-father-son retention: how many daily, weekly and monthly backups to keep,

@@ -253,6 +253,30 @@ impl BackupStep {
         if self.via == Via::Provider {
             return self.take_via_provider(cx, &target, &catalog);
         }
+        let remote = backup::repository::remote_for(cx.project, &cx.env.name, cx.vars).map_err(
+            |message| StepError {
+                message,
+                code: crate::error::ExitCode::BadInput,
+            },
+        )?;
+        if let Some(remote) = remote {
+            return self.take_into(cx, &target, &remote);
+        }
+        if !cx
+            .project
+            .backup_settings(&cx.env.name)
+            .recipients
+            .is_empty()
+        {
+            // Never an unencrypted backup where an encrypted one was asked for.
+            return Err(StepError {
+                message: format!(
+                    "backups.encryption is set for `{}` but its backups go to a folder, which dbflow does not encrypt yet: set backups.repository to object storage (s3://, gs://, az://), or remove backups.encryption",
+                    cx.env.name
+                ),
+                code: crate::error::ExitCode::BadInput,
+            });
+        }
         if let Some((limit, text)) = &self.reuse {
             let (found, clock) = reusable(cx, &target, &catalog, *limit)?;
             if let Some(entry) = found {
@@ -311,6 +335,63 @@ impl BackupStep {
             host: m.created_at,
         });
         Ok(with_clock(outputs(&entry).with("reused", false), clock))
+    }
+}
+
+impl BackupStep {
+    /// Takes the backup straight into an object-storage repository (no reuse there
+    /// yet: a fresh backup is always safe).
+    fn take_into(
+        &self,
+        cx: &mut RunContext<'_>,
+        target: &Target,
+        remote: &backup::repository::Remote,
+    ) -> Result<Outcome, StepError> {
+        let (format, jobs) = self.format(cx.project, &cx.env.name);
+        let options = CreateOptions {
+            url: &target.url,
+            format,
+            jobs,
+            label: self.label.as_deref(),
+            run_id: Some(cx.run_id),
+            key_tables: &cx.project.drill.key_tables,
+            history_table: &target.table,
+            lock_wait_timeout: cx.project.backup_settings(&cx.env.name).lock_wait_timeout,
+        };
+        let runtime =
+            backup::repository::object::runtime().map_err(super::restoring::step_error)?;
+        let mut transfer = Transfer::new(cx.ui);
+        let created = backup::repository::object::create(
+            remote,
+            &cx.env.name,
+            &options,
+            &cx.project.backup_settings(&cx.env.name).recipients,
+            &runtime,
+            &mut super::show(&mut transfer),
+        );
+        transfer.finish();
+        let entry = created.map_err(super::restoring::step_error)?;
+        let m = &entry.manifest;
+        cx.ui.out(&format!(
+            "  ✔ backup {} in {} ({}, sha256 {}…, migration head {})",
+            entry.id(),
+            remote.shown,
+            human_size(m.size),
+            &m.sha256[..12],
+            m.migration_head.as_deref().unwrap_or("(none)")
+        ));
+        cx.ui
+            .out(&format!("    verified: {}", m.verification.detail));
+        let clock = m.server_time.map(|server| source::ClockReading {
+            server,
+            host: m.created_at,
+        });
+        Ok(with_clock(
+            outputs(&entry)
+                .with("reused", false)
+                .with("repository", remote.shown.clone()),
+            clock,
+        ))
     }
 }
 

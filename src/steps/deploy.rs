@@ -190,7 +190,20 @@ impl Step for DeployStep {
     fn run(&self, cx: &mut RunContext<'_>) -> Result<Outcome, StepError> {
         if let Some((limit, text)) = &self.max_backup_age {
             let catalog = crate::db::backup::Catalog::new(cx.project, &cx.env.name);
-            let entry = crate::db::backup::require_fresh(&catalog, *limit, text)
+            let entry =
+                match crate::db::backup::repository::remote_for(cx.project, &cx.env.name, cx.vars)
+                    .map_err(|message| StepError {
+                    message,
+                    code: crate::error::ExitCode::BadInput,
+                })? {
+                    Some(remote) => crate::db::backup::repository::object::require_fresh(
+                        &remote,
+                        &cx.env.name,
+                        *limit,
+                        text,
+                    ),
+                    None => crate::db::backup::require_fresh(&catalog, *limit, text),
+                }
                 .map_err(StepError::blocked)?;
             cx.ui.out(&format!(
                 "  ✔ backup {} is {} old (max_backup_age {text})",

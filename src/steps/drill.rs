@@ -268,9 +268,23 @@ impl DrillStep {
         // Checked before anything is dumped: a refused drill leaves nothing behind.
         let server = drill_server(cx, &target)?;
         report.server = server.as_ref().map(DbUrl::redacted);
-        let entry = match &self.backup {
-            Some(id) => restoring::pick_backup(cx, catalog, Some(id))?,
-            None => fresh_backup(cx, catalog, &target)?,
+        let remote = backup::repository::remote_for(cx.project, &cx.env.name, cx.vars).map_err(
+            |message| StepError {
+                message,
+                code: crate::error::ExitCode::BadInput,
+            },
+        )?;
+        let repository_runtime = match &remote {
+            Some(_) => Some(backup::repository::object::runtime().map_err(restoring::step_error)?),
+            None => None,
+        };
+        let entry = match (&remote, &repository_runtime, &self.backup) {
+            (Some(remote), Some(rt), Some(id)) => rt
+                .block_on(backup::repository::object::get(remote, &cx.env.name, id))
+                .map_err(restoring::step_error)?,
+            (Some(remote), Some(rt), None) => fresh_remote_backup(cx, remote, rt, &target)?,
+            (_, _, Some(id)) => restoring::pick_backup(cx, catalog, Some(id))?,
+            (_, _, None) => fresh_backup(cx, catalog, &target)?,
         };
         report.backup_id = Some(entry.id().to_string());
         let now = chrono::Utc::now();
@@ -281,9 +295,13 @@ impl DrillStep {
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or(source_db);
         let scratch = restore::default_name(&stem, "restore_drill", now);
-        let restored = match &server {
-            Some(server) => restore_on_server(cx, &entry, server, &scratch)?,
-            None => restoring::restore(cx, &entry, &Destination::New(Some(scratch)))?,
+        let restored = match (&remote, &repository_runtime, &server) {
+            (Some(remote), Some(rt), server) => {
+                let onto = server.as_ref().unwrap_or(&target.url);
+                restore_from_repository(cx, remote, rt, &entry, onto, &scratch)?
+            }
+            (_, _, Some(server)) => restore_on_server(cx, &entry, server, &scratch)?,
+            (_, _, None) => restoring::restore(cx, &entry, &Destination::New(Some(scratch)))?,
         };
         report.database = Some(restored.database.clone());
         report.restore_seconds = Some(restored.duration.as_secs_f64());
@@ -405,6 +423,96 @@ fn restore_on_server(
     cx.journal.record(
         "restore_end",
         serde_json::json!({ "backup_id": entry.id(), "database": report.database, "server": server.redacted(), "duration_ms": report.duration.as_millis() as u64 }),
+    );
+    Ok(report)
+}
+
+/// A drill's fresh backup, taken straight into the object-storage repository.
+fn fresh_remote_backup(
+    cx: &mut RunContext<'_>,
+    remote: &backup::repository::Remote,
+    rt: &tokio::runtime::Runtime,
+    target: &Target,
+) -> Result<Entry, StepError> {
+    let settings = cx.project.backup_settings(&cx.env.name);
+    let options = CreateOptions {
+        url: &target.url,
+        format: settings.format,
+        jobs: settings.jobs,
+        label: Some("drill"),
+        run_id: Some(cx.run_id),
+        key_tables: &cx.project.drill.key_tables,
+        history_table: &target.table,
+        lock_wait_timeout: settings.lock_wait_timeout,
+    };
+    let started = Instant::now();
+    let mut transfer = Transfer::new(cx.ui);
+    let created = backup::repository::object::create(
+        remote,
+        &cx.env.name,
+        &options,
+        &settings.recipients,
+        rt,
+        &mut super::show(&mut transfer),
+    );
+    transfer.finish();
+    let gauges = match &created {
+        Ok(entry) => vec![("size_bytes", entry.manifest.size as f64)],
+        Err(_) => Vec::new(),
+    };
+    super::record_metrics(cx, "backup", created.is_ok(), started.elapsed(), gauges);
+    let entry = created.map_err(restoring::step_error)?;
+    cx.journal.record(
+        "backup_used",
+        serde_json::json!({ "backup_id": entry.id(), "repository": remote.shown }),
+    );
+    cx.ui.out(&format!(
+        "  ✔ backup {} in {} ({})",
+        entry.id(),
+        remote.shown,
+        backup::human_size(entry.manifest.size)
+    ));
+    Ok(entry)
+}
+
+/// Restores a backup of the object-storage repository into the scratch database on
+/// `server` (the primary's server, or the drill server of a protected environment).
+fn restore_from_repository(
+    cx: &mut RunContext<'_>,
+    remote: &backup::repository::Remote,
+    rt: &tokio::runtime::Runtime,
+    entry: &Entry,
+    server: &DbUrl,
+    name: &str,
+) -> Result<restore::RestoreReport, StepError> {
+    use backup::repository::object;
+    cx.journal.record(
+        "restore_start",
+        serde_json::json!({ "backup_id": entry.id(), "repository": remote.shown, "destination": format!("{name} on {}", server.redacted()) }),
+    );
+    let identities = object::identities_for(entry, cx.vars).map_err(restoring::step_error)?;
+    let mut transfer = Transfer::new(cx.ui);
+    let result = object::restore_into_new(
+        remote,
+        entry,
+        server,
+        name,
+        rt,
+        identities.as_deref(),
+        &mut super::show(&mut transfer),
+    );
+    transfer.finish();
+    let report = result.map_err(restoring::step_error)?;
+    cx.ui.out(&format!(
+        "  ✔ restored backup {} from {} into `{}` in {}",
+        entry.id(),
+        remote.shown,
+        report.database,
+        crate::ui::human_ms(report.duration.as_millis() as u64)
+    ));
+    cx.journal.record(
+        "restore_end",
+        serde_json::json!({ "backup_id": entry.id(), "database": report.database, "duration_ms": report.duration.as_millis() as u64 }),
     );
     Ok(report)
 }

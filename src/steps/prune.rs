@@ -80,6 +80,14 @@ impl Step for PruneStep {
     }
 
     fn run(&self, cx: &mut RunContext<'_>) -> Result<Outcome, StepError> {
+        let remote = crate::db::backup::repository::remote_for(cx.project, &cx.env.name, cx.vars)
+            .map_err(|message| StepError {
+            message,
+            code: crate::error::ExitCode::BadInput,
+        })?;
+        if let Some(remote) = remote {
+            return self.prune_repository(cx, &remote);
+        }
         let catalog = Catalog::new(cx.project, &cx.env.name);
         let policy = cx.project.backup_settings(&cx.env.name).retention;
         if !self.dry_run {
@@ -180,6 +188,143 @@ impl Step for PruneStep {
         cx.journal.record(
             "prune",
             serde_json::json!({ "dry_run": self.dry_run, "kept": kept, "deleted": deleted }),
+        );
+        Ok(Outcome::done()
+            .with("kept", kept)
+            .with("deleted", deleted)
+            .with("dry_run", self.dry_run))
+    }
+}
+
+impl PruneStep {
+    /// Prunes an object-storage repository, holding its prune lease: of two runners
+    /// pruning at once, the second waits and plans on what the first left, so neither
+    /// deletes a backup the other's plan keeps.
+    fn prune_repository(
+        &self,
+        cx: &mut RunContext<'_>,
+        remote: &crate::db::backup::repository::Remote,
+    ) -> Result<Outcome, StepError> {
+        use crate::db::backup::repository::object;
+        let env = cx.env.name.clone();
+        let rt = object::runtime().map_err(crate::steps::restoring::step_error)?;
+        let lease = if self.dry_run {
+            None
+        } else {
+            Some(
+                rt.block_on(object::take_lease(
+                    remote,
+                    &env,
+                    std::time::Duration::from_secs(120),
+                ))
+                .map_err(crate::steps::restoring::step_error)?,
+            )
+        };
+        let result = self.prune_under_lease(cx, remote, &rt);
+        if let Some(lease) = lease {
+            rt.block_on(lease.release(remote));
+        }
+        result
+    }
+
+    fn prune_under_lease(
+        &self,
+        cx: &mut RunContext<'_>,
+        remote: &crate::db::backup::repository::Remote,
+        rt: &tokio::runtime::Runtime,
+    ) -> Result<Outcome, StepError> {
+        use crate::db::backup::repository::object;
+        let step_error = crate::steps::restoring::step_error;
+        let env = cx.env.name.clone();
+        let policy = cx.project.backup_settings(&env).retention;
+        if !self.dry_run {
+            for id in rt
+                .block_on(object::sweep_orphans(remote, &env))
+                .map_err(step_error)?
+            {
+                cx.ui.out(&format!(
+                    "  removed the dump of {id} (left without a manifest by an interrupted backup)"
+                ));
+            }
+        }
+        let (entries, unreadable) = rt
+            .block_on(object::list(remote, &env))
+            .map_err(step_error)?;
+        for (key, why) in &unreadable {
+            cx.ui
+                .warn(&format!("{key} is not a backup ({why}); left alone"));
+        }
+        let pinned = catalog::pinned_by_runs(&cx.project.root, &env);
+        let points = Catalog::new(cx.project, &env).rollback_points(&cx.project.root, &entries);
+        let now = chrono::Utc::now();
+        let candidates: Vec<Candidate> = entries
+            .iter()
+            .map(|e| Candidate {
+                id: e.id().to_string(),
+                created_at: e.manifest.created_at,
+                verified: e.verified(),
+                future: e.future_dated(now),
+                pinned: e
+                    .manifest
+                    .pinned
+                    .as_ref()
+                    .map(|p| p.reason.clone().unwrap_or_else(|| format!("by {}", p.by))),
+                deploys: points
+                    .get(e.id())
+                    .map(|runs| runs.iter().map(|d| (d.run_id.clone(), d.rank)).collect())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        let decisions = retention::plan(&candidates, policy, &pinned);
+        let (mut kept, mut deleted, mut freed) = (Vec::new(), Vec::new(), 0u64);
+        for (candidate, decision) in &decisions {
+            let entry = entries
+                .iter()
+                .find(|e| e.id() == candidate.id)
+                .expect("decisions come from the listing");
+            let age = age_text(entry.age(now));
+            match decision {
+                Decision::Keep(reasons) => {
+                    cx.ui.out(&format!(
+                        "  {:<12} {}  {age:>7}  {}",
+                        "keep",
+                        candidate.id,
+                        reasons.join(", ")
+                    ));
+                    kept.push(candidate.id.clone());
+                }
+                Decision::Delete(why) => {
+                    let verb = if self.dry_run {
+                        "would delete"
+                    } else {
+                        "delete"
+                    };
+                    cx.ui
+                        .out(&format!("  {verb:<12} {}  {age:>7}  {why}", candidate.id));
+                    if !self.dry_run {
+                        rt.block_on(object::delete(remote, entry))
+                            .map_err(step_error)?;
+                    }
+                    freed += entry.manifest.size;
+                    deleted.push(candidate.id.clone());
+                }
+            }
+        }
+        cx.ui.out(&format!(
+            "  {} kept, {} {} ({}) in {}",
+            kept.len(),
+            deleted.len(),
+            if self.dry_run {
+                "would be deleted"
+            } else {
+                "deleted"
+            },
+            human_size(freed),
+            remote.shown
+        ));
+        cx.journal.record(
+            "prune",
+            serde_json::json!({ "dry_run": self.dry_run, "kept": kept, "deleted": deleted, "repository": remote.shown }),
         );
         Ok(Outcome::done()
             .with("kept", kept)

@@ -67,6 +67,7 @@ impl Step for RehearseStep {
     }
 
     fn run(&self, cx: &mut RunContext<'_>) -> Result<Outcome, StepError> {
+        crate::steps::repository_folder_only(cx, "`rehearse`")?;
         let target = Target::for_env(cx.project, cx.env);
         let catalog = Catalog::new(cx.project, &cx.env.name);
         let taken = cx

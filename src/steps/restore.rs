@@ -206,9 +206,20 @@ impl Step for RestoreStep {
 
     fn run(&self, cx: &mut RunContext<'_>) -> Result<Outcome, StepError> {
         restoring::check_destination(cx, &self.destination)?;
-        let catalog = Catalog::new(cx.project, &cx.env.name);
-        let entry = restoring::pick_backup(cx, &catalog, self.backup.as_deref())?;
-        let report = restoring::restore(cx, &entry, &self.destination)?;
+        let remote = crate::db::backup::repository::remote_for(cx.project, &cx.env.name, cx.vars)
+            .map_err(|message| StepError {
+            message,
+            code: crate::error::ExitCode::BadInput,
+        })?;
+        let (entry, report) = match remote {
+            Some(remote) => self.restore_from(cx, &remote)?,
+            None => {
+                let catalog = Catalog::new(cx.project, &cx.env.name);
+                let entry = restoring::pick_backup(cx, &catalog, self.backup.as_deref())?;
+                let report = restoring::restore(cx, &entry, &self.destination)?;
+                (entry, report)
+            }
+        };
         let checks = restoring::validate(cx, &entry, &report.url, None)?;
         restoring::print_checks(cx, &checks);
         let outcome = Outcome::done()
@@ -226,5 +237,73 @@ impl Step for RestoreStep {
                 .out(&format!("  the restored copy: {}", report.url.redacted()));
         }
         Ok(outcome)
+    }
+}
+
+impl RestoreStep {
+    /// Restores from an object-storage repository into a new database, the dump
+    /// streamed into pg_restore (in place: not from object storage yet).
+    fn restore_from(
+        &self,
+        cx: &mut RunContext<'_>,
+        remote: &crate::db::backup::repository::Remote,
+    ) -> Result<(crate::db::backup::Entry, backup::restore::RestoreReport), StepError> {
+        use crate::db::backup::repository::object;
+        let Destination::New(name) = &self.destination else {
+            return Err(StepError {
+                message: format!(
+                    "an in-place restore from {} is not supported yet: restore into a new database (drop --in-place), then switch to it",
+                    remote.shown
+                ),
+                code: crate::error::ExitCode::BadInput,
+            });
+        };
+        let runtime = object::runtime().map_err(restoring::step_error)?;
+        let from_this_run = cx
+            .outputs
+            .values()
+            .rev()
+            .find_map(|o| o.get("backup_id").and_then(|v| v.as_str()))
+            .map(str::to_string);
+        let id = match (self.backup.as_deref(), from_this_run) {
+            (Some(id), _) => id.to_string(),
+            (None, Some(id)) => id,
+            (None, None) => "latest".to_string(),
+        };
+        let entry = runtime
+            .block_on(object::get(remote, &cx.env.name, &id))
+            .map_err(restoring::step_error)?;
+        let target = Target::for_env(cx.project, cx.env);
+        let now = chrono::Utc::now();
+        cx.ui.out(&format!(
+            "  backup {} from {} ({} old, {}, migration head {})",
+            entry.id(),
+            remote.shown,
+            backup::human_age(entry.age(now)),
+            backup::human_size(entry.manifest.size),
+            entry.manifest.migration_head.as_deref().unwrap_or("(none)")
+        ));
+        cx.journal.record(
+            "restore_start",
+            serde_json::json!({ "backup_id": entry.id(), "repository": remote.shown, "destination": "new" }),
+        );
+        let source_db = backup::restore::display_name(&target.url);
+        let name = name
+            .clone()
+            .unwrap_or_else(|| backup::restore::default_name(&source_db, "restore", now));
+        let identities = object::identities_for(&entry, cx.vars).map_err(restoring::step_error)?;
+        let mut transfer = crate::ui::progress::Transfer::new(cx.ui);
+        let result = object::restore_into_new(
+            remote,
+            &entry,
+            &target.url,
+            &name,
+            &runtime,
+            identities.as_deref(),
+            &mut super::show(&mut transfer),
+        );
+        transfer.finish();
+        let report = result.map_err(restoring::step_error)?;
+        Ok((entry, report))
     }
 }

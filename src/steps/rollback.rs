@@ -108,19 +108,30 @@ impl Step for RollbackStep {
             });
         }
         restoring::check_destination(cx, &self.destination)?;
-        let catalog = Catalog::new(cx.project, &cx.env.name);
-        let entry = match (&self.backup, &self.run) {
-            (Some(id), _) => catalog.get(id).map_err(restoring::step_error)?,
-            (_, Some(run)) => backup_of_run(cx, &catalog, run)?,
-            (None, None)
-                if self.before.is_some()
-                    && cx.latest_output(crate::journal::BACKUP_ID).is_none() =>
-            {
-                last_good_before(cx, &catalog, self.before.as_deref().unwrap_or_default())?
+        let remote = crate::db::backup::repository::remote_for(cx.project, &cx.env.name, cx.vars)
+            .map_err(|message| StepError {
+            message,
+            code: crate::error::ExitCode::BadInput,
+        })?;
+        let (entry, report) = match remote {
+            Some(remote) => self.restore_from(cx, &remote)?,
+            None => {
+                let catalog = Catalog::new(cx.project, &cx.env.name);
+                let entry = match (&self.backup, &self.run) {
+                    (Some(id), _) => catalog.get(id).map_err(restoring::step_error)?,
+                    (_, Some(run)) => backup_of_run(cx, &catalog, run)?,
+                    (None, None)
+                        if self.before.is_some()
+                            && cx.latest_output(crate::journal::BACKUP_ID).is_none() =>
+                    {
+                        last_good_before(cx, &catalog, self.before.as_deref().unwrap_or_default())?
+                    }
+                    _ => restoring::pick_backup(cx, &catalog, None)?,
+                };
+                let report = restoring::restore(cx, &entry, &self.destination)?;
+                (entry, report)
             }
-            _ => restoring::pick_backup(cx, &catalog, None)?,
         };
-        let report = restoring::restore(cx, &entry, &self.destination)?;
         let mut applied = Vec::new();
         if let Some(before) = &self.before {
             applied = apply_before(cx, &report.url, before)?;
@@ -304,4 +315,117 @@ fn apply_before(
         cx.ui.out(&format!("  nothing to apply before {before}"));
     }
     Ok(report.applied)
+}
+
+impl RollbackStep {
+    /// Chooses the backup in an object-storage repository and restores it into a new
+    /// database. `--run RUN_ID` finds the backup whose manifest names that run, so a
+    /// rollback works from any working copy, whose journal never saw the run.
+    fn restore_from(
+        &self,
+        cx: &mut RunContext<'_>,
+        remote: &crate::db::backup::repository::Remote,
+    ) -> Result<(Entry, crate::db::backup::restore::RestoreReport), StepError> {
+        use crate::db::backup::repository::object;
+        let Destination::New(name) = &self.destination else {
+            return Err(StepError {
+                message: format!(
+                    "an in-place rollback from {} is not supported yet: roll back into a new database (drop --in-place), then cut over",
+                    remote.shown
+                ),
+                code: crate::error::ExitCode::BadInput,
+            });
+        };
+        if self.before.is_some() && self.backup.is_none() && self.run.is_none() {
+            return Err(StepError {
+                message: format!(
+                    "choosing the last good backup before a migration is not supported for {} yet: name it with --backup ID or --run RUN_ID",
+                    remote.shown
+                ),
+                code: crate::error::ExitCode::BadInput,
+            });
+        }
+        let runtime = object::runtime().map_err(restoring::step_error)?;
+        let env = cx.env.name.clone();
+        let entry = match (&self.backup, &self.run) {
+            (Some(id), _) => runtime
+                .block_on(object::get(remote, &env, id))
+                .map_err(restoring::step_error)?,
+            (_, Some(run)) => {
+                let (entries, _) = runtime
+                    .block_on(object::list(remote, &env))
+                    .map_err(restoring::step_error)?;
+                let now = chrono::Utc::now();
+                let of_run: Vec<Entry> = entries
+                    .into_iter()
+                    .filter(|e| e.manifest.run_id.as_deref() == Some(run.as_str()))
+                    .collect();
+                let chosen = of_run
+                    .iter()
+                    .find(|e| {
+                        e.usable(now)
+                            && e.manifest.label.as_deref()
+                                == Some(crate::db::backup::catalog::PRE_DEPLOY_LABEL)
+                    })
+                    .or_else(|| of_run.iter().find(|e| e.usable(now)))
+                    .cloned();
+                match chosen {
+                    Some(entry) => {
+                        cx.ui.out(&format!(
+                            "  backup {} was taken by run {run} (its manifest in {} says so)",
+                            entry.id(),
+                            remote.shown
+                        ));
+                        entry
+                    }
+                    None if of_run.is_empty() => {
+                        return Err(StepError::failed(format!(
+                            "run {run} took no backup of `{env}` in {}: nothing to roll back to (`dbflow backup list --env {env}`)",
+                            remote.shown
+                        )))
+                    }
+                    None => {
+                        return Err(StepError::failed(format!(
+                            "the backups run {run} took in {} ({}) failed verification: none can be restored",
+                            remote.shown,
+                            of_run.iter().map(|e| e.id().to_string()).collect::<Vec<_>>().join(", ")
+                        )))
+                    }
+                }
+            }
+            _ => {
+                let id = cx
+                    .latest_output("backup_id")
+                    .and_then(|(_, id)| id.as_str().map(str::to_string))
+                    .unwrap_or_else(|| "latest".into());
+                runtime
+                    .block_on(object::get(remote, &env, &id))
+                    .map_err(restoring::step_error)?
+            }
+        };
+        cx.journal.record(
+            "restore_start",
+            serde_json::json!({ "backup_id": entry.id(), "repository": remote.shown, "destination": "new" }),
+        );
+        let target = Target::for_env(cx.project, cx.env);
+        let now = chrono::Utc::now();
+        let source_db = crate::db::backup::restore::display_name(&target.url);
+        let name = name.clone().unwrap_or_else(|| {
+            crate::db::backup::restore::default_name(&source_db, "restore", now)
+        });
+        let identities = object::identities_for(&entry, cx.vars).map_err(restoring::step_error)?;
+        let mut transfer = crate::ui::progress::Transfer::new(cx.ui);
+        let result = object::restore_into_new(
+            remote,
+            &entry,
+            &target.url,
+            &name,
+            &runtime,
+            identities.as_deref(),
+            &mut super::show(&mut transfer),
+        );
+        transfer.finish();
+        let report = result.map_err(restoring::step_error)?;
+        Ok((entry, report))
+    }
 }

@@ -3,3 +3,4 @@
 
 pub mod cli;
 pub mod pg;
+pub mod s3;

@@ -125,7 +125,16 @@ pub struct Listing {
 impl Catalog {
     /// The catalog of `env` in `project` (paths relative to the project root).
     pub fn new(project: &Project, env: &str) -> Catalog {
-        let root = project.root.join(&project.backups_dir);
+        // A folder `backups.repository` (checked at load time) replaces `backups.dir`.
+        let folder = project
+            .backup_settings(env)
+            .repository
+            .and_then(|r| super::repository::Location::parse(&r, &project.root).ok())
+            .and_then(|l| match l {
+                super::repository::Location::Folder(path) => Some(path),
+                super::repository::Location::Object { .. } => None,
+            });
+        let root = folder.unwrap_or_else(|| project.root.join(&project.backups_dir));
         Catalog {
             dir: root.join(env),
             root,

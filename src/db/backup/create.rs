@@ -267,6 +267,7 @@ fn unverified_manifest(
         },
         provider: None,
         pinned: None,
+        encryption: None,
     }
 }
 

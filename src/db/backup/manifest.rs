@@ -152,6 +152,9 @@ pub struct Manifest {
     /// Set by `dbflow backup pin`: `prune` never removes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pinned: Option<Pin>,
+    /// Set when the dump is encrypted (client-side, before upload): who can decrypt it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
 }
 
 /// The clock of the machine dbflow runs on, in UTC: backup ids, `created_at` and ages.
@@ -280,4 +283,14 @@ pub fn sync_dir(dir: &Path) {
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
+}
+
+/// How a dump is encrypted: the `age` format, to these recipients (public keys; the
+/// identities that decrypt never leave their owners).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Encryption {
+    /// Always `age`.
+    pub format: String,
+    /// The `age1…` recipients the dump was encrypted to.
+    pub recipients: Vec<String>,
 }

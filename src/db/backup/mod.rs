@@ -14,6 +14,7 @@ pub mod copy_progress;
 pub mod create;
 pub mod hashing;
 pub mod manifest;
+pub mod repository;
 pub mod restore;
 pub mod retention;
 pub mod runs;

@@ -1,0 +1,1068 @@
+//! Backups in object storage: `<prefix>/<env>/<id>/{dump.pgdump, manifest.json}`.
+//!
+//! The dump is hashed and uploaded while pg_dump produces it (multipart, a bounded
+//! number of parts in flight: memory stays flat whatever the database size); the
+//! manifest is written last, with a create-only put. A backup without a manifest is not
+//! in the catalog: an interrupted upload is aborted (its parts deleted), and a dump left
+//! without a manifest by a killed process is swept by the next backup.
+
+use super::Remote;
+use crate::config::raw::DumpFormat;
+use crate::db::backup::catalog::Entry;
+use crate::db::backup::create::{lock_wait_arg, CreateOptions};
+use crate::db::backup::manifest::{Archive, Manifest, Verification, VerifyState, HOST_CLOCK};
+use crate::db::backup::{restore, source, verify, Event};
+use crate::db::pgtools::{tool_failure, PgConn, PgTools};
+use crate::db::Conn;
+use crate::error::{Error, Result};
+use chrono::Utc;
+use futures_util::StreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Name of the manifest object.
+pub const MANIFEST: &str = "manifest.json";
+/// Name of the dump object (custom format).
+pub const DUMP: &str = "dump.pgdump";
+/// Part size of multipart uploads (S3 wants at least 5 MiB but for the last part).
+const PART_SIZE: usize = 8 << 20;
+/// Parts uploaded at once: with [`PART_SIZE`], at most ~40 MiB in flight.
+const PARTS_IN_FLIGHT: usize = 4;
+/// How old a dump without a manifest must be before the sweep deletes it: a backup
+/// still being written by another runner has its dump completed only moments before its
+/// manifest, never hours.
+const ORPHAN_AGE: chrono::Duration = chrono::Duration::hours(6);
+
+fn storage_error(remote: &Remote, what: &str, e: impl std::fmt::Display) -> Error {
+    Error::failed(crate::redact::redact(&format!(
+        "{what} in repository {}: {e}",
+        remote.shown
+    )))
+}
+
+/// The catalog entry of a remote backup: its `dir` is the backup's URL (shown, never
+/// opened as a folder).
+fn entry(remote: &Remote, manifest: Manifest) -> Entry {
+    Entry {
+        dir: PathBuf::from(format!(
+            "{}/{}/{}",
+            remote.shown, manifest.environment, manifest.id
+        )),
+        manifest,
+    }
+}
+
+/// Every backup of `env`, newest first; objects that do not parse as a manifest are
+/// returned beside them with why.
+pub async fn list(remote: &Remote, env: &str) -> Result<(Vec<Entry>, Vec<(String, String)>)> {
+    let under = remote.key(&[env]);
+    let mut objects = remote.store.list(Some(&under));
+    let mut keys = Vec::new();
+    while let Some(meta) = objects.next().await {
+        let meta = meta.map_err(|e| storage_error(remote, "listing the backups", e))?;
+        if meta.location.filename() == Some(MANIFEST) {
+            keys.push(meta.location);
+        }
+    }
+    let mut entries = Vec::new();
+    let mut unreadable = Vec::new();
+    for key in keys {
+        match read_manifest(remote, &key).await {
+            Ok(m) => entries.push(entry(remote, m)),
+            Err(e) => unreadable.push((key.to_string(), e.to_string())),
+        }
+    }
+    entries.sort_by(|a, b| {
+        b.manifest
+            .created_at
+            .cmp(&a.manifest.created_at)
+            .then_with(|| b.id().cmp(a.id()))
+    });
+    Ok((entries, unreadable))
+}
+
+async fn read_manifest(remote: &Remote, key: &ObjectPath) -> Result<Manifest> {
+    let bytes = remote
+        .store
+        .get(key)
+        .await
+        .map_err(|e| storage_error(remote, &format!("reading {key}"), e))?
+        .bytes()
+        .await
+        .map_err(|e| storage_error(remote, &format!("reading {key}"), e))?;
+    let manifest: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::failed(format!("{key}: not a dbflow manifest: {e}")))?;
+    if manifest.format_version > crate::db::backup::manifest::FORMAT_VERSION {
+        return Err(Error::failed(format!(
+            "{key}: written by a newer dbflow (manifest format {}); upgrade dbflow",
+            manifest.format_version
+        )));
+    }
+    Ok(manifest)
+}
+
+/// The backup `id` of `env` (`latest`: the newest verified one).
+pub async fn get(remote: &Remote, env: &str, id: &str) -> Result<Entry> {
+    if id == "latest" {
+        let now = Utc::now();
+        let (entries, _) = list(remote, env).await?;
+        return entries.into_iter().find(|e| e.usable(now)).ok_or_else(|| {
+            Error::failed(format!(
+                "no verified backup of `{env}` in repository {}",
+                remote.shown
+            ))
+        });
+    }
+    if id.is_empty() || id.contains('/') || id.starts_with('.') {
+        return Err(Error::Usage(format!("`{id}` is not a backup id")));
+    }
+    match read_manifest(remote, &remote.key(&[env, id, MANIFEST])).await {
+        Ok(m) => Ok(entry(remote, m)),
+        Err(_) => Err(Error::failed(format!(
+            "no backup `{id}` of `{env}` in repository {} (`dbflow backup list --env {env}`)",
+            remote.shown
+        ))),
+    }
+}
+
+/// Deletes dumps whose manifest never came (a process killed between the two): only
+/// those older than [`ORPHAN_AGE`], so a concurrent runner's backup is never touched.
+/// Unfinished multipart uploads are aborted by the process that started them; a bucket
+/// lifecycle rule (`AbortIncompleteMultipartUpload`) catches those of killed processes.
+pub async fn sweep_orphans(remote: &Remote, env: &str) -> Result<Vec<String>> {
+    let under = remote.key(&[env]);
+    let mut objects = remote.store.list(Some(&under));
+    let mut by_backup: std::collections::BTreeMap<String, (bool, Vec<object_store::ObjectMeta>)> =
+        Default::default();
+    while let Some(meta) = objects.next().await {
+        let meta = meta.map_err(|e| storage_error(remote, "listing the backups", e))?;
+        let parts: Vec<_> = meta
+            .location
+            .prefix_match(&under)
+            .into_iter()
+            .flatten()
+            .collect();
+        let Some(id) = parts.first().map(|p| p.as_ref().to_string()) else {
+            continue;
+        };
+        let slot = by_backup.entry(id).or_default();
+        if meta.location.filename() == Some(MANIFEST) {
+            slot.0 = true;
+        } else {
+            slot.1.push(meta);
+        }
+    }
+    let now = Utc::now();
+    let mut removed = Vec::new();
+    for (id, (has_manifest, objects)) in by_backup {
+        if has_manifest || objects.iter().any(|o| now - o.last_modified < ORPHAN_AGE) {
+            continue;
+        }
+        for object in objects {
+            remote
+                .store
+                .delete(&object.location)
+                .await
+                .map_err(|e| storage_error(remote, "removing an interrupted backup", e))?;
+        }
+        removed.push(id);
+    }
+    Ok(removed)
+}
+
+/// Takes a backup of the PostgreSQL database of `options` straight into `remote`
+/// (custom format), and catalogs it there by writing its manifest last.
+pub fn create(
+    remote: &Remote,
+    env: &str,
+    options: &CreateOptions<'_>,
+    recipients: &[String],
+    rt: &tokio::runtime::Runtime,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Entry> {
+    let url = options.url;
+    if !url.is_postgres() {
+        return Err(Error::Usage(format!(
+            "object-storage repositories hold PostgreSQL backups; back up {} into a folder repository",
+            url.redacted()
+        )));
+    }
+    if options.format == DumpFormat::Directory {
+        return Err(Error::Usage(
+            "the directory format is not supported in object-storage repositories yet: use `format: custom`".into(),
+        ));
+    }
+    if let Some(label) = options.label {
+        crate::db::backup::create::check_label(label)?;
+    }
+    let _scope = crate::interrupt::scope();
+    for id in rt.block_on(sweep_orphans(remote, env))? {
+        on_event(Event::Note(format!(
+            "removed the dump of {id}, left without a manifest by an interrupted backup"
+        )));
+    }
+    let started = Instant::now();
+    let created_at = Utc::now();
+    let id = rt.block_on(unique_id(remote, env, created_at, options.label))?;
+    let mut manifest = new_manifest(env, &id, options, created_at);
+
+    let (mut conn, info) = rt.block_on(async {
+        let mut conn = Conn::connect(url)
+            .await
+            .map_err(|e| crate::db::target::connect_error(url, e))?;
+        match source::read_postgres(
+            &mut conn,
+            options.key_tables,
+            options.history_table,
+            options.lock_wait_timeout,
+        )
+        .await
+        {
+            Ok(info) => Ok((conn, info)),
+            Err(e) => {
+                conn.close().await;
+                Err(Error::failed(format!("reading {}: {e}", url.redacted())))
+            }
+        }
+    })?;
+    let dumped = (|| {
+        let tools = PgTools::locate(info.server_major)?;
+        on_event(Event::Note(format!("using {}", tools.describe())));
+        let pg = PgConn::from_url(url)?;
+        manifest.tool_version = Some(tools.version.text.clone());
+        let mut args = vec![
+            "--format=custom".to_string(),
+            lock_wait_arg(options.lock_wait_timeout),
+            format!("--dbname={}", pg.uri()),
+        ];
+        if let Some(snapshot) = &info.snapshot {
+            args.push(format!("--snapshot={snapshot}"));
+        }
+        on_event(Event::Phase(format!(
+            "pg_dump --format=custom {} → {}/{env}/{id}/{DUMP}",
+            pg.uri(),
+            remote.shown
+        )));
+        let reader = tools
+            .command("pg_dump", Some(&pg), &args)
+            .stdin_null()
+            .reader()
+            .map_err(|e| Error::failed(format!("cannot start pg_dump: {e}")))?;
+        let _children = crate::interrupt::children_of(reader.pids());
+        let key = remote.key(&[env, &id, DUMP]);
+        let encryption = if recipients.is_empty() {
+            None
+        } else {
+            Some(super::crypt::encryptor(recipients)?)
+        };
+        let uploaded = rt.block_on(upload(remote, &key, &reader, encryption, on_event));
+        let (size, sha256) = match uploaded {
+            Ok(done) => done,
+            Err(e) => {
+                let _ = reader.kill();
+                return Err(e);
+            }
+        };
+        let output = reader
+            .try_wait()
+            .map_err(|e| Error::failed(format!("waiting for pg_dump: {e}")))?
+            .cloned()
+            .ok_or_else(|| Error::failed("pg_dump did not finish"))?;
+        if !output.status.success() {
+            rt.block_on(async {
+                let _ = remote.store.delete(&key).await;
+            });
+            return Err(Error::failed(tool_failure(
+                "pg_dump",
+                &output.status,
+                &output.stderr,
+            )));
+        }
+        Ok((size, sha256))
+    })();
+    rt.block_on(async {
+        source::end_snapshot(&mut conn).await;
+        conn.close().await;
+    });
+    let (size, sha256) = dumped?;
+    if let Some(signal) = crate::interrupt::received() {
+        return Err(Error::interrupted(
+            signal,
+            format!(
+                "interrupted by {}: the upload was aborted; nothing was added to the catalog",
+                crate::interrupt::name(signal)
+            ),
+        ));
+    }
+    manifest.server_version = info.server_version.clone();
+    manifest.server_time = info.clock.map(|c| c.server);
+    manifest.locale = info.locale.clone();
+    manifest.migration_head = info.migration_head.clone();
+    manifest.tables = info.tables.clone();
+    manifest.row_counts = info.row_counts.clone();
+    manifest.format = Archive::Custom;
+    manifest.dump = DUMP.into();
+    manifest.size = size;
+    manifest.sha256 = sha256;
+    if !recipients.is_empty() {
+        manifest.encryption = Some(crate::db::backup::manifest::Encryption {
+            format: "age".into(),
+            recipients: recipients.to_vec(),
+        });
+    }
+    // The repository's own account of the object: a short upload is caught here.
+    let stored = rt
+        .block_on(remote.store.head(&remote.key(&[env, &id, DUMP])))
+        .map_err(|e| storage_error(remote, "checking the uploaded dump", e))?;
+    if stored.size != size {
+        return Err(Error::failed(format!(
+            "the repository holds {} bytes of the dump, {size} were sent: not cataloged",
+            stored.size
+        )));
+    }
+    manifest.verification = Verification {
+        state: VerifyState::Verified,
+        checked_at: Utc::now(),
+        detail: format!("sha256 recorded while uploading; the repository holds all {size} bytes"),
+    };
+    manifest.duration_ms = started.elapsed().as_millis() as u64;
+    rt.block_on(write_manifest(remote, &manifest, PutMode::Create))?;
+    Ok(entry(remote, manifest))
+}
+
+async fn write_manifest(remote: &Remote, manifest: &Manifest, mode: PutMode) -> Result<()> {
+    let text = serde_json::to_string_pretty(manifest).expect("a manifest serializes");
+    let text = crate::redact::redact(&text);
+    let key = remote.key(&[&manifest.environment, &manifest.id, MANIFEST]);
+    let options = PutOptions {
+        mode,
+        ..PutOptions::default()
+    };
+    remote
+        .store
+        .put_opts(&key, PutPayload::from(text.into_bytes()), options)
+        .await
+        .map_err(|e| storage_error(remote, &format!("writing {key}"), e))?;
+    Ok(())
+}
+
+/// Streams `reader` into the object `key`, hashing it; the multipart upload is aborted
+/// on any error (its parts are deleted by the server).
+async fn upload(
+    remote: &Remote,
+    key: &ObjectPath,
+    reader: &duct::ReaderHandle,
+    mut encryption: Option<(
+        age::stream::StreamWriter<super::crypt::Shared>,
+        super::crypt::Shared,
+    )>,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<(u64, String)> {
+    let multipart = remote
+        .store
+        .put_multipart(key)
+        .await
+        .map_err(|e| storage_error(remote, "starting the upload", e))?;
+    let mut writer = WriteMultipart::new_with_chunk_size(multipart, PART_SIZE);
+    let mut hasher = Sha256::new();
+    let mut total = 0u64;
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut reader = reader;
+    let failure = loop {
+        // pg_dump's pipe is read on this thread: parts already handed to the writer
+        // upload meanwhile on the runtime's other workers.
+        let n = match tokio::task::block_in_place(|| reader.read(&mut buffer)) {
+            Ok(0) => break None,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => break Some(Error::failed(format!("reading pg_dump's output: {e}"))),
+        };
+        // What is stored (and hashed) is the ciphertext when encrypting.
+        match &mut encryption {
+            Some((encrypting, out)) => {
+                if let Err(e) = encrypting.write_all(&buffer[..n]) {
+                    break Some(Error::io("encrypting the dump", e));
+                }
+                let sealed = out.take();
+                hasher.update(&sealed);
+                writer.write(&sealed);
+                total += sealed.len() as u64;
+            }
+            None => {
+                hasher.update(&buffer[..n]);
+                writer.write(&buffer[..n]);
+                total += n as u64;
+            }
+        }
+        on_event(Event::Bytes(total));
+        if let Err(e) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
+            break Some(storage_error(remote, "uploading the dump", e));
+        }
+    };
+    if let Some(e) = failure {
+        let _ = writer.abort().await;
+        return Err(e);
+    }
+    if crate::interrupt::received().is_some() {
+        let _ = writer.abort().await;
+        return Err(Error::failed("interrupted: the upload was aborted"));
+    }
+    if let Some((encrypting, out)) = encryption {
+        if let Err(e) = encrypting.finish() {
+            let _ = writer.abort().await;
+            return Err(Error::io("encrypting the dump", e));
+        }
+        let sealed = out.take();
+        hasher.update(&sealed);
+        writer.write(&sealed);
+        total += sealed.len() as u64;
+    }
+    writer
+        .finish()
+        .await
+        .map_err(|e| storage_error(remote, "completing the upload", e))?;
+    Ok((total, hex::encode(hasher.finalize())))
+}
+
+async fn unique_id(
+    remote: &Remote,
+    env: &str,
+    at: chrono::DateTime<Utc>,
+    label: Option<&str>,
+) -> Result<String> {
+    let base = match label {
+        Some(l) => format!("{}_{l}", at.format("%Y%m%d_%H%M%S")),
+        None => at.format("%Y%m%d_%H%M%S").to_string(),
+    };
+    let taken = |id: String| async move {
+        let listing = remote
+            .store
+            .list_with_delimiter(Some(&remote.key(&[env, &id])))
+            .await;
+        !matches!(listing, Ok(l) if l.objects.is_empty() && l.common_prefixes.is_empty())
+    };
+    if !taken(base.clone()).await {
+        return Ok(base);
+    }
+    for n in 2.. {
+        let id = format!("{base}-{n}");
+        if !taken(id.clone()).await {
+            return Ok(id);
+        }
+    }
+    unreachable!("some suffix is free")
+}
+
+fn new_manifest(
+    env: &str,
+    id: &str,
+    options: &CreateOptions<'_>,
+    created_at: chrono::DateTime<Utc>,
+) -> Manifest {
+    let url = options.url;
+    Manifest {
+        format_version: crate::db::backup::manifest::FORMAT_VERSION,
+        id: id.to_string(),
+        environment: env.to_string(),
+        engine: "postgresql".into(),
+        database: url.database_name().unwrap_or_else(|| "database".into()),
+        url: url.redacted(),
+        created_at,
+        clock: Some(HOST_CLOCK.into()),
+        server_time: None,
+        host: Some(crate::db::backup::catalog::host_name()),
+        duration_ms: 0,
+        format: Archive::Custom,
+        dump: DUMP.into(),
+        size: 0,
+        sha256: String::new(),
+        files: Vec::new(),
+        tool_version: None,
+        server_version: None,
+        locale: None,
+        migration_head: None,
+        run_id: options.run_id.map(str::to_string),
+        label: options.label.map(str::to_string),
+        tables: Vec::new(),
+        row_counts: Default::default(),
+        verification: Verification {
+            state: VerifyState::Failed,
+            checked_at: created_at,
+            detail: "not verified yet".into(),
+        },
+        provider: None,
+        pinned: None,
+        encryption: None,
+    }
+}
+
+/// Streams the dump of `entry` back into `to`, returning its size and sha256.
+async fn stream_dump(
+    remote: &Remote,
+    entry: &Entry,
+    to: &mut (dyn Write + Send),
+    on_event: &mut dyn FnMut(Event),
+) -> Result<std::result::Result<(u64, String), std::io::Error>> {
+    let m = &entry.manifest;
+    let key = remote.key(&[&m.environment, &m.id, &m.dump]);
+    let mut stream = remote
+        .store
+        .get(&key)
+        .await
+        .map_err(|e| storage_error(remote, &format!("reading {key}"), e))?
+        .into_stream();
+    let mut hasher = Sha256::new();
+    let mut total = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| storage_error(remote, &format!("reading {key}"), e))?;
+        hasher.update(&chunk);
+        total += chunk.len() as u64;
+        on_event(Event::Bytes(total));
+        if let Err(e) = tokio::task::block_in_place(|| to.write_all(&chunk)) {
+            return Ok(Err(e));
+        }
+    }
+    Ok(Ok((total, hex::encode(hasher.finalize()))))
+}
+
+/// Why a stream read back does not match its manifest, if it does not.
+fn mismatch(m: &Manifest, size: u64, sha256: &str) -> Option<String> {
+    if size != m.size {
+        Some(format!(
+            "the stored dump has {size} bytes, the manifest says {}",
+            m.size
+        ))
+    } else if sha256 != m.sha256 {
+        Some(format!(
+            "sha256 mismatch: the stored dump hashes to {}…, the manifest says {}…",
+            &sha256[..12],
+            &m.sha256[..m.sha256.len().min(12)]
+        ))
+    } else {
+        None
+    }
+}
+
+/// Re-hashes the stored dump by streaming it back, and records the outcome in its
+/// manifest (a failed backup is never offered for restore).
+pub fn verify(
+    remote: &Remote,
+    entry: &Entry,
+    rt: &tokio::runtime::Runtime,
+    identities: Option<&[super::crypt::Identity]>,
+) -> Result<Entry> {
+    let (size, sha256, decrypt_error) = match identities {
+        None => {
+            let (size, sha256) = rt
+                .block_on(stream_dump(
+                    remote,
+                    entry,
+                    &mut std::io::sink(),
+                    &mut |_| {},
+                ))?
+                .map_err(|e| Error::io("hashing the dump", e))?;
+            (size, sha256, None)
+        }
+        Some(ids) => {
+            let (input, hashed) = download(remote, entry, rt);
+            let mut plain = super::crypt::decryptor(input, ids, entry.id())?;
+            let copied = std::io::copy(&mut plain, &mut std::io::sink());
+            drop(plain);
+            let (size, sha256) = downloaded(&hashed);
+            (size, sha256, copied.err())
+        }
+    };
+    let mut manifest = entry.manifest.clone();
+    let found = mismatch(&manifest, size, &sha256)
+        .or_else(|| decrypt_error.map(|e| format!("the encrypted dump does not decrypt: {e}")));
+    manifest.verification = match found {
+        None => Verification {
+            state: VerifyState::Verified,
+            checked_at: Utc::now(),
+            detail: format!(
+                "sha256 of the {size} stored bytes matches{} (streamed back from {})",
+                if identities.is_some() {
+                    ", and they decrypt"
+                } else {
+                    ""
+                },
+                remote.shown
+            ),
+        },
+        Some(why) => Verification {
+            state: VerifyState::Failed,
+            checked_at: Utc::now(),
+            detail: why,
+        },
+    };
+    rt.block_on(write_manifest(remote, &manifest, PutMode::Overwrite))?;
+    Ok(self::entry(remote, manifest))
+}
+
+/// Restores `entry` into the new database `name` on the server of `source`, streaming
+/// the dump from the repository into `pg_restore` through stdin while hashing it. A
+/// dump that does not hash to its manifest, or a failed pg_restore, leaves no database
+/// behind.
+pub fn restore_into_new(
+    remote: &Remote,
+    entry: &Entry,
+    source: &crate::config::DbUrl,
+    name: &str,
+    rt: &tokio::runtime::Runtime,
+    identities: Option<&[super::crypt::Identity]>,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<restore::RestoreReport> {
+    if !source.is_postgres() {
+        return Err(Error::Usage(
+            "object-storage repositories hold PostgreSQL backups only".into(),
+        ));
+    }
+    if !entry.verified() {
+        let v = &entry.manifest.verification;
+        return Err(Error::failed(format!(
+            "backup `{}` failed verification ({}, {}); it is never restored",
+            entry.id(),
+            v.detail,
+            v.checked_at.format("%Y-%m-%d %H:%M UTC")
+        )));
+    }
+    let target = restore::target_url(source, name);
+    if restore::display_name(&target) == restore::display_name(source) {
+        return Err(Error::Usage(format!(
+            "`{name}` is the environment's own database: use --in-place to replace it"
+        )));
+    }
+    if restore::database_exists(&target, rt)? {
+        return Err(Error::failed(format!(
+            "database `{name}` already exists: a restore never overwrites one; choose another name (--into) or drop it first"
+        )));
+    }
+    let started = Instant::now();
+    let _scope = crate::interrupt::scope();
+    // An encrypted dump is opened (the identity tried) before any database exists.
+    let decrypted = match identities {
+        Some(ids) => {
+            let (input, hashed) = download(remote, entry, rt);
+            Some((super::crypt::decryptor(input, ids, entry.id())?, hashed))
+        }
+        None => None,
+    };
+    let tools = PgTools::locate(verify::archive_major(&entry.manifest))?;
+    on_event(Event::Note(format!("using {}", tools.describe())));
+    let server = PgConn::from_url(source)?;
+    on_event(Event::Phase(format!("createdb {name}")));
+    tools.createdb(&server, name, entry.manifest.locale.as_ref())?;
+    let into = server.with_database(name);
+    if let Err(e) = feed_pg_restore(remote, entry, &tools, &into, rt, decrypted, on_event) {
+        let dropped = crate::guard::permit::half_restored(name)
+            .and_then(|permit| tools.dropdb(&server, name, &permit));
+        return Err(Error::Failed {
+            message: format!(
+                "{e}\n{}",
+                match dropped {
+                    Ok(()) => format!("the new database `{name}` was dropped again"),
+                    Err(d) =>
+                        format!("the half-restored database `{name}` could not be dropped: {d}"),
+                }
+            ),
+            code: e.exit_code(),
+        });
+    }
+    Ok(restore::RestoreReport {
+        database: restore::display_name(&target),
+        url: target,
+        duration: started.elapsed(),
+        kept_aside: None,
+    })
+}
+
+fn feed_pg_restore(
+    remote: &Remote,
+    entry: &Entry,
+    tools: &PgTools,
+    into: &PgConn,
+    rt: &tokio::runtime::Runtime,
+    decrypted: Option<(age::stream::StreamReader<Download>, Hashed)>,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<()> {
+    let args = vec![
+        "--no-owner".to_string(),
+        "--exit-on-error".to_string(),
+        format!("--dbname={}", into.uri()),
+    ];
+    on_event(Event::Phase(format!(
+        "pg_restore --no-owner < {}/{}",
+        entry.dir.display(),
+        entry.manifest.dump
+    )));
+    on_event(Event::Total(entry.manifest.size));
+    let (read_end, mut write_end) = std::io::pipe().map_err(|e| Error::io("creating a pipe", e))?;
+    let expression = tools
+        .command("pg_restore", Some(into), &args)
+        .stdin_file(read_end)
+        .stdout_null();
+    let handle = expression
+        .start()
+        .map_err(|e| Error::failed(format!("cannot start pg_restore: {e}")))?;
+    let _children = crate::interrupt::children_of(handle.pids());
+    drop(expression);
+    let streamed = match decrypted {
+        None => rt.block_on(stream_dump(remote, entry, &mut write_end, on_event)),
+        Some((mut plain, hashed)) => {
+            let copied = std::io::copy(&mut plain, &mut write_end);
+            drop(plain);
+            let (size, sha256) = downloaded(&hashed);
+            on_event(Event::Bytes(size));
+            Ok(copied.map(|_| (size, sha256)))
+        }
+    };
+    drop(write_end);
+    let output = handle
+        .wait()
+        .map_err(|e| Error::failed(format!("waiting for pg_restore: {e}")))?
+        .clone();
+    if let Some(signal) = crate::interrupt::received() {
+        return Err(Error::interrupted(
+            signal,
+            format!(
+                "interrupted by {}: pg_restore was stopped",
+                crate::interrupt::name(signal)
+            ),
+        ));
+    }
+    let streamed = streamed?;
+    if !output.status.success() {
+        return Err(Error::failed(tool_failure(
+            "pg_restore",
+            &output.status,
+            &output.stderr,
+        )));
+    }
+    let (size, sha256) = streamed.map_err(|e| Error::io("feeding pg_restore", e))?;
+    if let Some(why) = mismatch(&entry.manifest, size, &sha256) {
+        return Err(Error::failed(format!(
+            "backup {} does not match its manifest ({why}): the restore is void",
+            entry.id()
+        )));
+    }
+    Ok(())
+}
+
+/// Runtime for repository work: uploads proceed on a worker while pg_dump's pipe is
+/// read on another.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the runtime", e))
+}
+
+/// The running sha256 and byte count of a download.
+type Hashed = Arc<Mutex<(Sha256, u64)>>;
+
+/// The stored bytes of a dump as a blocking reader (downloaded on the runtime's
+/// workers, a few chunks ahead), counting and hashing what passes.
+struct Download {
+    chunks: std::sync::mpsc::Receiver<std::result::Result<bytes::Bytes, String>>,
+    current: bytes::Bytes,
+    hashed: Hashed,
+}
+
+impl Read for Download {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.chunks.recv() {
+                Ok(Ok(chunk)) => {
+                    let mut h = self.hashed.lock().unwrap_or_else(|e| e.into_inner());
+                    h.0.update(&chunk);
+                    h.1 += chunk.len() as u64;
+                    self.current = chunk;
+                }
+                Ok(Err(e)) => return Err(std::io::Error::other(e)),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        let _ = self.current.split_to(n);
+        Ok(n)
+    }
+}
+
+fn download(remote: &Remote, entry: &Entry, rt: &tokio::runtime::Runtime) -> (Download, Hashed) {
+    let m = &entry.manifest;
+    let key = remote.key(&[&m.environment, &m.id, &m.dump]);
+    let (tx, rx) = std::sync::mpsc::sync_channel(4);
+    let store = remote.store.clone();
+    let shown = remote.shown.clone();
+    rt.spawn(async move {
+        let fail = |e: object_store::Error| {
+            crate::redact::redact(&format!("reading {key} in repository {shown}: {e}"))
+        };
+        let mut stream = match store.get(&key).await {
+            Ok(got) => got.into_stream(),
+            Err(e) => {
+                let _ = tx.send(Err(fail(e)));
+                return;
+            }
+        };
+        while let Some(chunk) = stream.next().await {
+            let item = chunk.map_err(fail);
+            let stop = item.is_err();
+            if tokio::task::block_in_place(|| tx.send(item)).is_err() || stop {
+                return;
+            }
+        }
+    });
+    let hashed = Arc::new(Mutex::new((Sha256::new(), 0u64)));
+    (
+        Download {
+            chunks: rx,
+            current: bytes::Bytes::new(),
+            hashed: hashed.clone(),
+        },
+        hashed,
+    )
+}
+
+/// Size and sha256 of what a [`Download`] let through.
+fn downloaded(hashed: &Hashed) -> (u64, String) {
+    let h = hashed.lock().unwrap_or_else(|e| e.into_inner());
+    (h.1, hex::encode(h.0.clone().finalize()))
+}
+
+/// The identities an encrypted backup needs (none for a plain one).
+pub fn identities_for(
+    entry: &Entry,
+    vars: &crate::config::interpolate::Vars,
+) -> Result<Option<Vec<super::crypt::Identity>>> {
+    match &entry.manifest.encryption {
+        None => Ok(None),
+        Some(e) => super::crypt::identities(vars, entry.id(), &e.recipients).map(Some),
+    }
+}
+
+/// Name of the lease object that serialises prunes of one environment.
+pub const PRUNE_LEASE: &str = ".prune-lease";
+/// A lease older than this was left by a prune that died: it may be taken over.
+const LEASE_EXPIRY: chrono::Duration = chrono::Duration::minutes(15);
+
+/// A held prune lease; released with [`Lease::release`].
+pub struct Lease {
+    key: ObjectPath,
+}
+
+impl Lease {
+    /// Deletes the lease object.
+    pub async fn release(self, remote: &Remote) {
+        let _ = remote.store.delete(&self.key).await;
+    }
+}
+
+/// Takes the prune lease of `env`: a create-only put, so of two runners only one
+/// gets it; the other waits (up to `wait`) and then plans on what the first left. A
+/// lease older than [`LEASE_EXPIRY`] (its holder died) is replaced, conditionally on
+/// its version, so two runners cannot both take it over.
+pub async fn take_lease(remote: &Remote, env: &str, wait: std::time::Duration) -> Result<Lease> {
+    let key = remote.key(&[env, PRUNE_LEASE]);
+    let body = serde_json::json!({
+        "holder": format!("{}:{}", crate::db::backup::catalog::host_name(), std::process::id()),
+        "since": Utc::now(),
+    })
+    .to_string();
+    let deadline = Instant::now() + wait;
+    loop {
+        let create = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match remote
+            .store
+            .put_opts(&key, PutPayload::from(body.clone().into_bytes()), create)
+            .await
+        {
+            Ok(_) => return Ok(Lease { key }),
+            Err(object_store::Error::AlreadyExists { .. }) => {}
+            Err(e) => return Err(storage_error(remote, "taking the prune lease", e)),
+        }
+        if let Ok(meta) = remote.store.head(&key).await {
+            if Utc::now() - meta.last_modified > LEASE_EXPIRY {
+                let replace = PutOptions {
+                    mode: PutMode::Update(object_store::UpdateVersion {
+                        e_tag: meta.e_tag.clone(),
+                        version: meta.version.clone(),
+                    }),
+                    ..PutOptions::default()
+                };
+                if remote
+                    .store
+                    .put_opts(&key, PutPayload::from(body.clone().into_bytes()), replace)
+                    .await
+                    .is_ok()
+                {
+                    return Ok(Lease { key });
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::failed(format!(
+                "another runner is pruning the backups of `{env}` in {} (lease {}); nothing was deleted: try again when it is done",
+                remote.shown, key
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// Deletes a backup: its manifest first (it leaves the catalog at once, atomically),
+/// then its dump.
+pub async fn delete(remote: &Remote, entry: &Entry) -> Result<()> {
+    let m = &entry.manifest;
+    for name in [MANIFEST, m.dump.as_str()] {
+        let key = remote.key(&[&m.environment, &m.id, name]);
+        match remote.store.delete(&key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(storage_error(remote, &format!("deleting {key}"), e)),
+        }
+    }
+    Ok(())
+}
+
+/// Copies backup `entry` from `from` to `to` with its manifest: the dump is streamed
+/// across, hashed on the way and checked against the manifest before the manifest is
+/// written (create-only) at the destination. A copy that fails is aborted and never
+/// cataloged there.
+pub async fn copy(from: &Remote, to: &Remote, entry: &Entry) -> Result<Entry> {
+    let m = &entry.manifest;
+    if m.format == Archive::Directory || m.provider.is_some() {
+        return Err(Error::Usage(format!(
+            "backup {} is a {} archive: `backup copy` copies single-file backups (custom format, SQLite) for now",
+            m.id,
+            m.format.as_str()
+        )));
+    }
+    if !entry.verified() {
+        return Err(Error::failed(format!(
+            "backup {} failed verification ({}): it is not copied",
+            m.id, m.verification.detail
+        )));
+    }
+    let manifest_key = to.key(&[&m.environment, &m.id, MANIFEST]);
+    if to.store.head(&manifest_key).await.is_ok() {
+        return Err(Error::failed(format!(
+            "{} already holds backup {}: nothing was copied",
+            to.shown, m.id
+        )));
+    }
+    let source = from.key(&[&m.environment, &m.id, &m.dump]);
+    let mut stream = from
+        .store
+        .get(&source)
+        .await
+        .map_err(|e| storage_error(from, &format!("reading {source}"), e))?
+        .into_stream();
+    let dest = to.key(&[&m.environment, &m.id, &m.dump]);
+    let upload = to
+        .store
+        .put_multipart(&dest)
+        .await
+        .map_err(|e| storage_error(to, "starting the upload", e))?;
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let failure = loop {
+        match stream.next().await {
+            None => break None,
+            Some(Err(e)) => break Some(storage_error(from, &format!("reading {source}"), e)),
+            Some(Ok(chunk)) => {
+                hasher.update(&chunk);
+                size += chunk.len() as u64;
+                writer.put(chunk);
+                if let Err(e) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
+                    break Some(storage_error(to, "uploading the dump", e));
+                }
+            }
+        }
+    };
+    let failure = failure.or_else(|| {
+        mismatch(m, size, &hex::encode(hasher.finalize())).map(|why| {
+            Error::failed(format!(
+                "backup {} in {}: {why}; not copied",
+                m.id, from.shown
+            ))
+        })
+    });
+    if let Some(e) = failure {
+        let _ = writer.abort().await;
+        return Err(e);
+    }
+    writer
+        .finish()
+        .await
+        .map_err(|e| storage_error(to, "completing the upload", e))?;
+    let mut manifest = m.clone();
+    manifest.verification = Verification {
+        state: VerifyState::Verified,
+        checked_at: Utc::now(),
+        detail: format!(
+            "copied from {}: sha256 of the {size} bytes matched its manifest on the way",
+            from.shown
+        ),
+    };
+    write_manifest(to, &manifest, PutMode::Create).await?;
+    Ok(self::entry(to, manifest))
+}
+
+/// The freshness gate of `deploy` (`max_backup_age`) on an object-storage repository:
+/// the newest verified backup there, if younger than `max_age`. `Err`: why the deploy is
+/// blocked (a repository that cannot be read blocks it too).
+pub fn require_fresh(
+    remote: &Remote,
+    env: &str,
+    max_age: std::time::Duration,
+    as_written: &str,
+) -> std::result::Result<Entry, String> {
+    let rt = runtime().map_err(|e| e.to_string())?;
+    let (entries, _) = rt
+        .block_on(list(remote, env))
+        .map_err(|e| format!("{e}: the freshness of the backups cannot be told"))?;
+    let now = Utc::now();
+    let limit = chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
+    match entries.into_iter().find(|e| e.usable(now)) {
+        None => Err(format!(
+            "no verified backup of `{env}` in {} and max_backup_age is {as_written}: take one first (`dbflow backup create --env {env}`, or a `backup` step before `deploy`)",
+            remote.shown
+        )),
+        Some(entry) if entry.age(now) > limit => Err(format!(
+            "the newest verified backup of `{env}` in {} is `{}`, taken {} ago: older than max_backup_age {as_written}; take a fresh one first",
+            remote.shown,
+            entry.id(),
+            crate::db::backup::human_age(entry.age(now))
+        )),
+        Some(entry) => Ok(entry),
+    }
+}
+
+/// Pins (`Some`) or unpins (`None`) backup `id`: its manifest is rewritten in the
+/// repository, so every runner's `prune` sees the pin. Returns the entry and the pin it
+/// had.
+pub async fn set_pin(
+    remote: &Remote,
+    env: &str,
+    id: &str,
+    pin: Option<crate::db::backup::manifest::Pin>,
+) -> Result<(Entry, Option<crate::db::backup::manifest::Pin>)> {
+    let entry = get(remote, env, id).await?;
+    let mut manifest = entry.manifest.clone();
+    let had = std::mem::replace(&mut manifest.pinned, pin);
+    if had.is_some() || manifest.pinned.is_some() {
+        write_manifest(remote, &manifest, PutMode::Overwrite).await?;
+    }
+    Ok((self::entry(remote, manifest), had))
+}
