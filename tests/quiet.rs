@@ -8,7 +8,7 @@ use crate::lint_history::{applied, history, name, write_history};
 use crate::support::cli::{Output, Test};
 use crate::support::pg;
 
-const WORKFLOWFILE: &str = "environments:\n  dev:\n    url: ${DATABASE_URL}\n    protection: sandbox\n  production:\n    url: ${DATABASE_URL}\n    protection: protected\n";
+const WORKFLOWFILE: &str = "environments:\n  dev:\n    url: ${DATABASE_URL}\n    protection: sandbox\n  production:\n    url: ${DATABASE_URL}\n    protection: protected\nworkflows:\n  release:\n    allow_unguarded_deploy: \"a test of the output, on throw-away databases\"\n    steps:\n      - deploy: {}\n      - status: {}\n";
 
 fn project(url: &str) -> Test {
     Test::new()
@@ -290,4 +290,47 @@ fn json_stays_one_document_on_a_long_deploy() {
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON document");
     assert_eq!(doc["status"]["entries"].as_array().unwrap().len(), 161);
     assert_eq!(name(0, "init"), doc["status"]["entries"][0]["name"]);
+}
+
+#[test]
+fn the_deploy_and_status_steps_of_a_workflow_are_summarised_too() {
+    let Some(db) = pg::database("quiet_workflow") else {
+        return;
+    };
+    let t = project(&db.url);
+    write_history(&t, 1..=20);
+    let names = all_names();
+    let out = t.run_with(["run", "release", "--env", "dev"]);
+    out.assert_code(0);
+    assert!(lines(&out) < 60, "{} lines:\n{}", lines(&out), out.all());
+    assert!(
+        out.stdout
+            .contains("  … 155 more applied (-v lists every migration)\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("  … 156 applied (-v lists every migration)\n"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(applied(&db), 161);
+
+    let Some(db) = pg::database("quiet_workflow_verbose") else {
+        return;
+    };
+    let t = project(&db.url);
+    write_history(&t, 1..=20);
+    let out = t.run_with(["-v", "run", "release", "--env", "dev"]);
+    out.assert_code(0);
+    for shown in &names {
+        // Applied by the deploy step, then listed by the status step.
+        assert_eq!(
+            out.stdout.matches(&format!("✔ {shown} ")).count(),
+            2,
+            "{shown}: {}",
+            out.stdout
+        );
+    }
 }
