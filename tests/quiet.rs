@@ -93,6 +93,21 @@ fn a_sandbox_deploy_of_a_long_history_prints_a_summary_and_every_line_with_v() {
             out.stdout
         );
     }
+    // A row that is not applied is listed wherever it is, the applied ones around it
+    // folded.
+    let gone = &names[40];
+    std::fs::remove_dir_all(t.path().join(format!("prisma/migrations/{gone}"))).unwrap();
+    let out = t.run_with(["migrate", "status", "--env", "dev"]);
+    assert!(lines(&out) < 60, "{} lines:\n{}", lines(&out), out.all());
+    assert!(
+        out.stdout.contains(&format!(
+            "  … 40 applied (-v lists every migration)\n✘ {gone} "
+        )) && out
+            .stdout
+            .contains("  … 115 applied (-v lists every migration)\n"),
+        "{}",
+        out.stdout
+    );
 
     // -v lists every migration as before, on a second database.
     let Some(db) = pg::database("quiet_sandbox_deploy_verbose") else {
