@@ -29,7 +29,9 @@ pub struct Cli {
     /// honoured), always, never.
     #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = crate::ui::color::ColorWhen::Auto)]
     pub color: crate::ui::color::ColorWhen,
-    /// List everything (every lint finding of a deploy) instead of a summary.
+    /// List everything instead of a summary: every migration a long deploy applies,
+    /// every row of a long status, every statement of a protected preview, every lint
+    /// finding of a deploy.
     #[arg(short = 'v', long, global = true)]
     pub verbose: bool,
 

@@ -21,6 +21,7 @@ mod lua;
 mod migrate;
 mod promotion;
 mod properties;
+mod quiet;
 mod redaction;
 mod remote;
 mod run;

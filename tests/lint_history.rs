@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 /// Groups of 8 migrations after the init one: 20 groups → 161 migrations.
 const GROUPS: usize = 20;
 
-fn name(n: usize, what: &str) -> String {
+pub(crate) fn name(n: usize, what: &str) -> String {
     format!("2024{:010}_{what}", n)
 }
 
@@ -23,7 +23,7 @@ fn name(n: usize, what: &str) -> String {
 /// runs a `DO $$` block, adds and backfills a column, renames a column, and adds a
 /// required column the way Prisma does (NOT NULL DEFAULT, then DROP DEFAULT); every
 /// fifth group also indexes "User" (created by the init migration).
-fn history(groups: std::ops::RangeInclusive<usize>) -> Vec<(String, String)> {
+pub(crate) fn history(groups: std::ops::RangeInclusive<usize>) -> Vec<(String, String)> {
     let mut out = Vec::new();
     if *groups.start() == 1 {
         out.push((
@@ -89,13 +89,13 @@ fn project(url: &str) -> Test {
         .env("DATABASE_URL", url)
 }
 
-fn write_history(t: &Test, groups: std::ops::RangeInclusive<usize>) {
+pub(crate) fn write_history(t: &Test, groups: std::ops::RangeInclusive<usize>) {
     for (name, sql) in history(groups) {
         t.write(&format!("prisma/migrations/{name}/migration.sql"), &sql);
     }
 }
 
-fn applied(db: &TestDb) -> usize {
+pub(crate) fn applied(db: &TestDb) -> usize {
     db.psql("SELECT count(*) FROM _prisma_migrations WHERE finished_at IS NOT NULL")
         .parse()
         .unwrap()

@@ -2,8 +2,8 @@
 //! `deploy` step (they had drifted apart: only the step journaled a refused
 //! confirmation). After the rails for `deploy` allowed it: the pending migrations are
 //! linted (errors block on shared and protected environments), the promotion rules are
-//! checked, and on a protected environment a person confirms after seeing every
-//! statement with the lock it takes.
+//! checked, and on a protected environment a person confirms after seeing the
+//! statements with the locks they take (every one with `-v`).
 
 use super::migrations::{self, Review};
 use super::promotion;
@@ -106,6 +106,17 @@ impl DeployGate<'_> {
             ));
         }
         if self.dry_run {
+            // `--dry-run -v` on a protected environment: the whole preview, to read
+            // before deploying (a plain dry run stays short).
+            if self.needs_confirmation && self.ui.verbose {
+                self.print(&migrations::render_preview(
+                    &review,
+                    &self.env.name,
+                    self.backup.as_deref(),
+                    true,
+                    migrations::PreviewMode::DryRun,
+                ));
+            }
             return Ok(());
         }
         if let Some(reason) = review.blocked_reason() {
@@ -122,6 +133,8 @@ impl DeployGate<'_> {
             &review,
             &self.env.name,
             self.backup.as_deref(),
+            self.ui.verbose,
+            migrations::PreviewMode::Confirm,
         ));
         let question = format!(
             "Apply {} migration(s) to protected `{}`?",

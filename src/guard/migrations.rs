@@ -396,69 +396,7 @@ fn migration_summary(report: &FileReport) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(", "))
 }
 
-/// What a deploy to a protected environment will do: every pending migration with each
-/// statement and the lock it takes, the lint findings, and the backup it relies on.
-pub fn render_preview(review: &Review, env: &str, backup: Option<&str>) -> String {
-    let mut out = format!(
-        "About to change the protected database of `{env}`: {} pending migration{}\n",
-        review.pending.len(),
-        if review.pending.len() == 1 { "" } else { "s" }
-    );
-    for (name, report) in &review.pending {
-        out.push_str(&format!("  {name}\n"));
-        for statement in &report.statements {
-            let locks = statement
-                .locks
-                .iter()
-                .map(|l| {
-                    let size = match l.size {
-                        Some(size) if size.is_empty() => " (empty)".to_string(),
-                        Some(size) => format!(" ({size})"),
-                        None => String::new(),
-                    };
-                    format!(
-                        "{} on {}{}{}",
-                        l.mode,
-                        l.table,
-                        if l.new_table { String::new() } else { size },
-                        match (l.new_table, l.rewrite) {
-                            (true, _) => " (new)",
-                            (false, true) => ", rewrites it",
-                            (false, false) => "",
-                        }
-                    )
-                })
-                .collect::<Vec<_>>();
-            let locks = if locks.is_empty() {
-                "no table lock".to_string()
-            } else {
-                locks.join("; ")
-            };
-            out.push_str(&format!(
-                "    line {:>3}  {}\n              → {locks}\n",
-                statement.line,
-                lint::ast::summary(&statement.sql)
-            ));
-        }
-        for finding in &report.findings {
-            let label = if finding.allowed.is_some() {
-                "allowed"
-            } else {
-                finding.severity.as_str()
-            };
-            out.push_str(&format!(
-                "    {label}[{}] line {}: {}\n",
-                finding.rule, finding.line, finding.message
-            ));
-        }
-    }
-    out.push_str(&format!(
-        "  backup: {}\n",
-        backup
-            .unwrap_or("none taken in this run (take one first: a `backup` step before `deploy`)")
-    ));
-    out
-}
+pub use super::preview::{render_preview, PreviewMode};
 
 /// Asks a person to confirm a change to a protected database. `Err` says why it may
 /// not go on (declined, or nobody to ask without `--yes`).

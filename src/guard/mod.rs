@@ -24,6 +24,7 @@ pub mod migrations;
 pub mod operation;
 pub mod package_scripts;
 pub mod permit;
+pub mod preview;
 pub mod promotion;
 pub mod rails;
 pub mod scan;

@@ -146,7 +146,7 @@ impl Step for StatusStep {
                 problems.is_empty(),
             );
         } else {
-            for line in crate::ui::migrate::render_status(&status).lines() {
+            for line in crate::ui::migrate::render_status(&status, cx.ui.verbose).lines() {
                 cx.ui.out(&format!("  {line}"));
             }
         }

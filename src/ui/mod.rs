@@ -21,7 +21,8 @@ pub struct Ui {
     pub json: bool,
     /// stderr is a terminal (progress bars, colours).
     pub tty: bool,
-    /// `-v`: list everything (every lint finding of a deploy) instead of a summary.
+    /// `-v`: list everything (every migration of a long deploy or status, every
+    /// statement of a protected preview, every lint finding) instead of a summary.
     pub verbose: bool,
 }
 
