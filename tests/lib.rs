@@ -25,6 +25,7 @@ mod redaction;
 mod run;
 mod runbooks;
 mod safety;
+mod scale;
 mod scripts;
 mod session;
 mod validate;
