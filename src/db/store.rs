@@ -192,20 +192,21 @@ fn read_one(
             "folder without migration.sql".into(),
         )))
     };
-    match std::fs::symlink_metadata(script_path) {
-        Ok(meta) if meta.file_type().is_symlink() => inside(script_path, root, dir)?,
+    // Stamped before hashing: a write during the hash changes the ctime, so the entry
+    // recorded now misses on the next run. A plain file's own metadata is its stamp (one
+    // stat per migration); a link's is looked up through it once it is known to stay inside.
+    let meta = match std::fs::symlink_metadata(script_path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            inside(script_path, root, dir)?;
+            std::fs::metadata(script_path).ok()
+        }
         Ok(meta) if meta.is_dir() => return missing(),
-        Ok(_) => {}
+        Ok(meta) => Some(meta),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return missing(),
         Err(e) => return Err(Error::io(format!("reading {}", script_path.display()), e)),
-    }
-    // Stamped before hashing: a write during the hash changes the ctime, so the entry
-    // recorded now misses on the next run.
+    };
     let stamp = match cache {
-        Some(_) => std::fs::metadata(script_path)
-            .ok()
-            .filter(|m| m.is_file())
-            .and_then(|m| Stamp::of(&m)),
+        Some(_) => meta.filter(|m| m.is_file()).and_then(|m| Stamp::of(&m)),
         None => None,
     };
     let cached = match (&cache, &stamp) {
