@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Benchmarks, reported as ratios against baselines measured in the same run.
 #
-#   scripts/bench.sh [migrations|workflow|docs|lint|backup]…   (default: migrations docs lint; backup builds a ~500 MB pgbench database)
+#   scripts/bench.sh [migrations|workflow|docs|lint|backup|scale]…   (default: migrations docs lint; backup builds a ~500 MB pgbench database)
+#
+# scale: status and deploy at N = 50, 500, 5,000 migrations (DBFLOW_BENCH_SCALE_SIZES="50 500 5000 20000"
+# to change), against `psql -c 'select 1'` in the same run; DBFLOW_BENCH_BASE_BIN=path adds the
+# same columns for a second build (before/after in one run).
 #
 # Starts its own throw-away PostgreSQL cluster (default settings: fsync on, so commit
 # costs are real) unless DBFLOW_BENCH_PG_URL points at a server (its database is used as
@@ -124,11 +128,86 @@ bench_docs() {
   python3 -c "import json; r=json.load(open('$work/docs.json'))['results'][1]; print(f'docs mean {r[\"mean\"]*1000:.1f} ms (goal: under 100 ms)')"
 }
 
+# N migrations in bench_migrations' workload (one table and one index each), written by one
+# process: a shell loop spends minutes on 20,000 folders.
+write_n_migrations() {
+  python3 - "$1/prisma/migrations" "$2" <<'PY'
+import os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+width = len(str(n))
+for i in range(1, n + 1):
+    k = str(i).zfill(width)
+    d = os.path.join(root, f"2024{i:010d}_m{k}")
+    os.makedirs(d)
+    with open(os.path.join(d, "migration.sql"), "w") as f:
+        f.write(f'CREATE TABLE "t{k}" (\n    "id" INTEGER NOT NULL PRIMARY KEY,\n    "name" TEXT NOT NULL DEFAULT \'\',\n'
+                f'    "created_at" TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP\n);\nCREATE INDEX "t{k}_name_idx" ON "t{k}"("name");\n')
+PY
+}
+
+mean_ms() { python3 -c "import json; r=json.load(open('$1'))['results']; print(f'{r[$2][\"mean\"]*1000:.1f}')"; }
+
+bench_scale() {
+  local sizes=(${DBFLOW_BENCH_SCALE_SIZES:-50 500 5000})
+  local base=${DBFLOW_BENCH_BASE_BIN:-}
+  local rows=()
+  for n in "${sizes[@]}"; do
+    local project="$work/scale-$n" db="bench_scale_$n"
+    write_n_migrations "$project" "$n"
+    printf 'environments:\n  bench:\n    url: ${DATABASE_URL}\n    protection: sandbox\n' > "$project/Workflowfile.yaml"
+    local url; url=$(db_url "$db")
+    local runs=5; [ "$n" -ge 5000 ] && runs=2
+    echo "== scale N=$n: migrate deploy on an empty database ($runs runs)"
+    local deploy_cmds=(-n "dbflow migrate deploy" "cd $project && DATABASE_URL='$url' $dbflow migrate deploy >/dev/null")
+    [ -n "$base" ] && deploy_cmds+=(-n "base migrate deploy" "cd $project && DATABASE_URL='$url' $base migrate deploy >/dev/null")
+    hyperfine --runs "$runs" --export-json "$work/scale-deploy-$n.json" \
+      --prepare "psql -X -q '$admin_url' -c 'DROP DATABASE IF EXISTS $db WITH (FORCE)' -c 'CREATE DATABASE $db' && rm -rf $project/.dbflow" \
+      "${deploy_cmds[@]}" >/dev/null
+    local base_deploy_rss="" base_status_rss=""
+    if [ -n "$base" ]; then
+      recreate "$db"; rm -rf "$project/.dbflow"
+      base_deploy_rss=$(cd "$project" && DATABASE_URL="$url" peak_rss_mib "$base" migrate deploy)
+    fi
+    recreate "$db"; rm -rf "$project/.dbflow"
+    local deploy_rss; deploy_rss=$(cd "$project" && DATABASE_URL="$url" peak_rss_mib "$dbflow" migrate deploy)
+    echo "== scale N=$n: migrate status, all applied"
+    local status_cmds=(-n "psql -c 'select 1'" "psql -X -q -c 'select 1' '$url'"
+      -n "dbflow migrate status" "cd $project && DATABASE_URL='$url' $dbflow migrate status >/dev/null")
+    [ -n "$base" ] && status_cmds+=(-n "base migrate status" "cd $project && DATABASE_URL='$url' $base migrate status >/dev/null")
+    hyperfine --warmup 3 --runs 20 --export-json "$work/scale-status-$n.json" "${status_cmds[@]}" >/dev/null
+    local status_rss; status_rss=$(cd "$project" && DATABASE_URL="$url" peak_rss_mib "$dbflow" migrate status)
+    [ -n "$base" ] && base_status_rss=$(cd "$project" && DATABASE_URL="$url" peak_rss_mib "$base" migrate status)
+    local psql_ms status_ms deploy_ms
+    psql_ms=$(mean_ms "$work/scale-status-$n.json" 0)
+    status_ms=$(mean_ms "$work/scale-status-$n.json" 1)
+    deploy_ms=$(mean_ms "$work/scale-deploy-$n.json" 0)
+    local row; row=$(python3 -c "print(f'| {int($n):,} | $psql_ms ms | $status_ms ms ({$status_ms/$psql_ms:.2f}×) | $status_rss MiB | {$deploy_ms/1000:.2f} s | $deploy_rss MiB |', end='')")
+    if [ -n "$base" ]; then
+      local bs bd; bs=$(mean_ms "$work/scale-status-$n.json" 2); bd=$(mean_ms "$work/scale-deploy-$n.json" 1)
+      row+=$(python3 -c "print(f' $bs ms ({$bs/$psql_ms:.2f}×) | $base_status_rss MiB | {$bd/1000:.2f} s | $base_deploy_rss MiB |', end='')")
+    fi
+    rows+=("$row")
+    psql -X -q "$admin_url" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+    rm -rf "$project"
+  done
+  echo
+  echo "== scale: one table and one index per migration; times are hyperfine means"
+  local head="| N | \`psql -c 'select 1'\` | \`migrate status\` (× psql) | status peak RSS | \`migrate deploy\` (empty db) | deploy peak RSS |"
+  local rule="|---:|---:|---:|---:|---:|---:|"
+  if [ -n "$base" ]; then
+    head+=" base status (× psql) | base status RSS | base deploy | base deploy RSS |"
+    rule+="---:|---:|---:|---:|"
+  fi
+  echo "$head"; echo "$rule"
+  printf '%s\n' "${rows[@]}"
+}
+
 for section in "${sections[@]}"; do
   case "$section" in
     migrations) bench_migrations ;;
     workflow) bench_workflow ;;
     docs) bench_docs ;;
+    scale) bench_scale ;;
     *) if [ -x "scripts/bench-$section.sh" ]; then "scripts/bench-$section.sh"; else echo "unknown section: $section" >&2; exit 2; fi ;;
   esac
 done

@@ -27,6 +27,7 @@ mod remote;
 mod run;
 mod runbooks;
 mod safety;
+mod scale;
 mod scripts;
 mod session;
 mod validate;

@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod checksum;
 pub mod conn;
+pub mod hash_cache;
 pub mod history;
 pub mod interruption;
 pub mod migrate;

@@ -10,6 +10,7 @@
 //! than the file, and its checksum.
 
 use super::checksum;
+use super::hash_cache::{HashCache, Stamp};
 use crate::error::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -79,6 +80,12 @@ pub struct Store {
 impl Store {
     /// Reads `dir`. A missing folder is an empty store (a project without migrations yet).
     pub fn read(dir: &Path) -> Result<Self> {
+        Self::read_cached(dir, None)
+    }
+
+    /// [`Store::read`], taking the checksums of files that did not change from the hash
+    /// cache at `cache` (see [`super::hash_cache`]) and updating it.
+    pub fn read_cached(dir: &Path, cache: Option<&Path>) -> Result<Self> {
         let mut store = Store::default();
         if !dir.exists() {
             return Ok(store);
@@ -116,14 +123,18 @@ impl Store {
                     .push((name, "a file, not a migration folder".into()));
             }
         }
+        let mut cache = cache.map(|c| HashCache::load(c.to_path_buf(), &root));
         for (name, path) in &folders {
-            match read_one(name, path, &root, dir)? {
+            match read_one(name, path, &root, dir, cache.as_mut())? {
                 Ok(migration) => store.migrations.push(migration),
                 Err(ignored) => store.ignored.push(ignored),
             }
         }
         store.migrations.sort_by(|a, b| a.name.cmp(&b.name));
         store.ignored.sort();
+        if let Some(cache) = cache {
+            cache.save();
+        }
         Ok(store)
     }
 
@@ -173,6 +184,7 @@ fn read_one(
     script_path: &Path,
     root: &Path,
     dir: &Path,
+    cache: Option<&mut HashCache>,
 ) -> Result<std::result::Result<Migration, (String, String)>> {
     let missing = || {
         Ok(Err((
@@ -180,14 +192,35 @@ fn read_one(
             "folder without migration.sql".into(),
         )))
     };
-    match std::fs::symlink_metadata(script_path) {
-        Ok(meta) if meta.file_type().is_symlink() => inside(script_path, root, dir)?,
+    // Stamped before hashing: a write during the hash changes the ctime, so the entry
+    // recorded now misses on the next run. A plain file's own metadata is its stamp (one
+    // stat per migration); a link's is looked up through it once it is known to stay inside.
+    let meta = match std::fs::symlink_metadata(script_path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            inside(script_path, root, dir)?;
+            std::fs::metadata(script_path).ok()
+        }
         Ok(meta) if meta.is_dir() => return missing(),
-        Ok(_) => {}
+        Ok(meta) => Some(meta),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return missing(),
         Err(e) => return Err(Error::io(format!("reading {}", script_path.display()), e)),
+    };
+    let stamp = match cache {
+        Some(_) => meta.filter(|m| m.is_file()).and_then(|m| Stamp::of(&m)),
+        None => None,
+    };
+    let cached = match (&cache, &stamp) {
+        (Some(c), Some(s)) => c.get(name, s).map(|sum| (sum.to_string(), s.size())),
+        _ => None,
+    };
+    let hit = cached.is_some();
+    let (checksum, len) = match cached {
+        Some(found) => found,
+        None => hash_utf8(script_path)?,
+    };
+    if let (Some(cache), Some(stamp)) = (cache, stamp) {
+        cache.put(name, stamp, &checksum, hit);
     }
-    let (checksum, len) = hash_utf8(script_path)?;
     Ok(Ok(Migration {
         checksum,
         len,

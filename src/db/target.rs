@@ -9,6 +9,9 @@ use crate::error::{Error, Result};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Where a project keeps its migration hash cache (see [`super::hash_cache`]).
+pub const HASH_CACHE: &str = ".dbflow/migration-hashes";
+
 /// Everything the migrator needs for one environment.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -22,6 +25,8 @@ pub struct Target {
     pub limits: Limits,
     /// Schema of dbflow's own tables (`migrations.state_schema`, default `dbflow`).
     pub state_schema: String,
+    /// The project's migration hash cache (`.dbflow/migration-hashes`).
+    pub hash_cache: PathBuf,
 }
 
 impl Target {
@@ -44,12 +49,13 @@ impl Target {
                 lock_wait: configured.lock_wait,
             },
             state_schema: project.state_schema.clone(),
+            hash_cache: project.root.join(HASH_CACHE),
         }
     }
 
     /// Reads the migrations folder and checks `migration_lock.toml` against the URL.
     pub fn store(&self) -> Result<Store> {
-        let store = Store::read(&self.dir)?;
+        let store = Store::read_cached(&self.dir, Some(&self.hash_cache))?;
         store.check_provider(&self.dir, self.url.is_postgres())?;
         Ok(store)
     }

@@ -14,6 +14,15 @@ pub use crate::redact;
 
 use std::io::{IsTerminal, Write};
 
+/// `text` and a newline as the stream's colour choice wants it (styles kept or stripped),
+/// in one buffer: written with one `write_all`, a 5,000-line status is one write, not
+/// one (or more, around every style) per line.
+fn for_stream(text: &str, choice: anstream::ColorChoice) -> Vec<u8> {
+    let mut buf = anstream::AutoStream::new(Vec::with_capacity(text.len() + 1), choice);
+    let _ = writeln!(buf, "{text}");
+    buf.into_inner()
+}
+
 /// Output settings for this process.
 #[derive(Debug, Clone)]
 pub struct Ui {
@@ -42,9 +51,15 @@ impl Ui {
         let text = styled(&plain);
         if self.json {
             json::record(&plain);
-            let _ = writeln!(anstream::stderr().lock(), "{text}");
+            let choice = anstream::stderr().current_choice();
+            let _ = std::io::stderr()
+                .lock()
+                .write_all(&for_stream(&text, choice));
         } else {
-            let _ = writeln!(anstream::stdout().lock(), "{text}");
+            let choice = anstream::stdout().current_choice();
+            let _ = std::io::stdout()
+                .lock()
+                .write_all(&for_stream(&text, choice));
         }
     }
 
