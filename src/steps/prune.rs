@@ -10,6 +10,10 @@ use crate::engine::registry::{parse_params, Outcome, Step, StepDoc, StepError, S
 use crate::engine::{PlanContext, RunContext};
 use serde::Deserialize;
 
+/// Deletes one backup the plan let go; given the ids deleted so far (for the error).
+type DeleteBackup<'a> =
+    dyn FnMut(&crate::db::backup::Entry, &[String]) -> Result<(), StepError> + 'a;
+
 /// The `prune` step kind.
 pub struct PruneKind;
 
@@ -89,7 +93,6 @@ impl Step for PruneStep {
             return self.prune_repository(cx, &remote);
         }
         let catalog = Catalog::new(cx.project, &cx.env.name);
-        let policy = cx.project.backup_settings(&cx.env.name).retention;
         if !self.dry_run {
             for removed in catalog.sweep_partials() {
                 cx.ui.out(&format!(
@@ -107,92 +110,26 @@ impl Step for PruneStep {
         }
         let pinned = catalog::pinned_by_runs(&cx.project.root, &cx.env.name);
         let points = catalog.rollback_points(&cx.project.root, &listing.entries);
-        let now = chrono::Utc::now();
-        let candidates: Vec<Candidate> = listing
-            .entries
-            .iter()
-            .map(|e| Candidate {
-                id: e.id().to_string(),
-                created_at: e.manifest.created_at,
-                verified: e.verified(),
-                future: e.future_dated(now),
-                pinned: e
-                    .manifest
-                    .pinned
-                    .as_ref()
-                    .map(|p| p.reason.clone().unwrap_or_else(|| format!("by {}", p.by))),
-                deploys: points
-                    .get(e.id())
-                    .map(|runs| runs.iter().map(|d| (d.run_id.clone(), d.rank)).collect())
-                    .unwrap_or_default(),
-            })
-            .collect();
-        let decisions = retention::plan(&candidates, policy, &pinned);
-        let mut kept = Vec::new();
-        let mut deleted = Vec::new();
-        let mut freed = 0u64;
-        for (candidate, decision) in &decisions {
-            let entry = listing
-                .entries
-                .iter()
-                .find(|e| e.id() == candidate.id)
-                .expect("decisions come from the listing");
-            let age = age_text(entry.age(now));
-            match decision {
-                Decision::Keep(reasons) => {
-                    cx.ui.out(&format!(
-                        "  {:<12} {}  {age:>7}  {}",
-                        "keep",
-                        candidate.id,
-                        reasons.join(", ")
-                    ));
-                    kept.push(candidate.id.clone());
-                }
-                Decision::Delete(why) => {
-                    let verb = if self.dry_run {
-                        "would delete"
-                    } else {
-                        "delete"
-                    };
-                    cx.ui
-                        .out(&format!("  {verb:<12} {}  {age:>7}  {why}", candidate.id));
-                    if !self.dry_run {
-                        std::fs::remove_dir_all(&entry.dir).map_err(|e| {
-                            StepError::failed(format!(
-                                "removing {}: {e} (already removed: {})",
-                                entry.dir.display(),
-                                if deleted.is_empty() {
-                                    "none".to_string()
-                                } else {
-                                    deleted.join(", ")
-                                }
-                            ))
-                        })?;
-                    }
-                    freed += entry.manifest.size;
-                    deleted.push(candidate.id.clone());
-                }
-            }
-        }
-        cx.ui.out(&format!(
-            "  {} kept, {} {} ({})",
-            kept.len(),
-            deleted.len(),
-            if self.dry_run {
-                "would be deleted"
-            } else {
-                "deleted"
+        self.apply(
+            cx,
+            &listing.entries,
+            &pinned,
+            &points,
+            None,
+            &mut |entry, deleted| {
+                std::fs::remove_dir_all(&entry.dir).map_err(|e| {
+                    StepError::failed(format!(
+                        "removing {}: {e} (already removed: {})",
+                        entry.dir.display(),
+                        if deleted.is_empty() {
+                            "none".to_string()
+                        } else {
+                            deleted.join(", ")
+                        }
+                    ))
+                })
             },
-            human_size(freed)
-        ));
-        cx.journal.record(
-            "prune",
-            serde_json::json!({ "dry_run": self.dry_run, "kept": kept, "deleted": deleted }),
-        );
-        Ok(Outcome::done()
-            .with("kept", kept)
-            .with("deleted", deleted)
-            .with("dry_run", self.dry_run))
+        )
     }
 }
 
@@ -236,7 +173,6 @@ impl PruneStep {
         use crate::db::backup::repository::object;
         let step_error = crate::steps::restoring::step_error;
         let env = cx.env.name.clone();
-        let policy = cx.project.backup_settings(&env).retention;
         if !self.dry_run {
             for id in rt
                 .block_on(object::sweep_orphans(remote, &env))
@@ -256,6 +192,33 @@ impl PruneStep {
         }
         let pinned = catalog::pinned_by_runs(&cx.project.root, &env);
         let points = Catalog::new(cx.project, &env).rollback_points(&cx.project.root, &entries);
+        let shown = remote.shown.clone();
+        self.apply(
+            cx,
+            &entries,
+            &pinned,
+            &points,
+            Some(&shown),
+            &mut |entry, _| {
+                rt.block_on(object::delete(remote, entry))
+                    .map_err(step_error)
+            },
+        )
+    }
+
+    /// Applies the retention plan to `entries` (a folder's or a bucket's): prints each
+    /// decision, deletes with `delete` (given what was deleted so far), journals and
+    /// reports. `repository` names an object-storage repository in the summary.
+    fn apply(
+        &self,
+        cx: &mut RunContext<'_>,
+        entries: &[crate::db::backup::Entry],
+        pinned: &std::collections::BTreeMap<String, String>,
+        points: &std::collections::BTreeMap<String, Vec<catalog::DeployRef>>,
+        repository: Option<&str>,
+        delete: &mut DeleteBackup<'_>,
+    ) -> Result<Outcome, StepError> {
+        let policy = cx.project.backup_settings(&cx.env.name).retention;
         let now = chrono::Utc::now();
         let candidates: Vec<Candidate> = entries
             .iter()
@@ -275,7 +238,7 @@ impl PruneStep {
                     .unwrap_or_default(),
             })
             .collect();
-        let decisions = retention::plan(&candidates, policy, &pinned);
+        let decisions = retention::plan(&candidates, policy, pinned);
         let (mut kept, mut deleted, mut freed) = (Vec::new(), Vec::new(), 0u64);
         for (candidate, decision) in &decisions {
             let entry = entries
@@ -302,8 +265,7 @@ impl PruneStep {
                     cx.ui
                         .out(&format!("  {verb:<12} {}  {age:>7}  {why}", candidate.id));
                     if !self.dry_run {
-                        rt.block_on(object::delete(remote, entry))
-                            .map_err(step_error)?;
+                        delete(entry, &deleted)?;
                     }
                     freed += entry.manifest.size;
                     deleted.push(candidate.id.clone());
@@ -311,7 +273,7 @@ impl PruneStep {
             }
         }
         cx.ui.out(&format!(
-            "  {} kept, {} {} ({}) in {}",
+            "  {} kept, {} {} ({}){}",
             kept.len(),
             deleted.len(),
             if self.dry_run {
@@ -320,12 +282,14 @@ impl PruneStep {
                 "deleted"
             },
             human_size(freed),
-            remote.shown
+            repository.map(|r| format!(" in {r}")).unwrap_or_default()
         ));
-        cx.journal.record(
-            "prune",
-            serde_json::json!({ "dry_run": self.dry_run, "kept": kept, "deleted": deleted, "repository": remote.shown }),
-        );
+        let mut fields =
+            serde_json::json!({ "dry_run": self.dry_run, "kept": kept, "deleted": deleted });
+        if let Some(r) = repository {
+            fields["repository"] = r.into();
+        }
+        cx.journal.record("prune", fields);
         Ok(Outcome::done()
             .with("kept", kept)
             .with("deleted", deleted)
