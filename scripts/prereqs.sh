@@ -28,6 +28,9 @@ command -v strace >/dev/null 2>&1 || missing+=(strace)
 command -v man >/dev/null 2>&1 || missing+=(man-db)
 command -v script >/dev/null 2>&1 || missing+=(bsdutils)
 [ -x /usr/bin/time ] || missing+=(time)   # GNU time measures peak memory in a test
+# The site's browser test (tests/site_browser.rs) drives headless Chromium; Debian's
+# package is named `chromium` (Ubuntu's is a snap shim, hence the other names).
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -9,6 +9,7 @@
 pub mod context;
 pub mod filters;
 pub mod limits;
+pub mod ops;
 
 use crate::config::{Diagnostic, Loc, Project};
 use crate::engine::Registry;
