@@ -366,6 +366,29 @@ fn an_empty_history_says_how_to_record_one() {
 }
 
 #[test]
+fn backups_in_object_storage_are_named_not_listed() {
+    let t = Test::new().file(
+        "Workflowfile.yaml",
+        "environments:
+           production:
+             url: postgres://localhost/shop
+             protection: protected
+             backups:
+               repository: s3://acme-backups/db/prod
+         ",
+    );
+    let page = operations_page(t.path());
+    let envs = rows(&page, "backups");
+    assert_eq!(envs.len(), 1);
+    assert!(
+        envs[0].contains("<code>s3://acme-backups/db/prod</code>")
+            && envs[0].contains("<code>dbflow backup list --env production</code> lists them"),
+        "{}",
+        envs[0]
+    );
+}
+
+#[test]
 fn unreadable_records_are_named_not_dropped_silently() {
     let t = Test::new()
         .file("Workflowfile.yaml", &workflowfile())
@@ -424,4 +447,83 @@ proptest! {
         let escaped = page.replace("&amp;", "&").replace("&#39;", "'").replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">");
         prop_assert!(!escaped.contains(&secret), "secret leaked (HTML-escaped)");
     }
+}
+
+/// A year of history (10 environments × 100 backups, 365 drills, 5,000 journals): the
+/// page lists the newest 50 runs without reading the other journals, and draws one
+/// point per backup and per drill.
+#[test]
+fn a_long_history_stays_one_bounded_page() {
+    let mut workflowfile = String::from("project: big\nenvironments:\n");
+    for e in 0..10 {
+        workflowfile.push_str(&format!("  env{e}:\n    url: postgres://localhost/db{e}\n"));
+    }
+    let t = Test::new().file("Workflowfile.yaml", &workflowfile);
+    let start = DateTime::parse_from_rfc3339("2025-01-01T03:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let iso = |d: DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    for e in 0..10 {
+        for b in 0..100 {
+            let at = start + Duration::hours(87 * b + e);
+            let id = format!("{}_b{b}", at.format("%Y%m%d_%H%M%S"));
+            let manifest = serde_json::json!({
+                "format_version": 1, "id": id, "environment": format!("env{e}"),
+                "engine": "postgresql", "database": "db", "url": "postgres://localhost/db",
+                "created_at": iso(at), "duration_ms": 10, "format": "custom",
+                "dump": "dump.pgcustom", "size": 1000 + b * 10, "sha256": "00",
+                "tool_version": null, "server_version": null, "migration_head": null,
+                "run_id": null, "label": null, "tables": [],
+                "verification": { "state": "verified", "checked_at": iso(at), "detail": "" },
+            });
+            t.write(
+                &format!("backups/env{e}/{id}/manifest.json"),
+                &manifest.to_string(),
+            );
+        }
+    }
+    let drills: String = (0..365)
+        .map(|d| {
+            serde_json::json!({
+                "date": iso(start + Duration::days(d)), "environment": "env0",
+                "result": if d % 30 == 0 { "FAIL" } else { "PASS" }, "run_id": format!("d{d}"),
+                "backup_id": "x", "backup_age_seconds": 3600.0, "restore_seconds": 12.5,
+                "checks": [],
+            })
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    t.write("backups/drills/drills.jsonl", &drills);
+    for r in 0..5000 {
+        let at = start + Duration::minutes(97 * r);
+        let id = format!("{}-{:04x}", at.format("%Y%m%dT%H%M%S%3fZ"), r);
+        let lines = format!(
+            "{}\n{}\n",
+            serde_json::json!({"ts": iso(at), "event": "run_start", "run_id": id, "target": "deploy", "kind": "workflow", "env": "env1", "user": "ci"}),
+            serde_json::json!({"ts": iso(at), "event": "run_end", "result": "succeeded", "duration_ms": 1200}),
+        );
+        t.write(&format!(".dbflow/runs/{id}.jsonl"), &lines);
+    }
+    let began = std::time::Instant::now();
+    let page = operations_page(t.path());
+    let took = began.elapsed();
+    eprintln!(
+        "operations page over a year of history: {took:?}, {} KiB",
+        page.len() / 1024
+    );
+    assert_eq!(rows(&page, "runs").len(), 50);
+    assert!(page.contains("The newest 50 of 5000 journals"), "{page}");
+    assert_eq!(rows(&page, "drills").len(), 50);
+    assert!(page.contains("The newest 50 of 365 drills"));
+    assert_eq!(count(&page, r#"data-series="drill-result""#), 365);
+    assert_eq!(count(&page, r#"class="point s0 fail""#), 13);
+    for e in 0..10 {
+        assert_eq!(
+            count(&page, &format!(r#"data-series="backup-size:env{e}""#)),
+            100
+        );
+    }
+    // Generous for a debug build on a shared machine; it catches a quadratic reader.
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
 }

@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 /// this one owns the constant; `tests/ops_page.rs` checks the two agree).
 pub const DRILL_REPORTS: &str = "drills/drills.jsonl";
 
+/// How many runs the page lists (newest first); it says how many it left out.
+pub const RECENT_RUNS: usize = 50;
+
 /// One restore drill, as its report recorded it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Drill {
@@ -98,8 +101,10 @@ pub struct History {
     pub drills: Vec<Drill>,
     /// Per environment, in the Workflowfile's order.
     pub backups: Vec<EnvBackups>,
-    /// Runs, newest first.
+    /// The newest runs (at most [`RECENT_RUNS`]), newest first.
     pub runs: Vec<Run>,
+    /// How many journals there are in all.
+    pub total_runs: usize,
     /// Where the drill reports were read from.
     pub drill_sources: Vec<String>,
     /// Records that could not be read, each with where and why.
@@ -130,7 +135,7 @@ impl History {
         history
             .drills
             .sort_by(|a, b| (a.date, &a.run_id).cmp(&(b.date, &b.run_id)));
-        history.runs = runs(&project.root, &mut history.skipped);
+        (history.runs, history.total_runs) = runs(&project.root, &mut history.skipped);
         history
     }
 }
@@ -248,10 +253,17 @@ fn drill(v: &Value) -> Option<Drill> {
     })
 }
 
-/// Every journaled run, newest first.
-fn runs(root: &Path, skipped: &mut Vec<String>) -> Vec<Run> {
+/// The newest [`RECENT_RUNS`] journaled runs, newest first, and how many journals there
+/// are. Run ids start with their UTC start time, so the newest journals are the first
+/// names: a long history is listed, not read.
+fn runs(root: &Path, skipped: &mut Vec<String>) -> (Vec<Run>, usize) {
     let mut runs = Vec::new();
-    for path in crate::journal::list(root) {
+    let paths = crate::journal::list(root);
+    let total = paths.len();
+    for path in paths {
+        if runs.len() == RECENT_RUNS {
+            break;
+        }
         let shown = path
             .strip_prefix(root)
             .unwrap_or(&path)
@@ -264,7 +276,7 @@ fn runs(root: &Path, skipped: &mut Vec<String>) -> Vec<Run> {
         }
     }
     runs.sort_by(|a, b| (b.started, &b.run_id).cmp(&(a.started, &a.run_id)));
-    runs
+    (runs, total)
 }
 
 fn run(events: &[Value]) -> Option<Run> {

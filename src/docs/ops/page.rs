@@ -11,8 +11,8 @@ use std::fmt::Write;
 /// The page's stylesheet (inline in the page; the site may reuse it).
 pub const OPS_CSS: &str = include_str!("ops.css");
 
-/// How many runs the table lists (newest first); the page says how many it left out.
-pub const RECENT_RUNS: usize = 50;
+/// How many drills the table lists (newest first); the charts show every one.
+pub const RECENT_DRILLS: usize = 50;
 
 /// Recorded text made safe for the page: redacted, then escaped.
 fn t(text: &str) -> String {
@@ -53,7 +53,7 @@ pub fn render(project_name: &str, history: &History) -> String {
     );
     drills_section(&mut body, history);
     backups_section(&mut body, history);
-    runs_section(&mut body, &history.runs);
+    runs_section(&mut body, &history.runs, history.total_runs);
     if !history.skipped.is_empty() {
         body.push_str(r#"<section id="skipped"><h2>Records not shown</h2><p>These could not be read and are left out of the figures above:</p><ul>"#);
         for s in &history.skipped {
@@ -156,8 +156,15 @@ fn drills_section(out: &mut String, history: &History) {
         &times,
         "RPO and RTO, one point per drill that measured them.",
     );
+    if drills.len() > RECENT_DRILLS {
+        let _ = write!(
+            out,
+            "<p>The newest {RECENT_DRILLS} of {} drills (the charts have them all; <code>drills.md</code> beside the reports tells each one).</p>",
+            drills.len()
+        );
+    }
     out.push_str("<table class=\"drills\"><thead><tr><th>Date</th><th>Environment</th><th>Result</th><th>Backup</th><th>RPO</th><th>RTO</th><th>Why it failed</th></tr></thead><tbody>");
-    for d in drills.iter().rev() {
+    for d in drills.iter().rev().take(RECENT_DRILLS) {
         let why = d
             .error
             .clone()
@@ -282,7 +289,7 @@ fn backups_section(out: &mut String, history: &History) {
     out.push_str("</section>");
 }
 
-fn runs_section(out: &mut String, runs: &[Run]) {
+fn runs_section(out: &mut String, runs: &[Run], total: usize) {
     out.push_str(r#"<section id="runs"><h2>Recent runs</h2>"#);
     if runs.is_empty() {
         out.push_str(
@@ -290,15 +297,15 @@ fn runs_section(out: &mut String, runs: &[Run]) {
         );
         return;
     }
-    if runs.len() > RECENT_RUNS {
+    if total > runs.len() {
         let _ = write!(
             out,
-            "<p>The newest {RECENT_RUNS} of {} runs; <code>dbflow runs</code> lists them all.</p>",
+            "<p>The newest {} of {total} journals; <code>dbflow runs</code> lists them all.</p>",
             runs.len()
         );
     }
     out.push_str("<table class=\"runs\"><thead><tr><th>Started</th><th>Workflow</th><th>Environment</th><th>Outcome</th><th>Duration</th><th>Who</th><th>Run</th></tr></thead><tbody>");
-    for r in runs.iter().take(RECENT_RUNS) {
+    for r in runs {
         let failure = match (&r.failed_step, &r.error) {
             (Some(step), Some(error)) => {
                 format!("<div class=\"why\">at {}: {}</div>", t(step), t(error))
