@@ -527,3 +527,85 @@ fn a_long_history_stays_one_bounded_page() {
     // Generous for a debug build on a shared machine; it catches a quadratic reader.
     assert!(took < std::time::Duration::from_secs(5), "{took:?}");
 }
+
+/// The page's markup for a small fixed history (the stylesheet left out), for review.
+#[test]
+fn operations_page_snapshot() {
+    let drill = |date: &str, result: &str, rpo: f64, rto: f64, error: Value| {
+        serde_json::json!({
+            "date": date, "environment": "local", "result": result, "run_id": "r",
+            "backup_id": "20261101_100000", "backup_age_seconds": rpo, "restore_seconds": rto,
+            "checks": [{ "name": "row count of User", "passed": result == "PASS" }], "error": error,
+        })
+        .to_string()
+    };
+    let manifest = |id: &str, at: &str, size: u64| {
+        serde_json::json!({
+            "format_version": 1, "id": id, "environment": "local", "engine": "postgresql",
+            "database": "shop", "url": "postgres://localhost/shop", "created_at": at,
+            "duration_ms": 10, "format": "custom", "dump": "dump.pgcustom", "size": size,
+            "sha256": "00", "tool_version": null, "server_version": null,
+            "migration_head": null, "run_id": null, "label": null, "tables": [],
+            "verification": { "state": "verified", "checked_at": at, "detail": "" },
+        })
+        .to_string()
+    };
+    let run = |id: &str, at: &str, target: &str, result: &str, error: Value| {
+        format!(
+            "{}\n{}\n",
+            serde_json::json!({"ts": at, "event": "run_start", "run_id": id, "target": target, "kind": "workflow", "env": "local", "user": "alice"}),
+            serde_json::json!({"ts": at, "event": "run_end", "result": result, "duration_ms": 1500, "failed_step": if error.is_null() { Value::Null } else { Value::from("deploy") }, "error": error}),
+        )
+    };
+    let t = Test::new()
+        .file("Workflowfile.yaml", &workflowfile())
+        .file(
+            "backups/drills/drills.jsonl",
+            &format!(
+                "{}\n{}\n",
+                drill("2026-11-01T10:00:00Z", "PASS", 60.0, 4.5, Value::Null),
+                drill(
+                    "2026-11-02T10:00:00Z",
+                    "FAIL",
+                    86_400.0,
+                    7.25,
+                    Value::from("restore of postgres://app:hunter22@db/shop failed")
+                ),
+            ),
+        )
+        .file(
+            "backups/local/20261101_100000/manifest.json",
+            &manifest("20261101_100000", "2026-11-01T10:00:00Z", 2048),
+        )
+        .file(
+            "backups/local/20261102_100000/manifest.json",
+            &manifest("20261102_100000", "2026-11-02T10:00:00Z", 4096),
+        )
+        .file(
+            ".dbflow/runs/20261101T100000000Z-0001.jsonl",
+            &run(
+                "20261101T100000000Z-0001",
+                "2026-11-01T10:00:00.000Z",
+                "release",
+                "succeeded",
+                Value::Null,
+            ),
+        )
+        .file(
+            ".dbflow/runs/20261102T100000000Z-0002.jsonl",
+            &run(
+                "20261102T100000000Z-0002",
+                "2026-11-02T10:00:00.000Z",
+                "deploy",
+                "failed",
+                Value::from("migration 2 failed: <syntax error> & more"),
+            ),
+        );
+    let page = operations_page(t.path());
+    assert!(!page.contains("hunter22"));
+    let style = page.find("<style>").unwrap();
+    let end = page.find("</style>").unwrap();
+    let markup =
+        format!("{}<style>…</style>{}", &page[..style], &page[end + 8..]).replace("><", ">\n<");
+    insta::assert_snapshot!("operations_page", markup);
+}

@@ -78,14 +78,20 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// `value` with one decimal, without a trailing `.0`.
+fn short(value: f64) -> String {
+    let text = format!("{value:.1}");
+    text.strip_suffix(".0").map(str::to_string).unwrap_or(text)
+}
+
 /// A value as the axis shows it.
 pub fn format_value(unit: Unit, value: f64) -> String {
     match unit {
         Unit::Seconds if value < 1.0 && value > 0.0 => format!("{:.0}ms", value * 1000.0),
-        Unit::Seconds if value < 120.0 => format!("{value:.1}s"),
-        Unit::Seconds if value < 7200.0 => format!("{:.0}min", value / 60.0),
-        Unit::Seconds if value < 172_800.0 => format!("{:.1}h", value / 3600.0),
-        Unit::Seconds => format!("{:.1}d", value / 86_400.0),
+        Unit::Seconds if value < 60.0 => format!("{}s", short(value)),
+        Unit::Seconds if value < 3600.0 => format!("{}min", short(value / 60.0)),
+        Unit::Seconds if value < 86_400.0 => format!("{}h", short(value / 3600.0)),
+        Unit::Seconds => format!("{}d", short(value / 86_400.0)),
         Unit::Bytes => crate::db::backup::human_size(value.max(0.0) as u64),
         Unit::Count => format!("{value:.0}"),
         Unit::Verdict if value >= 0.5 => "PASS".into(),
@@ -93,9 +99,28 @@ pub fn format_value(unit: Unit, value: f64) -> String {
     }
 }
 
-/// A round step (1, 2 or 5 × 10ⁿ) giving about four gridlines up to `max`.
-fn nice_step(max: f64) -> f64 {
-    let raw = max / 4.0;
+/// The unit gridlines are counted in, so they fall on round values of what the axis
+/// shows (whole minutes, hours or days; KiB, MiB, GiB), not of seconds or bytes.
+fn scale(unit: Unit, max: f64) -> f64 {
+    let steps: &[f64] = match unit {
+        Unit::Seconds => &[1.0, 60.0, 3600.0, 86_400.0],
+        Unit::Bytes => &[
+            1.0,
+            1024.0,
+            1_048_576.0,
+            1_073_741_824.0,
+            1_099_511_627_776.0,
+        ],
+        Unit::Count | Unit::Verdict => &[1.0],
+    };
+    steps.iter().copied().rfind(|s| max >= *s).unwrap_or(1.0)
+}
+
+/// A round step (1, 2 or 5 × 10ⁿ of the axis's scale) giving about four gridlines up
+/// to `max`.
+fn nice_step(unit: Unit, max: f64) -> f64 {
+    let scale = scale(unit, max);
+    let raw = max / scale / 4.0;
     let magnitude = 10f64.powf(raw.log10().floor());
     let fraction = raw / magnitude;
     let nice = if fraction <= 1.0 {
@@ -107,7 +132,7 @@ fn nice_step(max: f64) -> f64 {
     } else {
         10.0
     };
-    nice * magnitude
+    nice * magnitude * scale
 }
 
 /// The chart as an `<svg>` element (empty string when it has no point).
@@ -130,7 +155,11 @@ pub fn svg(chart: &Chart) -> String {
         (vec![0.0, 1.0], 1.25)
     } else {
         let max = points.iter().map(|p| p.value).fold(0.0, f64::max);
-        let step = if max > 0.0 { nice_step(max) } else { 1.0 };
+        let step = if max > 0.0 {
+            nice_step(chart.unit, max)
+        } else {
+            1.0
+        };
         let step = if chart.unit == Unit::Count {
             step.max(1.0).ceil()
         } else {
@@ -282,6 +311,18 @@ mod tests {
     }
 
     #[test]
+    fn gridlines_fall_on_round_values_of_the_unit_shown() {
+        assert_eq!(nice_step(Unit::Bytes, 4096.0), 1024.0);
+        assert_eq!(
+            nice_step(Unit::Bytes, 300.0 * 1_048_576.0),
+            100.0 * 1_048_576.0
+        );
+        assert_eq!(nice_step(Unit::Seconds, 86_400.0), 12.0 * 3600.0);
+        assert_eq!(nice_step(Unit::Seconds, 0.7), 0.2);
+        assert_eq!(nice_step(Unit::Count, 4.0), 1.0);
+    }
+
+    #[test]
     fn a_chart_without_points_draws_nothing() {
         let chart = Chart {
             title: "empty".into(),
@@ -294,8 +335,9 @@ mod tests {
     #[test]
     fn axis_values_read_in_their_unit() {
         assert_eq!(format_value(Unit::Seconds, 0.25), "250ms");
-        assert_eq!(format_value(Unit::Seconds, 90.0), "90.0s");
-        assert_eq!(format_value(Unit::Seconds, 86_400.0 * 3.0), "3.0d");
+        assert_eq!(format_value(Unit::Seconds, 7.25), "7.2s");
+        assert_eq!(format_value(Unit::Seconds, 90.0), "1.5min");
+        assert_eq!(format_value(Unit::Seconds, 86_400.0 * 3.0), "3d");
         assert_eq!(format_value(Unit::Verdict, 1.0), "PASS");
         assert_eq!(format_value(Unit::Count, 3.0), "3");
     }

@@ -234,11 +234,12 @@ fn backups_section(out: &mut String, history: &History) {
         for (i, b) in env.backups.iter().enumerate() {
             total += b.size;
             let label = crate::redact::redact(&format!(
-                "{} · {} · {} · {} backups, {} in all",
+                "{} · {} · {} · {} backup{}, {} in all",
                 when(b.created_at),
                 env.env,
                 b.id,
                 i + 1,
+                if i == 0 { "" } else { "s" },
                 crate::db::backup::human_size(total)
             ));
             counted.push(Point {
