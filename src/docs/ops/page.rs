@@ -45,7 +45,7 @@ pub fn render(project_name: &str, history: &History) -> String {
     .max();
     let _ = write!(
         body,
-        r##"<header><nav><a href="index.html">← Runbooks</a></nav><h1>Operations · {}</h1><p class="lede">Built from what dbflow recorded: restore drill reports, the backup catalogs and the run journals{}. Regenerate with <code>dbflow docs --site</code>.</p><nav class="toc"><a href="#drills">Restore drills</a> · <a href="#backups">Backups</a> · <a href="#runs">Recent runs</a></nav></header>"##,
+        r##"<header><h1>Operations · {}</h1><p class="lede">Built from what dbflow recorded: restore drill reports, the backup catalogs and the run journals{}. Regenerate with <code>dbflow docs --site</code>.</p><nav class="toc"><a href="#drills">Restore drills</a> · <a href="#backups">Backups</a> · <a href="#runs">Recent runs</a></nav></header>"##,
         t(project_name),
         newest
             .map(|n| format!(" (newest record: {})", when(n)))
@@ -61,8 +61,19 @@ pub fn render(project_name: &str, history: &History) -> String {
         }
         body.push_str("</ul></section>");
     }
+    // The site's bar: the index, each environment's runbook, this page (the names
+    // `dbflow docs --site` gives its pages).
+    let mut nav = format!("<a href=\"index.html\">{}</a>", t(project_name));
+    for env in &history.backups {
+        let _ = write!(
+            nav,
+            " · <a href=\"runbook-{0}.html\">{0}</a>",
+            chart::escape(&env.env)
+        );
+    }
+    nav.push_str(" · <a href=\"operations.html\">operations</a>");
     format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>Operations · {}</title>\n<style>\n{OPS_CSS}</style>\n</head>\n<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>Operations · {}</title>\n<style>\n{OPS_CSS}</style>\n</head>\n<body>\n<nav class=\"site\">{nav}</nav>\n<main>\n{body}\n</main>\n</body>\n</html>\n",
         t(project_name)
     )
 }
