@@ -3,8 +3,9 @@
 //! days, then the page asserted by content (rows, PASS/FAIL, one chart point per event).
 //!
 //! The days are simulated by moving the timestamps of the records each day's commands
-//! wrote (journal `ts`, drill report `date`, manifest `created_at`) back by whole days
-//! after the fact: the records themselves are real, and dbflow's clock is left alone.
+//! wrote (journal `ts`, drill report `date`, manifest `created_at`, and the run and
+//! backup ids, which start with their time) back by whole days after the fact: the
+//! records themselves are real, and dbflow's clock is left alone.
 
 use crate::support::cli::{journal_paths, Test};
 use crate::support::pg::{self, TestDb};
@@ -102,20 +103,62 @@ fn snapshot(root: &Path) -> Snapshot {
     }
 }
 
+/// `id` (a run id `YYYYMMDDTHHMMSSmmmZ-xxxx` or a backup id `YYYYMMDD_HHMMSS[_label]`)
+/// with the time it starts with moved back `by`.
+fn shift_id(id: &str, by: Duration) -> String {
+    for (format, len) in [("%Y%m%dT%H%M%S%3fZ", 19), ("%Y%m%d_%H%M%S", 15)] {
+        if let Some(at) = id
+            .get(..len)
+            .and_then(|head| chrono::NaiveDateTime::parse_from_str(head, format).ok())
+        {
+            return format!("{}{}", (at - by).format(format), &id[len..]);
+        }
+    }
+    panic!("not a timestamped id: {id}");
+}
+
+/// Dates everything recorded since `before` (journals, drill reports, backups) `days`
+/// earlier: their timestamps, and the ids that start with one (journal files and backup
+/// folders are renamed, and every record naming them follows).
 fn move_back(root: &Path, before: &Snapshot, days: i64) {
     let by = Duration::days(days);
     let now = snapshot(root);
-    for path in now.journals.difference(&before.journals) {
+    let id_of = |path: &Path| path.file_stem().unwrap().to_string_lossy().to_string();
+    let journals: Vec<&PathBuf> = now.journals.difference(&before.journals).collect();
+    let backups: Vec<PathBuf> = now
+        .manifests
+        .difference(&before.manifests)
+        .map(|m| m.parent().unwrap().to_path_buf())
+        .collect();
+    let mut renamed: Vec<(String, String)> = journals
+        .iter()
+        .map(|p| id_of(p))
+        .chain(
+            backups
+                .iter()
+                .map(|d| d.file_name().unwrap().to_string_lossy().to_string()),
+        )
+        .map(|id| (id.clone(), shift_id(&id, by)))
+        .collect();
+    renamed.sort_by_key(|(old, _)| std::cmp::Reverse(old.len()));
+    let rename = |text: String| {
+        renamed
+            .iter()
+            .fold(text, |text, (old, new)| text.replace(old, new))
+    };
+    for path in journals {
         let text = std::fs::read_to_string(path).unwrap();
         let lines: Vec<String> = text
             .lines()
             .map(|l| {
                 let mut v: Value = serde_json::from_str(l).unwrap();
                 shift(&mut v, "ts", by);
-                v.to_string()
+                rename(v.to_string())
             })
             .collect();
-        std::fs::write(path, lines.join("\n") + "\n").unwrap();
+        std::fs::remove_file(path).unwrap();
+        let moved = path.with_file_name(format!("{}.jsonl", shift_id(&id_of(path), by)));
+        std::fs::write(moved, lines.join("\n") + "\n").unwrap();
     }
     let drills = root.join("backups/drills/drills.jsonl");
     if let Ok(text) = std::fs::read_to_string(&drills) {
@@ -123,20 +166,28 @@ fn move_back(root: &Path, before: &Snapshot, days: i64) {
             .lines()
             .enumerate()
             .map(|(i, l)| {
-                let mut v: Value = serde_json::from_str(l).unwrap();
-                if i >= before.drill_lines {
-                    shift(&mut v, "date", by);
+                if i < before.drill_lines {
+                    return l.to_string();
                 }
-                v.to_string()
+                let mut v: Value = serde_json::from_str(l).unwrap();
+                shift(&mut v, "date", by);
+                rename(v.to_string())
             })
             .collect();
         std::fs::write(&drills, lines.join("\n") + "\n").unwrap();
     }
-    for path in now.manifests.difference(&before.manifests) {
-        let mut v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for dir in backups {
+        let path = dir.join("manifest.json");
+        let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         shift(&mut v, "created_at", by);
         shift(&mut v, "server_time", by);
-        std::fs::write(path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+        if let Some(verification) = v.get_mut("verification") {
+            shift(verification, "checked_at", by);
+        }
+        let text = rename(serde_json::to_string_pretty(&v).unwrap());
+        std::fs::write(&path, text).unwrap();
+        let id = dir.file_name().unwrap().to_string_lossy().to_string();
+        std::fs::rename(&dir, dir.with_file_name(shift_id(&id, by))).unwrap();
     }
 }
 
@@ -353,6 +404,28 @@ fn operations_page_from_four_days_of_recorded_history() {
         !page.contains("Records not shown"),
         "everything was readable"
     );
+
+    // The example project's operations page (docs/site/operations.html) is this history
+    // under the example's Workflowfile (it has the same `local` and `staging`):
+    // `DBFLOW_SITE_OPERATIONS=docs/site/operations.html cargo test … four_days` writes it.
+    let example = example_operations_page(dir);
+    assert!(example.contains("Operations · acme-shop"));
+    assert_eq!(count(&example, r#"data-series="drill-result""#), 4);
+    if let Some(out) = std::env::var_os("DBFLOW_SITE_OPERATIONS") {
+        let out = Path::new(env!("CARGO_MANIFEST_DIR")).join(out);
+        std::fs::write(&out, example).unwrap();
+        eprintln!("wrote {}", out.display());
+    }
+}
+
+/// The example project (the repository's Workflowfile) over the history recorded in
+/// `dir`.
+fn example_operations_page(dir: &Path) -> String {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut project = dbflow::config::load(Some(&repo.join("Workflowfile.yaml")), repo)
+        .unwrap_or_else(|d| panic!("loading the example project: {d:?}"));
+    project.root = dir.to_path_buf();
+    dbflow::docs::ops::render_operations(&project)
 }
 
 #[test]
