@@ -86,6 +86,9 @@ fn short(value: f64) -> String {
 
 /// A value as the axis shows it.
 pub fn format_value(unit: Unit, value: f64) -> String {
+    if value < 0.0 && unit == Unit::Seconds {
+        return format!("-{}", format_value(unit, -value));
+    }
     match unit {
         Unit::Seconds if value < 1.0 && value > 0.0 => format!("{:.0}ms", value * 1000.0),
         Unit::Seconds if value < 60.0 => format!("{}s", short(value)),
@@ -151,12 +154,16 @@ pub fn svg(chart: &Chart) -> String {
     let plot_w = WIDTH - LEFT - RIGHT;
     let plot_h = HEIGHT - TOP - BOTTOM;
     let x = |at: DateTime<Utc>| LEFT + (at - t0).num_milliseconds() as f64 / span * plot_w;
-    let (ticks, top) = if chart.unit == Unit::Verdict {
-        (vec![0.0, 1.0], 1.25)
+    // The axis starts at 0, or lower when a value is negative (a backup dated in the
+    // future has a negative age: shown as it was recorded, not clipped).
+    let (ticks, base, top) = if chart.unit == Unit::Verdict {
+        (vec![0.0, 1.0], -0.25, 1.25)
     } else {
         let max = points.iter().map(|p| p.value).fold(0.0, f64::max);
-        let step = if max > 0.0 {
-            nice_step(chart.unit, max)
+        let min = points.iter().map(|p| p.value).fold(0.0, f64::min);
+        let span = max - min;
+        let step = if span > 0.0 {
+            nice_step(chart.unit, span)
         } else {
             1.0
         };
@@ -165,13 +172,10 @@ pub fn svg(chart: &Chart) -> String {
         } else {
             step
         };
-        let n = (max / step).ceil().max(1.0) as usize;
-        ((0..=n).map(|i| i as f64 * step).collect(), n as f64 * step)
-    };
-    let base = if chart.unit == Unit::Verdict {
-        -0.25
-    } else {
-        0.0
+        let low = (min / step).floor() as i64;
+        let high = ((max / step).ceil() as i64).max(low + 1);
+        let ticks = (low..=high).map(|i| i as f64 * step).collect();
+        (ticks, low as f64 * step, high as f64 * step)
     };
     let y = |v: f64| TOP + plot_h - (v - base) / (top - base) * plot_h;
 
@@ -320,6 +324,40 @@ mod tests {
         assert_eq!(nice_step(Unit::Seconds, 86_400.0), 12.0 * 3600.0);
         assert_eq!(nice_step(Unit::Seconds, 0.7), 0.2);
         assert_eq!(nice_step(Unit::Count, 4.0), 1.0);
+    }
+
+    #[test]
+    fn a_negative_value_widens_the_axis_instead_of_leaving_the_canvas() {
+        let chart = Chart {
+            title: "RPO".into(),
+            unit: Unit::Seconds,
+            series: vec![Series {
+                name: "RPO".into(),
+                key: "rpo".into(),
+                points: [(1, -30.0), (2, 90.0)]
+                    .into_iter()
+                    .map(|(d, value)| Point {
+                        at: at(d),
+                        value,
+                        label: String::new(),
+                        class: None,
+                    })
+                    .collect(),
+            }],
+        };
+        let svg = svg(&chart);
+        let re = regex::Regex::new(r#"cy="([\d.]+)""#).unwrap();
+        let ys: Vec<f64> = re
+            .captures_iter(&svg)
+            .map(|c| c[1].parse().unwrap())
+            .collect();
+        assert_eq!(ys.len(), 2);
+        assert!(
+            ys.iter().all(|y| (TOP..=HEIGHT - BOTTOM).contains(y)),
+            "{ys:?}"
+        );
+        assert!(svg.contains(">-30s<") && svg.contains(">0s<"), "{svg}");
+        assert_eq!(format_value(Unit::Seconds, -7200.0), "-2h");
     }
 
     #[test]
