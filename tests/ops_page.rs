@@ -405,6 +405,14 @@ fn operations_page_from_four_days_of_recorded_history() {
         "everything was readable"
     );
 
+    // Readable from file:// with no script and no network: nothing to fetch.
+    assert!(!page.contains("<script") && !page.contains("<link") && !page.contains(" src="));
+    assert_eq!(
+        page.matches("http").count(),
+        page.matches("xmlns=\"http://www.w3.org/2000/svg\"").count(),
+        "the only URLs are SVG namespaces"
+    );
+
     // The example project's operations page (docs/site/operations.html) is this history
     // under the example's Workflowfile (it has the same `local` and `staging`):
     // `DBFLOW_SITE_OPERATIONS=docs/site/operations.html cargo test … four_days` writes it.
