@@ -45,7 +45,7 @@ pub fn render(project_name: &str, history: &History) -> String {
     .max();
     let _ = write!(
         body,
-        r##"<header><h1>Operations · {}</h1><p class="lede">Built from what dbflow recorded: restore drill reports, the backup catalogs and the run journals{}. Regenerate with <code>dbflow docs --site</code>.</p><nav class="toc"><a href="#drills">Restore drills</a> · <a href="#backups">Backups</a> · <a href="#runs">Recent runs</a></nav></header>"##,
+        r##"<header><h1>Operations · {}</h1><p class="lede">Built from what dbflow recorded: restore drill reports, the backup catalogs and the run journals{}. Regenerate with <code>dbflow docs --site DIR</code>.</p><nav class="toc"><a href="#drills">Restore drills</a> · <a href="#backups">Backups</a> · <a href="#runs">Recent runs</a></nav></header>"##,
         t(project_name),
         newest
             .map(|n| format!(" (newest record: {})", when(n)))
