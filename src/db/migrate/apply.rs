@@ -372,3 +372,92 @@ fn describe_failure(
         migration.path.display()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn limits(lock: Option<u64>, statement: Option<u64>) -> Limits {
+        Limits {
+            lock_timeout: lock.map(Duration::from_millis),
+            statement_timeout: statement.map(Duration::from_millis),
+            lock_retries: 0,
+            lock_wait: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn limits_are_set_in_milliseconds_locally_or_for_the_session() {
+        let both = limits(Some(1500), Some(60_000));
+        assert_eq!(
+            set_limits(&both, true),
+            "SET LOCAL lock_timeout = '1500ms';\nSET LOCAL statement_timeout = '60000ms';\n"
+        );
+        assert_eq!(
+            set_limits(&both, false),
+            "SET lock_timeout = '1500ms';\nSET statement_timeout = '60000ms';\n"
+        );
+        assert_eq!(
+            set_limits(&limits(None, Some(5)), true),
+            "SET LOCAL statement_timeout = '5ms';\n"
+        );
+        assert_eq!(set_limits(&limits(None, None), false), "");
+    }
+
+    fn migration() -> Migration {
+        Migration {
+            name: "1_init".into(),
+            path: PathBuf::from("prisma/migrations/1_init/migration.sql"),
+            len: 0,
+            checksum: String::new(),
+        }
+    }
+
+    fn error_at(position: Option<usize>) -> DbError {
+        DbError {
+            message: "relation \"missing\" does not exist".into(),
+            code: Some("42P01".into()),
+            position,
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn a_failure_names_the_line_and_statement_it_stopped_at() {
+        let sql = "-- é comment\nCREATE TABLE a (id int);\nINSERT INTO missing VALUES (1);\n";
+        let statements = statements::split(sql).unwrap();
+        // Position counts characters (1-based): `é` is one character, two bytes.
+        let position = sql[..sql.find("missing").unwrap()].chars().count() + 1;
+        let message = describe_failure(
+            &error_at(Some(position)),
+            sql,
+            &migration(),
+            Some(&statements),
+            false,
+        );
+        assert_eq!(
+            message,
+            "relation \"missing\" does not exist (SQLSTATE 42P01)\nat line 3 of prisma/migrations/1_init/migration.sql:\nINSERT INTO missing VALUES (1)"
+        );
+        // Without statements (a script too big to split again), the line still shows.
+        let message = describe_failure(&error_at(Some(position)), sql, &migration(), None, false);
+        assert_eq!(
+            message,
+            "relation \"missing\" does not exist (SQLSTATE 42P01)\nat line 3 of prisma/migrations/1_init/migration.sql"
+        );
+    }
+
+    #[test]
+    fn a_failure_without_a_position_names_the_file_and_a_partial_one_only_the_error() {
+        let sql = "SELECT 1;";
+        assert_eq!(
+            describe_failure(&error_at(None), sql, &migration(), None, false),
+            "relation \"missing\" does not exist (SQLSTATE 42P01)\nin prisma/migrations/1_init/migration.sql"
+        );
+        assert_eq!(
+            describe_failure(&error_at(Some(1)), sql, &migration(), None, true),
+            "relation \"missing\" does not exist (SQLSTATE 42P01)"
+        );
+    }
+}

@@ -370,3 +370,103 @@ fn refuse_unless_clean(status: &Status) -> Result<(), DeployError> {
         problems.join("\n")
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::migrate::Entry;
+
+    fn status(entries: &[(&str, State)]) -> Status {
+        Status {
+            entries: entries
+                .iter()
+                .map(|(name, state)| Entry {
+                    name: name.to_string(),
+                    state: *state,
+                    at: None,
+                    note: Some(format!("note of {name}")),
+                })
+                .collect(),
+            drift: Vec::new(),
+            drift_checked: true,
+            schema_recorded: true,
+            drift_note: None,
+            schema_stale: None,
+            drift_basis: None,
+            live_schema: None,
+            history_table_exists: true,
+            ignored: Vec::new(),
+        }
+    }
+
+    fn options(to: Option<&str>, before: Option<&str>) -> DeployOptions {
+        DeployOptions {
+            to: to.map(str::to_string),
+            before: before.map(str::to_string),
+            dry_run: false,
+        }
+    }
+
+    #[test]
+    fn pending_and_rolled_back_migrations_are_applied_in_name_order() {
+        let s = status(&[
+            ("1_a", State::Applied),
+            ("2_b", State::RolledBack),
+            ("3_c", State::MissingLocally),
+            ("4_d", State::Pending),
+        ]);
+        assert_eq!(pending_names(&s, &options(None, None)), ["2_b", "4_d"]);
+    }
+
+    #[test]
+    fn to_includes_its_migration_and_before_excludes_it() {
+        let s = status(&[
+            ("1_a", State::Pending),
+            ("2_b", State::Pending),
+            ("3_c", State::Pending),
+        ]);
+        assert_eq!(
+            pending_names(&s, &options(Some("2_b"), None)),
+            ["1_a", "2_b"]
+        );
+        assert_eq!(pending_names(&s, &options(None, Some("2_b"))), ["1_a"]);
+        assert_eq!(
+            pending_names(&s, &options(None, Some("1_a"))),
+            Vec::<String>::new()
+        );
+        // Whichever comes first stops it.
+        assert_eq!(
+            pending_names(&s, &options(Some("3_c"), Some("2_b"))),
+            ["1_a"]
+        );
+    }
+
+    #[test]
+    fn a_clean_status_may_deploy() {
+        let s = status(&[
+            ("1_a", State::Applied),
+            ("2_b", State::MissingLocally),
+            ("3_c", State::RolledBack),
+            ("4_d", State::Pending),
+        ]);
+        assert!(refuse_unless_clean(&s).is_ok());
+    }
+
+    #[test]
+    fn failed_and_modified_migrations_refuse_with_how_to_proceed() {
+        let s = status(&[
+            ("1_a", State::Modified),
+            ("2_b", State::Failed),
+            ("3_c", State::Pending),
+        ]);
+        let Err(DeployError::Refused(message)) = refuse_unless_clean(&s) else {
+            panic!("expected a refusal");
+        };
+        assert_eq!(
+            message,
+            "refusing to deploy:\n\
+             migration `2_b` failed: note of 2_b\n  fix the database by hand, then run `dbflow migrate resolve --rolled-back 2_b` to retry it, or `dbflow migrate resolve --applied 2_b` if you completed it by hand\n\
+             migration `1_a` was modified after it was applied (note of 1_a)\n  applied migrations are immutable: restore the file (e.g. `git checkout -- <dir>/1_a/migration.sql`) and put the change in a new migration"
+        );
+    }
+}

@@ -261,3 +261,71 @@ async fn probe(conn: &mut Conn, table: &str) -> Result<Option<Probe>, DbError> {
         token,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, finished: Option<&str>, rolled_back: Option<&str>) -> HistoryRow {
+        HistoryRow {
+            id: format!("id-{name}"),
+            checksum: "c".into(),
+            migration_name: name.into(),
+            started_at: "2024-01-01T00:00:00.000Z".into(),
+            finished_at: finished.map(str::to_string),
+            rolled_back_at: rolled_back.map(str::to_string),
+            logs: None,
+            applied_steps_count: 1,
+        }
+    }
+
+    // PostgreSQL's form, as the state table returns it; rows are already RFC 3339 UTC.
+    const RECORDED: &str = "2024-01-01 13:00:00.5+01";
+
+    #[test]
+    fn a_record_newer_than_every_finished_migration_is_not_stale() {
+        let rows = [
+            row("1_a", Some("2024-01-01T11:00:00.000Z"), None),
+            row("2_b", Some("2024-01-01T12:00:00.500Z"), None),
+        ];
+        assert_eq!(stale_reason(&rows, RECORDED), None);
+    }
+
+    #[test]
+    fn one_later_migration_is_named() {
+        let rows = [
+            row("1_a", Some("2024-01-01T11:00:00.000Z"), None),
+            row("2_b", Some("2024-01-01T12:00:00.501Z"), None),
+        ];
+        assert_eq!(
+            stale_reason(&rows, RECORDED).as_deref(),
+            Some("1 migration(s) (`2_b`) were applied after dbflow recorded the schema at 2024-01-01T12:00:00.500Z, by another tool")
+        );
+    }
+
+    #[test]
+    fn several_later_migrations_are_named_by_first_and_last() {
+        let rows = [
+            row("2_b", Some("2024-01-02T00:00:00.000Z"), None),
+            row("3_c", Some("2024-01-02T00:00:01.000Z"), None),
+            row("4_d", Some("2024-01-02T00:00:02.000Z"), None),
+        ];
+        assert_eq!(
+            stale_reason(&rows, RECORDED).as_deref(),
+            Some("3 migration(s) (`2_b` … `4_d`) were applied after dbflow recorded the schema at 2024-01-01T12:00:00.500Z, by another tool")
+        );
+    }
+
+    #[test]
+    fn rolled_back_and_unfinished_rows_do_not_make_it_stale() {
+        let rows = [
+            row(
+                "2_b",
+                Some("2024-01-02T00:00:00.000Z"),
+                Some("2024-01-02T00:00:01.000Z"),
+            ),
+            row("3_c", None, None),
+        ];
+        assert_eq!(stale_reason(&rows, RECORDED), None);
+    }
+}

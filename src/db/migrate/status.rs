@@ -234,3 +234,305 @@ fn entry_for(migration: &Migration, mine: &[&HistoryRow]) -> Entry {
 fn short(checksum: &str) -> &str {
     &checksum[..checksum.len().min(12)]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::checksum::sha256_hex;
+    use std::path::PathBuf;
+
+    /// A migration whose file does not exist: only its recorded checksum can match.
+    fn migration(name: &str, checksum: &str) -> Migration {
+        Migration {
+            name: name.into(),
+            path: PathBuf::from(format!("/nonexistent/{name}/migration.sql")),
+            len: 0,
+            checksum: checksum.into(),
+        }
+    }
+
+    fn store(migrations: Vec<Migration>) -> Store {
+        Store {
+            migrations,
+            ..Store::default()
+        }
+    }
+
+    fn row(name: &str, checksum: &str, started: &str) -> HistoryRow {
+        HistoryRow {
+            id: format!("id-{name}-{started}"),
+            checksum: checksum.into(),
+            migration_name: name.into(),
+            started_at: started.into(),
+            finished_at: None,
+            rolled_back_at: None,
+            logs: None,
+            applied_steps_count: 0,
+        }
+    }
+
+    fn finished(mut r: HistoryRow, at: &str) -> HistoryRow {
+        r.finished_at = Some(at.into());
+        r.applied_steps_count = 1;
+        r
+    }
+
+    fn rolled_back(mut r: HistoryRow, at: &str, logs: &str) -> HistoryRow {
+        r.rolled_back_at = Some(at.into());
+        r.logs = Some(logs.into());
+        r
+    }
+
+    const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    fn only(store: &Store, rows: &[HistoryRow]) -> Entry {
+        let entries = entries_from(store, rows);
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        entries.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn a_migration_without_rows_is_pending() {
+        let e = only(&store(vec![migration("1_init", A)]), &[]);
+        assert_eq!(
+            (e.name.as_str(), e.state, e.at, e.note),
+            ("1_init", State::Pending, None, None)
+        );
+    }
+
+    #[test]
+    fn a_finished_row_with_the_same_checksum_is_applied_at_its_finish() {
+        let rows = [finished(row("1_init", A, "t1"), "t2")];
+        let e = only(&store(vec![migration("1_init", A)]), &rows);
+        assert_eq!((e.state, e.at.as_deref()), (State::Applied, Some("t2")));
+        assert_eq!(e.note, None);
+    }
+
+    #[test]
+    fn checksums_compare_without_regard_to_case() {
+        let rows = [finished(row("1_init", &A.to_uppercase(), "t1"), "t2")];
+        let e = only(&store(vec![migration("1_init", A)]), &rows);
+        assert_eq!(e.state, State::Applied);
+    }
+
+    #[test]
+    fn a_changed_file_is_modified_with_both_checksums_shortened() {
+        let rows = [finished(row("1_init", A, "t1"), "t2")];
+        let e = only(&store(vec![migration("1_init", B)]), &rows);
+        assert_eq!((e.state, e.at.as_deref()), (State::Modified, Some("t2")));
+        assert_eq!(
+            e.note.as_deref(),
+            Some("applied checksum aaaaaaaaaaaa…, file now bbbbbbbbbbbb…")
+        );
+    }
+
+    #[test]
+    fn a_file_whose_line_endings_changed_is_still_applied() {
+        // Prisma tolerates CRLF↔LF: the recorded checksum is of the LF text, the file
+        // on disk now has CRLF (a checkout on Windows).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("migration.sql");
+        let crlf = b"CREATE TABLE a (id int);\r\n";
+        std::fs::write(&path, crlf).unwrap();
+        let m = Migration {
+            name: "1_init".into(),
+            path,
+            len: crlf.len() as u64,
+            checksum: sha256_hex(crlf),
+        };
+        let recorded = sha256_hex(b"CREATE TABLE a (id int);\n");
+        let rows = [finished(row("1_init", &recorded, "t1"), "t2")];
+        assert_eq!(only(&store(vec![m.clone()]), &rows).state, State::Applied);
+        // A real change to the text is not excused.
+        let other = sha256_hex(b"CREATE TABLE a (id bigint);\n");
+        let rows = [finished(row("1_init", &other, "t1"), "t2")];
+        assert_eq!(only(&store(vec![m]), &rows).state, State::Modified);
+    }
+
+    #[test]
+    fn an_unfinished_row_is_failed_with_the_first_line_of_its_log() {
+        let mut r = row("1_init", A, "t1");
+        r.logs = Some("relation \"x\" does not exist\nat line 3".into());
+        let e = only(&store(vec![migration("1_init", A)]), &[r]);
+        assert_eq!(e.state, State::Failed);
+        assert_eq!(e.at.as_deref(), Some("t1"));
+        assert_eq!(e.note.as_deref(), Some("relation \"x\" does not exist"));
+    }
+
+    #[test]
+    fn failed_wins_over_an_earlier_applied_row() {
+        let rows = [
+            finished(row("1_init", A, "t1"), "t2"),
+            row("1_init", A, "t3"),
+        ];
+        let e = only(&store(vec![migration("1_init", A)]), &rows);
+        assert_eq!((e.state, e.at.as_deref()), (State::Failed, Some("t3")));
+    }
+
+    #[test]
+    fn only_rolled_back_attempts_read_as_rolled_back_with_the_last_log() {
+        let rows = [
+            rolled_back(row("1_init", A, "t1"), "t2", "first error"),
+            rolled_back(row("1_init", A, "t3"), "t4", "lock timeout\nmore"),
+        ];
+        let e = only(&store(vec![migration("1_init", A)]), &rows);
+        assert_eq!((e.state, e.at.as_deref()), (State::RolledBack, Some("t4")));
+        assert_eq!(
+            e.note.as_deref(),
+            Some("last attempt rolled back: lock timeout")
+        );
+    }
+
+    #[test]
+    fn a_rolled_back_attempt_then_a_success_is_applied() {
+        let rows = [
+            rolled_back(row("1_init", A, "t1"), "t2", "boom"),
+            finished(row("1_init", A, "t3"), "t4"),
+        ];
+        let e = only(&store(vec![migration("1_init", A)]), &rows);
+        assert_eq!((e.state, e.at.as_deref()), (State::Applied, Some("t4")));
+    }
+
+    #[test]
+    fn the_newest_active_row_decides_between_applied_and_modified() {
+        // Re-applied after a resolve: the newest finished row carries the current checksum.
+        let rows = [
+            finished(row("1_init", B, "t1"), "t2"),
+            finished(row("1_init", A, "t3"), "t4"),
+        ];
+        let e = only(&store(vec![migration("1_init", A)]), &rows);
+        assert_eq!((e.state, e.at.as_deref()), (State::Applied, Some("t4")));
+    }
+
+    #[test]
+    fn rows_without_a_folder_are_missing_once_and_sorted_in_by_name() {
+        let rows = [
+            finished(row("1_init", A, "t1"), "t2"),
+            finished(row("2_gone", A, "t3"), "t4"),
+            finished(row("2_gone", A, "t5"), "t6"),
+            row("4_gone_unfinished", A, "t7"),
+            rolled_back(row("5_gone_rolled_back", A, "t8"), "t9", "x"),
+        ];
+        let s = store(vec![migration("1_init", A), migration("3_next", A)]);
+        let entries = entries_from(&s, &rows);
+        let seen: Vec<(&str, State, Option<&str>)> = entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.state, e.at.as_deref()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("1_init", State::Applied, Some("t2")),
+                ("2_gone", State::MissingLocally, Some("t4")),
+                ("3_next", State::Pending, None),
+                ("4_gone_unfinished", State::MissingLocally, Some("t7")),
+            ]
+        );
+        assert_eq!(
+            entries[1].note.as_deref(),
+            Some("recorded in the history table but not found in the migrations folder")
+        );
+    }
+
+    #[test]
+    fn entries_follow_name_order_not_row_order() {
+        let rows = [
+            finished(row("2_b", A, "t1"), "t2"),
+            finished(row("1_a", A, "t3"), "t4"),
+        ];
+        let s = store(vec![
+            migration("1_a", A),
+            migration("2_b", A),
+            migration("3_c", A),
+        ]);
+        let names: Vec<String> = entries_from(&s, &rows)
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(names, ["1_a", "2_b", "3_c"]);
+    }
+
+    fn status_of(entries: Vec<Entry>, drift: Vec<String>) -> Status {
+        Status {
+            entries,
+            drift,
+            drift_checked: true,
+            schema_recorded: true,
+            drift_note: None,
+            schema_stale: None,
+            drift_basis: None,
+            live_schema: None,
+            history_table_exists: true,
+            ignored: Vec::new(),
+        }
+    }
+
+    fn entry(name: &str, state: State) -> Entry {
+        Entry {
+            name: name.into(),
+            state,
+            at: None,
+            note: None,
+        }
+    }
+
+    #[test]
+    fn problems_name_only_the_categories_asked_for_and_rolled_back_counts_as_pending() {
+        let s = status_of(
+            vec![
+                entry("1_a", State::Applied),
+                entry("2_b", State::Modified),
+                entry("3_c", State::RolledBack),
+                entry("4_d", State::Pending),
+                entry("5_e", State::MissingLocally),
+            ],
+            vec!["table `t` added".into()],
+        );
+        let ask = |c: &[&str]| s.problems(&c.iter().map(|c| c.to_string()).collect::<Vec<_>>());
+        assert_eq!(ask(&["pending"]), ["3_c is rolled back", "4_d is pending"]);
+        assert_eq!(
+            ask(&["modified", "missing", "drift"]),
+            ["2_b is modified", "5_e is missing", "table `t` added"]
+        );
+        assert!(ask(&["failed"]).is_empty());
+    }
+
+    #[test]
+    fn counts_list_every_state_and_head_is_the_newest_applied_or_modified() {
+        let s = status_of(
+            vec![
+                entry("1_a", State::Applied),
+                entry("2_b", State::Modified),
+                entry("3_c", State::Pending),
+            ],
+            Vec::new(),
+        );
+        let counts = serde_json::Value::Object(s.counts());
+        assert_eq!(
+            counts,
+            serde_json::json!({"applied": 1, "pending": 1, "failed": 0, "modified": 1,
+                "missing": 0, "rolled_back": 0, "total": 3, "drift": 0})
+        );
+        assert_eq!(s.head(), Some("2_b"));
+        assert_eq!(
+            status_of(vec![entry("1_a", State::Pending)], Vec::new()).head(),
+            None
+        );
+    }
+
+    #[test]
+    fn state_names_are_the_ones_output_and_fail_on_use() {
+        for (state, name) in [
+            (State::Applied, "applied"),
+            (State::Pending, "pending"),
+            (State::Failed, "failed"),
+            (State::Modified, "modified"),
+            (State::MissingLocally, "missing"),
+            (State::RolledBack, "rolled_back"),
+        ] {
+            assert_eq!(state.as_str(), name);
+            assert_eq!(serde_json::to_value(state).unwrap(), name);
+        }
+    }
+}
