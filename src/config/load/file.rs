@@ -2,7 +2,7 @@
 //! and settings, into a validated [`Project`].
 
 use super::build::{text_of, Builder};
-use super::include::include_refusal;
+use super::include::add_includes;
 use super::settings::{
     backup_overrides, backup_settings, guard_config, lint_settings, migration_limits,
 };
@@ -10,9 +10,10 @@ use super::yaml_error::parse_yaml;
 use super::DEFAULT_SANDBOX_PATTERN;
 use crate::config::diagnostic::{did_you_mean, Diagnostic, Loc};
 use crate::config::model::{DrillSettings, Environment, Project, PromotionRules};
-use crate::config::raw::{DeployFrom, Protection, RawFile, RawInclude, SStr};
+use crate::config::raw::{DeployFrom, Protection, RawBackups, RawEnvironment, RawFile, SStr};
 use crate::config::validate;
 use indexmap::IndexMap;
+use serde_saphyr::Spanned;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -20,7 +21,7 @@ use std::sync::Arc;
 /// keeps a file that is not one (a log, a device) from growing memory without bound.
 pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
 
-fn read(path: &Path) -> Result<String, Diagnostic> {
+pub(super) fn read(path: &Path) -> Result<String, Diagnostic> {
     read_limited(path, MAX_CONFIG_BYTES)
 }
 
@@ -86,132 +87,31 @@ pub(super) fn load_file(path: &Path, cwd: &Path) -> Result<Project, Vec<Diagnost
     builder.add_tasks(&file, raw.tasks, &mut errors);
     builder.add_workflows(&file, raw.workflows, &mut errors);
 
-    for pattern in &raw.include {
-        let at = Loc::new(&file, &pattern.referenced);
-        let full = root.join(&pattern.value);
-        let full_text = full.to_string_lossy().to_string();
-        let matches: Vec<PathBuf> = match glob::glob(&full_text) {
-            Ok(paths) => paths.filter_map(Result::ok).collect(),
-            Err(e) => {
-                errors.push(Diagnostic::at(
-                    at,
-                    format!("bad include pattern `{}`: {e}", pattern.value),
-                ));
-                continue;
-            }
-        };
-        if matches.is_empty() {
-            errors.push(
-                Diagnostic::at(at, format!("include `{}` matches no file", pattern.value))
-                    .with_note(format!("looked for {full_text}")),
-            );
-            continue;
-        }
-        for included in matches {
-            if let Some(why) = include_refusal(&included, &real_root) {
-                errors.push(
-                    Diagnostic::at(
-                        at.clone(),
-                        format!(
-                            "include `{}`: {} {why}; dbflow does not read it",
-                            pattern.value,
-                            included.display()
-                        ),
-                    )
-                    .with_help(
-                        "include YAML files that live in the project, e.g. `workflows/*.yaml`",
-                    ),
-                );
-                continue;
-            }
-            let inc_file = Arc::new(included.clone());
-            files.push(Arc::clone(&inc_file));
-            match read(&included).and_then(|t| parse_yaml::<RawInclude>(&inc_file, &t)) {
-                Ok(inc) => {
-                    builder.add_tasks(&inc_file, inc.tasks, &mut errors);
-                    builder.add_workflows(&inc_file, inc.workflows, &mut errors);
-                }
-                Err(d) => errors.push(d),
-            }
-        }
-    }
+    add_includes(
+        &file,
+        &root,
+        &real_root,
+        &raw.include,
+        &mut builder,
+        &mut files,
+        &mut errors,
+    );
 
-    let mut environments = IndexMap::new();
-    let mut hook_tasks: Vec<&SStr> = Vec::new();
-    let global_backups = raw.backups.as_ref();
-    if let Some(b) = global_backups {
-        hook_tasks.extend(b.stop_writes.iter().chain(b.switch_to_restored.iter()));
-    }
-    let backups = backup_settings(global_backups, &file, &mut errors);
-    for env in raw.environments.values() {
-        if let Some(b) = &env.value.backups {
-            hook_tasks.extend(b.stop_writes.iter().chain(b.switch_to_restored.iter()));
-        }
-    }
-    for task in hook_tasks {
-        if !builder.tasks.contains_key(&task.value) {
-            let names: Vec<&str> = builder.tasks.keys().map(String::as_str).collect();
-            errors.push(
-                Diagnostic::at(
-                    Loc::new(&file, &task.referenced),
-                    format!("backups hook names unknown task `{}`", task.value),
-                )
-                .with_help_opt(did_you_mean(&task.value, names.iter().copied())),
-            );
-        }
-    }
+    let backups = backup_settings(raw.backups.as_ref(), &file, &mut errors);
+    check_hook_tasks(
+        raw.backups.as_ref(),
+        &raw.environments,
+        &builder,
+        &file,
+        &mut errors,
+    );
     crate::config::names::check_env_names(
         &file,
         raw.environments.keys().cloned(),
         &raw.aliases,
         &mut errors,
     );
-    for (name, env) in raw.environments {
-        let env_loc = Loc::new(&file, &name.referenced);
-        let env = env.value;
-        let env_backups = backup_overrides(env.backups.as_ref(), &file, &mut errors);
-        let protection = env
-            .protection
-            .map(|p| p.value)
-            .unwrap_or_else(|| Protection::from_env_name(&name.value));
-        environments.insert(
-            name.value.clone(),
-            Environment {
-                name: name.value.clone(),
-                loc: Some(env_loc),
-                url: text_of(&file, &env.url),
-                direct_url: env.direct_url.as_ref().map(|u| text_of(&file, u)),
-                protection,
-                provider: env.provider.map(|p| p.value),
-                description: env.description,
-                vars: env
-                    .vars
-                    .iter()
-                    .map(|(k, v)| (k.clone(), text_of(&file, v)))
-                    .collect(),
-                pooling: env.pooling.clone(),
-                backups: env_backups,
-                promotion: PromotionRules {
-                    require_applied_on: env.require_applied_on.as_ref().map(|e| text_of(&file, e)),
-                    ci_only: env
-                        .deploy_from
-                        .as_ref()
-                        .filter(|d| d.value == DeployFrom::Ci)
-                        .map(|d| Loc::new(&file, &d.referenced)),
-                    ci_variable: env.ci_variable.as_ref().map(|v| v.value.clone()),
-                    allow_deploy_outside_ci: env
-                        .allow_deploy_outside_ci
-                        .as_ref()
-                        .map(|r| text_of(&file, r)),
-                },
-                drill_server_url: env
-                    .drill
-                    .as_ref()
-                    .and_then(|d| d.server_url.as_ref())
-                    .map(|u| text_of(&file, u)),
-            },
-        );
-    }
+    let environments = environments(raw.environments, &file, &mut errors);
 
     let migrations_dir = raw
         .migrations
@@ -352,4 +252,93 @@ pub(super) fn prisma_env_files(root: &Path, migrations_dir: &str) -> Vec<PathBuf
         }
     }
     files
+}
+
+/// Every task named by a `backups` hook (`stop_writes`, `switch_to_restored`), at the top
+/// level or in an environment, exists.
+fn check_hook_tasks(
+    backups: Option<&RawBackups>,
+    environments: &IndexMap<SStr, Spanned<RawEnvironment>>,
+    builder: &Builder,
+    file: &Arc<PathBuf>,
+    errors: &mut Vec<Diagnostic>,
+) {
+    let mut hook_tasks: Vec<&SStr> = Vec::new();
+    if let Some(b) = backups {
+        hook_tasks.extend(b.stop_writes.iter().chain(b.switch_to_restored.iter()));
+    }
+    for env in environments.values() {
+        if let Some(b) = &env.value.backups {
+            hook_tasks.extend(b.stop_writes.iter().chain(b.switch_to_restored.iter()));
+        }
+    }
+    for task in hook_tasks {
+        if !builder.tasks.contains_key(&task.value) {
+            let names: Vec<&str> = builder.tasks.keys().map(String::as_str).collect();
+            errors.push(
+                Diagnostic::at(
+                    Loc::new(file, &task.referenced),
+                    format!("backups hook names unknown task `{}`", task.value),
+                )
+                .with_help_opt(did_you_mean(&task.value, names.iter().copied())),
+            );
+        }
+    }
+}
+
+/// The `environments:` section, in the order written.
+fn environments(
+    raw: IndexMap<SStr, Spanned<RawEnvironment>>,
+    file: &Arc<PathBuf>,
+    errors: &mut Vec<Diagnostic>,
+) -> IndexMap<String, Environment> {
+    let mut environments = IndexMap::new();
+    for (name, env) in raw {
+        let env_loc = Loc::new(file, &name.referenced);
+        let env = env.value;
+        let env_backups = backup_overrides(env.backups.as_ref(), file, errors);
+        let protection = env
+            .protection
+            .map(|p| p.value)
+            .unwrap_or_else(|| Protection::from_env_name(&name.value));
+        environments.insert(
+            name.value.clone(),
+            Environment {
+                name: name.value.clone(),
+                loc: Some(env_loc),
+                url: text_of(file, &env.url),
+                direct_url: env.direct_url.as_ref().map(|u| text_of(file, u)),
+                protection,
+                provider: env.provider.map(|p| p.value),
+                description: env.description,
+                vars: env
+                    .vars
+                    .iter()
+                    .map(|(k, v)| (k.clone(), text_of(file, v)))
+                    .collect(),
+                pooling: env.pooling.clone(),
+                backups: env_backups,
+                promotion: PromotionRules {
+                    require_applied_on: env.require_applied_on.as_ref().map(|e| text_of(file, e)),
+                    ci_only: env
+                        .deploy_from
+                        .as_ref()
+                        .filter(|d| d.value == DeployFrom::Ci)
+                        .map(|d| Loc::new(file, &d.referenced)),
+                    ci_variable: env.ci_variable.as_ref().map(|v| v.value.clone()),
+                    allow_deploy_outside_ci: env
+                        .allow_deploy_outside_ci
+                        .as_ref()
+                        .map(|r| text_of(file, r)),
+                },
+                drill_server_url: env
+                    .drill
+                    .as_ref()
+                    .and_then(|d| d.server_url.as_ref())
+                    .map(|u| text_of(file, u)),
+            },
+        );
+    }
+
+    environments
 }
