@@ -8,6 +8,7 @@ use crate::db::migrate;
 use crate::db::target::Target;
 use crate::engine::registry::{parse_params, Outcome, Step, StepDoc, StepError, StepKind};
 use crate::engine::{PlanContext, RunContext};
+use crate::journal::{CheckResult, Event};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -234,7 +235,7 @@ impl Step for VerifyStep {
             cx.session.give_back(conn);
         }
         let mut failed = Vec::new();
-        let mut report = serde_json::Map::new();
+        let mut report = indexmap::IndexMap::new();
         for (label, result) in &results {
             match result {
                 Ok(detail) => cx.ui.out(&format!("  ✔ {label}: {detail}")),
@@ -243,10 +244,15 @@ impl Step for VerifyStep {
                     failed.push(format!("{label} ({reason})"));
                 }
             }
-            report.insert(label.clone(), serde_json::json!({ "passed": result.is_ok(), "detail": result.clone().unwrap_or_else(|e| e) }));
+            report.insert(
+                label.clone(),
+                CheckResult {
+                    passed: result.is_ok(),
+                    detail: result.clone().unwrap_or_else(|e| e),
+                },
+            );
         }
-        cx.journal
-            .record("verify", serde_json::json!({ "checks": report }));
+        cx.journal.log(Event::Verify { checks: report });
         if failed.is_empty() {
             Ok(Outcome::done().with("checks_passed", results.len()))
         } else {
