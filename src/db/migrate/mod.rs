@@ -26,4 +26,4 @@ pub use error::DeployError;
 pub use lock::{lock_holder, try_lock_once, ADVISORY_LOCK_KEY};
 pub use observe::{history_status, observe, status, status_within, Observed};
 pub use resolve::resolve;
-pub use status::{Entry, State, Status, ALL_CATEGORIES};
+pub use status::{Category, Entry, State, Status, ALL_CATEGORIES};

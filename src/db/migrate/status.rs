@@ -87,17 +87,15 @@ impl Status {
         self.entries.iter().filter(move |e| e.state == state)
     }
 
-    /// The problems among `fail_on` categories (`pending`, `failed`, `modified`,
-    /// `missing`, `drift`), for people.
-    pub fn problems(&self, fail_on: &[String]) -> Vec<String> {
+    /// The problems among the `fail_on` categories, for people: each migration in a
+    /// category asked for (a rolled-back one counts as pending), then the drift.
+    pub fn problems_in(&self, fail_on: &[Category]) -> Vec<String> {
         let mut out = Vec::new();
         for entry in &self.entries {
-            let category = match entry.state {
-                State::Applied => continue,
-                State::RolledBack => "pending",
-                other => other.as_str(),
+            let Some(category) = Category::of(entry.state) else {
+                continue;
             };
-            if fail_on.iter().any(|f| f == category) {
+            if fail_on.contains(&category) {
                 out.push(format!(
                     "{} is {}",
                     entry.name,
@@ -105,10 +103,17 @@ impl Status {
                 ));
             }
         }
-        if fail_on.iter().any(|f| f == "drift") {
+        if fail_on.contains(&Category::Drift) {
             out.extend(self.drift.iter().cloned());
         }
         out
+    }
+
+    /// [`Status::problems_in`] for categories named in text (`pending`, `failed`,
+    /// `modified`, `missing`, `drift`); names that are none of these are ignored.
+    pub fn problems(&self, fail_on: &[String]) -> Vec<String> {
+        let fail_on: Vec<Category> = fail_on.iter().filter_map(|f| Category::parse(f)).collect();
+        self.problems_in(&fail_on)
     }
 
     /// How many migrations are in each state, every state present (zero included), plus
@@ -140,7 +145,61 @@ impl Status {
     }
 }
 
-/// Every category `fail_on` knows.
+/// A kind of problem a status can have, as `fail_on` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// Pending or rolled-back migrations (not applied yet).
+    Pending,
+    /// Failed migrations.
+    Failed,
+    /// Applied migrations whose file changed.
+    Modified,
+    /// Applied migrations missing from the folder.
+    Missing,
+    /// Schema changes made outside migrations.
+    Drift,
+}
+
+impl Category {
+    /// Every category, in the order they are listed.
+    pub const ALL: [Category; 5] = [
+        Category::Pending,
+        Category::Failed,
+        Category::Modified,
+        Category::Missing,
+        Category::Drift,
+    ];
+
+    /// The name `fail_on` uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Pending => "pending",
+            Category::Failed => "failed",
+            Category::Modified => "modified",
+            Category::Missing => "missing",
+            Category::Drift => "drift",
+        }
+    }
+
+    /// The category a name stands for.
+    pub fn parse(name: &str) -> Option<Category> {
+        Category::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
+    /// The category a migration in `state` falls in (none for an applied one).
+    pub fn of(state: State) -> Option<Category> {
+        match state {
+            State::Applied => None,
+            State::Pending | State::RolledBack => Some(Category::Pending),
+            State::Failed => Some(Category::Failed),
+            State::Modified => Some(Category::Modified),
+            State::MissingLocally => Some(Category::Missing),
+        }
+    }
+}
+
+/// Every category `fail_on` knows, by name ([`Category::ALL`]'s names).
 pub const ALL_CATEGORIES: &[&str] = &["pending", "failed", "modified", "missing", "drift"];
 
 /// Every migration's state from the history rows (oldest first), plus the rows of
@@ -519,6 +578,17 @@ mod tests {
             status_of(vec![entry("1_a", State::Pending)], Vec::new()).head(),
             None
         );
+    }
+
+    #[test]
+    fn categories_are_named_as_fail_on_writes_them() {
+        let names: Vec<&str> = Category::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names, ALL_CATEGORIES);
+        for c in Category::ALL {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+            assert_eq!(Category::parse(c.as_str()), Some(c));
+        }
+        assert_eq!(Category::parse("rolled_back"), None);
     }
 
     #[test]
