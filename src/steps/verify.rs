@@ -3,7 +3,7 @@
 //! step fails if any failed.
 
 use crate::config::Diagnostic;
-use crate::db::conn::{quote_literal, Conn};
+use crate::db::conn::{quote_literal, Conn, DbError};
 use crate::db::migrate::{self, Category};
 use crate::db::target::Target;
 use crate::engine::registry::{parse_params, Outcome, Step, StepDoc, StepError, StepKind};
@@ -293,9 +293,9 @@ impl Step for VerifyStep {
             for check in &self.checks {
                 let result = match (&check.test, conn.as_mut()) {
                     (Test::Http(http), _) => run_http(http).await,
-                    (test, Some(Ok(conn))) => {
-                        run_db_check(conn, test, &target, store.as_ref()).await
-                    }
+                    (test, Some(Ok(conn))) => run_db_check(conn, test, &target, store.as_ref())
+                        .await
+                        .map_err(|e| e.to_string()),
                     (_, Some(Err(e))) => Err(e.clone()),
                     (_, None) => Err("no database connection".into()),
                 };
@@ -345,37 +345,60 @@ fn scalar_text(value: &serde_json::Value) -> String {
     }
 }
 
+/// Why a database check did not pass: the database's error, or what it found instead.
+#[derive(Debug, thiserror::Error)]
+enum CheckError {
+    /// The query or the connection failed.
+    #[error("{0}")]
+    Db(#[from] DbError),
+    /// The check ran and found something else.
+    #[error("{0}")]
+    Failed(String),
+}
+
 async fn run_db_check(
     conn: &mut Conn,
     test: &Test,
     target: &Target,
     store: Option<&Result<std::sync::Arc<crate::db::store::Store>, String>>,
-) -> Result<String, String> {
+) -> Result<String, CheckError> {
     match test {
         Test::Sql { sql, expect } => {
-            let values = conn.first_column(sql).await.map_err(|e| e.to_string())?;
+            let values = conn.first_column(sql).await?;
             match expect {
                 Expect::Rows(n) => {
                     if values.len() as u64 == *n {
                         Ok(format!("{n} row(s)"))
                     } else {
-                        Err(format!("expected {n} row(s), got {}", values.len()))
+                        Err(CheckError::Failed(format!(
+                            "expected {n} row(s), got {}",
+                            values.len()
+                        )))
                     }
                 }
                 Expect::NoRows => {
                     if values.is_empty() {
                         Ok("no rows".into())
                     } else {
-                        Err(format!("expected no rows, got {}", values.len()))
+                        Err(CheckError::Failed(format!(
+                            "expected no rows, got {}",
+                            values.len()
+                        )))
                     }
                 }
                 Expect::Equals(expected) => {
                     let expected = scalar_text(expected);
                     match values.first() {
                         Some(Some(v)) if *v == expected => Ok(format!("= {v}")),
-                        Some(Some(v)) => Err(format!("expected {expected}, got {v}")),
-                        Some(None) => Err(format!("expected {expected}, got NULL")),
-                        None => Err(format!("expected {expected}, got no rows")),
+                        Some(Some(v)) => {
+                            Err(CheckError::Failed(format!("expected {expected}, got {v}")))
+                        }
+                        Some(None) => {
+                            Err(CheckError::Failed(format!("expected {expected}, got NULL")))
+                        }
+                        None => Err(CheckError::Failed(format!(
+                            "expected {expected}, got no rows"
+                        ))),
                     }
                 }
             }
@@ -388,12 +411,11 @@ async fn run_db_check(
                         "SELECT (to_regclass({}) IS NOT NULL)::text",
                         quote_literal(&crate::db::conn::quote_ident(table))
                     ))
-                    .await
-                    .map_err(|e| e.to_string())?
+                    .await?
                     .as_deref()
                         == Some("true")
                 } else {
-                    conn.table_exists(table).await.map_err(|e| e.to_string())?
+                    conn.table_exists(table).await?
                 };
                 if !exists {
                     missing.push(table.as_str());
@@ -402,25 +424,26 @@ async fn run_db_check(
             if missing.is_empty() {
                 Ok(format!("{} table(s) present", tables.len()))
             } else {
-                Err(format!("missing: {}", missing.join(", ")))
+                Err(CheckError::Failed(format!(
+                    "missing: {}",
+                    missing.join(", ")
+                )))
             }
         }
         Test::StatusClean => {
             let store = store
-                .ok_or("the migrations folder was not read")?
+                .ok_or_else(|| CheckError::Failed("the migrations folder was not read".into()))?
                 .as_ref()
-                .map_err(Clone::clone)?;
-            let status = migrate::status(conn, store, &target.table)
-                .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| CheckError::Failed(e.clone()))?;
+            let status = migrate::status(conn, store, &target.table).await?;
             let problems = status.problems_in(&Category::ALL);
             if problems.is_empty() {
                 Ok("clean".into())
             } else {
-                Err(problems.join("; "))
+                Err(CheckError::Failed(problems.join("; ")))
             }
         }
-        Test::Http(_) => Err("an HTTP check needs no database".into()),
+        Test::Http(_) => Err(CheckError::Failed("an HTTP check needs no database".into())),
     }
 }
 
