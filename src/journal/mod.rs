@@ -200,3 +200,66 @@ pub fn list(root: &Path) -> Vec<PathBuf> {
     paths.reverse();
     paths
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lines of a journal without their time stamps.
+    fn lines_without_ts(path: &Path) -> Vec<String> {
+        read(path)
+            .unwrap()
+            .into_iter()
+            .map(|mut v| {
+                v.as_object_mut().unwrap().remove("ts");
+                v.to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_typed_event_is_written_as_the_untyped_call_wrote_it_and_redacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::create(dir.path(), "r1").unwrap();
+        let reason = "deploy with postgres://app:hunter2@db/app".to_string();
+        journal.log(Event::OnFailureSkipped {
+            workflow: "deploy".into(),
+            failed_step: "deploy-3".into(),
+            handler: "rollback".into(),
+            reason: reason.clone(),
+        });
+        journal.record(
+            "on_failure_skipped",
+            json!({ "workflow": "deploy", "failed_step": "deploy-3", "handler": "rollback", "reason": reason }),
+        );
+        let path = journal.path().to_path_buf();
+        drop(journal);
+        let lines = lines_without_ts(&path);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0], lines[1]);
+        assert!(!lines[0].contains("hunter2"), "{}", lines[0]);
+        let events = events(&path).unwrap();
+        assert!(matches!(
+            &events[0].line,
+            Line::Event(Event::OnFailureSkipped { failed_step, .. }) if failed_step == "deploy-3"
+        ));
+        assert_eq!(events[0].line, events[1].line);
+    }
+
+    #[test]
+    fn a_deferred_journal_still_holds_back_a_typed_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::deferred(dir.path(), "r2");
+        journal.log(Event::FailureIgnored { step: "s".into() });
+        assert!(journal.path().exists(), "failure_ignored is worth keeping");
+        let mut quiet = Journal::deferred(dir.path(), "r3");
+        quiet.log(Event::StepStart {
+            workflow: "w".into(),
+            step: "s".into(),
+            name: "s".into(),
+            kind: "status".into(),
+            index: 1,
+        });
+        assert!(!quiet.path().exists(), "a frame alone leaves no journal");
+    }
+}
