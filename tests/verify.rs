@@ -144,3 +144,51 @@ fn verify_parameters_are_validated_at_load_time() {
     );
     assert!(out.stderr.contains("Workflowfile.yaml:"), "{}", out.stderr);
 }
+
+#[test]
+fn an_unknown_fail_on_category_is_refused_at_its_place_with_a_suggestion() {
+    let out = Test::new()
+        .file(
+            "Workflowfile.yaml",
+            "environments:\n  local:\n    url: sqlite:app.db\nworkflows:\n  check:\n    steps:\n      - status:\n          fail_on: [failed, pendng]\n",
+        )
+        .run_with(["validate"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr
+            .contains("unknown value `pendng` for step kind `status` (expected one of: pending, failed, modified, missing, drift)"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("Workflowfile.yaml:8:29"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("did you mean `pending`?"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn an_unknown_verify_check_key_is_refused_at_its_place_with_a_suggestion() {
+    let checks = "            - name: users
+              tabels: [User]
+";
+    let out = project("sqlite:app.db", "http://127.0.0.1:1/", checks).run_with(["validate"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr
+            .contains("unknown parameter `tabels` for step kind `verify`"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("Workflowfile.yaml:"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("did you mean `tables`?"),
+        "{}",
+        out.stderr
+    );
+}

@@ -23,7 +23,8 @@ enum Backend {
 
 /// A database error with the parts PostgreSQL reports, kept apart so they can be shown
 /// and stored in `logs`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}{}{}", sqlstate(.code), detail_lines(.detail))]
 pub struct DbError {
     /// The server's message.
     pub message: String,
@@ -35,20 +36,20 @@ pub struct DbError {
     pub detail: Option<String>,
 }
 
-impl std::fmt::Display for DbError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)?;
-        if let Some(code) = &self.code {
-            write!(f, " (SQLSTATE {code})")?;
-        }
-        if let Some(detail) = &self.detail {
-            write!(f, "\n{detail}")?;
-        }
-        Ok(())
-    }
+/// ` (SQLSTATE 42P01)` when the server gave a code.
+fn sqlstate(code: &Option<String>) -> String {
+    code.as_ref()
+        .map(|c| format!(" (SQLSTATE {c})"))
+        .unwrap_or_default()
 }
 
-impl std::error::Error for DbError {}
+/// The DETAIL and HINT lines on lines of their own.
+fn detail_lines(detail: &Option<String>) -> String {
+    detail
+        .as_ref()
+        .map(|d| format!("\n{d}"))
+        .unwrap_or_default()
+}
 
 impl DbError {
     /// An error dbflow itself raises (no SQLSTATE).

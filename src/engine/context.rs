@@ -29,21 +29,9 @@ pub struct RunOptions {
 /// What this run changed in the environment's database, as far as dbflow can tell: the
 /// deploy step records each migration it committed, and one it left half applied or
 /// whose fate it cannot know (the connection died while it ran). A rollback after a
-/// failure only makes sense when something is here.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Changes {
-    /// Migrations committed by this run, in order.
-    pub committed: Vec<String>,
-    /// A migration left half applied, or that may have committed.
-    pub uncertain: Option<String>,
-}
-
-impl Changes {
-    /// Whether the run may have changed the database.
-    pub fn any(&self) -> bool {
-        !self.committed.is_empty() || self.uncertain.is_some()
-    }
-}
+/// failure only makes sense when something is here. The type is the journal's
+/// (`run_end.changes`), which records it.
+pub use crate::journal::Changes;
 
 /// The run context handed to each step.
 pub struct RunContext<'a> {

@@ -16,6 +16,9 @@ pub struct ParamError {
     pub message: String,
     /// When a key is not a parameter of the step: the key and the keys it accepts.
     pub unknown: Option<UnknownField>,
+    /// When a value is not one of the names a parameter accepts (`fail_on: [pendng]`):
+    /// the value and the names it accepts.
+    pub unknown_value: Option<UnknownValue>,
 }
 
 /// A key the step (or a nested part of its parameters) does not accept.
@@ -24,6 +27,15 @@ pub struct UnknownField {
     /// The key as written.
     pub field: String,
     /// The keys accepted where it was written.
+    pub expected: Vec<String>,
+}
+
+/// A name (an enum's value) the parameter does not accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownValue {
+    /// The value as written.
+    pub value: String,
+    /// The values accepted there.
     pub expected: Vec<String>,
 }
 
@@ -40,6 +52,7 @@ impl From<String> for ParamError {
         ParamError {
             message,
             unknown: None,
+            unknown_value: None,
         }
     }
 }
@@ -73,6 +86,31 @@ impl de::Error for ParamError {
             message,
             unknown: Some(UnknownField {
                 field: field.to_string(),
+                expected: expected.iter().map(|s| s.to_string()).collect(),
+            }),
+            unknown_value: None,
+        }
+    }
+
+    fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
+        // serde's own wording (serde_json's, for the same value).
+        let message = match expected {
+            [] => format!("unknown variant `{variant}`, there are no variants"),
+            [one] => format!("unknown variant `{variant}`, expected `{one}`"),
+            [a, b] => format!("unknown variant `{variant}`, expected `{a}` or `{b}`"),
+            many => format!(
+                "unknown variant `{variant}`, expected one of {}",
+                many.iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        ParamError {
+            message,
+            unknown: None,
+            unknown_value: Some(UnknownValue {
+                value: variant.to_string(),
                 expected: expected.iter().map(|s| s.to_string()).collect(),
             }),
         }
@@ -258,5 +296,15 @@ mod tests {
                 .unwrap_err()
                 .to_string()
         );
+    }
+
+    #[test]
+    fn an_unknown_value_comes_back_as_data() {
+        let err = parse_params::<Params>(&serde_json::json!({ "checks": [], "mode": "fats" }))
+            .unwrap_err();
+        let unknown = err.unknown_value.expect("structured");
+        assert_eq!(unknown.value, "fats");
+        assert_eq!(unknown.expected, ["fast", "careful"]);
+        assert_eq!(err.unknown, None);
     }
 }

@@ -202,7 +202,8 @@ pub fn unknown_kind(registry: &Registry, def: &StepDef) -> Diagnostic {
     }))
 }
 
-/// Points a parameter error at the offending key when it is an unknown one.
+/// Points a parameter error at the offending key or value when it is an unknown one,
+/// with the nearest accepted name.
 pub fn param_error(def: &StepDef, error: &ParamError) -> Diagnostic {
     let message = &error.message;
     if let Some(unknown) = &error.unknown {
@@ -222,6 +223,21 @@ pub fn param_error(def: &StepDef, error: &ParamError) -> Diagnostic {
                 })
             }),
         );
+    }
+    if let Some(unknown) = &error.unknown_value {
+        let value = unknown.value.as_str();
+        let expected = &unknown.expected;
+        let loc = crate::config::diagnostic::find_after(&def.params_loc, value)
+            .unwrap_or_else(|| def.params_loc.clone());
+        return Diagnostic::at(
+            loc,
+            format!(
+                "unknown value `{value}` for step kind `{}` (expected one of: {})",
+                def.kind,
+                expected.join(", ")
+            ),
+        )
+        .with_help_opt(did_you_mean(value, expected.iter().map(String::as_str)));
     }
     Diagnostic::at(
         def.params_loc.clone(),

@@ -6,10 +6,9 @@ use super::plan::{Plan, PlannedStep};
 use super::registry::{Role, StepError};
 use crate::config::{Project, ResolvedEnv, Vars};
 use crate::error::ExitCode;
-use crate::journal::Journal;
+use crate::journal::{Event, Journal, StepEnd};
 use crate::ui::Ui;
 use indexmap::IndexMap;
-use serde_json::json;
 use std::collections::HashSet;
 use std::time::Instant;
 
@@ -69,32 +68,30 @@ impl Executor<'_> {
             changes: Changes::default(),
             session: Default::default(),
         };
-        state.journal.record(
-            "run_start",
-            json!({
-                "run_id": run_id,
-                "target": plan.workflow,
-                "kind": if plan.is_task { "task" } else { "workflow" },
-                "env": self.env.name,
-                "env_decided_by": self.env.decided_by.to_string(),
-                "protection": self.env.protection.as_str(),
-                "url": self.env.url.redacted(),
-                "user": whoami(),
-                "host": hostname(),
-                "pid": std::process::id(),
-                "dbflow_version": env!("CARGO_PKG_VERSION"),
-                "yes": self.options.yes,
-            }),
-        );
+        state.journal.log(Event::RunStart {
+            run_id: run_id.to_string(),
+            target: plan.workflow.clone(),
+            kind: if plan.is_task { "task" } else { "workflow" }.into(),
+            env: self.env.name.clone(),
+            env_decided_by: self.env.decided_by.to_string(),
+            protection: self.env.protection.as_str().into(),
+            url: self.env.url.redacted(),
+            user: whoami(),
+            host: hostname(),
+            pid: std::process::id(),
+            dbflow_version: env!("CARGO_PKG_VERSION").into(),
+            yes: self.options.yes,
+        });
         if let Some(reason) = self.unguarded_deploy(plan) {
             self.ui.warn(&format!(
                 "workflow `{}` deploys to protected `{}` without the backup-before / verify-after steps; the Workflowfile allows it: {reason}",
                 plan.workflow, self.env.name
             ));
-            state.journal.record(
-                "unguarded_deploy",
-                json!({ "workflow": plan.workflow, "env": self.env.name, "reason": reason }),
-            );
+            state.journal.log(Event::UnguardedDeploy {
+                workflow: plan.workflow.clone(),
+                env: self.env.name.clone(),
+                reason: reason.to_string(),
+            });
         }
         let result = self.run_plan(plan, run_id, &mut state, 0);
         state.session.close(super::context::runtime());
@@ -107,17 +104,14 @@ impl Executor<'_> {
             (Some(_), ExitCode::Interrupted(_)) => "interrupted",
             (Some(_), _) => "failed",
         };
-        state.journal.record(
-            "run_end",
-            json!({
-                "result": result,
-                "exit_code": code.code(),
-                "failed_step": failure.as_ref().map(|f| f.0.clone()),
-                "changes": state.changes,
-                "error": failure.as_ref().map(|f| f.1.clone()),
-                "duration_ms": started.elapsed().as_millis() as u64,
-            }),
-        );
+        state.journal.log(Event::RunEnd {
+            result: result.into(),
+            exit_code: code.code(),
+            failed_step: failure.as_ref().map(|f| f.0.clone()),
+            changes: state.changes.clone(),
+            error: failure.as_ref().map(|f| f.1.clone()),
+            duration_ms: started.elapsed().as_millis() as u64,
+        });
         RunReport {
             run_id: run_id.to_string(),
             code,
@@ -186,10 +180,13 @@ impl Executor<'_> {
             if !self.options.bare {
                 self.ui.step_skipped(depth, &label, &step.name, reason);
             }
-            state.journal.record(
-                "step_skipped",
-                json!({ "workflow": plan.workflow, "step": step.id, "name": step.name, "kind": step.kind, "reason": reason }),
-            );
+            state.journal.log(Event::StepSkipped {
+                workflow: plan.workflow.clone(),
+                step: step.id.clone(),
+                name: step.name.clone(),
+                kind: step.kind.clone(),
+                reason: reason.clone(),
+            });
             return Ok(());
         }
         if let Some(signal) = crate::interrupt::received() {
@@ -199,13 +196,13 @@ impl Executor<'_> {
                 crate::interrupt::name(signal),
                 step.name
             );
-            state.journal.record(
-                "interrupted",
-                json!({
-                    "workflow": plan.workflow, "step": step.id, "kind": step.kind,
-                    "signal": crate::interrupt::name(signal), "state": message,
-                }),
-            );
+            state.journal.log(Event::Interrupted {
+                workflow: plan.workflow.clone(),
+                step: step.id.clone(),
+                kind: step.kind.clone(),
+                signal: crate::interrupt::name(signal).to_string(),
+                state: message.clone(),
+            });
             return Err(Failure {
                 step: step.id.clone(),
                 error: StepError {
@@ -221,10 +218,13 @@ impl Executor<'_> {
         if !self.options.bare {
             self.ui.step_start(depth, &label, &step.name, &step.kind);
         }
-        state.journal.record(
-            "step_start",
-            json!({ "workflow": plan.workflow, "step": step.id, "name": step.name, "kind": step.kind, "index": index + 1 }),
-        );
+        state.journal.log(Event::StepStart {
+            workflow: plan.workflow.clone(),
+            step: step.id.clone(),
+            name: step.name.clone(),
+            kind: step.kind.clone(),
+            index: index + 1,
+        });
         let started = Instant::now();
         let result = match &step.nested {
             Some(nested) => self
@@ -259,14 +259,20 @@ impl Executor<'_> {
         match result {
             Ok(outcome) => {
                 let outputs = serde_json::Value::Object(outcome.outputs.clone());
-                state.journal.record(
-                    "step_end",
-                    json!({
-                        "workflow": plan.workflow, "step": step.id, "kind": step.kind,
-                        "outcome": if outcome.skipped.is_some() { "skipped" } else { "succeeded" },
-                        "reason": outcome.skipped, "duration_ms": duration_ms, "outputs": outputs,
-                    }),
-                );
+                state.journal.log(Event::StepEnd(StepEnd::Done {
+                    workflow: plan.workflow.clone(),
+                    step: step.id.clone(),
+                    kind: step.kind.clone(),
+                    outcome: if outcome.skipped.is_some() {
+                        "skipped"
+                    } else {
+                        "succeeded"
+                    }
+                    .into(),
+                    reason: outcome.skipped.clone(),
+                    duration_ms,
+                    outputs: outputs.clone(),
+                }));
                 if !self.options.bare {
                     self.ui
                         .step_done(depth, &step.name, duration_ms, outcome.skipped.as_deref());
@@ -283,13 +289,15 @@ impl Executor<'_> {
                 Ok(())
             }
             Err(error) => {
-                state.journal.record(
-                    "step_end",
-                    json!({
-                        "workflow": plan.workflow, "step": step.id, "kind": step.kind, "outcome": "failed",
-                        "error": error.message, "exit_code": error.code.code(), "duration_ms": duration_ms,
-                    }),
-                );
+                state.journal.log(Event::StepEnd(StepEnd::Failed {
+                    workflow: plan.workflow.clone(),
+                    step: step.id.clone(),
+                    kind: step.kind.clone(),
+                    outcome: "failed".into(),
+                    error: error.message.clone(),
+                    exit_code: error.code.code(),
+                    duration_ms,
+                }));
                 if !self.options.bare {
                     self.ui.step_failed(depth, &step.name, &error.message);
                 }
@@ -297,13 +305,13 @@ impl Executor<'_> {
                     // Recorded once, by the step that was running (not again by the
                     // nested workflow around it).
                     if step.nested.is_none() {
-                        state.journal.record(
-                            "interrupted",
-                            json!({
-                                "workflow": plan.workflow, "step": step.id, "kind": step.kind,
-                                "signal": crate::interrupt::name(signal), "state": error.message,
-                            }),
-                        );
+                        state.journal.log(Event::Interrupted {
+                            workflow: plan.workflow.clone(),
+                            step: step.id.clone(),
+                            kind: step.kind.clone(),
+                            signal: crate::interrupt::name(signal).to_string(),
+                            state: error.message.clone(),
+                        });
                     }
                     return Err(Failure {
                         step: step.id.clone(),
@@ -316,9 +324,9 @@ impl Executor<'_> {
                         "step `{}` failed; continuing (on_failure: continue)",
                         step.name
                     ));
-                    state
-                        .journal
-                        .record("failure_ignored", json!({ "step": step.id }));
+                    state.journal.log(Event::FailureIgnored {
+                        step: step.id.clone(),
+                    });
                     return Ok(());
                 }
                 let mut failure = Failure {
@@ -351,29 +359,34 @@ impl Executor<'_> {
                 "step `{}` of `{workflow}` failed before any migration was committed: nothing changed, nothing to roll back (on_failure `{}` not run)",
                 failure.step, handler.workflow
             ));
-            state.journal.record(
-                "on_failure_skipped",
-                json!({ "workflow": workflow, "failed_step": failure.step, "handler": handler.workflow, "reason": "nothing changed" }),
-            );
+            state.journal.log(Event::OnFailureSkipped {
+                workflow: workflow.to_string(),
+                failed_step: failure.step.clone(),
+                handler: handler.workflow.clone(),
+                reason: "nothing changed".into(),
+            });
             return;
         }
         self.ui.warn(&format!(
             "step `{}` of `{workflow}` failed; running on_failure workflow `{}`",
             failure.step, handler.workflow
         ));
-        state.journal.record(
-            "on_failure_start",
-            json!({ "workflow": workflow, "failed_step": failure.step, "handler": handler.workflow }),
-        );
+        state.journal.log(Event::OnFailureStart {
+            workflow: workflow.to_string(),
+            failed_step: failure.step.clone(),
+            handler: handler.workflow.clone(),
+        });
         let result = self.run_plan(handler, run_id, state, depth + 1);
-        state.journal.record(
-            "on_failure_end",
-            json!({
-                "handler": handler.workflow,
-                "result": if result.is_ok() { "succeeded" } else { "failed" },
-                "error": result.as_ref().err().map(|f| f.error.message.clone()),
-            }),
-        );
+        state.journal.log(Event::OnFailureEnd {
+            handler: handler.workflow.clone(),
+            result: if result.is_ok() {
+                "succeeded"
+            } else {
+                "failed"
+            }
+            .into(),
+            error: result.as_ref().err().map(|f| f.error.message.clone()),
+        });
         if let Err(f) = result {
             self.ui.error(&format!(
                 "on_failure workflow `{}` failed too: {}",

@@ -172,6 +172,7 @@ impl LuaStepDef {
                         field: key.clone(),
                         expected: expected.iter().map(|s| s.to_string()).collect(),
                     }),
+                    unknown_value: None,
                 });
             }
         }

@@ -3,11 +3,12 @@
 //! step fails if any failed.
 
 use crate::config::Diagnostic;
-use crate::db::conn::{quote_literal, Conn};
-use crate::db::migrate;
+use crate::db::conn::{quote_literal, Conn, DbError};
+use crate::db::migrate::{self, Category};
 use crate::db::target::Target;
 use crate::engine::registry::{parse_params, Outcome, Step, StepDoc, StepError, StepKind};
 use crate::engine::{PlanContext, RunContext};
+use crate::journal::{CheckResult, Event};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -17,13 +18,14 @@ pub struct VerifyKind;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Params {
-    checks: Vec<Check>,
+    checks: Vec<RawCheck>,
 }
 
-/// One check as written. Exactly one of `sql`, `tables`, `status_clean`, `http`.
+/// One check as written: a name and exactly one of `sql`, `tables`, `status_clean`,
+/// `http` (serde refuses unknown keys; [`Check::from_raw`] the wrong combinations).
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
-struct Check {
+struct RawCheck {
     name: Option<String>,
     sql: Option<String>,
     /// With `sql`: the number of rows the query must return.
@@ -34,13 +36,14 @@ struct Check {
     #[serde(default)]
     no_rows: bool,
     tables: Option<Vec<String>>,
+    /// Any value asks for the check (`status_clean: true` is how it is written).
     status_clean: Option<bool>,
-    http: Option<HttpCheck>,
+    http: Option<RawHttp>,
 }
 
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
-struct HttpCheck {
+struct RawHttp {
     url: String,
     #[serde(default = "default_status")]
     status: u16,
@@ -57,6 +60,48 @@ fn default_status() -> u16 {
     200
 }
 
+/// One check, checked.
+#[derive(Debug, Clone)]
+struct Check {
+    /// Its name, or `check N`.
+    label: String,
+    test: Test,
+}
+
+/// What a check tests.
+#[derive(Debug, Clone)]
+enum Test {
+    /// A query and what it must return.
+    Sql { sql: String, expect: Expect },
+    /// Tables that must exist.
+    Tables(Vec<String>),
+    /// No pending, failed, modified or missing migration, and no drift.
+    StatusClean,
+    /// An HTTP endpoint's answer.
+    Http(HttpCheck),
+}
+
+/// What an `sql` check's query must return.
+#[derive(Debug, Clone)]
+enum Expect {
+    /// This many rows.
+    Rows(u64),
+    /// This value in the first column of the first row.
+    Equals(serde_json::Value),
+    /// No rows.
+    NoRows,
+}
+
+#[derive(Debug, Clone)]
+struct HttpCheck {
+    url: String,
+    status: u16,
+    json: serde_json::Map<String, serde_json::Value>,
+    timeout: Duration,
+    retries: u32,
+    retry_delay: Duration,
+}
+
 /// A configured `verify` step.
 #[derive(Debug)]
 pub struct VerifyStep {
@@ -64,50 +109,70 @@ pub struct VerifyStep {
 }
 
 impl Check {
-    fn label(&self, index: usize) -> String {
-        self.name
+    /// The check `raw` (the `index`th, from 0) describes, or why it describes none.
+    fn from_raw(raw: RawCheck, index: usize) -> Result<Check, String> {
+        let label = raw
+            .name
             .clone()
-            .unwrap_or_else(|| format!("check {}", index + 1))
+            .unwrap_or_else(|| format!("check {}", index + 1));
+        let expectation = (raw.expect_rows, raw.equals, raw.no_rows);
+        let no_expectation = matches!(expectation, (None, None, false));
+        let test = match (raw.sql, raw.tables, raw.status_clean, raw.http) {
+            (Some(sql), None, None, None) => {
+                let expect = match expectation {
+                    (Some(n), None, false) => Expect::Rows(n),
+                    (None, Some(v), false) => Expect::Equals(v),
+                    (None, None, true) => Expect::NoRows,
+                    _ => return Err(format!("check `{label}`: an `sql` check needs exactly one of `expect_rows`, `equals`, `no_rows`")),
+                };
+                Test::Sql { sql, expect }
+            }
+            (None, Some(_), None, None)
+            | (None, None, Some(_), None)
+            | (None, None, None, Some(_))
+                if !no_expectation =>
+            {
+                return Err(format!(
+                    "check `{label}`: `expect_rows`, `equals` and `no_rows` go with `sql`"
+                ))
+            }
+            (None, Some(tables), None, None) => Test::Tables(tables),
+            (None, None, Some(_), None) => Test::StatusClean,
+            (None, None, None, Some(http)) => Test::Http(HttpCheck::from_raw(http, &label)?),
+            (sql, tables, status_clean, http) => {
+                let count = [
+                    sql.is_some(),
+                    tables.is_some(),
+                    status_clean.is_some(),
+                    http.is_some(),
+                ]
+                .into_iter()
+                .filter(|k| *k)
+                .count();
+                return Err(format!(
+                    "check `{label}` must have exactly one of `sql`, `tables`, `status_clean`, `http` (it has {count})"
+                ));
+            }
+        };
+        Ok(Check { label, test })
     }
+}
 
-    fn validate(&self, index: usize) -> Result<(), String> {
-        let kinds = [
-            self.sql.is_some(),
-            self.tables.is_some(),
-            self.status_clean.is_some(),
-            self.http.is_some(),
-        ];
-        let count = kinds.iter().filter(|k| **k).count();
-        let label = self.label(index);
-        if count != 1 {
-            return Err(format!(
-                "check `{label}` must have exactly one of `sql`, `tables`, `status_clean`, `http` (it has {count})"
-            ));
-        }
-        if self.sql.is_some() {
-            let expectations = [
-                self.expect_rows.is_some(),
-                self.equals.is_some(),
-                self.no_rows,
-            ]
-            .iter()
-            .filter(|e| **e)
-            .count();
-            if expectations != 1 {
-                return Err(format!("check `{label}`: an `sql` check needs exactly one of `expect_rows`, `equals`, `no_rows`"));
-            }
-        } else if self.expect_rows.is_some() || self.equals.is_some() || self.no_rows {
-            return Err(format!(
-                "check `{label}`: `expect_rows`, `equals` and `no_rows` go with `sql`"
-            ));
-        }
-        if let Some(http) = &self.http {
-            for d in [&http.timeout, &http.retry_delay].into_iter().flatten() {
-                humantime::parse_duration(d)
-                    .map_err(|e| format!("check `{label}`: invalid duration `{d}`: {e}"))?;
-            }
-        }
-        Ok(())
+impl HttpCheck {
+    fn from_raw(raw: RawHttp, label: &str) -> Result<HttpCheck, String> {
+        let duration = |text: Option<&str>, default: Duration| match text {
+            None => Ok(default),
+            Some(d) => humantime::parse_duration(d)
+                .map_err(|e| format!("check `{label}`: invalid duration `{d}`: {e}")),
+        };
+        Ok(HttpCheck {
+            timeout: duration(raw.timeout.as_deref(), Duration::from_secs(10))?,
+            retry_delay: duration(raw.retry_delay.as_deref(), Duration::from_secs(2))?,
+            url: raw.url,
+            status: raw.status,
+            json: raw.json,
+            retries: raw.retries,
+        })
     }
 }
 
@@ -132,12 +197,13 @@ impl StepKind for VerifyKind {
         if params.checks.is_empty() {
             return Err("`checks` is empty".into());
         }
-        for (i, check) in params.checks.iter().enumerate() {
-            check.validate(i)?;
-        }
-        Ok(Box::new(VerifyStep {
-            checks: params.checks,
-        }))
+        let checks = params
+            .checks
+            .into_iter()
+            .enumerate()
+            .map(|(i, raw)| Check::from_raw(raw, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Box::new(VerifyStep { checks }))
     }
 }
 
@@ -158,41 +224,44 @@ impl Step for VerifyStep {
         } else {
             "sqlite3 \"$DATABASE_FILE\""
         };
-        for (i, check) in self.checks.iter().enumerate() {
-            let label = check.label(i);
-            if let Some(sql) = &check.sql {
-                let expect = if let Some(n) = check.expect_rows {
-                    format!("{n} row(s)")
-                } else if let Some(v) = &check.equals {
-                    format!("the value {}", scalar_text(v))
-                } else {
-                    "no rows".into()
-                };
-                details.push(format!("{label}: expects {expect}"));
-                commands.push(format!("{psql} {}", shell_words::quote(sql)));
-            } else if let Some(tables) = &check.tables {
-                details.push(format!("{label}: tables exist: {}", tables.join(", ")));
-            } else if check.status_clean.is_some() {
-                details.push(format!("{label}: no pending, failed, modified or missing migration and no schema drift"));
-                commands.push(format!("dbflow migrate status --env {}", cx.env.name));
-            } else if let Some(http) = &check.http {
-                let json = http
-                    .json
-                    .iter()
-                    .map(|(k, v)| format!("{k} = {}", scalar_text(v)))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                details.push(format!(
-                    "{label}: GET {} answers {}{}",
-                    http.url,
-                    http.status,
-                    if json.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" with {json}")
-                    }
-                ));
-                commands.push(format!("curl -fsS {}", shell_words::quote(&http.url)));
+        for check in &self.checks {
+            let label = &check.label;
+            match &check.test {
+                Test::Sql { sql, expect } => {
+                    let expect = match expect {
+                        Expect::Rows(n) => format!("{n} row(s)"),
+                        Expect::Equals(v) => format!("the value {}", scalar_text(v)),
+                        Expect::NoRows => "no rows".into(),
+                    };
+                    details.push(format!("{label}: expects {expect}"));
+                    commands.push(format!("{psql} {}", shell_words::quote(sql)));
+                }
+                Test::Tables(tables) => {
+                    details.push(format!("{label}: tables exist: {}", tables.join(", ")));
+                }
+                Test::StatusClean => {
+                    details.push(format!("{label}: no pending, failed, modified or missing migration and no schema drift"));
+                    commands.push(format!("dbflow migrate status --env {}", cx.env.name));
+                }
+                Test::Http(http) => {
+                    let json = http
+                        .json
+                        .iter()
+                        .map(|(k, v)| format!("{k} = {}", scalar_text(v)))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    details.push(format!(
+                        "{label}: GET {} answers {}{}",
+                        http.url,
+                        http.status,
+                        if json.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" with {json}")
+                        }
+                    ));
+                    commands.push(format!("curl -fsS {}", shell_words::quote(&http.url)));
+                }
             }
         }
         Ok(StepDoc {
@@ -208,25 +277,29 @@ impl Step for VerifyStep {
 
     fn run(&self, cx: &mut RunContext<'_>) -> Result<Outcome, StepError> {
         let target = cx.target();
-        let needs_db = self.checks.iter().any(|c| c.http.is_none());
+        let needs_db = self.checks.iter().any(|c| !matches!(c.test, Test::Http(_)));
         let mut conn = needs_db.then(|| cx.take_db().map_err(|e| e.message));
         // The folder is read (once per run) only when a check compares with it.
-        let store = match self.checks.iter().any(|c| c.status_clean.is_some()) {
+        let store = match self
+            .checks
+            .iter()
+            .any(|c| matches!(c.test, Test::StatusClean))
+        {
             true => Some(cx.store().map_err(|e| e.message)),
             false => None,
         };
         let results: Vec<(String, Result<String, String>)> = cx.runtime().block_on(async {
             let mut results = Vec::new();
-            for (i, check) in self.checks.iter().enumerate() {
-                let result = match conn.as_mut() {
-                    _ if check.http.is_some() => {
-                        run_http(check.http.as_ref().expect("checked")).await
-                    }
-                    Some(Ok(conn)) => run_db_check(conn, check, &target, store.as_ref()).await,
-                    Some(Err(e)) => Err(e.clone()),
-                    None => Err("no database connection".into()),
+            for check in &self.checks {
+                let result = match (&check.test, conn.as_mut()) {
+                    (Test::Http(http), _) => run_http(http).await,
+                    (test, Some(Ok(conn))) => run_db_check(conn, test, &target, store.as_ref())
+                        .await
+                        .map_err(|e| e.to_string()),
+                    (_, Some(Err(e))) => Err(e.clone()),
+                    (_, None) => Err("no database connection".into()),
                 };
-                results.push((check.label(i), result));
+                results.push((check.label.clone(), result));
             }
             results
         });
@@ -234,7 +307,7 @@ impl Step for VerifyStep {
             cx.session.give_back(conn);
         }
         let mut failed = Vec::new();
-        let mut report = serde_json::Map::new();
+        let mut report = indexmap::IndexMap::new();
         for (label, result) in &results {
             match result {
                 Ok(detail) => cx.ui.out(&format!("  ✔ {label}: {detail}")),
@@ -243,10 +316,15 @@ impl Step for VerifyStep {
                     failed.push(format!("{label} ({reason})"));
                 }
             }
-            report.insert(label.clone(), serde_json::json!({ "passed": result.is_ok(), "detail": result.clone().unwrap_or_else(|e| e) }));
+            report.insert(
+                label.clone(),
+                CheckResult {
+                    passed: result.is_ok(),
+                    detail: result.clone().unwrap_or_else(|e| e),
+                },
+            );
         }
-        cx.journal
-            .record("verify", serde_json::json!({ "checks": report }));
+        cx.journal.log(Event::Verify { checks: report });
         if failed.is_empty() {
             Ok(Outcome::done().with("checks_passed", results.len()))
         } else {
@@ -267,81 +345,106 @@ fn scalar_text(value: &serde_json::Value) -> String {
     }
 }
 
+/// Why a database check did not pass: the database's error, or what it found instead.
+#[derive(Debug, thiserror::Error)]
+enum CheckError {
+    /// The query or the connection failed.
+    #[error("{0}")]
+    Db(#[from] DbError),
+    /// The check ran and found something else.
+    #[error("{0}")]
+    Failed(String),
+}
+
 async fn run_db_check(
     conn: &mut Conn,
-    check: &Check,
+    test: &Test,
     target: &Target,
     store: Option<&Result<std::sync::Arc<crate::db::store::Store>, String>>,
-) -> Result<String, String> {
-    if let Some(sql) = &check.sql {
-        let values = conn.first_column(sql).await.map_err(|e| e.to_string())?;
-        if let Some(n) = check.expect_rows {
-            return if values.len() as u64 == n {
-                Ok(format!("{n} row(s)"))
-            } else {
-                Err(format!("expected {n} row(s), got {}", values.len()))
-            };
-        }
-        if check.no_rows {
-            return if values.is_empty() {
-                Ok("no rows".into())
-            } else {
-                Err(format!("expected no rows, got {}", values.len()))
-            };
-        }
-        let expected = scalar_text(check.equals.as_ref().expect("validated"));
-        return match values.first() {
-            Some(Some(v)) if *v == expected => Ok(format!("= {v}")),
-            Some(Some(v)) => Err(format!("expected {expected}, got {v}")),
-            Some(None) => Err(format!("expected {expected}, got NULL")),
-            None => Err(format!("expected {expected}, got no rows")),
-        };
-    }
-    if let Some(tables) = &check.tables {
-        let mut missing = Vec::new();
-        for table in tables {
-            let exists = if conn.is_postgres() {
-                conn.string(&format!(
-                    "SELECT (to_regclass({}) IS NOT NULL)::text",
-                    quote_literal(&crate::db::conn::quote_ident(table))
-                ))
-                .await
-                .map_err(|e| e.to_string())?
-                .as_deref()
-                    == Some("true")
-            } else {
-                conn.table_exists(table).await.map_err(|e| e.to_string())?
-            };
-            if !exists {
-                missing.push(table.as_str());
+) -> Result<String, CheckError> {
+    match test {
+        Test::Sql { sql, expect } => {
+            let values = conn.first_column(sql).await?;
+            match expect {
+                Expect::Rows(n) => {
+                    if values.len() as u64 == *n {
+                        Ok(format!("{n} row(s)"))
+                    } else {
+                        Err(CheckError::Failed(format!(
+                            "expected {n} row(s), got {}",
+                            values.len()
+                        )))
+                    }
+                }
+                Expect::NoRows => {
+                    if values.is_empty() {
+                        Ok("no rows".into())
+                    } else {
+                        Err(CheckError::Failed(format!(
+                            "expected no rows, got {}",
+                            values.len()
+                        )))
+                    }
+                }
+                Expect::Equals(expected) => {
+                    let expected = scalar_text(expected);
+                    match values.first() {
+                        Some(Some(v)) if *v == expected => Ok(format!("= {v}")),
+                        Some(Some(v)) => {
+                            Err(CheckError::Failed(format!("expected {expected}, got {v}")))
+                        }
+                        Some(None) => {
+                            Err(CheckError::Failed(format!("expected {expected}, got NULL")))
+                        }
+                        None => Err(CheckError::Failed(format!(
+                            "expected {expected}, got no rows"
+                        ))),
+                    }
+                }
             }
         }
-        return if missing.is_empty() {
-            Ok(format!("{} table(s) present", tables.len()))
-        } else {
-            Err(format!("missing: {}", missing.join(", ")))
-        };
+        Test::Tables(tables) => {
+            let mut missing = Vec::new();
+            for table in tables {
+                let exists = if conn.is_postgres() {
+                    conn.string(&format!(
+                        "SELECT (to_regclass({}) IS NOT NULL)::text",
+                        quote_literal(&crate::db::conn::quote_ident(table))
+                    ))
+                    .await?
+                    .as_deref()
+                        == Some("true")
+                } else {
+                    conn.table_exists(table).await?
+                };
+                if !exists {
+                    missing.push(table.as_str());
+                }
+            }
+            if missing.is_empty() {
+                Ok(format!("{} table(s) present", tables.len()))
+            } else {
+                Err(CheckError::Failed(format!(
+                    "missing: {}",
+                    missing.join(", ")
+                )))
+            }
+        }
+        Test::StatusClean => {
+            let store = store
+                .ok_or_else(|| CheckError::Failed("the migrations folder was not read".into()))?
+                .as_ref()
+                .map_err(|e| CheckError::Failed(e.clone()))?;
+            let status = migrate::status(conn, store, &target.table).await?;
+            let problems = status.problems_in(&Category::ALL);
+            if problems.is_empty() {
+                Ok("clean".into())
+            } else {
+                Err(CheckError::Failed(problems.join("; ")))
+            }
+        }
+        Test::Http(_) => Err(CheckError::Failed("an HTTP check needs no database".into())),
     }
-    if check.status_clean.is_some() {
-        let store = store
-            .ok_or("the migrations folder was not read")?
-            .as_ref()
-            .map_err(Clone::clone)?;
-        let status = migrate::status(conn, store, &target.table)
-            .await
-            .map_err(|e| e.to_string())?;
-        let all: Vec<String> = migrate::ALL_CATEGORIES
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let problems = status.problems(&all);
-        return if problems.is_empty() {
-            Ok("clean".into())
-        } else {
-            Err(problems.join("; "))
-        };
-    }
-    Err("unknown check".into())
 }
 
 async fn run_http(http: &HttpCheck) -> Result<String, String> {
@@ -353,16 +456,7 @@ async fn run_http(http: &HttpCheck) -> Result<String, String> {
 }
 
 fn http_blocking(http: &HttpCheck) -> Result<String, String> {
-    let timeout = http
-        .timeout
-        .as_deref()
-        .and_then(|t| humantime::parse_duration(t).ok())
-        .unwrap_or(Duration::from_secs(10));
-    let delay = http
-        .retry_delay
-        .as_deref()
-        .and_then(|t| humantime::parse_duration(t).ok())
-        .unwrap_or(Duration::from_secs(2));
+    let (timeout, delay) = (http.timeout, http.retry_delay);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         .http_status_as_error(false)
@@ -437,4 +531,87 @@ fn check_once(agent: &ureq::Agent, http: &HttpCheck) -> Result<String, String> {
             .collect::<Vec<_>>()
             .join(", ")
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(yaml: serde_json::Value) -> Result<Check, String> {
+        let raw: RawCheck = serde_json::from_value(yaml).unwrap();
+        Check::from_raw(raw, 1)
+    }
+
+    #[test]
+    fn each_kind_of_check_is_read_into_its_variant() {
+        let c =
+            check(serde_json::json!({ "name": "n", "sql": "SELECT 1", "expect_rows": 1 })).unwrap();
+        assert_eq!(c.label, "n");
+        assert!(matches!(
+            c.test,
+            Test::Sql {
+                expect: Expect::Rows(1),
+                ..
+            }
+        ));
+        let c = check(serde_json::json!({ "sql": "SELECT 1", "equals": 1 })).unwrap();
+        assert_eq!(c.label, "check 2");
+        assert!(matches!(
+            c.test,
+            Test::Sql {
+                expect: Expect::Equals(_),
+                ..
+            }
+        ));
+        let c = check(serde_json::json!({ "sql": "SELECT 1", "no_rows": true })).unwrap();
+        assert!(matches!(
+            c.test,
+            Test::Sql {
+                expect: Expect::NoRows,
+                ..
+            }
+        ));
+        let c = check(serde_json::json!({ "tables": ["User"] })).unwrap();
+        assert!(matches!(c.test, Test::Tables(ref t) if t == &["User"]));
+        let c = check(serde_json::json!({ "status_clean": true })).unwrap();
+        assert!(matches!(c.test, Test::StatusClean));
+        let c =
+            check(serde_json::json!({ "http": { "url": "http://x/", "timeout": "3s" } })).unwrap();
+        let Test::Http(http) = c.test else {
+            panic!("http");
+        };
+        assert_eq!(
+            (http.status, http.timeout, http.retry_delay),
+            (200, Duration::from_secs(3), Duration::from_secs(2))
+        );
+    }
+
+    #[test]
+    fn wrong_combinations_are_refused_with_the_same_words_as_before() {
+        let err = |v| check(v).unwrap_err();
+        assert_eq!(
+            err(serde_json::json!({ "name": "x", "sql": "SELECT 1", "tables": ["A"] })),
+            "check `x` must have exactly one of `sql`, `tables`, `status_clean`, `http` (it has 2)"
+        );
+        assert_eq!(
+            err(serde_json::json!({})),
+            "check `check 2` must have exactly one of `sql`, `tables`, `status_clean`, `http` (it has 0)"
+        );
+        assert_eq!(
+            err(serde_json::json!({ "sql": "SELECT 1" })),
+            "check `check 2`: an `sql` check needs exactly one of `expect_rows`, `equals`, `no_rows`"
+        );
+        assert_eq!(
+            err(serde_json::json!({ "sql": "SELECT 1", "expect_rows": 1, "no_rows": true })),
+            "check `check 2`: an `sql` check needs exactly one of `expect_rows`, `equals`, `no_rows`"
+        );
+        assert_eq!(
+            err(serde_json::json!({ "tables": ["A"], "expect_rows": 1 })),
+            "check `check 2`: `expect_rows`, `equals` and `no_rows` go with `sql`"
+        );
+        assert!(
+            err(serde_json::json!({ "http": { "url": "u", "retry_delay": "soon" } }))
+                .starts_with("check `check 2`: invalid duration `soon`: "),
+        );
+    }
 }

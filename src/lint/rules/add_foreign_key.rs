@@ -3,7 +3,6 @@
 use super::{Hit, Rule};
 use crate::lint::ast::{self, TableRef};
 use crate::lint::migration::{Migration, Statement};
-use pg_query::protobuf::node::Node as NodeEnum;
 use pg_query::protobuf::{AlterTableType, ConstrType};
 
 /// The rule.
@@ -23,35 +22,19 @@ impl Rule for AddForeignKey {
     }
 
     fn check(&self, m: &Migration<'_>, s: &Statement, out: &mut Vec<Hit>) {
-        let NodeEnum::AlterTableStmt(alter) = &s.node else {
+        let Some((alter, table)) = super::alter_existing(m, s) else {
             return;
         };
-        let Some(table) = alter.relation.as_ref().map(TableRef::from) else {
-            return;
-        };
-        if m.is_new(&table, s.index) {
-            return;
-        }
         for cmd in ast::alter_cmds(alter) {
             if ast::subtype(cmd) == AlterTableType::AtValidateConstraint {
-                if let Some((added, c)) = super::added_not_valid_earlier(m, s, &table, &cmd.name) {
-                    if ast::contype(c) == ConstrType::ConstrForeign {
-                        let name = table.display();
-                        out.push(Hit {
-                            message: format!(
-                                "foreign key {} is validated in the same migration that added it NOT VALID (line {})",
-                                ast::quote(&cmd.name),
-                                added.line
-                            ),
-                            why: format!(
-                                "the migration runs as one transaction, so the lock taken by the ADD at line {} is still held while VALIDATE reads every row of {name}: NOT VALID buys nothing",
-                                added.line
-                            ),
-                            instead: "move the VALIDATE CONSTRAINT statement to the next migration, deployed separately".into(),
-                            lock: m.lock_on(added, &table).cloned(),
-                        });
-                    }
-                }
+                out.extend(super::validated_in_same_migration(
+                    m,
+                    s,
+                    &table,
+                    cmd,
+                    ConstrType::ConstrForeign,
+                    "foreign key",
+                ));
                 continue;
             }
             let constraint = match ast::subtype(cmd) {

@@ -4,9 +4,8 @@
 //! existing rows only.
 
 use super::{Hit, Rule};
-use crate::lint::ast::{self, TableRef};
+use crate::lint::ast::{self};
 use crate::lint::migration::{Migration, Statement};
-use pg_query::protobuf::node::Node as NodeEnum;
 use pg_query::protobuf::AlterTableType;
 
 /// The rule.
@@ -22,15 +21,9 @@ impl Rule for DropDefaultAfterAdd {
     }
 
     fn check(&self, m: &Migration<'_>, s: &Statement, out: &mut Vec<Hit>) {
-        let NodeEnum::AlterTableStmt(alter) = &s.node else {
+        let Some((alter, table)) = super::alter_existing(m, s) else {
             return;
         };
-        let Some(table) = alter.relation.as_ref().map(TableRef::from) else {
-            return;
-        };
-        if m.is_new(&table, s.index) {
-            return;
-        }
         for cmd in ast::alter_cmds(alter) {
             if ast::subtype(cmd) != AlterTableType::AtColumnDefault || cmd.def.is_some() {
                 continue;

@@ -96,6 +96,53 @@ pub fn all_ids() -> impl Iterator<Item = &'static str> {
         .chain([SYNTAX_ERROR, INVALID_ANNOTATION])
 }
 
+/// The `ALTER TABLE` statement `s` and its table, when the table existed before this
+/// migration (the preamble of every rule about altering a table in use: a table the
+/// migration itself created has no rows and no readers yet).
+pub(crate) fn alter_existing<'s>(
+    m: &Migration<'_>,
+    s: &'s Statement,
+) -> Option<(&'s pg_query::protobuf::AlterTableStmt, super::ast::TableRef)> {
+    use pg_query::protobuf::node::Node as NodeEnum;
+    let NodeEnum::AlterTableStmt(alter) = &s.node else {
+        return None;
+    };
+    let table = alter.relation.as_ref().map(super::ast::TableRef::from)?;
+    (!m.is_new(&table, s.index)).then_some((alter, table))
+}
+
+/// For a `VALIDATE CONSTRAINT` command (`cmd`) of statement `s` on `table`: the finding
+/// when the same migration added that constraint NOT VALID and it is of type `contype`
+/// (`what` names it in the message: `CHECK constraint`, `foreign key`). The rules that
+/// ask for NOT VALID share it: validating in the same transaction undoes the point.
+pub(crate) fn validated_in_same_migration(
+    m: &Migration<'_>,
+    s: &Statement,
+    table: &super::ast::TableRef,
+    cmd: &pg_query::protobuf::AlterTableCmd,
+    contype: pg_query::protobuf::ConstrType,
+    what: &str,
+) -> Option<Hit> {
+    let (added, c) = added_not_valid_earlier(m, s, table, &cmd.name)?;
+    if super::ast::contype(c) != contype {
+        return None;
+    }
+    let name = table.display();
+    Some(Hit {
+        message: format!(
+            "{what} {} is validated in the same migration that added it NOT VALID (line {})",
+            super::ast::quote(&cmd.name),
+            added.line
+        ),
+        why: format!(
+            "the migration runs as one transaction, so the lock taken by the ADD at line {} is still held while VALIDATE reads every row of {name}: NOT VALID buys nothing",
+            added.line
+        ),
+        instead: "move the VALIDATE CONSTRAINT statement to the next migration, deployed separately".into(),
+        lock: m.lock_on(added, table).cloned(),
+    })
+}
+
 /// Whether `column` was added to `table` earlier in the same migration (so nothing can
 /// be using it yet).
 pub(crate) fn column_added_earlier(
@@ -202,6 +249,46 @@ pub(crate) mod test_support {
                 rule.id()
             );
         }
+    }
+
+    #[test]
+    fn alter_existing_skips_tables_the_migration_created_and_other_statements() {
+        let m = Migration::parse(
+            "CREATE TABLE n (id int);\nALTER TABLE n ADD COLUMN a int;\nALTER TABLE old ADD COLUMN a int;\nSELECT 1;",
+            false,
+        );
+        let found: Vec<Option<String>> = m
+            .statements
+            .iter()
+            .map(|s| alter_existing(&m, s).map(|(_, t)| t.display()))
+            .collect();
+        assert_eq!(found, [None, None, Some("old".to_string()), None]);
+    }
+
+    #[test]
+    fn validating_in_the_same_migration_reads_the_same_for_both_rules() {
+        let sql = |add: &str| {
+            format!("ALTER TABLE p ADD CONSTRAINT k {add} NOT VALID;\nALTER TABLE p VALIDATE CONSTRAINT k;")
+        };
+        let check = hits(
+            &add_check_constraint::AddCheckConstraint,
+            &sql("CHECK (c > 0)"),
+        );
+        let fk = hits(
+            &add_foreign_key::AddForeignKey,
+            &sql("FOREIGN KEY (a) REFERENCES u (id)"),
+        );
+        assert_eq!(
+            check.iter().map(|h| h.message.as_str()).collect::<Vec<_>>(),
+            ["CHECK constraint k is validated in the same migration that added it NOT VALID (line 1)"]
+        );
+        assert_eq!(
+            fk.iter().map(|h| h.message.as_str()).collect::<Vec<_>>(),
+            ["foreign key k is validated in the same migration that added it NOT VALID (line 1)"]
+        );
+        assert_eq!(check[0].why, fk[0].why);
+        assert_eq!(check[0].instead, fk[0].instead);
+        assert!(check[0].lock.is_some());
     }
 
     #[test]

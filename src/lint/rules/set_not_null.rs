@@ -23,15 +23,9 @@ impl Rule for SetNotNull {
     }
 
     fn check(&self, m: &Migration<'_>, s: &Statement, out: &mut Vec<Hit>) {
-        let NodeEnum::AlterTableStmt(alter) = &s.node else {
+        let Some((alter, table)) = super::alter_existing(m, s) else {
             return;
         };
-        let Some(table) = alter.relation.as_ref().map(TableRef::from) else {
-            return;
-        };
-        if m.is_new(&table, s.index) {
-            return;
-        }
         for cmd in ast::alter_cmds(alter) {
             if ast::subtype(cmd) != AlterTableType::AtSetNotNull
                 || checked_earlier(m, s, &table, &cmd.name)

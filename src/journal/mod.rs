@@ -1,9 +1,17 @@
 //! The run journal: one JSON object per line in `.dbflow/runs/<run-id>.jsonl`, written
 //! as the run goes (flushed per line, so a crash leaves everything up to the crash).
 //! Every value passes through the redaction layer.
+//!
+//! Events are typed ([`Event`], written with [`Journal::log`]); events named at run time
+//! (Lua steps and providers) go through [`Journal::record`]. Both write the same line
+//! shape, and [`events`] reads either back.
+
+mod event;
+
+pub use event::{Changes, CheckResult, Event, Line, Recorded, StepEnd};
 
 use crate::error::{Error, Result};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -69,15 +77,31 @@ impl Journal {
         &self.path
     }
 
-    /// Appends one event with its fields (redacted) and a timestamp.
+    /// Appends a typed event (redacted) with a timestamp.
+    pub fn log(&mut self, event: Event) {
+        if self.file.is_none() && self.held.is_none() {
+            return;
+        }
+        let mut line = Map::new();
+        line.insert("ts".into(), Value::from(now()));
+        line.extend(event.to_json());
+        self.append(event.name(), Value::Object(line));
+    }
+
+    /// Appends an event named at run time with its fields (redacted) and a timestamp.
     pub fn record(&mut self, event: &str, fields: Value) {
         if self.file.is_none() && self.held.is_none() {
             return;
         }
-        let mut line = json!({ "ts": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true), "event": event });
+        let mut line = json!({ "ts": now(), "event": event });
         if let (Value::Object(target), Value::Object(extra)) = (&mut line, fields) {
             target.extend(extra);
         }
+        self.append(event, line);
+    }
+
+    /// Writes one line (held back while a deferred journal has only its frame).
+    fn append(&mut self, event: &str, line: Value) {
         let line = crate::redact::redact_json(&line).to_string();
         if let Some(held) = self.held.as_mut() {
             held.push(line);
@@ -123,6 +147,11 @@ impl Journal {
     }
 }
 
+/// The time stamp of a line written now.
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 /// A new run id: sortable UTC timestamp plus a short random suffix. The timestamp has
 /// milliseconds so that two runs in the same second still sort in the order they ran
 /// (`dbflow runs --last` takes the greatest id).
@@ -146,6 +175,18 @@ pub fn read(path: &Path) -> Result<Vec<Value>> {
         .collect())
 }
 
+/// Reads a journal back as events, one per line (unreadable lines are skipped). Lines
+/// written before events were typed read back as the same events.
+pub fn events(path: &Path) -> Result<Vec<Recorded>> {
+    Ok(read(path)?
+        .into_iter()
+        .filter_map(|v| match v {
+            Value::Object(object) => Some(Recorded::from_json(object)),
+            _ => None,
+        })
+        .collect())
+}
+
 /// All journals under `root`, newest first.
 pub fn list(root: &Path) -> Vec<PathBuf> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(root.join(RUNS_DIR))
@@ -158,4 +199,67 @@ pub fn list(root: &Path) -> Vec<PathBuf> {
     paths.sort();
     paths.reverse();
     paths
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lines of a journal without their time stamps.
+    fn lines_without_ts(path: &Path) -> Vec<String> {
+        read(path)
+            .unwrap()
+            .into_iter()
+            .map(|mut v| {
+                v.as_object_mut().unwrap().remove("ts");
+                v.to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_typed_event_is_written_as_the_untyped_call_wrote_it_and_redacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::create(dir.path(), "r1").unwrap();
+        let reason = "deploy with postgres://app:hunter2@db/app".to_string();
+        journal.log(Event::OnFailureSkipped {
+            workflow: "deploy".into(),
+            failed_step: "deploy-3".into(),
+            handler: "rollback".into(),
+            reason: reason.clone(),
+        });
+        journal.record(
+            "on_failure_skipped",
+            json!({ "workflow": "deploy", "failed_step": "deploy-3", "handler": "rollback", "reason": reason }),
+        );
+        let path = journal.path().to_path_buf();
+        drop(journal);
+        let lines = lines_without_ts(&path);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0], lines[1]);
+        assert!(!lines[0].contains("hunter2"), "{}", lines[0]);
+        let events = events(&path).unwrap();
+        assert!(matches!(
+            &events[0].line,
+            Line::Event(Event::OnFailureSkipped { failed_step, .. }) if failed_step == "deploy-3"
+        ));
+        assert_eq!(events[0].line, events[1].line);
+    }
+
+    #[test]
+    fn a_deferred_journal_still_holds_back_a_typed_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::deferred(dir.path(), "r2");
+        journal.log(Event::FailureIgnored { step: "s".into() });
+        assert!(journal.path().exists(), "failure_ignored is worth keeping");
+        let mut quiet = Journal::deferred(dir.path(), "r3");
+        quiet.log(Event::StepStart {
+            workflow: "w".into(),
+            step: "s".into(),
+            name: "s".into(),
+            kind: "status".into(),
+            index: 1,
+        });
+        assert!(!quiet.path().exists(), "a frame alone leaves no journal");
+    }
 }

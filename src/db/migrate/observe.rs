@@ -1,0 +1,331 @@
+//! Reading what the database says: the history rows, the recorded schema state and the
+//! drift check, then comparing them with the migrations folder.
+
+use super::status::{entries_from, Status};
+use crate::db::conn::{quote_ident, Conn, DbError};
+use crate::db::history::{self, HistoryRow};
+use crate::db::schema;
+use crate::db::store::Store;
+use std::time::Duration;
+
+/// Computes the status of `store` against the database.
+pub async fn status(conn: &mut Conn, store: &Store, table: &str) -> Result<Status, DbError> {
+    Ok(observe(conn, table).await?.status(store))
+}
+
+/// What the database says (history rows, schema drift), before it is compared with the
+/// migrations on disk: reading the database needs no migration files, so a caller can
+/// read the folder meanwhile.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    rows: Vec<HistoryRow>,
+    history_table_exists: bool,
+    drift: Vec<String>,
+    drift_checked: bool,
+    schema_recorded: bool,
+    drift_note: Option<String>,
+    schema_stale: Option<String>,
+    live_schema: Option<Vec<String>>,
+}
+
+impl Observed {
+    /// The status of `store` against what was observed.
+    pub fn status(self, store: &Store) -> Status {
+        Status {
+            entries: entries_from(store, &self.rows),
+            drift: self.drift,
+            drift_checked: self.drift_checked,
+            schema_recorded: self.schema_recorded,
+            drift_note: self.drift_note,
+            schema_stale: self.schema_stale,
+            drift_basis: None,
+            live_schema: self.live_schema,
+            history_table_exists: self.history_table_exists,
+            ignored: store.ignored.clone(),
+        }
+    }
+}
+
+/// Reads the history and checks drift (what a plain status needs from the database).
+pub async fn observe(conn: &mut Conn, table: &str) -> Result<Observed, DbError> {
+    observe_inner(conn, table, schema::CATALOG_LOCK_TIMEOUT, false).await
+}
+
+/// The migrations' states from the history table alone, without the drift check (no
+/// catalog reads, so it never waits on a table lock): what the guard reads before a
+/// deploy.
+pub async fn history_status(
+    conn: &mut Conn,
+    store: &Store,
+    table: &str,
+) -> Result<Status, DbError> {
+    let (rows, history_table_exists) = history_rows(conn, table).await?;
+    Ok(Status {
+        entries: entries_from(store, &rows),
+        drift: Vec::new(),
+        drift_checked: false,
+        schema_recorded: false,
+        drift_note: Some("not checked".into()),
+        schema_stale: None,
+        drift_basis: None,
+        live_schema: None,
+        history_table_exists,
+        ignored: store.ignored.clone(),
+    })
+}
+
+/// The history rows (none when the table does not exist yet) and whether it exists.
+async fn history_rows(conn: &mut Conn, table: &str) -> Result<(Vec<HistoryRow>, bool), DbError> {
+    let exists = conn.table_exists(table).await?;
+    let rows = if exists {
+        history::read(conn, table).await?
+    } else {
+        Vec::new()
+    };
+    Ok((rows, exists))
+}
+
+/// [`status`] whose drift check waits at most `catalog_wait` for catalog locks.
+pub async fn status_within(
+    conn: &mut Conn,
+    store: &Store,
+    table: &str,
+    catalog_wait: Duration,
+) -> Result<Status, DbError> {
+    Ok(observe_inner(conn, table, catalog_wait, true)
+        .await?
+        .status(store))
+}
+
+/// What [`observe`] reads, waiting at most `catalog_wait` for catalog locks.
+/// `want_live`: fill `live_schema` (what a change records its delta against) even when the
+/// catalog token shows nothing changed; plain status skips that transfer.
+async fn observe_inner(
+    conn: &mut Conn,
+    table: &str,
+    catalog_wait: Duration,
+    want_live: bool,
+) -> Result<Observed, DbError> {
+    let probe = match conn.is_postgres() {
+        true => probe(conn, table).await?,
+        false => None,
+    };
+    let (rows, history_table_exists, recorded, live_token) = match probe {
+        Some(probe) => (probe.rows, true, Some(probe.recorded), probe.token),
+        None => {
+            let (rows, exists) = history_rows(conn, table).await?;
+            let recorded = schema::recorded(conn, false).await?;
+            let token = match &recorded {
+                Some(r) if r.token.is_some() => schema::token(conn).await?,
+                _ => None,
+            };
+            (rows, exists, recorded, token)
+        }
+    };
+    let (mut drift, mut drift_checked, mut drift_note, mut live_schema) =
+        (Vec::new(), false, None, None);
+    let schema_recorded = recorded.is_some();
+    let schema_stale = match &recorded {
+        Some(r) if conn.is_postgres() => stale_reason(&rows, &r.recorded_at),
+        _ => None,
+    };
+    if let Some(why) = &schema_stale {
+        drift_note = Some(format!(
+            "not compared with the recorded schema: {why}; `dbflow migrate status --shadow` compares with the schema the migrations build"
+        ));
+    }
+    match recorded {
+        Some(_) if schema_stale.is_some() => {}
+        Some(recorded) if recorded.token.is_some() && live_token == recorded.token => {
+            // Nothing in the catalog was rewritten since the listing was recorded.
+            drift_checked = true;
+            if want_live {
+                live_schema = schema::recorded(conn, true).await?.map(|r| r.lines);
+            }
+        }
+        Some(recorded) => match schema::snapshot_within(conn, table, catalog_wait).await? {
+            Some(live) => {
+                if schema::fingerprint(&live) != recorded.fingerprint {
+                    let lines = schema::recorded(conn, true)
+                        .await?
+                        .map(|r| r.lines)
+                        .unwrap_or_default();
+                    drift = schema::diff(&lines, &live);
+                }
+                drift_checked = true;
+                live_schema = Some(live);
+            }
+            None => {
+                drift_note = Some(format!(
+                "not checked: the catalog stayed locked for {} (a session holds an exclusive lock)",
+                humantime::format_duration(catalog_wait)
+            ))
+            }
+        },
+        None => {
+            drift_note = Some("not checked (no deploy by dbflow recorded the schema yet)".into())
+        }
+    }
+    Ok(Observed {
+        rows,
+        history_table_exists,
+        drift,
+        drift_checked,
+        schema_recorded,
+        drift_note,
+        schema_stale,
+        live_schema,
+    })
+}
+
+/// Why a schema recorded at `recorded_at` is stale: migrations finished after it
+/// (PostgreSQL's clock on both sides). dbflow records after its own migrations commit,
+/// so only another tool's rows (or a `migrate resolve --applied` by one) are later.
+fn stale_reason(rows: &[HistoryRow], recorded_at: &str) -> Option<String> {
+    let recorded = history::utc_millis(recorded_at);
+    let mut later: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.rolled_back_at.is_none())
+        .filter(|r| {
+            r.finished_at
+                .as_deref()
+                .is_some_and(|f| f > recorded.as_str())
+        })
+        .map(|r| r.migration_name.as_str())
+        .collect();
+    later.dedup();
+    let (first, last) = (later.first()?, later.last()?);
+    let which = if later.len() == 1 {
+        format!("`{first}`")
+    } else {
+        format!("`{first}` … `{last}`")
+    };
+    Some(format!(
+        "{} migration(s) ({which}) were applied after dbflow recorded the schema at {recorded}, by another tool",
+        later.len()
+    ))
+}
+
+/// What a plain status reads, in one round trip.
+struct Probe {
+    rows: Vec<HistoryRow>,
+    recorded: schema::Recorded,
+    token: Option<String>,
+}
+
+/// The history rows, the recorded schema state (without its listing) and the live catalog
+/// token in one statement (PostgreSQL): a fresh backend pays for every statement it
+/// plans, so `status` asks once. `None` when the history or state table does not exist
+/// yet; the caller then reads step by step.
+async fn probe(conn: &mut Conn, table: &str) -> Result<Option<Probe>, DbError> {
+    // Two statements in one message, their rows told apart by width (7, 4); the token is
+    // computed by the statement that reads the state row, so a state table without its
+    // row returns neither (and the careful path says "not recorded").
+    let sql = format!(
+        "SELECT checksum, migration_name, started_at, finished_at, rolled_back_at, logs, applied_steps_count FROM {t};\nSELECT fingerprint, recorded_at, token, {token} FROM {state}",
+        t = quote_ident(table),
+        state = schema::state_table(conn),
+        token = schema::token_sql(),
+    );
+    let rows = match conn.text_rows(&sql).await {
+        Ok(rows) => rows,
+        // Undefined table, schema or column (a state table from before tokens): not
+        // deployed by this dbflow yet; the careful path reads step by step.
+        Err(e) if matches!(e.code.as_deref(), Some("42P01" | "3F000" | "42703")) => {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    let (mut history_rows, mut recorded, mut token) = (Vec::new(), None, None);
+    for mut row in rows {
+        if row.len() == 7 {
+            row.insert(0, None);
+            history_rows.push(row);
+            continue;
+        }
+        token = row.get_mut(3).and_then(Option::take);
+        recorded = Some(schema::Recorded {
+            fingerprint: row[0].take().unwrap_or_default(),
+            lines: Vec::new(),
+            recorded_at: row[1].take().unwrap_or_default(),
+            token: row[2].take(),
+        });
+    }
+    // A state table without its row reads as "not recorded": the careful path says so.
+    let Some(recorded) = recorded else {
+        return Ok(None);
+    };
+    Ok(Some(Probe {
+        rows: history::from_rows(history_rows),
+        recorded,
+        token,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, finished: Option<&str>, rolled_back: Option<&str>) -> HistoryRow {
+        HistoryRow {
+            id: format!("id-{name}"),
+            checksum: "c".into(),
+            migration_name: name.into(),
+            started_at: "2024-01-01T00:00:00.000Z".into(),
+            finished_at: finished.map(str::to_string),
+            rolled_back_at: rolled_back.map(str::to_string),
+            logs: None,
+            applied_steps_count: 1,
+        }
+    }
+
+    // PostgreSQL's form, as the state table returns it; rows are already RFC 3339 UTC.
+    const RECORDED: &str = "2024-01-01 13:00:00.5+01";
+
+    #[test]
+    fn a_record_newer_than_every_finished_migration_is_not_stale() {
+        let rows = [
+            row("1_a", Some("2024-01-01T11:00:00.000Z"), None),
+            row("2_b", Some("2024-01-01T12:00:00.500Z"), None),
+        ];
+        assert_eq!(stale_reason(&rows, RECORDED), None);
+    }
+
+    #[test]
+    fn one_later_migration_is_named() {
+        let rows = [
+            row("1_a", Some("2024-01-01T11:00:00.000Z"), None),
+            row("2_b", Some("2024-01-01T12:00:00.501Z"), None),
+        ];
+        assert_eq!(
+            stale_reason(&rows, RECORDED).as_deref(),
+            Some("1 migration(s) (`2_b`) were applied after dbflow recorded the schema at 2024-01-01T12:00:00.500Z, by another tool")
+        );
+    }
+
+    #[test]
+    fn several_later_migrations_are_named_by_first_and_last() {
+        let rows = [
+            row("2_b", Some("2024-01-02T00:00:00.000Z"), None),
+            row("3_c", Some("2024-01-02T00:00:01.000Z"), None),
+            row("4_d", Some("2024-01-02T00:00:02.000Z"), None),
+        ];
+        assert_eq!(
+            stale_reason(&rows, RECORDED).as_deref(),
+            Some("3 migration(s) (`2_b` … `4_d`) were applied after dbflow recorded the schema at 2024-01-01T12:00:00.500Z, by another tool")
+        );
+    }
+
+    #[test]
+    fn rolled_back_and_unfinished_rows_do_not_make_it_stale() {
+        let rows = [
+            row(
+                "2_b",
+                Some("2024-01-02T00:00:00.000Z"),
+                Some("2024-01-02T00:00:01.000Z"),
+            ),
+            row("3_c", None, None),
+        ];
+        assert_eq!(stale_reason(&rows, RECORDED), None);
+    }
+}

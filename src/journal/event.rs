@@ -1,0 +1,525 @@
+//! The run journal's events as types. Each serializes to exactly the JSON line the
+//! journal has always held (`{"ts": …, "event": "<name>", <fields>…}`, fields in this
+//! order), so journals written before the types existed read back as the same events.
+//!
+//! Events a step names at run time (Lua steps and providers, and step kinds whose events
+//! are not typed yet) still go through [`Journal::record`](super::Journal::record); they
+//! read back as [`Line::Other`].
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// What a run changed in the database: what a rollback after a failure would undo.
+/// Recorded at the end of every run (`run_end.changes`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changes {
+    /// Migrations committed by this run, in order.
+    pub committed: Vec<String>,
+    /// A migration left half applied, or that may have committed.
+    pub uncertain: Option<String>,
+}
+
+impl Changes {
+    /// Whether the run may have changed the database.
+    pub fn any(&self) -> bool {
+        !self.committed.is_empty() || self.uncertain.is_some()
+    }
+}
+
+/// A typed journal event. The variant's name in snake case is the line's `event`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A run began: what, where, by whom.
+    RunStart {
+        /// The run's id (also the journal's file name).
+        run_id: String,
+        /// The workflow or task run.
+        target: String,
+        /// `workflow` or `task`.
+        kind: String,
+        /// The environment.
+        env: String,
+        /// How the environment was chosen.
+        env_decided_by: String,
+        /// Its protection level.
+        protection: String,
+        /// The database URL, redacted.
+        url: String,
+        /// Who ran it.
+        user: String,
+        /// On which machine.
+        host: String,
+        /// The process id.
+        pid: u32,
+        /// dbflow's version.
+        dbflow_version: String,
+        /// Whether `--yes` was given.
+        yes: bool,
+    },
+    /// A workflow deploys to a protected environment without backup/verify steps, as its
+    /// Workflowfile allows.
+    UnguardedDeploy {
+        /// The workflow.
+        workflow: String,
+        /// The environment.
+        env: String,
+        /// The reason the Workflowfile gives.
+        reason: String,
+    },
+    /// A step was skipped before it started (its `when` was false, …).
+    StepSkipped {
+        /// The workflow it belongs to.
+        workflow: String,
+        /// The step's id.
+        step: String,
+        /// Its name.
+        name: String,
+        /// Its kind.
+        kind: String,
+        /// Why it was skipped.
+        reason: String,
+    },
+    /// A step started.
+    StepStart {
+        /// The workflow it belongs to.
+        workflow: String,
+        /// The step's id.
+        step: String,
+        /// Its name.
+        name: String,
+        /// Its kind.
+        kind: String,
+        /// Its position in the workflow, from 1.
+        index: usize,
+    },
+    /// A step ended (succeeded, skipped itself, or failed).
+    StepEnd(StepEnd),
+    /// SIGINT or SIGTERM stopped the run at this step.
+    Interrupted {
+        /// The workflow.
+        workflow: String,
+        /// The step's id.
+        step: String,
+        /// Its kind.
+        kind: String,
+        /// The signal's name.
+        signal: String,
+        /// Where things were left.
+        state: String,
+    },
+    /// A step failed and `on_failure: continue` let the run go on.
+    FailureIgnored {
+        /// The step's id.
+        step: String,
+    },
+    /// The `on_failure` workflow was not run (nothing was changed to undo).
+    OnFailureSkipped {
+        /// The workflow that failed.
+        workflow: String,
+        /// The step that failed.
+        failed_step: String,
+        /// The `on_failure` workflow.
+        handler: String,
+        /// Why it was not run.
+        reason: String,
+    },
+    /// The `on_failure` workflow starts.
+    OnFailureStart {
+        /// The workflow that failed.
+        workflow: String,
+        /// The step that failed.
+        failed_step: String,
+        /// The `on_failure` workflow.
+        handler: String,
+    },
+    /// The `on_failure` workflow ended.
+    OnFailureEnd {
+        /// The `on_failure` workflow.
+        handler: String,
+        /// `succeeded` or `failed`.
+        result: String,
+        /// Its error, when it failed.
+        error: Option<String>,
+    },
+    /// The run ended.
+    RunEnd {
+        /// `succeeded`, `failed` or `interrupted`.
+        result: String,
+        /// The process's exit code.
+        exit_code: i32,
+        /// The step that failed, when one did.
+        failed_step: Option<String>,
+        /// What the run changed in the database.
+        changes: Changes,
+        /// The failure's message, when it failed.
+        error: Option<String>,
+        /// How long it took.
+        duration_ms: u64,
+    },
+    /// The results of a `verify` step's checks, by check label.
+    Verify {
+        /// Each check's result, in the order they ran.
+        checks: IndexMap<String, CheckResult>,
+    },
+}
+
+/// How a step ended. Succeeded and skipped steps carry their outputs; failed ones their
+/// error and exit code (the two shapes `step_end` lines have always had).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StepEnd {
+    /// The step failed (`outcome` is `failed`).
+    Failed {
+        /// The workflow.
+        workflow: String,
+        /// The step's id.
+        step: String,
+        /// Its kind.
+        kind: String,
+        /// Always `failed`.
+        outcome: String,
+        /// Its error.
+        error: String,
+        /// The exit code the error maps to.
+        exit_code: i32,
+        /// How long it ran.
+        duration_ms: u64,
+    },
+    /// The step succeeded (`outcome` `succeeded`) or skipped itself (`skipped`, with the
+    /// reason).
+    Done {
+        /// The workflow.
+        workflow: String,
+        /// The step's id.
+        step: String,
+        /// Its kind.
+        kind: String,
+        /// `succeeded` or `skipped`.
+        outcome: String,
+        /// Why it skipped itself (null when it ran).
+        reason: Option<String>,
+        /// How long it ran.
+        duration_ms: u64,
+        /// Its outputs (what later steps and commands read back).
+        outputs: Value,
+    },
+}
+
+/// One `verify` check's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// Whether it passed.
+    pub passed: bool,
+    /// What was found (or why it failed).
+    pub detail: String,
+}
+
+impl Event {
+    /// The line's `event` name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::RunStart { .. } => "run_start",
+            Event::UnguardedDeploy { .. } => "unguarded_deploy",
+            Event::StepSkipped { .. } => "step_skipped",
+            Event::StepStart { .. } => "step_start",
+            Event::StepEnd(_) => "step_end",
+            Event::Interrupted { .. } => "interrupted",
+            Event::FailureIgnored { .. } => "failure_ignored",
+            Event::OnFailureSkipped { .. } => "on_failure_skipped",
+            Event::OnFailureStart { .. } => "on_failure_start",
+            Event::OnFailureEnd { .. } => "on_failure_end",
+            Event::RunEnd { .. } => "run_end",
+            Event::Verify { .. } => "verify",
+        }
+    }
+
+    /// The event as the JSON object of its line, without the timestamp: `event` first,
+    /// then the fields.
+    pub fn to_json(&self) -> Map<String, Value> {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(map)) => map,
+            // Every variant is a struct of strings, numbers, maps and lists.
+            _ => Map::from_iter([("event".to_string(), Value::from(self.name()))]),
+        }
+    }
+}
+
+/// One line of a journal read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    /// When it was written (RFC 3339, milliseconds, UTC).
+    pub ts: String,
+    /// What it says.
+    pub line: Line,
+}
+
+/// A line's content: a typed event, or one named at run time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Line {
+    /// A typed event.
+    Event(Event),
+    /// Any other event: its name and its fields (everything but `ts` and `event`).
+    Other {
+        /// The `event` name.
+        event: String,
+        /// The other fields.
+        fields: Map<String, Value>,
+    },
+}
+
+impl Recorded {
+    /// Reads one line's JSON object. A line whose `event` is not a typed one, or whose
+    /// fields do not fit its type (a journal from another version), is kept as
+    /// [`Line::Other`]: nothing of an old journal is dropped.
+    pub fn from_json(mut object: Map<String, Value>) -> Recorded {
+        let ts = match object.remove("ts") {
+            Some(Value::String(ts)) => ts,
+            _ => String::new(),
+        };
+        let line = match serde_json::from_value::<Event>(Value::Object(object.clone())) {
+            Ok(event) => Line::Event(event),
+            Err(_) => {
+                let event = match object.remove("event") {
+                    Some(Value::String(event)) => event,
+                    _ => String::new(),
+                };
+                Line::Other {
+                    event,
+                    fields: object,
+                }
+            }
+        };
+        Recorded { ts, line }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A journal as dbflow wrote it before events were typed (each line as the old
+    /// `record("<name>", json!({…}))` call sites produced it), plus one untyped event.
+    const BEFORE: &str = include_str!("../../tests/fixtures/journals/before-typed-events.jsonl");
+
+    fn object(line: &str) -> Map<String, Value> {
+        match serde_json::from_str(line).unwrap() {
+            Value::Object(o) => o,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    /// The line a typed event is written as, with the given time stamp.
+    fn written(ts: &str, event: &Event) -> String {
+        let mut line = Map::new();
+        line.insert("ts".into(), Value::from(ts));
+        line.extend(event.to_json());
+        Value::Object(line).to_string()
+    }
+
+    #[test]
+    fn an_old_journal_reads_back_as_typed_events_and_writes_back_byte_for_byte() {
+        let mut typed = 0;
+        for text in BEFORE.lines() {
+            let recorded = Recorded::from_json(object(text));
+            match &recorded.line {
+                Line::Event(event) => {
+                    typed += 1;
+                    assert_eq!(written(&recorded.ts, event), text, "{}", event.name());
+                    assert_eq!(object(text)["event"], event.name());
+                }
+                Line::Other { event, fields } => {
+                    assert_eq!(event, "guard_decision");
+                    assert_eq!(fields["operation"], "deploy");
+                    assert_eq!(fields["allowed"], true);
+                }
+            }
+        }
+        assert_eq!(typed, BEFORE.lines().count() - 1);
+    }
+
+    #[test]
+    fn an_old_journal_reads_back_as_the_events_it_recorded() {
+        let lines: Vec<Recorded> = BEFORE
+            .lines()
+            .map(|l| Recorded::from_json(object(l)))
+            .collect();
+        assert_eq!(lines[0].ts, "2026-11-30T10:00:00.000Z");
+        let Line::Event(Event::RunStart { env, pid, yes, .. }) = &lines[0].line else {
+            panic!("{:?}", lines[0]);
+        };
+        assert_eq!((env.as_str(), *pid, *yes), ("production", 4242, true));
+        let Line::Event(Event::StepEnd(StepEnd::Done {
+            outcome, outputs, ..
+        })) = &lines[4].line
+        else {
+            panic!("{:?}", lines[4]);
+        };
+        assert_eq!(outcome, "succeeded");
+        assert_eq!(outputs["backup_id"], "20261130T100000Z-production");
+        let Line::Event(Event::StepEnd(StepEnd::Failed { exit_code, .. })) = &lines[8].line else {
+            panic!("{:?}", lines[8]);
+        };
+        assert_eq!(*exit_code, 1);
+        let Line::Event(Event::Verify { checks }) = &lines[7].line else {
+            panic!("{:?}", lines[7]);
+        };
+        let labels: Vec<&str> = checks.keys().map(String::as_str).collect();
+        assert_eq!(labels, ["users table", "health"]);
+        assert!(!checks["health"].passed);
+        let Line::Event(Event::RunEnd { changes, .. }) = &lines[15].line else {
+            panic!("{:?}", lines[15]);
+        };
+        assert_eq!(changes.committed, ["20261130_add_users"]);
+        assert!(changes.any());
+    }
+
+    /// One of each event (both shapes of `step_end`).
+    fn every_event() -> Vec<Event> {
+        let s = |v: &str| v.to_string();
+        vec![
+            Event::RunStart {
+                run_id: s("r"),
+                target: s("deploy"),
+                kind: s("workflow"),
+                env: s("staging"),
+                env_decided_by: s("default_env"),
+                protection: s("shared"),
+                url: s("postgres://u:***@h/db"),
+                user: s("me"),
+                host: s("box"),
+                pid: 1,
+                dbflow_version: s("0.1.0"),
+                yes: false,
+            },
+            Event::UnguardedDeploy {
+                workflow: s("w"),
+                env: s("e"),
+                reason: s("why"),
+            },
+            Event::StepSkipped {
+                workflow: s("w"),
+                step: s("a-1"),
+                name: s("a"),
+                kind: s("shell"),
+                reason: s("when"),
+            },
+            Event::StepStart {
+                workflow: s("w"),
+                step: s("a-1"),
+                name: s("a"),
+                kind: s("shell"),
+                index: 1,
+            },
+            Event::StepEnd(StepEnd::Done {
+                workflow: s("w"),
+                step: s("a-1"),
+                kind: s("shell"),
+                outcome: s("succeeded"),
+                reason: None,
+                duration_ms: 5,
+                outputs: serde_json::json!({"stdout": "x", "n": 2}),
+            }),
+            Event::StepEnd(StepEnd::Done {
+                workflow: s("w"),
+                step: s("a-1"),
+                kind: s("shell"),
+                outcome: s("skipped"),
+                reason: Some(s("nothing to do")),
+                duration_ms: 0,
+                outputs: serde_json::json!({}),
+            }),
+            Event::StepEnd(StepEnd::Failed {
+                workflow: s("w"),
+                step: s("a-1"),
+                kind: s("shell"),
+                outcome: s("failed"),
+                error: s("boom"),
+                exit_code: 3,
+                duration_ms: 7,
+            }),
+            Event::Interrupted {
+                workflow: s("w"),
+                step: s("a-1"),
+                kind: s("shell"),
+                signal: s("SIGTERM"),
+                state: s("stopped"),
+            },
+            Event::FailureIgnored { step: s("a-1") },
+            Event::OnFailureSkipped {
+                workflow: s("w"),
+                failed_step: s("a-1"),
+                handler: s("h"),
+                reason: s("nothing changed"),
+            },
+            Event::OnFailureStart {
+                workflow: s("w"),
+                failed_step: s("a-1"),
+                handler: s("h"),
+            },
+            Event::OnFailureEnd {
+                handler: s("h"),
+                result: s("succeeded"),
+                error: None,
+            },
+            Event::RunEnd {
+                result: s("failed"),
+                exit_code: 1,
+                failed_step: Some(s("a-1")),
+                changes: Changes {
+                    committed: vec![s("m1"), s("m2")],
+                    uncertain: Some(s("m3")),
+                },
+                error: Some(s("boom")),
+                duration_ms: 9,
+            },
+            Event::Verify {
+                checks: IndexMap::from_iter([
+                    (
+                        s("b"),
+                        CheckResult {
+                            passed: true,
+                            detail: s("ok"),
+                        },
+                    ),
+                    (
+                        s("a"),
+                        CheckResult {
+                            passed: false,
+                            detail: s("no"),
+                        },
+                    ),
+                ]),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_event_round_trips_through_its_line() {
+        let events = every_event();
+        let mut names: Vec<&str> = events.iter().map(Event::name).collect();
+        names.dedup();
+        assert_eq!(names.len(), 12, "one of each variant: {names:?}");
+        for event in events {
+            let text = written("2026-01-01T00:00:00.000Z", &event);
+            let line = object(&text);
+            assert_eq!(line["event"], event.name());
+            assert_eq!(line.keys().next().map(String::as_str), Some("ts"));
+            let back = Recorded::from_json(line);
+            assert_eq!(back.ts, "2026-01-01T00:00:00.000Z");
+            assert_eq!(back.line, Line::Event(event));
+        }
+    }
+
+    #[test]
+    fn a_typed_name_with_other_fields_is_kept_as_it_was() {
+        // A Lua step may record an event whose name a typed one has.
+        let line = object(r#"{"ts":"t","event":"verify","checks":"all good"}"#);
+        let Line::Other { event, fields } = Recorded::from_json(line).line else {
+            panic!("should not be typed");
+        };
+        assert_eq!(event, "verify");
+        assert_eq!(fields["checks"], "all good");
+    }
+}
