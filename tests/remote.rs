@@ -787,3 +787,37 @@ fn max_backup_age_reads_the_bucket() {
     let out = t.run_with(["run", "release", "--env", "local"]);
     out.assert_code(0);
 }
+
+#[test]
+fn backup_keygen_writes_a_private_identity_and_prints_only_its_recipient() {
+    // No Workflowfile: the key is made before the project is configured.
+    let t = Test::new();
+    let out = t.run_with(["backup", "keygen", "--out", "backup.key"]);
+    out.assert_code(0);
+    let recipient = out.stdout.trim().to_string();
+    assert!(recipient.starts_with("age1"), "{}", out.all());
+    let file = t.read("backup.key");
+    let secret = file
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+        .expect("an identity line");
+    assert!(
+        file.contains(&format!("# public key: {recipient}")),
+        "{file}"
+    );
+    assert!(!out.all().contains(&secret[16..]), "{}", out.all());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(t.path().join("backup.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // An identity is never overwritten: backups encrypted to it would be lost.
+    let again = t.run_with(["backup", "keygen", "--out", "backup.key"]);
+    again.assert_code(2);
+    assert!(again.all().contains("already exists"), "{}", again.all());
+    assert_eq!(t.read("backup.key"), file);
+}
