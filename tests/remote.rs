@@ -821,3 +821,43 @@ fn backup_keygen_writes_a_private_identity_and_prints_only_its_recipient() {
     assert!(again.all().contains("already exists"), "{}", again.all());
     assert_eq!(t.read("backup.key"), file);
 }
+
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+#[test]
+fn a_backup_copied_into_a_folder_repository_is_private_to_its_owner() {
+    let Some(s3) = s3::server("to-folder") else {
+        return;
+    };
+    let Some(db) = pg::database("s3_copy_private") else {
+        return;
+    };
+    let t = project(&db, &s3, 20, 100);
+    let id = create(&t);
+    let out = t.run_with(["backup", "copy", &id, "--env", "local", "--to", "vault"]);
+    out.assert_code(0);
+    let dir = t.path().join("vault/local").join(&id);
+    assert_eq!(mode(&t.path().join("vault/local")), 0o700);
+    assert_eq!(mode(&dir), 0o700);
+    let mut files = 0;
+    for file in std::fs::read_dir(&dir).unwrap() {
+        let file = file.unwrap().path();
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+        files += 1;
+    }
+    assert_eq!(files, 2, "the dump and its manifest");
+    // The folder catalog reads the copy as a verified backup.
+    t.write(
+        "Workflowfile.yaml",
+        "environments:\n  local:\n    url: ${DATABASE_URL}\n    protection: sandbox\nmigrations:\n  dir: prisma/migrations\nbackups:\n  repository: vault\n",
+    );
+    let listed = list(&t);
+    assert_eq!(listed[0]["id"], id.as_str());
+    t.run_with(["backup", "verify", &id, "--env", "local"])
+        .assert_code(0);
+}

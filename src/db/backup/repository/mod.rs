@@ -49,6 +49,10 @@ pub struct Remote {
     pub prefix: ObjectPath,
     /// How the repository is shown (redacted URL).
     pub shown: String,
+    /// The folder behind a folder repository opened through the object-store API
+    /// ([`open_any`]): what is written there is made private to its owner (backups hold
+    /// customer data; the local store writes with the process umask).
+    pub local: Option<std::path::PathBuf>,
 }
 
 impl Remote {
@@ -131,6 +135,7 @@ pub fn open(location: &Location, vars: &Vars) -> Result<Remote, String> {
         store,
         prefix,
         shown,
+        local: None,
     })
 }
 
@@ -181,6 +186,7 @@ pub fn open_any(location: &Location, vars: &Vars) -> Result<Remote, String> {
                 store: Arc::new(store),
                 prefix: ObjectPath::default(),
                 shown: location.display(),
+                local: Some(path.clone()),
             })
         }
     }

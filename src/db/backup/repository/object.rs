@@ -967,6 +967,17 @@ pub async fn copy(from: &Remote, to: &Remote, entry: &Entry) -> Result<Entry> {
         .await
         .map_err(|e| storage_error(from, &format!("reading {source}"), e))?
         .into_stream();
+    // In a folder repository the backup's folder is made private (0700) before a byte
+    // lands in it, so the dump is never readable by others, not even while it is written.
+    let private = match &to.local {
+        Some(root) => {
+            let dir = root.join(&m.environment).join(&m.id);
+            crate::db::backup::manifest::create_private_dir_all(&dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+            Some(dir)
+        }
+        None => None,
+    };
     let dest = to.key(&[&m.environment, &m.id, &m.dump]);
     let upload = to
         .store
@@ -1000,6 +1011,10 @@ pub async fn copy(from: &Remote, to: &Remote, entry: &Entry) -> Result<Entry> {
     });
     if let Some(e) = failure {
         let _ = writer.abort().await;
+        if let Some(dir) = &private {
+            // Only when empty: nothing of another backup is ever removed.
+            let _ = std::fs::remove_dir(dir);
+        }
         return Err(e);
     }
     writer
@@ -1016,6 +1031,10 @@ pub async fn copy(from: &Remote, to: &Remote, entry: &Entry) -> Result<Entry> {
         ),
     };
     write_manifest(to, &manifest, PutMode::Create).await?;
+    if let Some(dir) = private {
+        crate::db::backup::manifest::make_private(&dir)
+            .map_err(|e| Error::io(format!("making {} private", dir.display()), e))?;
+    }
     Ok(self::entry(to, manifest))
 }
 
