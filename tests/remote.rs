@@ -861,3 +861,54 @@ fn a_backup_copied_into_a_folder_repository_is_private_to_its_owner() {
     t.run_with(["backup", "verify", &id, "--env", "local"])
         .assert_code(0);
 }
+
+#[test]
+fn reuse_if_younger_than_reuses_a_backup_in_the_bucket_sealed_as_configured() {
+    let Some(s3) = s3::server("reuse") else {
+        return;
+    };
+    let Some(db) = pg::database("s3_reuse") else {
+        return;
+    };
+    let t = project(&db, &s3, 10, 50);
+    let workflowfile = |extra: &str| {
+        format!(
+            "environments:\n  local:\n    url: ${{DATABASE_URL}}\n    protection: sandbox\nmigrations:\n  dir: prisma/migrations\nbackups:\n  repository: s3://reuse/dbflow\n{extra}workflows:\n  nightly:\n    steps:\n      - backup: {{ reuse_if_younger_than: 30m }}\n"
+        )
+    };
+    t.write("Workflowfile.yaml", &workflowfile(""));
+    let reused = |t: &Test| {
+        let out = t.run_with(["run", "nightly", "--env", "local", "--json"]);
+        out.assert_code(0);
+        let doc: Value = serde_json::from_str(&out.stdout).expect("json");
+        let backup = doc["outputs"]["backup-1"].clone();
+        assert_eq!(backup["repository"], "s3://reuse/dbflow", "{backup}");
+        (
+            backup["reused"].as_bool().unwrap(),
+            backup["backup_id"].as_str().unwrap().to_string(),
+        )
+    };
+    let (first, id) = reused(&t);
+    assert!(!first);
+    assert_eq!(reused(&t), (true, id.clone()));
+    assert_eq!(list(&t).len(), 1);
+
+    // Encryption configured now: the plain backup is not reused, a sealed one is taken.
+    let key = age::x25519::Identity::generate();
+    t.write(
+        "Workflowfile.yaml",
+        &workflowfile(&format!(
+            "  encryption:\n    recipients: [{}]\n",
+            key.to_public()
+        )),
+    );
+    let (again, sealed) = reused(&t);
+    assert!(!again);
+    assert_ne!(sealed, id);
+    assert_eq!(reused(&t), (true, sealed));
+    assert_eq!(list(&t).len(), 2);
+
+    // A new migration head: never reused.
+    db.psql("INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at, finished_at, applied_steps_count) VALUES ('x', 'x', '20240202000000_more', now(), now(), 1)");
+    assert!(!reused(&t).0);
+}
