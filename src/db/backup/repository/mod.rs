@@ -10,6 +10,7 @@
 
 pub mod crypt;
 pub mod object;
+pub mod parts;
 
 use crate::config::interpolate::{interpolate, Unresolved, Vars};
 use object_store::path::Path as ObjectPath;

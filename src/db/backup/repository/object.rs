@@ -6,6 +6,7 @@
 //! in the catalog: an interrupted upload is aborted (its parts deleted), and a dump left
 //! without a manifest by a killed process is swept by the next backup.
 
+use super::parts::Parts;
 use super::Remote;
 use crate::config::raw::DumpFormat;
 use crate::db::backup::catalog::Entry;
@@ -18,7 +19,7 @@ use crate::error::{Error, Result};
 use chrono::Utc;
 use futures_util::StreamExt;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -29,10 +30,6 @@ use std::time::Instant;
 pub const MANIFEST: &str = "manifest.json";
 /// Name of the dump object (custom format).
 pub const DUMP: &str = "dump.pgdump";
-/// Part size of multipart uploads (S3 wants at least 5 MiB but for the last part).
-const PART_SIZE: usize = 8 << 20;
-/// Parts uploaded at once: with [`PART_SIZE`], at most ~40 MiB in flight.
-const PARTS_IN_FLIGHT: usize = 4;
 /// How old a dump without a manifest must be before the sweep deletes it: a backup
 /// still being written by another runner has its dump completed only moments before its
 /// manifest, never hours.
@@ -368,7 +365,7 @@ async fn upload(
         .put_multipart(key)
         .await
         .map_err(|e| storage_error(remote, "starting the upload", e))?;
-    let mut writer = WriteMultipart::new_with_chunk_size(multipart, PART_SIZE);
+    let mut writer = Parts::new(multipart);
     let mut hasher = Sha256::new();
     let mut total = 0u64;
     let mut buffer = vec![0u8; 1 << 20];
@@ -390,8 +387,8 @@ async fn upload(
                 }
                 let sealed = out.take();
                 hasher.update(&sealed);
-                writer.write(&sealed);
                 total += sealed.len() as u64;
+                writer.put(sealed.into());
             }
             None => {
                 hasher.update(&buffer[..n]);
@@ -400,7 +397,7 @@ async fn upload(
             }
         }
         on_event(Event::Bytes(total));
-        if let Err(e) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
+        if let Err(e) = writer.wait_for_capacity().await {
             break Some(storage_error(remote, "uploading the dump", e));
         }
     };
@@ -419,8 +416,8 @@ async fn upload(
         }
         let sealed = out.take();
         hasher.update(&sealed);
-        writer.write(&sealed);
         total += sealed.len() as u64;
+        writer.put(sealed.into());
     }
     writer
         .finish()
@@ -984,7 +981,7 @@ pub async fn copy(from: &Remote, to: &Remote, entry: &Entry) -> Result<Entry> {
         .put_multipart(&dest)
         .await
         .map_err(|e| storage_error(to, "starting the upload", e))?;
-    let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+    let mut writer = Parts::new(upload);
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     let failure = loop {
@@ -995,7 +992,7 @@ pub async fn copy(from: &Remote, to: &Remote, entry: &Entry) -> Result<Entry> {
                 hasher.update(&chunk);
                 size += chunk.len() as u64;
                 writer.put(chunk);
-                if let Err(e) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
+                if let Err(e) = writer.wait_for_capacity().await {
                     break Some(storage_error(to, "uploading the dump", e));
                 }
             }
