@@ -44,6 +44,32 @@ fn project_big(db: &TestDb, s3: &S3, megabytes: u32) -> Test {
     t
 }
 
+/// An object read with signed requests (moto refuses anonymous reads of objects stored
+/// with a single PUT), through the same client library dbflow uses.
+fn signed_get(s3: &S3, key: &str) -> Vec<u8> {
+    use object_store::ObjectStoreExt;
+    let mut builder = object_store::aws::AmazonS3Builder::new().with_bucket_name(&s3.bucket);
+    for (name, value) in s3.env() {
+        builder = builder.with_config(name.to_ascii_lowercase().parse().unwrap(), value);
+    }
+    let store = builder.build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let path = object_store::path::Path::parse(key).unwrap();
+        store
+            .get(&path)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec()
+    })
+}
+
 fn url_for(db: &TestDb, name: &str) -> String {
     let mut parsed = url::Url::parse(&db.url).unwrap();
     parsed.set_path(&format!("/{name}"));
@@ -141,6 +167,28 @@ fn backup_list_verify_restore_go_through_the_s3_repository() {
     assert!(fresh.stdout.contains("drill PASS"), "{}", fresh.stdout);
     let labels: Vec<Value> = list(&t).iter().map(|b| b["label"].clone()).collect();
     assert!(labels.contains(&Value::from("drill")), "{labels:?}");
+    // The reports outlive this machine: one JSON and one Markdown object per drill in
+    // the repository, beside the backups (and not taken for backups).
+    assert!(
+        fresh
+            .stdout
+            .contains("s3://acme-backups/dbflow/local/.drills/"),
+        "{}",
+        fresh.stdout
+    );
+    let reports: Vec<String> = s3
+        .keys("dbflow/local/.drills/")
+        .into_iter()
+        .filter(|k| k.ends_with(".json"))
+        .collect();
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    assert_eq!(s3.keys("dbflow/local/.drills/").len(), 4);
+    for key in &reports {
+        let report: Value = serde_json::from_slice(&signed_get(&s3, key)).unwrap();
+        assert_eq!(report["result"], "PASS", "{report}");
+        assert_eq!(report["environment"], "local");
+    }
+    assert_eq!(list(&t).len(), 2, "drill reports are not backups");
     let left = psql(
         db.admin_url(),
         &format!(

@@ -147,6 +147,10 @@ pub async fn sweep_orphans(remote: &Remote, env: &str) -> Result<Vec<String>> {
         let Some(id) = parts.first().map(|p| p.as_ref().to_string()) else {
             continue;
         };
+        // `.drills/`, `.prune-lease`: dbflow's own records beside the backups.
+        if id.starts_with('.') {
+            continue;
+        }
         let slot = by_backup.entry(id).or_default();
         if meta.location.filename() == Some(MANIFEST) {
             slot.0 = true;
@@ -843,6 +847,36 @@ pub fn identities_for(
         None => Ok(None),
         Some(e) => super::crypt::identities(vars, entry.id(), &e.recipients).map(Some),
     }
+}
+
+/// Folder (under `<prefix>/<env>/`) holding one object per drill report: every runner's
+/// drills in one place, beside the backups they restored.
+pub const DRILLS: &str = ".drills";
+
+/// Stores a drill report as the new objects `<prefix>/<env>/.drills/<name>.json` and
+/// `.md` (object storage cannot append: one object per drill, named so they sort by
+/// date). Returns the JSON object's URL as shown.
+pub async fn put_drill_report(
+    remote: &Remote,
+    env: &str,
+    name: &str,
+    json: &str,
+    markdown: &str,
+) -> Result<String> {
+    for (ext, text) in [("json", json), ("md", markdown)] {
+        let key = remote.key(&[env, DRILLS, &format!("{name}.{ext}")]);
+        let body = crate::redact::redact(text).into_bytes();
+        let create = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        remote
+            .store
+            .put_opts(&key, PutPayload::from(body), create)
+            .await
+            .map_err(|e| storage_error(remote, &format!("writing {key}"), e))?;
+    }
+    Ok(format!("{}/{env}/{DRILLS}/{name}.json", remote.shown))
 }
 
 /// Name of the lease object that serialises prunes of one environment.
