@@ -960,3 +960,46 @@ fn reuse_if_younger_than_reuses_a_backup_in_the_bucket_sealed_as_configured() {
     db.psql("INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at, finished_at, applied_steps_count) VALUES ('x', 'x', '20240202000000_more', now(), now(), 1)");
     assert!(!reused(&t).0);
 }
+
+#[test]
+fn an_in_place_restore_from_the_bucket_restores_beside_validates_then_swaps() {
+    let Some(s3) = s3::server("in-place") else {
+        return;
+    };
+    let Some(db) = pg::database("s3_scratch_in_place") else {
+        return;
+    };
+    let t = project(&db, &s3, 40, 100);
+    let id = create(&t);
+    db.psql("INSERT INTO \"Item\" (name) VALUES ('written after the backup')");
+
+    // Without the typed word nothing is touched.
+    let refused = t.run_with(["restore", &id, "--env", "local", "--in-place"]);
+    assert_ne!(refused.code, 0, "{}", refused.all());
+    assert_eq!(db.psql("SELECT count(*) FROM \"Item\""), "41");
+
+    let out = t.run_with([
+        "restore",
+        &id,
+        "--env",
+        "local",
+        "--in-place",
+        "--confirm",
+        "RESTORE",
+    ]);
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("from s3://in-place/dbflow"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("validating it before anything is replaced"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("kept as"), "{}", out.stdout);
+    assert_eq!(db.psql("SELECT count(*) FROM \"Item\""), "40");
+    assert!(!out.all().contains(s3::SECRET_KEY));
+}
