@@ -1003,3 +1003,48 @@ fn an_in_place_restore_from_the_bucket_restores_beside_validates_then_swaps() {
     assert_eq!(db.psql("SELECT count(*) FROM \"Item\""), "40");
     assert!(!out.all().contains(s3::SECRET_KEY));
 }
+
+#[test]
+fn rehearse_restores_its_scratch_copy_from_the_bucket() {
+    let Some(s3) = s3::server("rehearsal") else {
+        return;
+    };
+    let Some(db) = pg::database("s3_rehearse") else {
+        return;
+    };
+    let t = project(&db, &s3, 10, 50);
+    t.write(
+        "Workflowfile.yaml",
+        "environments:\n  local:\n    url: ${DATABASE_URL}\n    protection: sandbox\nmigrations:\n  dir: prisma/migrations\nbackups:\n  repository: s3://rehearsal/dbflow\nworkflows:\n  try:\n    steps:\n      - backup: {}\n      - rehearse: {}\n",
+    );
+    t.write(
+        "prisma/migrations/20240102000000_note/migration.sql",
+        "ALTER TABLE \"Item\" ADD COLUMN \"note\" TEXT;\n",
+    );
+    let out = t.run_with(["run", "try", "--env", "local"]);
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("from s3://rehearsal/dbflow into"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("1 pending migration(s) apply cleanly on a copy of backup"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        db.psql("SELECT count(*) FROM information_schema.columns WHERE column_name = 'note'"),
+        "0",
+        "the primary is untouched"
+    );
+    assert_eq!(
+        db.psql(&format!(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE '{}%rehearsal%'",
+            db.name
+        )),
+        "0",
+        "the scratch copy was dropped"
+    );
+}

@@ -44,7 +44,7 @@ pub enum Origin<'a> {
 }
 
 /// Restores `entry` from `origin` into the new database `name` beside `live`.
-fn restore_copy(
+pub fn restore_copy(
     cx: &mut RunContext<'_>,
     entry: &Entry,
     live: &DbUrl,

@@ -193,24 +193,6 @@ pub fn open_any(location: &Location, vars: &Vars) -> Result<Remote, String> {
     }
 }
 
-/// Refuses `what` when `env` keeps its backups in object storage and `what` does not
-/// read that catalog yet: acting on the local folder instead would be acting on the
-/// wrong backups.
-pub fn folder_only(
-    project: &crate::config::Project,
-    env: &str,
-    vars: &Vars,
-    what: &str,
-) -> Result<(), String> {
-    match configured(project, env, vars)? {
-        Some(location @ Location::Object { .. }) => Err(format!(
-            "{what} does not read object-storage repositories yet, and `{env}` keeps its backups in {}: nothing was done (use `dbflow backup list|verify` and `dbflow restore`, which do)",
-            location.display()
-        )),
-        _ => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
