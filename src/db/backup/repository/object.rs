@@ -632,17 +632,7 @@ pub fn restore_into_new(
             v.checked_at.format("%Y-%m-%d %H:%M UTC")
         )));
     }
-    let target = restore::target_url(source, name);
-    if restore::display_name(&target) == restore::display_name(source) {
-        return Err(Error::Usage(format!(
-            "`{name}` is the environment's own database: use --in-place to replace it"
-        )));
-    }
-    if restore::database_exists(&target, rt)? {
-        return Err(Error::failed(format!(
-            "database `{name}` already exists: a restore never overwrites one; choose another name (--into) or drop it first"
-        )));
-    }
+    let target = restore::new_target(source, name, rt)?;
     let started = Instant::now();
     let _scope = crate::interrupt::scope();
     // An encrypted dump is opened (the identity tried) before any database exists.
@@ -656,24 +646,9 @@ pub fn restore_into_new(
     let tools = PgTools::locate(verify::archive_major(&entry.manifest))?;
     on_event(Event::Note(format!("using {}", tools.describe())));
     let server = PgConn::from_url(source)?;
-    on_event(Event::Phase(format!("createdb {name}")));
-    tools.createdb(&server, name, entry.manifest.locale.as_ref())?;
-    let into = server.with_database(name);
-    if let Err(e) = feed_pg_restore(remote, entry, &tools, &into, rt, decrypted, on_event) {
-        let dropped = crate::guard::permit::half_restored(name)
-            .and_then(|permit| tools.dropdb(&server, name, &permit));
-        return Err(Error::Failed {
-            message: format!(
-                "{e}\n{}",
-                match dropped {
-                    Ok(()) => format!("the new database `{name}` was dropped again"),
-                    Err(d) =>
-                        format!("the half-restored database `{name}` could not be dropped: {d}"),
-                }
-            ),
-            code: e.exit_code(),
-        });
-    }
+    restore::into_new_database(&tools, &server, name, entry, on_event, |into, on_event| {
+        feed_pg_restore(remote, entry, &tools, into, rt, decrypted, on_event)
+    })?;
     Ok(restore::RestoreReport {
         database: restore::display_name(&target),
         url: target,
