@@ -103,7 +103,7 @@ if [ "${BENCH_S3:-1}" != 0 ] && [ -x "$MOTO" ]; then
   "$MOTO" -H 127.0.0.1 -p "$S3_PORT" >"$WORK/moto.log" 2>&1 &
   MOTO_PID=$!
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$S3_PORT" && break; sleep 0.1; done
-  export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_REGION=us-east-1 \
+  export AWS_ACCESS_KEY_ID=dbflow-bench-access-key AWS_SECRET_ACCESS_KEY=dbflow-bench-secret-key AWS_REGION=us-east-1 \
     AWS_ENDPOINT_URL="http://127.0.0.1:$S3_PORT" AWS_ALLOW_HTTP=true
   KEY_FILE="$WORK/age.key"
   for kind in plain sealed; do

@@ -1048,3 +1048,27 @@ fn rehearse_restores_its_scratch_copy_from_the_bucket() {
         "the scratch copy was dropped"
     );
 }
+
+#[test]
+fn an_access_key_equal_to_the_environment_name_does_not_mislead_the_catalog() {
+    // Credentials are redacted from every document, manifests included: with an access
+    // key id `local`, the stored manifest says `****` where the environment was.
+    let Some(s3) = s3::server("same-word") else {
+        return;
+    };
+    let Some(db) = pg::database("s3_same_word") else {
+        return;
+    };
+    let t = project(&db, &s3, 10, 50).env("AWS_ACCESS_KEY_ID", "local");
+    let id = create(&t);
+    t.run_with(["backup", "verify", &id, "--env", "local"])
+        .assert_code(0);
+    let target = format!("{}_w", db.name);
+    let out = t.run_with(["restore", &id, "--env", "local", "--into", &target]);
+    out.assert_code(0);
+    assert_eq!(
+        psql(&url_for(&db, &target), "SELECT count(*) FROM \"Item\""),
+        "10"
+    );
+    psql(db.admin_url(), &format!("DROP DATABASE \"{target}\""));
+}
