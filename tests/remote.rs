@@ -1072,3 +1072,30 @@ fn an_access_key_equal_to_the_environment_name_does_not_mislead_the_catalog() {
     );
     psql(db.admin_url(), &format!("DROP DATABASE \"{target}\""));
 }
+
+#[test]
+fn a_restore_from_the_bucket_checks_the_new_name_before_anything_is_downloaded() {
+    let Some(s3) = s3::server("names") else {
+        return;
+    };
+    let Some(db) = pg::database("s3_names") else {
+        return;
+    };
+    let t = project(&db, &s3, 5, 10);
+    let id = create(&t);
+    // PostgreSQL would silently cut it to 63 bytes: a database under another name.
+    let long = format!("{}_{}", db.name, "x".repeat(70));
+    let out = t.run_with(["restore", &id, "--env", "local", "--into", &long]);
+    out.assert_code(2);
+    assert!(out.all().contains("PostgreSQL keeps 63"), "{}", out.all());
+    assert_eq!(
+        psql(
+            db.admin_url(),
+            &format!(
+                "SELECT count(*) FROM pg_database WHERE datname LIKE '{}\\_x%'",
+                db.name
+            )
+        ),
+        "0"
+    );
+}
