@@ -377,6 +377,14 @@ pub enum BackupAction {
         /// Backup id (a unique prefix is enough).
         id: String,
     },
+    /// Generate an age identity for `backups.encryption` into a new file (0600), in the
+    /// format `age-keygen` writes, and print its public key (the recipient). The secret
+    /// key is never printed: point DBFLOW_BACKUP_IDENTITY_FILE at the file to restore.
+    Keygen {
+        /// The identity file to create (never overwritten).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 /// `--format` values.

@@ -44,6 +44,32 @@ fn project_big(db: &TestDb, s3: &S3, megabytes: u32) -> Test {
     t
 }
 
+/// An object read with signed requests (moto refuses anonymous reads of objects stored
+/// with a single PUT), through the same client library dbflow uses.
+fn signed_get(s3: &S3, key: &str) -> Vec<u8> {
+    use object_store::ObjectStoreExt;
+    let mut builder = object_store::aws::AmazonS3Builder::new().with_bucket_name(&s3.bucket);
+    for (name, value) in s3.env() {
+        builder = builder.with_config(name.to_ascii_lowercase().parse().unwrap(), value);
+    }
+    let store = builder.build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let path = object_store::path::Path::parse(key).unwrap();
+        store
+            .get(&path)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec()
+    })
+}
+
 fn url_for(db: &TestDb, name: &str) -> String {
     let mut parsed = url::Url::parse(&db.url).unwrap();
     parsed.set_path(&format!("/{name}"));
@@ -141,6 +167,28 @@ fn backup_list_verify_restore_go_through_the_s3_repository() {
     assert!(fresh.stdout.contains("drill PASS"), "{}", fresh.stdout);
     let labels: Vec<Value> = list(&t).iter().map(|b| b["label"].clone()).collect();
     assert!(labels.contains(&Value::from("drill")), "{labels:?}");
+    // The reports outlive this machine: one JSON and one Markdown object per drill in
+    // the repository, beside the backups (and not taken for backups).
+    assert!(
+        fresh
+            .stdout
+            .contains("s3://acme-backups/dbflow/local/.drills/"),
+        "{}",
+        fresh.stdout
+    );
+    let reports: Vec<String> = s3
+        .keys("dbflow/local/.drills/")
+        .into_iter()
+        .filter(|k| k.ends_with(".json"))
+        .collect();
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    assert_eq!(s3.keys("dbflow/local/.drills/").len(), 4);
+    for key in &reports {
+        let report: Value = serde_json::from_slice(&signed_get(&s3, key)).unwrap();
+        assert_eq!(report["result"], "PASS", "{report}");
+        assert_eq!(report["environment"], "local");
+    }
+    assert_eq!(list(&t).len(), 2, "drill reports are not backups");
     let left = psql(
         db.admin_url(),
         &format!(
@@ -786,4 +834,268 @@ fn max_backup_age_reads_the_bucket() {
     create(&t);
     let out = t.run_with(["run", "release", "--env", "local"]);
     out.assert_code(0);
+}
+
+#[test]
+fn backup_keygen_writes_a_private_identity_and_prints_only_its_recipient() {
+    // No Workflowfile: the key is made before the project is configured.
+    let t = Test::new();
+    let out = t.run_with(["backup", "keygen", "--out", "backup.key"]);
+    out.assert_code(0);
+    let recipient = out.stdout.trim().to_string();
+    assert!(recipient.starts_with("age1"), "{}", out.all());
+    let file = t.read("backup.key");
+    let secret = file
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+        .expect("an identity line");
+    assert!(
+        file.contains(&format!("# public key: {recipient}")),
+        "{file}"
+    );
+    assert!(!out.all().contains(&secret[16..]), "{}", out.all());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(t.path().join("backup.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // An identity is never overwritten: backups encrypted to it would be lost.
+    let again = t.run_with(["backup", "keygen", "--out", "backup.key"]);
+    again.assert_code(2);
+    assert!(again.all().contains("already exists"), "{}", again.all());
+    assert_eq!(t.read("backup.key"), file);
+}
+
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+#[test]
+fn a_backup_copied_into_a_folder_repository_is_private_to_its_owner() {
+    let Some(s3) = s3::server("to-folder") else {
+        return;
+    };
+    let Some(db) = pg::database("s3_copy_private") else {
+        return;
+    };
+    let t = project(&db, &s3, 20, 100);
+    let id = create(&t);
+    let out = t.run_with(["backup", "copy", &id, "--env", "local", "--to", "vault"]);
+    out.assert_code(0);
+    let dir = t.path().join("vault/local").join(&id);
+    assert_eq!(mode(&t.path().join("vault/local")), 0o700);
+    assert_eq!(mode(&dir), 0o700);
+    let mut files = 0;
+    for file in std::fs::read_dir(&dir).unwrap() {
+        let file = file.unwrap().path();
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+        files += 1;
+    }
+    assert_eq!(files, 2, "the dump and its manifest");
+    // The folder catalog reads the copy as a verified backup.
+    t.write(
+        "Workflowfile.yaml",
+        "environments:\n  local:\n    url: ${DATABASE_URL}\n    protection: sandbox\nmigrations:\n  dir: prisma/migrations\nbackups:\n  repository: vault\n",
+    );
+    let listed = list(&t);
+    assert_eq!(listed[0]["id"], id.as_str());
+    t.run_with(["backup", "verify", &id, "--env", "local"])
+        .assert_code(0);
+}
+
+#[test]
+fn reuse_if_younger_than_reuses_a_backup_in_the_bucket_sealed_as_configured() {
+    let Some(s3) = s3::server("reuse") else {
+        return;
+    };
+    let Some(db) = pg::database("s3_reuse") else {
+        return;
+    };
+    let t = project(&db, &s3, 10, 50);
+    let workflowfile = |extra: &str| {
+        format!(
+            "environments:\n  local:\n    url: ${{DATABASE_URL}}\n    protection: sandbox\nmigrations:\n  dir: prisma/migrations\nbackups:\n  repository: s3://reuse/dbflow\n{extra}workflows:\n  nightly:\n    steps:\n      - backup: {{ reuse_if_younger_than: 30m }}\n"
+        )
+    };
+    t.write("Workflowfile.yaml", &workflowfile(""));
+    let reused = |t: &Test| {
+        let out = t.run_with(["run", "nightly", "--env", "local", "--json"]);
+        out.assert_code(0);
+        let doc: Value = serde_json::from_str(&out.stdout).expect("json");
+        let backup = doc["outputs"]["backup-1"].clone();
+        assert_eq!(backup["repository"], "s3://reuse/dbflow", "{backup}");
+        (
+            backup["reused"].as_bool().unwrap(),
+            backup["backup_id"].as_str().unwrap().to_string(),
+        )
+    };
+    let (first, id) = reused(&t);
+    assert!(!first);
+    assert_eq!(reused(&t), (true, id.clone()));
+    assert_eq!(list(&t).len(), 1);
+
+    // Encryption configured now: the plain backup is not reused, a sealed one is taken.
+    let key = age::x25519::Identity::generate();
+    t.write(
+        "Workflowfile.yaml",
+        &workflowfile(&format!(
+            "  encryption:\n    recipients: [{}]\n",
+            key.to_public()
+        )),
+    );
+    let (again, sealed) = reused(&t);
+    assert!(!again);
+    assert_ne!(sealed, id);
+    assert_eq!(reused(&t), (true, sealed));
+    assert_eq!(list(&t).len(), 2);
+
+    // A new migration head: never reused.
+    db.psql("INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at, finished_at, applied_steps_count) VALUES ('x', 'x', '20240202000000_more', now(), now(), 1)");
+    assert!(!reused(&t).0);
+}
+
+#[test]
+fn an_in_place_restore_from_the_bucket_restores_beside_validates_then_swaps() {
+    let Some(s3) = s3::server("in-place") else {
+        return;
+    };
+    let Some(db) = pg::database("s3_scratch_in_place") else {
+        return;
+    };
+    let t = project(&db, &s3, 40, 100);
+    let id = create(&t);
+    db.psql("INSERT INTO \"Item\" (name) VALUES ('written after the backup')");
+
+    // Without the typed word nothing is touched.
+    let refused = t.run_with(["restore", &id, "--env", "local", "--in-place"]);
+    assert_ne!(refused.code, 0, "{}", refused.all());
+    assert_eq!(db.psql("SELECT count(*) FROM \"Item\""), "41");
+
+    let out = t.run_with([
+        "restore",
+        &id,
+        "--env",
+        "local",
+        "--in-place",
+        "--confirm",
+        "RESTORE",
+    ]);
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("from s3://in-place/dbflow"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("validating it before anything is replaced"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("kept as"), "{}", out.stdout);
+    assert_eq!(db.psql("SELECT count(*) FROM \"Item\""), "40");
+    assert!(!out.all().contains(s3::SECRET_KEY));
+}
+
+#[test]
+fn rehearse_restores_its_scratch_copy_from_the_bucket() {
+    let Some(s3) = s3::server("rehearsal") else {
+        return;
+    };
+    let Some(db) = pg::database("s3_rehearse") else {
+        return;
+    };
+    let t = project(&db, &s3, 10, 50);
+    t.write(
+        "Workflowfile.yaml",
+        "environments:\n  local:\n    url: ${DATABASE_URL}\n    protection: sandbox\nmigrations:\n  dir: prisma/migrations\nbackups:\n  repository: s3://rehearsal/dbflow\nworkflows:\n  try:\n    steps:\n      - backup: {}\n      - rehearse: {}\n",
+    );
+    t.write(
+        "prisma/migrations/20240102000000_note/migration.sql",
+        "ALTER TABLE \"Item\" ADD COLUMN \"note\" TEXT;\n",
+    );
+    let out = t.run_with(["run", "try", "--env", "local"]);
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("from s3://rehearsal/dbflow into"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("1 pending migration(s) apply cleanly on a copy of backup"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        db.psql("SELECT count(*) FROM information_schema.columns WHERE column_name = 'note'"),
+        "0",
+        "the primary is untouched"
+    );
+    assert_eq!(
+        db.psql(&format!(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE '{}%rehearsal%'",
+            db.name
+        )),
+        "0",
+        "the scratch copy was dropped"
+    );
+}
+
+#[test]
+fn an_access_key_equal_to_the_environment_name_does_not_mislead_the_catalog() {
+    // Credentials are redacted from every document, manifests included: with an access
+    // key id `local`, the stored manifest says `****` where the environment was.
+    let Some(s3) = s3::server("same-word") else {
+        return;
+    };
+    let Some(db) = pg::database("s3_same_word") else {
+        return;
+    };
+    let t = project(&db, &s3, 10, 50).env("AWS_ACCESS_KEY_ID", "local");
+    let id = create(&t);
+    t.run_with(["backup", "verify", &id, "--env", "local"])
+        .assert_code(0);
+    let target = format!("{}_w", db.name);
+    let out = t.run_with(["restore", &id, "--env", "local", "--into", &target]);
+    out.assert_code(0);
+    assert_eq!(
+        psql(&url_for(&db, &target), "SELECT count(*) FROM \"Item\""),
+        "10"
+    );
+    psql(db.admin_url(), &format!("DROP DATABASE \"{target}\""));
+}
+
+#[test]
+fn a_restore_from_the_bucket_checks_the_new_name_before_anything_is_downloaded() {
+    let Some(s3) = s3::server("names") else {
+        return;
+    };
+    let Some(db) = pg::database("s3_names") else {
+        return;
+    };
+    let t = project(&db, &s3, 5, 10);
+    let id = create(&t);
+    // PostgreSQL would silently cut it to 63 bytes: a database under another name.
+    let long = format!("{}_{}", db.name, "x".repeat(70));
+    let out = t.run_with(["restore", &id, "--env", "local", "--into", &long]);
+    out.assert_code(2);
+    assert!(out.all().contains("PostgreSQL keeps 63"), "{}", out.all());
+    assert_eq!(
+        psql(
+            db.admin_url(),
+            &format!(
+                "SELECT count(*) FROM pg_database WHERE datname LIKE '{}\\_x%'",
+                db.name
+            )
+        ),
+        "0"
+    );
 }

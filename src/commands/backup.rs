@@ -138,6 +138,7 @@ pub fn run(app: &App, env_flag: Option<&str>, action: BackupAction) -> Result<Ex
             }
             Ok(ExitCode::Ok)
         }
+        BackupAction::Keygen { out } => keygen(&out, app.ui.json),
         BackupAction::Copy { id, to } => copy(app, &env.name, &id, &to),
         BackupAction::Verify { id } => {
             let checked = match remote(app, &env.name)? {
@@ -385,6 +386,26 @@ fn list(app: &App, env: &str, location: &str, listing: Listing) -> Result<ExitCo
     for (path, why) in &listing.unreadable {
         app.ui
             .warn(&format!("{} is not a backup: {why}", path.display()));
+    }
+    Ok(ExitCode::Ok)
+}
+
+/// `dbflow backup keygen --out FILE`: the public key on stdout (JSON with --json), the
+/// secret only in FILE.
+pub fn keygen(out: &std::path::Path, json: bool) -> Result<ExitCode> {
+    let public = repository::crypt::keygen(out)?;
+    if json {
+        println!(
+            "{}",
+            json!({ "identity_file": out.display().to_string(), "recipient": public })
+        );
+    } else {
+        println!("{public}");
+        eprintln!(
+            "wrote the identity to {} (0600); add the line above to backups.encryption.recipients, and set DBFLOW_BACKUP_IDENTITY_FILE={} where backups are restored",
+            out.display(),
+            out.display()
+        );
     }
     Ok(ExitCode::Ok)
 }

@@ -32,6 +32,10 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Init { dir } => return init::run(dir, &ui),
         Command::Completions { shell } => return completions::completions(*shell, cli.json),
         Command::Man { out } => return completions::man(out.as_deref(), cli.json),
+        // Needs no Workflowfile: the key is made before the project is configured.
+        Command::Backup {
+            action: crate::cli::BackupAction::Keygen { out },
+        } => return backup::keygen(out, cli.json),
         // Completing a word must never print an error into the user's prompt.
         Command::Names { kind } => {
             let app = App::load(cli.file.as_deref(), ui).ok();

@@ -278,14 +278,9 @@ impl BackupStep {
             });
         }
         if let Some((limit, text)) = &self.reuse {
-            let (found, clock) = reusable(cx, &target, &catalog, *limit)?;
+            let (found, clock) = reusable(cx, &target, *limit, || Ok(catalog.scan().entries))?;
             if let Some(entry) = found {
-                cx.ui.out(&format!(
-                    "  ↺ reusing backup {} ({} old, younger than {text}, same migration head {})",
-                    entry.id(),
-                    human_age(entry.age(chrono::Utc::now())),
-                    entry.manifest.migration_head.as_deref().unwrap_or("(none)")
-                ));
+                say_reused(cx, &entry, text);
                 return Ok(with_clock(outputs(&entry).with("reused", true), clock));
             }
         }
@@ -339,14 +334,40 @@ impl BackupStep {
 }
 
 impl BackupStep {
-    /// Takes the backup straight into an object-storage repository (no reuse there
-    /// yet: a fresh backup is always safe).
+    /// Takes the backup straight into an object-storage repository, or reuses a recent
+    /// one there (`reuse_if_younger_than`) encrypted to the configured recipients.
     fn take_into(
         &self,
         cx: &mut RunContext<'_>,
         target: &Target,
         remote: &backup::repository::Remote,
     ) -> Result<Outcome, StepError> {
+        let recipients = cx.project.backup_settings(&cx.env.name).recipients;
+        if let Some((limit, text)) = &self.reuse {
+            let listed = || {
+                let runtime =
+                    backup::repository::object::runtime().map_err(super::restoring::step_error)?;
+                let (entries, _) = runtime
+                    .block_on(backup::repository::object::list(remote, &cx.env.name))
+                    .map_err(super::restoring::step_error)?;
+                // Never a backup sealed differently from what is asked now (a plain one
+                // where encryption is configured, or one the new recipients cannot open).
+                Ok(entries
+                    .into_iter()
+                    .filter(|e| sealed_for(e, &recipients))
+                    .collect())
+            };
+            let (found, clock) = reusable(cx, target, *limit, listed)?;
+            if let Some(entry) = found {
+                say_reused(cx, &entry, text);
+                return Ok(with_clock(
+                    outputs(&entry)
+                        .with("reused", true)
+                        .with("repository", remote.shown.clone()),
+                    clock,
+                ));
+            }
+        }
         let (format, jobs) = self.format(cx.project, &cx.env.name);
         let options = CreateOptions {
             url: &target.url,
@@ -407,14 +428,35 @@ fn with_clock(outcome: Outcome, clock: Option<source::ClockReading>) -> Outcome 
     }
 }
 
+/// Whether `entry` is encrypted to exactly `recipients` (none: not encrypted).
+fn sealed_for(entry: &Entry, recipients: &[String]) -> bool {
+    let mut wanted: Vec<&str> = recipients.iter().map(String::as_str).collect();
+    let mut has: Vec<&str> = match &entry.manifest.encryption {
+        Some(e) => e.recipients.iter().map(String::as_str).collect(),
+        None => Vec::new(),
+    };
+    wanted.sort_unstable();
+    has.sort_unstable();
+    wanted == has
+}
+
+fn say_reused(cx: &RunContext<'_>, entry: &Entry, younger_than: &str) {
+    cx.ui.out(&format!(
+        "  ↺ reusing backup {} ({} old, younger than {younger_than}, same migration head {})",
+        entry.id(),
+        human_age(entry.age(chrono::Utc::now())),
+        entry.manifest.migration_head.as_deref().unwrap_or("(none)")
+    ));
+}
+
 /// The newest verified backup younger than `limit` taken at the database's current
 /// migration head, never one dated in the future (its age says nothing); with the
-/// server's clock read on the way.
+/// server's clock read on the way. `list`: the catalog's backups, newest first.
 fn reusable(
     cx: &mut RunContext<'_>,
     target: &Target,
-    catalog: &Catalog,
     limit: Duration,
+    list: impl FnOnce() -> Result<Vec<Entry>, StepError>,
 ) -> Result<(Option<Entry>, Option<source::ClockReading>), StepError> {
     let mut conn = cx.take_db()?;
     let read = cx.runtime().block_on(async {
@@ -426,16 +468,15 @@ fn reusable(
     let (head, clock) = read.map_err(|e| StepError::failed(e.to_string()))?;
     let now = chrono::Utc::now();
     let limit = chrono::Duration::from_std(limit).unwrap_or(chrono::Duration::MAX);
-    let listing = catalog.scan();
-    for skipped in listing.entries.iter().filter(|e| e.future_dated(now)) {
+    let entries = list()?;
+    for skipped in entries.iter().filter(|e| e.future_dated(now)) {
         cx.ui.warn(&format!(
             "backup {} is dated {} in the future (the clock of the machine that took it was ahead?): not reused",
             skipped.id(),
             human_age(-skipped.age(now))
         ));
     }
-    let found = listing
-        .entries
+    let found = entries
         .into_iter()
         .find(|e| e.usable(now) && e.age(now) <= limit && e.manifest.migration_head == head);
     Ok((found, clock))

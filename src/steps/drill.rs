@@ -1,7 +1,8 @@
 //! `drill`: the restore drill runbooks ask for. Backup (fresh, or an existing one) →
 //! restore into `<db>_restore_drill_<ts>` → validate → drop (unless `keep`) → report,
-//! appended as Markdown and JSON to `<backups.dir>/drills/`, with RPO (the backup's age)
-//! and RTO (the restore's duration). The primary database is only ever read.
+//! appended as Markdown and JSON to `<backups.dir>/drills/` (and, with an object-storage
+//! repository, stored there too as `<env>/.drills/<date>_<run>.{json,md}`), with RPO (the
+//! backup's age) and RTO (the restore's duration). The primary database is only ever read.
 
 use super::restoring::{self, Destination};
 use crate::config::{DbUrl, Diagnostic, Project, Protection, ResolvedEnv, Text};
@@ -174,10 +175,21 @@ impl Step for DrillStep {
                 cx.project.drill.verify.len()
             ));
         }
+        // Only when a repository is configured, so folder projects' runbooks stay as
+        // they were.
+        let also = match backup::repository::configured(cx.project, &cx.env.name, cx.vars) {
+            Ok(Some(location)) if location.is_object() => format!(
+                " and stores it in {}/{}/{}/",
+                location.display(),
+                cx.env.name,
+                backup::repository::object::DRILLS
+            ),
+            _ => String::new(),
+        };
         Ok(StepDoc {
             summary: format!("Restore drill of `{}` from {which}", cx.env.name),
             details: format!(
-                "Restores into {scratch}{on}, checks {}, {} it, and appends the report (PASS/FAIL, RPO, RTO) to {}/{REPORTS_DIR}/. `{db}` is only read.",
+                "Restores into {scratch}{on}, checks {}, {} it, and appends the report (PASS/FAIL, RPO, RTO) to {}/{REPORTS_DIR}/{also}. `{db}` is only read.",
                 checks.join(", "),
                 if self.keep { "keeps" } else { "drops" },
                 cx.project.backups_dir
@@ -213,6 +225,7 @@ impl Step for DrillStep {
         report.result = if passed { "PASS" } else { "FAIL" }.into();
         report.duration_seconds = started.elapsed().as_secs_f64();
         let written = append_report(&catalog.root, &report);
+        let stored = store_report(cx, &report);
         let gauges = [
             ("rpo_seconds", report.backup_age_seconds),
             ("rto_seconds", report.restore_seconds),
@@ -228,8 +241,21 @@ impl Step for DrillStep {
                 String::from("(not written)")
             }
         };
+        let in_repository = match stored {
+            Ok(Some(url)) => Some(url),
+            Ok(None) => None,
+            Err(e) => {
+                cx.ui
+                    .warn(&format!("drill report not written to the repository: {e}"));
+                None
+            }
+        };
+        let shown = match &in_repository {
+            Some(url) => format!("{reports} and {url}"),
+            None => reports.clone(),
+        };
         cx.ui.out(&format!(
-            "  drill {}: backup {} (RPO {}), restore {} (RTO), report in {reports}",
+            "  drill {}: backup {} (RPO {}), restore {} (RTO), report in {shown}",
             report.result,
             report.backup_id.as_deref().unwrap_or("-"),
             report
@@ -250,8 +276,34 @@ impl Step for DrillStep {
             .with("rto_seconds", report.restore_seconds)
             .with("database", report.database.clone())
             .with("dropped", report.dropped)
-            .with("report", reports))
+            .with("report", reports)
+            .with("repository_report", in_repository))
     }
+}
+
+/// Stores the report in the environment's object-storage repository too (`None`: its
+/// backups live in a folder, where [`append_report`] already wrote it), so a drill run
+/// on a runner that is gone a minute later still leaves its evidence.
+fn store_report(cx: &RunContext<'_>, report: &DrillReport) -> Result<Option<String>, String> {
+    let Some(remote) = backup::repository::remote_for(cx.project, &cx.env.name, cx.vars)? else {
+        return Ok(None);
+    };
+    let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
+    let name = format!(
+        "{}_{}",
+        chrono::Utc::now().format("%Y%m%d_%H%M%S"),
+        report.run_id
+    );
+    let rt = backup::repository::object::runtime().map_err(|e| e.to_string())?;
+    rt.block_on(backup::repository::object::put_drill_report(
+        &remote,
+        &cx.env.name,
+        &name,
+        &json,
+        &render_markdown(report),
+    ))
+    .map(Some)
+    .map_err(|e| e.to_string())
 }
 
 impl DrillStep {

@@ -136,14 +136,3 @@ pub(crate) fn record_metrics(
         cx.ui.warn(&format!("metrics not written: {e}"));
     }
 }
-
-/// Refuses a step that reads only folder catalogs when the environment's backups live
-/// in object storage (exit 2): it would act on the wrong backups.
-pub(crate) fn repository_folder_only(cx: &RunContext<'_>, what: &str) -> Result<(), StepError> {
-    crate::db::backup::repository::folder_only(cx.project, &cx.env.name, cx.vars, what).map_err(
-        |message| StepError {
-            message,
-            code: crate::error::ExitCode::BadInput,
-        },
-    )
-}

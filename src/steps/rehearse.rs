@@ -67,26 +67,68 @@ impl Step for RehearseStep {
     }
 
     fn run(&self, cx: &mut RunContext<'_>) -> Result<Outcome, StepError> {
-        crate::steps::repository_folder_only(cx, "`rehearse`")?;
         let target = Target::for_env(cx.project, cx.env);
-        let catalog = Catalog::new(cx.project, &cx.env.name);
         let taken = cx
             .latest_output(crate::journal::BACKUP_ID)
             .and_then(|(_, v)| v.as_str().map(str::to_string));
-        let entry = match taken {
-            Some(id) => catalog.get(&id).map_err(|e| StepError::failed(e.to_string()))?,
-            None => catalog
-                .newest_verified()
-                .ok_or_else(|| StepError::failed(format!("no verified backup of `{}` to rehearse on: take one first (`dbflow backup create`)", cx.env.name)))?,
-        };
+        let remote = crate::db::backup::repository::remote_for(cx.project, &cx.env.name, cx.vars)
+            .map_err(|message| StepError {
+            message,
+            code: crate::error::ExitCode::BadInput,
+        })?;
         let source_db = target.url.database_name().unwrap_or_else(|| "db".into());
         let name = restore::default_name(&source_db, "rehearsal", chrono::Utc::now());
-        cx.ui
-            .out(&format!("  restoring backup {} into {name}", entry.id()));
-        let jobs = cx.project.backup_settings(&cx.env.name).jobs;
-        let report =
-            restore::restore_into_new(&entry, &target.url, &name, jobs, cx.runtime(), &mut |_| {})
+        let report = match &remote {
+            // The same scratch copy, its dump streamed from the repository.
+            Some(remote) => {
+                use crate::db::backup::repository::object;
+                let rt = object::runtime().map_err(super::restoring::step_error)?;
+                let id = taken.unwrap_or_else(|| "latest".into());
+                let entry = rt
+                    .block_on(object::get(remote, &cx.env.name, &id))
+                    .map_err(|e| StepError::failed(e.to_string()))?;
+                let identities = object::identities_for(&entry, cx.vars)
+                    .map_err(super::restoring::step_error)?;
+                cx.ui.out(&format!(
+                    "  restoring backup {} from {} into {name}",
+                    entry.id(),
+                    remote.shown
+                ));
+                let origin = super::restoring::Origin::Repository {
+                    remote,
+                    identities: identities.as_deref(),
+                };
+                let report = super::restoring::restore_copy(cx, &entry, &target.url, &name, origin)
+                    .map_err(|e| StepError {
+                        message: format!("restoring the scratch copy: {}", e.message),
+                        code: e.code,
+                    })?;
+                (entry, report)
+            }
+            None => {
+                let catalog = Catalog::new(cx.project, &cx.env.name);
+                let entry = match taken {
+                    Some(id) => catalog.get(&id).map_err(|e| StepError::failed(e.to_string()))?,
+                    None => catalog
+                        .newest_verified()
+                        .ok_or_else(|| StepError::failed(format!("no verified backup of `{}` to rehearse on: take one first (`dbflow backup create`)", cx.env.name)))?,
+                };
+                cx.ui
+                    .out(&format!("  restoring backup {} into {name}", entry.id()));
+                let jobs = cx.project.backup_settings(&cx.env.name).jobs;
+                let report = restore::restore_into_new(
+                    &entry,
+                    &target.url,
+                    &name,
+                    jobs,
+                    cx.runtime(),
+                    &mut |_| {},
+                )
                 .map_err(|e| StepError::failed(format!("restoring the scratch copy: {e}")))?;
+                (entry, report)
+            }
+        };
+        let (entry, report) = report;
         let copy = report.url.clone();
         let store = target
             .store()

@@ -241,23 +241,15 @@ impl Step for RestoreStep {
 }
 
 impl RestoreStep {
-    /// Restores from an object-storage repository into a new database, the dump
-    /// streamed into pg_restore (in place: not from object storage yet).
+    /// Restores from an object-storage repository, the dump streamed into pg_restore:
+    /// into a new database, or in place by the same restore-beside, validate and swap
+    /// as from a folder.
     fn restore_from(
         &self,
         cx: &mut RunContext<'_>,
         remote: &crate::db::backup::repository::Remote,
     ) -> Result<(crate::db::backup::Entry, backup::restore::RestoreReport), StepError> {
         use crate::db::backup::repository::object;
-        let Destination::New(name) = &self.destination else {
-            return Err(StepError {
-                message: format!(
-                    "an in-place restore from {} is not supported yet: restore into a new database (drop --in-place), then switch to it",
-                    remote.shown
-                ),
-                code: crate::error::ExitCode::BadInput,
-            });
-        };
         let runtime = object::runtime().map_err(restoring::step_error)?;
         let from_this_run = cx
             .outputs
@@ -273,6 +265,18 @@ impl RestoreStep {
         let entry = runtime
             .block_on(object::get(remote, &cx.env.name, &id))
             .map_err(restoring::step_error)?;
+        let Destination::New(name) = &self.destination else {
+            // Identities are read (and a missing one refused) before anything is asked.
+            let identities =
+                object::identities_for(&entry, cx.vars).map_err(restoring::step_error)?;
+            cx.ui.out(&format!("  from {}", remote.shown));
+            let origin = restoring::Origin::Repository {
+                remote,
+                identities: identities.as_deref(),
+            };
+            let report = restoring::restore_from(cx, &entry, &self.destination, origin)?;
+            return Ok((entry, report));
+        };
         let target = Target::for_env(cx.project, cx.env);
         let now = chrono::Utc::now();
         cx.ui.out(&format!(

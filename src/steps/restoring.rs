@@ -28,6 +28,61 @@ pub enum Destination {
     },
 }
 
+/// Where the backup is read from.
+#[derive(Clone, Copy)]
+pub enum Origin<'a> {
+    /// The environment's backups folder.
+    Folder,
+    /// An object-storage repository: the dump streams from it into pg_restore,
+    /// decrypted with `identities` when it is encrypted.
+    Repository {
+        /// The repository.
+        remote: &'a crate::db::backup::repository::Remote,
+        /// The identities of an encrypted backup (`None`: it is not encrypted).
+        identities: Option<&'a [crate::db::backup::repository::crypt::Identity]>,
+    },
+}
+
+/// Restores `entry` from `origin` into the new database `name` beside `live`.
+pub fn restore_copy(
+    cx: &mut RunContext<'_>,
+    entry: &Entry,
+    live: &DbUrl,
+    name: &str,
+    origin: Origin<'_>,
+) -> Result<RestoreReport, StepError> {
+    let mut transfer = Transfer::new(cx.ui);
+    let result = match origin {
+        Origin::Folder => {
+            let jobs = cx.project.backup_settings(&cx.env.name).jobs;
+            restore::restore_into_new(
+                entry,
+                live,
+                name,
+                jobs,
+                cx.runtime(),
+                &mut super::show(&mut transfer),
+            )
+        }
+        Origin::Repository { remote, identities } => {
+            use crate::db::backup::repository::object;
+            object::runtime().and_then(|rt| {
+                object::restore_into_new(
+                    remote,
+                    entry,
+                    live,
+                    name,
+                    &rt,
+                    identities,
+                    &mut super::show(&mut transfer),
+                )
+            })
+        }
+    };
+    transfer.finish();
+    result.map_err(step_error)
+}
+
 /// An [`Error`] as a step failure with the same exit code.
 pub fn step_error(e: Error) -> StepError {
     StepError {
@@ -99,8 +154,19 @@ pub fn restore(
     entry: &Entry,
     destination: &Destination,
 ) -> Result<RestoreReport, StepError> {
+    restore_from(cx, entry, destination, Origin::Folder)
+}
+
+/// Restores `entry`, read from `origin`, to `destination`, with the in-place
+/// safeguards: in place always by restore-beside, validate, then swap, whatever the
+/// origin.
+pub fn restore_from(
+    cx: &mut RunContext<'_>,
+    entry: &Entry,
+    destination: &Destination,
+    origin: Origin<'_>,
+) -> Result<RestoreReport, StepError> {
     let target = Target::for_env(cx.project, cx.env);
-    let jobs = cx.project.backup_settings(&cx.env.name).jobs;
     let now = chrono::Utc::now();
     cx.ui.out(&format!(
         "  backup {} ({} old, {}, migration head {})",
@@ -126,17 +192,7 @@ pub fn restore(
                 None => restore::unused_default_name(&target.url, &source_db, "restore", runtime)
                     .map_err(step_error)?,
             };
-            let mut transfer = Transfer::new(cx.ui);
-            let result = restore::restore_into_new(
-                entry,
-                &target.url,
-                &name,
-                jobs,
-                runtime,
-                &mut super::show(&mut transfer),
-            );
-            transfer.finish();
-            result.map_err(step_error)?
+            restore_copy(cx, entry, &target.url, &name, origin)?
         }
         Destination::InPlace { confirm } => {
             // Decided again without printing: check_destination announced it.
@@ -170,7 +226,7 @@ pub fn restore(
                     )))
                 }
             }
-            replace_in_place(cx, entry, &target.url, &source_db, &permit)?
+            replace_in_place(cx, entry, &target.url, &source_db, &permit, origin)?
         }
     };
     cx.ui.out(&format!(
@@ -194,22 +250,12 @@ fn replace_in_place(
     live: &DbUrl,
     source_db: &str,
     permit: &guard::Permit,
+    origin: Origin<'_>,
 ) -> Result<RestoreReport, StepError> {
-    let jobs = cx.project.backup_settings(&cx.env.name).jobs;
     let runtime = cx.runtime();
     let copy_name =
         restore::unused_default_name(live, source_db, "restore", runtime).map_err(step_error)?;
-    let mut transfer = Transfer::new(cx.ui);
-    let copy = restore::restore_into_new(
-        entry,
-        live,
-        &copy_name,
-        jobs,
-        runtime,
-        &mut super::show(&mut transfer),
-    );
-    transfer.finish();
-    let copy = copy.map_err(step_error)?;
+    let copy = restore_copy(cx, entry, live, &copy_name, origin)?;
     cx.ui.out(&format!(
         "  restored into `{}`; validating it before anything is replaced",
         copy.database

@@ -327,15 +327,6 @@ impl RollbackStep {
         remote: &crate::db::backup::repository::Remote,
     ) -> Result<(Entry, crate::db::backup::restore::RestoreReport), StepError> {
         use crate::db::backup::repository::object;
-        let Destination::New(name) = &self.destination else {
-            return Err(StepError {
-                message: format!(
-                    "an in-place rollback from {} is not supported yet: roll back into a new database (drop --in-place), then cut over",
-                    remote.shown
-                ),
-                code: crate::error::ExitCode::BadInput,
-            });
-        };
         if self.before.is_some() && self.backup.is_none() && self.run.is_none() {
             return Err(StepError {
                 message: format!(
@@ -402,6 +393,18 @@ impl RollbackStep {
                     .block_on(object::get(remote, &env, &id))
                     .map_err(restoring::step_error)?
             }
+        };
+        let Destination::New(name) = &self.destination else {
+            // In place: restored beside, validated, then swapped, as from a folder.
+            let identities =
+                object::identities_for(&entry, cx.vars).map_err(restoring::step_error)?;
+            cx.ui.out(&format!("  from {}", remote.shown));
+            let origin = restoring::Origin::Repository {
+                remote,
+                identities: identities.as_deref(),
+            };
+            let report = restoring::restore_from(cx, &entry, &self.destination, origin)?;
+            return Ok((entry, report));
         };
         cx.journal.record(
             "restore_start",

@@ -144,16 +144,10 @@ pub fn database_exists(url: &DbUrl, rt: &tokio::runtime::Runtime) -> Result<bool
     })
 }
 
-/// Restores `entry` into the new database `name` next to `source`.
-pub fn restore_into_new(
-    entry: &Entry,
-    source: &DbUrl,
-    name: &str,
-    jobs: u32,
-    rt: &tokio::runtime::Runtime,
-    on_event: &mut dyn FnMut(Event),
-) -> Result<RestoreReport> {
-    check_engine(entry, source)?;
+/// The URL of the new database `name` beside `source`, once it is known to be a name a
+/// restore may create: not the environment's own database, a valid name, and not an
+/// existing database (a restore never overwrites one).
+pub fn new_target(source: &DbUrl, name: &str, rt: &tokio::runtime::Runtime) -> Result<DbUrl> {
     let target = target_url(source, name);
     if display_name(&target) == display_name(source) {
         return Err(Error::Usage(format!(
@@ -176,6 +170,51 @@ pub fn restore_into_new(
             code: ExitCode::Failed,
         });
     }
+    Ok(target)
+}
+
+/// Creates the PostgreSQL database `name` on `server` (with the backup's locale) and
+/// has `fill` restore into it; when `fill` fails the half-restored database, which is
+/// ours, is dropped again: leaving it would only mislead.
+pub fn into_new_database(
+    tools: &PgTools,
+    server: &PgConn,
+    name: &str,
+    entry: &Entry,
+    on_event: &mut dyn FnMut(Event),
+    fill: impl FnOnce(&PgConn, &mut dyn FnMut(Event)) -> Result<()>,
+) -> Result<()> {
+    on_event(Event::Phase(format!("createdb {name}")));
+    tools.createdb(server, name, entry.manifest.locale.as_ref())?;
+    let into = server.with_database(name);
+    let Err(e) = fill(&into, on_event) else {
+        return Ok(());
+    };
+    let dropped = crate::guard::permit::half_restored(name)
+        .and_then(|permit| tools.dropdb(server, name, &permit));
+    Err(Error::Failed {
+        message: format!(
+            "{e}\n{}",
+            match dropped {
+                Ok(()) => format!("the new database `{name}` was dropped again"),
+                Err(d) => format!("the half-restored database `{name}` could not be dropped: {d}"),
+            }
+        ),
+        code: e.exit_code(),
+    })
+}
+
+/// Restores `entry` into the new database `name` next to `source`.
+pub fn restore_into_new(
+    entry: &Entry,
+    source: &DbUrl,
+    name: &str,
+    jobs: u32,
+    rt: &tokio::runtime::Runtime,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<RestoreReport> {
+    check_engine(entry, source)?;
+    let target = new_target(source, name, rt)?;
     check_restorable(entry)?;
     let started = Instant::now();
     // SIGINT/SIGTERM stop pg_restore; the half-restored database is dropped below.
@@ -184,25 +223,9 @@ pub fn restore_into_new(
         let tools = PgTools::locate(verify::archive_major(&entry.manifest))?;
         on_event(Event::Note(format!("using {}", tools.describe())));
         let server = PgConn::from_url(source)?;
-        on_event(Event::Phase(format!("createdb {name}")));
-        tools.createdb(&server, name, entry.manifest.locale.as_ref())?;
-        let into = server.with_database(name);
-        if let Err(e) = pg_restore(&tools, &into, entry, jobs, on_event) {
-            // The half-restored database is ours: leaving it would only mislead.
-            let dropped = crate::guard::permit::half_restored(name)
-                .and_then(|permit| tools.dropdb(&server, name, &permit));
-            return Err(Error::Failed {
-                message: format!(
-                    "{e}\n{}",
-                    match dropped {
-                        Ok(()) => format!("the new database `{name}` was dropped again"),
-                        Err(d) =>
-                            format!("the half-restored database `{name}` could not be dropped: {d}"),
-                    }
-                ),
-                code: e.exit_code(),
-            });
-        }
+        into_new_database(&tools, &server, name, entry, on_event, |into, on_event| {
+            pg_restore(&tools, into, entry, jobs, on_event)
+        })?;
     } else {
         copy_sqlite(entry, &super::sqlite_path(&target), on_event)?;
     }

@@ -112,9 +112,71 @@ pub fn decryptor<R: Read>(
         })
 }
 
+/// Generates an age identity into the new file `path` (0600, refused when it exists, so
+/// a key is never overwritten), in the format `age-keygen` writes; returns its public
+/// key (the recipient for `backups.encryption.recipients`). The secret key is only ever
+/// in that file: never printed.
+pub fn keygen(path: &std::path::Path) -> Result<String> {
+    use age::secrecy::ExposeSecret;
+    let key = age::x25519::Identity::generate();
+    let public = key.to_public().to_string();
+    let text = format!(
+        "# created: {}\n# public key: {public}\n{}\n",
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        key.to_string().expose_secret()
+    );
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let io = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Error::Usage(format!(
+                "{} already exists: an identity is never overwritten (backups encrypted to it would be lost); choose another file",
+                path.display()
+            ))
+        } else {
+            Error::io(format!("writing {}", path.display()), e)
+        }
+    };
+    let mut file = options.open(path).map_err(io)?;
+    file.write_all(text.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    Ok(public)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keygen_writes_a_private_identity_that_decrypts_what_its_recipient_encrypts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("backup.key");
+        let public = keygen(&path).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let (mut w, out) = encryptor(std::slice::from_ref(&public)).unwrap();
+        w.write_all(b"PGDMP").unwrap();
+        w.finish().unwrap();
+        let vars = Vars::from_pairs([(IDENTITY_FILE_VAR, path.to_str().unwrap())]);
+        let ids = identities(&vars, "x", &[]).unwrap();
+        let mut plain = String::new();
+        decryptor(&out.take()[..], &ids, "x")
+            .unwrap()
+            .read_to_string(&mut plain)
+            .unwrap();
+        assert_eq!(plain, "PGDMP");
+        let err = keygen(&path).unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::ExitCode::BadInput);
+    }
 
     #[test]
     fn a_secret_key_is_refused_as_a_recipient_without_being_echoed() {

@@ -10,6 +10,7 @@
 
 pub mod crypt;
 pub mod object;
+pub mod parts;
 
 use crate::config::interpolate::{interpolate, Unresolved, Vars};
 use object_store::path::Path as ObjectPath;
@@ -49,6 +50,10 @@ pub struct Remote {
     pub prefix: ObjectPath,
     /// How the repository is shown (redacted URL).
     pub shown: String,
+    /// The folder behind a folder repository opened through the object-store API
+    /// ([`open_any`]): what is written there is made private to its owner (backups hold
+    /// customer data; the local store writes with the process umask).
+    pub local: Option<std::path::PathBuf>,
 }
 
 impl Remote {
@@ -131,6 +136,7 @@ pub fn open(location: &Location, vars: &Vars) -> Result<Remote, String> {
         store,
         prefix,
         shown,
+        local: None,
     })
 }
 
@@ -181,26 +187,9 @@ pub fn open_any(location: &Location, vars: &Vars) -> Result<Remote, String> {
                 store: Arc::new(store),
                 prefix: ObjectPath::default(),
                 shown: location.display(),
+                local: Some(path.clone()),
             })
         }
-    }
-}
-
-/// Refuses `what` when `env` keeps its backups in object storage and `what` does not
-/// read that catalog yet: acting on the local folder instead would be acting on the
-/// wrong backups.
-pub fn folder_only(
-    project: &crate::config::Project,
-    env: &str,
-    vars: &Vars,
-    what: &str,
-) -> Result<(), String> {
-    match configured(project, env, vars)? {
-        Some(location @ Location::Object { .. }) => Err(format!(
-            "{what} does not read object-storage repositories yet, and `{env}` keeps its backups in {}: nothing was done (use `dbflow backup list|verify` and `dbflow restore`, which do)",
-            location.display()
-        )),
-        _ => Ok(()),
     }
 }
 

@@ -6,6 +6,7 @@
 //! in the catalog: an interrupted upload is aborted (its parts deleted), and a dump left
 //! without a manifest by a killed process is swept by the next backup.
 
+use super::parts::Parts;
 use super::Remote;
 use crate::config::raw::DumpFormat;
 use crate::db::backup::catalog::Entry;
@@ -18,7 +19,7 @@ use crate::error::{Error, Result};
 use chrono::Utc;
 use futures_util::StreamExt;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -29,10 +30,6 @@ use std::time::Instant;
 pub const MANIFEST: &str = "manifest.json";
 /// Name of the dump object (custom format).
 pub const DUMP: &str = "dump.pgdump";
-/// Part size of multipart uploads (S3 wants at least 5 MiB but for the last part).
-const PART_SIZE: usize = 8 << 20;
-/// Parts uploaded at once: with [`PART_SIZE`], at most ~40 MiB in flight.
-const PARTS_IN_FLIGHT: usize = 4;
 /// How old a dump without a manifest must be before the sweep deletes it: a backup
 /// still being written by another runner has its dump completed only moments before its
 /// manifest, never hours.
@@ -95,8 +92,16 @@ async fn read_manifest(remote: &Remote, key: &ObjectPath) -> Result<Manifest> {
         .bytes()
         .await
         .map_err(|e| storage_error(remote, &format!("reading {key}"), e))?;
-    let manifest: Manifest = serde_json::from_slice(&bytes)
+    let mut manifest: Manifest = serde_json::from_slice(&bytes)
         .map_err(|e| Error::failed(format!("{key}: not a dbflow manifest: {e}")))?;
+    // Where it is stored says which backup it is: the text was redacted when written, and
+    // a credential that happens to equal an environment name (an access key id `prod`)
+    // would otherwise send every later read to `****/…`.
+    let parts: Vec<String> = key.parts().map(|p| p.as_ref().to_string()).collect();
+    if let [.., env, id, _] = parts.as_slice() {
+        manifest.environment = env.clone();
+        manifest.id = id.clone();
+    }
     if manifest.format_version > crate::db::backup::manifest::FORMAT_VERSION {
         return Err(Error::failed(format!(
             "{key}: written by a newer dbflow (manifest format {}); upgrade dbflow",
@@ -150,6 +155,10 @@ pub async fn sweep_orphans(remote: &Remote, env: &str) -> Result<Vec<String>> {
         let Some(id) = parts.first().map(|p| p.as_ref().to_string()) else {
             continue;
         };
+        // `.drills/`, `.prune-lease`: dbflow's own records beside the backups.
+        if id.starts_with('.') {
+            continue;
+        }
         let slot = by_backup.entry(id).or_default();
         if meta.location.filename() == Some(MANIFEST) {
             slot.0 = true;
@@ -368,7 +377,7 @@ async fn upload(
         .put_multipart(key)
         .await
         .map_err(|e| storage_error(remote, "starting the upload", e))?;
-    let mut writer = WriteMultipart::new_with_chunk_size(multipart, PART_SIZE);
+    let mut writer = Parts::new(multipart);
     let mut hasher = Sha256::new();
     let mut total = 0u64;
     let mut buffer = vec![0u8; 1 << 20];
@@ -390,8 +399,8 @@ async fn upload(
                 }
                 let sealed = out.take();
                 hasher.update(&sealed);
-                writer.write(&sealed);
                 total += sealed.len() as u64;
+                writer.put(sealed.into());
             }
             None => {
                 hasher.update(&buffer[..n]);
@@ -400,7 +409,7 @@ async fn upload(
             }
         }
         on_event(Event::Bytes(total));
-        if let Err(e) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
+        if let Err(e) = writer.wait_for_capacity().await {
             break Some(storage_error(remote, "uploading the dump", e));
         }
     };
@@ -419,8 +428,8 @@ async fn upload(
         }
         let sealed = out.take();
         hasher.update(&sealed);
-        writer.write(&sealed);
         total += sealed.len() as u64;
+        writer.put(sealed.into());
     }
     writer
         .finish()
@@ -631,17 +640,7 @@ pub fn restore_into_new(
             v.checked_at.format("%Y-%m-%d %H:%M UTC")
         )));
     }
-    let target = restore::target_url(source, name);
-    if restore::display_name(&target) == restore::display_name(source) {
-        return Err(Error::Usage(format!(
-            "`{name}` is the environment's own database: use --in-place to replace it"
-        )));
-    }
-    if restore::database_exists(&target, rt)? {
-        return Err(Error::failed(format!(
-            "database `{name}` already exists: a restore never overwrites one; choose another name (--into) or drop it first"
-        )));
-    }
+    let target = restore::new_target(source, name, rt)?;
     let started = Instant::now();
     let _scope = crate::interrupt::scope();
     // An encrypted dump is opened (the identity tried) before any database exists.
@@ -655,24 +654,9 @@ pub fn restore_into_new(
     let tools = PgTools::locate(verify::archive_major(&entry.manifest))?;
     on_event(Event::Note(format!("using {}", tools.describe())));
     let server = PgConn::from_url(source)?;
-    on_event(Event::Phase(format!("createdb {name}")));
-    tools.createdb(&server, name, entry.manifest.locale.as_ref())?;
-    let into = server.with_database(name);
-    if let Err(e) = feed_pg_restore(remote, entry, &tools, &into, rt, decrypted, on_event) {
-        let dropped = crate::guard::permit::half_restored(name)
-            .and_then(|permit| tools.dropdb(&server, name, &permit));
-        return Err(Error::Failed {
-            message: format!(
-                "{e}\n{}",
-                match dropped {
-                    Ok(()) => format!("the new database `{name}` was dropped again"),
-                    Err(d) =>
-                        format!("the half-restored database `{name}` could not be dropped: {d}"),
-                }
-            ),
-            code: e.exit_code(),
-        });
-    }
+    restore::into_new_database(&tools, &server, name, entry, on_event, |into, on_event| {
+        feed_pg_restore(remote, entry, &tools, into, rt, decrypted, on_event)
+    })?;
     Ok(restore::RestoreReport {
         database: restore::display_name(&target),
         url: target,
@@ -848,6 +832,36 @@ pub fn identities_for(
     }
 }
 
+/// Folder (under `<prefix>/<env>/`) holding one object per drill report: every runner's
+/// drills in one place, beside the backups they restored.
+pub const DRILLS: &str = ".drills";
+
+/// Stores a drill report as the new objects `<prefix>/<env>/.drills/<name>.json` and
+/// `.md` (object storage cannot append: one object per drill, named so they sort by
+/// date). Returns the JSON object's URL as shown.
+pub async fn put_drill_report(
+    remote: &Remote,
+    env: &str,
+    name: &str,
+    json: &str,
+    markdown: &str,
+) -> Result<String> {
+    for (ext, text) in [("json", json), ("md", markdown)] {
+        let key = remote.key(&[env, DRILLS, &format!("{name}.{ext}")]);
+        let body = crate::redact::redact(text).into_bytes();
+        let create = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        remote
+            .store
+            .put_opts(&key, PutPayload::from(body), create)
+            .await
+            .map_err(|e| storage_error(remote, &format!("writing {key}"), e))?;
+    }
+    Ok(format!("{}/{env}/{DRILLS}/{name}.json", remote.shown))
+}
+
 /// Name of the lease object that serialises prunes of one environment.
 pub const PRUNE_LEASE: &str = ".prune-lease";
 /// A lease older than this was left by a prune that died: it may be taken over.
@@ -967,13 +981,24 @@ pub async fn copy(from: &Remote, to: &Remote, entry: &Entry) -> Result<Entry> {
         .await
         .map_err(|e| storage_error(from, &format!("reading {source}"), e))?
         .into_stream();
+    // In a folder repository the backup's folder is made private (0700) before a byte
+    // lands in it, so the dump is never readable by others, not even while it is written.
+    let private = match &to.local {
+        Some(root) => {
+            let dir = root.join(&m.environment).join(&m.id);
+            crate::db::backup::manifest::create_private_dir_all(&dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+            Some(dir)
+        }
+        None => None,
+    };
     let dest = to.key(&[&m.environment, &m.id, &m.dump]);
     let upload = to
         .store
         .put_multipart(&dest)
         .await
         .map_err(|e| storage_error(to, "starting the upload", e))?;
-    let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+    let mut writer = Parts::new(upload);
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     let failure = loop {
@@ -984,7 +1009,7 @@ pub async fn copy(from: &Remote, to: &Remote, entry: &Entry) -> Result<Entry> {
                 hasher.update(&chunk);
                 size += chunk.len() as u64;
                 writer.put(chunk);
-                if let Err(e) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
+                if let Err(e) = writer.wait_for_capacity().await {
                     break Some(storage_error(to, "uploading the dump", e));
                 }
             }
@@ -1000,6 +1025,10 @@ pub async fn copy(from: &Remote, to: &Remote, entry: &Entry) -> Result<Entry> {
     });
     if let Some(e) = failure {
         let _ = writer.abort().await;
+        if let Some(dir) = &private {
+            // Only when empty: nothing of another backup is ever removed.
+            let _ = std::fs::remove_dir(dir);
+        }
         return Err(e);
     }
     writer
@@ -1016,6 +1045,10 @@ pub async fn copy(from: &Remote, to: &Remote, entry: &Entry) -> Result<Entry> {
         ),
     };
     write_manifest(to, &manifest, PutMode::Create).await?;
+    if let Some(dir) = private {
+        crate::db::backup::manifest::make_private(&dir)
+            .map_err(|e| Error::io(format!("making {} private", dir.display()), e))?;
+    }
     Ok(self::entry(to, manifest))
 }
 
