@@ -30,5 +30,6 @@ mod safety;
 mod scale;
 mod scripts;
 mod session;
+mod site;
 mod validate;
 mod verify;

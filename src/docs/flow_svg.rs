@@ -119,7 +119,10 @@ pub fn to_svg(flow: &Flow) -> String {
         id = xml(&flow.workflow),
         name = xml(&flow.workflow),
     );
-    out.push_str("<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#4a5568\"/></marker><marker id=\"arrow-fail\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#b03a2e\"/></marker></defs>\n");
+    // Ids are per workflow: a page holds many drawings, and ids must be unique in it.
+    let arrow = format!("flow-{}-arrow", xml(&flow.workflow));
+    let arrow_fail = format!("flow-{}-fail", xml(&flow.workflow));
+    out.push_str(&format!("<defs><marker id=\"{arrow}\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#4a5568\"/></marker><marker id=\"{arrow_fail}\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#b03a2e\"/></marker></defs>\n"));
     let side_order: Vec<usize> = (0..flow.nodes.len()).filter(|&i| flow.is_side(i)).collect();
     let mut skip_lane = 0;
     let mut from_count = vec![0usize; flow.nodes.len()];
@@ -161,14 +164,20 @@ pub fn to_svg(flow: &Flow) -> String {
             )
         };
         let (class, marker) = match edge.kind {
-            EdgeKind::Next => ("edge", "arrow"),
-            EdgeKind::Skip => ("edge skip", "arrow"),
-            EdgeKind::Failure => ("edge failure", "arrow-fail"),
+            EdgeKind::Next => ("edge", &arrow),
+            EdgeKind::Skip => ("edge skip", &arrow),
+            EdgeKind::Failure => ("edge failure", &arrow_fail),
         };
-        out.push_str(&format!(
-            "<path class=\"{class}\" d=\"{path}\" marker-end=\"url(#{marker})\"><title>{}</title></path>\n",
-            xml(&edge.label)
-        ));
+        if edge.label.is_empty() {
+            out.push_str(&format!(
+                "<path class=\"{class}\" d=\"{path}\" marker-end=\"url(#{marker})\"/>\n"
+            ));
+        } else {
+            out.push_str(&format!(
+                "<path class=\"{class}\" d=\"{path}\" marker-end=\"url(#{marker})\"><title>{}</title></path>\n",
+                xml(&edge.label)
+            ));
+        }
         if let (Some((x, y, anchor)), false) = (label_at, edge.label.is_empty()) {
             out.push_str(&format!(
                 "<text class=\"edge-label\" x=\"{x:.1}\" y=\"{y:.1}\" text-anchor=\"{anchor}\">{}</text>\n",

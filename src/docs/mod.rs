@@ -11,6 +11,7 @@ pub mod filters;
 pub mod flow;
 pub mod flow_svg;
 pub mod limits;
+pub mod site;
 
 use crate::config::{Diagnostic, Loc, Project};
 use crate::engine::Registry;
