@@ -18,9 +18,6 @@ pub type RawStep = Spanned<IndexMap<SStr, Spanned<serde_json::Value>>>;
 pub struct RawFile {
     /// Project name used in plans and docs.
     pub project: Option<SStr>,
-    /// Who to call when something goes wrong (rendered in the runbooks; environments
-    /// may override it).
-    pub contacts: Option<RawContacts>,
     /// Environment used when nothing else decides.
     pub default_env: Option<SStr>,
     /// Alternative names: `dev: development`.
@@ -56,6 +53,9 @@ pub struct RawFile {
     /// Workflows: ordered steps.
     #[serde(default)]
     pub workflows: IndexMap<SStr, Spanned<RawWorkflow>>,
+    /// Who to call when something goes wrong (rendered in the runbooks; environments
+    /// may override it).
+    pub contacts: Option<RawContacts>,
 }
 
 /// A file pulled in through `include:`.
