@@ -22,10 +22,18 @@ fn side_x() -> f64 {
 
 /// Escapes text for SVG.
 pub fn xml(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    // One pass: pages hold thousands of labels.
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Wraps `text` to lines of at most `width` characters (words longer than that stay
@@ -115,7 +123,7 @@ pub fn to_svg(flow: &Flow) -> String {
         + TOP;
     let width = side_x() + SIDE_W + 16.0;
     let mut out = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"flow\" viewBox=\"0 0 {width:.0} {height:.0}\" width=\"{width:.0}\" height=\"{height:.0}\" role=\"img\" aria-labelledby=\"flow-{id}-title\">\n<title id=\"flow-{id}-title\">Workflow {name}: steps, conditions, confirmations and failure paths</title>\n",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"flow\" viewBox=\"0 0 {width} {height}\" width=\"{width}\" height=\"{height}\" role=\"img\" aria-labelledby=\"flow-{id}-title\">\n<title id=\"flow-{id}-title\">Workflow {name}: steps, conditions, confirmations and failure paths</title>\n",
         id = xml(&flow.workflow),
         name = xml(&flow.workflow),
     );
@@ -139,13 +147,13 @@ pub fn to_svg(flow: &Flow) -> String {
             let lane = side_x() - 14.0 - k * 10.0;
             let ty = b.y + 12.0 + k.min(3.0) * 2.0;
             (
-                format!("M{:.1},{sy:.1} H{lane:.1} V{ty:.1} H{:.1}", a.x + a.w, b.x),
+                format!("M{},{sy} H{lane} V{ty} H{}", a.x + a.w, b.x),
                 Some((a.x + a.w + 4.0, sy - 3.0, "start")),
             )
         } else if Some(edge.to) == next_main {
             let x = a.x + a.w / 2.0;
             (
-                format!("M{x:.1},{:.1} V{:.1}", a.y + a.h, b.y),
+                format!("M{x},{} V{}", a.y + a.h, b.y),
                 Some((x + 6.0, a.y + a.h + 14.0, "start")),
             )
         } else {
@@ -153,13 +161,7 @@ pub fn to_svg(flow: &Flow) -> String {
             let lane = MAIN_X - 14.0 - (skip_lane % 3) as f64 * 10.0;
             skip_lane += 1;
             (
-                format!(
-                    "M{:.1},{:.1} H{lane:.1} V{:.1} H{:.1}",
-                    a.x,
-                    a.cy(),
-                    b.cy(),
-                    b.x
-                ),
+                format!("M{},{} H{lane} V{} H{}", a.x, a.cy(), b.cy(), b.x),
                 None,
             )
         };
@@ -180,7 +182,7 @@ pub fn to_svg(flow: &Flow) -> String {
         }
         if let (Some((x, y, anchor)), false) = (label_at, edge.label.is_empty()) {
             out.push_str(&format!(
-                "<text class=\"edge-label\" x=\"{x:.1}\" y=\"{y:.1}\" text-anchor=\"{anchor}\">{}</text>\n",
+                "<text class=\"edge-label\" x=\"{x}\" y=\"{y}\" text-anchor=\"{anchor}\">{}</text>\n",
                 xml(&edge.label)
             ));
         }
@@ -200,7 +202,7 @@ pub fn to_svg(flow: &Flow) -> String {
         let (x, y, w, h) = (p.x, p.y, p.w, p.h);
         match node.shape {
             Shape::Condition => out.push_str(&format!(
-                "<polygon points=\"{:.1},{y:.1} {:.1},{y:.1} {:.1},{:.1} {:.1},{:.1} {:.1},{:.1} {x:.1},{:.1}\"/>",
+                "<polygon points=\"{},{y} {},{y} {},{} {},{} {},{} {x},{}\"/>",
                 x + 12.0,
                 x + w - 12.0,
                 x + w,
@@ -212,32 +214,32 @@ pub fn to_svg(flow: &Flow) -> String {
                 y + h / 2.0
             )),
             Shape::Terminal | Shape::Stop => out.push_str(&format!(
-                "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{h:.1}\" rx=\"{:.1}\"/>",
+                "<rect x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"{h}\" rx=\"{}\"/>",
                 h / 2.0
             )),
             Shape::Handler => out.push_str(&format!(
-                "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{h:.1}\"/><line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{:.1}\"/><line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{:.1}\"/>",
+                "<rect x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"{h}\"/><line x1=\"{}\" y1=\"{y}\" x2=\"{}\" y2=\"{}\"/><line x1=\"{}\" y1=\"{y}\" x2=\"{}\" y2=\"{}\"/>",
                 x + 6.0, x + 6.0, y + h, x + w - 6.0, x + w - 6.0, y + h
             )),
             Shape::Step | Shape::Gate => out.push_str(&format!(
-                "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{h:.1}\" rx=\"4\"/>"
+                "<rect x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"{h}\" rx=\"4\"/>"
             )),
         }
         out.push_str(&format!(
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">",
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">",
             x + w / 2.0,
             y + PAD + 11.0
         ));
         for (n, line) in p.lines.iter().enumerate() {
             if n == 0 {
                 out.push_str(&format!(
-                    "<tspan x=\"{:.1}\">{}</tspan>",
+                    "<tspan x=\"{}\">{}</tspan>",
                     x + w / 2.0,
                     xml(line)
                 ));
             } else {
                 out.push_str(&format!(
-                    "<tspan x=\"{:.1}\" dy=\"{LINE}\">{}</tspan>",
+                    "<tspan x=\"{}\" dy=\"{LINE}\">{}</tspan>",
                     x + w / 2.0,
                     xml(line)
                 ));
