@@ -299,17 +299,23 @@ impl FailureTarget {
     }
 }
 
-/// Where a failure of `step` goes: its own handler, else the workflow's, else the run
-/// stops. A handler that restores runs only when something may have changed
-/// (`may_have_changed`: a deploy ran here or earlier), the engine's rule; before that
-/// a failure stops with nothing changed.
+/// Where a failure of `step` goes: its own handler, else (for a nested workflow) that
+/// workflow's, else the workflow's, else the run stops. A handler that restores runs
+/// only when something may have changed (`may_have_changed`: a deploy ran here or
+/// earlier), the engine's rule; before that a failure stops with nothing changed.
 fn failure_target(
     b: &mut Builder,
     plan: &Plan,
     step: &PlannedStep,
     may_have_changed: bool,
 ) -> FailureTarget {
-    let handler = step.handler.as_deref().or(plan.on_failure.as_deref());
+    // A nested workflow's own handler handles its failures; the caller's does not run
+    // again (engine::run marks the failure handled).
+    let handler = step
+        .handler
+        .as_deref()
+        .or(step.nested.as_ref().and_then(|n| n.on_failure.as_deref()))
+        .or(plan.on_failure.as_deref());
     let Some(handler) = handler else {
         let stop = b.side(
             Shape::Stop,
