@@ -498,3 +498,29 @@ fn contacts_stop_writes_cut_over_health_and_backup_location_are_rendered() {
         "{playbooks}"
     );
 }
+
+#[test]
+fn a_step_that_depends_on_variables_is_conditional_in_the_runbook_never_skipped() {
+    // Variables are only known where the run happens: rendering the docs without them
+    // must not call the step skipped; the environment's own protection may.
+    let workflows = "workflows:\n  seed:\n    steps:\n      - name: Seed\n        when: { env_set: [SEED_TASK] }\n        shell: echo SEEDED-NOW\n      - name: Only protected\n        when: { protection: [protected] }\n        shell: echo guarded\n";
+    let test = claims_project(workflows);
+    let text = runbook(&test, "local");
+    assert!(
+        text.contains("1. **Seed** (`shell`) — only when SEED_TASK is set\\\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("2. **Only protected** (`shell`) — only when protection is protected — *skipped here: environment `local` is sandbox*"),
+        "{text}"
+    );
+    assert!(text.contains("n1{\"when SEED_TASK is set?\"}"), "{text}");
+    // And the run does what the runbook says: the variable decides.
+    let out = test.run_with(["run", "seed", "--env", "local"]);
+    out.assert_code(0);
+    assert!(!out.all().contains("SEEDED-NOW"), "{}", out.all());
+    let test = test.env("SEED_TASK", "db:seed");
+    let out = test.run_with(["run", "seed", "--env", "local"]);
+    out.assert_code(0);
+    assert!(out.all().contains("SEEDED-NOW"), "{}", out.all());
+}

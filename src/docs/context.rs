@@ -321,7 +321,7 @@ fn step_docs(cx: &PlanContext<'_>, project: &Project, plan: &Plan) -> Vec<StepDo
             summary: step.doc.summary.clone(),
             details: step.doc.details.clone(),
             commands: step.doc.commands.clone(),
-            skip: step.skip.clone().unwrap_or_default(),
+            skip: super::flow::skipped_here(project, plan, i).unwrap_or_default(),
             on_failure: step.on_failure.clone(),
             nested: step
                 .nested
@@ -472,7 +472,7 @@ pub fn build_with(
             let plan = plan_workflow(&cx, name)?;
             let flow = super::flow::build(&cx, &plan, workflow);
             let mut ops = Vec::new();
-            operations(&plan, &mut ops);
+            operations(project, &plan, &mut ops);
             let refused = ops
                 .iter()
                 .map(|op| refusal(project, &resolved, *op))
@@ -565,7 +565,10 @@ fn confirm_doc(step: &str, c: crate::engine::Confirmation) -> ConfirmDoc {
 
 /// Every question `plan` asks, nested workflows included, skipped steps left out.
 fn all_confirmations(cx: &PlanContext<'_>, plan: &Plan, out: &mut Vec<ConfirmDoc>) {
-    for step in plan.steps.iter().filter(|s| s.skip.is_none()) {
+    let here = |i: &(usize, &crate::engine::plan::PlannedStep)| {
+        super::flow::skipped_here(cx.project, plan, i.0).is_none()
+    };
+    for (_, step) in plan.steps.iter().enumerate().filter(here) {
         out.extend(
             step.step
                 .confirmations(cx)
@@ -578,16 +581,20 @@ fn all_confirmations(cx: &PlanContext<'_>, plan: &Plan, out: &mut Vec<ConfirmDoc
     }
 }
 
-/// The guarded operations `plan` performs (skipped steps left out, nested included).
-fn operations(plan: &Plan, out: &mut Vec<Operation>) {
-    for step in plan.steps.iter().filter(|s| s.skip.is_none()) {
+/// The guarded operations `plan` performs (steps skipped there left out, nested
+/// included).
+fn operations(project: &Project, plan: &Plan, out: &mut Vec<Operation>) {
+    for (i, step) in plan.steps.iter().enumerate() {
+        if super::flow::skipped_here(project, plan, i).is_some() {
+            continue;
+        }
         for op in step.step.operations() {
             if !out.contains(&op) {
                 out.push(op);
             }
         }
         if let Some(nested) = &step.nested {
-            operations(nested, out);
+            operations(project, nested, out);
         }
     }
 }

@@ -97,6 +97,29 @@ fn changes_database(step: &PlannedStep) -> bool {
             .is_some_and(|n| n.steps.iter().any(changes_database))
 }
 
+/// Whether a condition is decided by the environment alone (its name, its protection),
+/// so a runbook can say the step is skipped there. Variables and the platform are only
+/// known on the machine that runs, so a step that depends on them is drawn as
+/// conditional, never as skipped.
+pub fn decided_by_environment(c: &RawCondition) -> bool {
+    c.env_set.is_empty()
+        && c.env_not_set.is_empty()
+        && c.env_equals.is_empty()
+        && c.platforms.is_empty()
+}
+
+/// Why step `index` of `plan` is skipped in its environment, when the environment alone
+/// decides it (see [`decided_by_environment`]).
+pub fn skipped_here(project: &crate::config::Project, plan: &Plan, index: usize) -> Option<String> {
+    let step = plan.steps.get(index)?;
+    let reason = step.skip.clone()?;
+    let def = project.workflows.get(&plan.workflow)?.steps.get(index)?;
+    def.when
+        .as_ref()
+        .is_none_or(|w| decided_by_environment(&w.raw))
+        .then_some(reason)
+}
+
 /// A `when:` condition in words.
 pub fn condition_text(c: &RawCondition) -> String {
     let mut parts = Vec::new();
@@ -197,13 +220,14 @@ pub fn build(cx: &PlanContext<'_>, plan: &Plan, workflow: &Workflow) -> Flow {
     let mut changed = false;
     for (i, step) in plan.steps.iter().enumerate() {
         let def = workflow.steps.get(i);
+        let skipped = skipped_here(cx.project, plan, i);
         let mut skips = Vec::new();
         if let Some(condition) = def.and_then(|d| d.when.as_ref()) {
             let mut label = format!("when {}?", condition_text(&condition.raw));
-            if let Some(why) = &step.skip {
+            if let Some(why) = &skipped {
                 label.push_str(&format!("\nnot here: {why}"));
             }
-            let node = b.node(Shape::Condition, label, step.skip.is_some());
+            let node = b.node(Shape::Condition, label, skipped.is_some());
             connect(&mut b, node, &mut pending);
             pending.push((node, EdgeKind::Next, "yes".into()));
             skips.push(node);
@@ -223,7 +247,7 @@ pub fn build(cx: &PlanContext<'_>, plan: &Plan, workflow: &Workflow) -> Flow {
                         format!("without a person: {}", confirmation.unattended)
                     }
                 ),
-                step.skip.is_some(),
+                skipped.is_some(),
             );
             connect(&mut b, node, &mut pending);
             pending.push((node, EdgeKind::Next, "yes".into()));
@@ -236,7 +260,7 @@ pub fn build(cx: &PlanContext<'_>, plan: &Plan, workflow: &Workflow) -> Flow {
         let node = b.node(
             Shape::Step,
             format!("{}. {}\n[{}]", i + 1, step.name, step.kind),
-            step.skip.is_some(),
+            skipped.is_some(),
         );
         connect(&mut b, node, &mut pending);
         if step.continue_on_failure {
