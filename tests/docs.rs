@@ -448,7 +448,7 @@ fn contacts_stop_writes_cut_over_health_and_backup_location_are_rendered() {
     let test = Test::new();
     test.write(
         "Workflowfile.yaml",
-        "project: claims\ncontacts:\n  on_call: \"#oncall\"\n  escalation: [Dana, Sam]\nbackups:\n  stop_writes: maintenance-on\n  switch_to_restored: cut-over\nenvironments:\n  production:\n    url: ${PRODUCTION_DATABASE_URL}\n    protection: protected\n    contacts: { on_call: PagerDuty prod }\n    backups:\n      repository: s3://acme-backups/prod\n  staging:\n    url: ${STAGING_DATABASE_URL}\n    protection: shared\ntasks:\n  maintenance-on: { description: Maintenance mode on, script: echo on }\n  cut-over: { description: Point the app at the copy, script: echo cut }\nworkflows:\n  release:\n    steps:\n      - verify: { checks: [ { name: shop, http: { url: \"https://shop.example/healthz\" } } ] }\n",
+        "project: claims\ncontacts:\n  on_call: \"#oncall\"\n  escalation: [Dana, Sam]\nbackups:\n  stop_writes: maintenance-on\n  switch_to_restored: cut-over\nenvironments:\n  production:\n    url: ${PRODUCTION_DATABASE_URL}\n    protection: protected\n    contacts: { on_call: PagerDuty prod }\n    backups:\n      repository: s3://acme-backups/prod\n  staging:\n    url: ${STAGING_DATABASE_URL}\n    protection: shared\ntasks:\n  maintenance-on: { description: Maintenance mode on, script: echo on }\n  cut-over: { description: Point the app at the copy, script: echo cut }\nworkflows:\n  release:\n    steps:\n      - verify: { checks: [ { name: shop, http: { url: \"https://shop.example/healthz\" } }, { name: api, http: { url: \"${API_URL:-https://api.example}/healthz\", status: 204 } } ] }\n",
     );
     let production = runbook(&test, "production");
     let who = section(&production, "Who to call");
@@ -470,6 +470,16 @@ fn contacts_stop_writes_cut_over_health_and_backup_location_are_rendered() {
     assert!(
         health.contains("| `https://shop.example/healthz` | HTTP 200 | `release`: shop |"),
         "{health}"
+    );
+    assert!(
+        health
+            .contains("| `${API_URL:-https://api.example}/healthz` | HTTP 204 | `release`: api |"),
+        "{health}"
+    );
+    // By hand, the shell expands the variable the run would read (double quotes).
+    assert!(
+        production.contains("curl -fsS \"${API_URL:-https://api.example}/healthz\""),
+        "{production}"
     );
     assert!(
         production.contains("| Backups | object storage, `s3://acme-backups/prod"),
