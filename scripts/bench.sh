@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Benchmarks, reported as ratios against baselines measured in the same run.
 #
-#   scripts/bench.sh [migrations|workflow|docs|lint|backup|scale]…   (default: migrations docs lint; backup builds a ~500 MB pgbench database)
+#   scripts/bench.sh [migrations|workflow|docs|site|lint|backup|scale]…   (default: migrations docs lint; backup builds a ~500 MB pgbench database)
+#
+# site: `dbflow docs --site` (every runbook and drill page as HTML, every workflow's flowchart
+# as SVG) for 10 environments x 50 workflows, against `dbflow validate` in the same run.
 #
 # scale: status and deploy at N = 50, 500, 5,000 migrations (DBFLOW_BENCH_SCALE_SIZES="50 500 5000 20000"
 # to change), against `psql -c 'select 1'` in the same run; DBFLOW_BENCH_BASE_BIN=path adds the
@@ -128,6 +131,40 @@ bench_docs() {
   python3 -c "import json; r=json.load(open('$work/docs.json'))['results'][1]; print(f'docs mean {r[\"mean\"]*1000:.1f} ms (goal: under 100 ms)')"
 }
 
+bench_site() {
+  # 10 environments (sandbox, shared, protected) x 50 workflows of 7 steps each, with a
+  # `when` condition, a question, a failure handler that restores, backup/deploy/verify.
+  local project="$work/site"
+  mkdir -p "$project"
+  {
+    echo "project: big"
+    echo "contacts: { on_call: '#oncall', escalation: [lead, cto] }"
+    echo "backups: { stop_writes: maintenance, switch_to_restored: cut-over }"
+    echo "environments:"
+    for e in $(seq 1 10); do
+      printf '  env%s:\n    url: ${ENV%s_DATABASE_URL:-postgres://app@db%s.internal:5432/app}\n    protection: %s\n' "$e" "$e" "$e" \
+        "$([ "$e" -le 3 ] && echo sandbox || { [ "$e" -le 8 ] && echo shared || echo protected; })"
+    done
+    echo "tasks:"
+    echo "  build: { command: npm, args: [run, build], description: Build }"
+    echo "  maintenance: { script: echo maintenance on, description: Maintenance mode }"
+    echo "  cut-over: { script: echo cut over, description: Point the app at the copy }"
+    echo "workflows:"
+    echo "  undo: { description: Roll back, steps: [ { rollback: {} } ] }"
+    for w in $(seq 1 49); do
+      printf '  wf%s:\n    description: Workflow %s\n    on_failure: undo\n    steps:\n      - status: { fail_on: [failed] }\n      - task: build\n      - name: Ask\n        when: { protection: [shared, protected] }\n        confirm: Go on with %s?\n      - backup: { label: wf%s }\n      - deploy: {}\n      - verify: { checks: [ { name: clean, status_clean: true }, { name: up, http: { url: "https://app.example/health" } } ] }\n      - shell: echo step %s\n' "$w" "$w" "$w" "$w" "$w"
+    done
+  } > "$project/Workflowfile.yaml"
+  (cd "$project" && "$dbflow" validate >/dev/null)
+  echo "== site: 10 environments x 50 workflows, HTML pages with every flowchart as SVG"
+  hyperfine --warmup 2 --runs 20 --export-json "$work/site.json" \
+    -n "dbflow validate (loading only, baseline)" "cd $project && $dbflow validate >/dev/null" \
+    -n "dbflow docs --site" "cd $project && $dbflow docs --site $work/site-out >/dev/null"
+  echo "site vs loading: $(ratio "$work/site.json")"
+  python3 -c "import json; r=json.load(open('$work/site.json'))['results'][1]; print(f'site mean {r[\"mean\"]*1000:.1f} ms (goal: under 200 ms)')"
+  echo "pages: $(ls "$work/site-out" | wc -l), $(du -sh "$work/site-out" | cut -f1), $(cat "$work"/site-out/runbook-*.html | grep -c '<svg ') flowcharts"
+}
+
 # N migrations in bench_migrations' workload (one table and one index each), written by one
 # process: a shell loop spends minutes on 20,000 folders.
 write_n_migrations() {
@@ -207,6 +244,7 @@ for section in "${sections[@]}"; do
     migrations) bench_migrations ;;
     workflow) bench_workflow ;;
     docs) bench_docs ;;
+    site) bench_site ;;
     scale) bench_scale ;;
     *) if [ -x "scripts/bench-$section.sh" ]; then "scripts/bench-$section.sh"; else echo "unknown section: $section" >&2; exit 2; fi ;;
   esac

@@ -110,6 +110,11 @@ pub enum Command {
         /// Folder to write into (default: docs/generated beside the Workflowfile).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Write the HTML site (every environment's runbook and restore drill, each
+        /// workflow's flowchart as SVG; no JavaScript) into DIR. `dbflow docs` refreshes
+        /// docs/site and `--check` checks it when that folder exists.
+        #[arg(long, value_name = "DIR", conflicts_with = "env")]
+        site: Option<PathBuf>,
         /// Render in memory and fail (exit 1) with a diff when the files on disk differ.
         #[arg(long)]
         check: bool,

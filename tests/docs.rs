@@ -255,3 +255,282 @@ fn the_repository_example_docs_are_up_to_date() {
     let out = test.run_with(["docs", "--check"]);
     out.assert_code(0);
 }
+
+// --- Claims tied to behaviour: each runbook sentence below comes from the object the
+// engine runs, so changing the behaviour in the Workflowfile changes the sentence, and
+// the run does what the sentence says.
+
+/// A project whose `local` environment is an SQLite sandbox and whose `production` is
+/// protected; `workflows` is appended as written.
+fn claims_project(workflows: &str) -> Test {
+    let test = Test::new();
+    test.write(
+        "Workflowfile.yaml",
+        &format!(
+            "project: claims\ndefault_env: local\nenvironments:\n  local:\n    url: sqlite:.dbflow/claims_sandbox.db\n    protection: sandbox\n  production:\n    url: ${{PRODUCTION_DATABASE_URL}}\n    protection: protected\n{workflows}"
+        ),
+    );
+    test.env(
+        "PRODUCTION_DATABASE_URL",
+        "postgres://app:ProdPoolPassw0rd@127.0.0.1:1/shop",
+    )
+}
+
+fn runbook(test: &Test, env: &str) -> String {
+    test.run_with(["docs"]).assert_code(0);
+    test.read(&format!("docs/generated/runbook-{env}.md"))
+}
+
+/// The section of `text` under the heading `## {title}` (up to the next `## `).
+fn section<'a>(text: &'a str, title: &str) -> &'a str {
+    let start = text
+        .find(&format!("\n## {title}\n"))
+        .unwrap_or_else(|| panic!("no section {title} in\n{text}"));
+    let rest = &text[start + 1..];
+    let end = rest[3..].find("\n## ").map_or(rest.len(), |e| e + 3);
+    &rest[..end]
+}
+
+#[test]
+fn the_runbook_quotes_the_question_the_confirm_step_asks_and_what_answers_it() {
+    let workflows =
+        "workflows:\n  ship:\n    steps:\n      - confirm: Ship it?\n      - shell: echo shipped\n";
+    let test = claims_project(workflows);
+    let text = runbook(&test, "local");
+    let asked = section(&text, "Confirmations asked here");
+    assert!(
+        asked.contains("| `ship` | confirm Ship it? | Ship it? | `[y/N]` | `--yes` |"),
+        "{asked}"
+    );
+    assert!(!text.contains("confirmation (or `--yes` in CI)"), "{text}");
+    // What the runbook says, the run does: nobody can be asked here (no terminal), and
+    // --yes answers it.
+    let out = test.run_with(["run", "ship", "--env", "local"]);
+    out.assert_code(1);
+    assert!(out.all().contains("rerun with --yes"), "{}", out.all());
+    test.run_with(["run", "ship", "--env", "local", "--yes"])
+        .assert_code(0);
+
+    // The step changes: --yes no longer answers, a variable does, the default is yes.
+    let workflows = "workflows:\n  ship:\n    steps:\n      - confirm: { message: Ship it?, default: true, yes_answers: false, variable: SHIP_IT }\n      - shell: echo shipped\n";
+    let test = claims_project(workflows);
+    let text = runbook(&test, "local");
+    let asked = section(&text, "Confirmations asked here");
+    assert!(
+        asked.contains("| Ship it? | `[Y/n]` | `SHIP_IT=yes` |"),
+        "{asked}"
+    );
+    test.run_with(["run", "ship", "--env", "local", "--yes"])
+        .assert_code(3);
+    let test = test.env("SHIP_IT", "yes");
+    test.run_with(["run", "ship", "--env", "local"])
+        .assert_code(0);
+}
+
+#[test]
+fn a_protected_deploy_is_documented_as_the_y_n_question_the_guard_makes_it_ask() {
+    let workflows = "workflows:\n  release:\n    steps:\n      - backup: {}\n      - deploy: {}\n      - verify: { checks: [ { status_clean: true } ] }\n";
+    let test = claims_project(workflows);
+    let text = runbook(&test, "production");
+    let asked = section(&text, "Confirmations asked here");
+    assert!(
+        asked.contains(
+            "| `release` | deploy | Apply N migration(s) to protected `production`? | `[y/N]` | `--yes` |"
+        ),
+        "{asked}"
+    );
+    assert!(!text.contains("confirmation (or `--yes` in CI)"), "{text}");
+    // On the sandbox the guard asks nothing, and the runbook says so.
+    let local = section(&runbook(&test, "local"), "Confirmations asked here").to_string();
+    assert!(local.contains("nothing waits for a person"), "{local}");
+    // The same project with production declared shared: the question is gone there too.
+    let test = Test::new();
+    test.write(
+        "Workflowfile.yaml",
+        &std::fs::read_to_string(claims_project(workflows).path().join("Workflowfile.yaml"))
+            .unwrap()
+            .replace("protection: protected", "protection: shared"),
+    );
+    let text = runbook(&test, "production");
+    assert!(
+        section(&text, "Confirmations asked here").contains("nothing waits for a person"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_decision_tree_follows_on_failure_and_the_rule_that_rollback_needs_a_change() {
+    // A handler that restores a backup: a failure before any migration committed runs
+    // nothing, and the runbook says exactly that.
+    let restoring = "workflows:\n  release:\n    on_failure: undo\n    steps:\n      - shell: exit 1\n      - backup: {}\n      - deploy: {}\n      - verify: { checks: [ { status_clean: true } ] }\n  undo:\n    steps:\n      - rollback: {}\n";
+    let test = claims_project(restoring);
+    let text = runbook(&test, "local");
+    let tree = section(&text, "Rollback decision tree");
+    assert!(
+        tree.contains("- `release`: a failure after a migration committed (or may have) runs `undo`, which restores a backup; a failure before any migration committed (guard block, declined or missing confirmation, lock timeout) changed nothing: the run stops and says \"nothing changed, nothing to roll back\" without running `undo`."),
+        "{tree}"
+    );
+    let out = test.run_with(["run", "release", "--env", "local"]);
+    out.assert_code(1);
+    assert!(
+        out.all()
+            .contains("nothing changed, nothing to roll back (on_failure `undo` not run)"),
+        "{}",
+        out.all()
+    );
+
+    // A handler that restores nothing runs on any failure: the runbook no longer says
+    // "nothing to roll back" for it, and the run does run it.
+    let notifying = "workflows:\n  release:\n    on_failure: undo\n    steps:\n      - shell: exit 1\n      - backup: {}\n      - deploy: {}\n      - verify: { checks: [ { status_clean: true } ] }\n  undo:\n    steps:\n      - shell: echo undoing by hand\n";
+    let test = claims_project(notifying);
+    let text = runbook(&test, "local");
+    let tree = section(&text, "Rollback decision tree");
+    assert!(
+        tree.contains("- `release`: any failed step runs `undo` (it restores nothing, so it runs whether or not anything changed), then the run fails."),
+        "{tree}"
+    );
+    assert!(!tree.contains("nothing to roll back"), "{tree}");
+    let out = test.run_with(["run", "release", "--env", "local"]);
+    out.assert_code(1);
+    assert!(
+        out.all().contains("running on_failure workflow `undo`"),
+        "{}",
+        out.all()
+    );
+    // The flowchart draws the same paths.
+    assert!(text.contains("-.->|\"fails\"| n"), "{text}");
+}
+
+#[test]
+fn the_quick_reference_lists_only_what_the_guard_allows_there() {
+    let workflows = "workflows:\n  local-reset:\n    description: Reset the sandbox\n    steps:\n      - reset: {}\n";
+    let test = claims_project(workflows);
+    let production = runbook(&test, "production");
+    let quick = section(&production, "Quick reference");
+    assert!(
+        !quick.contains("| `dbflow run local-reset --env production` |"),
+        "{quick}"
+    );
+    assert!(
+        quick.contains("- `dbflow run local-reset --env production`: `migrate-reset` is forbidden on `production` (protected)"),
+        "{quick}"
+    );
+    let local = runbook(&test, "local");
+    assert!(
+        section(&local, "Quick reference")
+            .contains("| Reset the sandbox | `dbflow run local-reset --env local` |"),
+        "{local}"
+    );
+    // The guard that wrote the table is the one that runs: refused (exit 3) before
+    // anything is touched on production.
+    let out = test.run_with(["run", "local-reset", "--env", "production"]);
+    out.assert_code(3);
+
+    // Production declared a sandbox with a sandbox-like database: the guard allows it,
+    // and the quick reference lists it.
+    let test = Test::new();
+    test.write(
+        "Workflowfile.yaml",
+        &format!(
+            "project: claims\nenvironments:\n  production:\n    url: sqlite:.dbflow/prod_scratch.db\n    protection: sandbox\n{workflows}"
+        ),
+    );
+    let production = runbook(&test, "production");
+    assert!(
+        section(&production, "Quick reference")
+            .contains("| Reset the sandbox | `dbflow run local-reset --env production` |"),
+        "{production}"
+    );
+}
+
+#[test]
+fn contacts_stop_writes_cut_over_health_and_backup_location_are_rendered() {
+    let test = Test::new();
+    test.write(
+        "Workflowfile.yaml",
+        "project: claims\ncontacts:\n  on_call: \"#oncall\"\n  escalation: [Dana, Sam]\nbackups:\n  stop_writes: maintenance-on\n  switch_to_restored: cut-over\nenvironments:\n  production:\n    url: ${PRODUCTION_DATABASE_URL}\n    protection: protected\n    contacts: { on_call: PagerDuty prod }\n    backups:\n      repository: s3://acme-backups/prod\n  staging:\n    url: ${STAGING_DATABASE_URL}\n    protection: shared\ntasks:\n  maintenance-on: { description: Maintenance mode on, script: echo on }\n  cut-over: { description: Point the app at the copy, script: echo cut }\nworkflows:\n  release:\n    steps:\n      - verify: { checks: [ { name: shop, http: { url: \"https://shop.example/healthz\" } }, { name: api, http: { url: \"${API_URL:-https://api.example}/healthz\", status: 204 } } ] }\n",
+    );
+    let production = runbook(&test, "production");
+    let who = section(&production, "Who to call");
+    assert!(who.contains("- On call: PagerDuty prod"), "{who}");
+    assert!(
+        who.contains("- Escalation 1: Dana\n- Escalation 2: Sam"),
+        "{who}"
+    );
+    let staging = runbook(&test, "staging");
+    assert!(section(&staging, "Who to call").contains("- On call: #oncall"));
+    let stop = section(&production, "Stop writes and cut over");
+    assert!(
+        stop.contains("task `maintenance-on` (Maintenance mode on)")
+            && stop.contains("`dbflow run maintenance-on --env production`")
+            && stop.contains("task `cut-over` (Point the app at the copy)"),
+        "{stop}"
+    );
+    let health = section(&production, "Health endpoints");
+    assert!(
+        health.contains("| `https://shop.example/healthz` | HTTP 200 | `release`: shop |"),
+        "{health}"
+    );
+    assert!(
+        health
+            .contains("| `${API_URL:-https://api.example}/healthz` | HTTP 204 | `release`: api |"),
+        "{health}"
+    );
+    // By hand, the shell expands the variable the run would read (double quotes).
+    assert!(
+        production.contains("curl -fsS \"${API_URL:-https://api.example}/healthz\""),
+        "{production}"
+    );
+    assert!(
+        production.contains("| Backups | object storage, `s3://acme-backups/prod"),
+        "{production}"
+    );
+    assert!(
+        staging.contains("| Backups | `backups/staging/`"),
+        "{staging}"
+    );
+    // The cut-over question the rollback step asks, once a task is declared.
+    let incident = "workflows:\n  incident:\n    category: incidents\n    steps:\n      - rollback: { before: \"${BAD_MIGRATION:-}\" }\n";
+    let test = Test::new();
+    test.write(
+        "Workflowfile.yaml",
+        &format!("project: claims\nbackups:\n  switch_to_restored: cut-over\nenvironments:\n  production:\n    url: ${{PRODUCTION_DATABASE_URL}}\n    protection: protected\ntasks:\n  cut-over: {{ script: echo cut }}\n{incident}"),
+    );
+    let production = runbook(&test, "production");
+    assert!(
+        section(&production, "Confirmations asked here")
+            .contains("| `type CUT-OVER to go on` | `--yes --cut-over` |"),
+        "{production}"
+    );
+    let playbooks = section(&production, "Incident playbooks");
+    assert!(
+        playbooks.contains("`BAD_MIGRATION=<migration folder> dbflow run incident --env production` — reads `BAD_MIGRATION`"),
+        "{playbooks}"
+    );
+}
+
+#[test]
+fn a_step_that_depends_on_variables_is_conditional_in_the_runbook_never_skipped() {
+    // Variables are only known where the run happens: rendering the docs without them
+    // must not call the step skipped; the environment's own protection may.
+    let workflows = "workflows:\n  seed:\n    steps:\n      - name: Seed\n        when: { env_set: [SEED_TASK] }\n        shell: echo SEEDED-NOW\n      - name: Only protected\n        when: { protection: [protected] }\n        shell: echo guarded\n";
+    let test = claims_project(workflows);
+    let text = runbook(&test, "local");
+    assert!(
+        text.contains("1. **Seed** (`shell`) — only when SEED_TASK is set\\\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("2. **Only protected** (`shell`) — only when protection is protected — *skipped here: environment `local` is sandbox*"),
+        "{text}"
+    );
+    assert!(text.contains("n1{\"when SEED_TASK is set?\"}"), "{text}");
+    // And the run does what the runbook says: the variable decides.
+    let out = test.run_with(["run", "seed", "--env", "local"]);
+    out.assert_code(0);
+    assert!(!out.all().contains("SEEDED-NOW"), "{}", out.all());
+    let test = test.env("SEED_TASK", "db:seed");
+    let out = test.run_with(["run", "seed", "--env", "local"]);
+    out.assert_code(0);
+    assert!(out.all().contains("SEEDED-NOW"), "{}", out.all());
+}

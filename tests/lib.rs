@@ -31,6 +31,7 @@ mod safety;
 mod scale;
 mod scripts;
 mod session;
+mod site;
 mod site_browser;
 mod validate;
 mod verify;

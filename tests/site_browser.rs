@@ -330,33 +330,6 @@ fn screenshots() -> PathBuf {
     dir
 }
 
-/// An index and a runbook page in the site's style, standing in for the ones
-/// `dbflow docs --site` writes (same stylesheet, a link to the operations page, an SVG).
-fn stand_in_pages(dir: &Path) {
-    let css = dbflow::docs::ops::OPS_CSS;
-    let page = |title: &str, body: &str| {
-        format!(
-            "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>{title}</title><style>{css}</style></head>\n<body><main>{body}</main></body>\n</html>\n"
-        )
-    };
-    std::fs::write(
-        dir.join("index.html"),
-        page(
-            "Runbooks · acme-ops",
-            "<h1>Runbooks · acme-ops</h1><ul><li><a href=\"runbook-local.html\">local</a></li><li><a href=\"operations.html\">Operations</a></li></ul>",
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("runbook-local.html"),
-        page(
-            "Runbook · local",
-            "<nav><a href=\"index.html\">← Runbooks</a></nav><h1>Runbook · local</h1><h2>release</h2><svg class=\"flow\" xmlns=\"http://www.w3.org/2000/svg\" width=\"200\" height=\"60\" viewBox=\"0 0 200 60\"><rect x=\"10\" y=\"10\" width=\"180\" height=\"40\" rx=\"6\" fill=\"#f6f8fa\" stroke=\"#0969da\"/><text x=\"100\" y=\"35\" text-anchor=\"middle\">echo releasing</text></svg>",
-        ),
-    )
-    .unwrap();
-}
-
 #[test]
 fn console_errors_are_detected() {
     let Some(binary) = browser() else {
@@ -405,9 +378,11 @@ fn site_pages_load_without_console_errors_and_charts_have_every_point() {
         return;
     };
     let site = tempfile::tempdir().unwrap();
-    let ops = crate::ops_page::operations_page(rec.test.path());
-    std::fs::write(site.path().join("operations.html"), &ops).unwrap();
-    stand_in_pages(site.path());
+    // The real site, written by `dbflow docs --site` over the recorded history.
+    rec.test
+        .run_with(["docs", "--site", site.path().to_str().unwrap()])
+        .assert_code(0);
+    let ops = std::fs::read_to_string(site.path().join("operations.html")).unwrap();
     let shots = screenshots();
     let mut browser = Browser::start(&binary);
 
@@ -438,8 +413,9 @@ fn site_pages_load_without_console_errors_and_charts_have_every_point() {
     std::fs::write(shots.join("operations.html"), &ops).unwrap();
 
     for (page, title) in [
-        ("index.html", "Runbooks · acme-ops"),
-        ("runbook-local.html", "Runbook · local"),
+        ("index.html", "acme-ops: database runbooks"),
+        ("runbook-local.html", "Runbook: acme-ops — local"),
+        ("restore-drill-local.html", "Restore drill: acme-ops — local"),
     ] {
         let shot = shots.join(page.replace(".html", ".png"));
         let visit = browser.visit(&site.path().join(page), &shot);

@@ -64,11 +64,23 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Env => env::run(&app, cli.env.as_deref()),
         Command::Validate => validate::run(&app, cli.env.as_deref()),
         Command::Runs { last, id } => runs::run(&app, last, id.as_deref()),
-        Command::Docs { out, check, all } => docs::run(
-            &app,
-            if all { None } else { cli.env.as_deref() },
+        Command::Docs {
             out,
+            site,
             check,
+            all,
+        } => docs::run(
+            &app,
+            docs::Request {
+                env: if all || site.is_some() {
+                    None
+                } else {
+                    cli.env.clone()
+                },
+                out,
+                site,
+                check,
+            },
         ),
         Command::Migrate { action } => migrate::run(&app, cli.env.as_deref(), action),
         Command::Backup { action } => backup::run(&app, cli.env.as_deref(), action),

@@ -445,3 +445,59 @@ fn first_line(s: &str) -> String {
         line.to_string()
     }
 }
+
+/// The `contacts:` of every environment: the top-level ones with each environment's
+/// overrides applied. Contacts are documentation only, so they are read from the
+/// Workflowfile when the docs are rendered rather than carried by every [`Project`];
+/// their shape was checked when the file was loaded (`RawFile::contacts`).
+#[derive(Debug, Clone, Default)]
+pub struct ProjectContacts {
+    /// `contacts:` at the top level.
+    pub default: super::raw::RawContacts,
+    /// `environments.<name>.contacts:`.
+    pub environments: IndexMap<String, super::raw::RawContacts>,
+}
+
+impl ProjectContacts {
+    /// Reads `contacts:` from the project's Workflowfile (none for a zero-config project).
+    pub fn read(project: &Project) -> Result<Self, super::Diagnostic> {
+        #[derive(serde::Deserialize)]
+        struct File {
+            contacts: Option<super::raw::RawContacts>,
+            #[serde(default)]
+            environments: IndexMap<String, Env>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Env {
+            contacts: Option<super::raw::RawContacts>,
+        }
+        let Some(path) = &project.file else {
+            return Ok(Self::default());
+        };
+        let text = super::load::read_limited(path, super::load::MAX_CONFIG_BYTES)?;
+        let file: File = serde_saphyr::from_str(&text)
+            .map_err(|e| super::Diagnostic::bare(format!("{}: contacts: {e}", path.display())))?;
+        Ok(ProjectContacts {
+            default: file.contacts.unwrap_or_default(),
+            environments: file
+                .environments
+                .into_iter()
+                .filter_map(|(name, env)| env.contacts.map(|c| (name, c)))
+                .collect(),
+        })
+    }
+
+    /// The contacts of `env`: its own keys where it sets them, else the top-level ones.
+    pub fn for_env(&self, env: &str) -> super::raw::RawContacts {
+        let mut out = self.default.clone();
+        if let Some(own) = self.environments.get(env) {
+            if own.on_call.is_some() {
+                out.on_call = own.on_call.clone();
+            }
+            if !own.escalation.is_empty() {
+                out.escalation = own.escalation.clone();
+            }
+        }
+        out
+    }
+}

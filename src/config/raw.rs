@@ -53,6 +53,9 @@ pub struct RawFile {
     /// Workflows: ordered steps.
     #[serde(default)]
     pub workflows: IndexMap<SStr, Spanned<RawWorkflow>>,
+    /// Who to call when something goes wrong (rendered in the runbooks; environments
+    /// may override it).
+    pub contacts: Option<RawContacts>,
 }
 
 /// A file pulled in through `include:`.
@@ -368,6 +371,20 @@ pub struct RawEnvironment {
     pub allow_deploy_outside_ci: Option<SStr>,
     /// Where this environment's restore drills run.
     pub drill: Option<RawEnvDrill>,
+    /// Overrides the top-level `contacts:` for this environment, key by key.
+    pub contacts: Option<RawContacts>,
+}
+
+/// `contacts:`: who is on call and who to escalate to, in order. Documentation only:
+/// dbflow renders it in the runbooks and never contacts anyone.
+#[derive(Debug, Deserialize, Clone, Default, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RawContacts {
+    /// Who answers first (a rota, a pager service, a channel).
+    pub on_call: Option<String>,
+    /// Who to call next, in order, when the on-call person cannot fix it.
+    #[serde(default)]
+    pub escalation: Vec<String>,
 }
 
 /// `pooling:` of an environment.

@@ -2,9 +2,10 @@
 //! hand-kept lists. Documented field by field in `templates/README.md`.
 
 use crate::config::environment::resolve;
-use crate::config::{Project, Protection, Vars};
+use crate::config::{Project, Protection, ResolvedEnv, Vars};
 use crate::engine::plan::{plan_workflow, Plan, PlanContext};
 use crate::engine::Registry;
+use crate::guard::Operation;
 use serde::Serialize;
 
 /// Everything a template sees.
@@ -88,6 +89,58 @@ pub struct EnvDoc {
     /// Whether the guard allows `restore-in-place` here ("" when it does), else why not:
     /// the very decision `dbflow check restore-in-place` prints.
     pub in_place_refused: String,
+    /// Who to call: `contacts:` with this environment's overrides.
+    pub contacts: crate::config::raw::RawContacts,
+    /// The task that stops the application writing (`backups.stop_writes`), if any.
+    pub stop_writes: Option<TaskRef>,
+    /// The task that points the application at a restored database
+    /// (`backups.switch_to_restored`), if any.
+    pub switch_to_restored: Option<TaskRef>,
+    /// Health endpoints: the `http` checks of the verify steps run here.
+    pub health: Vec<HealthDoc>,
+    /// Where backups physically live: the repository URL (redacted) or the folder.
+    pub backups_location: String,
+    /// Whether backups live in object storage (else a folder on this machine).
+    pub backups_remote: bool,
+    /// The quick reference: only commands the guard allows here.
+    pub quick: Vec<QuickDoc>,
+    /// Workflows the guard refuses here, and why (not in the quick reference).
+    pub refused: Vec<QuickDoc>,
+}
+
+/// A task named by a hook (`stop_writes`, `switch_to_restored`).
+#[derive(Debug, Serialize, Clone)]
+pub struct TaskRef {
+    /// Its name.
+    pub name: String,
+    /// Its description.
+    pub description: String,
+    /// What it runs (redacted): the script, or the command and its arguments.
+    pub runs: String,
+}
+
+/// A health endpoint from a verify step's `http` check.
+#[derive(Debug, Serialize, Clone)]
+pub struct HealthDoc {
+    /// The workflow whose verify step checks it.
+    pub workflow: String,
+    /// The check's name.
+    pub name: String,
+    /// The URL as written (redacted).
+    pub url: String,
+    /// The status it must answer.
+    pub status: u64,
+}
+
+/// A quick-reference row.
+#[derive(Debug, Serialize, Clone)]
+pub struct QuickDoc {
+    /// What it is for.
+    pub task: String,
+    /// The command.
+    pub command: String,
+    /// Why the guard refuses it ("" when allowed).
+    pub refused: String,
 }
 
 /// A forbidden operation and why.
@@ -112,8 +165,40 @@ pub struct WorkflowDoc {
     pub category: String,
     /// The workflow run when a step fails ("" when none).
     pub on_failure: String,
+    /// Whether `on_failure` restores a backup, so runs only after a migration committed.
+    pub on_failure_restores: bool,
+    /// What happens when it fails, in one sentence derived from the plan.
+    pub failure: String,
+    /// Shipped in dbflow (else defined by the project).
+    pub builtin: bool,
+    /// `dbflow run NAME --env ENV`.
+    pub command: String,
+    /// Why the guard refuses it here ("" when it allows every step).
+    pub refused: String,
+    /// Every question it asks here (nested workflows included), in order.
+    pub confirmations: Vec<ConfirmDoc>,
+    /// Variables its steps read (`${BAD_MIGRATION}`, `when: env_set`).
+    pub variables: Vec<String>,
+    /// Its flowchart as Mermaid.
+    pub mermaid: String,
+    /// The graph both drawings come from.
+    #[serde(skip)]
+    pub flow: super::flow::Flow,
     /// The steps.
     pub steps: Vec<StepDocOut>,
+}
+
+/// A question a step asks, as the engine asks it.
+#[derive(Debug, Serialize, Clone)]
+pub struct ConfirmDoc {
+    /// The step that asks.
+    pub step: String,
+    /// The question.
+    pub question: String,
+    /// `[y/N]`, `[Y/n]` or `type WORD to go on`.
+    pub answer: String,
+    /// What answers it without a person ("" when only a person can).
+    pub unattended: String,
 }
 
 /// One step's documentation.
@@ -135,6 +220,10 @@ pub struct StepDocOut {
     pub skip: String,
     /// Failure policy.
     pub on_failure: String,
+    /// The `when` condition in words ("" when it always runs).
+    pub when: String,
+    /// The questions it asks here.
+    pub confirmations: Vec<ConfirmDoc>,
     /// Steps of a called workflow.
     pub nested: Vec<StepDocOut>,
 }
@@ -209,23 +298,35 @@ fn never_list(protection: Protection) -> Vec<NeverDoc> {
     out
 }
 
-fn step_docs(plan: &Plan) -> Vec<StepDocOut> {
+fn step_docs(cx: &PlanContext<'_>, project: &Project, plan: &Plan) -> Vec<StepDocOut> {
+    let defs = project.workflows.get(&plan.workflow).map(|w| &w.steps);
     plan.steps
         .iter()
         .enumerate()
         .map(|(i, step)| StepDocOut {
+            when: defs
+                .and_then(|d| d.get(i))
+                .and_then(|d| d.when.as_ref())
+                .map(|c| super::flow::condition_text(&c.raw))
+                .unwrap_or_default(),
+            confirmations: step
+                .step
+                .confirmations(cx)
+                .into_iter()
+                .map(|c| confirm_doc(&step.name, c))
+                .collect(),
             index: i + 1,
             name: step.name.clone(),
             kind: step.kind.clone(),
             summary: step.doc.summary.clone(),
             details: step.doc.details.clone(),
             commands: step.doc.commands.clone(),
-            skip: step.skip.clone().unwrap_or_default(),
+            skip: super::flow::skipped_here(project, plan, i).unwrap_or_default(),
             on_failure: step.on_failure.clone(),
             nested: step
                 .nested
                 .as_ref()
-                .map(|n| step_docs(n))
+                .map(|n| step_docs(cx, project, n))
                 .unwrap_or_default(),
         })
         .collect()
@@ -237,6 +338,18 @@ pub fn build(
     registry: &Registry,
     env_name: Option<&str>,
 ) -> Result<DocContext, Vec<crate::config::Diagnostic>> {
+    let contacts = crate::config::model::ProjectContacts::read(project).map_err(|d| vec![d])?;
+    build_with(project, registry, env_name, &contacts)
+}
+
+/// [`build`] with the contacts already read (once for every environment).
+pub fn build_with(
+    project: &Project,
+    registry: &Registry,
+    env_name: Option<&str>,
+    contacts: &crate::config::model::ProjectContacts,
+) -> Result<DocContext, Vec<crate::config::Diagnostic>> {
+    let health = health_endpoints(project);
     // Docs describe every machine: variables stay references, nothing is read.
     let vars = Vars::references_only();
     let mut environments = Vec::new();
@@ -329,6 +442,20 @@ pub fn build(
                         .join("; ")
                 }
             },
+            contacts: contacts.for_env(name),
+            stop_writes: task_ref(project, project.backup_settings(name).stop_writes),
+            switch_to_restored: task_ref(project, project.backup_settings(name).switch_to_restored),
+            health: health.clone(),
+            backups_location: match project.backup_settings(name).repository {
+                Some(repository) => crate::redact::redact(&repository),
+                None => format!("{}/{name}/", project.backups_dir),
+            },
+            backups_remote: project
+                .backup_settings(name)
+                .repository
+                .is_some_and(|r| r.contains("://") && !r.starts_with("file://")),
+            quick: Vec::new(),
+            refused: Vec::new(),
         });
     }
     let plan_env = env_name.or_else(|| project.environments.keys().next().map(String::as_str));
@@ -343,6 +470,17 @@ pub fn build(
         };
         for (name, workflow) in &project.workflows {
             let plan = plan_workflow(&cx, name)?;
+            let flow = super::flow::build(&cx, &plan, workflow);
+            let mut ops = Vec::new();
+            operations(project, &plan, &mut ops);
+            let refused = ops
+                .iter()
+                .map(|op| refusal(project, &resolved, *op))
+                .filter(|r| !r.is_empty())
+                .collect::<Vec<_>>()
+                .join("; ");
+            let mut confirmations = Vec::new();
+            all_confirmations(&cx, &plan, &mut confirmations);
             workflows.push(WorkflowDoc {
                 name: name.clone(),
                 description: workflow.description.clone().unwrap_or_default(),
@@ -352,8 +490,28 @@ pub fn build(
                     .as_ref()
                     .map(|h| h.workflow.clone())
                     .unwrap_or_default(),
-                steps: step_docs(&plan),
+                on_failure_restores: plan
+                    .on_failure
+                    .as_ref()
+                    .is_some_and(|h| crate::engine::run::restores(h)),
+                failure: failure_sentence(&plan),
+                builtin: workflow.loc.file.starts_with("<builtin>"),
+                command: format!("dbflow run {name} --env {plan_env}"),
+                refused,
+                confirmations,
+                variables: workflow_variables(workflow),
+                mermaid: flow.to_mermaid(),
+                flow,
+                steps: step_docs(&cx, project, &plan),
             });
+        }
+        if let Some(env) = environments
+            .iter_mut()
+            .find(|e| Some(e.name.as_str()) == env_name)
+        {
+            let (quick, refused) = quick_reference(project, &resolved, &workflows);
+            env.quick = quick;
+            env.refused = refused;
         }
     }
     let env = env_name.and_then(|n| environments.iter().find(|e| e.name == n).cloned());
@@ -394,4 +552,242 @@ pub fn build(
             .collect(),
         generated_by: format!("dbflow {}", env!("CARGO_PKG_VERSION")),
     })
+}
+
+fn confirm_doc(step: &str, c: crate::engine::Confirmation) -> ConfirmDoc {
+    ConfirmDoc {
+        step: step.to_string(),
+        question: crate::redact::redact(&c.question),
+        answer: c.answer,
+        unattended: c.unattended,
+    }
+}
+
+/// Every question `plan` asks, nested workflows included, skipped steps left out.
+fn all_confirmations(cx: &PlanContext<'_>, plan: &Plan, out: &mut Vec<ConfirmDoc>) {
+    let here = |i: &(usize, &crate::engine::plan::PlannedStep)| {
+        super::flow::skipped_here(cx.project, plan, i.0).is_none()
+    };
+    for (_, step) in plan.steps.iter().enumerate().filter(here) {
+        out.extend(
+            step.step
+                .confirmations(cx)
+                .into_iter()
+                .map(|c| confirm_doc(&step.name, c)),
+        );
+        if let Some(nested) = &step.nested {
+            all_confirmations(cx, nested, out);
+        }
+    }
+}
+
+/// The guarded operations `plan` performs (steps skipped there left out, nested
+/// included).
+fn operations(project: &Project, plan: &Plan, out: &mut Vec<Operation>) {
+    for (i, step) in plan.steps.iter().enumerate() {
+        if super::flow::skipped_here(project, plan, i).is_some() {
+            continue;
+        }
+        for op in step.step.operations() {
+            if !out.contains(&op) {
+                out.push(op);
+            }
+        }
+        if let Some(nested) = &step.nested {
+            operations(project, nested, out);
+        }
+    }
+}
+
+/// The guard's ruling on `operation` here, without any override: "" when allowed, else
+/// its reasons. Docs describe the rules, not what one shell's variables would unlock.
+fn refusal(project: &Project, env: &ResolvedEnv, operation: Operation) -> String {
+    let decision = crate::guard::decide(
+        project,
+        &crate::guard::GuardTarget::of(env),
+        operation,
+        &crate::guard::Overrides::default(),
+    );
+    if decision.allowed {
+        return String::new();
+    }
+    decision
+        .violations
+        .iter()
+        .filter(|v| v.blocks())
+        .map(|v| v.reason.clone())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// What happens when `plan` fails, from its handler and the engine's rule that a
+/// handler which restores runs only after a change.
+fn failure_sentence(plan: &Plan) -> String {
+    match &plan.on_failure {
+        None => "a failed step stops the run with its exit code; nothing runs after it".into(),
+        Some(handler) if crate::engine::run::restores(handler) => format!(
+            "a failure after a migration committed (or may have) runs `{}`, which restores a backup; a failure before any migration committed (guard block, declined or missing confirmation, lock timeout) changed nothing: the run stops and says \"nothing changed, nothing to roll back\" without running `{}`",
+            handler.workflow, handler.workflow
+        ),
+        Some(handler) => format!(
+            "any failed step runs `{}` (it restores nothing, so it runs whether or not anything changed), then the run fails",
+            handler.workflow
+        ),
+    }
+}
+
+/// Variables a workflow's steps read: `${NAME}` in parameters, `when:` variables.
+fn workflow_variables(workflow: &crate::config::Workflow) -> Vec<String> {
+    fn strings(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            // Most parameters reference nothing; finding that out needs no regex.
+            serde_json::Value::String(s) if s.contains("${") => {
+                for v in crate::config::interpolate::referenced_vars(s) {
+                    if !out.contains(&v) {
+                        out.push(v);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
+            serde_json::Value::Object(map) => map.values().for_each(|i| strings(i, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for step in &workflow.steps {
+        strings(&step.params, &mut out);
+        if let Some(when) = &step.when {
+            let c = &when.raw;
+            for v in c
+                .env_set
+                .iter()
+                .chain(&c.env_not_set)
+                .chain(c.env_equals.keys())
+            {
+                if !out.contains(v) {
+                    out.push(v.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The `http` checks of the verify steps of every workflow.
+fn health_endpoints(project: &Project) -> Vec<HealthDoc> {
+    let mut out: Vec<HealthDoc> = Vec::new();
+    for (name, workflow) in &project.workflows {
+        for step in workflow.steps.iter().filter(|s| s.kind == "verify") {
+            let checks = step.params.get("checks").and_then(|c| c.as_array());
+            for check in checks.into_iter().flatten() {
+                let Some(http) = check.get("http") else {
+                    continue;
+                };
+                let Some(url) = http.get("url").and_then(|u| u.as_str()) else {
+                    continue;
+                };
+                let url = crate::redact::redact(url);
+                if out.iter().any(|h| h.url == url) {
+                    continue;
+                }
+                out.push(HealthDoc {
+                    workflow: name.clone(),
+                    name: check
+                        .get("name")
+                        .and_then(|n| n.as_str())
+                        .unwrap_or("http check")
+                        .to_string(),
+                    url,
+                    status: http.get("status").and_then(|s| s.as_u64()).unwrap_or(200),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// A hook's task with what it runs.
+fn task_ref(project: &Project, name: Option<String>) -> Option<TaskRef> {
+    let name = name?;
+    let task = project.tasks.get(&name);
+    let runs = task
+        .map(|t| match (&t.def.script, &t.def.command) {
+            (Some(script), _) => script.value.clone(),
+            (None, Some(command)) => std::iter::once(command.value.clone())
+                .chain(t.def.args.iter().map(|a| a.value.clone()))
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => String::new(),
+        })
+        .unwrap_or_default();
+    Some(TaskRef {
+        description: task
+            .and_then(|t| t.def.description.clone())
+            .unwrap_or_default(),
+        runs: crate::redact::redact(runs.trim()),
+        name,
+    })
+}
+
+/// The quick reference of `env`: every row the guard allows there, and the workflows it
+/// refuses (kept out of the reference, listed apart with the guard's reasons).
+fn quick_reference(
+    project: &Project,
+    env: &ResolvedEnv,
+    workflows: &[WorkflowDoc],
+) -> (Vec<QuickDoc>, Vec<QuickDoc>) {
+    let name = &env.name;
+    let row = |task: &str, command: String, refused: String| QuickDoc {
+        task: task.into(),
+        command,
+        refused,
+    };
+    let deploy = workflows.iter().find(|w| w.name == "deploy");
+    let mut rows = vec![
+        row(
+            "Which environment am I on?",
+            format!("dbflow env --env {name}"),
+            String::new(),
+        ),
+        row(
+            "Migration status and drift",
+            format!("dbflow migrate status --env {name}"),
+            String::new(),
+        ),
+    ];
+    if let Some(deploy) = deploy {
+        rows.push(row(
+            "What would deploy do?",
+            format!("dbflow run deploy --env {name} --dry-run"),
+            String::new(),
+        ));
+        rows.push(row(
+            "Deploy",
+            deploy.command.clone(),
+            deploy.refused.clone(),
+        ));
+    }
+    rows.push(row(
+        "Past runs",
+        format!("dbflow runs --env {name}"),
+        String::new(),
+    ));
+    rows.push(row(
+        "Mark a failed migration",
+        format!("dbflow migrate resolve --rolled-back NAME --env {name}"),
+        refusal(project, env, Operation::MigrateResolve),
+    ));
+    for workflow in workflows.iter().filter(|w| w.name != "deploy") {
+        let task = if workflow.description.is_empty() {
+            workflow.name.clone()
+        } else {
+            workflow.description.clone()
+        };
+        rows.push(row(
+            &task,
+            workflow.command.clone(),
+            workflow.refused.clone(),
+        ));
+    }
+    rows.into_iter().partition(|r| r.refused.is_empty())
 }

@@ -8,8 +8,11 @@
 
 pub mod context;
 pub mod filters;
+pub mod flow;
+pub mod flow_svg;
 pub mod limits;
 pub mod ops;
+pub mod site;
 
 use crate::config::{Diagnostic, Loc, Project};
 use crate::engine::Registry;
@@ -155,6 +158,24 @@ pub fn render_all(
     registry: &Registry,
     only: Option<&str>,
 ) -> Result<Vec<Rendered>, Vec<Diagnostic>> {
+    render_with_contexts(project, registry, only).map(|r| r.files)
+}
+
+/// What [`render_with_contexts`] gives: the files, and per environment the context they
+/// were rendered from (the site draws its flowcharts from the same graphs).
+pub struct WithContexts {
+    /// The rendered files.
+    pub files: Vec<Rendered>,
+    /// Each environment with its planned workflows.
+    pub envs: Vec<(context::EnvDoc, Vec<context::WorkflowDoc>)>,
+}
+
+/// [`render_all`], keeping the per-environment contexts.
+pub fn render_with_contexts(
+    project: &Project,
+    registry: &Registry,
+    only: Option<&str>,
+) -> Result<WithContexts, Vec<Diagnostic>> {
     let sources = sources(project)?;
     let env_names: Vec<String> = project
         .environments
@@ -169,15 +190,22 @@ pub fn render_all(
             ))]);
         }
     }
-    let project_context = tera::Context::from_serialize(context::build(project, registry, None)?)
-        .map_err(|e| vec![Diagnostic::bare(e.to_string())])?;
+    let contacts = crate::config::model::ProjectContacts::read(project).map_err(|d| vec![d])?;
+    let project_context =
+        tera::Context::from_serialize(context::build_with(project, registry, None, &contacts)?)
+            .map_err(|e| vec![Diagnostic::bare(e.to_string())])?;
     let mut env_contexts = Vec::new();
+    let mut envs = Vec::new();
     for name in &env_names {
-        let cx = context::build(project, registry, Some(name))?;
+        let cx = context::build_with(project, registry, Some(name), &contacts)?;
         env_contexts.push((
             name.clone(),
-            tera::Context::from_serialize(cx).map_err(|e| vec![Diagnostic::bare(e.to_string())])?,
+            tera::Context::from_serialize(&cx)
+                .map_err(|e| vec![Diagnostic::bare(e.to_string())])?,
         ));
+        if let Some(env) = cx.env {
+            envs.push((env, cx.workflows));
+        }
     }
     let current = Arc::new(std::sync::Mutex::new(None::<usize>));
     let (tx, rx) = std::sync::mpsc::channel();
@@ -201,7 +229,7 @@ pub fn render_all(
         ))]);
     }
     match rx.recv_timeout(limits::TIME_LIMIT) {
-        Ok(result) => result,
+        Ok(result) => result.map(|files| WithContexts { files, envs }),
         Err(timeout) => {
             // The thread is left behind: the command fails and the process exits with it.
             let at = *current.lock().unwrap_or_else(|e| e.into_inner());

@@ -14,5 +14,7 @@ pub mod validate;
 
 pub use context::{RunContext, RunOptions};
 pub use plan::{Plan, PlanContext};
-pub use registry::{Outcome, Reference, Registry, Step, StepDoc, StepError, StepKind};
+pub use registry::{
+    Confirmation, Outcome, Reference, Registry, Step, StepDoc, StepError, StepKind,
+};
 pub use run::{Executor, RunReport};

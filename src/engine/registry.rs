@@ -19,6 +19,19 @@ pub struct StepDoc {
     pub commands: Vec<String>,
 }
 
+/// A question a step asks a person before it goes on, exactly as the engine asks it in
+/// the planned environment: runbooks list these instead of describing them in prose.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Confirmation {
+    /// The question as printed (`N` stands for a count only known at run time).
+    pub question: String,
+    /// What the person answers: `[y/N]`, `[Y/n]`, or `type RESTORE`.
+    pub answer: String,
+    /// What answers it when nobody can be asked (`--yes`, `--confirm RESTORE`, …);
+    /// "" when only a person can.
+    pub unattended: String,
+}
+
 /// A step's successful result.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
@@ -96,6 +109,16 @@ pub trait Step: Send + Sync + std::fmt::Debug {
     /// every step that does not, so those never meet dbflow's own connection.
     fn uses_db_session(&self) -> bool {
         false
+    }
+    /// The confirmations this step asks in `cx`'s environment (none by default), for
+    /// runbooks and diagrams: the same decision the step makes when it runs.
+    fn confirmations(&self, _cx: &PlanContext<'_>) -> Vec<Confirmation> {
+        Vec::new()
+    }
+    /// The guarded operations this step asks the guard about before it changes anything,
+    /// so runbooks list a workflow only where the guard allows all of them.
+    fn operations(&self) -> Vec<crate::guard::Operation> {
+        Vec::new()
     }
 }
 

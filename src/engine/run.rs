@@ -398,7 +398,7 @@ impl Executor<'_> {
 
 /// Whether `plan` (or a workflow it nests) restores a backup ([`Role::Restore`]): as a
 /// failure handler it only runs after a change.
-fn restores(plan: &Plan) -> bool {
+pub fn restores(plan: &Plan) -> bool {
     plan.steps.iter().any(|s| {
         s.step.role() == Some(Role::Restore) || s.nested.as_ref().is_some_and(|n| restores(n))
     })

@@ -136,11 +136,7 @@ impl DeployGate<'_> {
             self.ui.verbose,
             migrations::PreviewMode::Confirm,
         ));
-        let question = format!(
-            "Apply {} migration(s) to protected `{}`?",
-            review.pending.len(),
-            self.env.name
-        );
+        let question = question(&review.pending.len().to_string(), &self.env.name);
         let answer = migrations::confirm(&question, self.yes);
         record(
             "protected_confirmation",
@@ -178,4 +174,9 @@ fn covers(review: &Review, status: &migrate::Status) -> bool {
     review.lint_skipped.is_none()
         && review.pending.iter().map(|(n, _)| n.as_str()).eq(pending)
         && review.modified.iter().map(|(n, _)| n.as_str()).eq(modified)
+}
+
+/// The question a protected deploy asks (`pending`: the count, or `N` in runbooks).
+pub fn question(pending: &str, env: &str) -> String {
+    format!("Apply {pending} migration(s) to protected `{env}`?")
 }

@@ -118,6 +118,18 @@ impl Step for ConfirmStep {
         })
     }
 
+    fn confirmations(&self, _cx: &PlanContext<'_>) -> Vec<crate::engine::Confirmation> {
+        vec![crate::engine::Confirmation {
+            question: self.params.message.clone(),
+            answer: prompt::yes_no_hint(self.params.default).to_string(),
+            unattended: match (&self.params.variable, self.params.yes_answers) {
+                (_, true) => "--yes".to_string(),
+                (Some(var), false) => format!("{var}=yes"),
+                (None, false) => String::new(),
+            },
+        }]
+    }
+
     fn run(&self, cx: &mut RunContext<'_>) -> Result<Outcome, StepError> {
         if let Some(var) = self.variable_says_yes() {
             cx.ui

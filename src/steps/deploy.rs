@@ -142,6 +142,24 @@ impl Step for DeployStep {
         true
     }
 
+    fn operations(&self) -> Vec<Operation> {
+        vec![Operation::Deploy]
+    }
+
+    /// The preview-then-confirm of a protected deploy: asked when the guard's decision
+    /// says so, the decision `apply` acts on.
+    fn confirmations(&self, cx: &PlanContext<'_>) -> Vec<crate::engine::Confirmation> {
+        let decision = guard::check(cx.project, cx.env, Operation::Deploy);
+        if self.dry_run || !decision.allowed || !decision.needs_confirmation {
+            return Vec::new();
+        }
+        vec![crate::engine::Confirmation {
+            question: crate::guard::deploy_gate::question("N", &cx.env.name),
+            answer: crate::ui::prompt::yes_no_hint(false).to_string(),
+            unattended: "--yes".into(),
+        }]
+    }
+
     fn describe(&self, cx: &PlanContext<'_>) -> Result<StepDoc, Diagnostic> {
         let target = Target::for_env(cx.project, cx.env);
         let lock = target

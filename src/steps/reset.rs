@@ -44,6 +44,10 @@ impl StepKind for ResetKind {
 }
 
 impl Step for ResetStep {
+    fn operations(&self) -> Vec<Operation> {
+        vec![Operation::MigrateReset]
+    }
+
     fn describe(&self, cx: &PlanContext<'_>) -> Result<StepDoc, Diagnostic> {
         let sqlite = cx.env.url.is_sqlite();
         let db = cx.env.url.database_name().unwrap_or_else(|| "$DB".into());

@@ -95,7 +95,11 @@ pub(crate) fn describe_destination(
     destination: &Destination,
 ) -> (String, Vec<String>) {
     let target = Target::for_env(cx.project, cx.env);
-    let db = backup::restore::display_name(&target.url);
+    // In runbooks the URL stays a `${VAR}` reference: name and engine are unknown, and a
+    // URL that is not SQLite's is PostgreSQL's.
+    let db = Some(backup::restore::display_name(&target.url))
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "<db>".into());
     let settings = cx.project.backup_settings(&cx.env.name);
     let pg_restore = |name: &str| match settings.format {
         crate::config::raw::DumpFormat::Custom => vec![
@@ -117,7 +121,7 @@ pub(crate) fn describe_destination(
             let name = name
                 .clone()
                 .unwrap_or_else(|| format!("{db}_restore_<YYYYMMDD_HHMMSS>"));
-            let commands = if target.url.is_postgres() {
+            let commands = if !target.url.is_sqlite() {
                 pg_restore(&name)
             } else {
                 vec![format!("cp <backup>/database.sqlite {name}")]
@@ -134,7 +138,7 @@ pub(crate) fn describe_destination(
                 "dbflow check restore-in-place --env {}   # the guard must answer ALLOWED",
                 cx.env.name
             )];
-            if target.url.is_postgres() {
+            if !target.url.is_sqlite() {
                 commands.extend(pg_restore(&copy));
             } else {
                 commands.push(format!("cp <backup>/database.sqlite {copy}"));
@@ -145,7 +149,7 @@ pub(crate) fn describe_destination(
                     cx.env.name
                 ));
             }
-            if target.url.is_postgres() {
+            if !target.url.is_sqlite() {
                 commands.push(format!(
                     "psql -d postgres -c 'ALTER DATABASE {db} WITH ALLOW_CONNECTIONS false'   # while no deploy holds advisory lock {}",
                     crate::db::migrate::ADVISORY_LOCK_KEY
@@ -175,6 +179,14 @@ pub(crate) fn describe_destination(
 impl Step for RestoreStep {
     fn role(&self) -> Option<crate::engine::registry::Role> {
         Some(crate::engine::registry::Role::Restore)
+    }
+
+    fn confirmations(&self, cx: &PlanContext<'_>) -> Vec<crate::engine::Confirmation> {
+        restoring::destination_confirmations(cx, &self.destination)
+    }
+
+    fn operations(&self) -> Vec<crate::guard::Operation> {
+        restoring::destination_operations(&self.destination)
     }
 
     fn describe(&self, cx: &PlanContext<'_>) -> Result<StepDoc, Diagnostic> {

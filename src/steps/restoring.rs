@@ -83,6 +83,46 @@ pub fn restore_copy(
     result.map_err(step_error)
 }
 
+/// The question an in-place restore asks before it replaces `database`.
+pub fn in_place_question(database: &str, env: &str, backup: &str) -> String {
+    format!("Replace database `{database}` of `{env}` with backup {backup}? Everything written since it was taken is lost")
+}
+
+/// What a destination asks and which guarded operation it needs, for runbooks: an
+/// in-place restore asks for the word RESTORE (or `confirm:` / `--confirm RESTORE`).
+pub fn destination_confirmations(
+    cx: &crate::engine::PlanContext<'_>,
+    destination: &Destination,
+) -> Vec<crate::engine::Confirmation> {
+    match destination {
+        Destination::New(_) => Vec::new(),
+        Destination::InPlace { confirm } => {
+            let target = Target::for_env(cx.project, cx.env);
+            let database = Some(restore::display_name(&target.url))
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(|| "<db>".into());
+            vec![crate::engine::Confirmation {
+                question: in_place_question(&database, &cx.env.name, "<ID>"),
+                answer: prompt::typed_hint(CONFIRM_WORD),
+                unattended: match confirm {
+                    Some(word) if word == CONFIRM_WORD => {
+                        "answered by the step's `confirm:`".into()
+                    }
+                    _ => format!("--confirm {CONFIRM_WORD}"),
+                },
+            }]
+        }
+    }
+}
+
+/// The guarded operations a destination needs.
+pub fn destination_operations(destination: &Destination) -> Vec<Operation> {
+    match destination {
+        Destination::New(_) => Vec::new(),
+        Destination::InPlace { .. } => vec![Operation::RestoreInPlace],
+    }
+}
+
 /// An [`Error`] as a step failure with the same exit code.
 pub fn step_error(e: Error) -> StepError {
     StepError {
@@ -203,11 +243,7 @@ pub fn restore_from(
             ))
             .map_err(|d| StepError::blocked(d.blocked_message()))?;
             let database = restore::display_name(&target.url);
-            let question = format!(
-                "Replace database `{database}` of `{}` with backup {}? Everything written since it was taken is lost",
-                cx.env.name,
-                entry.id()
-            );
+            let question = in_place_question(&database, &cx.env.name, entry.id());
             let answer = prompt::typed(CONFIRM_WORD, &question, confirm.as_deref());
             cx.journal.record(
                 "confirmation",

@@ -76,6 +76,24 @@ impl Step for RollbackStep {
         Some(crate::engine::registry::Role::Restore)
     }
 
+    /// An in-place destination's RESTORE, then the cut-over's word when the environment
+    /// has a `switch_to_restored` task (without one nothing is asked: commands are printed).
+    fn confirmations(&self, cx: &PlanContext<'_>) -> Vec<crate::engine::Confirmation> {
+        let mut out = restoring::destination_confirmations(cx, &self.destination);
+        if let Some(task) = cx.project.backup_settings(&cx.env.name).switch_to_restored {
+            out.push(crate::engine::Confirmation {
+                question: cut_over_question(&cx.env.name, "<restored>", &task),
+                answer: crate::ui::prompt::typed_hint(CUT_OVER_WORD),
+                unattended: "--yes --cut-over".into(),
+            });
+        }
+        out
+    }
+
+    fn operations(&self) -> Vec<crate::guard::Operation> {
+        restoring::destination_operations(&self.destination)
+    }
+
     fn describe(&self, cx: &PlanContext<'_>) -> Result<StepDoc, Diagnostic> {
         let (where_to, mut commands) = super::restore::describe_destination(cx, &self.destination);
         let which = match (&self.backup, &self.run) {
@@ -164,6 +182,11 @@ impl Step for RollbackStep {
     }
 }
 
+/// The question the cut-over asks.
+fn cut_over_question(env: &str, database: &str, task: &str) -> String {
+    format!("Point the application of `{env}` at the restored database `{database}` (task `{task}`)? Decide first: fix forward, or roll back")
+}
+
 /// The word a person types to point the application at the restored database.
 pub const CUT_OVER_WORD: &str = "CUT-OVER";
 
@@ -182,10 +205,7 @@ fn cut_over(
         cx.ui.out("  the current database is untouched; drop it once nothing needs it (or declare backups.switch_to_restored to do this step)");
         return Ok(false);
     };
-    let question = format!(
-        "Point the application of `{}` at the restored database `{}` (task `{task}`)? Decide first: fix forward, or roll back",
-        cx.env.name, report.database
-    );
+    let question = cut_over_question(&cx.env.name, &report.database, &task);
     let given = (cx.options.yes && cx.options.cut_over).then_some(CUT_OVER_WORD);
     let answer = crate::ui::prompt::typed(CUT_OVER_WORD, &question, given);
     cx.journal.record(

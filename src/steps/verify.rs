@@ -260,7 +260,20 @@ impl Step for VerifyStep {
                             format!(" with {json}")
                         }
                     ));
-                    commands.push(format!("curl -fsS {}", shell_words::quote(&http.url)));
+                    // A URL still holding `${VAR}` (docs render without variables) is
+                    // quoted so the shell expands it, as the run would.
+                    let url = if http.url.contains("${") {
+                        format!(
+                            "\"{}\"",
+                            http.url
+                                .replace('\\', "\\\\")
+                                .replace('"', "\\\"")
+                                .replace('`', "\\`")
+                        )
+                    } else {
+                        shell_words::quote(&http.url).into_owned()
+                    };
+                    commands.push(format!("curl -fsS {url}"));
                 }
             }
         }

@@ -27,6 +27,22 @@ pub fn cannot_ask_reason() -> Option<String> {
     None
 }
 
+/// How a yes/no question shows its answers (dialoguer's notation; the capital is the
+/// default), for prompts and the runbooks that quote them.
+pub fn yes_no_hint(default: bool) -> &'static str {
+    if default {
+        "[Y/n]"
+    } else {
+        "[y/N]"
+    }
+}
+
+/// How a typed confirmation asks for its word, for prompts and the runbooks that quote
+/// them.
+pub fn typed_hint(word: &str) -> String {
+    format!("type {word} to go on")
+}
+
 /// Asks `question` (redacted); `--yes` answers it without asking.
 pub fn confirm(question: &str, yes: bool, default: bool) -> Answer {
     if yes {
@@ -60,7 +76,7 @@ pub fn typed(word: &str, question: &str, given: Option<&str>) -> Answer {
     if let Some(reason) = cannot_ask_reason() {
         return Answer::CannotAsk(reason);
     }
-    let prompt = format!("{} — type {word} to go on", crate::redact::redact(question));
+    let prompt = format!("{} — {}", crate::redact::redact(question), typed_hint(word));
     match dialoguer::Input::<String>::new()
         .with_prompt(prompt)
         .allow_empty(true)
