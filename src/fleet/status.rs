@@ -1,0 +1,1 @@
+//! `dbflow migrate status` over a fleet: the version matrix.
