@@ -194,6 +194,20 @@ fn fifty_tenants_deploy_in_three_waves() {
             "{name}"
         );
     }
+    let status = f.run(&["migrate", "status", "--env", "tenants"]);
+    status.assert_code(0);
+    assert!(
+        status
+            .stdout
+            .contains("20250101000000_accounts  50 targets"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status.stdout.contains("Every target is clean."),
+        "{}",
+        status.stdout
+    );
     // Waves in order: canaries, then 10 % (5), then the rest; a wave starts only after
     // every target of the one before ended.
     let journal = f.fleet_journal(&run_id_of(&out));
@@ -277,6 +291,22 @@ fn a_data_dependent_failure_rolls_back_two_tenants_and_deploys_the_others() {
                 "{name}"
             );
         }
+    }
+    // The version matrix: targets per head, the two behind named; exit 4.
+    let status = f.run(&["migrate", "status", "--env", "tenants"]);
+    status.assert_code(4);
+    for needle in [
+        "20250103000000_unique_email  48 targets",
+        "20250102000000_plans         2 targets",
+        "Not clean (2):",
+        "tenant_17  1 pending",
+        "tenant_33  1 pending",
+    ] {
+        assert!(
+            status.stdout.contains(needle),
+            "missing `{needle}` in\n{}",
+            status.stdout
+        );
     }
     // Backups of each target live under <env>/<target>/.
     assert!(f.test.path().join("backups/tenants/tenant_17").is_dir());
@@ -408,6 +438,32 @@ fn a_single_database_command_on_a_fleet_needs_one_target() {
     let Some(f) = fleet("fleet_single", 3, "") else {
         return;
     };
+    // The targets come from a catalog database this time.
+    let Some(catalog) = pg::database("fleet_catalog") else {
+        return;
+    };
+    catalog.psql("CREATE TABLE tenants (name text, url text)");
+    for (name, db) in &f.tenants {
+        catalog.psql(&format!(
+            "INSERT INTO tenants VALUES ('{name}', '{}')",
+            with_secret(&db.url)
+        ));
+    }
+    f.test.write(
+        "Workflowfile.yaml",
+        &f.test.read("Workflowfile.yaml").replace(
+            "      command: cat targets.txt\n",
+            &format!(
+                "      query: SELECT name, url FROM tenants ORDER BY name\n      catalog_url: {}\n",
+                catalog.url
+            ),
+        ),
+    );
+    let listed = f.run(&["targets", "--env", "tenants", "--json"]);
+    listed.assert_code(0);
+    let doc: Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(doc["targets"].as_array().unwrap().len(), 3);
+    assert_eq!(doc["targets"][0]["env"], "tenants/canary-1");
     let out = f.run(&["migrate", "deploy", "--env", "tenants"]);
     out.assert_code(2);
     assert!(out.stderr.contains("is a fleet"), "{}", out.stderr);

@@ -472,3 +472,50 @@ pub fn summary(app: &App, run_id: &str, from: &[PathBuf]) -> Result<ExitCode> {
     );
     Ok(code)
 }
+
+/// Whether `--env` (or the variables) picks a whole fleet, not one of its targets.
+pub fn is_fleet(app: &App, flag: Option<&str>) -> Result<bool> {
+    let (requested, _) = crate::config::environment::detect(&app.project, flag, &app.vars)
+        .map_err(|d| Error::Config(vec![d]))?;
+    if requested.contains('/') {
+        return Ok(false);
+    }
+    let env = app.env(flag)?;
+    Ok(targets::fleet_of(&app.project, &env).is_some())
+}
+
+/// `dbflow migrate status` over a fleet: the version matrix; exit 4 when a target is
+/// not clean, 1 when one could not be read.
+pub fn status(app: &App, flag: Option<&str>, globs: &[String]) -> Result<ExitCode> {
+    let env = app.env(flag)?;
+    let fleet = targets::fleet_of(&app.project, &env);
+    let concurrency = fleet
+        .and_then(|f| f.concurrency)
+        .unwrap_or(DEFAULT_CONCURRENCY)
+        .max(8);
+    let selected = targets::select(targets::list(&app.project, &env, &app.vars)?, globs)?;
+    let rows = crate::fleet::status::read(&app.project, &env, &selected, concurrency).map_err(
+        |message| Error::Failed {
+            message,
+            code: ExitCode::BadInput,
+        },
+    )?;
+    let code = if rows.iter().any(|r| r.error.is_some()) {
+        ExitCode::Failed
+    } else if rows.iter().any(|r| !r.clean()) {
+        ExitCode::NotClean
+    } else {
+        ExitCode::Ok
+    };
+    if app.ui.json {
+        app.ui.json_doc(&json!({
+            "env": env.name,
+            "clean": code == ExitCode::Ok,
+            "exit_code": code.code(),
+            "targets": rows,
+        }));
+    } else {
+        app.ui.out(&crate::fleet::status::render(&env.name, &rows));
+    }
+    Ok(code)
+}

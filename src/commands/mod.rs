@@ -96,6 +96,11 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             out,
             check,
         ),
+        Command::Migrate {
+            action: crate::cli::MigrateAction::Status { .. },
+        } if fleet::is_fleet(&app, cli.env.as_deref())? => {
+            fleet::status(&app, cli.env.as_deref(), &cli.target)
+        }
         Command::Migrate { action } => migrate::run(&app, cli.env.as_deref(), action),
         Command::Backup { action } => backup::run(&app, cli.env.as_deref(), action),
         Command::Restore {
