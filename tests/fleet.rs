@@ -522,3 +522,131 @@ fn fleet_keys_are_validated_with_their_place() {
     }
     assert!(!Path::new("x").exists());
 }
+
+/// Holds a SHARE lock on `account` in `db` until dropped (a psql session in a
+/// transaction): reads go on, the migration's ALTER TABLE waits.
+struct Holder(std::process::Child);
+
+impl Holder {
+    fn lock(db: &TestDb) -> Holder {
+        use std::io::Write;
+        let psql = pg::bin_dir().unwrap().join("psql");
+        let mut child = std::process::Command::new(psql)
+            .args(["-X", "-q", &db.url])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.as_mut().unwrap();
+        writeln!(stdin, "BEGIN; LOCK TABLE account IN SHARE MODE; SELECT 1;").unwrap();
+        stdin.flush().unwrap();
+        Holder(child)
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
+}
+
+/// Polls (no fixed sleep) until `check` holds, for at most a minute.
+fn until(what: &str, mut check: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !check() {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn ctrl_c_lets_running_targets_finish_their_migration_and_starts_no_other() {
+    let Some(f) = fleet("fleet_sigint", 6, "") else {
+        return;
+    };
+    // No lock_timeout on a sandbox: the blocked migrations wait for the test's locks.
+    f.test.write(
+        "Workflowfile.yaml",
+        &f.test
+            .read("Workflowfile.yaml")
+            .replace("protection: shared", "protection: sandbox"),
+    );
+    f.run(&["run", "migrate", "--env", "tenants"])
+        .assert_code(0);
+    f.add("20250102000000_plans", M2);
+    f.add(
+        "20250103000000_more",
+        "ALTER TABLE account ADD COLUMN note text;\n",
+    );
+    let holders: Vec<Holder> = f.tenants[..2]
+        .iter()
+        .map(|(_, db)| Holder::lock(db))
+        .collect();
+    until("the locks", || {
+        f.tenants[0]
+            .1
+            .psql("SELECT count(*) FROM pg_locks WHERE relation = 'account'::regclass AND granted")
+            == "1"
+    });
+    let mut child = f
+        .test
+        .spawn_with(["run", "migrate", "--env", "tenants", "--run-id", "rel-3"]);
+    // Both canaries (the first wave) are blocked inside their first migration.
+    until("both canaries to wait for their lock", || {
+        f.tenants.iter().take(2).all(|(_, db)| {
+            db.psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()") == "1"
+        })
+    });
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    // Once dbflow says it took the signal, the locks go and the running migrations
+    // finish.
+    use std::io::{BufRead, Read};
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut stderr = String::new();
+    while !stderr.contains("starting nothing new") {
+        assert!(
+            err.read_line(&mut stderr).unwrap() > 0,
+            "no soft stop: {stderr}"
+        );
+    }
+    drop(holders);
+    err.read_to_string(&mut stderr).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("starting nothing new"), "{stderr}");
+    for (i, (name, db)) in f.tenants.iter().enumerate() {
+        let applied = f.applied(db);
+        if i < 2 {
+            // The running migration finished; the next one never started.
+            assert!(
+                applied.contains_key("20250102000000_plans"),
+                "{name}: {applied:?}\n{stderr}"
+            );
+            assert!(
+                !applied.contains_key("20250103000000_more"),
+                "{name}: {applied:?}"
+            );
+        } else {
+            assert_eq!(
+                applied.len(),
+                1,
+                "{name} must not have started: {applied:?}"
+            );
+        }
+    }
+    assert!(stderr.contains("--resume rel-3"), "{stderr}");
+    let resumed = f.run(&["run", "migrate", "--env", "tenants", "--resume", "rel-3"]);
+    resumed.assert_code(0);
+    for (name, db) in &f.tenants {
+        let applied = f.applied(db);
+        assert_eq!(applied.len(), 3, "{name}: {applied:?}");
+        assert!(applied.values().all(|c| *c == 1), "{name}: {applied:?}");
+    }
+}
