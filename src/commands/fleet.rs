@@ -39,7 +39,20 @@ pub fn env_flag(
         | Command::Drill { .. } => true,
         _ => false,
     };
+    let fleet_aware = matches!(
+        command,
+        Command::Run { .. }
+            | Command::Targets { .. }
+            | Command::Migrate {
+                action: MigrateAction::Status { .. }
+            }
+    );
     if !single {
+        if !fleet_aware && !globs.is_empty() {
+            return Err(Error::Usage(
+                "--target does not apply to this command (it narrows `run`, `migrate status`, `targets`, and picks the database of commands that work on one)".into(),
+            ));
+        }
         return Ok(flag.map(str::to_string));
     }
     let (requested, _) = crate::config::environment::detect(&app.project, flag, &app.vars)
@@ -173,37 +186,43 @@ pub fn run(app: &App, a: RunArgs<'_>) -> Result<Option<ExitCode>> {
     }
     let mut earlier: Vec<TargetResult> = Vec::new();
     let mut attempt = 1;
-    if let Some(id) = &a.fleet.resume {
-        let dir = record::dir(&root, id);
-        if !dir.is_dir() {
-            return Err(Error::Usage(format!(
-                "no fleet run `{id}` here ({} does not exist)",
-                dir.display()
-            )));
-        }
+    let dir = record::dir(&root, &run_id);
+    if a.fleet.resume.is_some() && !dir.is_dir() {
+        return Err(Error::Usage(format!(
+            "no fleet run `{run_id}` here ({} does not exist)",
+            dir.display()
+        )));
+    }
+    if dir.is_dir() {
+        // The same run id again (`--resume`, or a CI job re-run with `--run-id`): the
+        // same workflow on the same environment, a new attempt whose target journals
+        // never overwrite the earlier ones.
         let read = record::read(&[dir])?;
-        if read.workflow.as_deref() != Some(a.name)
-            || read.env.as_deref() != Some(env.name.as_str())
+        if read.workflow.is_some()
+            && (read.workflow.as_deref() != Some(a.name)
+                || read.env.as_deref() != Some(env.name.as_str()))
         {
             return Err(Error::Usage(format!(
-                "fleet run `{id}` ran `{}` on `{}`, not `{}` on `{}`",
+                "fleet run `{run_id}` ran `{}` on `{}`, not `{}` on `{}`",
                 read.workflow.as_deref().unwrap_or("?"),
                 read.env.as_deref().unwrap_or("?"),
                 a.name,
                 env.name
             )));
         }
-        attempt = read.attempts + 1;
-        // Done means its run ended and said so; anything else runs again, and its
-        // workflow reads the database's history table, never this journal, to know
-        // which migrations are still pending.
-        selected.retain(|t| match read.results.get(&t.name) {
-            Some(r) if matches!(r.outcome, Outcome::Succeeded | Outcome::Failed) => {
-                earlier.push(r.clone());
-                false
-            }
-            _ => true,
-        });
+        attempt = read.attempts_by_part.get(&part).copied().unwrap_or(0) + 1;
+        if a.fleet.resume.is_some() {
+            // Done means its run ended and said so; anything else runs again, and its
+            // workflow reads the database's history table, never this journal, to know
+            // which migrations are still pending.
+            selected.retain(|t| match read.results.get(&t.name) {
+                Some(r) if matches!(r.outcome, Outcome::Succeeded | Outcome::Failed) => {
+                    earlier.push(r.clone());
+                    false
+                }
+                _ => true,
+            });
+        }
     }
     let waves = waves::split(selected, &fleet.waves);
     let allowed = budget.allowed(total);

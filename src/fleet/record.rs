@@ -164,6 +164,7 @@ pub fn read(dirs: &[PathBuf]) -> Result<Read> {
                 out.workflow = value["workflow"].as_str().map(str::to_string);
                 out.env = value["env"].as_str().map(str::to_string);
                 out.attempts += 1;
+                *out.attempts_by_part.entry(part.clone()).or_default() += 1;
             }
             Some("target_start") => {
                 let target = value["target"].as_str().unwrap_or_default().to_string();
@@ -203,6 +204,8 @@ pub struct Read {
     pub env: Option<String>,
     /// How many times a part started (the first run plus resumes, over all parts).
     pub attempts: usize,
+    /// How many times each part started.
+    pub attempts_by_part: std::collections::HashMap<String, usize>,
     /// The parts read (`all`, `shard-0-of-4`, …).
     pub parts: Vec<String>,
     /// The last result of each target, in first-seen order.
