@@ -650,3 +650,56 @@ fn ctrl_c_lets_running_targets_finish_their_migration_and_starts_no_other() {
         assert!(applied.values().all(|c| *c == 1), "{name}: {applied:?}");
     }
 }
+
+#[test]
+fn the_first_failure_stops_new_starts_by_default_and_target_narrows_a_run() {
+    let Some(f) = fleet("fleet_budget", 6, "      concurrency: 1") else {
+        return;
+    };
+    f.test.write(
+        "Workflowfile.yaml",
+        &f.test
+            .read("Workflowfile.yaml")
+            .replace("      concurrency: 4\n", ""),
+    );
+    // Only the two canaries get the new migration through --target.
+    let out = f.run(&["run", "migrate", "--env", "tenants", "--target", "canary-*"]);
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("2 targets: 2 succeeded"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(f.applied(&f.tenants[2].1).len(), 0);
+    // A migration that fails on tenant_02 (data-dependent) with the default budget (0).
+    f.tenants[2]
+        .1
+        .psql("CREATE TABLE account (id int PRIMARY KEY, email text NOT NULL)");
+    let out = f.run(&["run", "migrate", "--env", "tenants", "--target", "tenant_*"]);
+    out.assert_code(1);
+    assert!(
+        out.stderr
+            .contains("more than 0 targets failed (max_failures)"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("4 targets: 0 succeeded, 1 failed, 0 interrupted, 3 not started"),
+        "{}",
+        out.stderr
+    );
+    for (name, db) in &f.tenants[3..] {
+        assert_eq!(f.applied(db).len(), 0, "{name} must not have started");
+    }
+    let typo = f.run(&[
+        "run",
+        "migrate",
+        "--env",
+        "tenants",
+        "--target",
+        "tenant-02",
+    ]);
+    typo.assert_code(2);
+    assert!(typo.stderr.contains("matches no target"), "{}", typo.stderr);
+}
