@@ -231,7 +231,7 @@ workflows:
 YAML
   fresh() {
     seq -f 't%03g' 1 "$n" | awk '{ printf "DROP DATABASE IF EXISTS \"fleet_%s\" WITH (FORCE);\nCREATE DATABASE \"fleet_%s\";\n", $1, $1 }' > "$work/fleet.sql"
-    psql -X -q "$admin_url" -f "$work/fleet.sql" >/dev/null
+    PGOPTIONS="-c client_min_messages=warning" psql -X -q "$admin_url" -f "$work/fleet.sql" >/dev/null
   }
   now() { date +%s.%N; }
   echo "== fleet: $n tenant databases × $m pending migrations; load: $(uptime | sed 's/.*load average: //')"
