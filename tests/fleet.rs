@@ -377,6 +377,14 @@ fn four_shards_at_once_deploy_every_tenant_exactly_once() {
     let Some(f) = fleet("fleet_shards", 50, "") else {
         return;
     };
+    // A backup repository every runner shares: each shard uploads its journal part.
+    f.test.write(
+        "Workflowfile.yaml",
+        &format!(
+            "{}backups:\n  repository: shared-repo\n",
+            f.test.read("Workflowfile.yaml")
+        ),
+    );
     let children: Vec<_> = (0..4)
         .map(|i| {
             f.test.spawn_with([

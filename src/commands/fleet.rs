@@ -444,10 +444,47 @@ fn check_run_id(id: &str) -> Result<()> {
 }
 
 /// `dbflow fleet summary RUN_ID [--from DIR]…`: one summary from every journal part.
-pub fn summary(app: &App, run_id: &str, from: &[PathBuf]) -> Result<ExitCode> {
+pub fn summary(
+    app: &App,
+    env_flag: Option<&str>,
+    run_id: &str,
+    from: &[PathBuf],
+) -> Result<ExitCode> {
     check_run_id(run_id)?;
+    // Kept until the summary is printed: the parts read from the backup repository.
+    let fetched =
+        Fetched(std::env::temp_dir().join(format!("dbflow-fleet-{run_id}-{}", std::process::id())));
+    std::fs::create_dir_all(fetched.path())
+        .map_err(|e| Error::io(format!("creating {}", fetched.path().display()), e))?;
     let dirs: Vec<PathBuf> = if from.is_empty() {
-        vec![record::dir(&app.root(), run_id)]
+        let mut dirs = Vec::new();
+        let local = record::dir(&app.root(), run_id);
+        if local.is_dir() {
+            dirs.push(local);
+        }
+        let env = app.env(env_flag)?;
+        let n = crate::fleet::shared::download(
+            &app.project,
+            &env.name,
+            &app.vars,
+            run_id,
+            fetched.path(),
+        )
+        .map_err(|message| Error::Failed {
+            message,
+            code: ExitCode::Failed,
+        })?;
+        if n > 0 {
+            dirs.push(fetched.path().to_path_buf());
+        }
+        if dirs.is_empty() {
+            return Err(Error::Usage(format!(
+                "no journal of fleet run `{run_id}` here ({}) nor in the backup repository of `{}`: give the folders with --from",
+                record::dir(&app.root(), run_id).display(),
+                env.name
+            )));
+        }
+        dirs
     } else {
         // A folder given may be the run's own, or one holding `<run-id>/`.
         from.iter()
@@ -537,4 +574,19 @@ pub fn status(app: &App, flag: Option<&str>, globs: &[String]) -> Result<ExitCod
         app.ui.out(&crate::fleet::status::render(&env.name, &rows));
     }
     Ok(code)
+}
+
+/// A temporary folder removed when dropped.
+struct Fetched(PathBuf);
+
+impl Fetched {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Fetched {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

@@ -86,7 +86,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Fleet {
             action: FleetAction::Summary { run_id, from },
-        } => fleet::summary(&app, &run_id, &from),
+        } => fleet::summary(&app, cli.env.as_deref(), &run_id, &from),
         Command::Env => env::run(&app, cli.env.as_deref()),
         Command::Validate => validate::run(&app, cli.env.as_deref()),
         Command::Runs { last, id } => runs::run(&app, last, id.as_deref()),

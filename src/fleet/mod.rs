@@ -11,6 +11,7 @@
 pub mod record;
 pub mod runner;
 pub mod shard;
+pub mod shared;
 pub mod status;
 pub mod summary;
 pub mod targets;
