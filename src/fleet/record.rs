@@ -211,3 +211,57 @@ pub struct Read {
     /// The last result of each target, in first-seen order.
     pub results: indexmap::IndexMap<String, TargetResult>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_merge_and_the_last_word_wins() {
+        let dir = std::env::temp_dir().join(format!("dbflow-record-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let a = Record::open(&dir, "r1", "shard-0-of-2").unwrap();
+        let b = Record::open(&dir, "r1", "shard-1-of-2").unwrap();
+        a.event(
+            "fleet_start",
+            json!({ "workflow": "deploy", "env": "prod" }),
+        );
+        b.event(
+            "fleet_start",
+            json!({ "workflow": "deploy", "env": "prod" }),
+        );
+        a.event(
+            "target_start",
+            json!({ "target": "x", "wave": 1, "run_id": "r1.x" }),
+        );
+        b.event(
+            "target_start",
+            json!({ "target": "y", "wave": 1, "run_id": "r1.y" }),
+        );
+        b.event(
+            "target_end",
+            json!({ "target": "y", "outcome": "failed", "applied": ["m1"] }),
+        );
+        // A resumed attempt of shard 1 ends y again.
+        b.event(
+            "fleet_start",
+            json!({ "workflow": "deploy", "env": "prod" }),
+        );
+        b.event(
+            "target_end",
+            json!({ "target": "y", "outcome": "succeeded", "applied": ["m2"] }),
+        );
+        let read = read(&[super::dir(&dir, "r1")]).unwrap();
+        assert_eq!(read.workflow.as_deref(), Some("deploy"));
+        assert_eq!(read.attempts_by_part["shard-1-of-2"], 2);
+        assert_eq!(
+            read.results["x"].outcome,
+            Outcome::Unknown,
+            "started, never ended"
+        );
+        assert_eq!(read.results["y"].outcome, Outcome::Succeeded);
+        assert_eq!(read.results["y"].applied, vec!["m2".to_string()]);
+        assert_eq!(read.results["y"].part, "shard-1-of-2");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
