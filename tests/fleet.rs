@@ -335,7 +335,7 @@ fn a_killed_fleet_run_resumes_and_applies_each_migration_once() {
         "Workflowfile.yaml",
         &f.test.read("Workflowfile.yaml").replace(
             "      - deploy: {}\n",
-            "      - deploy: {}\n      - shell: '[ \"$DBFLOW_ENV\" != tenants/tenant_25 ] || [ -f killed ] || { touch killed; kill -9 $PPID; }'\n",
+            "      - deploy: {}\n      - shell: '[ \"$DBFLOW_ENV\" != tenants/tenant_25 ] || [ \"$DBFLOW_TARGET\" != tenant_25 ] || [ -f killed ] || { touch killed; kill -9 $PPID; }'\n",
         ),
     );
     f.add("20250102000000_plans", M2);
