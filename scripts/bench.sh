@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Benchmarks, reported as ratios against baselines measured in the same run.
 #
-#   scripts/bench.sh [migrations|workflow|docs|site|lint|backup|scale]…   (default: migrations docs lint; backup builds a ~500 MB pgbench database)
+#   scripts/bench.sh [migrations|workflow|docs|site|lint|backup|scale|fleet]…   (default: migrations docs lint; backup builds a ~500 MB pgbench database)
 #
 # site: `dbflow docs --site` (every runbook and drill page as HTML, every workflow's flowchart
 # as SVG) for 10 environments x 50 workflows, against `dbflow validate` in the same run.
+#
+# fleet: 200 tenant databases × 20 pending migrations (DBFLOW_BENCH_FLEET_TARGETS,
+# DBFLOW_BENCH_FLEET_MIGRATIONS), `dbflow run migrate --concurrency 8` over the fleet against a
+# shell loop of `dbflow migrate deploy` per tenant (and `npx prisma migrate deploy` when Prisma
+# is installed); prints both times, the ratio and the fleet run's peak RSS.
 #
 # scale: status and deploy at N = 50, 500, 5,000 migrations (DBFLOW_BENCH_SCALE_SIZES="50 500 5000 20000"
 # to change), against `psql -c 'select 1'` in the same run; DBFLOW_BENCH_BASE_BIN=path adds the
@@ -239,6 +244,64 @@ bench_scale() {
   printf '%s\n' "${rows[@]}"
 }
 
+bench_fleet() {
+  local n=${DBFLOW_BENCH_FLEET_TARGETS:-200} m=${DBFLOW_BENCH_FLEET_MIGRATIONS:-20} c=${DBFLOW_BENCH_FLEET_CONCURRENCY:-8}
+  local project="$work/fleet"
+  mkdir -p "$project"
+  write_n_migrations "$project" "$m"
+  local template; template=$(db_url 'fleet_{name}')
+  cat > "$project/Workflowfile.yaml" <<YAML
+environments:
+  tenants:
+    protection: shared
+    fleet:
+      command: seq -f 't%03g' 1 $n
+      url: "$template"
+  one:
+    url: \${DATABASE_URL}
+    protection: shared
+workflows:
+  migrate:
+    description: apply pending migrations
+    steps:
+      - deploy: {}
+YAML
+  fresh() {
+    seq -f 't%03g' 1 "$n" | awk '{ printf "DROP DATABASE IF EXISTS \"fleet_%s\" WITH (FORCE);\nCREATE DATABASE \"fleet_%s\";\n", $1, $1 }' > "$work/fleet.sql"
+    PGOPTIONS="-c client_min_messages=warning" psql -X -q "$admin_url" -f "$work/fleet.sql" >/dev/null
+  }
+  now() { date +%s.%N; }
+  echo "== fleet: $n tenant databases × $m pending migrations; load: $(uptime | sed 's/.*load average: //')"
+  fresh
+  local t0 t1 loop_s fleet_s
+  t0=$(now)
+  for name in $(seq -f 't%03g' 1 "$n"); do
+    (cd "$project" && DATABASE_URL=$(db_url "fleet_$name") "$dbflow" migrate deploy --env one >/dev/null)
+  done
+  t1=$(now); loop_s=$(python3 -c "print(f'{$t1-$t0:.2f}')")
+  echo "sequential \`dbflow migrate deploy\` loop: ${loop_s} s"
+  if (cd "$project" && npx --no-install prisma --version >/dev/null 2>&1); then
+    fresh
+    t0=$(now)
+    for name in $(seq -f 't%03g' 1 "$n"); do
+      (cd "$project" && DATABASE_URL=$(db_url "fleet_$name") npx --no-install prisma migrate deploy >/dev/null)
+    done
+    t1=$(now)
+    echo "sequential \`npx prisma migrate deploy\` loop: $(python3 -c "print(f'{$t1-$t0:.2f}')") s"
+  else
+    echo "(Prisma is not installed here: no \`npx prisma migrate deploy\` loop)"
+  fi
+  fresh
+  t0=$(now)
+  local rss
+  rss=$(cd "$project" && peak_rss_mib "$dbflow" run migrate --env tenants --concurrency "$c")
+  t1=$(now); fleet_s=$(python3 -c "print(f'{$t1-$t0:.2f}')")
+  echo "fleet \`dbflow run migrate --concurrency $c\`: ${fleet_s} s, peak RSS ${rss} MiB"
+  python3 -c "print(f'fleet vs sequential dbflow loop: {$loop_s/$fleet_s:.2f}x faster (goal >= 3x); peak RSS {$rss} MiB (goal < 100 MiB)')"
+  (cd "$project" && "$dbflow" migrate status --env tenants | head -3)
+  seq -f 't%03g' 1 "$n" | awk '{ printf "DROP DATABASE IF EXISTS \"fleet_%s\" WITH (FORCE);\n", $1 }' | psql -X -q "$admin_url" >/dev/null
+}
+
 for section in "${sections[@]}"; do
   case "$section" in
     migrations) bench_migrations ;;
@@ -246,6 +309,7 @@ for section in "${sections[@]}"; do
     docs) bench_docs ;;
     site) bench_site ;;
     scale) bench_scale ;;
+    fleet) bench_fleet ;;
     *) if [ -x "scripts/bench-$section.sh" ]; then "scripts/bench-$section.sh"; else echo "unknown section: $section" >&2; exit 2; fi ;;
   esac
 done

@@ -67,6 +67,12 @@ impl App {
 
     /// Resolves the target environment.
     pub fn env(&self, flag: Option<&str>) -> Result<ResolvedEnv> {
+        // `production/acme`: one target of a fleet, a first-class environment instance.
+        if let Some(instance) =
+            crate::fleet::targets::resolve_instance(&self.project, flag, &self.vars)?
+        {
+            return Ok(instance);
+        }
         config::environment::resolve(&self.project, flag, &self.vars)
             .map_err(|d: Diagnostic| Error::Config(vec![d]))
     }

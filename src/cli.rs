@@ -35,6 +35,11 @@ pub struct Cli {
     #[arg(short = 'v', long, global = true)]
     pub verbose: bool,
 
+    /// Fleet targets to work on (repeatable; globs such as `canary-*`): narrows a fleet
+    /// run, or picks the one database a single-database command works on.
+    #[arg(long = "target", global = true, value_name = "NAME")]
+    pub target: Vec<String>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -92,6 +97,24 @@ pub enum Command {
         /// prints the decision and the commands.
         #[arg(long, requires = "yes")]
         cut_over: bool,
+        /// Over a fleet: waves, concurrency, resume, shards.
+        #[command(flatten)]
+        fleet: FleetArgs,
+    },
+    /// List the targets of a fleet environment (names and redacted URLs).
+    #[command(after_help = "Examples:
+  dbflow targets --env production
+  dbflow targets --env production --target 'eu-*' --shard 1/4")]
+    Targets {
+        /// Only the targets of this shard (`I/N`, or `auto/N` with JOB_COMPLETION_INDEX).
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
+    },
+    /// Fleet runs: merge the journals of a run's shards into one summary.
+    Fleet {
+        /// What to do.
+        #[command(subcommand)]
+        action: FleetAction,
     },
     /// Show the detected environment, what decided it, and its (redacted) URL.
     Env,
@@ -315,6 +338,45 @@ pub enum Command {
         /// Which names.
         #[arg(value_enum)]
         kind: NamesKind,
+    },
+}
+
+/// `dbflow run` options that apply when the environment is a fleet.
+#[derive(Debug, Default, clap::Args)]
+pub struct FleetArgs {
+    /// Targets run at the same time (default `fleet.concurrency`, else 4).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Stop starting targets once more than this many failed: a count or `N%`
+    /// (default `fleet.max_failures`, else 0: the first failure stops new starts).
+    #[arg(long, value_name = "N|N%")]
+    pub max_failures: Option<String>,
+    /// Continue fleet run RUN_ID: targets that succeeded or failed are skipped, the
+    /// interrupted and never-started ones run (each re-checked from its history table).
+    #[arg(long, value_name = "RUN_ID", conflicts_with = "run_id")]
+    pub resume: Option<String>,
+    /// The fleet run id (default: a new one); give every shard the same one.
+    #[arg(long, value_name = "RUN_ID")]
+    pub run_id: Option<String>,
+    /// Only the targets whose stable hash falls in shard I of N (`auto/N`: I from
+    /// JOB_COMPLETION_INDEX, as in a Kubernetes Indexed Job).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+}
+
+/// `dbflow fleet …`
+#[derive(Debug, Subcommand)]
+pub enum FleetAction {
+    /// One summary of a fleet run from its journal parts (every shard's): target,
+    /// outcome, migrations applied, duration, backup id. Exit 1 when a target did not
+    /// succeed.
+    Summary {
+        /// The fleet run id.
+        run_id: String,
+        /// Folders holding the run's journal parts (`.dbflow/fleets/RUN_ID/` copied
+        /// from each machine); default: this project's `.dbflow/fleets/RUN_ID/`.
+        #[arg(long, value_name = "DIR")]
+        from: Vec<PathBuf>,
     },
 }
 

@@ -11,7 +11,7 @@
 //! blocking backup code and the async deploy.
 
 use signal_hook::consts::{SIGINT, SIGTERM};
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// The first signal received inside a scope (0: none).
@@ -20,6 +20,11 @@ static RECEIVED: AtomicI32 = AtomicI32::new(0);
 static SCOPES: AtomicUsize = AtomicUsize::new(0);
 /// Child processes to pass the signal on to.
 static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+/// How many [`Soft`] guards are open: the first signal then only asks to stop starting
+/// work (a fleet run lets each running target finish its current migration).
+static SOFT: AtomicUsize = AtomicUsize::new(0);
+/// Set by the signal that escalates a soft stop into the ordinary clean stop.
+static HARD: AtomicBool = AtomicBool::new(false);
 /// What a person should know if the process ends without its clean stop.
 static NOTES: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
@@ -51,6 +56,24 @@ fn on_signal(signal: i32) {
         // Nothing running knows how to stop cleanly: end the way it always did.
         let _ = signal_hook::low_level::emulate_default_handler(signal);
         std::process::exit(128 + signal);
+    }
+    let soft = SOFT.load(Ordering::SeqCst) > 0;
+    if soft && RECEIVED.load(Ordering::SeqCst) == 0 {
+        RECEIVED.store(signal, Ordering::SeqCst);
+        eprintln!(
+            "{}: starting nothing new; running targets finish their current migration (press Ctrl-C again to cancel those too)",
+            name(signal)
+        );
+        return;
+    }
+    if soft && !HARD.swap(true, Ordering::SeqCst) {
+        eprintln!(
+            "{}: cancelling what runs, then reporting (press Ctrl-C again to exit at once)",
+            name(signal)
+        );
+        send(&children(), "-INT");
+        notify().notify_waiters();
+        return;
     }
     if RECEIVED
         .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst)
@@ -115,7 +138,10 @@ pub async fn wait() -> i32 {
     loop {
         let notified = notify().notified();
         if let Some(signal) = received() {
-            return signal;
+            // Under a soft stop, running work is not cancelled until a second signal.
+            if SOFT.load(Ordering::SeqCst) == 0 || HARD.load(Ordering::SeqCst) {
+                return signal;
+            }
         }
         notified.await;
     }
@@ -135,6 +161,25 @@ pub fn scope() -> Scope {
 impl Drop for Scope {
     fn drop(&mut self) {
         SCOPES.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// While alive (with a [`Scope`]), the first signal is a soft stop: [`received`] reports
+/// it, so nothing new starts and a deploy stops between migrations, but [`wait`] does
+/// not fire, so no running statement is cancelled and no child is signalled. A second
+/// signal makes it the ordinary clean stop; a third exits at once.
+#[must_use = "the soft mode ends when dropped"]
+pub struct Soft(());
+
+/// Opens the soft mode.
+pub fn soft() -> Soft {
+    SOFT.fetch_add(1, Ordering::SeqCst);
+    Soft(())
+}
+
+impl Drop for Soft {
+    fn drop(&mut self) {
+        SOFT.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -170,7 +215,8 @@ pub fn children_of(pids: Vec<u32>) -> Children {
     if let Ok(mut all) = CHILDREN.lock() {
         all.extend(&pids);
     }
-    if let Some(signal) = received() {
+    let soft = SOFT.load(Ordering::SeqCst) > 0 && !HARD.load(Ordering::SeqCst);
+    if let Some(signal) = received().filter(|_| !soft) {
         send(&pids, if signal == SIGTERM { "-TERM" } else { "-INT" });
     }
     Children(pids)

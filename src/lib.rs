@@ -17,6 +17,7 @@
 //!   main, lib      the binary and the crate root: parse, dispatch, map errors to exit codes
 //!   commands       one file per CLI command; thin: most run a one-step plan through the engine
 //!   app            the loaded project, registry, Lua host and UI a command works with
+//!   fleet          many databases per environment: targets, waves, shards, the fleet runner
 //!   cli            clap definitions only
 //!   steps          built-in step kinds (plugins); they never call each other or the commands
 //!   docs           Tera rendering of runbooks from plans
@@ -52,6 +53,7 @@ pub mod db;
 pub mod docs;
 pub mod engine;
 pub mod error;
+pub mod fleet;
 pub mod guard;
 pub mod interrupt;
 pub mod journal;

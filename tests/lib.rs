@@ -8,6 +8,7 @@ mod check;
 mod cli;
 mod crash;
 mod docs;
+mod fleet;
 mod guard;
 mod harness;
 mod hook;

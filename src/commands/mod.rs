@@ -6,6 +6,7 @@ mod completions;
 mod docs;
 mod drill;
 mod env;
+mod fleet;
 mod hook;
 mod init;
 mod lint;
@@ -17,10 +18,11 @@ mod rollback;
 mod run;
 mod runs;
 mod scan;
+mod targets;
 mod validate;
 
 use crate::app::App;
-use crate::cli::{Cli, Command, HookAction};
+use crate::cli::{Cli, Command, FleetAction, HookAction};
 use crate::error::{ExitCode, Result};
 use crate::ui::Ui;
 
@@ -44,6 +46,12 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         _ => {}
     }
     let app = App::load(cli.file.as_deref(), ui)?;
+    // On a fleet environment, a single-database command needs its one target.
+    let env_flag = fleet::env_flag(&app, cli.env.as_deref(), &cli.target, &cli.command)?;
+    let cli = Cli {
+        env: env_flag,
+        ..cli
+    };
     match cli.command {
         Command::List { all } => list::run(&app, all),
         Command::Run {
@@ -52,15 +60,37 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             yes,
             confirm,
             cut_over,
-        } => run::run(
+            fleet,
+        } => match fleet::run(
             &app,
-            cli.env.as_deref(),
-            &name,
-            dry_run,
-            yes,
-            confirm,
-            cut_over,
-        ),
+            fleet::RunArgs {
+                env_flag: cli.env.as_deref(),
+                globs: &cli.target,
+                name: &name,
+                dry_run,
+                yes,
+                confirm: confirm.clone(),
+                cut_over,
+                fleet: &fleet,
+            },
+        )? {
+            Some(code) => Ok(code),
+            None => run::run(
+                &app,
+                cli.env.as_deref(),
+                &name,
+                dry_run,
+                yes,
+                confirm,
+                cut_over,
+            ),
+        },
+        Command::Targets { shard } => {
+            targets::run(&app, cli.env.as_deref(), &cli.target, shard.as_deref())
+        }
+        Command::Fleet {
+            action: FleetAction::Summary { run_id, from },
+        } => fleet::summary(&app, cli.env.as_deref(), &run_id, &from),
         Command::Env => env::run(&app, cli.env.as_deref()),
         Command::Validate => validate::run(&app, cli.env.as_deref()),
         Command::Runs { last, id } => runs::run(&app, last, id.as_deref()),
@@ -82,6 +112,11 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
                 check,
             },
         ),
+        Command::Migrate {
+            action: crate::cli::MigrateAction::Status { .. },
+        } if fleet::is_fleet(&app, cli.env.as_deref())? => {
+            fleet::status(&app, cli.env.as_deref(), &cli.target)
+        }
         Command::Migrate { action } => migrate::run(&app, cli.env.as_deref(), action),
         Command::Backup { action } => backup::run(&app, cli.env.as_deref(), action),
         Command::Restore {

@@ -289,6 +289,7 @@ fn implicit_environment(name: &str, vars: &Vars) -> Environment {
         backups: Default::default(),
         promotion: Default::default(),
         drill_server_url: None,
+        fleet: None,
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod diagnostic;
 pub mod environment;
+pub mod fleet;
 pub mod interpolate;
 pub mod load;
 pub mod model;

@@ -245,7 +245,7 @@ impl Project {
     /// environment's `drill.server_url`, else the project's), not yet interpolated.
     pub fn drill_server_url(&self, env: &str) -> Option<&Text> {
         self.environments
-            .get(env)
+            .get(super::fleet::base_env(env))
             .and_then(|e| e.drill_server_url.as_ref())
             .or(self.drill.server_url.as_ref())
     }
@@ -253,6 +253,8 @@ impl Project {
     /// The backup settings of environment `env`: `backups:` with the environment's
     /// overrides applied.
     pub fn backup_settings(&self, env: &str) -> BackupSettings {
+        // A fleet target (`production/acme`) has its environment's settings.
+        let env = super::fleet::base_env(env);
         let mut settings = self.backups.clone();
         if let Some(o) = self.environments.get(env).map(|e| &e.backups) {
             settings.format = o.format.unwrap_or(settings.format);
@@ -307,6 +309,8 @@ pub struct Environment {
     pub promotion: PromotionRules,
     /// `drill.server_url` of this environment (overrides the project's).
     pub drill_server_url: Option<Text>,
+    /// Its fleet of target databases, when it declares one.
+    pub fleet: Option<super::fleet::Fleet>,
 }
 
 /// Rules on where a deploy to an environment comes from (`require_applied_on`,

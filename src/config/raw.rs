@@ -340,8 +340,8 @@ impl Protection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawEnvironment {
-    /// Database URL (`postgres://…` or `sqlite:…`); interpolated.
-    pub url: SStr,
+    /// Database URL (`postgres://…` or `sqlite:…`); interpolated. Optional with `fleet`.
+    pub url: Option<SStr>,
     /// Direct (non-pooled) URL for migrations, locks and backups.
     pub direct_url: Option<SStr>,
     /// Protection level (default from the name: production → protected, staging → shared).
@@ -371,6 +371,8 @@ pub struct RawEnvironment {
     pub allow_deploy_outside_ci: Option<SStr>,
     /// Where this environment's restore drills run.
     pub drill: Option<RawEnvDrill>,
+    /// Many databases (tenants, regions, shards) instead of (or beside) one `url`.
+    pub fleet: Option<Spanned<super::fleet::RawFleet>>,
     /// Overrides the top-level `contacts:` for this environment, key by key.
     pub contacts: Option<RawContacts>,
 }

@@ -25,6 +25,8 @@ pub struct RunReport {
     pub succeeded: Vec<String>,
     /// Outputs of every step, by id.
     pub outputs: IndexMap<String, serde_json::Value>,
+    /// What the run changed in the database (migrations committed).
+    pub changes: Changes,
 }
 
 /// Everything the executor needs besides the plan.
@@ -118,6 +120,7 @@ impl Executor<'_> {
             failure,
             succeeded: state.succeeded,
             outputs: state.outputs,
+            changes: state.changes,
         }
     }
 

@@ -232,7 +232,11 @@ pub async fn check_deploy(
     store: &Store,
     pending: &[String],
 ) -> PromotionGate {
-    let Some(declared) = project.environments.get(&env.name) else {
+    // A fleet target (`production/acme`) has its environment's promotion rules.
+    let Some(declared) = project
+        .environments
+        .get(crate::config::fleet::base_env(&env.name))
+    else {
         return PromotionGate::default();
     };
     let rules = &declared.promotion;

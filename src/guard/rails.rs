@@ -287,7 +287,12 @@ pub fn forbidden_for(
             .filter_map(|t| Operation::parse(&t.value))
             .collect()
     };
-    if let Some(list) = project.guard.environments.get(env) {
+    // A fleet target (`production/acme`) has its environment's rails.
+    if let Some(list) = project
+        .guard
+        .environments
+        .get(crate::config::fleet::base_env(env))
+    {
         return (
             parse(list),
             format!("guard.environments.{env} at {}", list.loc),

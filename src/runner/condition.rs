@@ -6,10 +6,12 @@ use crate::config::{ResolvedEnv, Vars};
 /// `Ok` when the condition holds, else the reason it does not (shown when skipping).
 pub fn evaluate(condition: &RawCondition, env: &ResolvedEnv, vars: &Vars) -> Result<(), String> {
     if !condition.environments.is_empty()
-        && !condition
-            .environments
-            .iter()
-            .any(|e| e.value == env.name || env.alias.as_deref() == Some(e.value.as_str()))
+        && !condition.environments.iter().any(|e| {
+            // A fleet target (`production/acme`) is its environment.
+            e.value == env.name
+                || e.value == crate::config::fleet::base_env(&env.name)
+                || env.alias.as_deref() == Some(e.value.as_str())
+        })
     {
         let names: Vec<&str> = condition
             .environments

@@ -43,6 +43,10 @@ pub fn base_env(env: &ResolvedEnv, vars: &Vars) -> Vec<(String, String)> {
         out.push(("DIRECT_URL".into(), direct.expose().to_string()));
     }
     out.push(("DBFLOW_ENV".into(), env.name.clone()));
+    // A fleet target (`production/acme`): its name alone, for per-tenant hooks.
+    if let Some((_, target)) = env.name.split_once('/') {
+        out.push(("DBFLOW_TARGET".into(), target.to_string()));
+    }
     out.push(("DBFLOW_PROTECTION".into(), env.protection.as_str().into()));
     out
 }

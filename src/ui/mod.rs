@@ -33,6 +33,9 @@ pub struct Ui {
     /// `-v`: list everything (every migration of a long deploy or status, every
     /// statement of a protected preview, every lint finding) instead of a summary.
     pub verbose: bool,
+    /// Prints nothing (a fleet's worker: its target's journal has the details, the
+    /// fleet prints one line per target).
+    pub quiet: bool,
 }
 
 impl Ui {
@@ -42,11 +45,15 @@ impl Ui {
             json,
             tty: std::io::stderr().is_terminal(),
             verbose: false,
+            quiet: false,
         }
     }
 
     /// Prints a line of normal output (stdout, or stderr in JSON mode), redacted.
     pub fn out(&self, text: &str) {
+        if self.quiet {
+            return;
+        }
         let plain = redact::redact(text);
         let text = styled(&plain);
         if self.json {
@@ -65,6 +72,9 @@ impl Ui {
 
     /// Prints a unified diff like [`Ui::out`], additions and removals coloured.
     pub fn diff(&self, text: &str) {
+        if self.quiet {
+            return;
+        }
         let plain = redact::redact(text);
         let text = color::diff(&plain);
         if self.json {
@@ -83,11 +93,17 @@ impl Ui {
 
     /// A warning on stderr.
     pub fn warn(&self, text: &str) {
+        if self.quiet {
+            return;
+        }
         eprint_styled(&format!("warning: {text}"));
     }
 
     /// An error on stderr.
     pub fn error(&self, text: &str) {
+        if self.quiet {
+            return;
+        }
         eprint_styled(&format!("error: {text}"));
     }
 
@@ -114,6 +130,9 @@ impl Ui {
 
     /// A step failed.
     pub fn step_failed(&self, depth: usize, name: &str, message: &str) {
+        if self.quiet {
+            return;
+        }
         eprint_styled(&format!("{}✘ {name}: {message}", indent(depth)));
     }
 }

@@ -306,7 +306,7 @@ fn environments(
             Environment {
                 name: name.value.clone(),
                 loc: Some(env_loc),
-                url: text_of(file, &env.url),
+                url: env_url(file, &name, env.url.as_ref(), env.fleet.is_some(), errors),
                 direct_url: env.direct_url.as_ref().map(|u| text_of(file, u)),
                 protection,
                 provider: env.provider.map(|p| p.value),
@@ -336,9 +336,39 @@ fn environments(
                     .as_ref()
                     .and_then(|d| d.server_url.as_ref())
                     .map(|u| text_of(file, u)),
+                fleet: env
+                    .fleet
+                    .as_ref()
+                    .and_then(|f| crate::config::fleet::build(file, &name.value, f, errors)),
             },
         );
     }
 
     environments
+}
+
+/// An environment's `url`; only one with a `fleet` may leave it out (its targets have
+/// theirs), and then it is empty: commands on one database refuse the bare fleet.
+fn env_url(
+    file: &Arc<PathBuf>,
+    name: &SStr,
+    url: Option<&SStr>,
+    fleet: bool,
+    errors: &mut Vec<Diagnostic>,
+) -> crate::config::model::Text {
+    match url {
+        Some(url) => text_of(file, url),
+        None => {
+            if !fleet {
+                errors.push(Diagnostic::at(
+                    Loc::new(file, &name.referenced),
+                    format!("environment `{}` has no `url` (and no `fleet`)", name.value),
+                ));
+            }
+            crate::config::model::Text {
+                value: String::new(),
+                loc: Loc::new(file, &name.referenced),
+            }
+        }
+    }
 }
