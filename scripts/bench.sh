@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks, reported as ratios against baselines measured in the same run.
 #
-#   scripts/bench.sh [migrations|workflow|docs|site|lint|backup|scale|fleet]…   (default: migrations docs lint; backup builds a ~500 MB pgbench database)
+#   scripts/bench.sh [migrations|workflow|docs|site|lint|backup|scale|scale-20000|fleet]…   (default: migrations docs lint; backup builds a ~500 MB pgbench database)
 #
 # site: `dbflow docs --site` (every runbook and drill page as HTML, every workflow's flowchart
 # as SVG) for 10 environments x 50 workflows, against `dbflow validate` in the same run.
@@ -11,8 +11,10 @@
 # shell loop of `dbflow migrate deploy` per tenant (and `npx prisma migrate deploy` when Prisma
 # is installed); prints both times, the ratio and the fleet run's peak RSS.
 #
-# scale: status and deploy at N = 50, 500, 5,000 migrations (DBFLOW_BENCH_SCALE_SIZES="50 500 5000 20000"
-# to change), against `psql -c 'select 1'` in the same run; DBFLOW_BENCH_BASE_BIN=path adds the
+# scale: status and deploy at N = 50, 500, 5,000 migrations (scale-20000: also 20,000, whose
+# set-up takes minutes; DBFLOW_BENCH_SCALE_SIZES="…" for any sizes), against
+# `psql -c 'select 1'` and dbmate (its binary from the npm package, installed into
+# ~/.cache/dbflow-bench on first use) in the same run; DBFLOW_BENCH_BASE_BIN=path adds the
 # same columns for a second build (before/after in one run).
 #
 # Starts its own throw-away PostgreSQL cluster (default settings: fsync on, so commit
@@ -171,71 +173,128 @@ bench_site() {
 }
 
 # N migrations in bench_migrations' workload (one table and one index each), written by one
-# process: a shell loop spends minutes on 20,000 folders.
+# process: a shell loop spends minutes on 20,000 folders. With a third argument, the same
+# scripts also in dbmate's layout there (`<version>_<name>.sql` with a `-- migrate:up` section).
 write_n_migrations() {
-  python3 - "$1/prisma/migrations" "$2" <<'PY'
+  python3 - "$1/prisma/migrations" "$2" "${3:-}" <<'PY'
 import os, sys
-root, n = sys.argv[1], int(sys.argv[2])
+root, n, dbmate = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 width = len(str(n))
+if dbmate:
+    os.makedirs(dbmate, exist_ok=True)
 for i in range(1, n + 1):
     k = str(i).zfill(width)
-    d = os.path.join(root, f"2024{i:010d}_m{k}")
+    name = f"2024{i:010d}_m{k}"
+    d = os.path.join(root, name)
     os.makedirs(d)
+    sql = (f'CREATE TABLE "t{k}" (\n    "id" INTEGER NOT NULL PRIMARY KEY,\n    "name" TEXT NOT NULL DEFAULT \'\',\n'
+           f'    "created_at" TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP\n);\nCREATE INDEX "t{k}_name_idx" ON "t{k}"("name");\n')
     with open(os.path.join(d, "migration.sql"), "w") as f:
-        f.write(f'CREATE TABLE "t{k}" (\n    "id" INTEGER NOT NULL PRIMARY KEY,\n    "name" TEXT NOT NULL DEFAULT \'\',\n'
-                f'    "created_at" TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP\n);\nCREATE INDEX "t{k}_name_idx" ON "t{k}"("name");\n')
+        f.write(sql)
+    if dbmate:
+        with open(os.path.join(dbmate, f"{name}.sql"), "w") as f:
+            f.write("-- migrate:up\n" + sql + "\n-- migrate:down\n")
 PY
 }
 
 mean_ms() { python3 -c "import json; r=json.load(open('$1'))['results']; print(f'{r[$2][\"mean\"]*1000:.1f}')"; }
 
+# dbmate's own binary from its npm package (the package ships it), installed once into a
+# cache directory outside the repository; empty when npm is missing or the install fails
+# (its columns are then left out, with a note). DBFLOW_BENCH_DBMATE=path uses that binary.
+dbmate_bin() {
+  if [ -n "${DBFLOW_BENCH_DBMATE:-}" ]; then echo "$DBFLOW_BENCH_DBMATE"; return; fi
+  local cache="${XDG_CACHE_HOME:-$HOME/.cache}/dbflow-bench/dbmate" bin
+  bin=$(find "$cache/node_modules/@dbmate" -path '*/bin/dbmate' -type f 2>/dev/null | head -1)
+  if [ -z "$bin" ] && command -v npm >/dev/null; then
+    mkdir -p "$cache"
+    npm install --silent --no-audit --no-fund --prefix "$cache" dbmate >/dev/null 2>&1 || true
+    bin=$(find "$cache/node_modules/@dbmate" -path '*/bin/dbmate' -type f 2>/dev/null | head -1)
+  fi
+  # The native binary, not node_modules/.bin/dbmate (a node script: node's start-up is not dbmate's).
+  [ -n "$bin" ] && "$bin" --version >/dev/null 2>&1 && echo "$bin"
+}
+
+# scale "N…": status and deploy at each N, with psql's `select 1` and dbmate in the same run.
 bench_scale() {
-  local sizes=(${DBFLOW_BENCH_SCALE_SIZES:-50 500 5000})
+  local sizes=(${DBFLOW_BENCH_SCALE_SIZES:-$1})
   local base=${DBFLOW_BENCH_BASE_BIN:-}
+  local dbmate; dbmate=$(dbmate_bin || true)
+  [ -n "$dbmate" ] || echo "note: dbmate is not available (npm install dbmate failed): its columns are left out" >&2
   local rows=()
   for n in "${sizes[@]}"; do
-    local project="$work/scale-$n" db="bench_scale_$n"
-    write_n_migrations "$project" "$n"
+    local project="$work/scale-$n" db="bench_scale_$n" mdb="bench_scale_dbmate_$n"
+    write_n_migrations "$project" "$n" "${dbmate:+$work/dbmate-$n}"
     printf 'environments:\n  bench:\n    url: ${DATABASE_URL}\n    protection: sandbox\n' > "$project/Workflowfile.yaml"
     local url; url=$(db_url "$db")
-    local runs=5; [ "$n" -ge 5000 ] && runs=2
-    echo "== scale N=$n: migrate deploy on an empty database ($runs runs)"
-    local deploy_cmds=(-n "dbflow migrate deploy" "cd $project && DATABASE_URL='$url' $dbflow migrate deploy >/dev/null")
-    [ -n "$base" ] && deploy_cmds+=(-n "base migrate deploy" "cd $project && DATABASE_URL='$url' $base migrate deploy >/dev/null")
-    hyperfine --runs "$runs" --export-json "$work/scale-deploy-$n.json" \
-      --prepare "psql -X -q '$admin_url' -c 'DROP DATABASE IF EXISTS $db WITH (FORCE)' -c 'CREATE DATABASE $db' && rm -rf $project/.dbflow" \
-      "${deploy_cmds[@]}" >/dev/null
-    local base_deploy_rss="" base_status_rss=""
+    local murl; murl="$(db_url "$mdb")?sslmode=disable"
+    # Small N: hyperfine means of 5 deploys. From 5,000 on (minutes per deploy): the one
+    # deploy that also measures the peak RSS, timed.
+    local base_deploy_rss="" base_status_rss="" dbmate_up_ms="" dbmate_up_rss="" dbmate_status_rss=""
+    local deploy_ms="" base_deploy_ms="" t0
+    if [ "$n" -lt 5000 ]; then
+      echo "== scale N=$n: migrate deploy on an empty database (5 runs)"
+      local deploy_cmds=(-n "dbflow migrate deploy" "cd $project && DATABASE_URL='$url' $dbflow migrate deploy >/dev/null")
+      [ -n "$base" ] && deploy_cmds+=(-n "base migrate deploy" "cd $project && DATABASE_URL='$url' $base migrate deploy >/dev/null")
+      hyperfine --runs 5 --export-json "$work/scale-deploy-$n.json" \
+        --prepare "psql -X -q '$admin_url' -c 'DROP DATABASE IF EXISTS $db WITH (FORCE)' -c 'CREATE DATABASE $db' && rm -rf $project/.dbflow" \
+        "${deploy_cmds[@]}" >/dev/null
+      deploy_ms=$(mean_ms "$work/scale-deploy-$n.json" 0)
+      [ -n "$base" ] && base_deploy_ms=$(mean_ms "$work/scale-deploy-$n.json" 1)
+    fi
+    echo "== scale N=$n: migrate deploy on an empty database, peak RSS"
     if [ -n "$base" ]; then
       recreate "$db"; rm -rf "$project/.dbflow"
+      t0=$(date +%s%N)
       base_deploy_rss=$(cd "$project" && DATABASE_URL="$url" peak_rss_mib "$base" migrate deploy)
+      [ -n "$base_deploy_ms" ] || base_deploy_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
     fi
     recreate "$db"; rm -rf "$project/.dbflow"
+    t0=$(date +%s%N)
     local deploy_rss; deploy_rss=$(cd "$project" && DATABASE_URL="$url" peak_rss_mib "$dbflow" migrate deploy)
+    [ -n "$deploy_ms" ] || deploy_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    local dm=(--no-dump-schema --migrations-dir "$work/dbmate-$n" --url "$murl")
+    if [ -n "$dbmate" ]; then
+      echo "== scale N=$n: dbmate up on an empty database (1 run)"
+      recreate "$mdb"
+      local t0; t0=$(date +%s%N)
+      dbmate_up_rss=$(peak_rss_mib "$dbmate" "${dm[@]}" up)
+      dbmate_up_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    fi
     echo "== scale N=$n: migrate status, all applied"
     local status_cmds=(-n "psql -c 'select 1'" "psql -X -q -c 'select 1' '$url'"
       -n "dbflow migrate status" "cd $project && DATABASE_URL='$url' $dbflow migrate status >/dev/null")
+    [ -n "$dbmate" ] && status_cmds+=(-n "dbmate status" "$dbmate ${dm[*]} status >/dev/null")
     [ -n "$base" ] && status_cmds+=(-n "base migrate status" "cd $project && DATABASE_URL='$url' $base migrate status >/dev/null")
     hyperfine --warmup 3 --runs 20 --export-json "$work/scale-status-$n.json" "${status_cmds[@]}" >/dev/null
     local status_rss; status_rss=$(cd "$project" && DATABASE_URL="$url" peak_rss_mib "$dbflow" migrate status)
+    [ -n "$dbmate" ] && dbmate_status_rss=$(peak_rss_mib "$dbmate" "${dm[@]}" status)
     [ -n "$base" ] && base_status_rss=$(cd "$project" && DATABASE_URL="$url" peak_rss_mib "$base" migrate status)
-    local psql_ms status_ms deploy_ms
+    local psql_ms status_ms next=2
     psql_ms=$(mean_ms "$work/scale-status-$n.json" 0)
     status_ms=$(mean_ms "$work/scale-status-$n.json" 1)
-    deploy_ms=$(mean_ms "$work/scale-deploy-$n.json" 0)
     local row; row=$(python3 -c "print(f'| {int($n):,} | $psql_ms ms | $status_ms ms ({$status_ms/$psql_ms:.2f}×) | $status_rss MiB | {$deploy_ms/1000:.2f} s | $deploy_rss MiB |', end='')")
+    if [ -n "$dbmate" ]; then
+      local ds; ds=$(mean_ms "$work/scale-status-$n.json" 2); next=3
+      row+=$(python3 -c "print(f' $ds ms ({$ds/$psql_ms:.2f}×) | $dbmate_status_rss MiB | {$dbmate_up_ms/1000:.2f} s | $dbmate_up_rss MiB |', end='')")
+    fi
     if [ -n "$base" ]; then
-      local bs bd; bs=$(mean_ms "$work/scale-status-$n.json" 2); bd=$(mean_ms "$work/scale-deploy-$n.json" 1)
+      local bs bd=$base_deploy_ms; bs=$(mean_ms "$work/scale-status-$n.json" "$next")
       row+=$(python3 -c "print(f' $bs ms ({$bs/$psql_ms:.2f}×) | $base_status_rss MiB | {$bd/1000:.2f} s | $base_deploy_rss MiB |', end='')")
     fi
     rows+=("$row")
-    psql -X -q "$admin_url" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"
-    rm -rf "$project"
+    echo "$row"
+    psql -X -q "$admin_url" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "DROP DATABASE IF EXISTS $mdb WITH (FORCE)" 2>/dev/null
+    rm -rf "$project" "$work/dbmate-$n"
   done
   echo
-  echo "== scale: one table and one index per migration; times are hyperfine means"
-  local head="| N | \`psql -c 'select 1'\` | \`migrate status\` (× psql) | status peak RSS | \`migrate deploy\` (empty db) | deploy peak RSS |"
+  echo "== scale: one table and one index per migration; times are hyperfine means; $(uptime | sed 's/.*load/load/')"
+  local head="| N | \`psql -c 'select 1'\` | \`migrate status\` (× psql) | status peak RSS | \`migrate deploy\` (empty db; 1 run from 5,000) | deploy peak RSS |"
   local rule="|---:|---:|---:|---:|---:|---:|"
+  if [ -n "$dbmate" ]; then
+    head+=" \`dbmate status\` (× psql) | dbmate status RSS | \`dbmate up\` (empty db, 1 run) | dbmate up RSS |"
+    rule+="---:|---:|---:|---:|"
+  fi
   if [ -n "$base" ]; then
     head+=" base status (× psql) | base status RSS | base deploy | base deploy RSS |"
     rule+="---:|---:|---:|---:|"
@@ -308,7 +367,8 @@ for section in "${sections[@]}"; do
     workflow) bench_workflow ;;
     docs) bench_docs ;;
     site) bench_site ;;
-    scale) bench_scale ;;
+    scale) bench_scale "50 500 5000" ;;
+    scale-20000) bench_scale "50 500 5000 20000" ;;
     fleet) bench_fleet ;;
     *) if [ -x "scripts/bench-$section.sh" ]; then "scripts/bench-$section.sh"; else echo "unknown section: $section" >&2; exit 2; fi ;;
   esac

@@ -129,3 +129,82 @@ fn status_at_5000_migrations_reports_edits_and_drift_with_a_warm_cache() {
         out.stdout
     );
 }
+
+/// 2,500 tables with an index each, made by one migration (a loop), so the schema is
+/// large without 2,500 deploys.
+const MANY_TABLES: &str = "DO $$ BEGIN FOR i IN 1..2500 LOOP
+  EXECUTE format('CREATE TABLE %I (id integer PRIMARY KEY, name text NOT NULL DEFAULT '''')', 't' || i);
+  EXECUTE format('CREATE INDEX %I ON %I (name)', 't' || i || '_name_idx', 't' || i);
+END LOOP; END $$;
+";
+
+/// The record a deploy leaves on a large schema: written by the server (no copy of the
+/// listing in dbflow), with a catalog token only when it is exactly the live catalog. A
+/// clean deploy's record has one (status may skip the listing); a hand-made change made
+/// before a deploy stays reported after it, and that record has none (status always
+/// compares in full while the drift lasts), until the change is undone.
+#[test]
+fn deploys_onto_a_large_schema_keep_earlier_drift_and_token_only_exact_records() {
+    let Some(db) = pg::database("deploys_onto_a_large_schema") else {
+        return;
+    };
+    let t = Test::new()
+        .file(
+            "Workflowfile.yaml",
+            "environments:\n  local:\n    url: ${DATABASE_URL}\n    protection: sandbox\n",
+        )
+        .file(
+            "prisma/migrations/20240000000001_tables/migration.sql",
+            MANY_TABLES,
+        )
+        .env("DATABASE_URL", &db.url);
+    let has_token = || db.psql("SELECT token IS NOT NULL FROM dbflow._dbflow_schema_state");
+    let status_clean = |why: &str| {
+        let out = t.run_with(["migrate", "status"]);
+        out.assert_code(0);
+        assert!(
+            out.stdout.contains("schema drift: none"),
+            "{why}: {}",
+            out.stdout
+        );
+    };
+    t.run_with(["migrate", "deploy"]).assert_code(0);
+    assert_eq!(has_token(), "t", "a fresh record is the live catalog");
+    status_clean("first deploy");
+
+    t.write(
+        "prisma/migrations/20240000000002_more/migration.sql",
+        "ALTER TABLE t1 ADD COLUMN extra integer;\n",
+    );
+    t.run_with(["migrate", "deploy"]).assert_code(0);
+    assert_eq!(
+        has_token(),
+        "t",
+        "a clean deploy's record is the live catalog"
+    );
+    status_clean("second deploy");
+
+    db.psql("ALTER TABLE t2 ADD COLUMN by_hand text");
+    t.write(
+        "prisma/migrations/20240000000003_again/migration.sql",
+        "ALTER TABLE t3 ADD COLUMN extra integer;\n",
+    );
+    let deploy = t.run_with(["migrate", "deploy"]);
+    deploy.assert_code(0);
+    assert!(deploy.all().contains("t2.by_hand"), "{}", deploy.all());
+    assert_eq!(
+        has_token(),
+        "f",
+        "a record without the hand-made change is not the live catalog"
+    );
+    let out = t.run_with(["migrate", "status"]);
+    out.assert_code(4);
+    assert!(
+        out.stdout.contains("column public.t2.by_hand text") && !out.stdout.contains("t3.extra"),
+        "the hand-made change, and only it, is drift: {}",
+        out.stdout
+    );
+
+    db.psql("ALTER TABLE t2 DROP COLUMN by_hand");
+    status_clean("hand-made change undone");
+}

@@ -62,9 +62,19 @@ impl Stamp {
 pub struct HashCache {
     path: Option<PathBuf>,
     folder: String,
-    old: HashMap<String, (Stamp, String)>,
+    old: HashMap<String, Entry>,
+    /// Entries of `old` still current (found on disk with the same stamp).
+    kept: usize,
+    /// Checksums computed now (files not in `old`, or changed).
     new: Vec<(String, Stamp, String)>,
-    dirty: bool,
+}
+
+/// One recorded file: its stamp and checksum, and whether this run found it unchanged.
+#[derive(Debug)]
+struct Entry {
+    stamp: Stamp,
+    sum: String,
+    kept: bool,
 }
 
 impl HashCache {
@@ -80,22 +90,31 @@ impl HashCache {
             path: Some(path),
             folder,
             old,
+            kept: 0,
             new: Vec::new(),
-            dirty: false,
         }
     }
 
     /// The recorded checksum of migration `name` when its file still has `stamp`.
     pub fn get(&self, name: &str, stamp: &Stamp) -> Option<&str> {
         match self.old.get(name) {
-            Some((s, sum)) if s == stamp => Some(sum),
+            Some(e) if &e.stamp == stamp => Some(&e.sum),
             _ => None,
         }
     }
 
-    /// Notes `name`'s checksum for the next run; `hit`: it came from the cache.
+    /// Notes `name`'s checksum for the next run; `hit`: it came from the cache (and is
+    /// kept as it is, without a copy).
     pub fn put(&mut self, name: &str, stamp: Stamp, checksum: &str, hit: bool) {
-        self.dirty |= !hit;
+        if hit {
+            if let Some(e) = self.old.get_mut(name) {
+                if !e.kept {
+                    e.kept = true;
+                    self.kept += 1;
+                }
+                return;
+            }
+        }
         self.new
             .push((name.to_string(), stamp, checksum.to_string()));
     }
@@ -104,7 +123,7 @@ impl HashCache {
     /// file, never half of one). Errors are ignored: the cache is only an optimisation.
     pub fn save(self) {
         let Some(path) = &self.path else { return };
-        if !self.dirty && self.new.len() == self.old.len() {
+        if self.new.is_empty() && self.kept == self.old.len() {
             return;
         }
         let now = std::time::SystemTime::now()
@@ -112,8 +131,20 @@ impl HashCache {
             .map(|d| d.as_nanos() as i128)
             .unwrap_or(0);
         let racy = i128::from(RACY_SECS) * 1_000_000_000;
+        let mut entries: Vec<(&str, &Stamp, &str)> = self
+            .old
+            .iter()
+            .filter(|(_, e)| e.kept)
+            .map(|(name, e)| (name.as_str(), &e.stamp, e.sum.as_str()))
+            .chain(
+                self.new
+                    .iter()
+                    .map(|(n, s, sum)| (n.as_str(), s, sum.as_str())),
+            )
+            .collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut text = format!("{HEADER}\n{}\n", self.folder);
-        for (name, s, sum) in &self.new {
+        for (name, s, sum) in entries {
             if now - s.ctime_ns.max(s.mtime_ns) < racy || name.contains(['\t', '\n']) {
                 continue;
             }
@@ -139,18 +170,25 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// The entries of a cache file written for `folder`; `None` when any line is malformed.
-fn parse(text: &str, folder: &str) -> Option<HashMap<String, (Stamp, String)>> {
+fn parse(text: &str, folder: &str) -> Option<HashMap<String, Entry>> {
     let mut lines = text.lines();
     if lines.next()? != HEADER || lines.next()? != folder {
         return None;
     }
-    let mut map = HashMap::new();
+    let mut map = HashMap::with_capacity(text.bytes().filter(|b| *b == b'\n').count());
     for line in lines {
-        let f: Vec<&str> = line.split('\t').collect();
-        let [name, len, mtime, ctime, ino, dev, sum] = f[..] else {
-            return None;
-        };
-        if sum.len() != 64 || !sum.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let mut f = line.split('\t');
+        let mut field = || f.next();
+        let (name, len, mtime, ctime, ino, dev, sum) = (
+            field()?,
+            field()?,
+            field()?,
+            field()?,
+            field()?,
+            field()?,
+            field()?,
+        );
+        if field().is_some() || sum.len() != 64 || !sum.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
         let stamp = Stamp {
@@ -160,7 +198,12 @@ fn parse(text: &str, folder: &str) -> Option<HashMap<String, (Stamp, String)>> {
             ino: ino.parse().ok()?,
             dev: dev.parse().ok()?,
         };
-        map.insert(name.to_string(), (stamp, sum.to_ascii_lowercase()));
+        let entry = Entry {
+            stamp,
+            sum: sum.to_ascii_lowercase(),
+            kept: false,
+        };
+        map.insert(name.to_string(), entry);
     }
     Some(map)
 }
@@ -177,5 +220,45 @@ mod tests {
         assert!(parse(&good.replace("\t3\t", "\tx\t"), "/p").is_none());
         assert!(parse(&good.replace(&"a".repeat(64), "zz"), "/p").is_none());
         assert!(parse("garbage", "/p").is_none());
+        let sum = "a".repeat(64);
+        let extra_field = good.replace(&format!("{sum}\n"), &format!("{sum}\textra\n"));
+        assert!(parse(&extra_field, "/p").is_none());
+    }
+
+    #[test]
+    fn unchanged_entries_are_kept_without_a_rewrite_and_changed_ones_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hashes");
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let text = format!("{HEADER}\n/p\nm1\t3\t1\t2\t4\t5\t{a}\nm2\t3\t1\t2\t4\t5\t{a}\n");
+        std::fs::write(&path, &text).unwrap();
+        let stamp = Stamp {
+            len: 3,
+            mtime_ns: 1,
+            ctime_ns: 2,
+            ino: 4,
+            dev: 5,
+        };
+        let mut cache = HashCache::load(path.clone(), Path::new("/p"));
+        for name in ["m1", "m2"] {
+            assert_eq!(cache.get(name, &stamp), Some(a.as_str()));
+            cache.put(name, stamp, &a, true);
+        }
+        std::fs::write(&path, "untouched").unwrap();
+        cache.save();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "untouched");
+
+        std::fs::write(&path, &text).unwrap();
+        let mut cache = HashCache::load(path.clone(), Path::new("/p"));
+        let edited = Stamp { len: 4, ..stamp };
+        assert_eq!(cache.get("m2", &edited), None, "another size misses");
+        cache.put("m2", edited, &b, false);
+        cache.put("m3", stamp, &b, false);
+        cache.save();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{HEADER}\n/p\nm2\t4\t1\t2\t4\t5\t{b}\nm3\t3\t1\t2\t4\t5\t{b}\n"),
+            "m1 is gone from the folder, m2 re-hashed, m3 new"
+        );
     }
 }

@@ -7,7 +7,6 @@
 //! `migrations.state_schema` says otherwise), never in the app's: `prisma migrate dev` and
 //! `prisma db pull` read the app's schema and must find only the app's objects there.
 
-use super::checksum::sha256_hex;
 use super::conn::{quote_literal, Conn, DbError};
 
 /// dbflow's own table for the recorded schema state.
@@ -98,6 +97,13 @@ pub async fn snapshot_within(
 
 /// The canonical catalog listing: one sorted line per object.
 pub async fn snapshot(conn: &mut Conn, history_table: &str) -> Result<Vec<String>, DbError> {
+    let mut lines = conn.strings(&listing_sql(conn, history_table)).await?;
+    lines.sort();
+    Ok(lines)
+}
+
+/// The query behind [`snapshot`]: one text row per object (unsorted), in a column `line`.
+fn listing_sql(conn: &Conn, history_table: &str) -> String {
     let excluded = format!(
         "({}, {})",
         quote_literal(history_table.rsplit('.').next().unwrap_or(history_table)),
@@ -105,14 +111,14 @@ pub async fn snapshot(conn: &mut Conn, history_table: &str) -> Result<Vec<String
     );
     // dbflow's own schema is not the app's: nothing in it is drift.
     let state_schema = quote_literal(conn.state_schema());
-    let sql = if conn.is_postgres() {
+    if conn.is_postgres() {
         format!(
             r#"WITH rels AS (
   SELECT c.oid, n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   WHERE c.relkind IN ('r','p','v','m','f') AND n.nspname NOT IN ('pg_catalog','information_schema', {state_schema})
     AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%' AND c.relname NOT IN {excluded}
 )
-SELECT format('%s %I.%I', CASE relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table' ELSE 'table' END, nspname, relname) FROM rels
+SELECT format('%s %I.%I', CASE relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table' ELSE 'table' END, nspname, relname) AS line FROM rels
 UNION ALL
 SELECT format('column %I.%I.%I %s%s%s', r.nspname, r.relname, a.attname, format_type(a.atttypid, a.atttypmod),
   CASE WHEN a.attnotnull THEN ' not null' ELSE '' END, coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), ''))
@@ -131,22 +137,38 @@ WHERE n.nspname NOT IN ('pg_catalog','information_schema', {state_schema}) GROUP
         )
     } else {
         format!(
-            r#"SELECT m.type || ' ' || m.name || CASE WHEN m.type IN ('index','trigger') THEN ' ' || coalesce(m.sql, '') ELSE '' END
+            r#"SELECT m.type || ' ' || m.name || CASE WHEN m.type IN ('index','trigger') THEN ' ' || coalesce(m.sql, '') ELSE '' END AS line
 FROM sqlite_master m WHERE m.name NOT LIKE 'sqlite_%' AND m.tbl_name NOT IN {excluded}
 UNION ALL
 SELECT 'column ' || m.name || '.' || p.name || ' ' || p.type || CASE WHEN p."notnull" THEN ' not null' ELSE '' END
   || CASE WHEN p.pk > 0 THEN ' primary key' ELSE '' END || coalesce(' default ' || p.dflt_value, '')
 FROM sqlite_master m JOIN pragma_table_info(m.name) p WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT IN {excluded}"#
         )
-    };
-    let mut lines = conn.strings(&sql).await?;
-    lines.sort();
-    Ok(lines)
+    }
 }
 
-/// Hash of a snapshot.
+/// PostgreSQL expressions over the listing `l(line)` (see [`listing_sql`]) computed by
+/// the server: the listing joined in [`snapshot`]'s order, and its [`fingerprint`].
+/// `COLLATE "C"` compares bytes, as Rust's `sort` does, so both sides hash the same text
+/// (on a database whose encoding orders differently from UTF-8 the two may differ: status
+/// then compares in full, never less).
+const LISTING_TEXT: &str = r#"coalesce(string_agg(line, E'\n' ORDER BY line COLLATE "C"), '')"#;
+
+fn listing_fingerprint_sql() -> String {
+    format!("encode(sha256(convert_to({LISTING_TEXT}, 'UTF8')), 'hex')")
+}
+
+/// Hash of a snapshot (of its lines joined by newlines, hashed without joining them).
 pub fn fingerprint(lines: &[String]) -> String {
-    sha256_hex(lines.join("\n").as_bytes())
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for (i, line) in lines.iter().enumerate() {
+        if i > 0 {
+            hasher.update(b"\n");
+        }
+        hasher.update(line.as_bytes());
+    }
+    hex::encode(hasher.finalize())
 }
 
 /// The state recorded after the last deploy.
@@ -218,13 +240,44 @@ pub async fn token(conn: &mut Conn) -> Result<Option<String>, DbError> {
     conn.string(&format!("SELECT {}", token_sql())).await
 }
 
-/// Records the live schema as the expected one (a new baseline).
+/// Records the live schema as the expected one (a new baseline). Returns false when the
+/// catalog stayed locked and nothing was recorded.
 pub async fn record(conn: &mut Conn, history_table: &str) -> Result<bool, DbError> {
-    let Some(lines) = snapshot_unless_locked(conn, history_table).await? else {
-        return Ok(false);
-    };
-    write(conn, &lines, true).await?;
-    Ok(true)
+    if !conn.is_postgres() {
+        let lines = snapshot(conn, history_table).await?;
+        write(conn, history_table, Some(&lines), false).await?;
+        return Ok(true);
+    }
+    // The server lists, hashes and stores the catalog in one statement: nothing as large
+    // as the schema is held by dbflow, and the token is read in the listing's snapshot.
+    write_unless_locked(conn, history_table, None).await
+}
+
+/// [`write`] waiting at most [`CATALOG_LOCK_TIMEOUT`] for the catalog (listing it takes
+/// locks); false when nothing was written because it stayed locked. `lines` are written
+/// even then, without a token (status then compares in full).
+async fn write_unless_locked(
+    conn: &mut Conn,
+    history_table: &str,
+    lines: Option<&[String]>,
+) -> Result<bool, DbError> {
+    conn.batch(&format!(
+        "SET lock_timeout = '{}ms'",
+        CATALOG_LOCK_TIMEOUT.as_millis().max(1)
+    ))
+    .await?;
+    let result = write(conn, history_table, lines, true).await;
+    conn.batch("RESET lock_timeout").await?;
+    match (result, lines) {
+        (Ok(()), _) => Ok(true),
+        // One transaction: nothing was written.
+        (Err(e), None) if e.code.as_deref() == Some("55P03") => Ok(false),
+        (Err(e), Some(lines)) if e.code.as_deref() == Some("55P03") => {
+            write(conn, history_table, Some(lines), false).await?;
+            Ok(true)
+        }
+        (Err(e), _) => Err(e),
+    }
 }
 
 /// Records what dbflow itself changed since `before` (a deploy, a down) on top of the
@@ -237,32 +290,63 @@ pub async fn record_change(
     history_table: &str,
     before: Option<&[String]>,
 ) -> Result<bool, DbError> {
+    let Some(before) = before else {
+        return record(conn, history_table).await;
+    };
+    // No drift before (the record was `before`, line for line): the change applied to the
+    // record is the live schema itself, recorded without reading it here.
+    match recorded(conn, false).await? {
+        Some(previous) if previous.fingerprint != fingerprint(before) => {}
+        _ => return record(conn, history_table).await,
+    }
     let Some(after) = snapshot_unless_locked(conn, history_table).await? else {
         return Ok(false);
     };
-    let lines = match (recorded(conn, true).await?, before) {
-        (Some(previous), Some(before)) => {
-            let removed: Vec<&String> = before.iter().filter(|l| !after.contains(l)).collect();
-            let mut lines: Vec<String> = previous
-                .lines
-                .into_iter()
-                .filter(|l| !removed.contains(&l))
-                .collect();
-            lines.extend(after.iter().filter(|l| !before.contains(l)).cloned());
-            lines.sort();
-            lines.dedup();
-            lines
-        }
-        _ => after.clone(),
+    let Some(previous) = recorded(conn, true).await? else {
+        return record(conn, history_table).await;
     };
-    // The token stands for the live catalog: keep it only when the listing is exactly that.
-    write(conn, &lines, lines == after).await?;
+    let lines = merge_change(previous.lines, before, &after);
+    drop(after);
+    write_unless_locked(conn, history_table, Some(&lines)).await?;
     Ok(true)
 }
 
-/// Writes the listing; `with_token`: also the live catalog token, computed by the same
-/// statement that writes the row, so it already counts the state table's own catalog rows.
-async fn write(conn: &mut Conn, lines: &[String], with_token: bool) -> Result<(), DbError> {
+/// `previous` without what went away between `before` and `after`, plus what appeared,
+/// sorted: linear in the listings' sizes (hash sets), not quadratic.
+fn merge_change(previous: Vec<String>, before: &[String], after: &[String]) -> Vec<String> {
+    use std::collections::HashSet;
+    let before_set: HashSet<&str> = before.iter().map(String::as_str).collect();
+    let after_set: HashSet<&str> = after.iter().map(String::as_str).collect();
+    let mut lines: Vec<String> = previous
+        .into_iter()
+        .filter(|l| after_set.contains(l.as_str()) || !before_set.contains(l.as_str()))
+        .collect();
+    lines.extend(
+        after
+            .iter()
+            .filter(|l| !before_set.contains(l.as_str()))
+            .cloned(),
+    );
+    lines.sort();
+    lines.dedup();
+    lines
+}
+
+/// Writes the state row in one transaction. `lines`: the listing to record; `None`: the
+/// live one, listed by the server in the writing statement (PostgreSQL).
+///
+/// The token (PostgreSQL) is stored only when the recorded listing is exactly the live
+/// catalog: `lines` get one only with `check_live`, when the same statement lists the
+/// catalog again and finds the same hash. A schema changed by someone else between
+/// dbflow's read and this write then leaves no token, and status compares in full instead
+/// of trusting one. Computed after the state table exists, the token counts the table's
+/// own catalog rows.
+async fn write(
+    conn: &mut Conn,
+    history_table: &str,
+    lines: Option<&[String]>,
+    check_live: bool,
+) -> Result<(), DbError> {
     let t = state_table(conn);
     let (create, now) = if conn.is_postgres() {
         // The schema is created on first use; a table left in `public` by an older dbflow
@@ -281,17 +365,51 @@ ALTER TABLE {t} ADD COLUMN IF NOT EXISTS token TEXT",
     } else {
         (format!("CREATE TABLE IF NOT EXISTS {t} (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, snapshot TEXT NOT NULL, recorded_at TEXT NOT NULL, token TEXT)"), "strftime('%Y-%m-%dT%H:%M:%SZ','now')")
     };
-    let token = if with_token && conn.is_postgres() {
-        token_sql()
-    } else {
-        "NULL".to_string()
-    };
-    let sql = format!(
-        "{create};\nDELETE FROM {t};\nINSERT INTO {t} (id, fingerprint, snapshot, recorded_at, token) VALUES (1, {}, {}, {now}, {token});",
-        quote_literal(&fingerprint(lines)),
-        quote_literal(&lines.join("\n")),
+    let mut sql = format!(
+        "{create};\nDELETE FROM {t};\nINSERT INTO {t} (id, fingerprint, snapshot, recorded_at, token)\nSELECT 1, "
     );
-    conn.batch(&sql).await
+    let Some(lines) = lines else {
+        sql.push_str(&format!(
+            "{}, {LISTING_TEXT}, {now}, {} FROM (\n{}\n) l",
+            listing_fingerprint_sql(),
+            token_sql(),
+            listing_sql(conn, history_table)
+        ));
+        return conn.batch_owned(sql).await;
+    };
+    let sum = quote_literal(&fingerprint(lines));
+    sql.push_str(&format!("{sum}, "));
+    push_joined_literal(&mut sql, lines);
+    if check_live && conn.is_postgres() {
+        sql.push_str(&format!(
+            ", {now}, CASE WHEN {} = {sum} THEN {} END FROM (\n{}\n) l",
+            listing_fingerprint_sql(),
+            token_sql(),
+            listing_sql(conn, history_table)
+        ));
+    } else {
+        sql.push_str(&format!(", {now}, NULL"));
+    }
+    conn.batch_owned(sql).await
+}
+
+/// Appends `lines` joined by newlines as one SQL string literal, without building the
+/// joined text and its quoted copy first.
+fn push_joined_literal(sql: &mut String, lines: &[String]) {
+    sql.reserve(lines.iter().map(|l| l.len() + 1).sum::<usize>() + 2);
+    sql.push('\'');
+    for (i, line) in lines.iter().enumerate() {
+        if i > 0 {
+            sql.push('\n');
+        }
+        for part in line.split_inclusive('\'') {
+            sql.push_str(part);
+            if part.ends_with('\'') {
+                sql.push('\'');
+            }
+        }
+    }
+    sql.push('\'');
 }
 
 /// The recorded state, if a deploy ever recorded one.

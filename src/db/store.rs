@@ -95,7 +95,8 @@ impl Store {
             .map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
         let entries = std::fs::read_dir(dir)
             .map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
-        let mut folders = Vec::new();
+        // Each folder is read as it is listed: no list of every folder is held first.
+        let mut cache = cache.map(|c| HashCache::load(c.to_path_buf(), &root));
         for entry in entries {
             let entry = entry.map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
             let path = entry.path();
@@ -114,20 +115,22 @@ impl Store {
                 Err(_) => path.is_dir(),
             };
             if is_dir {
-                folders.push((name, path.join("migration.sql")));
+                match read_one(
+                    &name,
+                    &path.join("migration.sql"),
+                    &root,
+                    dir,
+                    cache.as_mut(),
+                )? {
+                    Ok(migration) => store.migrations.push(migration),
+                    Err(ignored) => store.ignored.push(ignored),
+                }
             } else if name == "migration_lock.toml" {
                 store.provider = read_provider(&path, &root, dir)?;
             } else if !name.starts_with('.') {
                 store
                     .ignored
                     .push((name, "a file, not a migration folder".into()));
-            }
-        }
-        let mut cache = cache.map(|c| HashCache::load(c.to_path_buf(), &root));
-        for (name, path) in &folders {
-            match read_one(name, path, &root, dir, cache.as_mut())? {
-                Ok(migration) => store.migrations.push(migration),
-                Err(ignored) => store.ignored.push(ignored),
             }
         }
         store.migrations.sort_by(|a, b| a.name.cmp(&b.name));

@@ -97,12 +97,26 @@ impl Step for StatusStep {
 
     fn run(&self, cx: &mut RunContext<'_>) -> Result<Outcome, StepError> {
         let target = cx.target();
-        let (store, mut conn) = cx.store_and_db()?;
-        let status = cx
-            .runtime()
-            .block_on(migrate::status(&mut conn, &store, &target.table));
-        cx.session.give_back(conn);
-        let status = status.map_err(|e| StepError::failed(e.to_string()))?;
+        // The database is read while the folder is: the history and the catalog check
+        // need no migration file (on a long history both take milliseconds).
+        // A folder that cannot be read is reported before a database that cannot be reached.
+        let mut conn = cx.take_db();
+        let runtime = cx.runtime();
+        let (observed, store) = std::thread::scope(|scope| {
+            let observing = conn.as_mut().ok().map(|conn| {
+                scope.spawn(|| runtime.block_on(migrate::observe(conn, &target.table)))
+            });
+            let store = cx.store();
+            (observing.map(|o| o.join()), store)
+        });
+        let store = store?;
+        cx.session.give_back(conn?);
+        let status = match observed {
+            Some(Ok(observed)) => observed
+                .map(|o| o.status(&store))
+                .map_err(|e| StepError::failed(e.to_string()))?,
+            _ => return Err(StepError::failed("reading the migration status failed")),
+        };
         // A stale or missing record on shared/protected environments (or --shadow) is
         // settled by building the migrations in a scratch database; only a step that
         // fails on drift pays for that build.

@@ -48,7 +48,7 @@ impl Observed {
 
 /// Reads the history and checks drift (what a plain status needs from the database).
 pub async fn observe(conn: &mut Conn, table: &str) -> Result<Observed, DbError> {
-    observe_inner(conn, table, schema::CATALOG_LOCK_TIMEOUT, false).await
+    observe_inner(conn, table, schema::CATALOG_LOCK_TIMEOUT).await
 }
 
 /// The migrations' states from the history table alone, without the drift check (no
@@ -92,19 +92,16 @@ pub async fn status_within(
     table: &str,
     catalog_wait: Duration,
 ) -> Result<Status, DbError> {
-    Ok(observe_inner(conn, table, catalog_wait, true)
+    Ok(observe_inner(conn, table, catalog_wait)
         .await?
         .status(store))
 }
 
 /// What [`observe`] reads, waiting at most `catalog_wait` for catalog locks.
-/// `want_live`: fill `live_schema` (what a change records its delta against) even when the
-/// catalog token shows nothing changed; plain status skips that transfer.
 async fn observe_inner(
     conn: &mut Conn,
     table: &str,
     catalog_wait: Duration,
-    want_live: bool,
 ) -> Result<Observed, DbError> {
     let probe = match conn.is_postgres() {
         true => probe(conn, table).await?,
@@ -137,11 +134,10 @@ async fn observe_inner(
     match recorded {
         Some(_) if schema_stale.is_some() => {}
         Some(recorded) if recorded.token.is_some() && live_token == recorded.token => {
-            // Nothing in the catalog was rewritten since the listing was recorded.
+            // Nothing in the catalog was rewritten since the listing was recorded. No
+            // `live_schema` either: a change then records the live catalog as it is
+            // (what it would compute from the record), without holding either listing.
             drift_checked = true;
-            if want_live {
-                live_schema = schema::recorded(conn, true).await?.map(|r| r.lines);
-            }
         }
         Some(recorded) => match schema::snapshot_within(conn, table, catalog_wait).await? {
             Some(live) => {
