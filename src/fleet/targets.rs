@@ -231,6 +231,15 @@ pub fn resolve_instance(
     let Some((env, target)) = requested.split_once('/') else {
         return Ok(None);
     };
+    // Only a fleet environment has instances: any other name with a `/` is left to the
+    // ordinary resolver, which refuses it as a whole (`../x` must never read as `..`).
+    if !project
+        .environments
+        .get(env)
+        .is_some_and(|e| e.fleet.is_some())
+    {
+        return Ok(None);
+    }
     let mut base = crate::config::environment::resolve(project, Some(env), vars)
         .map_err(|d| Error::Config(vec![d]))?;
     base.decided_by = decided_by;
