@@ -233,10 +233,10 @@ pub fn resolve_instance(
     };
     // Only a fleet environment has instances: any other name with a `/` is left to the
     // ordinary resolver, which refuses it as a whole (`../x` must never read as `..`).
-    if !project
+    if project
         .environments
         .get(env)
-        .is_some_and(|e| e.fleet.is_some())
+        .is_none_or(|e| e.fleet.is_none())
     {
         return Ok(None);
     }
