@@ -9,6 +9,7 @@
 //! no error message can show them.
 
 pub mod crypt;
+pub mod directory;
 pub mod object;
 pub mod parts;
 
@@ -54,16 +55,34 @@ pub struct Remote {
     /// ([`open_any`]): what is written there is made private to its owner (backups hold
     /// customer data; the local store writes with the process umask).
     pub local: Option<std::path::PathBuf>,
+    /// How many files of a directory-format backup move at once, and how many jobs
+    /// `pg_restore` runs on them: `backups.jobs` of the environment (2 by default).
+    pub jobs: u32,
 }
 
+/// Parallel transfers when no environment's `backups.jobs` applies.
+pub const DEFAULT_JOBS: u32 = 2;
+
 impl Remote {
-    /// The key `<prefix>/<parts…>`.
+    /// The key `<prefix>/<parts…>`. A part holding `/` is several segments: the backups
+    /// of a fleet target (environment `production/acme`) live under
+    /// `<prefix>/production/acme/`, not under one escaped segment. Each segment is
+    /// escaped as before (`..`, control characters); empty ones are skipped.
     pub fn key(&self, parts: &[&str]) -> ObjectPath {
         let mut key = self.prefix.clone();
-        for part in parts {
-            key = key.clone().join(*part);
+        for segment in parts
+            .iter()
+            .flat_map(|part| part.split('/'))
+            .filter(|s| !s.is_empty())
+        {
+            key = key.join(segment);
         }
         key
+    }
+
+    /// How many segments `env` takes in a key (see [`Remote::key`]).
+    pub fn env_depth(env: &str) -> usize {
+        env.split('/').filter(|s| !s.is_empty()).count()
     }
 }
 
@@ -137,6 +156,7 @@ pub fn open(location: &Location, vars: &Vars) -> Result<Remote, String> {
         prefix,
         shown,
         local: None,
+        jobs: DEFAULT_JOBS,
     })
 }
 
@@ -167,7 +187,10 @@ pub fn remote_for(
     vars: &Vars,
 ) -> Result<Option<Remote>, String> {
     match configured(project, env, vars)? {
-        Some(location @ Location::Object { .. }) => open(&location, vars).map(Some),
+        Some(location @ Location::Object { .. }) => open(&location, vars).map(|mut remote| {
+            remote.jobs = project.backup_settings(env).jobs.max(1);
+            Some(remote)
+        }),
         _ => Ok(None),
     }
 }
@@ -188,6 +211,7 @@ pub fn open_any(location: &Location, vars: &Vars) -> Result<Remote, String> {
                 prefix: ObjectPath::default(),
                 shown: location.display(),
                 local: Some(path.clone()),
+                jobs: DEFAULT_JOBS,
             })
         }
     }
@@ -270,6 +294,17 @@ mod tests {
         assert_eq!(
             remote.key(&["prod", "id", "manifest.json"]).as_ref(),
             "prefix/prod/id/manifest.json"
+        );
+        // A fleet target's environment is a path of segments, each escaped as one.
+        assert_eq!(
+            remote
+                .key(&["production/acme", "id", "manifest.json"])
+                .as_ref(),
+            "prefix/production/acme/id/manifest.json"
+        );
+        assert_eq!(
+            remote.key(&["production/../x", "id"]).as_ref(),
+            "prefix/production/%2E%2E/x/id"
         );
         let text = crate::redact::redact("AKIAEXAMPLEKEYID42 wJalrXUtnFEMI-K7MDENG-example");
         assert!(!text.contains("AKIAEXAMPLEKEYID42"), "{text}");
