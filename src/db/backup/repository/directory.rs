@@ -116,9 +116,7 @@ fn in_parallel<T: Sync, R: Send>(
                         return;
                     };
                     match work(item) {
-                        Ok(r) => {
-                            results.lock().unwrap_or_else(|e| e.into_inner())[index] = Some(r)
-                        }
+                        Ok(r) => results.lock().unwrap_or_else(|e| e.into_inner())[index] = Some(r),
                         Err(e) => {
                             failed.store(true, Ordering::SeqCst);
                             first_error
@@ -400,7 +398,10 @@ fn fetch_all(
             }
             None => Box::new(std::io::sink()),
         };
-        let mut out = Counting { inner: sink, moved: &moved };
+        let mut out = Counting {
+            inner: sink,
+            moved: &moved,
+        };
         let copied = match identities {
             Some(ids) => {
                 let mut plain = super::crypt::decryptor(input, ids, entry.id())?;
@@ -453,10 +454,12 @@ fn fetch_all(
         }
     })
     .map(|_| None)
-    .or_else(|e| match found.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        Some(why) => Ok(Some(why)),
-        None => Err(e),
-    })
+    .or_else(
+        |e| match found.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(why) => Ok(Some(why)),
+            None => Err(e),
+        },
+    )
 }
 
 /// Re-hashes every stored file (decrypting when `identities` are given). `Ok(None)`:

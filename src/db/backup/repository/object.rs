@@ -728,11 +728,7 @@ fn record_verification(
             checked_at: Utc::now(),
             detail: format!(
                 "{what}{} (streamed back from {})",
-                if decrypted {
-                    ", and they decrypt"
-                } else {
-                    ""
-                },
+                if decrypted { ", and they decrypt" } else { "" },
                 remote.shown
             ),
         },
