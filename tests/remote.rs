@@ -1190,6 +1190,13 @@ fn a_directory_format_backup_goes_to_the_bucket_file_by_file_and_restores() {
     }
     assert!(files.iter().any(|f| f["size"].as_u64().unwrap() > 8 << 20));
     assert_eq!(s3.open_uploads(), 0);
+    // A fleet target's backup (`<env>/<target>/<id>/`) is not a backup of `<env>`.
+    signed_put(
+        &s3,
+        &format!("dbflow/local/acme/{id}/manifest.json"),
+        serde_json::to_vec(&manifest).unwrap(),
+    );
+    assert_eq!(list(&t).len(), 1, "{:?}", list(&t));
     assert!(!t.exists("backups"), "a local backups folder was written");
 
     let verified = t.run_with(["backup", "verify", &id, "--env", "local"]);
@@ -1377,5 +1384,60 @@ fn an_encrypted_directory_backup_round_trips_file_by_file() {
         .assert_code(0);
     assert_eq!(checksum(&url_for(&db, &target)), checksum(&db.url));
     psql(db.admin_url(), &format!("DROP DATABASE \"{target}\""));
+    assert!(temporary_leftovers(&t).is_empty());
+}
+
+#[test]
+fn memory_stays_flat_while_a_directory_format_backup_moves_file_by_file() {
+    let time = std::path::Path::new("/usr/bin/time");
+    if !time.is_file() {
+        eprintln!("skipping: /usr/bin/time measures the peak RSS");
+        return;
+    }
+    let Some(s3) = s3::server("dirrss") else {
+        return;
+    };
+    let Some(db) = pg::database("s3_dirrss") else {
+        return;
+    };
+    let t = directory_format(project_big(&db, &s3, 72), &s3, "");
+    let peak_kib = |args: &[&str]| -> u64 {
+        let mut full = vec!["-f", "RSS=%M", env!("CARGO_BIN_EXE_dbflow")];
+        full.extend_from_slice(args);
+        let mut command = std::process::Command::new(time);
+        command.args(&full).current_dir(t.path());
+        command
+            .env("DATABASE_URL", &db.url)
+            .env("PATH", pg_path())
+            .env("TMPDIR", t.path().join("tmp"));
+        for (k, v) in s3.env() {
+            command.env(k, v);
+        }
+        let out = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        stderr
+            .lines()
+            .filter_map(|l| l.strip_prefix("RSS="))
+            .next_back()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no RSS in {stderr}"))
+    };
+    let backup = peak_kib(&["backup", "create", "--env", "local"]);
+    let id = list(&t)[0]["id"].as_str().unwrap().to_string();
+    let size = list(&t)[0]["size"].as_u64().unwrap();
+    assert!(size > 64 << 20, "the dump is too small to tell: {size}");
+    let target = format!("{}_m", db.name);
+    let restore = peak_kib(&["restore", &id, "--env", "local", "--into", &target]);
+    psql(db.admin_url(), &format!("DROP DATABASE \"{target}\""));
+    eprintln!(
+        "directory format, {} MiB: peak RSS backup create {} MiB, restore {} MiB",
+        size >> 20,
+        backup / 1024,
+        restore / 1024
+    );
+    for (what, kib) in [("backup create", backup), ("restore", restore)] {
+        assert!(kib < 64 * 1024, "{what}: peak RSS {} MiB", kib / 1024);
+    }
     assert!(temporary_leftovers(&t).is_empty());
 }

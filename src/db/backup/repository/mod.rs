@@ -79,11 +79,6 @@ impl Remote {
         }
         key
     }
-
-    /// How many segments `env` takes in a key (see [`Remote::key`]).
-    pub fn env_depth(env: &str) -> usize {
-        env.split('/').filter(|s| !s.is_empty()).count()
-    }
 }
 
 /// Builds the client of an object-storage location from the cloud's environment
@@ -295,19 +290,31 @@ mod tests {
             remote.key(&["prod", "id", "manifest.json"]).as_ref(),
             "prefix/prod/id/manifest.json"
         );
-        // A fleet target's environment is a path of segments, each escaped as one.
+        let text = crate::redact::redact("AKIAEXAMPLEKEYID42 wJalrXUtnFEMI-K7MDENG-example");
+        assert!(!text.contains("AKIAEXAMPLEKEYID42"), "{text}");
+        assert!(!text.contains("wJalrXUtnFEMI"), "{text}");
+    }
+
+    #[test]
+    fn a_fleet_target_environment_is_a_path_of_segments_each_escaped() {
+        let vars = Vars::from_pairs([
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+            ("AWS_ALLOW_HTTP", "true"),
+        ]);
+        let remote = open(&parse("s3://bucket/prefix").unwrap(), &vars).unwrap();
+        // Fleet target backups live under `<env>/<target>/`, not `production%2Facme/`.
         assert_eq!(
             remote
                 .key(&["production/acme", "id", "manifest.json"])
                 .as_ref(),
             "prefix/production/acme/id/manifest.json"
         );
+        // Each segment is still escaped as one: no climbing out of the prefix.
         assert_eq!(
             remote.key(&["production/../x", "id"]).as_ref(),
             "prefix/production/%2E%2E/x/id"
         );
-        let text = crate::redact::redact("AKIAEXAMPLEKEYID42 wJalrXUtnFEMI-K7MDENG-example");
-        assert!(!text.contains("AKIAEXAMPLEKEYID42"), "{text}");
-        assert!(!text.contains("wJalrXUtnFEMI"), "{text}");
+        assert_eq!(remote.key(&["a//b/", "id"]).as_ref(), "prefix/a/b/id");
     }
 }
