@@ -1279,6 +1279,18 @@ fn a_flipped_byte_in_one_file_of_a_directory_backup_fails_verify_and_restore() {
         verified.all()
     );
     assert_eq!(list(&t)[0]["state"], "failed");
+
+    // Pruning removes every object of a directory-format backup, manifest first.
+    std::thread::sleep(Duration::from_millis(1100));
+    let newer = create(&t);
+    t.run_with(["backup", "prune", "--env", "local"])
+        .assert_code(0);
+    let left: Vec<Value> = list(&t).iter().map(|b| b["id"].clone()).collect();
+    assert_eq!(left, vec![Value::from(newer.as_str())]);
+    assert_eq!(
+        s3.keys(&format!("dbflow/local/{id}/")),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
