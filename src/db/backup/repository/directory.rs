@@ -92,13 +92,14 @@ pub fn keys(remote: &Remote, entry: &Entry) -> Vec<object_store::path::Path> {
 
 /// Runs `work` on every item, at most `workers` at once on their own threads, while
 /// this thread reports the bytes moved so far (`moved`). The first failure stops the
-/// rest (items not started are skipped); results come back in item order.
+/// rest (items not started are skipped; `work` is handed the flag that says so, to
+/// stop the file it is moving); results come back in item order.
 fn in_parallel<T: Sync, R: Send>(
     items: &[T],
     workers: usize,
     moved: &AtomicU64,
     on_event: &mut dyn FnMut(Event),
-    work: impl Fn(&T) -> Result<R> + Sync,
+    work: impl Fn(&T, &AtomicBool) -> Result<R> + Sync,
 ) -> Result<Vec<R>> {
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
@@ -115,14 +116,16 @@ fn in_parallel<T: Sync, R: Send>(
                     let Some(item) = items.get(index) else {
                         return;
                     };
-                    match work(item) {
+                    match work(item, &failed) {
                         Ok(r) => results.lock().unwrap_or_else(|e| e.into_inner())[index] = Some(r),
                         Err(e) => {
-                            failed.store(true, Ordering::SeqCst);
+                            // Recorded before the others are told to stop, so their
+                            // "stopped" never takes its place.
                             first_error
                                 .lock()
                                 .unwrap_or_else(|e| e.into_inner())
                                 .get_or_insert(e);
+                            failed.store(true, Ordering::SeqCst);
                             return;
                         }
                     }
@@ -199,9 +202,9 @@ pub fn upload_folder(
     on_event(Event::Total(files.iter().map(|f| f.1).sum()));
     let moved = AtomicU64::new(0);
     let stored: Mutex<Vec<object_store::path::Path>> = Mutex::new(Vec::new());
-    let uploaded = in_parallel(&files, workers, &moved, on_event, |(name, _)| {
+    let uploaded = in_parallel(&files, workers, &moved, on_event, |(name, _), stop| {
         let key = file_key(remote, env, id, name);
-        let sum = upload_file(remote, rt, &key, &dir.join(name), recipients, &moved)?;
+        let sum = upload_file(remote, rt, &key, &dir.join(name), recipients, &moved, stop)?;
         stored.lock().unwrap_or_else(|e| e.into_inner()).push(key);
         Ok(FileSum {
             path: name.clone(),
@@ -230,6 +233,7 @@ fn upload_file(
     path: &Path,
     recipients: &[String],
     moved: &AtomicU64,
+    stop: &AtomicBool,
 ) -> Result<(u64, String)> {
     let io = |e: std::io::Error| Error::io(format!("reading {}", path.display()), e);
     let mut file = std::fs::File::open(path).map_err(io)?;
@@ -271,6 +275,9 @@ fn upload_file(
                     signal,
                     "interrupted: the upload was aborted",
                 ));
+            }
+            if stop.load(Ordering::SeqCst) {
+                break Some(Error::failed("another file failed: the upload was aborted"));
             }
             let n = match file.read(&mut buffer) {
                 Ok(0) => break None,
@@ -331,14 +338,18 @@ fn upload_file(
     Ok((total, hex::encode(hasher.finalize())))
 }
 
-/// Counts what passes into `moved`.
+/// Counts what passes into `moved`; fails once `stop` is set (another file failed).
 struct Counting<'a, W> {
     inner: W,
     moved: &'a AtomicU64,
+    stop: &'a AtomicBool,
 }
 
 impl<W: Write> Write for Counting<'_, W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.stop.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other("another file failed"));
+        }
         let n = self.inner.write(buf)?;
         self.moved.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
@@ -386,7 +397,7 @@ fn fetch_all(
     let moved = AtomicU64::new(0);
     // A mismatch is an outcome, not an error: it stops the others through this.
     let found: Mutex<Option<String>> = Mutex::new(None);
-    in_parallel(&m.files, workers, &moved, on_event, |expected| {
+    in_parallel(&m.files, workers, &moved, on_event, |expected, stop| {
         let key = file_key(remote, &m.environment, &m.id, &expected.path);
         let (input, hashed) = download_key(remote, key.clone(), rt);
         let sink: Box<dyn Write> = match into {
@@ -401,6 +412,7 @@ fn fetch_all(
         let mut out = Counting {
             inner: sink,
             moved: &moved,
+            stop,
         };
         let copied = match identities {
             Some(ids) => {
@@ -414,6 +426,10 @@ fn fetch_all(
                 std::io::copy(&mut input, &mut out).and_then(|_| out.flush())
             }
         };
+        if stop.load(Ordering::SeqCst) {
+            // Stopped for another file's failure: that one is what is reported.
+            return Err(Error::failed("stopped"));
+        }
         let (size, sha256) = downloaded(&hashed);
         let why = if size != expected.size {
             Some(format!(
