@@ -182,7 +182,6 @@ fn local_files(dir: &Path) -> Result<Vec<(String, u64)>> {
 /// `recipients` when there are any; returns each file's stored size and sha256. On
 /// failure the files already stored are deleted again (best effort: the next backup's
 /// sweep removes what is left).
-#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
 pub fn upload_folder(
     remote: &Remote,
     env: &str,
