@@ -1099,3 +1099,357 @@ fn a_restore_from_the_bucket_checks_the_new_name_before_anything_is_downloaded()
         "0"
     );
 }
+
+/// Replaces an object with signed requests (see [`signed_get`]).
+fn signed_put(s3: &S3, key: &str, bytes: Vec<u8>) {
+    use object_store::ObjectStoreExt;
+    let mut builder = object_store::aws::AmazonS3Builder::new().with_bucket_name(&s3.bucket);
+    for (name, value) in s3.env() {
+        builder = builder.with_config(name.to_ascii_lowercase().parse().unwrap(), value);
+    }
+    let store = builder.build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let path = object_store::path::Path::parse(key).unwrap();
+        store.put(&path, bytes.into()).await.unwrap();
+    });
+}
+
+/// `backups.format: directory` (2 jobs) into `s3://<bucket>/dbflow`, with `extra` lines
+/// under `backups:`; temporary folders go to `<project>/tmp` (checked empty afterwards).
+fn directory_format(t: Test, s3: &S3, extra: &str) -> Test {
+    t.write(
+        "Workflowfile.yaml",
+        &format!(
+            "environments:\n  local:\n    url: ${{DATABASE_URL}}\n    protection: sandbox\nmigrations:\n  dir: prisma/migrations\nbackups:\n  repository: s3://{}/dbflow\n  format: directory\n  jobs: 2\n{extra}",
+            s3.bucket
+        ),
+    );
+    let tmp = t.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    t.env("TMPDIR", tmp.to_str().unwrap())
+}
+
+/// What is left in the project's temporary folder.
+fn temporary_leftovers(t: &Test) -> Vec<String> {
+    std::fs::read_dir(t.path().join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect()
+}
+
+fn checksum(url: &str) -> String {
+    psql(
+        url,
+        "SELECT count(*) || ':' || md5(string_agg(name || blob::text, '' ORDER BY id)) FROM \"Item\"",
+    )
+}
+
+#[test]
+fn a_directory_format_backup_goes_to_the_bucket_file_by_file_and_restores() {
+    let Some(s3) = s3::server("dirfmt") else {
+        return;
+    };
+    let Some(db) = pg::database("s3_dirfmt") else {
+        return;
+    };
+    // One file above a part (a multipart upload), the others small (one put each).
+    let t = directory_format(project_big(&db, &s3, 12), &s3, "");
+    let id = create(&t);
+
+    let listed = list(&t);
+    assert_eq!(listed[0]["state"], "verified", "{}", listed[0]);
+    assert_eq!(listed[0]["format"], "directory", "{}", listed[0]);
+    let keys = s3.keys(&format!("dbflow/local/{id}/"));
+    assert!(
+        keys.contains(&format!("dbflow/local/{id}/dump/toc.dat")),
+        "{keys:?}"
+    );
+    // The manifest lists every stored file with its size and sha256.
+    let manifest: Value = serde_json::from_slice(&signed_get(
+        &s3,
+        &format!("dbflow/local/{id}/manifest.json"),
+    ))
+    .unwrap();
+    let files = manifest["files"].as_array().unwrap();
+    assert!(files.len() >= 3, "{manifest}");
+    assert_eq!(files.len() + 1, keys.len(), "{keys:?}");
+    for file in files {
+        let path = file["path"].as_str().unwrap();
+        let bytes = signed_get(&s3, &format!("dbflow/local/{id}/dump/{path}"));
+        assert_eq!(bytes.len() as u64, file["size"].as_u64().unwrap(), "{path}");
+        use sha2::Digest;
+        assert_eq!(
+            hex::encode(sha2::Sha256::digest(&bytes)),
+            file["sha256"].as_str().unwrap(),
+            "{path}"
+        );
+    }
+    assert!(files.iter().any(|f| f["size"].as_u64().unwrap() > 8 << 20));
+    assert_eq!(s3.open_uploads(), 0);
+    // A fleet target's backup (`<env>/<target>/<id>/`) is not a backup of `<env>`.
+    signed_put(
+        &s3,
+        &format!("dbflow/local/acme/{id}/manifest.json"),
+        serde_json::to_vec(&manifest).unwrap(),
+    );
+    assert_eq!(list(&t).len(), 1, "{:?}", list(&t));
+    assert!(!t.exists("backups"), "a local backups folder was written");
+
+    let verified = t.run_with(["backup", "verify", &id, "--env", "local"]);
+    verified.assert_code(0);
+    assert!(
+        verified.stdout.contains("stored files"),
+        "{}",
+        verified.stdout
+    );
+
+    let target = format!("{}_r", db.name);
+    let restored = t.run_with(["restore", &id, "--env", "local", "--into", &target]);
+    restored.assert_code(0);
+    let copy = url_for(&db, &target);
+    assert_eq!(checksum(&copy), checksum(&db.url));
+    psql(db.admin_url(), &format!("DROP DATABASE \"{target}\""));
+
+    let drill = t.run_with(["drill", "--env", "local", "--backup", &id]);
+    drill.assert_code(0);
+    assert!(drill.stdout.contains("drill PASS"), "{}", drill.stdout);
+    for out in [&verified, &restored, &drill] {
+        assert!(!out.all().contains(s3::SECRET_KEY), "{}", out.all());
+    }
+    assert!(
+        temporary_leftovers(&t).is_empty(),
+        "{:?}",
+        temporary_leftovers(&t)
+    );
+}
+
+#[test]
+fn a_flipped_byte_in_one_file_of_a_directory_backup_fails_verify_and_restore() {
+    let Some(s3) = s3::server("dirflip") else {
+        return;
+    };
+    let Some(db) = pg::database("s3_dirflip") else {
+        return;
+    };
+    let t = directory_format(project(&db, &s3, 100, 300), &s3, "");
+    let id = create(&t);
+    let manifest: Value = serde_json::from_slice(&signed_get(
+        &s3,
+        &format!("dbflow/local/{id}/manifest.json"),
+    ))
+    .unwrap();
+    // The largest file: a table's data.
+    let file = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|f| f["size"].as_u64().unwrap())
+        .unwrap()["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let key = format!("dbflow/local/{id}/dump/{file}");
+    let mut bytes = signed_get(&s3, &key);
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    signed_put(&s3, &key, bytes);
+
+    let target = format!("{}_r", db.name);
+    let restored = t.run_with(["restore", &id, "--env", "local", "--into", &target]);
+    restored.assert_code(1);
+    assert!(
+        restored.all().contains("sha256 mismatch") && restored.all().contains(&file),
+        "{}",
+        restored.all()
+    );
+    // Refused before pg_restore (or even createdb) ran.
+    assert!(!restored.all().contains("createdb"), "{}", restored.all());
+    assert!(!db.database_exists(&target));
+    assert!(temporary_leftovers(&t).is_empty());
+
+    let verified = t.run_with(["backup", "verify", &id, "--env", "local"]);
+    verified.assert_code(1);
+    assert!(
+        verified.all().contains("sha256 mismatch"),
+        "{}",
+        verified.all()
+    );
+    assert_eq!(list(&t)[0]["state"], "failed");
+
+    // Pruning removes every object of a directory-format backup, manifest first.
+    std::thread::sleep(Duration::from_millis(1100));
+    let newer = create(&t);
+    t.run_with(["backup", "prune", "--env", "local"])
+        .assert_code(0);
+    let left: Vec<Value> = list(&t).iter().map(|b| b["id"].clone()).collect();
+    assert_eq!(left, vec![Value::from(newer.as_str())]);
+    assert_eq!(
+        s3.keys(&format!("dbflow/local/{id}/")),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn an_interrupted_directory_upload_is_never_listed_and_leaves_nothing() {
+    let Some(s3) = s3::server("dirstop") else {
+        return;
+    };
+    let Some(db) = pg::database("s3_dirstop") else {
+        return;
+    };
+    let t = directory_format(project_big(&db, &s3, 64), &s3, "");
+    let mut child = t.spawn_with(["backup", "create", "--env", "local"]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while s3.open_uploads() == 0 {
+        assert!(Instant::now() < deadline, "the upload never started");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "dbflow ended before the upload was seen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    assert!(list(&t).is_empty(), "an interrupted backup was listed");
+    assert_eq!(s3.open_uploads(), 0, "the multipart upload was not aborted");
+    assert_eq!(s3.keys("dbflow/"), Vec::<String>::new());
+    assert!(
+        temporary_leftovers(&t).is_empty(),
+        "the private dump folder was left: {:?}",
+        temporary_leftovers(&t)
+    );
+}
+
+#[test]
+fn an_encrypted_directory_backup_round_trips_file_by_file() {
+    use age::secrecy::ExposeSecret;
+    let Some(s3) = s3::server("dirsealed") else {
+        return;
+    };
+    let Some(db) = pg::database("s3_dirsealed") else {
+        return;
+    };
+    let key = age::x25519::Identity::generate();
+    let other = age::x25519::Identity::generate();
+    let t = directory_format(
+        project(&db, &s3, 100, 300),
+        &s3,
+        &format!("  encryption:\n    recipients: [{}]\n", key.to_public()),
+    );
+    t.write(
+        "keys/right.txt",
+        &format!("{}\n", key.to_string().expose_secret()),
+    );
+    t.write(
+        "keys/wrong.txt",
+        &format!("{}\n", other.to_string().expose_secret()),
+    );
+    let id = create(&t);
+    let manifest: Value = serde_json::from_slice(&signed_get(
+        &s3,
+        &format!("dbflow/local/{id}/manifest.json"),
+    ))
+    .unwrap();
+    for file in manifest["files"].as_array().unwrap() {
+        let path = file["path"].as_str().unwrap();
+        let stored = signed_get(&s3, &format!("dbflow/local/{id}/dump/{path}"));
+        assert!(
+            stored.starts_with(b"age-encryption.org/v1"),
+            "{path} is not an age file"
+        );
+    }
+    let target = format!("{}_r", db.name);
+    let with = |file: &str| {
+        let mut copy = Test::in_dir(t.path())
+            .env("DATABASE_URL", &db.url)
+            .env("PATH", &pg_path())
+            .env("TMPDIR", t.path().join("tmp").to_str().unwrap())
+            .env(
+                "DBFLOW_BACKUP_IDENTITY_FILE",
+                t.path().join(file).to_str().unwrap(),
+            );
+        for (k, v) in s3.env() {
+            copy = copy.env(k, &v);
+        }
+        copy
+    };
+    let wrong =
+        with("keys/wrong.txt").run_with(["restore", &id, "--env", "local", "--into", &target]);
+    wrong.assert_code(2);
+    assert!(wrong.all().contains("wrong identity"), "{}", wrong.all());
+    assert!(!db.database_exists(&target));
+    let right = with("keys/right.txt");
+    right
+        .run_with(["backup", "verify", &id, "--env", "local"])
+        .assert_code(0);
+    right
+        .run_with(["restore", &id, "--env", "local", "--into", &target])
+        .assert_code(0);
+    assert_eq!(checksum(&url_for(&db, &target)), checksum(&db.url));
+    psql(db.admin_url(), &format!("DROP DATABASE \"{target}\""));
+    assert!(temporary_leftovers(&t).is_empty());
+}
+
+#[test]
+fn memory_stays_flat_while_a_directory_format_backup_moves_file_by_file() {
+    let time = std::path::Path::new("/usr/bin/time");
+    if !time.is_file() {
+        eprintln!("skipping: /usr/bin/time measures the peak RSS");
+        return;
+    }
+    let Some(s3) = s3::server("dirrss") else {
+        return;
+    };
+    let Some(db) = pg::database("s3_dirrss") else {
+        return;
+    };
+    let t = directory_format(project_big(&db, &s3, 72), &s3, "");
+    let peak_kib = |args: &[&str]| -> u64 {
+        let mut full = vec!["-f", "RSS=%M", env!("CARGO_BIN_EXE_dbflow")];
+        full.extend_from_slice(args);
+        let mut command = std::process::Command::new(time);
+        command.args(&full).current_dir(t.path());
+        command
+            .env("DATABASE_URL", &db.url)
+            .env("PATH", pg_path())
+            .env("TMPDIR", t.path().join("tmp"));
+        for (k, v) in s3.env() {
+            command.env(k, v);
+        }
+        let out = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        stderr
+            .lines()
+            .filter_map(|l| l.strip_prefix("RSS="))
+            .next_back()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no RSS in {stderr}"))
+    };
+    let backup = peak_kib(&["backup", "create", "--env", "local"]);
+    let id = list(&t)[0]["id"].as_str().unwrap().to_string();
+    let size = list(&t)[0]["size"].as_u64().unwrap();
+    assert!(size > 64 << 20, "the dump is too small to tell: {size}");
+    let target = format!("{}_m", db.name);
+    let restore = peak_kib(&["restore", &id, "--env", "local", "--into", &target]);
+    psql(db.admin_url(), &format!("DROP DATABASE \"{target}\""));
+    eprintln!(
+        "directory format, {} MiB: peak RSS backup create {} MiB, restore {} MiB",
+        size >> 20,
+        backup / 1024,
+        restore / 1024
+    );
+    for (what, kib) in [("backup create", backup), ("restore", restore)] {
+        assert!(kib < 64 * 1024, "{what}: peak RSS {} MiB", kib / 1024);
+    }
+    assert!(temporary_leftovers(&t).is_empty());
+}

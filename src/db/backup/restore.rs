@@ -487,30 +487,14 @@ fn pg_restore(
     on_event: &mut dyn FnMut(Event),
 ) -> Result<()> {
     let dump = entry.dump_path();
-    let mut args = vec![
+    let args = vec![
         "--no-owner".to_string(),
         "--exit-on-error".to_string(),
         format!("--dbname={}", into.uri()),
     ];
     let output = match entry.manifest.format {
         Archive::Directory => {
-            args.push(format!("--jobs={jobs}"));
-            args.push(dump.to_string_lossy().to_string());
-            on_event(Event::Phase(format!(
-                "pg_restore --jobs={jobs} {}",
-                entry.manifest.dump
-            )));
-            let handle = tools
-                .command("pg_restore", Some(into), &args)
-                .stdin_null()
-                .stdout_null()
-                .start()
-                .map_err(|e| Error::failed(format!("cannot run pg_restore: {e}")))?;
-            let _children = crate::interrupt::children_of(handle.pids());
-            handle
-                .wait()
-                .map_err(|e| Error::failed(format!("waiting for pg_restore: {e}")))?
-                .clone()
+            return pg_restore_folder(tools, into, &dump, &entry.manifest.dump, jobs, on_event)
         }
         _ => {
             on_event(Event::Phase(format!(
@@ -552,6 +536,55 @@ fn pg_restore(
             output
         }
     };
+    if let Some(signal) = crate::interrupt::received() {
+        return Err(Error::interrupted(
+            signal,
+            format!(
+                "interrupted by {}: pg_restore was stopped",
+                crate::interrupt::name(signal)
+            ),
+        ));
+    }
+    if !output.status.success() {
+        return Err(Error::failed(tool_failure(
+            "pg_restore",
+            &output.status,
+            &output.stderr,
+        )));
+    }
+    Ok(())
+}
+
+/// `pg_restore --no-owner --exit-on-error --jobs=N` of the directory-format dump in
+/// `dump` (shown as `shown`) into `into`: a folder repository's dump, or the files a
+/// bucket's backup was downloaded (and checked) into.
+pub fn pg_restore_folder(
+    tools: &PgTools,
+    into: &PgConn,
+    dump: &Path,
+    shown: &str,
+    jobs: u32,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<()> {
+    let args = vec![
+        "--no-owner".to_string(),
+        "--exit-on-error".to_string(),
+        format!("--dbname={}", into.uri()),
+        format!("--jobs={}", jobs.max(1)),
+        dump.to_string_lossy().to_string(),
+    ];
+    on_event(Event::Phase(format!("pg_restore --jobs={jobs} {shown}")));
+    let handle = tools
+        .command("pg_restore", Some(into), &args)
+        .stdin_null()
+        .stdout_null()
+        .start()
+        .map_err(|e| Error::failed(format!("cannot run pg_restore: {e}")))?;
+    let _children = crate::interrupt::children_of(handle.pids());
+    let output = handle
+        .wait()
+        .map_err(|e| Error::failed(format!("waiting for pg_restore: {e}")))?
+        .clone();
     if let Some(signal) = crate::interrupt::received() {
         return Err(Error::interrupted(
             signal,

@@ -9,6 +9,7 @@
 //! no error message can show them.
 
 pub mod crypt;
+pub mod directory;
 pub mod object;
 pub mod parts;
 
@@ -54,14 +55,27 @@ pub struct Remote {
     /// ([`open_any`]): what is written there is made private to its owner (backups hold
     /// customer data; the local store writes with the process umask).
     pub local: Option<std::path::PathBuf>,
+    /// How many files of a directory-format backup move at once, and how many jobs
+    /// `pg_restore` runs on them: `backups.jobs` of the environment (2 by default).
+    pub jobs: u32,
 }
 
+/// Parallel transfers when no environment's `backups.jobs` applies.
+pub const DEFAULT_JOBS: u32 = 2;
+
 impl Remote {
-    /// The key `<prefix>/<parts…>`.
+    /// The key `<prefix>/<parts…>`. A part holding `/` is several segments: the backups
+    /// of a fleet target (environment `production/acme`) live under
+    /// `<prefix>/production/acme/`, not under one escaped segment. Each segment is
+    /// escaped as before (`..`, control characters); empty ones are skipped.
     pub fn key(&self, parts: &[&str]) -> ObjectPath {
         let mut key = self.prefix.clone();
-        for part in parts {
-            key = key.clone().join(*part);
+        for segment in parts
+            .iter()
+            .flat_map(|part| part.split('/'))
+            .filter(|s| !s.is_empty())
+        {
+            key = key.join(segment);
         }
         key
     }
@@ -137,6 +151,7 @@ pub fn open(location: &Location, vars: &Vars) -> Result<Remote, String> {
         prefix,
         shown,
         local: None,
+        jobs: DEFAULT_JOBS,
     })
 }
 
@@ -167,7 +182,10 @@ pub fn remote_for(
     vars: &Vars,
 ) -> Result<Option<Remote>, String> {
     match configured(project, env, vars)? {
-        Some(location @ Location::Object { .. }) => open(&location, vars).map(Some),
+        Some(location @ Location::Object { .. }) => open(&location, vars).map(|mut remote| {
+            remote.jobs = project.backup_settings(env).jobs.max(1);
+            Some(remote)
+        }),
         _ => Ok(None),
     }
 }
@@ -188,6 +206,7 @@ pub fn open_any(location: &Location, vars: &Vars) -> Result<Remote, String> {
                 prefix: ObjectPath::default(),
                 shown: location.display(),
                 local: Some(path.clone()),
+                jobs: DEFAULT_JOBS,
             })
         }
     }
@@ -274,5 +293,28 @@ mod tests {
         let text = crate::redact::redact("AKIAEXAMPLEKEYID42 wJalrXUtnFEMI-K7MDENG-example");
         assert!(!text.contains("AKIAEXAMPLEKEYID42"), "{text}");
         assert!(!text.contains("wJalrXUtnFEMI"), "{text}");
+    }
+
+    #[test]
+    fn a_fleet_target_environment_is_a_path_of_segments_each_escaped() {
+        let vars = Vars::from_pairs([
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+            ("AWS_ALLOW_HTTP", "true"),
+        ]);
+        let remote = open(&parse("s3://bucket/prefix").unwrap(), &vars).unwrap();
+        // Fleet target backups live under `<env>/<target>/`, not `production%2Facme/`.
+        assert_eq!(
+            remote
+                .key(&["production/acme", "id", "manifest.json"])
+                .as_ref(),
+            "prefix/production/acme/id/manifest.json"
+        );
+        // Each segment is still escaped as one: no climbing out of the prefix.
+        assert_eq!(
+            remote.key(&["production/../x", "id"]).as_ref(),
+            "prefix/production/%2E%2E/x/id"
+        );
+        assert_eq!(remote.key(&["a//b/", "id"]).as_ref(), "prefix/a/b/id");
     }
 }

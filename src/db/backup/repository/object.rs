@@ -1,4 +1,6 @@
-//! Backups in object storage: `<prefix>/<env>/<id>/{dump.pgdump, manifest.json}`.
+//! Backups in object storage: `<prefix>/<env>/<id>/{dump.pgdump, manifest.json}` (custom
+//! format), or `<prefix>/<env>/<id>/{dump/<file>…, manifest.json}` (directory format,
+//! one object per file: [`super::directory`]).
 //!
 //! The dump is hashed and uploaded while pg_dump produces it (multipart, a bounded
 //! number of parts in flight: memory stays flat whatever the database size); the
@@ -35,7 +37,7 @@ pub const DUMP: &str = "dump.pgdump";
 /// manifest, never hours.
 const ORPHAN_AGE: chrono::Duration = chrono::Duration::hours(6);
 
-fn storage_error(remote: &Remote, what: &str, e: impl std::fmt::Display) -> Error {
+pub(super) fn storage_error(remote: &Remote, what: &str, e: impl std::fmt::Display) -> Error {
     Error::failed(crate::redact::redact(&format!(
         "{what} in repository {}: {e}",
         remote.shown
@@ -62,7 +64,10 @@ pub async fn list(remote: &Remote, env: &str) -> Result<(Vec<Entry>, Vec<(String
     let mut keys = Vec::new();
     while let Some(meta) = objects.next().await {
         let meta = meta.map_err(|e| storage_error(remote, "listing the backups", e))?;
-        if meta.location.filename() == Some(MANIFEST) {
+        // `<env>/<id>/manifest.json` only: a fleet target's backups
+        // (`<env>/<target>/<id>/…`) belong to that target, not to `env`.
+        let depth = meta.location.prefix_match(&under).map(|p| p.count());
+        if meta.location.filename() == Some(MANIFEST) && depth == Some(2) {
             keys.push(meta.location);
         }
     }
@@ -97,9 +102,16 @@ async fn read_manifest(remote: &Remote, key: &ObjectPath) -> Result<Manifest> {
     // Where it is stored says which backup it is: the text was redacted when written, and
     // a credential that happens to equal an environment name (an access key id `prod`)
     // would otherwise send every later read to `****/…`.
-    let parts: Vec<String> = key.parts().map(|p| p.as_ref().to_string()).collect();
-    if let [.., env, id, _] = parts.as_slice() {
-        manifest.environment = env.clone();
+    // The environment may span several segments (a fleet target's `production/acme`).
+    let parts: Vec<String> = key
+        .parts()
+        .skip(remote.prefix.parts().count())
+        .map(|p| p.as_ref().to_string())
+        .collect();
+    if let [env @ .., id, _] = parts.as_slice() {
+        if !env.is_empty() {
+            manifest.environment = env.join("/");
+        }
         manifest.id = id.clone();
     }
     if manifest.format_version > crate::db::backup::manifest::FORMAT_VERSION {
@@ -160,10 +172,13 @@ pub async fn sweep_orphans(remote: &Remote, env: &str) -> Result<Vec<String>> {
             continue;
         }
         let slot = by_backup.entry(id).or_default();
-        if meta.location.filename() == Some(MANIFEST) {
-            slot.0 = true;
-        } else {
-            slot.1.push(meta);
+        let rest: Vec<&str> = parts[1..].iter().map(|p| p.as_ref()).collect();
+        match rest.as_slice() {
+            [MANIFEST] => slot.0 = true,
+            [DUMP] | [super::directory::DUMP_DIR, _] => slot.1.push(meta),
+            // Not the shape of a backup (a fleet target's folder, `<env>/<target>/…`):
+            // never swept from here.
+            _ => slot.0 = true,
         }
     }
     let now = Utc::now();
@@ -185,7 +200,8 @@ pub async fn sweep_orphans(remote: &Remote, env: &str) -> Result<Vec<String>> {
 }
 
 /// Takes a backup of the PostgreSQL database of `options` straight into `remote`
-/// (custom format), and catalogs it there by writing its manifest last.
+/// (custom format: streamed; directory format: through a private temporary folder, one
+/// object per file), and catalogs it there by writing its manifest last.
 pub fn create(
     remote: &Remote,
     env: &str,
@@ -200,11 +216,6 @@ pub fn create(
             "object-storage repositories hold PostgreSQL backups; back up {} into a folder repository",
             url.redacted()
         )));
-    }
-    if options.format == DumpFormat::Directory {
-        return Err(Error::Usage(
-            "the directory format is not supported in object-storage repositories yet: use `format: custom`".into(),
-        ));
     }
     if let Some(label) = options.label {
         crate::db::backup::create::check_label(label)?;
@@ -244,6 +255,20 @@ pub fn create(
         on_event(Event::Note(format!("using {}", tools.describe())));
         let pg = PgConn::from_url(url)?;
         manifest.tool_version = Some(tools.version.text.clone());
+        if options.format == DumpFormat::Directory {
+            return dump_directory(
+                remote,
+                env,
+                &id,
+                options,
+                &tools,
+                &pg,
+                info.snapshot.as_deref(),
+                recipients,
+                rt,
+                on_event,
+            );
+        }
         let mut args = vec![
             "--format=custom".to_string(),
             lock_wait_arg(options.lock_wait_timeout),
@@ -292,13 +317,13 @@ pub fn create(
                 &output.stderr,
             )));
         }
-        Ok((size, sha256))
+        Ok((size, sha256, Vec::new()))
     })();
     rt.block_on(async {
         source::end_snapshot(&mut conn).await;
         conn.close().await;
     });
-    let (size, sha256) = dumped?;
+    let (size, sha256, files) = dumped?;
     if let Some(signal) = crate::interrupt::received() {
         return Err(Error::interrupted(
             signal,
@@ -314,34 +339,118 @@ pub fn create(
     manifest.migration_head = info.migration_head.clone();
     manifest.tables = info.tables.clone();
     manifest.row_counts = info.row_counts.clone();
-    manifest.format = Archive::Custom;
-    manifest.dump = DUMP.into();
+    let directory = !files.is_empty();
+    if directory {
+        manifest.format = Archive::Directory;
+        manifest.dump = super::directory::DUMP_DIR.into();
+    } else {
+        manifest.format = Archive::Custom;
+        manifest.dump = DUMP.into();
+    }
     manifest.size = size;
     manifest.sha256 = sha256;
+    manifest.files = files;
     if !recipients.is_empty() {
         manifest.encryption = Some(crate::db::backup::manifest::Encryption {
             format: "age".into(),
             recipients: recipients.to_vec(),
         });
     }
-    // The repository's own account of the object: a short upload is caught here.
-    let stored = rt
-        .block_on(remote.store.head(&remote.key(&[env, &id, DUMP])))
-        .map_err(|e| storage_error(remote, "checking the uploaded dump", e))?;
-    if stored.size != size {
-        return Err(Error::failed(format!(
-            "the repository holds {} bytes of the dump, {size} were sent: not cataloged",
-            stored.size
-        )));
+    // The repository's own account of the object: a short upload is caught here
+    // (each file of a directory-format dump was checked as it was uploaded).
+    if !directory {
+        let stored = rt
+            .block_on(remote.store.head(&remote.key(&[env, &id, DUMP])))
+            .map_err(|e| storage_error(remote, "checking the uploaded dump", e))?;
+        if stored.size != size {
+            return Err(Error::failed(format!(
+                "the repository holds {} bytes of the dump, {size} were sent: not cataloged",
+                stored.size
+            )));
+        }
     }
     manifest.verification = Verification {
         state: VerifyState::Verified,
         checked_at: Utc::now(),
-        detail: format!("sha256 recorded while uploading; the repository holds all {size} bytes"),
+        detail: if directory {
+            format!(
+                "sha256 of each of the {} files recorded while uploading; the repository holds all {size} bytes",
+                manifest.files.len()
+            )
+        } else {
+            format!("sha256 recorded while uploading; the repository holds all {size} bytes")
+        },
     };
     manifest.duration_ms = started.elapsed().as_millis() as u64;
     rt.block_on(write_manifest(remote, &manifest, PutMode::Create))?;
     Ok(entry(remote, manifest))
+}
+
+/// `pg_dump --format=directory --jobs=N` into a private temporary folder (removed
+/// afterwards, whatever happens), then every file uploaded: returns the total stored
+/// size, the listing's sha256 and the files.
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
+fn dump_directory(
+    remote: &Remote,
+    env: &str,
+    id: &str,
+    options: &CreateOptions<'_>,
+    tools: &PgTools,
+    pg: &PgConn,
+    snapshot: Option<&str>,
+    recipients: &[String],
+    rt: &tokio::runtime::Runtime,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<(u64, String, Vec<crate::db::backup::manifest::FileSum>)> {
+    let folder = super::directory::TempFolder::new("dump")?;
+    let dir = folder.path().join(super::directory::DUMP_DIR);
+    let jobs = options.jobs.max(1);
+    let mut args = vec![
+        "--format=directory".to_string(),
+        format!("--jobs={jobs}"),
+        format!("--file={}", dir.display()),
+        lock_wait_arg(options.lock_wait_timeout),
+        format!("--dbname={}", pg.uri()),
+    ];
+    if let Some(snapshot) = snapshot {
+        args.push(format!("--snapshot={snapshot}"));
+    }
+    on_event(Event::Phase(format!(
+        "pg_dump --format=directory --jobs={jobs} {} → a private temporary folder",
+        pg.uri()
+    )));
+    let handle = tools
+        .command("pg_dump", Some(pg), &args)
+        .stdin_null()
+        .stdout_null()
+        .start()
+        .map_err(|e| Error::failed(format!("cannot start pg_dump: {e}")))?;
+    let _children = crate::interrupt::children_of(handle.pids());
+    let output = handle
+        .wait()
+        .map_err(|e| Error::failed(format!("waiting for pg_dump: {e}")))?
+        .clone();
+    if let Some(signal) = crate::interrupt::received() {
+        return Err(Error::interrupted(
+            signal,
+            format!(
+                "interrupted by {}: pg_dump was stopped; nothing was added to the catalog",
+                crate::interrupt::name(signal)
+            ),
+        ));
+    }
+    if !output.status.success() {
+        return Err(Error::failed(tool_failure(
+            "pg_dump",
+            &output.status,
+            &output.stderr,
+        )));
+    }
+    let files = super::directory::upload_folder(remote, env, id, &dir, recipients, rt, on_event)?;
+    drop(folder);
+    let size = files.iter().map(|f| f.size).sum();
+    let sha256 = crate::db::backup::hashing::listing_sha256(&files);
+    Ok((size, sha256, files))
 }
 
 async fn write_manifest(remote: &Remote, manifest: &Manifest, mode: PutMode) -> Result<()> {
@@ -565,6 +674,11 @@ pub fn verify(
     rt: &tokio::runtime::Runtime,
     identities: Option<&[super::crypt::Identity]>,
 ) -> Result<Entry> {
+    if entry.manifest.format == Archive::Directory {
+        let found = super::directory::verify(remote, entry, rt, identities)?;
+        let files = entry.manifest.files.len();
+        return record_verification(remote, entry, rt, identities.is_some(), found, files);
+    }
     let (size, sha256, decrypt_error) = match identities {
         None => {
             let (size, sha256) = rt
@@ -586,20 +700,35 @@ pub fn verify(
             (size, sha256, copied.err())
         }
     };
-    let mut manifest = entry.manifest.clone();
-    let found = mismatch(&manifest, size, &sha256)
+    let found = mismatch(&entry.manifest, size, &sha256)
         .or_else(|| decrypt_error.map(|e| format!("the encrypted dump does not decrypt: {e}")));
+    record_verification(remote, entry, rt, identities.is_some(), found, 0)
+}
+
+/// Writes the outcome of a verification into the backup's manifest. `files`: how many
+/// files of a directory-format dump were checked (0 for one dump object).
+fn record_verification(
+    remote: &Remote,
+    entry: &Entry,
+    rt: &tokio::runtime::Runtime,
+    decrypted: bool,
+    found: Option<String>,
+    files: usize,
+) -> Result<Entry> {
+    let mut manifest = entry.manifest.clone();
+    let size = manifest.size;
+    let what = if files > 0 {
+        format!("sha256 of each of the {files} stored files ({size} bytes) matches")
+    } else {
+        format!("sha256 of the {size} stored bytes matches")
+    };
     manifest.verification = match found {
         None => Verification {
             state: VerifyState::Verified,
             checked_at: Utc::now(),
             detail: format!(
-                "sha256 of the {size} stored bytes matches{} (streamed back from {})",
-                if identities.is_some() {
-                    ", and they decrypt"
-                } else {
-                    ""
-                },
+                "{what}{} (streamed back from {})",
+                if decrypted { ", and they decrypt" } else { "" },
                 remote.shown
             ),
         },
@@ -643,6 +772,27 @@ pub fn restore_into_new(
     let target = restore::new_target(source, name, rt)?;
     let started = Instant::now();
     let _scope = crate::interrupt::scope();
+    if entry.manifest.format == Archive::Directory {
+        // Every file downloaded (decrypted) and checked before a database exists; the
+        // private folder goes when this returns, whatever happened.
+        let folder = super::directory::TempFolder::new("restore")?;
+        let dir = folder.path().join(super::directory::DUMP_DIR);
+        super::directory::download_folder(remote, entry, &dir, rt, identities, on_event)?;
+        let tools = PgTools::locate(verify::archive_major(&entry.manifest))?;
+        on_event(Event::Note(format!("using {}", tools.describe())));
+        let server = PgConn::from_url(source)?;
+        let shown = format!("{}/{}", entry.dir.display(), entry.manifest.dump);
+        restore::into_new_database(&tools, &server, name, entry, on_event, |into, on_event| {
+            restore::pg_restore_folder(&tools, into, &dir, &shown, remote.jobs, on_event)
+        })?;
+        drop(folder);
+        return Ok(restore::RestoreReport {
+            database: restore::display_name(&target),
+            url: target,
+            duration: started.elapsed(),
+            kept_aside: None,
+        });
+    }
     // An encrypted dump is opened (the identity tried) before any database exists.
     let decrypted = match identities {
         Some(ids) => {
@@ -748,11 +898,11 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// The running sha256 and byte count of a download.
-type Hashed = Arc<Mutex<(Sha256, u64)>>;
+pub(super) type Hashed = Arc<Mutex<(Sha256, u64)>>;
 
 /// The stored bytes of a dump as a blocking reader (downloaded on the runtime's
 /// workers, a few chunks ahead), counting and hashing what passes.
-struct Download {
+pub(super) struct Download {
     chunks: std::sync::mpsc::Receiver<std::result::Result<bytes::Bytes, String>>,
     current: bytes::Bytes,
     hashed: Hashed,
@@ -781,7 +931,15 @@ impl Read for Download {
 
 fn download(remote: &Remote, entry: &Entry, rt: &tokio::runtime::Runtime) -> (Download, Hashed) {
     let m = &entry.manifest;
-    let key = remote.key(&[&m.environment, &m.id, &m.dump]);
+    download_key(remote, remote.key(&[&m.environment, &m.id, &m.dump]), rt)
+}
+
+/// The stored bytes of object `key` as a blocking [`Download`].
+pub(super) fn download_key(
+    remote: &Remote,
+    key: ObjectPath,
+    rt: &tokio::runtime::Runtime,
+) -> (Download, Hashed) {
     let (tx, rx) = std::sync::mpsc::sync_channel(4);
     let store = remote.store.clone();
     let shown = remote.shown.clone();
@@ -816,7 +974,7 @@ fn download(remote: &Remote, entry: &Entry, rt: &tokio::runtime::Runtime) -> (Do
 }
 
 /// Size and sha256 of what a [`Download`] let through.
-fn downloaded(hashed: &Hashed) -> (u64, String) {
+pub(super) fn downloaded(hashed: &Hashed) -> (u64, String) {
     let h = hashed.lock().unwrap_or_else(|e| e.into_inner());
     (h.1, hex::encode(h.0.clone().finalize()))
 }
@@ -938,8 +1096,13 @@ pub async fn take_lease(remote: &Remote, env: &str, wait: std::time::Duration) -
 /// then its dump.
 pub async fn delete(remote: &Remote, entry: &Entry) -> Result<()> {
     let m = &entry.manifest;
-    for name in [MANIFEST, m.dump.as_str()] {
-        let key = remote.key(&[&m.environment, &m.id, name]);
+    let mut keys = vec![remote.key(&[&m.environment, &m.id, MANIFEST])];
+    if m.format == Archive::Directory {
+        keys.extend(super::directory::keys(remote, entry));
+    } else {
+        keys.push(remote.key(&[&m.environment, &m.id, &m.dump]));
+    }
+    for key in keys {
         match remote.store.delete(&key).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(storage_error(remote, &format!("deleting {key}"), e)),

@@ -48,6 +48,7 @@ pub struct Parts {
     buffer: PutPayloadMut,
     tasks: JoinSet<object_store::Result<()>>,
     parts: usize,
+    most: usize,
 }
 
 impl Parts {
@@ -58,7 +59,15 @@ impl Parts {
             buffer: PutPayloadMut::new(),
             tasks: JoinSet::new(),
             parts: 0,
+            most: usize::MAX,
         }
+    }
+
+    /// Lets at most `parts` parts upload at once: several files uploading side by side
+    /// (a directory-format dump) share dbflow's memory.
+    pub fn in_flight_at_most(mut self, parts: usize) -> Self {
+        self.most = parts.max(1);
+        self
     }
 
     /// Adds `bytes`; every part filled is sent. Call [`Parts::wait_for_capacity`] after
@@ -88,7 +97,8 @@ impl Parts {
 
     /// Waits until no more parts upload than the current part size allows.
     pub async fn wait_for_capacity(&mut self) -> object_store::Result<()> {
-        self.wait_until(in_flight(part_size(self.parts))).await
+        self.wait_until(in_flight(part_size(self.parts)).min(self.most))
+            .await
     }
 
     async fn wait_until(&mut self, max: usize) -> object_store::Result<()> {
