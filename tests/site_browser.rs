@@ -415,7 +415,10 @@ fn site_pages_load_without_console_errors_and_charts_have_every_point() {
     for (page, title) in [
         ("index.html", "acme-ops: database runbooks"),
         ("runbook-local.html", "Runbook: acme-ops — local"),
-        ("restore-drill-local.html", "Restore drill: acme-ops — local"),
+        (
+            "restore-drill-local.html",
+            "Restore drill: acme-ops — local",
+        ),
     ] {
         let shot = shots.join(page.replace(".html", ".png"));
         let visit = browser.visit(&site.path().join(page), &shot);

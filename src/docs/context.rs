@@ -106,6 +106,8 @@ pub struct EnvDoc {
     pub quick: Vec<QuickDoc>,
     /// Workflows the guard refuses here, and why (not in the quick reference).
     pub refused: Vec<QuickDoc>,
+    /// Its fleet of target databases, when it declares one.
+    pub fleet: Option<super::fleet::FleetDoc>,
 }
 
 /// A task named by a hook (`stop_writes`, `switch_to_restored`).
@@ -456,6 +458,10 @@ pub fn build_with(
                 .is_some_and(|r| r.contains("://") && !r.starts_with("file://")),
             quick: Vec::new(),
             refused: Vec::new(),
+            fleet: env
+                .fleet
+                .as_ref()
+                .map(|f| super::fleet::fleet_doc(f, crate::config::fleet::DEFAULT_CONCURRENCY)),
         });
     }
     let plan_env = env_name.or_else(|| project.environments.keys().next().map(String::as_str));
