@@ -656,3 +656,109 @@ fn a_fleet_defined_by_a_command_or_a_query_says_so_with_urls_redacted() {
         "{fleet}"
     );
 }
+
+#[test]
+fn a_task_running_prisma_migrate_reset_is_refused_in_the_quick_reference_as_at_run_time() {
+    let workflows = "tasks:
+  wipe:
+    description: Reset the database
+    command: npx
+    args: [prisma, migrate, reset, --force]
+workflows:
+  fresh-start:
+    description: Start over from an empty database
+    steps:
+      - task: wipe
+  drop-it:
+    description: Drop the shop
+    steps:
+      - shell: dropdb shop
+";
+    let test = claims_project(workflows);
+    let production = runbook(&test, "production");
+    let quick = section(&production, "Quick reference");
+    assert!(
+        !quick.contains("| `dbflow run fresh-start --env production` |"),
+        "{quick}"
+    );
+    let reason = "`migrate-reset` is forbidden on `production` (protected)";
+    assert!(
+        quick.contains(&format!(
+            "- `dbflow run fresh-start --env production`: task `wipe` runs `npx prisma migrate reset --force`: {reason}"
+        )),
+        "{quick}"
+    );
+    assert!(
+        quick.contains("- `dbflow run drop-it --env production`: step `shell dropdb shop` runs `dropdb shop`: `drop-database` is forbidden on `production` (protected)"),
+        "{quick}"
+    );
+    // The gate that wrote the sentence is the one the task meets: refused (exit 3)
+    // with the same reason, before the command runs.
+    let out = test.run_with(["run", "fresh-start", "--env", "production"]);
+    out.assert_code(3);
+    assert!(out.all().contains(reason), "{}", out.all());
+    // On the sandbox the guard allows the reset: listed.
+    let local = runbook(&test, "local");
+    assert!(
+        section(&local, "Quick reference").contains(
+            "| Start over from an empty database | `dbflow run fresh-start --env local` |"
+        ),
+        "{local}"
+    );
+}
+
+#[test]
+fn a_handlers_questions_are_listed_under_the_workflow_whose_failure_runs_it() {
+    let workflows = "workflows:
+  release:
+    on_failure: undo
+    steps:
+      - shell: exit 1
+  undo:
+    steps:
+      - name: Ask first
+        confirm: Really undo the release?
+";
+    let test = claims_project(workflows);
+    let text = runbook(&test, "local");
+    let asked = section(&text, "Confirmations asked here");
+    assert!(
+        asked.contains("| `release` | Ask first, in `undo` (asked if its on_failure runs) | Really undo the release? | `[y/N]` |"),
+        "{asked}"
+    );
+    assert!(
+        asked.contains("| `undo` | Ask first | Really undo the release? |"),
+        "{asked}"
+    );
+    let steps = section(&text, "Workflows, step by step");
+    assert!(
+        steps.contains("Asked if its on_failure (`undo`) runs:\n\n- Ask first: \"Really undo the release?\" `[y/N]`"),
+        "{steps}"
+    );
+    // And the run does ask it when `release` fails: with nobody to ask, it stops there
+    // and names `--yes`, the answer the table gives.
+    let out = test.run_with(["run", "release", "--env", "local"]);
+    out.assert_code(1);
+    assert!(
+        out.all().contains("running on_failure workflow `undo`")
+            && out
+                .all()
+                .contains("Ask first: confirmation required but nobody can be asked")
+            && out.all().contains("--yes"),
+        "{}",
+        out.all()
+    );
+
+    // Without the handler, the question is no longer listed under `release`.
+    test.write(
+        "Workflowfile.yaml",
+        &test
+            .read("Workflowfile.yaml")
+            .replace("    on_failure: undo\n", ""),
+    );
+    let text = runbook(&test, "local");
+    assert!(
+        !section(&text, "Confirmations asked here").contains("| `release` |"),
+        "{text}"
+    );
+}

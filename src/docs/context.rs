@@ -179,6 +179,8 @@ pub struct WorkflowDoc {
     pub refused: String,
     /// Every question it asks here (nested workflows included), in order.
     pub confirmations: Vec<ConfirmDoc>,
+    /// The questions its `on_failure` workflow asks here, asked only if that runs.
+    pub on_failure_confirmations: Vec<ConfirmDoc>,
     /// Variables its steps read (`${BAD_MIGRATION}`, `when: env_set`).
     pub variables: Vec<String>,
     /// Its flowchart as Mermaid.
@@ -479,14 +481,19 @@ pub fn build_with(
             let flow = super::flow::build(&cx, &plan, workflow);
             let mut ops = Vec::new();
             operations(project, &plan, &mut ops);
-            let refused = ops
+            let mut refusals: Vec<String> = ops
                 .iter()
                 .map(|op| refusal(project, &resolved, *op))
                 .filter(|r| !r.is_empty())
-                .collect::<Vec<_>>()
-                .join("; ");
+                .collect();
+            command_refusals(&cx, &plan, &mut refusals);
+            let refused = refusals.join("; ");
             let mut confirmations = Vec::new();
             all_confirmations(&cx, &plan, &mut confirmations);
+            let mut on_failure_confirmations = Vec::new();
+            if let Some(handler) = &plan.on_failure {
+                all_confirmations(&cx, handler, &mut on_failure_confirmations);
+            }
             workflows.push(WorkflowDoc {
                 name: name.clone(),
                 description: workflow.description.clone().unwrap_or_default(),
@@ -505,6 +512,7 @@ pub fn build_with(
                 command: format!("dbflow run {name} --env {plan_env}"),
                 refused,
                 confirmations,
+                on_failure_confirmations,
                 variables: workflow_variables(workflow),
                 mermaid: flow.to_mermaid(),
                 flow,
@@ -601,6 +609,79 @@ fn operations(project: &Project, plan: &Plan, out: &mut Vec<Operation>) {
         }
         if let Some(nested) = &step.nested {
             operations(project, nested, out);
+        }
+    }
+}
+
+/// A command line a step runs: the line, the environment it runs with, where it comes
+/// from ("task `wipe`").
+type CommandRun = (String, Vec<(String, String)>, String);
+
+/// The refusals of the command lines `plan`'s task and shell steps run (steps skipped
+/// there left out, nested workflows included): each line asked of the very gate that
+/// rules on it before the step runs ([`crate::guard::script_gate::ScriptGate`]), since
+/// these steps declare no operations of their own (`prisma migrate reset`, `dropdb` in
+/// a task).
+fn command_refusals(cx: &PlanContext<'_>, plan: &Plan, out: &mut Vec<String>) {
+    let allow_seed = cx
+        .project
+        .workflows
+        .get(&plan.workflow)
+        .is_some_and(|w| w.allow_seed.is_some());
+    for (i, step) in plan.steps.iter().enumerate() {
+        if super::flow::skipped_here(cx.project, plan, i).is_some() {
+            continue;
+        }
+        let mut lines: Vec<CommandRun> = Vec::new();
+        match step.kind.as_str() {
+            "task" => {
+                for reference in step.step.references() {
+                    let crate::engine::registry::Reference::Task(task) = reference else {
+                        continue;
+                    };
+                    let Ok(invocations) = crate::runner::plan(cx.project, cx.env, cx.vars, &task)
+                    else {
+                        continue;
+                    };
+                    for inv in invocations.iter().filter(|i| i.skip.is_none()) {
+                        if let Some(command) = &inv.command {
+                            lines.push((
+                                command.command.display(),
+                                command.env.clone(),
+                                format!("task `{}`", inv.task),
+                            ));
+                        }
+                    }
+                }
+            }
+            "shell" => {
+                for command in &step.doc.commands {
+                    lines.push((command.clone(), Vec::new(), format!("step `{}`", step.name)));
+                }
+            }
+            _ => {}
+        }
+        for (line, env, from) in lines {
+            let reasons: Vec<String> = crate::guard::script_gate::ScriptGate::refusals(
+                cx.project, cx.env, &line, &env, allow_seed,
+            )
+            .iter()
+            .flat_map(|d| d.violations.iter().filter(|v| v.blocks()))
+            .map(|v| v.reason.clone())
+            .collect();
+            if !reasons.is_empty() {
+                let refusal = crate::redact::redact(&format!(
+                    "{from} runs `{}`: {}",
+                    crate::lint::ast::summary(&line),
+                    reasons.join("; ")
+                ));
+                if !out.contains(&refusal) {
+                    out.push(refusal);
+                }
+            }
+        }
+        if let Some(nested) = &step.nested {
+            command_refusals(cx, nested, out);
         }
     }
 }

@@ -155,3 +155,50 @@ impl Gate for ScriptGate {
         self.rule(&found, &self.target, &crate::lint::ast::summary(sql))
     }
 }
+
+impl ScriptGate {
+    /// The gate's refusals of `line` on `env`, for documentation: the operations it
+    /// performs ruled on exactly as [`Self::command_sanctioned`] rules on them before a
+    /// task or shell step runs, but with no override read from this shell and nobody
+    /// asked. `allow_seed` is the workflow's `allow_seed` being set: a liftable seed is
+    /// then sanctioned (after its backup and typed word), as at run time.
+    pub fn refusals(
+        project: &Project,
+        env: &ResolvedEnv,
+        line: &str,
+        command_env: &[(String, String)],
+        allow_seed: bool,
+    ) -> Vec<super::Decision> {
+        let gate = ScriptGate {
+            rules: Rules::of(project, &env.name, env.protection),
+            target: GuardTarget::of(env),
+            scripts: command_line::package_scripts(&project.root),
+            overrides: Overrides::default(),
+            yes: false,
+            ui: Ui {
+                quiet: true,
+                ..Ui::new(false)
+            },
+        };
+        let sanctioned = gate
+            .seed_decision(line, command_env)
+            .filter(|d| allow_seed && super::seed::liftable(d))
+            .map(|_| Operation::Seed);
+        let (base, found) = gate.detect(line, command_env);
+        let mut seen = Vec::new();
+        let mut out = Vec::new();
+        for (operation, database) in found {
+            if Some(operation) == sanctioned || seen.contains(&operation) {
+                continue;
+            }
+            seen.push(operation);
+            let decision =
+                gate.rules
+                    .decide(&base.with_database(database), operation, &gate.overrides);
+            if !decision.allowed {
+                out.push(decision);
+            }
+        }
+        out
+    }
+}
