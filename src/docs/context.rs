@@ -476,6 +476,7 @@ pub fn build_with(
             vars: &vars,
             registry,
         };
+        let mut rulings = CommandRulings::new(project, &resolved);
         for (name, workflow) in &project.workflows {
             let plan = plan_workflow(&cx, name)?;
             let flow = super::flow::build(&cx, &plan, workflow);
@@ -486,7 +487,7 @@ pub fn build_with(
                 .map(|op| refusal(project, &resolved, *op))
                 .filter(|r| !r.is_empty())
                 .collect();
-            command_refusals(&cx, &plan, &mut refusals);
+            command_refusals(&cx, &mut rulings, &plan, &mut refusals);
             let refused = refusals.join("; ");
             let mut confirmations = Vec::new();
             all_confirmations(&cx, &plan, &mut confirmations);
@@ -617,12 +618,81 @@ fn operations(project: &Project, plan: &Plan, out: &mut Vec<Operation>) {
 /// from ("task `wipe`").
 type CommandRun = (String, Vec<(String, String)>, String);
 
+/// The script gate of one environment, with what it already answered: 50 workflows
+/// running the same task ask about the same line once.
+struct CommandRulings {
+    gate: crate::guard::script_gate::ScriptGate,
+    tasks: std::collections::HashMap<String, Vec<CommandRun>>,
+    lines: std::collections::HashMap<(String, Option<String>, bool), Vec<String>>,
+}
+
+impl CommandRulings {
+    fn new(project: &Project, env: &ResolvedEnv) -> Self {
+        CommandRulings {
+            gate: crate::guard::script_gate::ScriptGate::for_docs(project, env),
+            tasks: Default::default(),
+            lines: Default::default(),
+        }
+    }
+
+    /// The command lines task `name` (its dependencies first) runs here.
+    fn task(&mut self, cx: &PlanContext<'_>, name: &str) -> Vec<CommandRun> {
+        self.tasks
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                crate::runner::plan(cx.project, cx.env, cx.vars, name)
+                    .map(|invocations| {
+                        invocations
+                            .iter()
+                            .filter(|i| i.skip.is_none())
+                            .filter_map(|inv| {
+                                inv.command.as_ref().map(|c| {
+                                    (
+                                        c.command.display(),
+                                        c.env.clone(),
+                                        format!("task `{}`", inv.task),
+                                    )
+                                })
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            })
+            .clone()
+    }
+
+    /// The gate's blocking reasons for `line` ("" when it allows it).
+    fn reasons(&mut self, line: &str, env: &[(String, String)], allow_seed: bool) -> &[String] {
+        // The command's environment matters only through the database it names.
+        let database_url = env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "DATABASE_URL")
+            .map(|(_, v)| v.clone());
+        let gate = &self.gate;
+        self.lines
+            .entry((line.to_string(), database_url, allow_seed))
+            .or_insert_with(|| {
+                gate.refusals(line, env, allow_seed)
+                    .iter()
+                    .flat_map(|d| d.violations.iter().filter(|v| v.blocks()))
+                    .map(|v| v.reason.clone())
+                    .collect()
+            })
+    }
+}
+
 /// The refusals of the command lines `plan`'s task and shell steps run (steps skipped
 /// there left out, nested workflows included): each line asked of the very gate that
 /// rules on it before the step runs ([`crate::guard::script_gate::ScriptGate`]), since
 /// these steps declare no operations of their own (`prisma migrate reset`, `dropdb` in
 /// a task).
-fn command_refusals(cx: &PlanContext<'_>, plan: &Plan, out: &mut Vec<String>) {
+fn command_refusals(
+    cx: &PlanContext<'_>,
+    rulings: &mut CommandRulings,
+    plan: &Plan,
+    out: &mut Vec<String>,
+) {
     let allow_seed = cx
         .project
         .workflows
@@ -636,21 +706,8 @@ fn command_refusals(cx: &PlanContext<'_>, plan: &Plan, out: &mut Vec<String>) {
         match step.kind.as_str() {
             "task" => {
                 for reference in step.step.references() {
-                    let crate::engine::registry::Reference::Task(task) = reference else {
-                        continue;
-                    };
-                    let Ok(invocations) = crate::runner::plan(cx.project, cx.env, cx.vars, &task)
-                    else {
-                        continue;
-                    };
-                    for inv in invocations.iter().filter(|i| i.skip.is_none()) {
-                        if let Some(command) = &inv.command {
-                            lines.push((
-                                command.command.display(),
-                                command.env.clone(),
-                                format!("task `{}`", inv.task),
-                            ));
-                        }
+                    if let crate::engine::registry::Reference::Task(task) = reference {
+                        lines.extend(rulings.task(cx, &task));
                     }
                 }
             }
@@ -662,13 +719,7 @@ fn command_refusals(cx: &PlanContext<'_>, plan: &Plan, out: &mut Vec<String>) {
             _ => {}
         }
         for (line, env, from) in lines {
-            let reasons: Vec<String> = crate::guard::script_gate::ScriptGate::refusals(
-                cx.project, cx.env, &line, &env, allow_seed,
-            )
-            .iter()
-            .flat_map(|d| d.violations.iter().filter(|v| v.blocks()))
-            .map(|v| v.reason.clone())
-            .collect();
+            let reasons = rulings.reasons(&line, &env, allow_seed);
             if !reasons.is_empty() {
                 let refusal = crate::redact::redact(&format!(
                     "{from} runs `{}`: {}",
@@ -681,7 +732,7 @@ fn command_refusals(cx: &PlanContext<'_>, plan: &Plan, out: &mut Vec<String>) {
             }
         }
         if let Some(nested) = &step.nested {
-            command_refusals(cx, nested, out);
+            command_refusals(cx, rulings, nested, out);
         }
     }
 }

@@ -157,19 +157,10 @@ impl Gate for ScriptGate {
 }
 
 impl ScriptGate {
-    /// The gate's refusals of `line` on `env`, for documentation: the operations it
-    /// performs ruled on exactly as [`Self::command_sanctioned`] rules on them before a
-    /// task or shell step runs, but with no override read from this shell and nobody
-    /// asked. `allow_seed` is the workflow's `allow_seed` being set: a liftable seed is
-    /// then sanctioned (after its backup and typed word), as at run time.
-    pub fn refusals(
-        project: &Project,
-        env: &ResolvedEnv,
-        line: &str,
-        command_env: &[(String, String)],
-        allow_seed: bool,
-    ) -> Vec<super::Decision> {
-        let gate = ScriptGate {
+    /// The gate for documenting `env`: no override read from this shell, nobody asked,
+    /// nothing printed.
+    pub fn for_docs(project: &Project, env: &ResolvedEnv) -> Self {
+        ScriptGate {
             rules: Rules::of(project, &env.name, env.protection),
             target: GuardTarget::of(env),
             scripts: command_line::package_scripts(&project.root),
@@ -179,12 +170,24 @@ impl ScriptGate {
                 quiet: true,
                 ..Ui::new(false)
             },
-        };
-        let sanctioned = gate
+        }
+    }
+
+    /// The refusals of `line`: the operations it performs ruled on exactly as
+    /// [`Self::command_sanctioned`] rules on them before a task or shell step runs.
+    /// `allow_seed` is the workflow's `allow_seed` being set: a liftable seed is then
+    /// sanctioned (after its backup and typed word), as at run time.
+    pub fn refusals(
+        &self,
+        line: &str,
+        command_env: &[(String, String)],
+        allow_seed: bool,
+    ) -> Vec<super::Decision> {
+        let sanctioned = self
             .seed_decision(line, command_env)
             .filter(|d| allow_seed && super::seed::liftable(d))
             .map(|_| Operation::Seed);
-        let (base, found) = gate.detect(line, command_env);
+        let (base, found) = self.detect(line, command_env);
         let mut seen = Vec::new();
         let mut out = Vec::new();
         for (operation, database) in found {
@@ -193,8 +196,8 @@ impl ScriptGate {
             }
             seen.push(operation);
             let decision =
-                gate.rules
-                    .decide(&base.with_database(database), operation, &gate.overrides);
+                self.rules
+                    .decide(&base.with_database(database), operation, &self.overrides);
             if !decision.allowed {
                 out.push(decision);
             }
