@@ -39,6 +39,8 @@
 //!                          can make, so destruction goes through the guard by construction
 //!   db -> guard::permit    restore's cleanup of the half-restored database it created
 //!                          asks the guard for that Permit (`permit::half_restored`)
+//!   docs -> fleet::record  the operations page reads the fleet journals (their format
+//!                          lives with the runner that writes them; never a database)
 //! ```
 //!
 //! Within a module, files may use each other; leaves inside a module (such as

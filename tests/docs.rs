@@ -534,3 +534,231 @@ fn a_step_that_depends_on_variables_is_conditional_in_the_runbook_never_skipped(
     out.assert_code(0);
     assert!(out.all().contains("SEEDED-NOW"), "{}", out.all());
 }
+
+/// A project with a protected `tenants` fleet: two listed targets (one with its own
+/// URL, a password in it), a URL template, three waves and a failure budget.
+fn fleet_project() -> Test {
+    claims_project(
+        "  tenants:
+    protection: protected
+    fleet:
+      targets: [canary-1, acme, { name: initech, url: \"postgres://app:TenantPassw0rd@db-2:5432/initech\" }]
+      url: \"postgres://app:${TENANT_DB_PASSWORD}@db-1:5432/tenant_{name}\"
+      concurrency: 6
+      waves:
+        - { targets: [canary-*] }
+        - { percent: 10 }
+        - { rest: true }
+      max_failures: \"5%\"
+workflows:
+  release:
+    on_failure: undo
+    steps:
+      - backup: {}
+      - deploy: {}
+      - verify: { checks: [ { status_clean: true } ] }
+  undo:
+    steps:
+      - rollback: {}
+",
+    )
+}
+
+#[test]
+fn a_fleet_environment_runbook_explains_its_fleet_from_the_workflowfile() {
+    let test = fleet_project();
+    let text = runbook(&test, "tenants");
+    assert!(!text.contains("TenantPassw0rd"), "{text}");
+    let fleet = section(&text, "Fleet");
+    insta::assert_snapshot!("fleet_section", fleet);
+    for claim in [
+        "`canary-1`, `acme`, `initech` at `postgres://app:****@db-2:5432/initech`",
+        "`postgres://app:****@db-1:5432/tenant_{name}`",
+        "1. the targets whose names match `canary-*`",
+        "2. 10 % of the selected targets",
+        "3. every target not run in an earlier wave",
+        "**Concurrency**: 6 targets at once (`fleet.concurrency`",
+        "5 % of the selected targets",
+        "`release` runs `undo`, which restores that target's own backup",
+        "--resume RUN_ID",
+        "--shard I/N",
+        "docs/fleet.md",
+        "`dbflow targets --env tenants`",
+        "`dbflow fleet summary RUN_ID`",
+        "exit 4 if any target is not clean",
+        "needs `--yes`",
+    ] {
+        assert!(fleet.contains(claim), "missing {claim:?} in\n{fleet}");
+    }
+    // Not a fleet: no such section.
+    assert!(!runbook(&test, "production").contains("\n## Fleet\n"));
+
+    // Changing the fleet changes the runbook: no waves, no budget, default concurrency.
+    test.write(
+        "Workflowfile.yaml",
+        &test
+            .read("Workflowfile.yaml")
+            .replace("      concurrency: 6\n", "")
+            .replace("      max_failures: \"5%\"\n", ""),
+    );
+    let fleet = section(&runbook(&test, "tenants"), "Fleet").to_string();
+    assert!(
+        fleet.contains(&format!(
+            "**Concurrency**: {} targets at once (dbflow's default",
+            dbflow::config::fleet::DEFAULT_CONCURRENCY
+        )),
+        "{fleet}"
+    );
+    assert!(
+        fleet.contains("0: the first failed target stops new starts"),
+        "{fleet}"
+    );
+}
+
+#[test]
+fn a_fleet_defined_by_a_command_or_a_query_says_so_with_urls_redacted() {
+    let test = claims_project(
+        "  tenants:
+    protection: shared
+    url: postgres://cat:CatalogPassw0rd@catalog:5432/catalog
+    fleet:
+      query: SELECT name FROM tenants WHERE active
+      url: \"postgres://app:TplPassw0rd@db-1:5432/tenant_{name}\"
+",
+    );
+    let text = runbook(&test, "tenants");
+    let fleet = section(&text, "Fleet");
+    assert!(
+        fleet.contains("a query on the catalog database (the environment's own `url`)"),
+        "{fleet}"
+    );
+    assert!(
+        fleet.contains("`SELECT name FROM tenants WHERE active`"),
+        "{fleet}"
+    );
+    assert!(
+        fleet.contains("1. every selected target (no `waves:` declared: one wave)"),
+        "{fleet}"
+    );
+    assert!(!text.contains("TplPassw0rd") && !text.contains("CatalogPassw0rd"));
+    let test = claims_project(
+        "  tenants:
+    protection: shared
+    fleet:
+      command: ./list-tenants --json
+      url: \"postgres://app:x@db-1:5432/tenant_{name}\"
+",
+    );
+    let fleet = section(&runbook(&test, "tenants"), "Fleet").to_string();
+    assert!(
+        fleet.contains("the output of a command run with `sh -c`")
+            && fleet.contains("`./list-tenants --json`"),
+        "{fleet}"
+    );
+}
+
+#[test]
+fn a_task_running_prisma_migrate_reset_is_refused_in_the_quick_reference_as_at_run_time() {
+    let workflows = "tasks:
+  wipe:
+    description: Reset the database
+    command: npx
+    args: [prisma, migrate, reset, --force]
+workflows:
+  fresh-start:
+    description: Start over from an empty database
+    steps:
+      - task: wipe
+  drop-it:
+    description: Drop the shop
+    steps:
+      - shell: dropdb shop
+";
+    let test = claims_project(workflows);
+    let production = runbook(&test, "production");
+    let quick = section(&production, "Quick reference");
+    assert!(
+        !quick.contains("| `dbflow run fresh-start --env production` |"),
+        "{quick}"
+    );
+    let reason = "`migrate-reset` is forbidden on `production` (protected)";
+    assert!(
+        quick.contains(&format!(
+            "- `dbflow run fresh-start --env production`: task `wipe` runs `npx prisma migrate reset --force`: {reason}"
+        )),
+        "{quick}"
+    );
+    assert!(
+        quick.contains("- `dbflow run drop-it --env production`: step `shell dropdb shop` runs `dropdb shop`: `drop-database` is forbidden on `production` (protected)"),
+        "{quick}"
+    );
+    // The gate that wrote the sentence is the one the task meets: refused (exit 3)
+    // with the same reason, before the command runs.
+    let out = test.run_with(["run", "fresh-start", "--env", "production"]);
+    out.assert_code(3);
+    assert!(out.all().contains(reason), "{}", out.all());
+    // On the sandbox the guard allows the reset: listed.
+    let local = runbook(&test, "local");
+    assert!(
+        section(&local, "Quick reference").contains(
+            "| Start over from an empty database | `dbflow run fresh-start --env local` |"
+        ),
+        "{local}"
+    );
+}
+
+#[test]
+fn a_handlers_questions_are_listed_under_the_workflow_whose_failure_runs_it() {
+    let workflows = "workflows:
+  release:
+    on_failure: undo
+    steps:
+      - shell: exit 1
+  undo:
+    steps:
+      - name: Ask first
+        confirm: Really undo the release?
+";
+    let test = claims_project(workflows);
+    let text = runbook(&test, "local");
+    let asked = section(&text, "Confirmations asked here");
+    assert!(
+        asked.contains("| `release` | Ask first, in `undo` (asked if its on_failure runs) | Really undo the release? | `[y/N]` |"),
+        "{asked}"
+    );
+    assert!(
+        asked.contains("| `undo` | Ask first | Really undo the release? |"),
+        "{asked}"
+    );
+    let steps = section(&text, "Workflows, step by step");
+    assert!(
+        steps.contains("Asked if its on_failure (`undo`) runs:\n\n- Ask first: \"Really undo the release?\" `[y/N]`"),
+        "{steps}"
+    );
+    // And the run does ask it when `release` fails: with nobody to ask, it stops there
+    // and names `--yes`, the answer the table gives.
+    let out = test.run_with(["run", "release", "--env", "local"]);
+    out.assert_code(1);
+    assert!(
+        out.all().contains("running on_failure workflow `undo`")
+            && out
+                .all()
+                .contains("Ask first: confirmation required but nobody can be asked")
+            && out.all().contains("--yes"),
+        "{}",
+        out.all()
+    );
+
+    // Without the handler, the question is no longer listed under `release`.
+    test.write(
+        "Workflowfile.yaml",
+        &test
+            .read("Workflowfile.yaml")
+            .replace("    on_failure: undo\n", ""),
+    );
+    let text = runbook(&test, "local");
+    assert!(
+        !section(&text, "Confirmations asked here").contains("| `release` |"),
+        "{text}"
+    );
+}

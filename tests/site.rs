@@ -223,3 +223,113 @@ fn the_example_site_is_up_to_date() {
     let out = test.run_with(["docs", "--site", "docs/site", "--check"]);
     out.assert_code(0);
 }
+
+/// The operations page's version matrix of a fleet comes from what the fleet runs
+/// recorded: two real runs over three tenant databases (the second failing on one of
+/// them), then the targets made unreachable — the page is the same, read from
+/// `.dbflow/fleets/`, never from the databases.
+#[test]
+fn the_operations_page_shows_each_fleets_version_matrix_from_its_journals() {
+    use crate::support::pg;
+    let mut tenants = Vec::new();
+    for _ in 0..3 {
+        let Some(db) = pg::database("site_fleet_matrix") else {
+            return;
+        };
+        tenants.push(db);
+    }
+    let names = ["acme", "globex", "initech"];
+    let listing = |urls: &[String]| -> String {
+        names
+            .iter()
+            .zip(urls)
+            .map(|(n, u)| format!("{n} {u}\n"))
+            .collect()
+    };
+    let real: Vec<String> = tenants.iter().map(|d| d.url.clone()).collect();
+    let test = Test::new()
+        .file(
+            "Workflowfile.yaml",
+            "project: saas
+environments:
+  tenants:
+    protection: shared
+    fleet:
+      command: cat targets.txt
+      max_failures: 3
+migrations:
+  dir: prisma/migrations
+workflows:
+  migrate:
+    steps:
+      - deploy: {}
+",
+        )
+        .file("targets.txt", &listing(&real))
+        .file(
+            "prisma/migrations/migration_lock.toml",
+            "provider = \"postgresql\"\n",
+        )
+        .file(
+            "prisma/migrations/20250101000000_accounts/migration.sql",
+            "CREATE TABLE account (id int PRIMARY KEY, email text NOT NULL);\n",
+        )
+        .env("PATH", &crate::backup::pg_path());
+    // Named so that name order is the reverse of time order.
+    test.run_with(["run", "migrate", "--env", "tenants", "--run-id", "zz-first"])
+        .assert_code(0);
+    // Data-dependent: initech already has account 1.
+    tenants[2].psql("INSERT INTO account VALUES (1, 'already@example.com')");
+    test.write(
+        "prisma/migrations/20250102000000_first_account/migration.sql",
+        "INSERT INTO account VALUES (1, 'first@example.com');\n",
+    );
+    test.run_with([
+        "run",
+        "migrate",
+        "--env",
+        "tenants",
+        "--run-id",
+        "aa-second",
+    ])
+    .assert_code(1);
+    // Unreachable now: docs must not care.
+    let dead: Vec<String> = names
+        .iter()
+        .map(|n| format!("postgres://app:DeadPassw0rd@127.0.0.1:1/{n}"))
+        .collect();
+    test.write("targets.txt", &listing(&dead));
+    test.run_with(["docs", "--site", "site"]).assert_code(0);
+    let page = test.read("site/operations.html");
+    let start = page
+        .find("<section id=\"fleets\">")
+        .expect("a fleets section");
+    let section = &page[start..];
+    let section = &section[..section.find("</section>").unwrap()];
+    assert!(page.contains("<a href=\"#fleets\">Fleets</a>"));
+    assert!(
+        section.contains("3 targets seen in 2 fleet runs; the newest: <code>aa-second</code>"),
+        "{section}"
+    );
+    assert!(
+        section.contains("<tr><td><code>20250102000000_first_account</code></td><td class=\"num\">2</td><td>acme, globex</td></tr>"),
+        "{section}"
+    );
+    assert!(
+        section.contains("<tr><td><code>20250101000000_accounts</code></td><td class=\"num\">1</td><td>initech</td></tr>"),
+        "{section}"
+    );
+    assert!(
+        section.contains(">succeeded</span></td><td class=\"num\">2</td><td>acme, globex</td>"),
+        "{section}"
+    );
+    assert!(
+        section.contains(">failed</span></td><td class=\"num\">1</td><td>initech</td>"),
+        "{section}"
+    );
+    assert!(!page.contains("DeadPassw0rd"));
+    // A project without a fleet has no such section.
+    let plain = fixture();
+    plain.run_with(["docs", "--site", "site"]).assert_code(0);
+    assert!(!plain.read("site/operations.html").contains("id=\"fleets\""));
+}

@@ -14,8 +14,9 @@ use crate::fleet::{summary, targets, waves};
 use serde_json::json;
 use std::path::PathBuf;
 
-/// Default targets at once when neither `--concurrency` nor `fleet.concurrency` says.
-pub const DEFAULT_CONCURRENCY: usize = 4;
+/// Default targets at once when neither `--concurrency` nor `fleet.concurrency` says
+/// (kept with the fleet's model so the runbooks state the same number).
+pub use crate::config::fleet::DEFAULT_CONCURRENCY;
 
 /// The environment a command works on. For a command that works on one database, a
 /// fleet environment needs one target: `--target NAME` (matching exactly one) makes it

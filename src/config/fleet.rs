@@ -63,6 +63,9 @@ pub struct RawWave {
     pub rest: Option<bool>,
 }
 
+/// Targets run at once when neither `--concurrency` nor `fleet.concurrency` says.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+
 /// A validated fleet.
 #[derive(Debug, Clone)]
 pub struct Fleet {

@@ -106,6 +106,8 @@ pub struct EnvDoc {
     pub quick: Vec<QuickDoc>,
     /// Workflows the guard refuses here, and why (not in the quick reference).
     pub refused: Vec<QuickDoc>,
+    /// Its fleet of target databases, when it declares one.
+    pub fleet: Option<super::fleet::FleetDoc>,
 }
 
 /// A task named by a hook (`stop_writes`, `switch_to_restored`).
@@ -177,6 +179,8 @@ pub struct WorkflowDoc {
     pub refused: String,
     /// Every question it asks here (nested workflows included), in order.
     pub confirmations: Vec<ConfirmDoc>,
+    /// The questions its `on_failure` workflow asks here, asked only if that runs.
+    pub on_failure_confirmations: Vec<ConfirmDoc>,
     /// Variables its steps read (`${BAD_MIGRATION}`, `when: env_set`).
     pub variables: Vec<String>,
     /// Its flowchart as Mermaid.
@@ -456,6 +460,10 @@ pub fn build_with(
                 .is_some_and(|r| r.contains("://") && !r.starts_with("file://")),
             quick: Vec::new(),
             refused: Vec::new(),
+            fleet: env
+                .fleet
+                .as_ref()
+                .map(|f| super::fleet::fleet_doc(f, crate::config::fleet::DEFAULT_CONCURRENCY)),
         });
     }
     let plan_env = env_name.or_else(|| project.environments.keys().next().map(String::as_str));
@@ -468,19 +476,25 @@ pub fn build_with(
             vars: &vars,
             registry,
         };
+        let mut rulings = CommandRulings::new(project, &resolved);
         for (name, workflow) in &project.workflows {
             let plan = plan_workflow(&cx, name)?;
             let flow = super::flow::build(&cx, &plan, workflow);
             let mut ops = Vec::new();
             operations(project, &plan, &mut ops);
-            let refused = ops
+            let mut refusals: Vec<String> = ops
                 .iter()
                 .map(|op| refusal(project, &resolved, *op))
                 .filter(|r| !r.is_empty())
-                .collect::<Vec<_>>()
-                .join("; ");
+                .collect();
+            command_refusals(&cx, &mut rulings, &plan, &mut refusals);
+            let refused = refusals.join("; ");
             let mut confirmations = Vec::new();
             all_confirmations(&cx, &plan, &mut confirmations);
+            let mut on_failure_confirmations = Vec::new();
+            if let Some(handler) = &plan.on_failure {
+                all_confirmations(&cx, handler, &mut on_failure_confirmations);
+            }
             workflows.push(WorkflowDoc {
                 name: name.clone(),
                 description: workflow.description.clone().unwrap_or_default(),
@@ -499,6 +513,7 @@ pub fn build_with(
                 command: format!("dbflow run {name} --env {plan_env}"),
                 refused,
                 confirmations,
+                on_failure_confirmations,
                 variables: workflow_variables(workflow),
                 mermaid: flow.to_mermaid(),
                 flow,
@@ -595,6 +610,129 @@ fn operations(project: &Project, plan: &Plan, out: &mut Vec<Operation>) {
         }
         if let Some(nested) = &step.nested {
             operations(project, nested, out);
+        }
+    }
+}
+
+/// A command line a step runs: the line, the environment it runs with, where it comes
+/// from ("task `wipe`").
+type CommandRun = (String, Vec<(String, String)>, String);
+
+/// The script gate of one environment, with what it already answered: 50 workflows
+/// running the same task ask about the same line once.
+struct CommandRulings {
+    gate: crate::guard::script_gate::ScriptGate,
+    tasks: std::collections::HashMap<String, Vec<CommandRun>>,
+    lines: std::collections::HashMap<(String, Option<String>, bool), Vec<String>>,
+}
+
+impl CommandRulings {
+    fn new(project: &Project, env: &ResolvedEnv) -> Self {
+        CommandRulings {
+            gate: crate::guard::script_gate::ScriptGate::for_docs(project, env),
+            tasks: Default::default(),
+            lines: Default::default(),
+        }
+    }
+
+    /// The command lines task `name` (its dependencies first) runs here.
+    fn task(&mut self, cx: &PlanContext<'_>, name: &str) -> Vec<CommandRun> {
+        self.tasks
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                crate::runner::plan(cx.project, cx.env, cx.vars, name)
+                    .map(|invocations| {
+                        invocations
+                            .iter()
+                            .filter(|i| i.skip.is_none())
+                            .filter_map(|inv| {
+                                inv.command.as_ref().map(|c| {
+                                    (
+                                        c.command.display(),
+                                        c.env.clone(),
+                                        format!("task `{}`", inv.task),
+                                    )
+                                })
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            })
+            .clone()
+    }
+
+    /// The gate's blocking reasons for `line` ("" when it allows it).
+    fn reasons(&mut self, line: &str, env: &[(String, String)], allow_seed: bool) -> &[String] {
+        // The command's environment matters only through the database it names.
+        let database_url = env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "DATABASE_URL")
+            .map(|(_, v)| v.clone());
+        let gate = &self.gate;
+        self.lines
+            .entry((line.to_string(), database_url, allow_seed))
+            .or_insert_with(|| {
+                gate.refusals(line, env, allow_seed)
+                    .iter()
+                    .flat_map(|d| d.violations.iter().filter(|v| v.blocks()))
+                    .map(|v| v.reason.clone())
+                    .collect()
+            })
+    }
+}
+
+/// The refusals of the command lines `plan`'s task and shell steps run (steps skipped
+/// there left out, nested workflows included): each line asked of the very gate that
+/// rules on it before the step runs ([`crate::guard::script_gate::ScriptGate`]), since
+/// these steps declare no operations of their own (`prisma migrate reset`, `dropdb` in
+/// a task).
+fn command_refusals(
+    cx: &PlanContext<'_>,
+    rulings: &mut CommandRulings,
+    plan: &Plan,
+    out: &mut Vec<String>,
+) {
+    let allow_seed = cx
+        .project
+        .workflows
+        .get(&plan.workflow)
+        .is_some_and(|w| w.allow_seed.is_some());
+    for (i, step) in plan.steps.iter().enumerate() {
+        if super::flow::skipped_here(cx.project, plan, i).is_some() {
+            continue;
+        }
+        let mut lines: Vec<CommandRun> = Vec::new();
+        match step.kind.as_str() {
+            "task" => {
+                for reference in step.step.references() {
+                    if let crate::engine::registry::Reference::Task(task) = reference {
+                        lines.extend(rulings.task(cx, &task));
+                    }
+                }
+            }
+            "shell" => {
+                for command in &step.doc.commands {
+                    lines.push((command.clone(), Vec::new(), format!("step `{}`", step.name)));
+                }
+            }
+            _ => {}
+        }
+        for (line, env, from) in lines {
+            let reasons = rulings.reasons(&line, &env, allow_seed);
+            if !reasons.is_empty() {
+                let refusal = crate::redact::redact(&format!(
+                    "{from} runs `{}`: {}",
+                    crate::lint::ast::summary(&line),
+                    reasons.join("; ")
+                ));
+                if !out.contains(&refusal) {
+                    out.push(refusal);
+                }
+            }
+        }
+        if let Some(nested) = &step.nested {
+            command_refusals(cx, rulings, nested, out);
         }
     }
 }

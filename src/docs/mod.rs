@@ -8,6 +8,7 @@
 
 pub mod context;
 pub mod filters;
+pub mod fleet;
 pub mod flow;
 pub mod flow_svg;
 pub mod limits;

@@ -155,3 +155,53 @@ impl Gate for ScriptGate {
         self.rule(&found, &self.target, &crate::lint::ast::summary(sql))
     }
 }
+
+impl ScriptGate {
+    /// The gate for documenting `env`: no override read from this shell, nobody asked,
+    /// nothing printed.
+    pub fn for_docs(project: &Project, env: &ResolvedEnv) -> Self {
+        ScriptGate {
+            rules: Rules::of(project, &env.name, env.protection),
+            target: GuardTarget::of(env),
+            scripts: command_line::package_scripts(&project.root),
+            overrides: Overrides::default(),
+            yes: false,
+            ui: Ui {
+                quiet: true,
+                ..Ui::new(false)
+            },
+        }
+    }
+
+    /// The refusals of `line`: the operations it performs ruled on exactly as
+    /// [`Self::command_sanctioned`] rules on them before a task or shell step runs.
+    /// `allow_seed` is the workflow's `allow_seed` being set: a liftable seed is then
+    /// sanctioned (after its backup and typed word), as at run time.
+    pub fn refusals(
+        &self,
+        line: &str,
+        command_env: &[(String, String)],
+        allow_seed: bool,
+    ) -> Vec<super::Decision> {
+        let sanctioned = self
+            .seed_decision(line, command_env)
+            .filter(|d| allow_seed && super::seed::liftable(d))
+            .map(|_| Operation::Seed);
+        let (base, found) = self.detect(line, command_env);
+        let mut seen = Vec::new();
+        let mut out = Vec::new();
+        for (operation, database) in found {
+            if Some(operation) == sanctioned || seen.contains(&operation) {
+                continue;
+            }
+            seen.push(operation);
+            let decision =
+                self.rules
+                    .decide(&base.with_database(database), operation, &self.overrides);
+            if !decision.allowed {
+                out.push(decision);
+            }
+        }
+        out
+    }
+}

@@ -109,6 +109,8 @@ pub struct History {
     pub drill_sources: Vec<String>,
     /// Records that could not be read, each with where and why.
     pub skipped: Vec<String>,
+    /// Each fleet environment's recorded version matrix.
+    pub fleets: Vec<super::fleet::FleetEnv>,
 }
 
 impl History {
@@ -136,6 +138,7 @@ impl History {
             .drills
             .sort_by(|a, b| (a.date, &a.run_id).cmp(&(b.date, &b.run_id)));
         (history.runs, history.total_runs) = runs(&project.root, &mut history.skipped);
+        history.fleets = super::fleet::read(project, &mut history.skipped);
         history
     }
 }

@@ -7,6 +7,7 @@
 //! the HTML.
 
 pub mod chart;
+pub mod fleet;
 pub mod history;
 pub mod page;
 

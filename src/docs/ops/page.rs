@@ -45,15 +45,21 @@ pub fn render(project_name: &str, history: &History) -> String {
     .max();
     let _ = write!(
         body,
-        r##"<header><h1>Operations · {}</h1><p class="lede">Built from what dbflow recorded: restore drill reports, the backup catalogs and the run journals{}. Regenerate with <code>dbflow docs --site DIR</code>.</p><nav class="toc"><a href="#drills">Restore drills</a> · <a href="#backups">Backups</a> · <a href="#runs">Recent runs</a></nav></header>"##,
+        r##"<header><h1>Operations · {}</h1><p class="lede">Built from what dbflow recorded: restore drill reports, the backup catalogs and the run journals{}. Regenerate with <code>dbflow docs --site DIR</code>.</p><nav class="toc"><a href="#drills">Restore drills</a> · <a href="#backups">Backups</a> · <a href="#runs">Recent runs</a>{}</nav></header>"##,
         t(project_name),
         newest
             .map(|n| format!(" (newest record: {})", when(n)))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        if history.fleets.is_empty() {
+            ""
+        } else {
+            r##" · <a href="#fleets">Fleets</a>"##
+        }
     );
     drills_section(&mut body, history);
     backups_section(&mut body, history);
     runs_section(&mut body, &history.runs, history.total_runs);
+    super::fleet::section(&mut body, &history.fleets);
     if !history.skipped.is_empty() {
         body.push_str(r#"<section id="skipped"><h2>Records not shown</h2><p>These could not be read and are left out of the figures above:</p><ul>"#);
         for s in &history.skipped {
