@@ -8,6 +8,7 @@ use crate::db::migrate;
 use crate::engine::registry::{Outcome, Step, StepDoc, StepError};
 use crate::engine::{PlanContext, RunContext};
 use crate::guard::{self, migrations, Operation};
+use crate::journal::Event;
 
 /// `migrate down NAME`: runs the `down.sql` of the newest applied migration `name`.
 #[derive(Debug)]
@@ -123,15 +124,12 @@ fn confirmed(
     }
     if decision.needs_confirmation {
         let answer = migrations::confirm(question, cx.options.yes);
-        cx.journal.record(
-            "protected_confirmation",
-            serde_json::json!({
-                "operation": operation.name(),
-                "question": question,
-                "confirmed_by": answer.as_ref().ok(),
-                "refused": answer.as_ref().err(),
-            }),
-        );
+        cx.journal.log(Event::ProtectedConfirmation {
+            operation: operation.name().to_string(),
+            question: question.to_string(),
+            confirmed_by: answer.as_ref().ok().map(|by| by.to_string()),
+            refused: answer.as_ref().err().cloned(),
+        });
         answer.map_err(StepError::blocked)?;
     }
     Ok(())
