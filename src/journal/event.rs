@@ -971,6 +971,16 @@ mod tests {
     }
 
     #[test]
+    fn an_untyped_line_keeps_its_fields_in_their_order() {
+        let line = object(r#"{"ts":"t","event":"lua_note","a":1,"b":2,"c":3}"#);
+        let Line::Other { fields, .. } = Recorded::from_json(line).line else {
+            panic!("lua_note is not typed");
+        };
+        let keys: Vec<&str> = fields.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["a", "b", "c"]);
+    }
+
+    #[test]
     fn a_typed_name_with_other_fields_is_kept_as_it_was() {
         // A Lua step may record an event whose name a typed one has.
         let line = object(r#"{"ts":"t","event":"verify","checks":"all good"}"#);
