@@ -2,9 +2,14 @@
 //! journal has always held (`{"ts": …, "event": "<name>", <fields>…}`, fields in this
 //! order), so journals written before the types existed read back as the same events.
 //!
-//! Events a step names at run time (Lua steps and providers, and step kinds whose events
-//! are not typed yet) still go through [`Journal::record`](super::Journal::record); they
-//! read back as [`Line::Other`].
+//! Events named at run time (Lua steps and providers) and the guard's events (built in
+//! `guard` as name and fields, shared with the Lua and shell gates: `guard_override`,
+//! `guard_override_refused`, `guard_blocked`, the deploy gate's) still go through
+//! [`Journal::record`](super::Journal::record); they read back as [`Line::Other`].
+//!
+//! A field the old line held as `null` is an `Option` written as `null`; a field the old
+//! line left out when it had no value is an `Option` skipped when `None` (`repository`,
+//! `server`, `variable`, `yes_answers`), so both shapes come back byte for byte.
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
