@@ -300,6 +300,23 @@ pub enum Event {
         /// How long it took.
         duration_ms: u64,
     },
+    /// A guard rule was overridden by its variable.
+    GuardOverride(GuardRule),
+    /// A guard rule's override variable was set but does not count (refused).
+    GuardOverrideRefused(GuardRule),
+    /// The guard blocked an operation.
+    GuardBlocked {
+        /// The operation's name.
+        operation: String,
+        /// The environment.
+        env: String,
+        /// Its protection level.
+        protection: String,
+        /// The database, when known.
+        database: Option<String>,
+        /// The rules that block it.
+        rules: Vec<String>,
+    },
     /// An in-place restore swapped the restored copy into place.
     RestoreSwap {
         /// The database replaced.
@@ -309,6 +326,25 @@ pub enum Event {
         /// The name the replaced database is kept under.
         kept_aside: String,
     },
+}
+
+/// A guard rule as a `guard_override` / `guard_override_refused` line names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardRule {
+    /// The operation's name.
+    pub operation: String,
+    /// The environment.
+    pub env: String,
+    /// Its protection level.
+    pub protection: String,
+    /// The database, when known.
+    pub database: Option<String>,
+    /// The rule.
+    pub rule: String,
+    /// The variable that overrides it.
+    pub variable: String,
+    /// Why the rule applies.
+    pub reason: String,
 }
 
 /// The lint's totals in a `guard_lint` line.
@@ -416,7 +452,19 @@ impl Event {
             Event::RestoreStart { .. } => "restore_start",
             Event::RestoreEnd { .. } => "restore_end",
             Event::RestoreSwap { .. } => "restore_swap",
+            Event::GuardOverride(_) => "guard_override",
+            Event::GuardOverrideRefused(_) => "guard_override_refused",
+            Event::GuardBlocked { .. } => "guard_blocked",
         }
+    }
+
+    /// The event as `record`'s name and fields, for the gates that hand events on by
+    /// name (shared with Lua and `dbflow check`).
+    pub fn into_named(self) -> (&'static str, Value) {
+        let name = self.name();
+        let mut fields = self.to_json();
+        fields.shift_remove("event");
+        (name, Value::Object(fields))
     }
 
     /// The event as the JSON object of its line, without the timestamp: `event` first,
@@ -734,6 +782,19 @@ mod tests {
         assert!(
             matches!(&typed("restore_swap")[..], [Event::RestoreSwap { kept_aside, .. }] if kept_aside == "app_replaced_20261130")
         );
+        assert!(
+            matches!(&typed("guard_override")[..], [Event::GuardOverride(GuardRule { database: Some(_), rule, .. })] if rule == "lint_errors")
+        );
+        assert!(matches!(
+            &typed("guard_override_refused")[..],
+            [Event::GuardOverrideRefused(GuardRule {
+                database: None,
+                ..
+            })]
+        ));
+        assert!(
+            matches!(&typed("guard_blocked")[..], [Event::GuardBlocked { rules, .. }] if rules.len() == 2)
+        );
     }
 
     #[test]
@@ -955,6 +1016,31 @@ mod tests {
                 from: s("app_restore"),
                 kept_aside: s("app_replaced"),
             },
+            Event::GuardOverride(GuardRule {
+                operation: s("deploy"),
+                env: s("staging"),
+                protection: s("shared"),
+                database: None,
+                rule: s("lint_errors"),
+                variable: s("DBFLOW_ALLOW_LINT_ERRORS"),
+                reason: s("lint errors"),
+            }),
+            Event::GuardOverrideRefused(GuardRule {
+                operation: s("deploy"),
+                env: s("staging"),
+                protection: s("shared"),
+                database: None,
+                rule: s("lint_errors"),
+                variable: s("DBFLOW_ALLOW_LINT_ERRORS"),
+                reason: s("lint errors"),
+            }),
+            Event::GuardBlocked {
+                operation: s("reset"),
+                env: s("production"),
+                protection: s("protected"),
+                database: Some(s("app")),
+                rules: vec![s("protected_reset")],
+            },
         ]
     }
 
@@ -963,7 +1049,7 @@ mod tests {
         let events = every_event();
         let mut names: Vec<&str> = events.iter().map(Event::name).collect();
         names.dedup();
-        assert_eq!(names.len(), 26, "one of each variant: {names:?}");
+        assert_eq!(names.len(), 29, "one of each variant: {names:?}");
         for event in events {
             let text = written("2026-01-01T00:00:00.000Z", &event);
             let line = object(&text);

@@ -125,8 +125,8 @@ impl Step for GuardStep {
         for op in &self.operations {
             let decision = guard::check(cx.project, cx.env, *op);
             guard::announce(cx.ui, &decision);
-            for (event, fields) in guard::journal_events(&decision) {
-                cx.journal.record(event, fields);
+            for event in guard::decision_events(&decision) {
+                cx.journal.log(event);
             }
             if !decision.allowed {
                 for line in decision.render().lines() {
