@@ -2,10 +2,11 @@
 //! journal has always held (`{"ts": …, "event": "<name>", <fields>…}`, fields in this
 //! order), so journals written before the types existed read back as the same events.
 //!
-//! Events named at run time (Lua steps and providers) and the guard's events (built in
-//! `guard` as name and fields, shared with the Lua and shell gates: `guard_override`,
-//! `guard_override_refused`, `guard_blocked`, the deploy gate's) still go through
-//! [`Journal::record`](super::Journal::record); they read back as [`Line::Other`].
+//! Events named at run time (Lua steps and providers), and those the guard's gates hand
+//! on as name and fields (the script gate's events, shared with Lua; the deploy gate's
+//! callback; a command's own journal) still go through
+//! [`Journal::record`](super::Journal::record). A line whose name and fields fit no
+//! variant reads back as [`Line::Other`].
 //!
 //! A field the old line held as `null` is an `Option` written as `null`; a field the old
 //! line left out when it had no value is an `Option` skipped when `None` (`repository`,
