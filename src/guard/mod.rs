@@ -38,7 +38,7 @@ pub use rails::{decide, Decision, GuardTarget, OverrideState, Overrides, Violati
 
 use crate::config::diagnostic::did_you_mean;
 use crate::config::{Diagnostic, Project, ResolvedEnv};
-use crate::journal::{new_run_id, Journal};
+use crate::journal::{new_run_id, Event, GuardRule, Journal};
 use crate::ui::Ui;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -76,36 +76,45 @@ pub fn announce(ui: &Ui, decision: &Decision) {
 }
 
 /// Journal events for a decision: one per override used or refused, and the block.
+/// (By name and fields, for the gates that hand events on so: Lua, `dbflow check`.)
 pub fn journal_events(decision: &Decision) -> Vec<(&'static str, Value)> {
+    decision_events(decision)
+        .into_iter()
+        .map(Event::into_named)
+        .collect()
+}
+
+/// The journal events of a decision, typed: overrides used and refused, and the block.
+pub fn decision_events(decision: &Decision) -> Vec<Event> {
     let mut out = Vec::new();
-    let base = |v: &Violation| {
-        json!({
-            "operation": decision.operation.name(),
-            "env": decision.target.env,
-            "protection": decision.target.protection.as_str(),
-            "database": decision.target.database,
-            "rule": v.rule,
-            "variable": v.override_var,
-            "reason": v.reason,
-        })
+    let base = |v: &Violation| GuardRule {
+        operation: decision.operation.name().to_string(),
+        env: decision.target.env.clone(),
+        protection: decision.target.protection.as_str().to_string(),
+        database: decision.target.database.clone(),
+        rule: v.rule.to_string(),
+        variable: v.override_var.clone(),
+        reason: v.reason.clone(),
     };
     for v in decision.overrides_used() {
-        out.push(("guard_override", base(v)));
+        out.push(Event::GuardOverride(base(v)));
     }
     for v in decision.overrides_refused() {
-        out.push(("guard_override_refused", base(v)));
+        out.push(Event::GuardOverrideRefused(base(v)));
     }
     if !decision.allowed {
-        out.push((
-            "guard_blocked",
-            json!({
-                "operation": decision.operation.name(),
-                "env": decision.target.env,
-                "protection": decision.target.protection.as_str(),
-                "database": decision.target.database,
-                "rules": decision.violations.iter().filter(|v| v.blocks()).map(|v| v.rule).collect::<Vec<_>>(),
-            }),
-        ));
+        out.push(Event::GuardBlocked {
+            operation: decision.operation.name().to_string(),
+            env: decision.target.env.clone(),
+            protection: decision.target.protection.as_str().to_string(),
+            database: decision.target.database.clone(),
+            rules: decision
+                .violations
+                .iter()
+                .filter(|v| v.blocks())
+                .map(|v| v.rule.to_string())
+                .collect(),
+        });
     }
     out
 }

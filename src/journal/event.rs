@@ -2,9 +2,15 @@
 //! journal has always held (`{"ts": …, "event": "<name>", <fields>…}`, fields in this
 //! order), so journals written before the types existed read back as the same events.
 //!
-//! Events a step names at run time (Lua steps and providers, and step kinds whose events
-//! are not typed yet) still go through [`Journal::record`](super::Journal::record); they
-//! read back as [`Line::Other`].
+//! Events named at run time (Lua steps and providers), and those the guard's gates hand
+//! on as name and fields (the script gate's events, shared with Lua; the deploy gate's
+//! callback; a command's own journal) still go through
+//! [`Journal::record`](super::Journal::record). A line whose name and fields fit no
+//! variant reads back as [`Line::Other`].
+//!
+//! A field the old line held as `null` is an `Option` written as `null`; a field the old
+//! line left out when it had no value is an `Option` skipped when `None` (`repository`,
+//! `server`, `variable`, `yes_answers`), so both shapes come back byte for byte.
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -163,6 +169,207 @@ pub enum Event {
         /// Each check's result, in the order they ran.
         checks: IndexMap<String, CheckResult>,
     },
+    /// The guard step reviewed the pending and modified migrations (lint).
+    GuardLint {
+        /// Pending migrations.
+        pending: Vec<String>,
+        /// Applied migrations whose files changed.
+        modified: Vec<String>,
+        /// The lint's totals.
+        summary: LintTotals,
+        /// Why the lint did not run, when it did not.
+        skipped: Option<String>,
+    },
+    /// A seed on a protected environment that the workflow sanctions, allowed or refused.
+    SeedSanctioned {
+        /// The environment.
+        env: String,
+        /// The workflow that sanctions it.
+        workflow: String,
+        /// The reason the workflow gives.
+        reason: String,
+        /// The seed command.
+        command: String,
+        /// The backup this run took (`backup_id`, [`BACKUP_ID`](super::BACKUP_ID)).
+        backup_id: Option<String>,
+        /// `allowed` or `refused`.
+        outcome: String,
+        /// Why it was refused.
+        refused: Option<String>,
+    },
+    /// A protected operation was confirmed, or not.
+    ProtectedConfirmation {
+        /// The operation's name.
+        operation: String,
+        /// The question asked.
+        question: String,
+        /// Who confirmed it (`person`, `--yes`), when confirmed.
+        confirmed_by: Option<String>,
+        /// Why it was not, when refused.
+        refused: Option<String>,
+    },
+    /// A question was answered (`confirm` step, in-place restore).
+    Confirmation {
+        /// The question asked.
+        question: String,
+        /// The answer (`Yes`, `AssumedYes`, `No`, `CannotAsk(…)`, `Variable`).
+        answer: String,
+        /// The variable that answered yes, when one did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        variable: Option<String>,
+        /// Whether `--yes` may answer it (`confirm` steps).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        yes_answers: Option<bool>,
+    },
+    /// The typed word that switches the application to a restored copy was asked for.
+    CutOverConfirmation {
+        /// The question asked.
+        question: String,
+        /// The answer.
+        answer: String,
+        /// The restored copy.
+        database: String,
+    },
+    /// A `stop_writes` step stopped writes through its task, or had none to run.
+    StopWrites {
+        /// The task run (null when none was declared).
+        task: Option<String>,
+        /// Whether writes were stopped.
+        stopped: bool,
+    },
+    /// A task (or a hook task) ran, skipped, or its precondition failed.
+    Task {
+        /// The task.
+        task: String,
+        /// Its result (`Ran`, `Skipped(…)`, `PreconditionFailed(…)`, …).
+        result: String,
+    },
+    /// A `prune` step kept and deleted backups.
+    Prune {
+        /// Whether it only said what it would delete.
+        dry_run: bool,
+        /// The backups kept.
+        kept: Vec<String>,
+        /// The backups deleted (or that would be).
+        deleted: Vec<String>,
+        /// The object-storage repository pruned, when not the local folder.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        repository: Option<String>,
+    },
+    /// A `preflight` step's checks, by name (each a field of the line).
+    Preflight {
+        /// Each check's result, in the order they ran.
+        #[serde(flatten)]
+        checks: IndexMap<String, PreflightCheck>,
+    },
+    /// A drill server was checked not to be the primary's.
+    DrillServer {
+        /// The drill server, redacted.
+        server: String,
+        /// Whether the guard allowed it.
+        allowed: bool,
+        /// Why it was refused.
+        refused: Option<String>,
+    },
+    /// A backup was taken for a drill (`backup_id`, [`BACKUP_ID`](super::BACKUP_ID)).
+    BackupUsed {
+        /// The backup.
+        backup_id: String,
+        /// The object-storage repository it went to, when not the local folder.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        repository: Option<String>,
+    },
+    /// A restore starts (`backup_id`, [`BACKUP_ID`](super::BACKUP_ID)).
+    RestoreStart {
+        /// The backup restored.
+        backup_id: String,
+        /// The object-storage repository it comes from, when not the local folder.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        repository: Option<String>,
+        /// Where it goes.
+        destination: String,
+    },
+    /// A restore ended.
+    RestoreEnd {
+        /// The backup restored.
+        backup_id: String,
+        /// The database restored into.
+        database: String,
+        /// The drill server it was restored on, redacted, when not the primary's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        server: Option<String>,
+        /// How long it took.
+        duration_ms: u64,
+    },
+    /// A guard rule was overridden by its variable.
+    GuardOverride(GuardRule),
+    /// A guard rule's override variable was set but does not count (refused).
+    GuardOverrideRefused(GuardRule),
+    /// The guard blocked an operation.
+    GuardBlocked {
+        /// The operation's name.
+        operation: String,
+        /// The environment.
+        env: String,
+        /// Its protection level.
+        protection: String,
+        /// The database, when known.
+        database: Option<String>,
+        /// The rules that block it.
+        rules: Vec<String>,
+    },
+    /// An in-place restore swapped the restored copy into place.
+    RestoreSwap {
+        /// The database replaced.
+        database: String,
+        /// The copy that took its place.
+        from: String,
+        /// The name the replaced database is kept under.
+        kept_aside: String,
+    },
+}
+
+/// A guard rule as a `guard_override` / `guard_override_refused` line names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardRule {
+    /// The operation's name.
+    pub operation: String,
+    /// The environment.
+    pub env: String,
+    /// Its protection level.
+    pub protection: String,
+    /// The database, when known.
+    pub database: Option<String>,
+    /// The rule.
+    pub rule: String,
+    /// The variable that overrides it.
+    pub variable: String,
+    /// Why the rule applies.
+    pub reason: String,
+}
+
+/// The lint's totals in a `guard_lint` line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LintTotals {
+    /// Files linted.
+    pub files: usize,
+    /// Statements in them.
+    pub statements: usize,
+    /// Findings that are errors.
+    pub errors: usize,
+    /// Findings that are warnings.
+    pub warnings: usize,
+    /// Findings silenced by an annotation.
+    pub allowed: usize,
+}
+
+/// One `preflight` check's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreflightCheck {
+    /// `PASS`, `WARN` or `FAIL`.
+    pub result: String,
+    /// What was found.
+    pub detail: String,
 }
 
 /// How a step ended. Succeeded and skipped steps carry their outputs; failed ones their
@@ -232,7 +439,33 @@ impl Event {
             Event::OnFailureEnd { .. } => "on_failure_end",
             Event::RunEnd { .. } => "run_end",
             Event::Verify { .. } => "verify",
+            Event::GuardLint { .. } => "guard_lint",
+            Event::SeedSanctioned { .. } => "seed_sanctioned",
+            Event::ProtectedConfirmation { .. } => "protected_confirmation",
+            Event::Confirmation { .. } => "confirmation",
+            Event::CutOverConfirmation { .. } => "cut_over_confirmation",
+            Event::StopWrites { .. } => "stop_writes",
+            Event::Task { .. } => "task",
+            Event::Prune { .. } => "prune",
+            Event::Preflight { .. } => "preflight",
+            Event::DrillServer { .. } => "drill_server",
+            Event::BackupUsed { .. } => "backup_used",
+            Event::RestoreStart { .. } => "restore_start",
+            Event::RestoreEnd { .. } => "restore_end",
+            Event::RestoreSwap { .. } => "restore_swap",
+            Event::GuardOverride(_) => "guard_override",
+            Event::GuardOverrideRefused(_) => "guard_override_refused",
+            Event::GuardBlocked { .. } => "guard_blocked",
         }
+    }
+
+    /// The event as `record`'s name and fields, for the gates that hand events on by
+    /// name (shared with Lua and `dbflow check`).
+    pub fn into_named(self) -> (&'static str, Value) {
+        let name = self.name();
+        let mut fields = self.to_json();
+        fields.shift_remove("event");
+        (name, Value::Object(fields))
     }
 
     /// The event as the JSON object of its line, without the timestamp: `event` first,
@@ -274,14 +507,16 @@ impl Recorded {
     /// fields do not fit its type (a journal from another version), is kept as
     /// [`Line::Other`]: nothing of an old journal is dropped.
     pub fn from_json(mut object: Map<String, Value>) -> Recorded {
-        let ts = match object.remove("ts") {
+        // `shift_remove` keeps the other fields in their order (`remove` swaps the last
+        // one into the gap), which a `preflight` line's checks and `Other` fields need.
+        let ts = match object.shift_remove("ts") {
             Some(Value::String(ts)) => ts,
             _ => String::new(),
         };
         let line = match serde_json::from_value::<Event>(Value::Object(object.clone())) {
             Ok(event) => Line::Event(event),
             Err(_) => {
-                let event = match object.remove("event") {
+                let event = match object.shift_remove("event") {
                     Some(Value::String(event)) => event,
                     _ => String::new(),
                 };
@@ -373,6 +608,210 @@ mod tests {
         };
         assert_eq!(changes.committed, ["20261130_add_users"]);
         assert!(changes.any());
+    }
+
+    /// The lines of the old journal with the given `event`, typed.
+    fn typed(name: &str) -> Vec<Event> {
+        BEFORE
+            .lines()
+            .map(|l| Recorded::from_json(object(l)).line)
+            .filter_map(|line| match line {
+                Line::Event(event) if event.name() == name => Some(event),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_steps_old_events_read_back_as_what_they_recorded() {
+        let [Event::GuardLint {
+            pending,
+            summary,
+            skipped: None,
+            ..
+        }, Event::GuardLint {
+            skipped: Some(_), ..
+        }] = &typed("guard_lint")[..]
+        else {
+            panic!("{:?}", typed("guard_lint"));
+        };
+        assert_eq!(pending.len(), 2);
+        assert_eq!(summary.warnings, 1);
+        let [Event::SeedSanctioned {
+            backup_id: Some(id),
+            refused: None,
+            ..
+        }, Event::SeedSanctioned {
+            backup_id: None,
+            refused: Some(_),
+            outcome,
+            ..
+        }] = &typed("seed_sanctioned")[..]
+        else {
+            panic!("{:?}", typed("seed_sanctioned"));
+        };
+        assert_eq!(
+            (id.as_str(), outcome.as_str()),
+            ("20261130T100000Z-production", "refused")
+        );
+        let refused: Vec<bool> = typed("protected_confirmation")
+            .iter()
+            .map(|e| {
+                matches!(
+                    e,
+                    Event::ProtectedConfirmation {
+                        refused: Some(_),
+                        confirmed_by: None,
+                        ..
+                    }
+                )
+            })
+            .collect();
+        assert_eq!(refused, [false, true]);
+        let confirmations = typed("confirmation");
+        assert!(
+            matches!(&confirmations[0], Event::Confirmation { variable: Some(v), yes_answers: None, .. } if v == "DBFLOW_CONFIRM")
+        );
+        assert!(matches!(
+            &confirmations[1],
+            Event::Confirmation {
+                variable: None,
+                yes_answers: Some(true),
+                ..
+            }
+        ));
+        assert!(matches!(
+            &confirmations[2],
+            Event::Confirmation {
+                variable: None,
+                yes_answers: None,
+                ..
+            }
+        ));
+        assert!(
+            matches!(&typed("cut_over_confirmation")[..], [Event::CutOverConfirmation { answer, .. }] if answer == "No")
+        );
+        assert!(matches!(
+            &typed("stop_writes")[..],
+            [
+                Event::StopWrites {
+                    task: None,
+                    stopped: false
+                },
+                Event::StopWrites {
+                    task: Some(_),
+                    stopped: true
+                }
+            ]
+        ));
+        assert_eq!(typed("task").len(), 2);
+        let [Event::Prune {
+            dry_run: true,
+            deleted,
+            repository: None,
+            ..
+        }, Event::Prune {
+            repository: Some(_),
+            ..
+        }] = &typed("prune")[..]
+        else {
+            panic!("{:?}", typed("prune"));
+        };
+        assert_eq!(deleted.len(), 2);
+        let [Event::Preflight { checks }] = &typed("preflight")[..] else {
+            panic!("{:?}", typed("preflight"));
+        };
+        let labels: Vec<&str> = checks.keys().map(String::as_str).collect();
+        assert_eq!(
+            labels,
+            [
+                "server version",
+                "disk space for backups",
+                "pooler and direct URL"
+            ]
+        );
+        assert_eq!(checks["pooler and direct URL"].result, "FAIL");
+        assert!(matches!(
+            &typed("drill_server")[..],
+            [
+                Event::DrillServer {
+                    allowed: true,
+                    refused: None,
+                    ..
+                },
+                Event::DrillServer {
+                    allowed: false,
+                    refused: Some(_),
+                    ..
+                }
+            ]
+        ));
+        assert!(matches!(
+            &typed("backup_used")[..],
+            [
+                Event::BackupUsed {
+                    repository: None,
+                    ..
+                },
+                Event::BackupUsed {
+                    repository: Some(_),
+                    ..
+                }
+            ]
+        ));
+        let starts = typed("restore_start");
+        assert!(
+            matches!(&starts[0], Event::RestoreStart { repository: None, destination, .. } if destination == "New(None)")
+        );
+        assert!(
+            matches!(&starts[2], Event::RestoreStart { repository: Some(_), backup_id, .. } if backup_id == "20261130T100400Z-production")
+        );
+        assert!(matches!(
+            &typed("restore_end")[..],
+            [
+                Event::RestoreEnd {
+                    server: None,
+                    duration_ms: 977,
+                    ..
+                },
+                Event::RestoreEnd {
+                    server: Some(_),
+                    ..
+                }
+            ]
+        ));
+        assert!(
+            matches!(&typed("restore_swap")[..], [Event::RestoreSwap { kept_aside, .. }] if kept_aside == "app_replaced_20261130")
+        );
+        assert!(
+            matches!(&typed("guard_override")[..], [Event::GuardOverride(GuardRule { database: Some(_), rule, .. })] if rule == "lint_errors")
+        );
+        assert!(matches!(
+            &typed("guard_override_refused")[..],
+            [Event::GuardOverrideRefused(GuardRule {
+                database: None,
+                ..
+            })]
+        ));
+        assert!(
+            matches!(&typed("guard_blocked")[..], [Event::GuardBlocked { rules, .. }] if rules.len() == 2)
+        );
+    }
+
+    #[test]
+    fn the_backup_id_is_written_under_the_output_key_readers_look_for() {
+        let id = |event: &Event| event.to_json().get(crate::journal::BACKUP_ID).cloned();
+        for event in every_event() {
+            if matches!(
+                event,
+                Event::SeedSanctioned { .. }
+                    | Event::BackupUsed { .. }
+                    | Event::RestoreStart { .. }
+                    | Event::RestoreEnd { .. }
+            ) {
+                assert_eq!(id(&event), Some(Value::from("b1")), "{}", event.name());
+            }
+        }
     }
 
     /// One of each event (both shapes of `step_end`).
@@ -492,6 +931,117 @@ mod tests {
                     ),
                 ]),
             },
+            Event::GuardLint {
+                pending: vec![s("m1")],
+                modified: vec![],
+                summary: LintTotals {
+                    files: 1,
+                    statements: 2,
+                    errors: 0,
+                    warnings: 1,
+                    allowed: 0,
+                },
+                skipped: None,
+            },
+            Event::SeedSanctioned {
+                env: s("production"),
+                workflow: s("seed"),
+                reason: s("demo"),
+                command: s("npm run seed"),
+                backup_id: Some(s("b1")),
+                outcome: s("allowed"),
+                refused: None,
+            },
+            Event::ProtectedConfirmation {
+                operation: s("migrate_down"),
+                question: s("sure?"),
+                confirmed_by: None,
+                refused: Some(s("nobody to ask")),
+            },
+            Event::Confirmation {
+                question: s("sure?"),
+                answer: s("Yes"),
+                variable: None,
+                yes_answers: Some(false),
+            },
+            Event::CutOverConfirmation {
+                question: s("type CUTOVER"),
+                answer: s("Yes"),
+                database: s("app_restore"),
+            },
+            Event::StopWrites {
+                task: Some(s("maintenance-on")),
+                stopped: true,
+            },
+            Event::Task {
+                task: s("seed"),
+                result: s("Ran"),
+            },
+            Event::Prune {
+                dry_run: false,
+                kept: vec![s("b2")],
+                deleted: vec![s("b1")],
+                repository: Some(s("s3://b/app")),
+            },
+            Event::Preflight {
+                checks: IndexMap::from_iter([(
+                    s("server version"),
+                    PreflightCheck {
+                        result: s("PASS"),
+                        detail: s("16.4"),
+                    },
+                )]),
+            },
+            Event::DrillServer {
+                server: s("postgres://d/postgres"),
+                allowed: true,
+                refused: None,
+            },
+            Event::BackupUsed {
+                backup_id: s("b1"),
+                repository: None,
+            },
+            Event::RestoreStart {
+                backup_id: s("b1"),
+                repository: Some(s("s3://b/app")),
+                destination: s("new"),
+            },
+            Event::RestoreEnd {
+                backup_id: s("b1"),
+                database: s("app_restore"),
+                server: Some(s("postgres://d/postgres")),
+                duration_ms: 12,
+            },
+            Event::RestoreSwap {
+                database: s("app"),
+                from: s("app_restore"),
+                kept_aside: s("app_replaced"),
+            },
+            Event::GuardOverride(GuardRule {
+                operation: s("deploy"),
+                env: s("staging"),
+                protection: s("shared"),
+                database: None,
+                rule: s("lint_errors"),
+                variable: s("DBFLOW_ALLOW_LINT_ERRORS"),
+                reason: s("lint errors"),
+            }),
+            Event::GuardOverrideRefused(GuardRule {
+                operation: s("deploy"),
+                env: s("staging"),
+                protection: s("shared"),
+                database: None,
+                rule: s("lint_errors"),
+                variable: s("DBFLOW_ALLOW_LINT_ERRORS"),
+                reason: s("lint errors"),
+            }),
+            Event::GuardBlocked {
+                operation: s("reset"),
+                env: s("production"),
+                protection: s("protected"),
+                database: Some(s("app")),
+                rules: vec![s("protected_reset")],
+            },
         ]
     }
 
@@ -500,7 +1050,7 @@ mod tests {
         let events = every_event();
         let mut names: Vec<&str> = events.iter().map(Event::name).collect();
         names.dedup();
-        assert_eq!(names.len(), 12, "one of each variant: {names:?}");
+        assert_eq!(names.len(), 29, "one of each variant: {names:?}");
         for event in events {
             let text = written("2026-01-01T00:00:00.000Z", &event);
             let line = object(&text);
@@ -510,6 +1060,16 @@ mod tests {
             assert_eq!(back.ts, "2026-01-01T00:00:00.000Z");
             assert_eq!(back.line, Line::Event(event));
         }
+    }
+
+    #[test]
+    fn an_untyped_line_keeps_its_fields_in_their_order() {
+        let line = object(r#"{"ts":"t","event":"lua_note","a":1,"b":2,"c":3}"#);
+        let Line::Other { fields, .. } = Recorded::from_json(line).line else {
+            panic!("lua_note is not typed");
+        };
+        let keys: Vec<&str> = fields.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["a", "b", "c"]);
     }
 
     #[test]

@@ -8,7 +8,9 @@
 
 mod event;
 
-pub use event::{Changes, CheckResult, Event, Line, Recorded, StepEnd};
+pub use event::{
+    Changes, CheckResult, Event, GuardRule, Line, LintTotals, PreflightCheck, Recorded, StepEnd,
+};
 
 use crate::error::{Error, Result};
 use serde_json::{json, Map, Value};

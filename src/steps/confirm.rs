@@ -9,6 +9,7 @@
 use crate::config::Diagnostic;
 use crate::engine::registry::{parse_params, Outcome, Step, StepDoc, StepError, StepKind};
 use crate::engine::{PlanContext, RunContext};
+use crate::journal::Event;
 use crate::ui::prompt::{self, Answer};
 use serde::Deserialize;
 
@@ -134,22 +135,22 @@ impl Step for ConfirmStep {
         if let Some(var) = self.variable_says_yes() {
             cx.ui
                 .out(&format!("  {} → yes ({var}=yes)", self.params.message));
-            cx.journal.record(
-                "confirmation",
-                serde_json::json!({ "question": self.params.message, "answer": "Variable", "variable": var }),
-            );
+            cx.journal.log(Event::Confirmation {
+                question: self.params.message.clone(),
+                answer: "Variable".into(),
+                variable: Some(var.to_string()),
+                yes_answers: None,
+            });
             return Ok(Outcome::done().with("confirmed_by", var));
         }
         let yes = cx.options.yes && self.params.yes_answers;
         let answer = prompt::confirm(&self.params.message, yes, self.params.default);
-        cx.journal.record(
-            "confirmation",
-            serde_json::json!({
-                "question": self.params.message,
-                "answer": format!("{answer:?}"),
-                "yes_answers": self.params.yes_answers,
-            }),
-        );
+        cx.journal.log(Event::Confirmation {
+            question: self.params.message.clone(),
+            answer: format!("{answer:?}"),
+            variable: None,
+            yes_answers: Some(self.params.yes_answers),
+        });
         match answer {
             Answer::Yes => Ok(Outcome::done().with("confirmed_by", "person")),
             Answer::AssumedYes => {

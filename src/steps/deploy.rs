@@ -252,8 +252,8 @@ impl DeployStep {
         }
         let decision = guard::check(cx.project, cx.env, Operation::Deploy);
         guard::announce(cx.ui, &decision);
-        for (event, fields) in guard::journal_events(&decision) {
-            cx.journal.record(event, fields);
+        for event in guard::decision_events(&decision) {
+            cx.journal.log(event);
         }
         if !decision.allowed {
             return Err(StepError::blocked(decision.blocked_message()));

@@ -425,14 +425,11 @@ fn drill_server(cx: &mut RunContext<'_>, target: &Target) -> Result<Option<DbUrl
     let checked = cx
         .runtime()
         .block_on(crate::guard::server::check_drill_server(&target.url, &url));
-    cx.journal.record(
-        "drill_server",
-        serde_json::json!({
-            "server": url.redacted(),
-            "allowed": checked.is_ok(),
-            "refused": checked.as_ref().err(),
-        }),
-    );
+    cx.journal.log(crate::journal::Event::DrillServer {
+        server: url.redacted().to_string(),
+        allowed: checked.is_ok(),
+        refused: checked.as_ref().err().cloned(),
+    });
     checked.map_err(|why| StepError::blocked(format!("blocked by the guard: {why}")))?;
     cx.ui.out(&format!(
         "  ✔ drill server {} is not the primary's server",
@@ -449,10 +446,11 @@ fn restore_on_server(
     name: &str,
 ) -> Result<restore::RestoreReport, StepError> {
     let jobs = cx.project.backup_settings(&cx.env.name).jobs;
-    cx.journal.record(
-        "restore_start",
-        serde_json::json!({ "backup_id": entry.id(), "destination": format!("{name} on {}", server.redacted()) }),
-    );
+    cx.journal.log(crate::journal::Event::RestoreStart {
+        backup_id: entry.id().to_string(),
+        repository: None,
+        destination: format!("{name} on {}", server.redacted()),
+    });
     let runtime = cx.runtime();
     let mut transfer = Transfer::new(cx.ui);
     let result = restore::restore_into_new(
@@ -472,10 +470,12 @@ fn restore_on_server(
         server.redacted(),
         crate::ui::human_ms(report.duration.as_millis() as u64)
     ));
-    cx.journal.record(
-        "restore_end",
-        serde_json::json!({ "backup_id": entry.id(), "database": report.database, "server": server.redacted(), "duration_ms": report.duration.as_millis() as u64 }),
-    );
+    cx.journal.log(crate::journal::Event::RestoreEnd {
+        backup_id: entry.id().to_string(),
+        database: report.database.clone(),
+        server: Some(server.redacted().to_string()),
+        duration_ms: report.duration.as_millis() as u64,
+    });
     Ok(report)
 }
 
@@ -514,10 +514,10 @@ fn fresh_remote_backup(
     };
     super::record_metrics(cx, "backup", created.is_ok(), started.elapsed(), gauges);
     let entry = created.map_err(restoring::step_error)?;
-    cx.journal.record(
-        "backup_used",
-        serde_json::json!({ "backup_id": entry.id(), "repository": remote.shown }),
-    );
+    cx.journal.log(crate::journal::Event::BackupUsed {
+        backup_id: entry.id().to_string(),
+        repository: Some(remote.shown.to_string()),
+    });
     cx.ui.out(&format!(
         "  ✔ backup {} in {} ({})",
         entry.id(),
@@ -538,10 +538,11 @@ fn restore_from_repository(
     name: &str,
 ) -> Result<restore::RestoreReport, StepError> {
     use backup::repository::object;
-    cx.journal.record(
-        "restore_start",
-        serde_json::json!({ "backup_id": entry.id(), "repository": remote.shown, "destination": format!("{name} on {}", server.redacted()) }),
-    );
+    cx.journal.log(crate::journal::Event::RestoreStart {
+        backup_id: entry.id().to_string(),
+        repository: Some(remote.shown.to_string()),
+        destination: format!("{name} on {}", server.redacted()),
+    });
     let identities = object::identities_for(entry, cx.vars).map_err(restoring::step_error)?;
     let mut transfer = Transfer::new(cx.ui);
     let result = object::restore_into_new(
@@ -562,10 +563,12 @@ fn restore_from_repository(
         report.database,
         crate::ui::human_ms(report.duration.as_millis() as u64)
     ));
-    cx.journal.record(
-        "restore_end",
-        serde_json::json!({ "backup_id": entry.id(), "database": report.database, "duration_ms": report.duration.as_millis() as u64 }),
-    );
+    cx.journal.log(crate::journal::Event::RestoreEnd {
+        backup_id: entry.id().to_string(),
+        database: report.database.clone(),
+        server: None,
+        duration_ms: report.duration.as_millis() as u64,
+    });
     Ok(report)
 }
 
@@ -596,10 +599,10 @@ fn fresh_backup(
     };
     super::record_metrics(cx, "backup", created.is_ok(), started.elapsed(), gauges);
     let entry = created.map_err(restoring::step_error)?;
-    cx.journal.record(
-        "backup_used",
-        serde_json::json!({ "backup_id": entry.id() }),
-    );
+    cx.journal.log(crate::journal::Event::BackupUsed {
+        backup_id: entry.id().to_string(),
+        repository: None,
+    });
     cx.ui.out(&format!(
         "  ✔ backup {} ({})",
         entry.id(),

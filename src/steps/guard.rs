@@ -8,6 +8,7 @@ use crate::db::migrate;
 use crate::engine::registry::{parse_params, Outcome, Step, StepDoc, StepError, StepKind};
 use crate::engine::{PlanContext, RunContext};
 use crate::guard::{self, migrations, GuardTarget, Operation, Overrides};
+use crate::journal::{Event, LintTotals};
 use crate::ui::prompt::{self, Answer};
 use serde::Deserialize;
 
@@ -124,8 +125,8 @@ impl Step for GuardStep {
         for op in &self.operations {
             let decision = guard::check(cx.project, cx.env, *op);
             guard::announce(cx.ui, &decision);
-            for (event, fields) in guard::journal_events(&decision) {
-                cx.journal.record(event, fields);
+            for event in guard::decision_events(&decision) {
+                cx.journal.log(event);
             }
             if !decision.allowed {
                 for line in decision.render().lines() {
@@ -170,15 +171,18 @@ impl Step for GuardStep {
             cx.ui.out(&format!("  {line}"));
         }
         let summary = review.summary();
-        cx.journal.record(
-            "guard_lint",
-            serde_json::json!({
-                "pending": review.pending.iter().map(|(n, _)| n).collect::<Vec<_>>(),
-                "modified": review.modified.iter().map(|(n, _)| n).collect::<Vec<_>>(),
-                "summary": summary,
-                "skipped": review.lint_skipped,
-            }),
-        );
+        cx.journal.log(Event::GuardLint {
+            pending: review.pending.iter().map(|(n, _)| n.clone()).collect(),
+            modified: review.modified.iter().map(|(n, _)| n.clone()).collect(),
+            summary: LintTotals {
+                files: summary.files,
+                statements: summary.statements,
+                errors: summary.errors,
+                warnings: summary.warnings,
+                allowed: summary.allowed,
+            },
+            skipped: review.lint_skipped.clone(),
+        });
         outcome = outcome
             .with(
                 "pending",
@@ -266,18 +270,15 @@ fn sanctioned_seed(cx: &mut RunContext<'_>, reason: &str, command: &str) -> Resu
             }
         });
     let record = |cx: &mut RunContext<'_>, outcome: &str, refused: Option<&str>| {
-        cx.journal.record(
-            "seed_sanctioned",
-            serde_json::json!({
-                "env": cx.env.name,
-                "workflow": workflow,
-                "reason": reason,
-                "command": command,
-                "backup_id": backup.as_ref().map(|b| b.id.clone()),
-                "outcome": outcome,
-                "refused": refused,
-            }),
-        );
+        cx.journal.log(Event::SeedSanctioned {
+            env: cx.env.name.clone(),
+            workflow: workflow.clone(),
+            reason: reason.to_string(),
+            command: command.to_string(),
+            backup_id: backup.as_ref().map(|b| b.id.clone()),
+            outcome: outcome.to_string(),
+            refused: refused.map(str::to_string),
+        });
     };
     if let Err(why) = guard::seed::require_backup(&cx.env.name, &workflow, backup.as_ref()) {
         record(cx, "refused", Some(&why));

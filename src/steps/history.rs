@@ -8,6 +8,7 @@ use crate::db::migrate;
 use crate::engine::registry::{Outcome, Step, StepDoc, StepError};
 use crate::engine::{PlanContext, RunContext};
 use crate::guard::{self, migrations, Operation};
+use crate::journal::Event;
 
 /// `migrate down NAME`: runs the `down.sql` of the newest applied migration `name`.
 #[derive(Debug)]
@@ -115,23 +116,20 @@ fn confirmed(
 ) -> Result<(), StepError> {
     let decision = guard::check(cx.project, cx.env, operation);
     guard::announce(cx.ui, &decision);
-    for (event, fields) in guard::journal_events(&decision) {
-        cx.journal.record(event, fields);
+    for event in guard::decision_events(&decision) {
+        cx.journal.log(event);
     }
     if !decision.allowed {
         return Err(StepError::blocked(decision.blocked_message()));
     }
     if decision.needs_confirmation {
         let answer = migrations::confirm(question, cx.options.yes);
-        cx.journal.record(
-            "protected_confirmation",
-            serde_json::json!({
-                "operation": operation.name(),
-                "question": question,
-                "confirmed_by": answer.as_ref().ok(),
-                "refused": answer.as_ref().err(),
-            }),
-        );
+        cx.journal.log(Event::ProtectedConfirmation {
+            operation: operation.name().to_string(),
+            question: question.to_string(),
+            confirmed_by: answer.as_ref().ok().map(|by| by.to_string()),
+            refused: answer.as_ref().err().cloned(),
+        });
         answer.map_err(StepError::blocked)?;
     }
     Ok(())

@@ -84,10 +84,10 @@ pub(crate) fn run_hook_task(
         }
         let result = runner::run_one(cx.project, &inv, &sink)
             .map_err(|e| StepError::failed(format!("task `{}` could not start: {e}", inv.task)))?;
-        cx.journal.record(
-            "task",
-            serde_json::json!({ "task": inv.task, "result": format!("{result:?}") }),
-        );
+        cx.journal.log(crate::journal::Event::Task {
+            task: inv.task.clone(),
+            result: format!("{result:?}"),
+        });
         match result {
             TaskResult::Ran => {}
             TaskResult::Skipped(reason) => cx

@@ -251,6 +251,7 @@ impl Step for PreflightStep {
             )),
         }
         let mut report = serde_json::Map::new();
+        let mut journaled = indexmap::IndexMap::new();
         for (mark, name, detail) in &checks {
             let label = match mark {
                 Mark::Pass => "PASS",
@@ -262,9 +263,16 @@ impl Step for PreflightStep {
                 name.to_string(),
                 serde_json::json!({ "result": label, "detail": detail }),
             );
+            journaled.insert(
+                name.to_string(),
+                crate::journal::PreflightCheck {
+                    result: label.to_string(),
+                    detail: detail.clone(),
+                },
+            );
         }
         cx.journal
-            .record("preflight", serde_json::Value::Object(report.clone()));
+            .log(crate::journal::Event::Preflight { checks: journaled });
         let failed: Vec<&str> = checks
             .iter()
             .filter(|c| c.0 == Mark::Fail)

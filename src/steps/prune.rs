@@ -284,12 +284,12 @@ impl PruneStep {
             human_size(freed),
             repository.map(|r| format!(" in {r}")).unwrap_or_default()
         ));
-        let mut fields =
-            serde_json::json!({ "dry_run": self.dry_run, "kept": kept, "deleted": deleted });
-        if let Some(r) = repository {
-            fields["repository"] = r.into();
-        }
-        cx.journal.record("prune", fields);
+        cx.journal.log(crate::journal::Event::Prune {
+            dry_run: self.dry_run,
+            kept: kept.clone(),
+            deleted: deleted.clone(),
+            repository: repository.map(|r| r.to_string()),
+        });
         Ok(Outcome::done()
             .with("kept", kept)
             .with("deleted", deleted)

@@ -75,8 +75,8 @@ impl Step for ResetStep {
     fn run(&self, cx: &mut RunContext<'_>) -> Result<Outcome, StepError> {
         let decision = guard::check(cx.project, cx.env, Operation::MigrateReset);
         guard::announce(cx.ui, &decision);
-        for (event, data) in guard::journal_events(&decision) {
-            cx.journal.record(event, data);
+        for event in guard::decision_events(&decision) {
+            cx.journal.log(event);
         }
         let why = |decision: &guard::Decision| {
             let why: Vec<String> = decision

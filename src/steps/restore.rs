@@ -299,10 +299,11 @@ impl RestoreStep {
             backup::human_size(entry.manifest.size),
             entry.manifest.migration_head.as_deref().unwrap_or("(none)")
         ));
-        cx.journal.record(
-            "restore_start",
-            serde_json::json!({ "backup_id": entry.id(), "repository": remote.shown, "destination": "new" }),
-        );
+        cx.journal.log(crate::journal::Event::RestoreStart {
+            backup_id: entry.id().to_string(),
+            repository: Some(remote.shown.to_string()),
+            destination: "new".into(),
+        });
         let source_db = backup::restore::display_name(&target.url);
         let name = name
             .clone()

@@ -215,10 +215,11 @@ pub fn restore_from(
         crate::db::backup::human_size(entry.manifest.size),
         entry.manifest.migration_head.as_deref().unwrap_or("(none)")
     ));
-    cx.journal.record(
-        "restore_start",
-        serde_json::json!({ "backup_id": entry.id(), "destination": format!("{destination:?}") }),
-    );
+    cx.journal.log(crate::journal::Event::RestoreStart {
+        backup_id: entry.id().to_string(),
+        repository: None,
+        destination: format!("{destination:?}"),
+    });
     let runtime = cx.runtime();
     let source_db = restore::display_name(&target.url);
     let source_db = std::path::Path::new(&source_db)
@@ -245,10 +246,12 @@ pub fn restore_from(
             let database = restore::display_name(&target.url);
             let question = in_place_question(&database, &cx.env.name, entry.id());
             let answer = prompt::typed(CONFIRM_WORD, &question, confirm.as_deref());
-            cx.journal.record(
-                "confirmation",
-                serde_json::json!({ "question": question, "answer": format!("{answer:?}") }),
-            );
+            cx.journal.log(crate::journal::Event::Confirmation {
+                question: question.clone(),
+                answer: format!("{answer:?}"),
+                variable: None,
+                yes_answers: None,
+            });
             match answer {
                 Answer::Yes | Answer::AssumedYes => {}
                 Answer::No => {
@@ -271,10 +274,12 @@ pub fn restore_from(
         report.database,
         crate::ui::human_ms(report.duration.as_millis() as u64)
     ));
-    cx.journal.record(
-        "restore_end",
-        serde_json::json!({ "backup_id": entry.id(), "database": report.database, "duration_ms": report.duration.as_millis() as u64 }),
-    );
+    cx.journal.log(crate::journal::Event::RestoreEnd {
+        backup_id: entry.id().to_string(),
+        database: report.database.clone(),
+        server: None,
+        duration_ms: report.duration.as_millis() as u64,
+    });
     Ok(report)
 }
 
@@ -347,10 +352,11 @@ fn replace_in_place(
         "  ✔ `{}` replaced; the database it replaced is kept as `{aside}` (`dbflow restore list`, `dbflow restore drop`)",
         restore::display_name(live)
     ));
-    cx.journal.record(
-        "restore_swap",
-        serde_json::json!({ "database": restore::display_name(live), "from": copy.database, "kept_aside": aside }),
-    );
+    cx.journal.log(crate::journal::Event::RestoreSwap {
+        database: restore::display_name(live),
+        from: copy.database.clone(),
+        kept_aside: aside.clone(),
+    });
     Ok(RestoreReport {
         database: restore::display_name(live),
         url: live.clone(),

@@ -208,10 +208,11 @@ fn cut_over(
     let question = cut_over_question(&cx.env.name, &report.database, &task);
     let given = (cx.options.yes && cx.options.cut_over).then_some(CUT_OVER_WORD);
     let answer = crate::ui::prompt::typed(CUT_OVER_WORD, &question, given);
-    cx.journal.record(
-        "cut_over_confirmation",
-        serde_json::json!({ "question": question, "answer": format!("{answer:?}"), "database": report.database }),
-    );
+    cx.journal.log(crate::journal::Event::CutOverConfirmation {
+        question: question.clone(),
+        answer: format!("{answer:?}"),
+        database: report.database.clone(),
+    });
     match answer {
         crate::ui::prompt::Answer::Yes | crate::ui::prompt::Answer::AssumedYes => {}
         other => {
@@ -426,10 +427,11 @@ impl RollbackStep {
             let report = restoring::restore_from(cx, &entry, &self.destination, origin)?;
             return Ok((entry, report));
         };
-        cx.journal.record(
-            "restore_start",
-            serde_json::json!({ "backup_id": entry.id(), "repository": remote.shown, "destination": "new" }),
-        );
+        cx.journal.log(crate::journal::Event::RestoreStart {
+            backup_id: entry.id().to_string(),
+            repository: Some(remote.shown.to_string()),
+            destination: "new".into(),
+        });
         let target = Target::for_env(cx.project, cx.env);
         let now = chrono::Utc::now();
         let source_db = crate::db::backup::restore::display_name(&target.url);

@@ -6,6 +6,7 @@
 use crate::config::Diagnostic;
 use crate::engine::registry::{Outcome, Step, StepDoc, StepError, StepKind};
 use crate::engine::{PlanContext, RunContext};
+use crate::journal::Event;
 
 /// The `stop_writes` step kind.
 pub struct StopWritesKind;
@@ -66,20 +67,20 @@ impl Step for StopWritesStep {
                 cx.env.name
             );
             cx.ui.warn(&why);
-            cx.journal.record(
-                "stop_writes",
-                serde_json::json!({ "task": null, "stopped": false }),
-            );
+            cx.journal.log(Event::StopWrites {
+                task: None,
+                stopped: false,
+            });
             let mut outcome = Outcome::done().with("stopped", false);
             outcome.skipped = Some(why);
             return Ok(outcome);
         };
         cx.ui.out(&format!("  stopping writes: task `{task}`"));
         super::run_hook_task(cx, &task, &[])?;
-        cx.journal.record(
-            "stop_writes",
-            serde_json::json!({ "task": task, "stopped": true }),
-        );
+        cx.journal.log(Event::StopWrites {
+            task: Some(task.clone()),
+            stopped: true,
+        });
         Ok(Outcome::done().with("stopped", true).with("task", task))
     }
 }

@@ -6,6 +6,7 @@ use crate::engine::registry::{
 };
 use crate::engine::{PlanContext, RunContext};
 use crate::error::ExitCode;
+use crate::journal::Event;
 use crate::runner::exec::Exit;
 use crate::runner::{self, TaskResult};
 use crate::ui::ChildOutput;
@@ -131,10 +132,10 @@ impl Step for TaskStep {
             let result = runner::run_one(cx.project, inv, &sink).map_err(|e| {
                 StepError::failed(format!("task `{}` could not start: {e}", inv.task))
             })?;
-            cx.journal.record(
-                "task",
-                serde_json::json!({ "task": inv.task, "result": format!("{result:?}") }),
-            );
+            cx.journal.log(Event::Task {
+                task: inv.task.clone(),
+                result: format!("{result:?}"),
+            });
             match result {
                 TaskResult::Ran => ran.push(inv.task.clone()),
                 TaskResult::Skipped(reason) => {
