@@ -212,17 +212,23 @@ fn deploys_onto_a_large_schema_keep_earlier_drift_and_token_only_exact_records()
 #[test]
 fn lint_pending_reads_the_catalog_of_a_database_with_5000_tables() {
     // Counting every small table in one query locks each (and its indexes) until it
-    // ends: 5,000 tables exhausted the server's lock table ("out of shared memory") and
-    // `lint --pending` could not even tell what was pending.
-    let Some(db) = pg::database("lint_pending_5000_tables") else {
+    // ends: on a server with default lock settings 5,000 tables exhausted the lock table
+    // ("out of shared memory") and `lint --pending` could not even tell what was pending.
+    let Some(cluster) = pg::own_cluster(
+        "lint_pending_5000_tables",
+        "-c fsync=off -c max_connections=100 -c max_locks_per_transaction=64",
+    ) else {
         return;
     };
+    cluster.psql("postgres", "CREATE DATABASE wide").unwrap();
     // In transactions of 1,000 tables: one of 5,000 runs out of locks too.
     for from in (1..=5000).step_by(1000) {
-        db.psql(&format!(
-            "DO $$ BEGIN FOR i IN {from}..{} LOOP EXECUTE format('CREATE TABLE t%s (id int PRIMARY KEY, name text); CREATE INDEX t%s_name ON t%s (name)', i, i, i); END LOOP; END $$",
-            from + 999
-        ));
+        cluster
+            .psql("wide", &format!(
+                "DO $$ BEGIN FOR i IN {from}..{} LOOP EXECUTE format('CREATE TABLE t%s (id int PRIMARY KEY, name text); CREATE INDEX t%s_name ON t%s (name)', i, i, i); END LOOP; END $$",
+                from + 999
+            ))
+            .unwrap();
     }
     let t = Test::new()
         .file(
@@ -233,7 +239,7 @@ fn lint_pending_reads_the_catalog_of_a_database_with_5000_tables() {
             "prisma/migrations/20990101000000_drop/migration.sql",
             "ALTER TABLE t1 DROP COLUMN name;\n",
         )
-        .env("DATABASE_URL", &db.url);
+        .env("DATABASE_URL", &cluster.url("wide"));
     let out = t.run_with(["lint", "--pending", "--env", "local"]);
     out.assert_code(1);
     assert!(
