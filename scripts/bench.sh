@@ -11,7 +11,7 @@
 # shell loop of `dbflow migrate deploy` per tenant (and `npx prisma migrate deploy` when Prisma
 # is installed); prints both times, the ratio and the fleet run's peak RSS.
 #
-# scale: status and deploy at N = 50, 500, 5,000 migrations (scale-20000: also 20,000, whose
+# scale: status, deploy and lint at N = 50, 500, 5,000 migrations (scale-20000: also 20,000, whose
 # set-up takes minutes; DBFLOW_BENCH_SCALE_SIZES="…" for any sizes), against
 # `psql -c 'select 1'` and dbmate (its binary from the npm package, installed into
 # ~/.cache/dbflow-bench on first use) in the same run; DBFLOW_BENCH_BASE_BIN=path adds the
@@ -270,10 +270,13 @@ bench_scale() {
     local status_rss; status_rss=$(cd "$project" && DATABASE_URL="$url" peak_rss_mib "$dbflow" migrate status)
     [ -n "$dbmate" ] && dbmate_status_rss=$(peak_rss_mib "$dbmate" "${dm[@]}" status)
     [ -n "$base" ] && base_status_rss=$(cd "$project" && DATABASE_URL="$url" peak_rss_mib "$base" migrate status)
-    local psql_ms status_ms next=2
+    echo "== scale N=$n: lint, every migration of the history (static)"
+    hyperfine --warmup 1 --runs 3 --export-json "$work/scale-lint-$n.json" -n "dbflow lint" "cd $project && $dbflow lint >/dev/null" >/dev/null
+    local psql_ms status_ms lint_ms next=2
     psql_ms=$(mean_ms "$work/scale-status-$n.json" 0)
     status_ms=$(mean_ms "$work/scale-status-$n.json" 1)
-    local row; row=$(python3 -c "print(f'| {int($n):,} | $psql_ms ms | $status_ms ms ({$status_ms/$psql_ms:.2f}×) | $status_rss MiB | {$deploy_ms/1000:.2f} s | $deploy_rss MiB |', end='')")
+    lint_ms=$(mean_ms "$work/scale-lint-$n.json" 0)
+    local row; row=$(python3 -c "print(f'| {int($n):,} | $psql_ms ms | $status_ms ms ({$status_ms/$psql_ms:.2f}×) | $status_rss MiB | {$deploy_ms/1000:.2f} s | $deploy_rss MiB | $lint_ms ms |', end='')")
     if [ -n "$dbmate" ]; then
       local ds; ds=$(mean_ms "$work/scale-status-$n.json" 2); next=3
       row+=$(python3 -c "print(f' $ds ms ({$ds/$psql_ms:.2f}×) | $dbmate_status_rss MiB | {$dbmate_up_ms/1000:.2f} s | $dbmate_up_rss MiB |', end='')")
@@ -289,8 +292,8 @@ bench_scale() {
   done
   echo
   echo "== scale: one table and one index per migration; times are hyperfine means; $(uptime | sed 's/.*load/load/')"
-  local head="| N | \`psql -c 'select 1'\` | \`migrate status\` (× psql) | status peak RSS | \`migrate deploy\` (empty db; 1 run from 5,000) | deploy peak RSS |"
-  local rule="|---:|---:|---:|---:|---:|---:|"
+  local head="| N | \`psql -c 'select 1'\` | \`migrate status\` (× psql) | status peak RSS | \`migrate deploy\` (empty db; 1 run from 5,000) | deploy peak RSS | \`lint\` (all N files) |"
+  local rule="|---:|---:|---:|---:|---:|---:|---:|"
   if [ -n "$dbmate" ]; then
     head+=" \`dbmate status\` (× psql) | dbmate status RSS | \`dbmate up\` (empty db, 1 run) | dbmate up RSS |"
     rule+="---:|---:|---:|---:|"

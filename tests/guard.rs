@@ -355,3 +355,50 @@ fn a_refused_protected_deploy_is_journaled_by_the_command_and_the_workflow_alike
     }
     assert!(!has_column(&db, "nickname"));
 }
+
+#[test]
+fn a_deploy_of_many_migrations_still_reports_a_finding_in_the_last_one() {
+    // The guard lints a deploy's pending migrations in batches, dropping each batch's
+    // texts and parse trees: the last of 1,200 must still be linted, with what the first
+    // created (an index on a table made earlier in the run is no finding).
+    let Some(db) = pg::database("guard_many_pending_last_finding") else {
+        return;
+    };
+    let t = project(&db, "shared", "");
+    t.run_with(["migrate", "deploy"]).assert_code(0);
+    let root = t.path().join("prisma/migrations");
+    let n = 1200;
+    for i in 1..n {
+        let dir = root.join(format!("2024020{i:07}_m{i:04}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sql = match i {
+            1 => "CREATE TABLE \"Early\" (\"id\" INTEGER NOT NULL PRIMARY KEY, \"x\" INTEGER);\n"
+                .to_string(),
+            _ => format!("SELECT {i};\n"),
+        };
+        std::fs::write(dir.join("migration.sql"), sql).unwrap();
+    }
+    let last = format!("2024020{n:07}_last");
+    t.write(
+        &format!("prisma/migrations/{last}/migration.sql"),
+        &format!("CREATE INDEX \"Early_x_idx\" ON \"Early\"(\"x\");\n{DROP_BIO}"),
+    );
+
+    let out = t.run_with(["migrate", "deploy"]);
+    out.assert_code(3);
+    assert!(
+        out.stdout.contains(&format!(
+            "linted {n} pending migrations for `target` against its database ("
+        )) && out.stdout.contains("): 1 error, 0 warnings, 0 allowed\n")
+            && out.stdout.contains(&format!(
+                "  {last}: 1 error (drop-column on \"User\" (0 rows, "
+            )),
+        "{}",
+        out.stdout
+    );
+    assert!(has_column(&db, "bio"), "nothing was applied");
+    assert_eq!(
+        db.psql("SELECT count(*) FROM information_schema.tables WHERE table_name = 'Early'"),
+        "0"
+    );
+}

@@ -208,3 +208,47 @@ fn deploys_onto_a_large_schema_keep_earlier_drift_and_token_only_exact_records()
     db.psql("ALTER TABLE t2 DROP COLUMN by_hand");
     status_clean("hand-made change undone");
 }
+
+#[test]
+fn lint_pending_reads_the_catalog_of_a_database_with_5000_tables() {
+    // Counting every small table in one query locks each (and its indexes) until it
+    // ends: on a server with default lock settings 5,000 tables exhausted the lock table
+    // ("out of shared memory") and `lint --pending` could not even tell what was pending.
+    let Some(cluster) = pg::own_cluster(
+        "lint_pending_5000_tables",
+        "-c fsync=off -c max_connections=100 -c max_locks_per_transaction=64",
+    ) else {
+        return;
+    };
+    cluster.psql("postgres", "CREATE DATABASE wide").unwrap();
+    // In transactions of 1,000 tables: one of 5,000 runs out of locks too.
+    for from in (1..=5000).step_by(1000) {
+        cluster
+            .psql("wide", &format!(
+                "DO $$ BEGIN FOR i IN {from}..{} LOOP EXECUTE format('CREATE TABLE t%s (id int PRIMARY KEY, name text); CREATE INDEX t%s_name ON t%s (name)', i, i, i); END LOOP; END $$",
+                from + 999
+            ))
+            .unwrap();
+    }
+    let t = Test::new()
+        .file(
+            "Workflowfile.yaml",
+            "environments:\n  local:\n    url: ${DATABASE_URL}\n    protection: shared\n",
+        )
+        .file(
+            "prisma/migrations/20990101000000_drop/migration.sql",
+            "ALTER TABLE t1 DROP COLUMN name;\n",
+        )
+        .env("DATABASE_URL", &cluster.url("wide"));
+    let out = t.run_with(["lint", "--pending", "--env", "local"]);
+    out.assert_code(1);
+    assert!(
+        out.stdout.contains("error[drop-column]")
+            && out
+                .stdout
+                .contains("for environment `local` (shared) against its database (5000 tables)"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+}

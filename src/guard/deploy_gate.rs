@@ -14,6 +14,7 @@ use crate::db::target::Target;
 use crate::db::Conn;
 use crate::ui::Ui;
 use serde_json::{json, Value};
+use std::borrow::Cow;
 
 /// Why the gate stopped a deploy.
 #[derive(Debug)]
@@ -64,9 +65,11 @@ impl DeployGate<'_> {
         let status = migrate::history_status(conn, store, &target.table)
             .await
             .map_err(|e| GateError::Failed(e.to_string()))?;
-        let mut review = match self.reviewed {
-            Some(earlier) if covers(earlier, &status) => earlier.clone(),
-            _ => {
+        // The guard step's review is borrowed, not copied: at thousands of pending
+        // migrations a copy would hold every report twice during the deploy.
+        let mut review: Cow<'_, Review> = match self.reviewed {
+            Some(earlier) if covers(earlier, &status) => Cow::Borrowed(earlier),
+            _ => Cow::Owned({
                 // The live catalog only when something is pending (one query).
                 let catalog = migrations::catalog_for_pending(conn, &status).await;
                 migrations::review(
@@ -77,13 +80,17 @@ impl DeployGate<'_> {
                     &status,
                     catalog,
                 )
-            }
+            }),
         };
         // The migrator refuses modified applied migrations itself, with the fix.
-        review.modified.clear();
+        if !review.modified.is_empty() {
+            review.to_mut().modified.clear();
+        }
         if let Some(to) = self.to {
             if let Some(end) = review.pending.iter().position(|(name, _)| name == to) {
-                review.pending.truncate(end + 1);
+                if end + 1 < review.pending.len() {
+                    review.to_mut().pending.truncate(end + 1);
+                }
             }
         }
         if !self.dry_run {

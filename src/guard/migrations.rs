@@ -46,6 +46,12 @@ pub fn lint_options(project: &Project, protection: Protection) -> Options {
 /// counted, which takes milliseconds and tells an empty table from a never-analyzed one.
 const COUNTED_BYTES: u64 = 1024 * 1024;
 
+/// At most this many small tables are counted, the smallest first; the others get the
+/// estimate. Counting locks each table (and the planner its indexes) until the query
+/// ends: thousands at once exhaust the server's lock table (`out of shared memory` at
+/// 2,500 tables on default settings) and the whole read fails.
+const COUNTED_TABLES: usize = 1000;
+
 /// The one catalog query: the search path, every index with its table, and every table
 /// with its size and row count (counted when small, else `reltuples` scaled to the
 /// table's current size the way the planner does; unknown when never analyzed).
@@ -57,6 +63,11 @@ fn catalog_sql() -> String {
   WHERE c.relkind IN ('r', 'p', 'm', 'f', 'i', 'I')
     AND n.nspname NOT IN ('pg_catalog', 'information_schema')
     AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
+), counted AS (
+  SELECT r.oid FROM rels r
+  WHERE r.relkind IN ('r', 'm') AND pg_catalog.pg_relation_size(r.oid) <= {counted}
+    AND NOT r.relrowsecurity AND pg_catalog.has_table_privilege(r.oid, 'SELECT')
+  ORDER BY pg_catalog.pg_relation_size(r.oid), r.oid LIMIT {most}
 )
 SELECT 'path', array_to_string(current_schemas(false), ','), NULL, NULL, NULL, NULL
 UNION ALL
@@ -66,8 +77,7 @@ SELECT 'index', r.nsp, r.rel, t.relname::text, NULL, NULL
 UNION ALL
 SELECT 'table', r.nsp, r.rel,
   CASE
-    WHEN r.relkind IN ('r', 'm') AND pg_catalog.pg_relation_size(r.oid) <= {counted}
-         AND NOT r.relrowsecurity AND pg_catalog.has_table_privilege(r.oid, 'SELECT')
+    WHEN r.oid IN (SELECT oid FROM counted)
          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks k WHERE k.relation = r.oid AND k.mode = 'AccessExclusiveLock')
       THEN (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I.%I', r.nsp, r.rel), false, true, '')))[1]::text
     WHEN r.relkind = 'p' THEN (
@@ -77,15 +87,15 @@ SELECT 'table', r.nsp, r.rel,
     WHEN r.relpages = 0 THEN round(r.reltuples)::bigint::text
     ELSE round(r.reltuples / r.relpages * (pg_catalog.pg_relation_size(r.oid) / current_setting('block_size')::int))::bigint::text
   END,
-  (r.relkind IN ('r', 'm') AND pg_catalog.pg_relation_size(r.oid) <= {counted}
-   AND NOT r.relrowsecurity AND pg_catalog.has_table_privilege(r.oid, 'SELECT')
+  (r.oid IN (SELECT oid FROM counted)
    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks k WHERE k.relation = r.oid AND k.mode = 'AccessExclusiveLock'))::text,
   CASE WHEN r.relkind = 'p' THEN (
       SELECT coalesce(sum(pg_catalog.pg_total_relation_size(p.relid)), 0)::text
       FROM pg_catalog.pg_partition_tree(r.oid) p WHERE p.isleaf)
     ELSE pg_catalog.pg_total_relation_size(r.oid)::text END
   FROM rels r WHERE r.relkind IN ('r', 'p', 'm', 'f')"#,
-        counted = COUNTED_BYTES
+        counted = COUNTED_BYTES,
+        most = COUNTED_TABLES
     )
 }
 
@@ -191,8 +201,7 @@ impl Review {
 
     /// Totals.
     pub fn summary(&self) -> report::Summary {
-        let reports: Vec<FileReport> = self.pending.iter().map(|(_, r)| r.clone()).collect();
-        report::Summary::of(&reports)
+        report::Summary::over(self.pending.iter().map(|(_, r)| r))
     }
 
     /// Why the guard blocks, if it does.
@@ -245,46 +254,53 @@ pub fn review(
         return review;
     }
     let options = Options {
-        with_statements: true,
+        // Each statement with its locks is for the preview a person confirms, which only
+        // a protected environment shows (see `guard::rails`): elsewhere it is not kept.
+        with_statements: protection == Protection::Protected,
         ..lint_options(project, protection)
     };
-    let mut names = Vec::new();
-    let mut sources = Vec::new();
-    for entry in &status.entries {
-        if !matches!(entry.state, State::Pending | State::RolledBack) {
-            continue;
-        }
-        let Some(migration) = store.get(&entry.name) else {
-            continue;
-        };
-        let shown = shown_path(&migration.path);
-        let text = match lint::too_large(migration.len) {
-            Some(why) => Err(why),
-            None => migration.text().map_err(|e| e.to_string()),
-        };
-        names.push(entry.name.clone());
-        let text = match text {
-            Ok(sql) => sql.strip_prefix('\u{feff}').unwrap_or(&sql).to_string(),
-            Err(why) => {
-                // Listed as not linted, so nobody reads the silence as "no findings".
-                review.not_linted.push((entry.name.clone(), why));
-                String::new()
-            }
-        };
-        sources.push(lint::Source {
-            shown,
-            migration: Some(entry.name.clone()),
-            text,
-        });
-    }
     review.catalog = catalog
         .as_ref()
         .map(|c| c.as_ref().map(|c| c.table_count()).map_err(Clone::clone));
     let catalog = catalog.and_then(Result::ok);
-    review.pending = names
-        .into_iter()
-        .zip(lint::lint_run(&sources, &options, catalog))
-        .collect();
+    // Streamed: each script is read when its batch is linted and its text and parse tree
+    // dropped after, so what stays per migration is its report (findings, and each
+    // statement's first line with its locks for the preview), not the script.
+    let mut not_linted = Vec::new();
+    let sources = status
+        .entries
+        .iter()
+        .filter(|e| matches!(e.state, State::Pending | State::RolledBack))
+        .filter_map(|entry| {
+            let migration = store.get(&entry.name)?;
+            let text = match lint::too_large(migration.len) {
+                Some(why) => Err(why),
+                None => migration.text().map_err(|e| e.to_string()),
+            };
+            let text = match text {
+                Ok(sql) => match sql.strip_prefix('\u{feff}') {
+                    Some(rest) => rest.to_string(),
+                    None => sql,
+                },
+                Err(why) => {
+                    // Listed as not linted, so nobody reads the silence as "no findings".
+                    not_linted.push((entry.name.clone(), why));
+                    String::new()
+                }
+            };
+            Some(lint::Source {
+                shown: shown_path(&migration.path),
+                migration: Some(entry.name.clone()),
+                text,
+            })
+        });
+    let mut pending = Vec::new();
+    lint::lint_stream(sources, &options, catalog, |report| {
+        let name = report.migration.clone().unwrap_or_default();
+        pending.push((name, report));
+    });
+    review.pending = pending;
+    review.not_linted = not_linted;
     review
 }
 

@@ -4,7 +4,7 @@
 //! risky statements are not lost among hundreds of harmless ones.
 
 use super::migrations::Review;
-use crate::lint::{self, FileReport};
+use crate::lint::FileReport;
 
 /// A preview of more pending migrations than this is shortened unless `-v`.
 const PREVIEW_ALL_UP_TO: usize = 5;
@@ -127,8 +127,7 @@ fn render_migration(out: &mut String, name: &str, report: &FileReport) {
         };
         out.push_str(&format!(
             "    line {:>3}  {}\n              → {locks}\n",
-            statement.line,
-            lint::ast::summary(&statement.sql)
+            statement.line, statement.sql
         ));
     }
     for finding in &report.findings {

@@ -209,7 +209,9 @@ impl Finding {
 pub struct StatementLocks {
     /// 1-based line.
     pub line: usize,
-    /// The statement.
+    /// The statement's first line, shortened ([`ast::summary`]): what a preview shows.
+    /// Not the whole text, which a deploy of thousands of migrations would otherwise
+    /// hold all at once.
     pub sql: String,
     /// Locks, strongest per table.
     pub locks: Vec<Lock>,
@@ -355,7 +357,7 @@ pub fn lint_migration(
                 .iter()
                 .map(|s| StatementLocks {
                     line: s.line,
-                    sql: migration.sql(s).to_string(),
+                    sql: ast::summary(migration.sql(s)),
                     locks: s.locks.clone(),
                 })
                 .collect()
@@ -495,13 +497,34 @@ pub fn lint_run(
     options: &Options,
     catalog: Option<Arc<Catalog>>,
 ) -> Vec<FileReport> {
+    let mut reports = Vec::with_capacity(sources.len());
+    lint_stream(sources.iter().cloned(), options, catalog, |r| {
+        reports.push(r)
+    });
+    reports
+}
+
+/// [`lint_run`] over sources read as they are needed, each report handed to `each` in
+/// order: only one batch of texts and parse trees is held at a time, so a run over
+/// thousands of migrations keeps in memory what the caller keeps of the reports (and the
+/// run's context: the names earlier files create), not every file.
+pub fn lint_stream(
+    sources: impl IntoIterator<Item = Source>,
+    options: &Options,
+    catalog: Option<Arc<Catalog>>,
+    mut each: impl FnMut(FileReport),
+) {
     let standalone = Arc::new(Context::new(catalog.clone()));
     let mut context = Arc::new(Context::new(catalog));
     let batch = BATCH_PER_THREAD * threads();
-    let mut reports = Vec::with_capacity(sources.len());
-    for (n, chunk) in sources.chunks(batch).enumerate() {
-        let first = n * batch + 1;
-        let mut migrations: Vec<Migration<'_>> = par_map(chunk, |s| {
+    let mut sources = sources.into_iter();
+    let mut first = 1;
+    loop {
+        let chunk: Vec<Source> = sources.by_ref().take(batch).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        let mut migrations: Vec<Migration<'_>> = par_map(&chunk, |s| {
             Migration::parse_unscoped(&s.text, options.applied_with_lock_timeout)
         });
         {
@@ -524,16 +547,21 @@ pub fn lint_run(
             });
         }
         let pairs: Vec<(&Source, &Migration<'_>)> = chunk.iter().zip(&migrations).collect();
-        reports.extend(par_map(&pairs, |(source, migration)| {
+        for report in par_map(&pairs, |(source, migration)| {
             lint_migration(
                 &source.shown,
                 source.migration.as_deref(),
                 migration,
                 options,
             )
-        }));
+        }) {
+            each(report);
+        }
+        first += chunk.len();
+        // The batch's parse trees (and the scopes they hold) go before the next batch.
+        drop(pairs);
+        drop(migrations);
     }
-    reports
 }
 
 fn threads() -> usize {
@@ -548,15 +576,20 @@ pub fn lint_files(
     options: &Options,
     catalog: Option<Arc<Catalog>>,
 ) -> (Vec<FileReport>, Vec<Unreadable>) {
-    let mut sources = Vec::new();
     let mut unreadable = Vec::new();
-    for (shown, path) in files {
-        match Source::read(shown, path) {
-            Ok(source) => sources.push(source),
-            Err(u) => unreadable.push(u),
-        }
-    }
-    (lint_run(&sources, options, catalog), unreadable)
+    let mut reports = Vec::with_capacity(files.len());
+    // Each file is read when its batch is linted, not all before the first is parsed.
+    let sources = files
+        .iter()
+        .filter_map(|(shown, path)| match Source::read(shown, path) {
+            Ok(source) => Some(source),
+            Err(u) => {
+                unreadable.push(u);
+                None
+            }
+        });
+    lint_stream(sources, options, catalog, |r| reports.push(r));
+    (reports, unreadable)
 }
 
 /// `f` over `items` on one thread per core, keeping the order.

@@ -22,11 +22,14 @@ pub struct Summary {
 impl Summary {
     /// Counts `reports`.
     pub fn of(reports: &[FileReport]) -> Self {
-        let mut s = Summary {
-            files: reports.len(),
-            ..Summary::default()
-        };
+        Self::over(reports)
+    }
+
+    /// Counts reports held anywhere (no copy of them is made).
+    pub fn over<'a>(reports: impl IntoIterator<Item = &'a FileReport>) -> Self {
+        let mut s = Summary::default();
         for r in reports {
+            s.files += 1;
             s.statements += r.statement_count;
             for f in &r.findings {
                 if f.allowed.is_some() {
