@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod checksum;
 pub mod conn;
+mod exit_codes;
 pub mod hash_cache;
 pub mod history;
 pub mod interruption;

@@ -11,10 +11,94 @@
 
 use super::checksum;
 use super::hash_cache::{HashCache, Stamp};
-use crate::error::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+
+/// Results of reading the migrations folder.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Why the migrations folder could not be read. Each variant's message is the one a
+/// person sees; `From<StoreError> for crate::error::Error` maps it to an exit code
+/// (bad input, 2, for everything in the folder that dbflow refuses; 1 for I/O and a
+/// script that changed under it).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Reading a file or folder failed.
+    #[error("reading {}: {source}", .path.display())]
+    Io {
+        /// What was being read.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A script's text no longer matches the checksum taken when it was hashed.
+    #[error("{} changed while dbflow was running; run the command again", .0.display())]
+    Changed(PathBuf),
+    /// A file or link resolves outside the migrations folder.
+    #[error("{}: resolves outside the migrations folder {}; dbflow does not read it (replace the symbolic link with the file itself)", .path.display(), .dir.display())]
+    OutsideFolder {
+        /// The entry as listed.
+        path: PathBuf,
+        /// The migrations folder.
+        dir: PathBuf,
+    },
+    /// A FIFO, a device or a folder where a file was expected.
+    #[error("{}: not a regular file; dbflow reads migrations only from regular files", .0.display())]
+    NotRegularFile(PathBuf),
+    /// A script that is not UTF-8.
+    #[error("{}: not valid UTF-8 at byte {offset} (line {line}); PostgreSQL would be sent different text than the file holds. Re-save the file as UTF-8", .path.display())]
+    NotUtf8 {
+        /// The script.
+        path: PathBuf,
+        /// Byte offset of the first invalid byte.
+        offset: u64,
+        /// Its line (1-based).
+        line: u64,
+    },
+    /// `migration_lock.toml` is too large to be one.
+    #[error("{}: {len} bytes is too large for a migration_lock.toml (limit {LOCK_FILE_LIMIT})", .path.display())]
+    LockTooLarge {
+        /// The lock file.
+        path: PathBuf,
+        /// Its size.
+        len: u64,
+    },
+    /// `migration_lock.toml` is not valid TOML of the expected shape.
+    #[error("{}: {message}", .path.display())]
+    LockInvalid {
+        /// The lock file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// `migration_lock.toml` names another database than the environment's URL.
+    #[error("{}/migration_lock.toml says provider = \"{provider}\" but the environment's database is {}", .dir.display(), if *.is_postgres { "PostgreSQL" } else { "SQLite" })]
+    ProviderMismatch {
+        /// The migrations folder.
+        dir: PathBuf,
+        /// What the lock file says.
+        provider: String,
+        /// What the URL is.
+        is_postgres: bool,
+    },
+}
+
+impl StoreError {
+    /// True when the folder's content is refused (the user must change a file), as
+    /// opposed to an I/O failure or a race.
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(self, StoreError::Io { .. } | StoreError::Changed(_))
+    }
+}
+
+/// The I/O error of reading `path`.
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
 
 /// `migration_lock.toml` is a few lines; anything much bigger is not one.
 const LOCK_FILE_LIMIT: u64 = 64 * 1024;
@@ -38,10 +122,7 @@ impl Migration {
     pub fn text(&self) -> Result<String> {
         let text = read_utf8(&self.path)?;
         if checksum::sha256_hex(text.as_bytes()) != self.checksum {
-            return Err(Error::failed(format!(
-                "{} changed while dbflow was running; run the command again",
-                self.path.display()
-            )));
+            return Err(StoreError::Changed(self.path.clone()));
         }
         Ok(text)
     }
@@ -90,15 +171,12 @@ impl Store {
         if !dir.exists() {
             return Ok(store);
         }
-        let root = dir
-            .canonicalize()
-            .map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
+        let root = dir.canonicalize().map_err(io(dir))?;
+        let entries = std::fs::read_dir(dir).map_err(io(dir))?;
         // Each folder is read as it is listed: no list of every folder is held first.
         let mut cache = cache.map(|c| HashCache::load(c.to_path_buf(), &root));
         for entry in entries {
-            let entry = entry.map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
+            let entry = entry.map_err(io(dir))?;
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().to_string();
             // The directory entry's own type (no stat), following a symlink only when it
@@ -154,11 +232,11 @@ impl Store {
         if expected.contains(&provider.as_str()) {
             return Ok(());
         }
-        Err(Error::Usage(format!(
-            "{}/migration_lock.toml says provider = \"{provider}\" but the environment's database is {}",
-            dir.display(),
-            if is_postgres { "PostgreSQL" } else { "SQLite" }
-        )))
+        Err(StoreError::ProviderMismatch {
+            dir: dir.to_path_buf(),
+            provider: provider.clone(),
+            is_postgres,
+        })
     }
 
     /// Looks a migration up by name: a binary search, as [`Store::read`] sorts them (a
@@ -179,11 +257,10 @@ impl Store {
 fn inside(path: &Path, root: &Path, dir: &Path) -> Result<()> {
     match path.canonicalize() {
         Ok(real) if real.starts_with(root) => Ok(()),
-        Ok(_) => Err(Error::Usage(format!(
-            "{}: resolves outside the migrations folder {}; dbflow does not read it (replace the symbolic link with the file itself)",
-            path.display(),
-            dir.display()
-        ))),
+        Ok(_) => Err(StoreError::OutsideFolder {
+            path: path.to_path_buf(),
+            dir: dir.to_path_buf(),
+        }),
         // A dangling link: nothing to read, and nothing outside to leak.
         Err(_) => Ok(()),
     }
@@ -214,7 +291,7 @@ fn read_one(
         Ok(meta) if meta.is_dir() => return missing(),
         Ok(meta) => Some(meta),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return missing(),
-        Err(e) => return Err(Error::io(format!("reading {}", script_path.display()), e)),
+        Err(e) => return Err(io(script_path)(e)),
     };
     let stamp = match cache {
         Some(_) => meta.filter(|m| m.is_file()).and_then(|m| Stamp::of(&m)),
@@ -243,26 +320,21 @@ fn read_one(
 /// Opens `path` for reading when it is a regular file (a FIFO or a device would block
 /// or never end).
 fn open_regular(path: &Path) -> Result<(std::fs::File, u64)> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let file = std::fs::File::open(path).map_err(io(path))?;
+    let meta = file.metadata().map_err(io(path))?;
     if !meta.is_file() {
-        return Err(Error::Usage(format!(
-            "{}: not a regular file; dbflow reads migrations only from regular files",
-            path.display()
-        )));
+        return Err(StoreError::NotRegularFile(path.to_path_buf()));
     }
     Ok((file, meta.len()))
 }
 
 /// The error for a script that is not UTF-8, at byte `offset` (line `line`).
-fn not_utf8(path: &Path, offset: u64, line: u64) -> Error {
-    Error::Usage(format!(
-        "{}: not valid UTF-8 at byte {offset} (line {line}); PostgreSQL would be sent different text than the file holds. Re-save the file as UTF-8",
-        path.display()
-    ))
+fn not_utf8(path: &Path, offset: u64, line: u64) -> StoreError {
+    StoreError::NotUtf8 {
+        path: path.to_path_buf(),
+        offset,
+        line,
+    }
 }
 
 /// SHA-256 of a file's bytes and its length, read in chunks while checking that it is
@@ -275,9 +347,7 @@ fn hash_utf8(path: &Path) -> Result<(String, u64)> {
     let mut consumed = 0u64;
     let mut line = 1u64;
     loop {
-        let n = file
-            .read(&mut buf[carry..])
-            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let n = file.read(&mut buf[carry..]).map_err(io(path))?;
         if n == 0 {
             if carry > 0 {
                 return Err(not_utf8(path, consumed, line));
@@ -311,8 +381,7 @@ fn count_lines(bytes: &[u8]) -> u64 {
 pub fn read_utf8(path: &Path) -> Result<String> {
     let (mut file, len) = open_regular(path)?;
     let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0).saturating_add(1));
-    file.read_to_end(&mut bytes)
-        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    file.read_to_end(&mut bytes).map_err(io(path))?;
     String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let line = count_lines(&e.as_bytes()[..at]) + 1;
@@ -328,17 +397,19 @@ fn read_provider(path: &Path, root: &Path, dir: &Path) -> Result<Option<String>>
     inside(path, root, dir)?;
     let (file, len) = open_regular(path)?;
     if len > LOCK_FILE_LIMIT {
-        return Err(Error::Usage(format!(
-            "{}: {len} bytes is too large for a migration_lock.toml (limit {LOCK_FILE_LIMIT})",
-            path.display()
-        )));
+        return Err(StoreError::LockTooLarge {
+            path: path.to_path_buf(),
+            len,
+        });
     }
     let mut text = String::new();
     file.take(LOCK_FILE_LIMIT)
         .read_to_string(&mut text)
-        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-    let lock: Lock =
-        toml::from_str(&text).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+        .map_err(io(path))?;
+    let lock: Lock = toml::from_str(&text).map_err(|e| StoreError::LockInvalid {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
     Ok(lock.provider)
 }
 

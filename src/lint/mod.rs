@@ -460,7 +460,7 @@ impl Source {
             return Err(unreadable(why, false));
         }
         let text = crate::db::store::read_utf8(path).map_err(|e| {
-            let refused = matches!(e, crate::error::Error::Usage(_));
+            let refused = e.is_bad_input();
             let message = e.to_string();
             let message = message
                 .strip_prefix(&format!("{}: ", path.display()))
