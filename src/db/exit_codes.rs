@@ -7,7 +7,15 @@
 //! themselves say only what went wrong.
 
 use super::store::StoreError;
+use super::target::ConnectError;
 use crate::error::Error;
+
+impl From<ConnectError> for Error {
+    /// A database that cannot be reached failed the command (exit 1).
+    fn from(e: ConnectError) -> Self {
+        Error::failed(e.to_string())
+    }
+}
 
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
@@ -91,5 +99,39 @@ mod tests {
             (1, "reading m/1_a/migration.sql: denied")
         );
         assert_eq!(shown, message);
+    }
+
+    #[test]
+    fn a_failed_connection_is_exit_1_redacted_with_the_reopen_hint_on_55000() {
+        let url = crate::config::DbUrl::new("postgres://app:s3cret@db:5432/shop");
+        let refused = crate::db::DbError {
+            message: "database \"shop\" is not currently accepting connections".into(),
+            code: Some("55000".into()),
+            position: None,
+            detail: None,
+        };
+        let (code, message) = exit(crate::db::target::connect_error(&url, refused));
+        assert_eq!(code, 1);
+        assert!(!message.contains("s3cret"), "{message}");
+        assert!(
+            message.starts_with("cannot connect to postgres://app:"),
+            "{message}"
+        );
+        assert!(
+            message.contains(
+                "(SQLSTATE 55000)\n  an in-place restore may be swapping this database right now"
+            ),
+            "{message}"
+        );
+        assert!(
+            message.ends_with("ALTER DATABASE \"shop\" WITH ALLOW_CONNECTIONS true'"),
+            "{message}"
+        );
+        let (code, message) = exit(crate::db::target::connect_error(
+            &url,
+            crate::db::DbError::message("timed out"),
+        ));
+        assert_eq!(code, 1);
+        assert!(message.ends_with("/shop: timed out"), "{message}");
     }
 }

@@ -2,10 +2,9 @@
 //! the folder, the history table and the limits with their per-protection defaults.
 
 use super::migrate::Limits;
-use super::store::Store;
+use super::store::{Store, StoreError};
 use super::{Conn, DbError};
-use crate::config::{DbUrl, Project, Protection, ResolvedEnv};
-use crate::error::{Error, Result};
+use crate::config::{DbUrl, Diagnostic, Project, Protection, ResolvedEnv};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -54,14 +53,14 @@ impl Target {
     }
 
     /// Reads the migrations folder and checks `migration_lock.toml` against the URL.
-    pub fn store(&self) -> Result<Store> {
+    pub fn store(&self) -> Result<Store, StoreError> {
         let store = Store::read_cached(&self.dir, Some(&self.hash_cache))?;
         store.check_provider(&self.dir, self.url.is_postgres())?;
         Ok(store)
     }
 
     /// Connects.
-    pub async fn connect(&self) -> Result<Conn> {
+    pub async fn connect(&self) -> Result<Conn, ConnectError> {
         Conn::connect(&self.url)
             .await
             .map(|c| c.with_state_schema(&self.state_schema))
@@ -71,12 +70,15 @@ impl Target {
 
 /// The server `migrate status --shadow` makes its scratch database on:
 /// `migrations.shadow_url` interpolated, `None` for the environment's own server.
-pub fn shadow_server(project: &Project, vars: &crate::config::Vars) -> Result<Option<DbUrl>> {
+/// A `${…}` that does not resolve is the Workflowfile's diagnostic (bad input).
+pub fn shadow_server(
+    project: &Project,
+    vars: &crate::config::Vars,
+) -> Result<Option<DbUrl>, Diagnostic> {
     let Some(text) = &project.shadow_url else {
         return Ok(None);
     };
-    let raw = crate::config::interpolate::interpolate_text(text, vars, "migrations.shadow_url")
-        .map_err(|d| Error::Config(vec![d]))?;
+    let raw = crate::config::interpolate::interpolate_text(text, vars, "migrations.shadow_url")?;
     Ok(Some(DbUrl::new(&raw)))
 }
 
@@ -99,19 +101,38 @@ pub fn applies_lock_timeout(project: &Project, protection: Protection) -> bool {
         .is_some_and(|t| !t.is_zero())
 }
 
-/// The error shown when a connection fails.
-pub fn connect_error(url: &DbUrl, e: DbError) -> Error {
-    // 55000 on connect: ALLOW_CONNECTIONS false, which dbflow sets only while an in-place
-    // restore swaps databases; a restore killed in that moment leaves it set.
-    let hint = if e.code.as_deref() == Some("55000") {
+/// A connection that could not be opened: which database (redacted) and the server's
+/// or driver's error. Mapped to exit 1 by `From<ConnectError> for crate::error::Error`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cannot connect to {url}: {error}{}", reopen_hint(.error, .database))]
+pub struct ConnectError {
+    /// The URL, password redacted.
+    pub url: String,
+    /// The database's name, for the hint.
+    pub database: String,
+    /// What the server or driver said. Not a `source()`: the message holds it already.
+    pub error: DbError,
+}
+
+/// The error for a connection to `url` that failed with `e`.
+pub fn connect_error(url: &DbUrl, e: DbError) -> ConnectError {
+    ConnectError {
+        url: url.redacted(),
+        database: url.database_name().unwrap_or_default(),
+        error: e,
+    }
+}
+
+/// 55000 on connect: ALLOW_CONNECTIONS false, which dbflow sets only while an in-place
+/// restore swaps databases; a restore killed in that moment leaves it set.
+fn reopen_hint(e: &DbError, database: &str) -> String {
+    if e.code.as_deref() == Some("55000") {
         format!(
-            "\n  an in-place restore may be swapping this database right now; if none is running (one was killed), reopen it: psql -d postgres -c 'ALTER DATABASE \"{}\" WITH ALLOW_CONNECTIONS true'",
-            url.database_name().unwrap_or_default()
+            "\n  an in-place restore may be swapping this database right now; if none is running (one was killed), reopen it: psql -d postgres -c 'ALTER DATABASE \"{database}\" WITH ALLOW_CONNECTIONS true'"
         )
     } else {
         String::new()
-    };
-    Error::failed(format!("cannot connect to {}: {e}{hint}", url.redacted()))
+    }
 }
 
 /// SQLite paths in the Workflowfile are relative to the project root, not to wherever

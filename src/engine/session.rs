@@ -36,9 +36,12 @@ impl DbSession {
             self.store = Some(store.clone());
             return Ok((store, true));
         }
-        let store = Arc::new(target.store().map_err(|e| StepError {
-            message: e.to_string(),
-            code: e.exit_code(),
+        let store = Arc::new(target.store().map_err(|e| {
+            let e = crate::error::Error::from(e);
+            StepError {
+                message: e.to_string(),
+                code: e.exit_code(),
+            }
         })?);
         self.store = Some(store.clone());
         Ok((store, true))

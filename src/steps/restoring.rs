@@ -124,7 +124,8 @@ pub fn destination_operations(destination: &Destination) -> Vec<Operation> {
 }
 
 /// An [`Error`] as a step failure with the same exit code.
-pub fn step_error(e: Error) -> StepError {
+pub fn step_error(e: impl Into<Error>) -> StepError {
+    let e: Error = e.into();
     StepError {
         code: e.exit_code(),
         message: e.to_string(),

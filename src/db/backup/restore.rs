@@ -139,7 +139,7 @@ pub fn database_exists(url: &DbUrl, rt: &tokio::runtime::Runtime) -> Result<bool
                 Ok(true)
             }
             Err(e) if e.code.as_deref() == Some("3D000") => Ok(false),
-            Err(e) => Err(crate::db::target::connect_error(url, e)),
+            Err(e) => Err(crate::db::target::connect_error(url, e).into()),
         }
     })
 }
