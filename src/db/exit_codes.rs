@@ -6,6 +6,7 @@
 //! step that returns [`crate::error::Result`] converts with `?`. The db functions
 //! themselves say only what went wrong.
 
+use super::pgtools::PgToolsError;
 use super::store::StoreError;
 use super::target::ConnectError;
 use crate::error::Error;
@@ -14,6 +15,19 @@ impl From<ConnectError> for Error {
     /// A database that cannot be reached failed the command (exit 1).
     fn from(e: ConnectError) -> Self {
         Error::failed(e.to_string())
+    }
+}
+
+impl From<PgToolsError> for Error {
+    fn from(e: PgToolsError) -> Self {
+        match e {
+            // A name no database may have: the input is wrong (exit 2).
+            PgToolsError::BadName { .. } => Error::Usage(e.to_string()),
+            // The guard's permit does not cover it: blocked (exit 3).
+            PgToolsError::NotPermitted(why) => Error::blocked(why),
+            // Missing tools, a tool that failed or would not start, a bad URL (exit 1).
+            _ => Error::failed(e.to_string()),
+        }
     }
 }
 
@@ -133,5 +147,31 @@ mod tests {
         ));
         assert_eq!(code, 1);
         assert!(message.ends_with("/shop: timed out"), "{message}");
+    }
+
+    #[test]
+    fn pg_tools_errors_map_to_bad_input_blocked_and_failed() {
+        use crate::db::pgtools::check_database_name;
+        let (code, message) = exit(check_database_name("-x").unwrap_err());
+        assert_eq!(code, 2);
+        assert_eq!(
+            message,
+            "`-x` cannot name a database: it starts with `-`, which commands read as an option"
+        );
+        let (code, message) = exit(PgToolsError::NotPermitted("not shop".into()));
+        assert_eq!((code, message.as_str()), (3, "not shop"));
+        let (code, message) = exit(PgToolsError::Spawn {
+            program: PathBuf::from("/nowhere/pg_dump"),
+            error: std::io::Error::new(std::io::ErrorKind::NotFound, "No such file"),
+        });
+        assert_eq!(
+            (code, message.as_str()),
+            (1, "cannot run /nowhere/pg_dump: No such file")
+        );
+        let bad = crate::config::DbUrl::new("postgres://app:s3cret@[::1");
+        let (code, message) = exit(crate::db::pgtools::PgConn::from_url(&bad).unwrap_err());
+        assert_eq!(code, 1);
+        assert!(message.contains("is not a valid URL"), "{message}");
+        assert!(!message.contains("s3cret"), "{message}");
     }
 }

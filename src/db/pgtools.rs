@@ -3,9 +3,52 @@
 //! them without a password on any command line (it travels in `PGPASSWORD`).
 
 use crate::config::DbUrl;
-use crate::error::{Error, Result};
 use crate::guard::Permit;
 use std::path::{Path, PathBuf};
+
+/// Results of finding and running the client tools.
+pub type Result<T, E = PgToolsError> = std::result::Result<T, E>;
+
+/// Why a client tool could not be found or run, or why dbflow refused to run it.
+/// `From<PgToolsError> for crate::error::Error` maps it to an exit code: 2 for a name
+/// no database may have, 3 for a database the guard's permit does not cover, 1 for
+/// the rest. Errors hold their cause in the message (no `source()`, printed once).
+#[derive(Debug, thiserror::Error)]
+pub enum PgToolsError {
+    /// No installation has the tools, or none recent enough for the server.
+    #[error("{0}")]
+    NotFound(String),
+    /// The program could not be started.
+    #[error("cannot run {}: {error}", .program.display())]
+    Spawn {
+        /// The tool's full path.
+        program: PathBuf,
+        /// Why it did not start.
+        error: std::io::Error,
+    },
+    /// The tool ran and exited unsuccessfully ([`tool_failure`]'s message).
+    #[error("{0}")]
+    Failed(String),
+    /// The URL could not be parsed (shown redacted).
+    #[error("{url} is not a valid URL: {error}")]
+    BadUrl {
+        /// The URL, password redacted.
+        url: String,
+        /// The parser's error.
+        error: url::ParseError,
+    },
+    /// A database name dbflow refuses to pass to a tool.
+    #[error("`{}` cannot name a database: {why}", .name.escape_debug())]
+    BadName {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The guard's permit does not cover the database a drop was asked for.
+    #[error("{0}")]
+    NotPermitted(String),
+}
 
 /// Where installed PostgreSQL versions live side by side (Debian/Ubuntu layout).
 pub const INSTALL_ROOT: &str = "/usr/lib/postgresql";
@@ -151,13 +194,14 @@ impl PgTools {
             .stdin_null()
             .stdout_capture()
             .run()
-            .map_err(|e| {
-                Error::failed(format!("cannot run {}: {e}", self.program(tool).display()))
+            .map_err(|error| PgToolsError::Spawn {
+                program: self.program(tool),
+                error,
             })?;
         if output.status.success() {
             return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
         }
-        Err(Error::failed(tool_failure(
+        Err(PgToolsError::Failed(tool_failure(
             tool,
             &output.status,
             &output.stderr,
@@ -185,7 +229,7 @@ impl PgTools {
     /// `dropdb --force` (PostgreSQL 13+ terminates other sessions first), for the one
     /// database the guard's permit covers.
     pub fn dropdb(&self, server: &PgConn, name: &str, permit: &Permit) -> Result<()> {
-        permit.covers(name).map_err(Error::blocked)?;
+        permit.covers(name).map_err(PgToolsError::NotPermitted)?;
         check_database_name(name)?;
         let mut args = vec![format!("--maintenance-db={}", server.maintenance_uri())];
         if self.version.major >= 13 {
@@ -223,10 +267,10 @@ pub fn check_database_name(name: &str) -> Result<()> {
         None
     };
     match why {
-        Some(why) => Err(Error::Usage(format!(
-            "`{}` cannot name a database: {why}",
-            name.escape_debug()
-        ))),
+        Some(why) => Err(PgToolsError::BadName {
+            name: name.to_string(),
+            why,
+        }),
         None => Ok(()),
     }
 }
@@ -288,8 +332,10 @@ impl std::fmt::Debug for PgConn {
 impl PgConn {
     /// Splits a `postgres://` URL.
     pub fn from_url(db: &DbUrl) -> Result<PgConn> {
-        let mut url = url::Url::parse(db.expose())
-            .map_err(|e| Error::failed(format!("{} is not a valid URL: {e}", db.redacted())))?;
+        let mut url = url::Url::parse(db.expose()).map_err(|error| PgToolsError::BadUrl {
+            url: db.redacted(),
+            error,
+        })?;
         let mut password = url.password().map(|p| {
             percent_encoding::percent_decode_str(p)
                 .decode_utf8_lossy()
@@ -450,7 +496,7 @@ fn choose(
         .chain(installed.iter())
         .map(|(d, v)| format!("{v} in {}", d.display()))
         .collect();
-    Err(Error::failed(if seen.is_empty() {
+    Err(PgToolsError::NotFound(if seen.is_empty() {
         format!(
             "no PostgreSQL client tools (pg_dump, pg_restore, createdb, dropdb) on PATH or under {INSTALL_ROOT}/*/bin{server}; install postgresql-client"
         )

@@ -191,7 +191,7 @@ pub fn into_new_database(
         return Ok(());
     };
     let dropped = crate::guard::permit::half_restored(name)
-        .and_then(|permit| tools.dropdb(server, name, &permit));
+        .and_then(|permit| Ok(tools.dropdb(server, name, &permit)?));
     Err(Error::Failed {
         message: format!(
             "{e}\n{}",
@@ -452,7 +452,7 @@ pub fn drop_database(url: &DbUrl, permit: &Permit) -> Result<()> {
     }
     let tools = PgTools::locate(None)?;
     let conn = PgConn::from_url(url)?;
-    tools.dropdb(&conn, &conn.database(), permit)
+    Ok(tools.dropdb(&conn, &conn.database(), permit)?)
 }
 
 /// The name people know a database by: PostgreSQL's name, SQLite's path.
