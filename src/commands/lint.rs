@@ -58,6 +58,13 @@ pub fn run(app: &App, env_flag: Option<&str>, args: &Args<'_>) -> Result<ExitCod
                 let names = changed_folders(&dir, changed);
                 Store::read_where(&dir, None, &|name, is_link| is_link || names.contains(name))?
             }
+            // The pending ones come from the whole history's status: the files that did
+            // not change since `status` or `deploy` hashed them are taken from their
+            // hash cache (a changed file is always re-hashed).
+            _ if args.pending => Store::read_cached(
+                &dir,
+                Some(&app.project.root.join(crate::db::target::HASH_CACHE)),
+            )?,
             _ => Store::read(&dir)?,
         };
         if matches!(read.provider.as_deref(), Some(p) if p != "postgresql" && p != "postgres") {
