@@ -444,3 +444,129 @@ fn lint_allow_is_validated_when_the_workflowfile_loads() {
     );
     t.run_with(["lint"]).assert_code(2);
 }
+
+/// `lint --pending` reads the catalog rows of the tables its files name only (issue 20):
+/// on a database with more small tables than the whole-catalog read counts (1,000), a
+/// named small table is still counted exactly, a named empty one is still known empty,
+/// a big one still gets its size-dependent error, and the header still counts every
+/// table of the database.
+#[test]
+fn pending_lint_reads_the_named_tables_of_a_big_catalog() {
+    let Some(db) = pg::database("lint_history_named_tables") else {
+        return;
+    };
+    let t = project(&db.url).file(
+        "prisma/migrations/20240101000000_init/migration.sql",
+        "CREATE TABLE \"Big\" (\"id\" INTEGER NOT NULL PRIMARY KEY, \"v\" TEXT);\n",
+    );
+    t.run_with(["migrate", "deploy", "--yes"]).assert_code(0);
+    db.psql("INSERT INTO \"Big\" SELECT i, 'v' || i FROM generate_series(1, 200000) i");
+    db.psql("ANALYZE \"Big\"");
+    // 1,200 empty tables (the smallest, so a whole-catalog read counts them first), then
+    // the two the migration names, created last.
+    db.psql("DO $$ BEGIN FOR i IN 1..1200 LOOP EXECUTE format('CREATE TABLE filler_%s (id int)', i); END LOOP; END $$");
+    db.psql("CREATE TABLE \"Small\" (\"id\" INTEGER NOT NULL PRIMARY KEY, \"v\" TEXT)");
+    db.psql("INSERT INTO \"Small\" SELECT i, 'v' FROM generate_series(1, 5) i");
+    db.psql("CREATE TABLE \"Empty\" (\"id\" INTEGER NOT NULL PRIMARY KEY, \"v\" TEXT)");
+    t.write(
+        "prisma/migrations/20240102000000_indexes/migration.sql",
+        "CREATE INDEX \"Small_v_idx\" ON \"Small\"(\"v\");\nCREATE INDEX \"Big_v_idx\" ON \"Big\"(\"v\");\nCREATE INDEX \"Empty_v_idx\" ON \"Empty\"(\"v\");\n",
+    );
+    let out = t.run_with(["lint", "--pending", "--env", "production", "--json"]);
+    out.assert_code(1);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["database_read"], true);
+    let findings = doc["files"][0]["findings"].as_array().unwrap();
+    let summary: Vec<(&str, &str)> = findings
+        .iter()
+        .map(|f| {
+            (
+                f["lock"]["table"].as_str().unwrap(),
+                f["severity"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [("\"Small\"", "warning"), ("\"Big\"", "error")],
+        "{}",
+        out.stdout
+    );
+    assert_eq!(findings[0]["lock"]["size"]["rows"], 5);
+    assert_eq!(findings[0]["lock"]["size"]["exact"], true);
+    let big_rows = findings[1]["lock"]["size"]["rows"].as_u64().unwrap();
+    assert!((150_000..=250_000).contains(&big_rows), "{big_rows}");
+
+    let out = t.run_with(["lint", "--pending", "--env", "production"]);
+    // Every table of the database (the fillers, ours, the history table, dbflow's own).
+    let tables = db.psql(
+        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'",
+    );
+    assert!(tables.parse::<usize>().unwrap() > 1200, "{tables}");
+    assert!(
+        out.stdout.contains(&format!(
+            "for environment `production` (protected) against its database ({tables} tables)"
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("= lock: SHARE on \"Big\" (~200 k rows, "),
+        "{}",
+        out.stdout
+    );
+}
+
+/// `lint --since` reads only the folders that changed, but a changed migration (or any
+/// migration folder) that is a link leading outside the migrations folder is still
+/// refused, never read.
+#[test]
+fn since_still_refuses_links_that_leave_the_folder() {
+    let t = project("postgres://app@db.invalid/shop");
+    write_history(&t, 1..=2);
+    let dir = t.path();
+    git(dir, &["init", "-q", "-b", "main"]);
+    git(dir, &["add", "."]);
+    git(dir, &["commit", "-q", "-m", "history"]);
+    let outside_dir = tempfile::tempdir().unwrap();
+    let outside = outside_dir.path();
+    std::fs::write(outside.join("migration.sql"), "SELECT 'outside';\n").unwrap();
+
+    // A changed migration.sql linking outside.
+    let folder = dir.join("prisma/migrations/20250101000000_planted");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::os::unix::fs::symlink(outside.join("migration.sql"), folder.join("migration.sql"))
+        .unwrap();
+    let out = t.run_with(["lint", "--since", "main", "--static"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr
+            .contains("resolves outside the migrations folder"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stdout.contains("outside'"), "{}", out.stdout);
+    std::fs::remove_dir_all(&folder).unwrap();
+
+    // A migration folder that is itself a link outside, even when nothing under the
+    // folder changed per git.
+    std::os::unix::fs::symlink(outside, &folder).unwrap();
+    let out = t.run_with(["lint", "--since", "main", "--static"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr
+            .contains("resolves outside the migrations folder"),
+        "{}",
+        out.stderr
+    );
+    std::fs::remove_file(&folder).unwrap();
+
+    // Nothing left changed: nothing to lint.
+    let out = t.run_with(["lint", "--since", "main", "--static"]);
+    out.assert_code(0);
+    assert_eq!(
+        out.stdout,
+        "✔ no migration added or changed since main in prisma/migrations: nothing to lint\n"
+    );
+}

@@ -47,7 +47,26 @@ pub fn run(app: &App, env_flag: Option<&str>, args: &Args<'_>) -> Result<ExitCod
     let mut store = None;
     if args.paths.is_empty() {
         let dir = app.project.root.join(&app.project.migrations_dir);
-        let read = Store::read(&dir)?;
+        let changed = match args.since {
+            Some(git_ref) => Some(changed_since(&app.project.root, &dir, git_ref)?),
+            None => None,
+        };
+        // `--since` alone hashes only the folders a changed path can name (and every
+        // link, which may lead to one); `--pending` needs the whole history's status.
+        let read = match (&changed, args.pending) {
+            (Some(changed), false) => {
+                let names = changed_folders(&dir, changed);
+                Store::read_where(&dir, None, &|name, is_link| is_link || names.contains(name))?
+            }
+            // The pending ones come from the whole history's status: the files that did
+            // not change since `status` or `deploy` hashed them are taken from their
+            // hash cache (a changed file is always re-hashed).
+            _ if args.pending => Store::read_cached(
+                &dir,
+                Some(&app.project.root.join(crate::db::target::HASH_CACHE)),
+            )?,
+            _ => Store::read(&dir)?,
+        };
         if matches!(read.provider.as_deref(), Some(p) if p != "postgresql" && p != "postgres") {
             app.ui.out(&format!(
                 "nothing to lint: {} holds {} migrations (migration_lock.toml) and the linter reads PostgreSQL",
@@ -56,10 +75,6 @@ pub fn run(app: &App, env_flag: Option<&str>, args: &Args<'_>) -> Result<ExitCod
             ));
             return Ok(ExitCode::Ok);
         }
-        let changed = match args.since {
-            Some(git_ref) => Some(changed_since(&app.project.root, &dir, git_ref)?),
-            None => None,
-        };
         for m in &read.migrations {
             if let Some(changed) = &changed {
                 let path = m.path.canonicalize().unwrap_or_else(|_| m.path.clone());
@@ -69,7 +84,8 @@ pub fn run(app: &App, env_flag: Option<&str>, args: &Args<'_>) -> Result<ExitCod
             }
             files.push((migrations::shown_path(&m.path), m.path.clone()));
         }
-        if read.migrations.is_empty() {
+        let partial = changed.is_some() && !args.pending;
+        if read.migrations.is_empty() && (!partial || !has_migrations(&dir)) {
             app.ui.out(&format!(
                 "no migrations found in {}",
                 migrations::shown_path(&dir)
@@ -111,26 +127,22 @@ pub fn run(app: &App, env_flag: Option<&str>, args: &Args<'_>) -> Result<ExitCod
     let mut database = String::new();
     let mut catalog = None;
     if args.pending || (env_flag.is_some() && !args.static_only) {
-        let live = read_database(app, env_flag, store.as_ref().filter(|_| args.pending));
+        let pending_of = store.as_ref().filter(|_| args.pending);
+        let live = read_database(app, env_flag, pending_of, &mut files);
         match live {
-            Ok((read, pending)) => {
+            Ok(read) => {
                 database = format!(
                     " against its database ({} table{})",
                     read.table_count(),
                     if read.table_count() == 1 { "" } else { "s" }
                 );
                 catalog = Some(read);
-                if let Some(pending) = pending {
-                    files.retain(|(_, path)| {
-                        lint::migration_name(path).is_some_and(|n| pending.contains(&n))
-                    });
-                    if files.is_empty() {
-                        app.ui.out(&format!(
-                            "✔ no pending migrations on `{}`: nothing to lint",
-                            target.env
-                        ));
-                        return Ok(ExitCode::Ok);
-                    }
+                if args.pending && files.is_empty() {
+                    app.ui.out(&format!(
+                        "✔ no pending migrations on `{}`: nothing to lint",
+                        target.env
+                    ));
+                    return Ok(ExitCode::Ok);
                 }
             }
             Err(why) if args.pending => {
@@ -227,13 +239,15 @@ fn list_rules(app: &App) {
     ));
 }
 
-/// The environment's live catalog and, with a store, the names of its pending
-/// migrations; `Err` says why the database could not be read.
+/// The environment's live catalog, read for the relations `files` name only (see
+/// `lint::names`); with a store, `files` is first narrowed to the migrations the
+/// environment has not applied. `Err` says why the database could not be read.
 fn read_database(
     app: &App,
     env_flag: Option<&str>,
     store: Option<&Store>,
-) -> std::result::Result<(Arc<Catalog>, Option<HashSet<String>>), String> {
+    files: &mut Vec<(String, PathBuf)>,
+) -> std::result::Result<Arc<Catalog>, String> {
     let env = app.env(env_flag).map_err(|e| e.to_string())?;
     let target = Target::for_env(&app.project, &env);
     if !target.url.is_postgres() {
@@ -248,34 +262,34 @@ fn read_database(
             .await
             .map_err(|_| format!("no answer within {}s", CONNECT_WAIT.as_secs()))?
             .map_err(|e| e.to_string())?;
-        let pending = match store {
-            Some(store) => {
-                let status = migrate::history_status(&mut conn, store, &target.table)
-                    .await
-                    .map_err(|e| e.to_string());
-                Some(
-                    status?
-                        .entries
-                        .iter()
-                        .filter(|e| {
-                            matches!(
-                                e.state,
-                                migrate::State::Pending | migrate::State::RolledBack
-                            )
-                        })
-                        .map(|e| e.name.clone())
-                        .collect(),
-                )
-            }
-            None => None,
-        };
-        let catalog = migrations::catalog_for_lint(&mut conn).await;
+        if let Some(store) = store {
+            let status = migrate::history_status(&mut conn, store, &target.table)
+                .await
+                .map_err(|e| e.to_string())?;
+            let pending: HashSet<String> = status
+                .entries
+                .iter()
+                .filter(|e| {
+                    matches!(
+                        e.state,
+                        migrate::State::Pending | migrate::State::RolledBack
+                    )
+                })
+                .map(|e| e.name.clone())
+                .collect();
+            files.retain(|(_, path)| {
+                lint::migration_name(path).is_some_and(|n| pending.contains(&n))
+            });
+        }
+        let names = lint::names::of_files(files);
+        let catalog = migrations::catalog_for_lint_of(&mut conn, names.as_ref()).await;
         conn.close().await;
-        Ok((catalog?, pending))
+        catalog
     })
 }
 
-/// The migration files under `dir` added or changed since `git_ref`: from the merge base
+/// The migration files under `dir` added or changed since `git_ref` (each resolved, and
+/// as git names it): from the merge base
 /// of `git_ref` and HEAD to the working tree, untracked files included.
 fn changed_since(root: &Path, dir: &Path, git_ref: &str) -> Result<HashSet<PathBuf>> {
     let git = |args: &[&str]| -> Result<String> {
@@ -320,15 +334,48 @@ fn changed_since(root: &Path, dir: &Path, git_ref: &str) -> Result<HashSet<PathB
         &rel,
     ])?;
     let untracked = git(&["ls-files", "--others", "--exclude-standard", "--", &rel])?;
+    // Resolved (a migration is linted when its resolved path changed) and as git names
+    // them (to find which folders to read, see `changed_folders`).
     Ok(changed
         .lines()
         .chain(untracked.lines())
         .filter(|l| !l.is_empty())
-        .map(|l| {
+        .flat_map(|l| {
             let path = root.join(l);
-            path.canonicalize().unwrap_or(path)
+            [path.canonicalize().unwrap_or_else(|_| path.clone()), path]
         })
         .collect())
+}
+
+/// The migration folders of `dir` a changed path (as git names it, or resolved) can be the `migration.sql` of. Folders reached through a link are asked
+/// for separately (see `Store::read_where`); the caller still keeps only the files
+/// whose resolved path changed, as before.
+fn changed_folders(dir: &Path, changed: &HashSet<PathBuf>) -> HashSet<String> {
+    let real_dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let mut names = HashSet::new();
+    for path in changed {
+        for base in [dir, real_dir.as_path()] {
+            let Ok(rel) = path.strip_prefix(base) else {
+                continue;
+            };
+            let mut parts = rel.components();
+            if let (Some(folder), Some(file), None) = (parts.next(), parts.next(), parts.next()) {
+                if file.as_os_str() == "migration.sql" {
+                    names.insert(folder.as_os_str().to_string_lossy().to_string());
+                }
+            }
+        }
+    }
+    names
+}
+
+/// Whether `dir` holds at least one migration folder (stops at the first).
+fn has_migrations(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .filter_map(|e| e.ok())
+            .any(|e| e.path().join("migration.sql").is_file())
+    })
 }
 
 /// Every `.sql` file under `dir`, sorted; `down.sql` files go to `skipped`.

@@ -167,6 +167,17 @@ impl Store {
     /// [`Store::read`], taking the checksums of files that did not change from the hash
     /// cache at `cache` (see [`super::hash_cache`]) and updating it.
     pub fn read_cached(dir: &Path, cache: Option<&Path>) -> Result<Self> {
+        Self::read_where(dir, cache, &|_, _| true)
+    }
+
+    /// [`Store::read_cached`] hashing only the migration folders `wanted(name, is_link)`
+    /// accepts (`lint --since` reads the few that changed, not the whole history). Every
+    /// symbolic link is still checked to stay inside the folder before `wanted` is asked.
+    pub fn read_where(
+        dir: &Path,
+        cache: Option<&Path>,
+        wanted: &dyn Fn(&str, bool) -> bool,
+    ) -> Result<Self> {
         let mut store = Store::default();
         if !dir.exists() {
             return Ok(store);
@@ -181,17 +192,22 @@ impl Store {
             let name = entry.file_name().to_string_lossy().to_string();
             // The directory entry's own type (no stat), following a symlink only when it
             // is one, and only once it is known to stay inside the folder.
+            let mut is_link = false;
             let is_dir = match entry.file_type() {
                 Ok(t) if t.is_symlink() => {
                     if name.starts_with('.') {
                         continue;
                     }
                     inside(&path, &root, dir)?;
+                    is_link = true;
                     path.is_dir()
                 }
                 Ok(t) => t.is_dir(),
                 Err(_) => path.is_dir(),
             };
+            if is_dir && !wanted(&name, is_link) {
+                continue;
+            }
             if is_dir {
                 match read_one(
                     &name,

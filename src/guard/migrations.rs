@@ -9,6 +9,7 @@ use crate::db::store::Store;
 use crate::db::{Conn, DbError};
 use crate::lint::{self, report, Catalog, FileReport, Options, Severity, TableSize};
 use crate::ui::prompt::{self, Answer};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -52,17 +53,46 @@ const COUNTED_BYTES: u64 = 1024 * 1024;
 /// 2,500 tables on default settings) and the whole read fails.
 const COUNTED_TABLES: usize = 1000;
 
+/// The schemas the linter reads (not PostgreSQL's own, TOAST or temporary ones).
+const SCHEMAS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema')
+    AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'";
+
 /// The one catalog query: the search path, every index with its table, and every table
 /// with its size and row count (counted when small, else `reltuples` scaled to the
 /// table's current size the way the planner does; unknown when never analyzed).
-fn catalog_sql() -> String {
+///
+/// With `names`, only the relations of those names (in any schema) and the tables of
+/// indexes of those names are read, plus a `count` row with every table: a lint of a
+/// few files then costs what they name, not what the database holds.
+fn catalog_sql(names: Option<&BTreeSet<String>>) -> String {
+    // Hex-encoded, so no name can end the literal whatever the server's quoting settings.
+    let (named, filter, count) = match names {
+        Some(names) => (
+            format!(
+                "named AS (SELECT convert_from(decode(h, 'hex'), 'UTF8')::name AS name FROM unnest(ARRAY[{}]::text[]) h),\n",
+                names
+                    .iter()
+                    .map(|n| format!("'{}'", hex::encode(n)))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            "\n    AND (c.relname IN (SELECT name FROM named) OR c.oid IN (
+      SELECT i.indrelid FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class x ON x.oid = i.indexrelid
+      WHERE x.relname IN (SELECT name FROM named)))",
+            format!(
+                "\nUNION ALL\nSELECT 'count', count(*)::text, NULL, NULL, NULL, NULL
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relkind IN ('r', 'p', 'm', 'f') AND {SCHEMAS}"
+            ),
+        ),
+        None => (String::new(), "", String::new()),
+    };
     format!(
-        r#"WITH rels AS (
+        r#"WITH {named}rels AS (
   SELECT c.oid, n.nspname::text AS nsp, c.relname::text AS rel, c.relkind, c.reltuples, c.relpages, c.relrowsecurity
   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
   WHERE c.relkind IN ('r', 'p', 'm', 'f', 'i', 'I')
-    AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-    AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
+    AND {SCHEMAS}{filter}
 ), counted AS (
   SELECT r.oid FROM rels r
   WHERE r.relkind IN ('r', 'm') AND pg_catalog.pg_relation_size(r.oid) <= {counted}
@@ -93,7 +123,7 @@ SELECT 'table', r.nsp, r.rel,
       SELECT coalesce(sum(pg_catalog.pg_total_relation_size(p.relid)), 0)::text
       FROM pg_catalog.pg_partition_tree(r.oid) p WHERE p.isleaf)
     ELSE pg_catalog.pg_total_relation_size(r.oid)::text END
-  FROM rels r WHERE r.relkind IN ('r', 'p', 'm', 'f')"#,
+  FROM rels r WHERE r.relkind IN ('r', 'p', 'm', 'f'){count}"#,
         counted = COUNTED_BYTES,
         most = COUNTED_TABLES
     )
@@ -104,6 +134,15 @@ SELECT 'table', r.nsp, r.rel,
 /// unless someone holds (or waits for) an ACCESS EXCLUSIVE lock on it; the query waits at
 /// most 200 ms for a lock and 10 s in all, and on failure linting is static.
 pub async fn read_catalog(conn: &mut Conn) -> Result<Catalog, DbError> {
+    read_catalog_of(conn, None).await
+}
+
+/// [`read_catalog`] limited to the relations named `names` (see `catalog_sql`) when
+/// given; the catalog still counts every table.
+pub async fn read_catalog_of(
+    conn: &mut Conn,
+    names: Option<&BTreeSet<String>>,
+) -> Result<Catalog, DbError> {
     if !conn.is_postgres() {
         return Err(DbError::message(
             "the linter reads PostgreSQL catalogs only",
@@ -111,7 +150,7 @@ pub async fn read_catalog(conn: &mut Conn) -> Result<Catalog, DbError> {
     }
     conn.batch("SET lock_timeout = '200ms'; SET statement_timeout = '10s'")
         .await?;
-    let rows = conn.text_rows(&catalog_sql()).await;
+    let rows = conn.text_rows(&catalog_sql(names)).await;
     conn.batch("RESET lock_timeout; RESET statement_timeout")
         .await?;
     let rows = rows?;
@@ -132,6 +171,11 @@ pub async fn read_catalog(conn: &mut Conn) -> Result<Catalog, DbError> {
             (Some("index"), Some(schema), Some(index)) => {
                 if let Some(table) = cell(3) {
                     catalog.add_index(schema, index, table);
+                }
+            }
+            (Some("count"), Some(total), _) => {
+                if let Ok(total) = total.parse() {
+                    catalog.set_table_count(total);
                 }
             }
             (Some("table"), Some(schema), Some(table)) => {
@@ -171,7 +215,16 @@ pub async fn catalog_for_pending(
 /// The live catalog for linting, or why it could not be read (linting is then static,
 /// as without a database).
 pub async fn catalog_for_lint(conn: &mut Conn) -> Result<Arc<Catalog>, String> {
-    read_catalog(conn)
+    catalog_for_lint_of(conn, None).await
+}
+
+/// [`catalog_for_lint`] reading only the relations named `names` when given (the names
+/// the files being linted use, see `lint::names`).
+pub async fn catalog_for_lint_of(
+    conn: &mut Conn,
+    names: Option<&BTreeSet<String>>,
+) -> Result<Arc<Catalog>, String> {
+    read_catalog_of(conn, names)
         .await
         .map(Arc::new)
         .map_err(|e| e.message)

@@ -74,6 +74,9 @@ pub struct Catalog {
     indexes: HashMap<(String, String), (String, String)>,
     /// Schemas an unqualified name is looked up in, in order (`current_schemas(false)`).
     search_path: Vec<String>,
+    /// Tables in the database when only some of them were read (a lint of a few files
+    /// reads the rows of the names they use, see [`super::names`]).
+    total_tables: Option<usize>,
 }
 
 impl Catalog {
@@ -103,9 +106,14 @@ impl Catalog {
         );
     }
 
-    /// Number of tables known.
+    /// Records how many tables the database holds when only some were read.
+    pub fn set_table_count(&mut self, total: usize) {
+        self.total_tables = Some(total);
+    }
+
+    /// Number of tables in the database (all of them, even when only some were read).
     pub fn table_count(&self) -> usize {
-        self.tables.len()
+        self.total_tables.unwrap_or(self.tables.len())
     }
 
     /// The schemas `table` may live in: its own, or the search path.

@@ -19,6 +19,7 @@ pub mod catalog;
 pub mod context;
 pub mod lock;
 pub mod migration;
+pub mod names;
 pub mod report;
 pub mod rules;
 
