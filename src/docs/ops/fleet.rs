@@ -47,6 +47,10 @@ fn group<K: Ord + Clone + std::hash::Hash>(
         groups.entry(k).or_default().push(target.to_string());
     }
     let mut out: Vec<_> = groups.into_iter().collect();
+    // Targets finish in any order under concurrency: the page lists them by name.
+    for (_, targets) in &mut out {
+        targets.sort();
+    }
     out.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
     out
 }
