@@ -413,9 +413,11 @@ fn backup_progress_in_a_log_has_percentages_and_the_total() {
         .filter(|l| l.trim_start().starts_with("pg_dump:"))
         .collect();
     let with_percent = progress.iter().filter(|l| l.contains("%)")).count();
+    // Progress is sampled every 250 ms: a quiet machine dumps this database in well under
+    // a second (two samples seen in CI), so ask for one, not a count that depends on speed.
     assert!(
-        with_percent >= 3,
-        "expected at least 3 progress lines with a percentage (backup took {:?}):\n{all}",
+        with_percent >= 1,
+        "expected a progress line with a percentage (backup took {:?}):\n{all}",
         started.elapsed()
     );
     assert!(progress[0].contains("pg_dump: started, about"), "{all}");
