@@ -4,6 +4,7 @@ mod support;
 
 mod adopt;
 mod backup;
+mod catalog_horizon;
 mod check;
 mod cli;
 mod crash;

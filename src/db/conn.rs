@@ -10,6 +10,7 @@ pub struct Conn {
     backend: Backend,
     state_schema: String,
     url_schema: Option<String>,
+    horizon_memo: Option<std::path::PathBuf>,
 }
 
 /// The driver connection behind a [`Conn`].
@@ -135,6 +136,7 @@ impl Conn {
                 ),
                 state_schema: DEFAULT_STATE_SCHEMA.into(),
                 url_schema: url.prisma_schema(),
+                horizon_memo: None,
             };
             if let Some(schema) = conn.url_schema.clone() {
                 // A SET, not a startup `options`: poolers such as PgBouncer refuse those.
@@ -174,6 +176,7 @@ impl Conn {
             backend: Backend::Sqlite(conn),
             state_schema: DEFAULT_STATE_SCHEMA.into(),
             url_schema: None,
+            horizon_memo: None,
         }
     }
 
@@ -181,6 +184,19 @@ impl Conn {
     pub fn with_state_schema(mut self, schema: &str) -> Conn {
         self.state_schema = schema.to_string();
         self
+    }
+
+    /// Keeps what `status` learns about the catalog's commit horizon at `path` (see
+    /// [`super::horizon_memo`]); without one every status on a busy or vacuumed database
+    /// reads the catalog token in full.
+    pub fn with_horizon_memo(mut self, path: std::path::PathBuf) -> Conn {
+        self.horizon_memo = Some(path);
+        self
+    }
+
+    /// Where the catalog horizon memo is kept, if anywhere.
+    pub fn horizon_memo(&self) -> Option<&std::path::Path> {
+        self.horizon_memo.as_deref()
     }
 
     /// The schema holding dbflow's own tables (PostgreSQL).

@@ -7,6 +7,7 @@ pub mod conn;
 mod exit_codes;
 pub mod hash_cache;
 pub mod history;
+pub mod horizon_memo;
 pub mod interruption;
 pub mod migrate;
 pub mod pgtools;

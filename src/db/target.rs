@@ -63,7 +63,12 @@ impl Target {
     pub async fn connect(&self) -> Result<Conn, ConnectError> {
         Conn::connect(&self.url)
             .await
-            .map(|c| c.with_state_schema(&self.state_schema))
+            .map(|c| {
+                // Next to the hash cache: `.dbflow/catalog-horizons`.
+                let memo = self.hash_cache.with_file_name("catalog-horizons");
+                c.with_state_schema(&self.state_schema)
+                    .with_horizon_memo(memo)
+            })
             .map_err(|e| connect_error(&self.url, e))
     }
 }

@@ -389,6 +389,7 @@ mod tests {
                 .collect(),
             drift: Vec::new(),
             drift_checked: true,
+            catalog_read: false,
             schema_recorded: true,
             drift_note: None,
             schema_stale: None,

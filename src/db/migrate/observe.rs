@@ -2,8 +2,9 @@
 //! drift check, then comparing them with the migrations folder.
 
 use super::status::{entries_from, Status};
-use crate::db::conn::{quote_ident, Conn, DbError};
+use crate::db::conn::{quote_ident, quote_literal, Conn, DbError};
 use crate::db::history::{self, HistoryRow};
+use crate::db::horizon_memo;
 use crate::db::schema;
 use crate::db::store::Store;
 use std::time::Duration;
@@ -26,6 +27,7 @@ pub struct Observed {
     drift_note: Option<String>,
     schema_stale: Option<String>,
     live_schema: Option<Vec<String>>,
+    catalog_read: bool,
 }
 
 impl Observed {
@@ -35,6 +37,7 @@ impl Observed {
             entries: entries_from(store, &self.rows),
             drift: self.drift,
             drift_checked: self.drift_checked,
+            catalog_read: self.catalog_read,
             schema_recorded: self.schema_recorded,
             drift_note: self.drift_note,
             schema_stale: self.schema_stale,
@@ -64,6 +67,7 @@ pub async fn history_status(
         entries: entries_from(store, &rows),
         drift: Vec::new(),
         drift_checked: false,
+        catalog_read: false,
         schema_recorded: false,
         drift_note: Some("not checked".into()),
         schema_stale: None,
@@ -107,8 +111,14 @@ async fn observe_inner(
         true => probe(conn, table).await?,
         false => None,
     };
-    let (rows, history_table_exists, recorded, live_token) = match probe {
-        Some(probe) => (probe.rows, true, Some(probe.recorded), probe.token),
+    let (rows, history_table_exists, recorded, live_token, mut catalog_read) = match probe {
+        Some(probe) => (
+            probe.rows,
+            true,
+            Some(probe.recorded),
+            probe.token,
+            probe.catalog_read,
+        ),
         None => {
             let (rows, exists) = history_rows(conn, table).await?;
             let recorded = schema::recorded(conn, false).await?;
@@ -116,7 +126,8 @@ async fn observe_inner(
                 Some(r) if r.token.is_some() => schema::token(conn).await?,
                 _ => None,
             };
-            (rows, exists, recorded, token)
+            let read = token.is_some();
+            (rows, exists, recorded, token, read)
         }
     };
     let (mut drift, mut drift_checked, mut drift_note, mut live_schema) =
@@ -141,6 +152,7 @@ async fn observe_inner(
         }
         Some(recorded) => match schema::snapshot_within(conn, table, catalog_wait).await? {
             Some(live) => {
+                catalog_read = true;
                 if schema::fingerprint(&live) != recorded.fingerprint {
                     let lines = schema::recorded(conn, true)
                         .await?
@@ -171,6 +183,7 @@ async fn observe_inner(
         drift_note,
         schema_stale,
         live_schema,
+        catalog_read,
     })
 }
 
@@ -207,21 +220,67 @@ struct Probe {
     rows: Vec<HistoryRow>,
     recorded: schema::Recorded,
     token: Option<String>,
+    /// Whether the token was read from the catalog (not known current from a horizon).
+    catalog_read: bool,
 }
+
+/// How the probe knew the live token: the horizon recorded with the state, the project's
+/// memo (see [`horizon_memo`]), or a read of the catalog (`read`; `none` when the record
+/// has no token to compare with, so none is read).
+const FROM_RECORD: &str = "recorded";
+const FROM_MEMO: &str = "memo";
 
 /// The history rows, the recorded schema state (without its listing) and the live catalog
 /// token in one statement (PostgreSQL): a fresh backend pays for every statement it
 /// plans, so `status` asks once. `None` when the history or state table does not exist
 /// yet; the caller then reads step by step.
+///
+/// The token is read from the catalog only when no transaction is known to have left the
+/// catalog as it was: the statement's commit horizon equal to the one recorded with the
+/// token (nothing completed since the deploy recorded it), or to one the memo remembers
+/// for this server (a previous status read the token at that horizon). PostgreSQL
+/// evaluates the token's subquery only in the `CASE` branch that needs it.
 async fn probe(conn: &mut Conn, table: &str) -> Result<Option<Probe>, DbError> {
-    // Two statements in one message, their rows told apart by width (7, 4); the token is
+    // Two statements in one message, their rows told apart by width (7, 8); the token is
     // computed by the statement that reads the state row, so a state table without its
     // row returns neither (and the careful path says "not recorded").
+    let memo = conn
+        .horizon_memo()
+        .map(horizon_memo::load)
+        .unwrap_or_default();
+    let memo_rows = match memo.is_empty() {
+        true => "SELECT NULL::text, NULL::text, NULL::text WHERE false".to_string(),
+        false => {
+            let rows: Vec<String> = memo
+                .iter()
+                .map(|m| {
+                    format!(
+                        "({}, {}, {})",
+                        quote_literal(&m.server),
+                        quote_literal(&m.horizon),
+                        quote_literal(&m.token)
+                    )
+                })
+                .collect();
+            format!("VALUES {}", rows.join(", "))
+        }
+    };
     let sql = format!(
-        "SELECT checksum, migration_name, started_at, finished_at, rolled_back_at, logs, applied_steps_count FROM {t};\nSELECT fingerprint, recorded_at, token, {token} FROM {state}",
+        "SELECT checksum, migration_name, started_at, finished_at, rolled_back_at, logs, applied_steps_count FROM {t};
+SELECT 'state', fingerprint, recorded_at, token,
+  CASE kind WHEN '{FROM_RECORD}' THEN token WHEN '{FROM_MEMO}' THEN memo_token WHEN 'none' THEN NULL ELSE {token} END, kind, live, server
+FROM (
+  SELECT s.fingerprint, s.recorded_at, s.token, l.live, l.server, m.token AS memo_token,
+    CASE WHEN s.token IS NULL THEN 'none' WHEN s.horizon = l.live THEN '{FROM_RECORD}' WHEN m.token IS NOT NULL THEN '{FROM_MEMO}' ELSE 'read' END AS kind
+  FROM {state} s
+  CROSS JOIN (SELECT {live} AS live, {server} AS server) l
+  LEFT JOIN ({memo_rows}) m(server, horizon, token) ON m.server = l.server AND m.horizon = l.live
+) q",
         t = quote_ident(table),
         state = schema::state_table(conn),
         token = schema::token_sql(),
+        live = schema::live_horizon_sql(),
+        server = horizon_memo::server_sql(),
     );
     let rows = match conn.text_rows(&sql).await {
         Ok(rows) => rows,
@@ -233,18 +292,37 @@ async fn probe(conn: &mut Conn, table: &str) -> Result<Option<Probe>, DbError> {
         Err(e) => return Err(e),
     };
     let (mut history_rows, mut recorded, mut token) = (Vec::new(), None, None);
+    let mut catalog_read = true;
     for mut row in rows {
         if row.len() == 7 {
             row.insert(0, None);
             history_rows.push(row);
             continue;
         }
-        token = row.get_mut(3).and_then(Option::take);
+        let kind = row[5].take().unwrap_or_default();
+        catalog_read = kind == "read";
+        token = row[4].take();
+        if let (true, Some(path), Some(token), Some(live), Some(server)) = (
+            catalog_read,
+            conn.horizon_memo(),
+            &token,
+            row[6].take(),
+            row[7].take(),
+        ) {
+            horizon_memo::remember(
+                path,
+                horizon_memo::Seen {
+                    server,
+                    horizon: live,
+                    token: token.clone(),
+                },
+            );
+        }
         recorded = Some(schema::Recorded {
-            fingerprint: row[0].take().unwrap_or_default(),
+            fingerprint: row[1].take().unwrap_or_default(),
             lines: Vec::new(),
-            recorded_at: row[1].take().unwrap_or_default(),
-            token: row[2].take(),
+            recorded_at: row[2].take().unwrap_or_default(),
+            token: row[3].take(),
         });
     }
     // A state table without its row reads as "not recorded": the careful path says so.
@@ -255,6 +333,7 @@ async fn probe(conn: &mut Conn, table: &str) -> Result<Option<Probe>, DbError> {
         rows: history::from_rows(history_rows),
         recorded,
         token,
+        catalog_read,
     }))
 }
 

@@ -61,6 +61,11 @@ pub struct Status {
     pub drift: Vec<String>,
     /// Whether drift was checked (a recorded state existed and the catalog was readable).
     pub drift_checked: bool,
+    /// Whether the drift check read the catalog (PostgreSQL). False when the statement's
+    /// commit horizon showed that no transaction completed since the catalog token was
+    /// last read (by the deploy that recorded it, or by an earlier status; see
+    /// `db::horizon_memo`): the same committed catalog rows, the same token.
+    pub catalog_read: bool,
     /// Whether a deploy by dbflow recorded the schema state.
     pub schema_recorded: bool,
     /// Why drift was not checked, when it was not.
@@ -517,6 +522,7 @@ mod tests {
             entries,
             drift,
             drift_checked: true,
+            catalog_read: true,
             schema_recorded: true,
             drift_note: None,
             schema_stale: None,

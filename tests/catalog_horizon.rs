@@ -1,0 +1,151 @@
+//! `migrate status` skips reading the catalog when no transaction completed since the
+//! catalog token was last read (the deploy's record, or an earlier status remembered in
+//! `.dbflow/catalog-horizons`), and never lets that hide a change. Each test runs on a
+//! cluster of its own with autovacuum off, so nothing else completes transactions there.
+
+use crate::support::cli::Test;
+use crate::support::pg;
+use std::io::{BufRead, Write};
+use std::process::{Command, Stdio};
+
+const MEMO: &str = ".dbflow/catalog-horizons";
+
+fn project(url: &str) -> Test {
+    Test::new()
+        .file(
+            "Workflowfile.yaml",
+            "environments:\n  local:\n    url: ${DATABASE_URL}\n    protection: sandbox\n",
+        )
+        .file(
+            "prisma/migrations/20240101000000_init/migration.sql",
+            "CREATE TABLE \"Item\" (\"id\" INTEGER NOT NULL PRIMARY KEY, \"name\" TEXT NOT NULL);\nCREATE INDEX \"Item_name_idx\" ON \"Item\"(\"name\");\n",
+        )
+        .env("DATABASE_URL", url)
+}
+
+/// `migrate status --json`: its exit code and document.
+fn status(t: &Test) -> (i32, serde_json::Value) {
+    let out = t.run_with(["migrate", "status", "--json"]);
+    let doc = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", out.stdout, out.stderr));
+    (out.code, doc)
+}
+
+fn catalog_read(doc: &serde_json::Value) -> bool {
+    doc["status"]["catalog_read"]
+        .as_bool()
+        .unwrap_or_else(|| panic!("no catalog_read in {doc}"))
+}
+
+fn drift(doc: &serde_json::Value) -> String {
+    doc["status"]["drift"].to_string()
+}
+
+#[test]
+fn status_reads_the_catalog_only_after_a_transaction_completed_and_still_sees_every_change() {
+    let Some(cluster) = pg::own_cluster("catalog_horizon", "-c autovacuum=off") else {
+        return;
+    };
+    cluster.psql("postgres", "CREATE DATABASE app").unwrap();
+    let t = project(&cluster.url("app"));
+    t.run_with(["migrate", "deploy"]).assert_code(0);
+
+    // Nothing completed since the deploy recorded the token: it is the live one.
+    let (code, doc) = status(&t);
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(doc["status"]["drift_checked"], true, "{doc}");
+    assert!(!catalog_read(&doc), "{doc}");
+    assert!(!t.exists(MEMO), "nothing read, nothing to remember");
+
+    // Any committed transaction (here one that changes no catalog row) moves the horizon:
+    // the catalog is read, and what was read is remembered for the next status.
+    cluster.psql("app", "SELECT pg_current_xact_id()").unwrap();
+    let (code, doc) = status(&t);
+    assert_eq!(code, 0, "{doc}");
+    assert!(catalog_read(&doc), "{doc}");
+    let memo = t.read(MEMO);
+    assert!(
+        memo.starts_with("dbflow catalog horizons v1\n") && memo.lines().count() == 2,
+        "{memo}"
+    );
+    assert!(!memo.contains("postgres://"), "no URL in the memo: {memo}");
+    let (code, doc) = status(&t);
+    assert_eq!(code, 0, "{doc}");
+    assert!(!catalog_read(&doc), "the remembered horizon: {doc}");
+
+    // A hand-made change completes a transaction: read, reported, and reported again by
+    // the status that finds the memo current.
+    cluster
+        .psql("app", "ALTER TABLE \"Item\" ADD COLUMN \"by_hand\" text")
+        .unwrap();
+    for _ in 0..2 {
+        let (code, doc) = status(&t);
+        assert_eq!(code, 4, "{doc}");
+        assert!(drift(&doc).contains("by_hand"), "{doc}");
+    }
+
+    // A memo written for another server (or edited by hand) is not this server's: the
+    // catalog is read. A memo that is not exactly what dbflow writes is ignored whole.
+    t.write(MEMO, &memo.replace("\t", "\t9"));
+    let (code, doc) = status(&t);
+    assert_eq!(code, 4, "{doc}");
+    assert!(catalog_read(&doc), "{doc}");
+    t.write(MEMO, "dbflow catalog horizons v1\nnot\ta memo'\n");
+    let (code, doc) = status(&t);
+    assert_eq!(code, 4, "{doc}");
+    assert!(drift(&doc).contains("by_hand"), "{doc}");
+}
+
+/// A DDL transaction that was running while the deploy recorded the schema, and commits
+/// after it: the recorded horizon counted it as running, so its commit moves the horizon
+/// and status reads the catalog and reports the change.
+#[test]
+fn ddl_in_flight_while_the_deploy_records_is_reported_once_it_commits() {
+    let Some(cluster) = pg::own_cluster("catalog_horizon_in_flight", "-c autovacuum=off") else {
+        return;
+    };
+    cluster.psql("postgres", "CREATE DATABASE app").unwrap();
+    let t = project(&cluster.url("app"));
+    t.run_with(["migrate", "deploy"]).assert_code(0);
+
+    let mut sneaky = Command::new(pg::bin_dir().unwrap().join("psql"))
+        .args(["-X", "-q", "-At", "-d", &cluster.url("app")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = sneaky.stdin.take().unwrap();
+    writeln!(
+        stdin,
+        "BEGIN;\nCREATE TABLE \"Sneaky\" (id int);\nSELECT 'created';"
+    )
+    .unwrap();
+    stdin.flush().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(sneaky.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "created");
+
+    // A second migration is deployed (and the schema recorded) meanwhile.
+    t.write(
+        "prisma/migrations/20240102000000_tag/migration.sql",
+        "ALTER TABLE \"Item\" ADD COLUMN \"tag\" TEXT;\n",
+    );
+    t.run_with(["migrate", "deploy"]).assert_code(0);
+    let (code, doc) = status(&t);
+    assert_eq!(code, 0, "{doc}");
+    assert!(
+        !catalog_read(&doc),
+        "nothing completed since the record: {doc}"
+    );
+
+    writeln!(stdin, "COMMIT;").unwrap();
+    drop(stdin);
+    assert!(sneaky.wait().unwrap().success());
+    let (code, doc) = status(&t);
+    assert_eq!(code, 4, "{doc}");
+    assert!(catalog_read(&doc), "{doc}");
+    assert!(drift(&doc).contains("Sneaky"), "{doc}");
+}
