@@ -11,7 +11,7 @@
 # shell loop of `dbflow migrate deploy` per tenant (and `npx prisma migrate deploy` when Prisma
 # is installed); prints both times, the ratio and the fleet run's peak RSS.
 #
-# scale: status, deploy and lint at N = 50, 500, 5,000 migrations (scale-20000: also 20,000, whose
+# scale: status (on an idle and on a busy server), deploy and lint at N = 50, 500, 5,000 migrations (scale-20000: also 20,000, whose
 # set-up takes minutes; DBFLOW_BENCH_SCALE_SIZES="…" for any sizes), against
 # `psql -c 'select 1'` and dbmate (its binary from the npm package, installed into
 # ~/.cache/dbflow-bench on first use) in the same run; DBFLOW_BENCH_BASE_BIN=path adds the
@@ -267,6 +267,21 @@ bench_scale() {
     [ -n "$dbmate" ] && status_cmds+=(-n "dbmate status" "$dbmate ${dm[*]} status >/dev/null")
     [ -n "$base" ] && status_cmds+=(-n "base migrate status" "cd $project && DATABASE_URL='$url' $base migrate status >/dev/null")
     hyperfine --warmup 3 --runs 20 --export-json "$work/scale-status-$n.json" "${status_cmds[@]}" >/dev/null
+    # The same status on a busy server: another session commits a transaction about every
+    # 2 ms (no catalog change), so no commit horizon repeats and every status reads the
+    # catalog token in full (what a production database under traffic costs).
+    echo "== scale N=$n: migrate status, all applied, on a busy server"
+    psql -X -q "$admin_url" -c "DO \$\$ BEGIN LOOP PERFORM pg_current_xact_id(); COMMIT; PERFORM pg_sleep(0.002); END LOOP; END \$\$" >/dev/null 2>&1 &
+    local busy=$!
+    sleep 0.5
+    hyperfine --warmup 3 --runs 20 --export-json "$work/scale-busy-$n.json" \
+      -n "psql -c 'select 1' (busy)" "psql -X -q -c 'select 1' '$url'" \
+      -n "dbflow migrate status (busy)" "cd $project && DATABASE_URL='$url' $dbflow migrate status >/dev/null" >/dev/null
+    kill "$busy" 2>/dev/null; wait "$busy" 2>/dev/null || true
+    psql -X -q "$admin_url" -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE 'DO %pg_current_xact_id%' AND pid <> pg_backend_pid()" >/dev/null
+    local busy_psql_ms busy_status_ms
+    busy_psql_ms=$(mean_ms "$work/scale-busy-$n.json" 0)
+    busy_status_ms=$(mean_ms "$work/scale-busy-$n.json" 1)
     local status_rss; status_rss=$(cd "$project" && DATABASE_URL="$url" peak_rss_mib "$dbflow" migrate status)
     [ -n "$dbmate" ] && dbmate_status_rss=$(peak_rss_mib "$dbmate" "${dm[@]}" status)
     [ -n "$base" ] && base_status_rss=$(cd "$project" && DATABASE_URL="$url" peak_rss_mib "$base" migrate status)
@@ -276,7 +291,7 @@ bench_scale() {
     psql_ms=$(mean_ms "$work/scale-status-$n.json" 0)
     status_ms=$(mean_ms "$work/scale-status-$n.json" 1)
     lint_ms=$(mean_ms "$work/scale-lint-$n.json" 0)
-    local row; row=$(python3 -c "print(f'| {int($n):,} | $psql_ms ms | $status_ms ms ({$status_ms/$psql_ms:.2f}×) | $status_rss MiB | {$deploy_ms/1000:.2f} s | $deploy_rss MiB | $lint_ms ms |', end='')")
+    local row; row=$(python3 -c "print(f'| {int($n):,} | $psql_ms ms | $status_ms ms ({$status_ms/$psql_ms:.2f}×) | $busy_status_ms ms ({$busy_status_ms/$busy_psql_ms:.2f}× $busy_psql_ms ms) | $status_rss MiB | {$deploy_ms/1000:.2f} s | $deploy_rss MiB | $lint_ms ms |', end='')")
     if [ -n "$dbmate" ]; then
       local ds; ds=$(mean_ms "$work/scale-status-$n.json" 2); next=3
       row+=$(python3 -c "print(f' $ds ms ({$ds/$psql_ms:.2f}×) | $dbmate_status_rss MiB | {$dbmate_up_ms/1000:.2f} s | $dbmate_up_rss MiB |', end='')")
@@ -292,8 +307,8 @@ bench_scale() {
   done
   echo
   echo "== scale: one table and one index per migration; times are hyperfine means; $(uptime | sed 's/.*load/load/')"
-  local head="| N | \`psql -c 'select 1'\` | \`migrate status\` (× psql) | status peak RSS | \`migrate deploy\` (empty db; 1 run from 5,000) | deploy peak RSS | \`lint\` (all N files) |"
-  local rule="|---:|---:|---:|---:|---:|---:|---:|"
+  local head="| N | \`psql -c 'select 1'\` | \`migrate status\` (× psql) | status, busy server (× psql then) | status peak RSS | \`migrate deploy\` (empty db; 1 run from 5,000) | deploy peak RSS | \`lint\` (all N files) |"
+  local rule="|---:|---:|---:|---:|---:|---:|---:|---:|"
   if [ -n "$dbmate" ]; then
     head+=" \`dbmate status\` (× psql) | dbmate status RSS | \`dbmate up\` (empty db, 1 run) | dbmate up RSS |"
     rule+="---:|---:|---:|---:|"

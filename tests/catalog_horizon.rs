@@ -149,3 +149,35 @@ fn ddl_in_flight_while_the_deploy_records_is_reported_once_it_commits() {
     assert!(catalog_read(&doc), "{doc}");
     assert!(drift(&doc).contains("Sneaky"), "{doc}");
 }
+
+/// A schema recorded by a dbflow from before horizons (no `horizon` column until the next
+/// deploy) is still read in one round trip that remembers the horizon (the step-by-step
+/// path would not), and drift is still checked.
+#[test]
+fn a_record_without_a_horizon_column_still_uses_the_memo() {
+    let Some(cluster) = pg::own_cluster("catalog_horizon_old_record", "-c autovacuum=off") else {
+        return;
+    };
+    cluster.psql("postgres", "CREATE DATABASE app").unwrap();
+    let t = project(&cluster.url("app"));
+    t.run_with(["migrate", "deploy"]).assert_code(0);
+    cluster
+        .psql(
+            "app",
+            "ALTER TABLE dbflow._dbflow_schema_state DROP COLUMN horizon",
+        )
+        .unwrap();
+    let (code, doc) = status(&t);
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(doc["status"]["drift_checked"], true, "{doc}");
+    assert!(t.exists(MEMO), "the probe remembered the horizon: {doc}");
+    // The next deploy adds the column back and records a horizon.
+    t.write(
+        "prisma/migrations/20240102000000_tag/migration.sql",
+        "ALTER TABLE \"Item\" ADD COLUMN \"tag\" TEXT;\n",
+    );
+    t.run_with(["migrate", "deploy"]).assert_code(0);
+    let (code, doc) = status(&t);
+    assert_eq!(code, 0, "{doc}");
+    assert!(!catalog_read(&doc), "{doc}");
+}

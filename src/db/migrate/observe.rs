@@ -108,7 +108,12 @@ async fn observe_inner(
     catalog_wait: Duration,
 ) -> Result<Observed, DbError> {
     let probe = match conn.is_postgres() {
-        true => probe(conn, table).await?,
+        true => match probe(conn, table, true).await? {
+            // A state table recorded before horizons (no such column until the next
+            // deploy): the same probe without the recorded horizon, not the careful path.
+            Err(Missing::Horizon) => probe(conn, table, false).await?.ok(),
+            found => found.ok(),
+        },
         false => None,
     };
     let (rows, history_table_exists, recorded, live_token, mut catalog_read) = match probe {
@@ -224,6 +229,15 @@ struct Probe {
     catalog_read: bool,
 }
 
+/// Why the one-statement probe could not answer.
+enum Missing {
+    /// The state table has no `horizon` column (recorded by a dbflow before it).
+    Horizon,
+    /// No history table, state table or state row (or a state table without tokens):
+    /// the careful path reads step by step and says what is missing.
+    Table,
+}
+
 /// How the probe knew the live token: the horizon recorded with the state, the project's
 /// memo (see [`horizon_memo`]), or a read of the catalog (`read`; `none` when the record
 /// has no token to compare with, so none is read).
@@ -232,15 +246,19 @@ const FROM_MEMO: &str = "memo";
 
 /// The history rows, the recorded schema state (without its listing) and the live catalog
 /// token in one statement (PostgreSQL): a fresh backend pays for every statement it
-/// plans, so `status` asks once. `None` when the history or state table does not exist
-/// yet; the caller then reads step by step.
+/// plans, so `status` asks once. [`Missing`] when it cannot answer; the caller then asks
+/// again without the recorded horizon, or reads step by step.
 ///
 /// The token is read from the catalog only when no transaction is known to have left the
 /// catalog as it was: the statement's commit horizon equal to the one recorded with the
 /// token (nothing completed since the deploy recorded it), or to one the memo remembers
 /// for this server (a previous status read the token at that horizon). PostgreSQL
 /// evaluates the token's subquery only in the `CASE` branch that needs it.
-async fn probe(conn: &mut Conn, table: &str) -> Result<Option<Probe>, DbError> {
+async fn probe(
+    conn: &mut Conn,
+    table: &str,
+    with_horizon: bool,
+) -> Result<Result<Probe, Missing>, DbError> {
     // Two statements in one message, their rows told apart by width (7, 8); the token is
     // computed by the statement that reads the state row, so a state table without its
     // row returns neither (and the careful path says "not recorded").
@@ -271,7 +289,7 @@ SELECT 'state', fingerprint, recorded_at, token,
   CASE kind WHEN '{FROM_RECORD}' THEN token WHEN '{FROM_MEMO}' THEN memo_token WHEN 'none' THEN NULL ELSE {token} END, kind, live, server
 FROM (
   SELECT s.fingerprint, s.recorded_at, s.token, l.live, l.server, m.token AS memo_token,
-    CASE WHEN s.token IS NULL THEN 'none' WHEN s.horizon = l.live THEN '{FROM_RECORD}' WHEN m.token IS NOT NULL THEN '{FROM_MEMO}' ELSE 'read' END AS kind
+    CASE WHEN s.token IS NULL THEN 'none' WHEN {recorded_horizon} = l.live THEN '{FROM_RECORD}' WHEN m.token IS NOT NULL THEN '{FROM_MEMO}' ELSE 'read' END AS kind
   FROM {state} s
   CROSS JOIN (SELECT {live} AS live, {server} AS server) l
   LEFT JOIN ({memo_rows}) m(server, horizon, token) ON m.server = l.server AND m.horizon = l.live
@@ -281,13 +299,17 @@ FROM (
         token = schema::token_sql(),
         live = schema::live_horizon_sql(),
         server = horizon_memo::server_sql(),
+        recorded_horizon = if with_horizon { "s.horizon" } else { "NULL::text" },
     );
     let rows = match conn.text_rows(&sql).await {
         Ok(rows) => rows,
         // Undefined table, schema or column (a state table from before tokens): not
         // deployed by this dbflow yet; the careful path reads step by step.
+        Err(e) if with_horizon && e.code.as_deref() == Some("42703") => {
+            return Ok(Err(Missing::Horizon))
+        }
         Err(e) if matches!(e.code.as_deref(), Some("42P01" | "3F000" | "42703")) => {
-            return Ok(None)
+            return Ok(Err(Missing::Table))
         }
         Err(e) => return Err(e),
     };
@@ -327,9 +349,9 @@ FROM (
     }
     // A state table without its row reads as "not recorded": the careful path says so.
     let Some(recorded) = recorded else {
-        return Ok(None);
+        return Ok(Err(Missing::Table));
     };
-    Ok(Some(Probe {
+    Ok(Ok(Probe {
         rows: history::from_rows(history_rows),
         recorded,
         token,
