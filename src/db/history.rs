@@ -194,8 +194,16 @@ fn utc_millis_fast(text: &str) -> Option<String> {
         }
         _ => return None,
     };
-    let millis: String = fraction.chars().chain("000".chars()).take(3).collect();
-    Some(format!("{}T{}.{millis}Z", &body[..10], &body[11..19]))
+    // One allocation per timestamp (status formats two per migration).
+    let mut out = String::with_capacity(24);
+    out.push_str(&body[..10]);
+    out.push('T');
+    out.push_str(&body[11..19]);
+    out.push('.');
+    out.push_str(&fraction[..fraction.len().min(3)]);
+    out.push_str(&"000"[fraction.len().min(3)..]);
+    out.push('Z');
+    Some(out)
 }
 
 #[cfg(test)]
@@ -223,6 +231,10 @@ mod tests {
         assert_eq!(
             utc_millis("2024-01-01 12:00:00.1+00"),
             "2024-01-01T12:00:00.100Z"
+        );
+        assert_eq!(
+            utc_millis("2024-01-01 12:00:00.12+00"),
+            "2024-01-01T12:00:00.120Z"
         );
         assert_eq!(
             utc_millis("2024-01-01 12:00:00.+00"),

@@ -5,6 +5,7 @@ pub mod backup;
 pub mod checksum;
 pub mod conn;
 mod exit_codes;
+pub mod folder;
 pub mod hash_cache;
 pub mod history;
 pub mod horizon_memo;

@@ -10,8 +10,11 @@
 //! than the file, and its checksum.
 
 use super::checksum;
-use super::hash_cache::{HashCache, Stamp};
+use super::folder::{Folder, Kind};
+use super::hash_cache::HashCache;
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
+use std::ffi::OsStr;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -183,50 +186,51 @@ impl Store {
             return Ok(store);
         }
         let root = dir.canonicalize().map_err(io(dir))?;
-        let entries = std::fs::read_dir(dir).map_err(io(dir))?;
-        // Each folder is read as it is listed: no list of every folder is held first.
+        // The names are listed first (one buffer, sorted): each script is then looked up
+        // relative to the open folder, in the order the hash cache keeps its entries.
+        let folder = Folder::open(dir).map_err(io(dir))?;
+        let listing = folder.list().map_err(io(dir))?;
         let mut cache = cache.map(|c| HashCache::load(c.to_path_buf(), &root));
-        for entry in entries {
-            let entry = entry.map_err(io(dir))?;
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().to_string();
-            // The directory entry's own type (no stat), following a symlink only when it
-            // is one, and only once it is known to stay inside the folder.
+        store.migrations.reserve(listing.len());
+        for (os_name, kind) in listing.iter() {
+            // `to_string_lossy` scans in chunks: the UTF-8 check first is faster.
+            let name = match os_name.to_str() {
+                Some(name) => Cow::Borrowed(name),
+                None => os_name.to_string_lossy(),
+            };
+            // The entry's own type (no stat), following a symlink only when it is one,
+            // and only once it is known to stay inside the folder.
             let mut is_link = false;
-            let is_dir = match entry.file_type() {
-                Ok(t) if t.is_symlink() => {
+            let is_dir = match kind {
+                Kind::Link => {
                     if name.starts_with('.') {
                         continue;
                     }
+                    let path = dir.join(os_name);
                     inside(&path, &root, dir)?;
                     is_link = true;
                     path.is_dir()
                 }
-                Ok(t) => t.is_dir(),
-                Err(_) => path.is_dir(),
+                Kind::Dir => true,
+                Kind::File | Kind::Other => false,
             };
             if is_dir && !wanted(&name, is_link) {
                 continue;
             }
             if is_dir {
-                match read_one(
-                    &name,
-                    &path.join("migration.sql"),
-                    &root,
-                    dir,
-                    cache.as_mut(),
-                )? {
+                match read_one(&folder, os_name, &name, &root, dir, cache.as_mut())? {
                     Ok(migration) => store.migrations.push(migration),
                     Err(ignored) => store.ignored.push(ignored),
                 }
             } else if name == "migration_lock.toml" {
-                store.provider = read_provider(&path, &root, dir)?;
+                store.provider = read_provider(&dir.join(os_name), &root, dir)?;
             } else if !name.starts_with('.') {
                 store
                     .ignored
-                    .push((name, "a file, not a migration folder".into()));
+                    .push((name.into_owned(), "a file, not a migration folder".into()));
             }
         }
+        // Listed in byte order; a name that is not UTF-8 may sort otherwise once converted.
         store.migrations.sort_by(|a, b| a.name.cmp(&b.name));
         store.ignored.sort();
         if let Some(cache) = cache {
@@ -284,8 +288,9 @@ fn inside(path: &Path, root: &Path, dir: &Path) -> Result<()> {
 
 /// One folder's `migration.sql`, or why the folder is not a migration.
 fn read_one(
+    folder: &Folder,
+    os_name: &OsStr,
     name: &str,
-    script_path: &Path,
     root: &Path,
     dir: &Path,
     cache: Option<&mut HashCache>,
@@ -296,47 +301,75 @@ fn read_one(
             "folder without migration.sql".into(),
         )))
     };
+    let path = folder.script_path(os_name);
     // Stamped before hashing: a write during the hash changes the ctime, so the entry
-    // recorded now misses on the next run. A plain file's own metadata is its stamp (one
-    // stat per migration); a link's is looked up through it once it is known to stay inside.
-    let meta = match std::fs::symlink_metadata(script_path) {
-        Ok(meta) if meta.file_type().is_symlink() => {
-            inside(script_path, root, dir)?;
-            std::fs::metadata(script_path).ok()
+    // recorded now misses on the next run. A plain file's own stat is its stamp (one
+    // stat per migration, relative to the open folder); a link's is looked up through
+    // it once it is known to stay inside.
+    let meta = match folder.stat_script(os_name, false) {
+        Ok(meta) if meta.kind == Kind::Link => {
+            inside(&path, root, dir)?;
+            folder.stat_script(os_name, true).ok()
         }
-        Ok(meta) if meta.is_dir() => return missing(),
+        Ok(meta) if meta.kind == Kind::Dir => return missing(),
         Ok(meta) => Some(meta),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return missing(),
-        Err(e) => return Err(io(script_path)(e)),
+        Err(e) => return Err(io(&path)(e)),
     };
+    // A FIFO or a device is refused before it is opened (opening one may block or act).
+    if meta.is_some_and(|m| m.kind != Kind::File) {
+        return Err(StoreError::NotRegularFile(path));
+    }
+    let mut cache = cache;
     let stamp = match cache {
-        Some(_) => meta.filter(|m| m.is_file()).and_then(|m| Stamp::of(&m)),
+        Some(_) => meta.and_then(|m| m.stamp),
         None => None,
     };
-    let cached = match (&cache, &stamp) {
-        (Some(c), Some(s)) => c.get(name, s).map(|sum| (sum.to_string(), s.size())),
+    let hit = match (cache.as_deref_mut(), &stamp) {
+        (Some(c), Some(s)) => c.get(name, s).map(|sum| (sum, s.size())),
         _ => None,
     };
-    let hit = cached.is_some();
-    let (checksum, len) = match cached {
+    let (checksum, len) = match hit {
         Some(found) => found,
-        None => hash_utf8(script_path)?,
+        None => {
+            let (file, _) = check_regular(folder.open_script(os_name), &path)?;
+            let (sum, len) = hash_utf8(file, &path)?;
+            if let (Some(c), Some(s)) = (cache, stamp) {
+                c.put(name, s, &sum);
+            }
+            (sum, len)
+        }
     };
-    if let (Some(cache), Some(stamp)) = (cache, stamp) {
-        cache.put(name, stamp, &checksum, hit);
-    }
     Ok(Ok(Migration {
         checksum,
         len,
         name: name.to_string(),
-        path: script_path.to_path_buf(),
+        path,
     }))
 }
 
 /// Opens `path` for reading when it is a regular file (a FIFO or a device would block
-/// or never end).
+/// or never end): opened without blocking, then checked.
 fn open_regular(path: &Path) -> Result<(std::fs::File, u64)> {
-    let file = std::fs::File::open(path).map_err(io(path))?;
+    #[cfg(unix)]
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)
+    };
+    #[cfg(not(unix))]
+    let file = std::fs::File::open(path);
+    check_regular(file, path)
+}
+
+/// `file` (just opened from `path`) and its size, when it is a regular file.
+fn check_regular(
+    file: std::io::Result<std::fs::File>,
+    path: &Path,
+) -> Result<(std::fs::File, u64)> {
+    let file = file.map_err(io(path))?;
     let meta = file.metadata().map_err(io(path))?;
     if !meta.is_file() {
         return Err(StoreError::NotRegularFile(path.to_path_buf()));
@@ -355,8 +388,7 @@ fn not_utf8(path: &Path, offset: u64, line: u64) -> StoreError {
 
 /// SHA-256 of a file's bytes and its length, read in chunks while checking that it is
 /// UTF-8 (a character cut by a chunk boundary is carried into the next chunk).
-fn hash_utf8(path: &Path) -> Result<(String, u64)> {
-    let (mut file, _) = open_regular(path)?;
+fn hash_utf8(mut file: std::fs::File, path: &Path) -> Result<(String, u64)> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut carry = 0usize;
@@ -432,6 +464,7 @@ fn read_provider(path: &Path, root: &Path, dir: &Path) -> Result<Option<String>>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::hash_cache::Stamp;
 
     #[test]
     fn hashing_in_chunks_matches_hashing_at_once_and_finds_the_bad_byte() {
@@ -441,7 +474,7 @@ mod tests {
         let mut text = "a".repeat(64 * 1024 - 1);
         text.push_str("é\nSELECT 1;\n");
         std::fs::write(&path, &text).unwrap();
-        let (sum, len) = hash_utf8(&path).unwrap();
+        let (sum, len) = hash_utf8(std::fs::File::open(&path).unwrap(), &path).unwrap();
         assert_eq!(sum, checksum::sha256_hex(text.as_bytes()));
         assert_eq!(len, text.len() as u64);
 
@@ -449,13 +482,190 @@ mod tests {
         bytes.push(0xff);
         bytes.extend_from_slice(b"';\n");
         std::fs::write(&path, &bytes).unwrap();
-        let err = hash_utf8(&path).unwrap_err().to_string();
+        let err = hash_utf8(std::fs::File::open(&path).unwrap(), &path)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not valid UTF-8 at byte 18 (line 2)"), "{err}");
         let err = read_utf8(&path).unwrap_err().to_string();
         assert!(err.contains("at byte 18 (line 2)"), "{err}");
 
         // Cut in the middle of a character at the end of the file.
         std::fs::write(&path, &"é".as_bytes()[..1]).unwrap();
-        assert!(hash_utf8(&path).is_err());
+        assert!(hash_utf8(std::fs::File::open(&path).unwrap(), &path).is_err());
+    }
+
+    /// `files` (path → text) under a new temporary folder.
+    fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        dir
+    }
+
+    fn names(store: &Store) -> Vec<&str> {
+        store.migrations.iter().map(|m| m.name.as_str()).collect()
+    }
+
+    #[test]
+    fn migrations_are_read_in_name_order_and_what_is_not_one_is_said() {
+        let dir = folder(&[
+            ("2_b/migration.sql", "SELECT 2;\n"),
+            ("1_a/migration.sql", "SELECT 1;\n"),
+            ("1_a/down.sql", "SELECT 0;\n"),
+            ("3_empty/notes.txt", "no script"),
+            (
+                "4_odd/migration.sql/inner",
+                "a folder named like the script",
+            ),
+            ("README.md", "about"),
+            (".DS_Store", "skipped"),
+            ("migration_lock.toml", "provider = \"postgresql\"\n"),
+        ]);
+        let store = Store::read(dir.path()).unwrap();
+        assert_eq!(names(&store), ["1_a", "2_b"]);
+        let first = &store.migrations[0];
+        assert_eq!(first.checksum, checksum::sha256_hex(b"SELECT 1;\n"));
+        assert_eq!(first.len, 10);
+        assert_eq!(first.path, dir.path().join("1_a/migration.sql"));
+        assert_eq!(
+            store.ignored,
+            [
+                ("3_empty".into(), "folder without migration.sql".into()),
+                ("4_odd".into(), "folder without migration.sql".into()),
+                ("README.md".into(), "a file, not a migration folder".into()),
+            ]
+        );
+        assert_eq!(store.provider.as_deref(), Some("postgresql"));
+        assert!(Store::read(&dir.path().join("nothing here"))
+            .unwrap()
+            .migrations
+            .is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_inside_the_folder_are_read_and_links_out_of_it_refused() {
+        use std::os::unix::fs::symlink;
+        let outside = folder(&[("migration.sql", "SELECT 'secret';\n")]);
+        let dir = folder(&[("1_a/migration.sql", "SELECT 1;\n")]);
+        let root = dir.path();
+        symlink(root.join("1_a"), root.join("2_same_folder")).unwrap();
+        std::fs::create_dir(root.join("3_same_script")).unwrap();
+        symlink(
+            "../1_a/migration.sql",
+            root.join("3_same_script/migration.sql"),
+        )
+        .unwrap();
+        symlink(outside.path(), root.join(".hidden_link")).unwrap();
+        let store = Store::read(root).unwrap();
+        assert_eq!(names(&store), ["1_a", "2_same_folder", "3_same_script"]);
+        assert!(store
+            .migrations
+            .iter()
+            .all(|m| m.checksum == store.migrations[0].checksum));
+
+        std::fs::create_dir(root.join("4_out")).unwrap();
+        symlink(
+            outside.path().join("migration.sql"),
+            root.join("4_out/migration.sql"),
+        )
+        .unwrap();
+        let err = Store::read(root).unwrap_err();
+        assert!(matches!(err, StoreError::OutsideFolder { .. }), "{err}");
+        assert!(err.to_string().contains("4_out/migration.sql"), "{err}");
+        std::fs::remove_dir_all(root.join("4_out")).unwrap();
+
+        symlink(outside.path(), root.join("5_linked_folder")).unwrap();
+        let err = Store::read(root).unwrap_err();
+        assert!(matches!(err, StoreError::OutsideFolder { .. }), "{err}");
+        // `lint --since` asks about each folder only after its link was checked.
+        let err = Store::read_where(root, None, &|_, _| false).unwrap_err();
+        assert!(matches!(err, StoreError::OutsideFolder { .. }), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_named_migration_sql_is_refused_without_waiting_for_a_writer() {
+        let dir = folder(&[("1_a/migration.sql", "SELECT 1;\n")]);
+        std::fs::create_dir(dir.path().join("2_fifo")).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(dir.path().join("2_fifo/migration.sql"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let root = dir.path().to_path_buf();
+        // On a reader that opens the FIFO this thread blocks: the test then fails on the
+        // timeout instead of hanging.
+        std::thread::spawn(move || {
+            let _ = tx.send(Store::read_cached(&root, Some(&root.join("cache"))));
+        });
+        let read = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("reading the folder blocked on the FIFO");
+        let err = read.unwrap_err();
+        assert!(matches!(err, StoreError::NotRegularFile(_)), "{err}");
+        assert!(err
+            .to_string()
+            .contains("2_fifo/migration.sql: not a regular file"));
+        let err = read_utf8(&dir.path().join("2_fifo/migration.sql")).unwrap_err();
+        assert!(matches!(err, StoreError::NotRegularFile(_)), "{err}");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_folder_name_that_is_not_utf8_is_read_under_its_lossy_name() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = folder(&[]);
+        let raw = std::ffi::OsStr::from_bytes(b"1_caf\xe9");
+        std::fs::create_dir(dir.path().join(raw)).unwrap();
+        std::fs::write(dir.path().join(raw).join("migration.sql"), "SELECT 1;\n").unwrap();
+        let cache = dir.path().join("cache");
+        let store = Store::read_cached(dir.path(), Some(&cache)).unwrap();
+        assert_eq!(names(&store), ["1_caf\u{FFFD}"]);
+        let m = &store.migrations[0];
+        assert_eq!(m.path, dir.path().join(raw).join("migration.sql"));
+        assert_eq!(m.text().unwrap(), "SELECT 1;\n");
+    }
+
+    /// The stamp of `path` now.
+    fn stamp(path: &Path) -> Stamp {
+        Stamp::of(&std::fs::metadata(path).unwrap()).unwrap()
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_cached_checksum_is_used_until_the_file_changes_even_with_its_mtime_put_back() {
+        let dir = folder(&[("1_a/migration.sql", "SELECT 1;\n")]);
+        let (root, cache) = (dir.path().join("."), dir.path().join("cache"));
+        let script = dir.path().join("1_a/migration.sql");
+        // A cache that records another checksum for the file as it is: only a hit can
+        // return it.
+        let recorded = "c".repeat(64);
+        let mut seeded = HashCache::load(cache.clone(), &root.canonicalize().unwrap());
+        seeded.put("1_a", stamp(&script), &recorded);
+        seeded.save_at(i128::MAX / 2);
+        let read = || Store::read_cached(&root, Some(&cache)).unwrap().migrations[0].clone();
+        assert_eq!(read().checksum, recorded, "taken from the cache");
+        assert_eq!(read().checksum, recorded, "and kept in it");
+
+        // Same size, mtime put back: the ctime moved, so the cache misses.
+        let mtime = std::fs::metadata(&script).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&script, "SELECT 2;\n").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&script)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        assert_eq!(
+            std::fs::metadata(&script).unwrap().modified().unwrap(),
+            mtime
+        );
+        assert_eq!(read().checksum, checksum::sha256_hex(b"SELECT 2;\n"));
     }
 }

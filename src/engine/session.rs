@@ -83,6 +83,13 @@ impl DbSession {
         }
     }
 
+    /// Takes the connection when one is open, without opening one: a step that opens it
+    /// on a thread of its own, beside reading the folder (`status`), hands it back with
+    /// [`DbSession::give_back`].
+    pub fn take_open(&mut self) -> Option<Conn> {
+        self.conn.take()
+    }
+
     /// Returns a connection taken with [`DbSession::take`] for later steps. A
     /// connection in doubt (its step failed on a database error) is closed instead.
     pub fn give_back(&mut self, conn: Conn) {

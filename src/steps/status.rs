@@ -97,26 +97,37 @@ impl Step for StatusStep {
 
     fn run(&self, cx: &mut RunContext<'_>) -> Result<Outcome, StepError> {
         let target = cx.target();
-        // The database is read while the folder is: the history and the catalog check
-        // need no migration file (on a long history both take milliseconds).
-        // A folder that cannot be read is reported before a database that cannot be reached.
-        let mut conn = cx.take_db();
+        // The connection is opened and the database read while the folder is: neither
+        // the history nor the catalog check needs a migration file, and on a long
+        // history the folder's thousands of stats take as long as a fresh backend's
+        // start-up. A folder that cannot be read is reported before a database that
+        // cannot be reached.
+        let open = cx.session.take_open();
         let runtime = cx.runtime();
         let (observed, store) = std::thread::scope(|scope| {
-            let observing = conn.as_mut().ok().map(|conn| {
-                scope.spawn(|| runtime.block_on(migrate::observe(conn, &target.table)))
+            let observing = scope.spawn(|| {
+                runtime.block_on(async {
+                    let mut conn = match open {
+                        Some(conn) => conn,
+                        None => target
+                            .connect()
+                            .await
+                            .map_err(|e| StepError::failed(e.to_string()))?,
+                    };
+                    let observed = migrate::observe(&mut conn, &target.table).await;
+                    Ok::<_, StepError>((conn, observed))
+                })
             });
             let store = cx.store();
-            (observing.map(|o| o.join()), store)
+            (observing.join(), store)
         });
         let store = store?;
-        cx.session.give_back(conn?);
-        let status = match observed {
-            Some(Ok(observed)) => observed
-                .map(|o| o.status(&store))
-                .map_err(|e| StepError::failed(e.to_string()))?,
-            _ => return Err(StepError::failed("reading the migration status failed")),
-        };
+        let (conn, observed) =
+            observed.map_err(|_| StepError::failed("reading the migration status failed"))??;
+        cx.session.give_back(conn);
+        let status = observed
+            .map(|o| o.status(&store))
+            .map_err(|e| StepError::failed(e.to_string()))?;
         // A stale or missing record on shared/protected environments (or --shadow) is
         // settled by building the migrations in a scratch database; only a step that
         // fails on drift pays for that build.

@@ -4,7 +4,6 @@
 use crate::db::history::HistoryRow;
 use crate::db::store::{Migration, Store};
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
 
 /// The state of one migration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -208,33 +207,52 @@ impl Category {
 pub const ALL_CATEGORIES: &[&str] = &["pending", "failed", "modified", "missing", "drift"];
 
 /// Every migration's state from the history rows (oldest first), plus the rows of
-/// migrations that are not on disk. Linear in rows + migrations: projects have hundreds.
+/// migrations that are not on disk. The rows are sorted by name once (stably: each
+/// migration's own rows stay oldest first) and walked beside the folder's migrations,
+/// which [`Store::read`] gives in name order: no map, and no allocation per migration
+/// beyond its entry.
 pub(super) fn entries_from(store: &Store, rows: &[HistoryRow]) -> Vec<Entry> {
-    let mut by_name: HashMap<&str, Vec<&HistoryRow>> = HashMap::new();
-    for row in rows {
-        by_name
-            .entry(row.migration_name.as_str())
-            .or_default()
-            .push(row);
+    let mut by_name: Vec<&HistoryRow> = rows.iter().collect();
+    by_name.sort_by(|a, b| a.migration_name.cmp(&b.migration_name));
+    let mut migrations: Vec<&Migration> = store.migrations.iter().collect();
+    // A store built otherwise than by `Store::read` may not be sorted.
+    migrations.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut entries = Vec::with_capacity(migrations.len());
+    let mut rest = &by_name[..];
+    let mut mine: &[&HistoryRow] = &[];
+    for (i, migration) in migrations.iter().enumerate() {
+        let repeated = i > 0 && migrations[i - 1].name == migration.name;
+        if !repeated {
+            while let Some(first) = rest.first() {
+                if first.migration_name.as_str() >= migration.name.as_str() {
+                    break;
+                }
+                rest = push_missing(&mut entries, rest);
+            }
+            let len = rest
+                .iter()
+                .take_while(|r| r.migration_name == migration.name)
+                .count();
+            (mine, rest) = rest.split_at(len);
+        }
+        entries.push(entry_for(migration, mine));
     }
-    let mut entries: Vec<Entry> = store
-        .migrations
+    while !rest.is_empty() {
+        rest = push_missing(&mut entries, rest);
+    }
+    entries
+}
+
+/// Reports the migration of the first of `rows` (sorted by name) as missing from the
+/// folder, unless all its rows were rolled back; returns the rows after its own.
+fn push_missing<'r>(entries: &mut Vec<Entry>, rows: &'r [&'r HistoryRow]) -> &'r [&'r HistoryRow] {
+    let name = &rows[0].migration_name;
+    let len = rows
         .iter()
-        .map(|m| {
-            entry_for(
-                m,
-                by_name.get(m.name.as_str()).map_or(&[][..], Vec::as_slice),
-            )
-        })
-        .collect();
-    let on_disk: HashSet<&str> = store.migrations.iter().map(|m| m.name.as_str()).collect();
-    let mut reported = HashSet::new();
-    let missing = rows.iter().filter(|r| {
-        r.rolled_back_at.is_none()
-            && !on_disk.contains(r.migration_name.as_str())
-            && reported.insert(r.migration_name.as_str())
-    });
-    for row in missing {
+        .take_while(|r| &r.migration_name == name)
+        .count();
+    let (own, rest) = rows.split_at(len);
+    if let Some(row) = own.iter().find(|r| r.rolled_back_at.is_none()) {
         entries.push(Entry {
             name: row.migration_name.clone(),
             state: State::MissingLocally,
@@ -247,20 +265,19 @@ pub(super) fn entries_from(store: &Store, rows: &[HistoryRow]) -> Vec<Entry> {
             ),
         });
     }
-    entries.sort_by(|a, b| a.name.cmp(&b.name));
-    entries
+    rest
 }
 
 /// `mine`: the migration's own history rows, oldest first.
 fn entry_for(migration: &Migration, mine: &[&HistoryRow]) -> Entry {
-    let active: Vec<&&HistoryRow> = mine.iter().filter(|r| r.rolled_back_at.is_none()).collect();
+    let mut active = mine.iter().filter(|r| r.rolled_back_at.is_none());
     let entry = |state, at: Option<String>, note: Option<String>| Entry {
         name: migration.name.clone(),
         state,
         at,
         note,
     };
-    if let Some(failed) = active.iter().find(|r| r.finished_at.is_none()) {
+    if let Some(failed) = active.clone().find(|r| r.finished_at.is_none()) {
         let log = failed
             .logs
             .as_deref()
@@ -268,7 +285,7 @@ fn entry_for(migration: &Migration, mine: &[&HistoryRow]) -> Entry {
             .map(str::to_string);
         return entry(State::Failed, Some(failed.started_at.clone()), log);
     }
-    if let Some(applied) = active.last() {
+    if let Some(applied) = active.next_back() {
         if applied.checksum.eq_ignore_ascii_case(&migration.checksum)
             || migration.matches_checksum(&applied.checksum)
         {
@@ -609,6 +626,91 @@ mod tests {
         ] {
             assert_eq!(state.as_str(), name);
             assert_eq!(serde_json::to_value(state).unwrap(), name);
+        }
+    }
+
+    /// The comparison as it was written first (a map of rows by name, then a sort): the
+    /// oracle for the merge walk of [`entries_from`].
+    fn entries_by_map(store: &Store, rows: &[HistoryRow]) -> Vec<Entry> {
+        use std::collections::{HashMap, HashSet};
+        let mut by_name: HashMap<&str, Vec<&HistoryRow>> = HashMap::new();
+        for row in rows {
+            by_name
+                .entry(row.migration_name.as_str())
+                .or_default()
+                .push(row);
+        }
+        let mut entries: Vec<Entry> = store
+            .migrations
+            .iter()
+            .map(|m| {
+                entry_for(
+                    m,
+                    by_name.get(m.name.as_str()).map_or(&[][..], Vec::as_slice),
+                )
+            })
+            .collect();
+        let on_disk: HashSet<&str> = store.migrations.iter().map(|m| m.name.as_str()).collect();
+        let mut reported = HashSet::new();
+        for row in rows.iter().filter(|r| {
+            r.rolled_back_at.is_none()
+                && !on_disk.contains(r.migration_name.as_str())
+                && reported.insert(r.migration_name.as_str())
+        }) {
+            entries.push(Entry {
+                name: row.migration_name.clone(),
+                state: State::MissingLocally,
+                at: row
+                    .finished_at
+                    .clone()
+                    .or_else(|| Some(row.started_at.clone())),
+                note: Some(
+                    "recorded in the history table but not found in the migrations folder".into(),
+                ),
+            });
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries
+    }
+
+    fn seen(entries: &[Entry]) -> Vec<(String, State, Option<String>, Option<String>)> {
+        entries
+            .iter()
+            .map(|e| (e.name.clone(), e.state, e.at.clone(), e.note.clone()))
+            .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+
+        /// Any folder (in any order, names repeated or not) against any history (rows of
+        /// migrations on disk or not, finished, failed, rolled back, checksums equal or
+        /// not) reads the same as the map-based comparison.
+        #[test]
+        fn the_merge_walk_reads_like_the_map(
+            on_disk in proptest::collection::vec((0u8..12, proptest::bool::ANY), 0..10),
+            history in proptest::collection::vec((0u8..14, 0u8..4, proptest::bool::ANY), 0..24),
+        ) {
+            let name = |i: u8| format!("{i:02}_m");
+            let s = store(
+                on_disk
+                    .iter()
+                    .map(|&(i, a)| migration(&name(i), if a { A } else { B }))
+                    .collect(),
+            );
+            let rows: Vec<HistoryRow> = history
+                .iter()
+                .enumerate()
+                .map(|(n, &(i, kind, a))| {
+                    let r = row(&name(i), if a { A } else { B }, &format!("t{n:02}"));
+                    match kind {
+                        0 => r,
+                        1 => rolled_back(r, &format!("r{n:02}"), "boom\nmore"),
+                        _ => finished(r, &format!("f{n:02}")),
+                    }
+                })
+                .collect();
+            proptest::prop_assert_eq!(seen(&entries_from(&s, &rows)), seen(&entries_by_map(&s, &rows)));
         }
     }
 }
