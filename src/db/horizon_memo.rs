@@ -45,11 +45,26 @@ pub fn server_sql() -> &'static str {
 /// The remembered facts at `path`, newest first; empty when there are none or the file
 /// is not exactly what [`remember`] writes.
 pub fn load(path: &Path) -> Vec<Seen> {
-    std::fs::read_to_string(path)
-        .ok()
+    read_small(path)
         .and_then(|text| parse(&text))
         .unwrap_or_default()
 }
+
+/// The file's text when it is at most [`MAX_FILE`] bytes of UTF-8 (a bigger one was not
+/// written by dbflow: it is not read whole).
+fn read_small(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(MAX_FILE + 1)
+        .read_to_string(&mut text)
+        .ok()?;
+    (text.len() as u64 <= MAX_FILE).then_some(text)
+}
+
+/// The largest memo dbflow writes is [`KEEP`] lines of at most ~600 bytes.
+const MAX_FILE: u64 = 16 * 1024;
 
 fn parse(text: &str) -> Option<Vec<Seen>> {
     let mut lines = text.lines();
@@ -185,6 +200,10 @@ mod tests {
             assert_eq!(load(&path), Vec::new(), "{bad}");
         }
         std::fs::write(&path, [0xff, 0xfe, b'\n']).unwrap();
+        assert_eq!(load(&path), Vec::new());
+        // Longer than dbflow ever writes: not read whole, ignored.
+        let long = format!("{HEADER}\n{}\t5:\t1:0:2:3\n", "1".repeat(MAX_FILE as usize));
+        std::fs::write(&path, long).unwrap();
         assert_eq!(load(&path), Vec::new());
     }
 

@@ -321,6 +321,9 @@ FROM (
             history_rows.push(row);
             continue;
         }
+        if row.len() != 8 {
+            continue;
+        }
         let kind = row[5].take().unwrap_or_default();
         catalog_read = kind == "read";
         token = row[4].take();
