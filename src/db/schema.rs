@@ -232,16 +232,19 @@ FROM (
     )
 }
 
-/// The commit horizon of `snapshot` (an SQL `pg_snapshot` expression) as text, with the
+/// The commit horizon of `snapshot` (an SQL `txid_snapshot` expression) as text, with the
 /// ids of transactions in `extra` (SQL of a set of numeric ids, or `None`) counted as still
 /// running: `xmax:running,ids`. Two snapshots with the same horizon see the same set of
 /// committed transactions (xids at or past `xmax` have not completed; below it, exactly
 /// the listed ones are running), so they see the same catalog rows: transactional DDL
 /// cannot change what a snapshot sees without completing a transaction.
+///
+/// Spelled with the `txid_*` functions: PostgreSQL 13 renamed them (`pg_current_snapshot`,
+/// …) and keeps the old names, so these run on older servers too.
 fn horizon_sql(snapshot: &str, xmax: &str, extra: Option<&str>) -> String {
     let extra = extra.map(|e| format!(" UNION ALL {e}")).unwrap_or_default();
     format!(
-        "({xmax})::text || ':' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x) FROM (SELECT r::text::numeric AS x FROM pg_snapshot_xip({snapshot}) r{extra}) h), '')"
+        "({xmax})::text || ':' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x) FROM (SELECT r::numeric AS x FROM txid_snapshot_xip({snapshot}) r{extra}) h), '')"
     )
 }
 
@@ -253,8 +256,8 @@ fn horizon_sql(snapshot: &str, xmax: &str, extra: Option<&str>) -> String {
 /// row per catalog entry.
 pub fn live_horizon_sql() -> String {
     horizon_sql(
-        "pg_current_snapshot()",
-        "pg_snapshot_xmax(pg_current_snapshot())::text::numeric",
+        "txid_current_snapshot()",
+        "txid_snapshot_xmax(txid_current_snapshot())::numeric",
         None,
     )
 }
@@ -267,12 +270,12 @@ pub fn live_horizon_sql() -> String {
 /// when that gap is implausibly large (compare in full). Evaluated in the recording
 /// statement, after the transaction has its id.
 fn recorded_horizon_sql() -> String {
-    let xmax = "pg_snapshot_xmax(pg_current_snapshot())::text::numeric";
-    let me = "pg_current_xact_id()::text::numeric";
+    let xmax = "txid_snapshot_xmax(txid_current_snapshot())::numeric";
+    let me = "txid_current()::numeric";
     format!(
         "CASE WHEN {me} - {xmax} <= 64 THEN {} END",
         horizon_sql(
-            "pg_current_snapshot()",
+            "txid_current_snapshot()",
             &format!("greatest({xmax}, {me} + 1)"),
             Some(&format!("SELECT generate_series({xmax}, {me} - 1)"))
         )
@@ -416,7 +419,7 @@ ALTER TABLE {t} ADD COLUMN IF NOT EXISTS horizon TEXT",
     // PostgreSQL: the transaction takes its id before the recording statement's snapshot,
     // so the horizon recorded next to the token can count it (see `recorded_horizon_sql`).
     let (horizon_column, own_id) = match conn.is_postgres() {
-        true => (", horizon", "SELECT pg_current_xact_id();\n"),
+        true => (", horizon", "SELECT txid_current();\n"),
         false => ("", ""),
     };
     let mut sql = format!(
