@@ -362,10 +362,17 @@ fn check_word(bytes: &[u8]) -> u64 {
     mix(mix(h, u64::from_le_bytes(tail)), K)
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `bytes` to `path` through a temporary file renamed over it: a reader sees the old
+/// file or the new one, never half of one (also the catalog horizon memo's writer).
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".migration-hashes.{}.tmp", std::process::id()));
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string());
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.as_deref().unwrap_or("dbflow"),
+        std::process::id()
+    ));
     let mut file = std::fs::File::create(&tmp)?;
     file.write_all(bytes)?;
     drop(file);

@@ -11,8 +11,8 @@
 //! is as trusted as the migration hash cache next to it: both only skip re-reading what
 //! did not change, and an edit to either by hand can only make dbflow re-read.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use super::hash_cache::write_atomically;
+use std::path::Path;
 
 /// First line of the file; another one (another format) ignores the file.
 const HEADER: &str = "dbflow catalog horizons v1";
@@ -120,18 +120,6 @@ pub fn remember(path: &Path, seen: Seen) {
         text.push_str(&format!("{}\t{}\t{}\n", s.server, s.horizon, s.token));
     }
     let _ = write_atomically(path, text.as_bytes());
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp: PathBuf = dir.join(format!(".catalog-horizons.{}.tmp", std::process::id()));
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    drop(file);
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
 }
 
 #[cfg(test)]
