@@ -23,6 +23,25 @@ fn project(url: &str) -> Test {
         .env("DATABASE_URL", url)
 }
 
+/// A cluster of this test's own (autovacuum off: nothing else completes transactions
+/// there) with the project deployed into its database `app`.
+fn deployed(name: &str) -> Option<(pg::Cluster, Test)> {
+    let cluster = pg::own_cluster(name, "-c autovacuum=off")?;
+    cluster.psql("postgres", "CREATE DATABASE app").unwrap();
+    let t = project(&cluster.url("app"));
+    t.run_with(["migrate", "deploy"]).assert_code(0);
+    Some((cluster, t))
+}
+
+/// Adds a second migration and deploys it (the deploy records the schema again).
+fn deploy_a_second_migration(t: &Test) {
+    t.write(
+        "prisma/migrations/20240102000000_tag/migration.sql",
+        "ALTER TABLE \"Item\" ADD COLUMN \"tag\" TEXT;\n",
+    );
+    t.run_with(["migrate", "deploy"]).assert_code(0);
+}
+
 /// `migrate status --json`: its exit code and document.
 fn status(t: &Test) -> (i32, serde_json::Value) {
     let out = t.run_with(["migrate", "status", "--json"]);
@@ -43,12 +62,9 @@ fn drift(doc: &serde_json::Value) -> String {
 
 #[test]
 fn status_reads_the_catalog_only_after_a_transaction_completed_and_still_sees_every_change() {
-    let Some(cluster) = pg::own_cluster("catalog_horizon", "-c autovacuum=off") else {
+    let Some((cluster, t)) = deployed("catalog_horizon") else {
         return;
     };
-    cluster.psql("postgres", "CREATE DATABASE app").unwrap();
-    let t = project(&cluster.url("app"));
-    t.run_with(["migrate", "deploy"]).assert_code(0);
 
     // Nothing completed since the deploy recorded the token: it is the live one.
     let (code, doc) = status(&t);
@@ -101,12 +117,9 @@ fn status_reads_the_catalog_only_after_a_transaction_completed_and_still_sees_ev
 /// and status reads the catalog and reports the change.
 #[test]
 fn ddl_in_flight_while_the_deploy_records_is_reported_once_it_commits() {
-    let Some(cluster) = pg::own_cluster("catalog_horizon_in_flight", "-c autovacuum=off") else {
+    let Some((cluster, t)) = deployed("catalog_horizon_in_flight") else {
         return;
     };
-    cluster.psql("postgres", "CREATE DATABASE app").unwrap();
-    let t = project(&cluster.url("app"));
-    t.run_with(["migrate", "deploy"]).assert_code(0);
 
     let mut sneaky = Command::new(pg::bin_dir().unwrap().join("psql"))
         .args(["-X", "-q", "-At", "-d", &cluster.url("app")])
@@ -129,11 +142,7 @@ fn ddl_in_flight_while_the_deploy_records_is_reported_once_it_commits() {
     assert_eq!(line.trim(), "created");
 
     // A second migration is deployed (and the schema recorded) meanwhile.
-    t.write(
-        "prisma/migrations/20240102000000_tag/migration.sql",
-        "ALTER TABLE \"Item\" ADD COLUMN \"tag\" TEXT;\n",
-    );
-    t.run_with(["migrate", "deploy"]).assert_code(0);
+    deploy_a_second_migration(&t);
     let (code, doc) = status(&t);
     assert_eq!(code, 0, "{doc}");
     assert!(
@@ -155,12 +164,9 @@ fn ddl_in_flight_while_the_deploy_records_is_reported_once_it_commits() {
 /// path would not), and drift is still checked.
 #[test]
 fn a_record_without_a_horizon_column_still_uses_the_memo() {
-    let Some(cluster) = pg::own_cluster("catalog_horizon_old_record", "-c autovacuum=off") else {
+    let Some((cluster, t)) = deployed("catalog_horizon_old_record") else {
         return;
     };
-    cluster.psql("postgres", "CREATE DATABASE app").unwrap();
-    let t = project(&cluster.url("app"));
-    t.run_with(["migrate", "deploy"]).assert_code(0);
     cluster
         .psql(
             "app",
@@ -172,11 +178,7 @@ fn a_record_without_a_horizon_column_still_uses_the_memo() {
     assert_eq!(doc["status"]["drift_checked"], true, "{doc}");
     assert!(t.exists(MEMO), "the probe remembered the horizon: {doc}");
     // The next deploy adds the column back and records a horizon.
-    t.write(
-        "prisma/migrations/20240102000000_tag/migration.sql",
-        "ALTER TABLE \"Item\" ADD COLUMN \"tag\" TEXT;\n",
-    );
-    t.run_with(["migrate", "deploy"]).assert_code(0);
+    deploy_a_second_migration(&t);
     let (code, doc) = status(&t);
     assert_eq!(code, 0, "{doc}");
     assert!(!catalog_read(&doc), "{doc}");
