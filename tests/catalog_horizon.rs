@@ -173,13 +173,43 @@ fn a_record_without_a_horizon_column_still_uses_the_memo() {
             "ALTER TABLE dbflow._dbflow_schema_state DROP COLUMN horizon",
         )
         .unwrap();
+    let scans = history_scans(&cluster, None);
     let (code, doc) = status(&t);
     assert_eq!(code, 0, "{doc}");
     assert_eq!(doc["status"]["drift_checked"], true, "{doc}");
     assert!(t.exists(MEMO), "the probe remembered the horizon: {doc}");
+    // The probe that meets the old table fails before it reads the history: one read of
+    // the history table per status, not one for each attempt.
+    assert_eq!(history_scans(&cluster, Some(scans)), scans + 1);
     // The next deploy adds the column back and records a horizon.
     deploy_a_second_migration(&t);
     let (code, doc) = status(&t);
     assert_eq!(code, 0, "{doc}");
     assert!(!catalog_read(&doc), "{doc}");
+}
+
+/// How many times the history table of `app` was scanned, as the statistics say. With
+/// `after`, waits (up to 10 s) until the count moved past it: a backend's counts reach
+/// the statistics when it exits, all at once, some time after dbflow closed it.
+fn history_scans(cluster: &pg::Cluster, after: Option<i64>) -> i64 {
+    let read = || {
+        cluster
+            .psql(
+                "app",
+                "SELECT seq_scan FROM pg_stat_user_tables WHERE relname = '_prisma_migrations'",
+            )
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let scans = read();
+        match after {
+            Some(before) if scans == before && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            _ => return scans,
+        }
+    }
 }

@@ -259,9 +259,11 @@ async fn probe(
     table: &str,
     with_horizon: bool,
 ) -> Result<Result<Probe, Missing>, DbError> {
-    // Two statements in one message, their rows told apart by width (7, 8); the token is
+    // Two statements in one message, their rows told apart by width (8, 7); the token is
     // computed by the statement that reads the state row, so a state table without its
-    // row returns neither (and the careful path says "not recorded").
+    // row returns neither (and the careful path says "not recorded"). The state row is
+    // asked for first: on a state table without the `horizon` column that statement fails
+    // and the server skips the rest, so the history is not sent twice.
     let memo = conn
         .horizon_memo()
         .map(horizon_memo::load)
@@ -284,8 +286,7 @@ async fn probe(
         }
     };
     let sql = format!(
-        "SELECT checksum, migration_name, started_at, finished_at, rolled_back_at, logs, applied_steps_count FROM {t};
-SELECT 'state', fingerprint, recorded_at, token,
+        "SELECT 'state', fingerprint, recorded_at, token,
   CASE kind WHEN '{FROM_RECORD}' THEN token WHEN '{FROM_MEMO}' THEN memo_token WHEN 'none' THEN NULL ELSE {token} END, kind, live, server
 FROM (
   SELECT s.fingerprint, s.recorded_at, s.token, l.live, l.server, m.token AS memo_token,
@@ -293,7 +294,8 @@ FROM (
   FROM {state} s
   CROSS JOIN (SELECT {live} AS live, {server} AS server) l
   LEFT JOIN ({memo_rows}) m(server, horizon, token) ON m.server = l.server AND m.horizon = l.live
-) q",
+) q;
+SELECT checksum, migration_name, started_at, finished_at, rolled_back_at, logs, applied_steps_count FROM {t}",
         t = quote_ident(table),
         state = schema::state_table(conn),
         token = schema::token_sql(),
