@@ -10,7 +10,7 @@
 //! than the file, and its checksum.
 
 use super::checksum;
-use super::folder::{Folder, Kind};
+use super::folder::{Folder, Kind, Listing, Meta};
 use super::hash_cache::HashCache;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
@@ -192,7 +192,10 @@ impl Store {
         let listing = folder.list().map_err(io(dir))?;
         let mut cache = cache.map(|c| HashCache::load(c.to_path_buf(), &root));
         store.migrations.reserve(listing.len());
-        for (os_name, kind) in listing.iter() {
+        // Every wanted folder's script is stat'ed up front, in parallel on a long history;
+        // a linked folder is stat'ed in turn, once its link is known to stay inside.
+        let mut stats = prestat(&folder, &listing, wanted).into_iter().peekable();
+        for (index, (os_name, kind)) in listing.iter().enumerate() {
             // `to_string_lossy` scans in chunks: the UTF-8 check first is faster.
             let name = match os_name.to_str() {
                 Some(name) => Cow::Borrowed(name),
@@ -214,11 +217,17 @@ impl Store {
                 Kind::Dir => true,
                 Kind::File | Kind::Other => false,
             };
-            if is_dir && !wanted(&name, is_link) {
+            let stat = match stats.next_if(|(at, _)| *at == index) {
+                Some((_, stat)) => Some(stat),
+                // A folder `prestat` left out is not wanted.
+                None if kind == Kind::Dir => continue,
+                None => None,
+            };
+            if is_link && is_dir && !wanted(&name, true) {
                 continue;
             }
             if is_dir {
-                match read_one(&folder, os_name, &name, &root, dir, cache.as_mut())? {
+                match read_one(&folder, os_name, &name, &root, dir, stat, cache.as_mut())? {
                     Ok(migration) => store.migrations.push(migration),
                     Err(ignored) => store.ignored.push(ignored),
                 }
@@ -286,13 +295,37 @@ fn inside(path: &Path, root: &Path, dir: &Path) -> Result<()> {
     }
 }
 
-/// One folder's `migration.sql`, or why the folder is not a migration.
+/// The stat of each wanted plain folder's script, by its index in `listing`: the folders
+/// `wanted(name, false)` accepts, in order (a name that is not UTF-8 asked under its
+/// lossy form, as the caller does).
+fn prestat(
+    folder: &Folder,
+    listing: &Listing,
+    wanted: &dyn Fn(&str, bool) -> bool,
+) -> Vec<(usize, std::io::Result<Meta>)> {
+    let (indices, names): (Vec<usize>, Vec<&OsStr>) = listing
+        .iter()
+        .enumerate()
+        .filter(|(_, (os_name, kind))| {
+            *kind == Kind::Dir && wanted(&os_name.to_string_lossy(), false)
+        })
+        .map(|(at, (os_name, _))| (at, os_name))
+        .unzip();
+    indices
+        .into_iter()
+        .zip(folder.stat_scripts(&names))
+        .collect()
+}
+
+/// One folder's `migration.sql`, or why the folder is not a migration. `stat`: the
+/// script's stat (not following a link) when the caller made it.
 fn read_one(
     folder: &Folder,
     os_name: &OsStr,
     name: &str,
     root: &Path,
     dir: &Path,
+    stat: Option<std::io::Result<Meta>>,
     cache: Option<&mut HashCache>,
 ) -> Result<std::result::Result<Migration, (String, String)>> {
     let missing = || {
@@ -306,7 +339,8 @@ fn read_one(
     // recorded now misses on the next run. A plain file's own stat is its stamp (one
     // stat per migration, relative to the open folder); a link's is looked up through
     // it once it is known to stay inside.
-    let meta = match folder.stat_script(os_name, false) {
+    let stat = stat.unwrap_or_else(|| folder.stat_script(os_name, false));
+    let meta = match stat {
         Ok(meta) if meta.kind == Kind::Link => {
             inside(&path, root, dir)?;
             folder.stat_script(os_name, true).ok()
@@ -667,5 +701,60 @@ mod tests {
             mtime
         );
         assert_eq!(read().checksum, checksum::sha256_hex(b"SELECT 2;\n"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_long_history_read_with_its_stats_in_parallel_says_what_a_short_one_says() {
+        // Over the threshold where the scripts are stat'ed by several threads.
+        let count = 2 * crate::db::folder::STATS_PER_THREAD + 5;
+        let files: Vec<(String, String)> = (0..count)
+            .filter(|i| i % 700 != 3)
+            .map(|i| (format!("{i:05}_m/migration.sql"), format!("SELECT {i};\n")))
+            .collect();
+        let files: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(p, t)| (p.as_str(), t.as_str()))
+            .collect();
+        let dir = folder(&files);
+        for i in (0..count).filter(|i| i % 700 == 3) {
+            std::fs::create_dir(dir.path().join(format!("{i:05}_m"))).unwrap();
+        }
+        std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
+        let store = Store::read_cached(dir.path(), Some(&dir.path().join("cache"))).unwrap();
+        assert_eq!(store.migrations.len(), count - 3);
+        assert!(store.migrations.windows(2).all(|w| w[0].name < w[1].name));
+        let expected = Store::read(dir.path()).unwrap();
+        for (a, b) in store.migrations.iter().zip(&expected.migrations) {
+            assert_eq!((&a.name, &a.checksum), (&b.name, &b.checksum));
+        }
+        assert_eq!(
+            store.ignored,
+            [
+                (
+                    "00003_m".to_string(),
+                    "folder without migration.sql".to_string()
+                ),
+                ("00703_m".into(), "folder without migration.sql".into()),
+                ("01403_m".into(), "folder without migration.sql".into()),
+                ("notes.txt".into(), "a file, not a migration folder".into()),
+            ]
+        );
+        // `lint --since`: only the wanted folders are read.
+        let few = Store::read_where(dir.path(), None, &|name, _| name.ends_with("7_m")).unwrap();
+        assert_eq!(
+            few.migrations.len(),
+            (0..count).filter(|i| i % 10 == 7).count()
+        );
+        // A FIFO among them is refused wherever it falls.
+        let fifo = dir.path().join("02000_m/migration.sql");
+        std::fs::remove_file(&fifo).unwrap();
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let err = Store::read(dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::NotRegularFile(_)), "{err}");
     }
 }
