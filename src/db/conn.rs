@@ -448,6 +448,39 @@ impl Conn {
         Ok(out)
     }
 
+    /// [`Conn::text_rows`] handing each row to `each` as it arrives, its values borrowed
+    /// from the message: a 5,000-row history is neither held as rows first nor copied
+    /// into 35,000 strings on its way to what the caller keeps. A row wider than 16
+    /// values is an error.
+    pub async fn each_text_row(
+        &mut self,
+        sql: &str,
+        mut each: impl FnMut(&[Option<&str>]),
+    ) -> Result<(), DbError> {
+        use futures_util::TryStreamExt;
+        const WIDEST: usize = 16;
+        let Backend::Pg(c, _) = &mut self.backend else {
+            return Err(DbError::message("each_text_row is PostgreSQL only"));
+        };
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        let mut rows = sqlx::raw_sql(sql).fetch(c);
+        while let Some(row) = rows.try_next().await? {
+            if row.len() > WIDEST {
+                return Err(DbError::message(format!(
+                    "a row of {} values; at most {WIDEST} were expected",
+                    row.len()
+                )));
+            }
+            let mut values = [None; WIDEST];
+            for (i, value) in values.iter_mut().enumerate().take(row.len()) {
+                // Unchecked: in the simple protocol every value arrives as text.
+                *value = row.try_get_unchecked::<Option<&str>, _>(i)?;
+            }
+            each(&values[..row.len()]);
+        }
+        Ok(())
+    }
+
     /// Every row of every statement of `sql` (PostgreSQL, simple protocol: one round trip,
     /// every value as PostgreSQL prints it, whatever its type), each row with as many
     /// values as its statement selects; callers tell statements apart by that width.

@@ -61,20 +61,26 @@ pub async fn read(conn: &mut Conn, table: &str) -> Result<Vec<HistoryRow>, DbErr
         return Ok(Vec::new());
     }
     let t = quote_ident(table);
-    let sql = if conn.is_postgres() {
+    if conn.is_postgres() {
         // Plain text output (ISO, as every connection sets DateStyle), normalised and
-        // sorted here: cheaper for a fresh backend than to_char and a sort per row.
-        format!("SELECT {PG_COLUMNS} FROM {t}")
-    } else {
-        // Prisma's SQLite engine stores these as integer milliseconds; accept text too.
-        let ts = |c: &str| {
-            format!("CASE typeof({c}) WHEN 'integer' THEN strftime('%Y-%m-%dT%H:%M:%fZ', {c} / 1000.0, 'unixepoch') ELSE CAST({c} AS TEXT) END")
-        };
-        format!(
-            "SELECT CAST(id AS TEXT), CAST(checksum AS TEXT), CAST(migration_name AS TEXT), {}, {}, {}, CAST(logs AS TEXT), CAST(applied_steps_count AS TEXT) FROM {t}",
-            ts("started_at"), ts("finished_at"), ts("rolled_back_at")
-        )
+        // sorted here: cheaper for a fresh backend than to_char and a sort per row. Each
+        // row is made as it arrives, so the history is not also held as text rows.
+        let mut rows = Vec::new();
+        conn.each_text_row(&format!("SELECT {PG_COLUMNS} FROM {t}"), |values| {
+            rows.push(from_text(values))
+        })
+        .await?;
+        sort(&mut rows);
+        return Ok(rows);
+    }
+    // Prisma's SQLite engine stores these as integer milliseconds; accept text too.
+    let ts = |c: &str| {
+        format!("CASE typeof({c}) WHEN 'integer' THEN strftime('%Y-%m-%dT%H:%M:%fZ', {c} / 1000.0, 'unixepoch') ELSE CAST({c} AS TEXT) END")
     };
+    let sql = format!(
+        "SELECT CAST(id AS TEXT), CAST(checksum AS TEXT), CAST(migration_name AS TEXT), {}, {}, {}, CAST(logs AS TEXT), CAST(applied_steps_count AS TEXT) FROM {t}",
+        ts("started_at"), ts("finished_at"), ts("rolled_back_at")
+    );
     Ok(from_rows(conn.rows(&sql, 8).await?))
 }
 
@@ -84,25 +90,37 @@ pub const PG_COLUMNS: &str = "id::text, checksum::text, migration_name::text, st
 /// History rows from text columns selected as [`PG_COLUMNS`], oldest first.
 pub fn from_rows(rows: Vec<Vec<Option<String>>>) -> Vec<HistoryRow> {
     let mut rows: Vec<HistoryRow> = rows
-        .into_iter()
-        .map(|mut r| {
-            let mut take = |i: usize| r.get_mut(i).and_then(Option::take);
-            HistoryRow {
-                id: take(0).unwrap_or_default(),
-                checksum: take(1).unwrap_or_default(),
-                migration_name: take(2).unwrap_or_default(),
-                started_at: take(3).map(|t| utc_millis(&t)).unwrap_or_default(),
-                finished_at: take(4).map(|t| utc_millis(&t)),
-                rolled_back_at: take(5).map(|t| utc_millis(&t)),
-                logs: take(6),
-                applied_steps_count: take(7).and_then(|v| v.parse().ok()).unwrap_or(0),
-            }
+        .iter()
+        .map(|r| {
+            let values: Vec<Option<&str>> = r.iter().map(Option::as_deref).collect();
+            from_text(&values)
         })
         .collect();
+    sort(&mut rows);
+    rows
+}
+
+/// One history row from its text columns as [`PG_COLUMNS`] selects them (a missing or
+/// NULL value reads as empty, or as none where the column may be NULL).
+pub fn from_text(values: &[Option<&str>]) -> HistoryRow {
+    let at = |i: usize| values.get(i).copied().flatten();
+    HistoryRow {
+        id: at(0).unwrap_or_default().to_string(),
+        checksum: at(1).unwrap_or_default().to_string(),
+        migration_name: at(2).unwrap_or_default().to_string(),
+        started_at: at(3).map(utc_millis).unwrap_or_default(),
+        finished_at: at(4).map(utc_millis),
+        rolled_back_at: at(5).map(utc_millis),
+        logs: at(6).map(str::to_string),
+        applied_steps_count: at(7).and_then(|v| v.parse().ok()).unwrap_or(0),
+    }
+}
+
+/// Oldest first (by start, then name), as Prisma lists them.
+pub fn sort(rows: &mut [HistoryRow]) {
     rows.sort_by(|a, b| {
         (&a.started_at, &a.migration_name).cmp(&(&b.started_at, &b.migration_name))
     });
-    rows
 }
 
 /// A timestamp as PostgreSQL prints it (`2024-01-01 12:00:00.123456+00`, any offset) as

@@ -303,8 +303,28 @@ SELECT checksum, migration_name, started_at, finished_at, rolled_back_at, logs, 
         server = horizon_memo::server_sql(),
         recorded_horizon = if with_horizon { "s.horizon" } else { "NULL::text" },
     );
-    let rows = match conn.text_rows(&sql).await {
-        Ok(rows) => rows,
+    // Each history row is made as it arrives (the probe selects no id: it reads as empty).
+    let (mut history_rows, mut state_row) = (Vec::new(), None);
+    let read = conn
+        .each_text_row(&sql, |values| match values.len() {
+            7 => {
+                let mut with_id = [None; 8];
+                with_id[1..].copy_from_slice(values);
+                history_rows.push(history::from_text(&with_id));
+            }
+            8 => {
+                state_row = Some(
+                    values
+                        .iter()
+                        .map(|v| v.map(str::to_string))
+                        .collect::<Vec<_>>(),
+                )
+            }
+            _ => {}
+        })
+        .await;
+    match read {
+        Ok(()) => {}
         // Undefined table, schema or column (a state table from before tokens): not
         // deployed by this dbflow yet; the careful path reads step by step.
         Err(e) if with_horizon && e.code.as_deref() == Some("42703") => {
@@ -315,17 +335,10 @@ SELECT checksum, migration_name, started_at, finished_at, rolled_back_at, logs, 
         }
         Err(e) => return Err(e),
     };
-    let (mut history_rows, mut recorded, mut token) = (Vec::new(), None, None);
+    history::sort(&mut history_rows);
+    let (mut recorded, mut token) = (None, None);
     let mut catalog_read = true;
-    for mut row in rows {
-        if row.len() == 7 {
-            row.insert(0, None);
-            history_rows.push(row);
-            continue;
-        }
-        if row.len() != 8 {
-            continue;
-        }
+    if let Some(mut row) = state_row {
         let kind = row[5].take().unwrap_or_default();
         catalog_read = kind == "read";
         token = row[4].take();
@@ -357,7 +370,7 @@ SELECT checksum, migration_name, started_at, finished_at, rolled_back_at, logs, 
         return Ok(Err(Missing::Table));
     };
     Ok(Ok(Probe {
-        rows: history::from_rows(history_rows),
+        rows: history_rows,
         recorded,
         token,
         catalog_read,
