@@ -245,23 +245,23 @@ const FROM_RECORD: &str = "recorded";
 const FROM_MEMO: &str = "memo";
 
 /// The history rows, the recorded schema state (without its listing) and the live catalog
-/// token in one statement (PostgreSQL): a fresh backend pays for every statement it
-/// plans, so `status` asks once. [`Missing`] when it cannot answer; the caller then asks
-/// again without the recorded horizon, or reads step by step.
+/// token in one round trip when the token is known (PostgreSQL): a fresh backend pays for
+/// every statement it plans, so `status` asks once. [`Missing`] when it cannot answer;
+/// the caller then asks again without the recorded horizon, or reads step by step.
 ///
-/// The token is read from the catalog only when no transaction is known to have left the
-/// catalog as it was: the statement's commit horizon equal to the one recorded with the
-/// token (nothing completed since the deploy recorded it), or to one the memo remembers
-/// for this server (a previous status read the token at that horizon). PostgreSQL
-/// evaluates the token's subquery only in the `CASE` branch that needs it.
+/// The token is read from the catalog (a second statement) only when no transaction is
+/// known to have left the catalog as it was: the statement's commit horizon equal to the
+/// one recorded with the token (nothing completed since the deploy recorded it), or to
+/// one the memo remembers for this server (a previous status read the token at that
+/// horizon).
 async fn probe(
     conn: &mut Conn,
     table: &str,
     with_horizon: bool,
 ) -> Result<Result<Probe, Missing>, DbError> {
     // Two statements in one message, their rows told apart by width (8, 7); the token is
-    // computed by the statement that reads the state row, so a state table without its
-    // row returns neither (and the careful path says "not recorded"). The state row is
+    // known by the statement that reads the state row, so a state table without its row
+    // returns neither (and the careful path says "not recorded"). The state row is
     // asked for first: on a state table without the `horizon` column that statement fails
     // and the server skips the rest, so the history is not sent twice.
     let memo = conn
@@ -287,7 +287,7 @@ async fn probe(
     };
     let sql = format!(
         "SELECT 'state', fingerprint, recorded_at, token,
-  CASE kind WHEN '{FROM_RECORD}' THEN token WHEN '{FROM_MEMO}' THEN memo_token WHEN 'none' THEN NULL ELSE {token} END, kind, live, server
+  CASE kind WHEN '{FROM_RECORD}' THEN token WHEN '{FROM_MEMO}' THEN memo_token END, kind, live, server
 FROM (
   SELECT s.fingerprint, s.recorded_at, s.token, l.live, l.server, m.token AS memo_token,
     CASE WHEN s.token IS NULL THEN 'none' WHEN {recorded_horizon} = l.live THEN '{FROM_RECORD}' WHEN m.token IS NOT NULL THEN '{FROM_MEMO}' ELSE 'read' END AS kind
@@ -298,7 +298,6 @@ FROM (
 SELECT checksum, migration_name, started_at, finished_at, rolled_back_at, logs, applied_steps_count FROM {t}",
         t = quote_ident(table),
         state = schema::state_table(conn),
-        token = schema::token_sql(),
         live = schema::live_horizon_sql(),
         server = horizon_memo::server_sql(),
         recorded_horizon = if with_horizon { "s.horizon" } else { "NULL::text" },
@@ -341,7 +340,14 @@ SELECT checksum, migration_name, started_at, finished_at, rolled_back_at, logs, 
     if let Some(mut row) = state_row {
         let kind = row[5].take().unwrap_or_default();
         catalog_read = kind == "read";
-        token = row[4].take();
+        token = match catalog_read {
+            // Read in a statement of its own: a fresh backend pays for planning the
+            // catalog scan even where the `CASE` would not run it, which is most of
+            // the time. Read after the horizon, the token still belongs to it in the
+            // memo: had anything completed in between, that horizon never comes back.
+            true => schema::token(conn).await?,
+            false => row[4].take(),
+        };
         if let (true, Some(path), Some(token), Some(live), Some(server)) = (
             catalog_read,
             conn.horizon_memo(),
