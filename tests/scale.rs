@@ -1,5 +1,6 @@
 //! `migrate status` on a 5,000-migration history: the hash cache in `.dbflow/` saves the
-//! re-hashing of unchanged files, and never hides an edit or a hand-made schema change.
+//! re-hashing of unchanged files and the listing copy the listing of an unchanged folder,
+//! and neither hides an edit, a new migration or a hand-made schema change.
 
 use crate::support::cli::Test;
 use crate::support::pg;
@@ -81,7 +82,31 @@ fn status_at_5000_migrations_reports_edits_and_drift_with_a_warm_cache() {
     out.assert_code(0);
     assert!(t.exists(CACHE), "status records the hashes it computed");
     assert_eq!(cached_entries(&t), N, "one entry per file");
+    assert!(
+        t.exists(".dbflow/migration-listing"),
+        "status keeps a copy of the settled folder's listing"
+    );
     t.run_with(["migrate", "status"]).assert_code(0);
+
+    // A migration folder added (or removed) changes the folder's stamp: the copy of the
+    // listing no longer stands for it, and the new migration is pending at once.
+    let added = name(N + 1);
+    t.write(
+        &format!("prisma/migrations/{added}/migration.sql"),
+        "SELECT 0;\n",
+    );
+    let out = t.run_with(["migrate", "status", "-v"]);
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.contains(&added) && l.contains("pending")),
+        "{}",
+        out.stdout
+    );
+    std::fs::remove_dir_all(t.path().join(format!("prisma/migrations/{added}"))).unwrap();
+    let out = t.run_with(["migrate", "status", "-v"]);
+    out.assert_code(0);
+    assert!(!out.stdout.contains(&added), "{}", out.stdout);
 
     // An applied migration edited in place, same size, mtime put back: the ctime moved,
     // so the warm cache misses and the file is re-hashed.

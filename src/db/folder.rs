@@ -9,6 +9,7 @@
 //! a writer, and refused as soon as it is seen not to be a regular file.
 
 use super::hash_cache::Stamp;
+use super::listing_cache;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
@@ -60,7 +61,8 @@ impl Listing {
         })
     }
 
-    fn push(&mut self, name: &[u8], kind: Kind) {
+    /// Appends an entry (callers keep the names sorted, or call `sort`).
+    pub(crate) fn push(&mut self, name: &[u8], kind: Kind) {
         self.entries
             .push((self.names.len() as u32, name.len() as u32, kind));
         self.names.extend_from_slice(name);
@@ -97,6 +99,24 @@ impl Folder {
     pub fn list(&self) -> std::io::Result<Listing> {
         let mut listing = self.inner.list()?;
         listing.sort();
+        Ok(listing)
+    }
+
+    /// [`Folder::list`], taken from the copy at `cache` (see [`super::listing_cache`])
+    /// while the folder's stamp is the one recorded with it, and recorded there otherwise.
+    /// `canonical`: the folder's canonical path, which the copy names.
+    pub fn list_cached(&self, cache: &Path, canonical: &Path) -> std::io::Result<Listing> {
+        // Stamped before listing: an entry made while the folder is listed moves the
+        // stamp past the recorded one.
+        let Some(stamp) = self.inner.stamp() else {
+            return self.list();
+        };
+        let stamped_at = now_ns();
+        if let Some(listing) = listing_cache::load(cache, canonical, &stamp) {
+            return Ok(listing);
+        }
+        let listing = self.list()?;
+        listing_cache::save(cache, canonical, &stamp, stamped_at, &listing);
         Ok(listing)
     }
 
@@ -155,6 +175,13 @@ impl Folder {
     }
 }
 
+/// Now, in nanoseconds since the epoch.
+fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
 /// Below this many stats one thread does them all: starting a thread costs about as much
 /// as a few hundred stats.
 pub(crate) const STATS_PER_THREAD: usize = 1024;
@@ -203,6 +230,20 @@ mod sys {
             Ok(Dir {
                 fd: rustix::fs::openat(rustix::fs::CWD, path, flags, Mode::empty())?,
             })
+        }
+
+        /// The folder's own stamp (`fstat` of the open folder).
+        // The fields' types differ between platforms (`c_long`, `i64`, `u32`, …).
+        #[allow(clippy::unnecessary_cast)]
+        pub fn stamp(&self) -> Option<Stamp> {
+            let st = rustix::fs::fstat(&self.fd).ok()?;
+            Some(Stamp::from_parts(
+                st.st_size as u64,
+                (st.st_mtime as i64, st.st_mtime_nsec as i64),
+                (st.st_ctime as i64, st.st_ctime_nsec as i64),
+                st.st_ino as u64,
+                st.st_dev as u64,
+            ))
         }
 
         pub fn list(&self) -> std::io::Result<Listing> {
@@ -303,6 +344,11 @@ mod sys {
             Ok(Dir {
                 path: path.to_path_buf(),
             })
+        }
+
+        /// No stamp here: the listing is not copied.
+        pub fn stamp(&self) -> Option<crate::db::hash_cache::Stamp> {
+            None
         }
 
         pub fn list(&self) -> std::io::Result<Listing> {

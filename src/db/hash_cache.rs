@@ -81,16 +81,36 @@ impl Stamp {
     /// A stamp from its parts (a `stat` made without [`std::fs::Metadata`]): size,
     /// mtime and ctime as seconds and nanoseconds, inode, device.
     pub fn from_parts(len: u64, mtime: (i64, i64), ctime: (i64, i64), ino: u64, dev: u64) -> Self {
+        Stamp::from_ns(len, ns(mtime.0, mtime.1), ns(ctime.0, ctime.1), ino, dev)
+    }
+
+    /// Bytes of a stamp as [`Stamp::write`] writes it.
+    pub(crate) const LEN: usize = 8 + 16 + 16 + 8 + 8;
+
+    /// A stamp from its parts, times in nanoseconds since the epoch.
+    pub(crate) const fn from_ns(
+        len: u64,
+        mtime_ns: i128,
+        ctime_ns: i128,
+        ino: u64,
+        dev: u64,
+    ) -> Self {
         Stamp {
             len,
-            mtime_ns: ns(mtime.0, mtime.1),
-            ctime_ns: ns(ctime.0, ctime.1),
+            mtime_ns,
+            ctime_ns,
             ino,
             dev,
         }
     }
 
-    fn write(&self, out: &mut Vec<u8>) {
+    /// Its mtime and ctime, in nanoseconds since the epoch.
+    pub(crate) fn times_ns(&self) -> (i128, i128) {
+        (self.mtime_ns, self.ctime_ns)
+    }
+
+    /// Appends its [`Stamp::LEN`] bytes (little-endian) to `out`.
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.len.to_le_bytes());
         out.extend_from_slice(&self.mtime_ns.to_le_bytes());
         out.extend_from_slice(&self.ctime_ns.to_le_bytes());
@@ -98,8 +118,9 @@ impl Stamp {
         out.extend_from_slice(&self.dev.to_le_bytes());
     }
 
-    /// The stamp at the start of `b` (at least 56 bytes, as [`Stamp::write`] wrote it).
-    fn read(b: &[u8]) -> Self {
+    /// The stamp at the start of `b` (at least [`Stamp::LEN`] bytes, as [`Stamp::write`]
+    /// wrote it).
+    pub(crate) fn read(b: &[u8]) -> Self {
         let u64_at = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
         let i128_at = |at: usize| i128::from_le_bytes(b[at..at + 16].try_into().expect("16 bytes"));
         Stamp {
@@ -140,7 +161,7 @@ impl HashCache {
     /// anything unreadable starts empty.
     pub fn load(path: PathBuf, folder: &Path) -> Self {
         let folder = folder.display().to_string();
-        let bytes = read(&path).unwrap_or_default();
+        let bytes = read_bounded(&path, LIMIT).unwrap_or_default();
         let (bytes, records) = match index(&bytes, &folder) {
             Some(records) => (bytes, records),
             None => (Vec::new(), Vec::new()),
@@ -301,12 +322,23 @@ fn now_ns() -> i128 {
         .unwrap_or(0)
 }
 
-/// The whole file, read with one buffer of its size.
-fn read(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut file = std::fs::File::open(path)?;
+/// A cache larger than this is not read (20,000 migrations take about 2 MB).
+const LIMIT: u64 = 256 << 20;
+
+/// The whole file, read with one buffer of its size; an error when it is larger than
+/// `limit` bytes (a cache is never that large: it is not read into memory).
+pub(crate) fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    let file = std::fs::File::open(path)?;
     let len = file.metadata()?.len();
+    if len > limit {
+        return Err(std::io::Error::other("larger than a cache can be"));
+    }
     let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0).saturating_add(1));
-    file.read_to_end(&mut bytes)?;
+    // Bounded again: the file may grow while it is read.
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::other("larger than a cache can be"));
+    }
     Ok(bytes)
 }
 
@@ -346,7 +378,7 @@ fn index(bytes: &[u8], folder: &str) -> Option<Vec<u32>> {
 }
 
 /// A 64-bit check word of `bytes` (catches damage and truncation; not cryptographic).
-fn check_word(bytes: &[u8]) -> u64 {
+pub(crate) fn check_word(bytes: &[u8]) -> u64 {
     const K: u64 = 0x9E37_79B9_7F4A_7C15;
     let mix = |h: u64, w: u64| {
         let h = (h ^ w).wrapping_mul(K);

@@ -10,6 +10,7 @@ pub mod hash_cache;
 pub mod history;
 pub mod horizon_memo;
 pub mod interruption;
+pub mod listing_cache;
 pub mod migrate;
 pub mod pgtools;
 pub mod schema;

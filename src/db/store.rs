@@ -150,6 +150,9 @@ impl Migration {
     }
 }
 
+/// The file beside the hash cache that keeps a copy of the folder's listing.
+pub const LISTING_CACHE: &str = "migration-listing";
+
 /// What `migration_lock.toml` says and what was skipped.
 #[derive(Debug, Clone, Default)]
 pub struct Store {
@@ -168,7 +171,9 @@ impl Store {
     }
 
     /// [`Store::read`], taking the checksums of files that did not change from the hash
-    /// cache at `cache` (see [`super::hash_cache`]) and updating it.
+    /// cache at `cache` (see [`super::hash_cache`]) and updating it, and the folder's
+    /// listing from [`LISTING_CACHE`] beside it while the folder is unchanged (see
+    /// [`super::listing_cache`]).
     pub fn read_cached(dir: &Path, cache: Option<&Path>) -> Result<Self> {
         Self::read_where(dir, cache, &|_, _| true)
     }
@@ -189,7 +194,11 @@ impl Store {
         // The names are listed first (one buffer, sorted): each script is then looked up
         // relative to the open folder, in the order the hash cache keeps its entries.
         let folder = Folder::open(dir).map_err(io(dir))?;
-        let listing = folder.list().map_err(io(dir))?;
+        let listing = match cache {
+            Some(c) => folder.list_cached(&c.with_file_name(LISTING_CACHE), &root),
+            None => folder.list(),
+        }
+        .map_err(io(dir))?;
         let mut cache = cache.map(|c| HashCache::load(c.to_path_buf(), &root));
         store.migrations.reserve(listing.len());
         // Every wanted folder's script is stat'ed up front, in parallel on a long history;
@@ -756,5 +765,88 @@ mod tests {
             .success());
         let err = Store::read(dir.path()).unwrap_err();
         assert!(matches!(err, StoreError::NotRegularFile(_)), "{err}");
+    }
+
+    /// The listing copy beside a hash cache at `cache`, recorded as if long settled with
+    /// `entries` for the folder as it is now.
+    #[cfg(unix)]
+    fn record_listing(dir: &Path, cache: &Path, entries: &[&str]) {
+        let mut listing = crate::db::folder::Listing::default();
+        for name in entries {
+            listing.push(name.as_bytes(), Kind::Dir);
+        }
+        let stamp = Stamp::of(&std::fs::metadata(dir).unwrap()).unwrap();
+        crate::db::listing_cache::save(
+            &cache.with_file_name(LISTING_CACHE),
+            &dir.canonicalize().unwrap(),
+            &stamp,
+            i128::MAX / 2,
+            &listing,
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_listing_copy_stands_for_the_folder_only_while_the_folder_is_unchanged() {
+        let dir = folder(&[("1_a/migration.sql", "SELECT 1;\n")]);
+        let cache = dir.path().join(".dbflow/hashes");
+        let copy = cache.with_file_name(LISTING_CACHE);
+        // Just made: too recent to record (a change in the same tick would not show).
+        Store::read_cached(dir.path(), Some(&cache)).unwrap();
+        assert!(
+            !copy.exists(),
+            "a folder changed in the last 2 s is not recorded"
+        );
+
+        // A copy recorded for the folder as it is now is what the next read lists: one
+        // that names a folder that is not there proves it was used.
+        record_listing(dir.path(), &cache, &["1_a", "2_only_in_the_copy"]);
+        let store = Store::read_cached(dir.path(), Some(&cache)).unwrap();
+        assert_eq!(names(&store), ["1_a"]);
+        assert_eq!(
+            store.ignored,
+            [(
+                "2_only_in_the_copy".to_string(),
+                "folder without migration.sql".to_string()
+            )]
+        );
+
+        // Any entry made, removed or renamed changes the folder's stamp: listed again.
+        std::fs::create_dir(dir.path().join("3_c")).unwrap();
+        std::fs::write(dir.path().join("3_c/migration.sql"), "SELECT 3;\n").unwrap();
+        let store = Store::read_cached(dir.path(), Some(&cache)).unwrap();
+        assert_eq!(names(&store), ["1_a", "3_c"]);
+        assert!(store.ignored.iter().all(|(n, _)| n != "2_only_in_the_copy"));
+        record_listing(dir.path(), &cache, &["1_a", "3_c"]);
+        std::fs::rename(dir.path().join("3_c"), dir.path().join("4_d")).unwrap();
+        assert_eq!(
+            names(&Store::read_cached(dir.path(), Some(&cache)).unwrap()),
+            ["1_a", "4_d"]
+        );
+        record_listing(dir.path(), &cache, &["1_a", "4_d"]);
+        std::fs::remove_dir_all(dir.path().join("4_d")).unwrap();
+        assert_eq!(
+            names(&Store::read_cached(dir.path(), Some(&cache)).unwrap()),
+            ["1_a"]
+        );
+
+        // What is inside a listed folder is not in the copy: its script is stat'ed and
+        // hashed as always.
+        record_listing(dir.path(), &cache, &["1_a"]);
+        let before = Store::read_cached(dir.path(), Some(&cache))
+            .unwrap()
+            .migrations[0]
+            .checksum
+            .clone();
+        std::fs::write(dir.path().join("1_a/migration.sql"), "SELECT 2;\n").unwrap();
+        let after = Store::read_cached(dir.path(), Some(&cache))
+            .unwrap()
+            .migrations[0]
+            .checksum
+            .clone();
+        assert_ne!(before, after);
+        std::fs::remove_file(dir.path().join("1_a/migration.sql")).unwrap();
+        let store = Store::read_cached(dir.path(), Some(&cache)).unwrap();
+        assert!(store.migrations.is_empty(), "{:?}", names(&store));
     }
 }
