@@ -347,9 +347,19 @@ pub fn review(
                 text,
             })
         });
-    let mut pending = Vec::new();
-    lint::lint_stream(sources, &options, catalog, |report| {
-        let name = report.migration.clone().unwrap_or_default();
+    let count = status
+        .entries
+        .iter()
+        .filter(|e| matches!(e.state, State::Pending | State::RolledBack))
+        .count();
+    let mut pending = Vec::with_capacity(count);
+    lint::lint_stream(sources, &options, catalog, |mut report| {
+        let name = report.migration.take().unwrap_or_default();
+        if report.findings.is_empty() && report.statements.is_empty() {
+            // Kept for its counts only: a report's path is shown with its findings, and
+            // a clean one has none (20,000 pending migrations: ~3 MB less to hold).
+            report.path = String::new();
+        }
         pending.push((name, report));
     });
     review.pending = pending;
