@@ -153,15 +153,24 @@ impl Folder {
         std::thread::scope(|scope| {
             let mut parts = names.chunks(chunk);
             let first = parts.next().unwrap_or_default();
+            // A part whose thread cannot be started (a process or thread limit) is done
+            // here, in turn, instead.
             let others: Vec<_> = parts
-                .map(|part| scope.spawn(move || stat_all(part)))
+                .map(|part| {
+                    std::thread::Builder::new()
+                        .spawn_scoped(scope, move || stat_all(part))
+                        .map_err(|_| part)
+                })
                 .collect();
             // This thread takes the first part rather than waiting idle.
             let mut metas = stat_all(first);
             for other in others {
-                match other.join() {
-                    Ok(part) => metas.extend(part),
-                    Err(panic) => std::panic::resume_unwind(panic),
+                match other {
+                    Ok(thread) => match thread.join() {
+                        Ok(part) => metas.extend(part),
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    },
+                    Err(part) => metas.extend(stat_all(part)),
                 }
             }
             metas
