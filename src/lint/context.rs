@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A `(schema, name)` key; no schema means `public` (as [`TableRef::key`]).
-pub type Key = (String, String);
+pub type Key = (std::borrow::Cow<'static, str>, String);
 
 /// What one file of a run contributes for the files after it.
 #[derive(Debug, Clone, Default)]
