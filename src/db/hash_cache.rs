@@ -602,4 +602,16 @@ mod tests {
         }
         assert_eq!(cache.kept_count, 200);
     }
+
+    #[test]
+    fn a_cache_file_larger_than_the_bound_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hashes");
+        std::fs::write(&path, vec![b'x'; 100]).unwrap();
+        assert_eq!(read_bounded(&path, 100).unwrap().len(), 100);
+        assert!(read_bounded(&path, 99).is_err());
+        // What `load` does with it: an empty cache, nothing trusted.
+        let cache = HashCache::load(path, Path::new("/p"));
+        assert!(cache.records.is_empty());
+    }
 }
