@@ -499,3 +499,40 @@ fn caches_that_are_fifos_or_devices_are_ignored_not_waited_on() {
         "peak RSS {rss} KiB: a cache linked to /dev/zero was read"
     );
 }
+
+/// A variable of the process environment that is not UTF-8 (a `PWD` inside a folder
+/// named in Latin-1, a stray byte in some unrelated variable) is not one dbflow reads:
+/// it must not make every command panic. One that is referenced reads as unset (the
+/// usual error), and a `DBFLOW_ALLOW_*` one grants nothing.
+#[test]
+fn an_environment_variable_that_is_not_utf8_does_not_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let t = Test::new().file(
+        "Workflowfile.yaml",
+        "environments:\n  local:\n    url: ${DBFLOW_TEST_NOT_UTF8}\n    protection: sandbox\n",
+    );
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_dbflow"))
+            .args(args)
+            .current_dir(t.path())
+            .env("DBFLOW_UNRELATED", std::ffi::OsStr::from_bytes(b"caf\xe9"))
+            .env(
+                "DBFLOW_TEST_NOT_UTF8",
+                std::ffi::OsStr::from_bytes(b"postgres://h/\xff"),
+            )
+            .env("DBFLOW_ALLOW_DROP", std::ffi::OsStr::from_bytes(b"\xff"))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, all) = run(&["--version"]);
+    assert_eq!(code, Some(0), "{all}");
+    let (code, all) = run(&["migrate", "status"]);
+    assert!(!all.contains("panicked"), "{all}");
+    assert_eq!(code, Some(2), "{all}");
+    assert!(all.contains("DBFLOW_TEST_NOT_UTF8"), "{all}");
+}
