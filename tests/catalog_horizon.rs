@@ -213,3 +213,75 @@ fn history_scans(cluster: &pg::Cluster, after: Option<i64>) -> i64 {
         }
     }
 }
+
+/// The catalog token is read in a statement after the one that takes the horizon (issue
+/// 20): a DDL transaction that commits in between (here: held on a catalog lock until
+/// status waits for it) is in the token status reads and remembers with that horizon, so
+/// neither this status nor any later one takes it for the recorded schema. On a record
+/// from before horizons (no `horizon` column), where the token must be read.
+#[test]
+fn ddl_committed_between_the_horizon_and_the_token_read_is_reported() {
+    let Some((cluster, t)) = deployed("catalog_horizon_token_race") else {
+        return;
+    };
+    cluster
+        .psql(
+            "app",
+            "ALTER TABLE dbflow._dbflow_schema_state DROP COLUMN horizon",
+        )
+        .unwrap();
+    let mut sneaky = Command::new(pg::bin_dir().unwrap().join("psql"))
+        .args(["-X", "-q", "-At", "-d", &cluster.url("app")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = sneaky.stdin.take().unwrap();
+    // pg_enum is read by the token's statement, not by the one that takes the horizon.
+    writeln!(
+        stdin,
+        "BEGIN;\nCREATE TABLE \"Sneaky\" (id int);\nLOCK TABLE pg_catalog.pg_enum IN ACCESS EXCLUSIVE MODE;\nSELECT 'locked';"
+    )
+    .unwrap();
+    stdin.flush().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(sneaky.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked");
+
+    let status_run = t.spawn_with(["migrate", "status", "--json"]);
+    // Status has taken its horizon and waits to read the token.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let waiting = cluster
+            .psql(
+                "app",
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%2147483647%'",
+            )
+            .unwrap();
+        if waiting == "1" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "status never waited for the token's catalog lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    writeln!(stdin, "COMMIT;").unwrap();
+    drop(stdin);
+    assert!(sneaky.wait().unwrap().success());
+
+    let out = status_run.wait_with_output().unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(4), "{doc}");
+    assert!(drift(&doc).contains("Sneaky"), "{doc}");
+    // Nothing completes from here on: the later runs find the memo current.
+    for _ in 0..2 {
+        let (code, doc) = status(&t);
+        assert_eq!(code, 4, "{doc}");
+        assert!(drift(&doc).contains("Sneaky"), "{doc}");
+    }
+}

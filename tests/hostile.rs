@@ -428,3 +428,111 @@ fn lint_says_a_file_too_large_to_parse_was_not_linted() {
         out.all()
     );
 }
+
+/// The files `status` keeps in `.dbflow/` (issue 20: the listing copy, the hash cache and
+/// the catalog-horizon memo) replaced by things that are not files dbflow wrote: a FIFO
+/// must not make `status` wait for a writer forever, and a link to `/dev/zero` must not
+/// be read hundreds of MiB deep. Each is ignored like any unreadable cache.
+#[test]
+fn caches_that_are_fifos_or_devices_are_ignored_not_waited_on() {
+    const CACHES: [&str; 3] = [
+        ".dbflow/migration-listing",
+        ".dbflow/migration-hashes",
+        ".dbflow/catalog-horizons",
+    ];
+    let Some(db) = pg::database("hostile_cache_fifo") else {
+        return;
+    };
+    let t = Test::new()
+        .file(
+            "Workflowfile.yaml",
+            &format!(
+                "environments:\n  local:\n    url: {}\n    protection: sandbox\n",
+                db.url
+            ),
+        )
+        .file(
+            "prisma/migrations/20240101000000_init/migration.sql",
+            "CREATE TABLE \"Item\" (\"id\" INTEGER NOT NULL PRIMARY KEY);\n",
+        );
+    t.run_with(["migrate", "deploy"]).assert_code(0);
+
+    for cache in CACHES {
+        let path = t.path().join(cache);
+        let _ = std::fs::remove_file(&path);
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(made.success());
+    }
+    let mut child = t.spawn_with(["migrate", "status"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("`migrate status` still waits after 10 s on a FIFO in .dbflow/");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("1 applied, 0 pending"), "{stdout}");
+
+    for cache in CACHES {
+        let path = t.path().join(cache);
+        let _ = std::fs::remove_file(&path);
+        symlink("/dev/zero", &path).unwrap();
+    }
+    let Some((out, rss)) = peak_rss_kib(&t, &["migrate", "status"]) else {
+        return;
+    };
+    out.assert_code(0);
+    assert!(out.stdout.contains("1 applied, 0 pending"), "{}", out.all());
+    assert!(
+        rss < 128 * 1024,
+        "peak RSS {rss} KiB: a cache linked to /dev/zero was read"
+    );
+}
+
+/// A variable of the process environment that is not UTF-8 (a `PWD` inside a folder
+/// named in Latin-1, a stray byte in some unrelated variable) is not one dbflow reads:
+/// it must not make every command panic. One that is referenced reads as unset (the
+/// usual error), and a `DBFLOW_ALLOW_*` one grants nothing.
+#[test]
+fn an_environment_variable_that_is_not_utf8_does_not_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let t = Test::new().file(
+        "Workflowfile.yaml",
+        "environments:\n  local:\n    url: ${DBFLOW_TEST_NOT_UTF8}\n    protection: sandbox\n",
+    );
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_dbflow"))
+            .args(args)
+            .current_dir(t.path())
+            .env("DBFLOW_UNRELATED", std::ffi::OsStr::from_bytes(b"caf\xe9"))
+            .env(
+                "DBFLOW_TEST_NOT_UTF8",
+                std::ffi::OsStr::from_bytes(b"postgres://h/\xff"),
+            )
+            .env("DBFLOW_ALLOW_DROP", std::ffi::OsStr::from_bytes(b"\xff"))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, all) = run(&["--version"]);
+    assert_eq!(code, Some(0), "{all}");
+    let (code, all) = run(&["migrate", "status"]);
+    assert!(!all.contains("panicked"), "{all}");
+    assert_eq!(code, Some(2), "{all}");
+    assert!(all.contains("DBFLOW_TEST_NOT_UTF8"), "{all}");
+}

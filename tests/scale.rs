@@ -285,3 +285,84 @@ fn lint_pending_reads_the_catalog_of_a_database_with_5000_tables() {
         out.stderr
     );
 }
+
+/// The folder's mtime as `touch -d` takes it (`@seconds.nanoseconds`).
+fn mtime_of(path: &std::path::Path) -> String {
+    let meta = std::fs::metadata(path).unwrap();
+    format!("@{}.{:09}", meta.mtime(), meta.mtime_nsec())
+}
+
+fn touch_mtime(path: &std::path::Path, stamp: &str) {
+    let touched = std::process::Command::new("touch")
+        .args(["-m", "-d", stamp])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(touched.success());
+}
+
+/// What `rsync -a`, `cp -a` or `tar x` do to a migrations folder after the listing copy
+/// was recorded: a migration added and the folder's mtime put back as it was, or the
+/// whole folder swapped for another with that same mtime. Neither leaves the folder's
+/// stamp as recorded (the ctime moves, the inode differs): `deploy` applies the new
+/// migration at once.
+#[test]
+fn deploy_applies_a_migration_added_behind_a_folder_mtime_put_back_or_a_folder_swap() {
+    let Some(db) = pg::database("listing_copy_mtime_put_back") else {
+        return;
+    };
+    let t = Test::new()
+        .file(
+            "Workflowfile.yaml",
+            "environments:\n  local:\n    url: ${DATABASE_URL}\n    protection: sandbox\n",
+        )
+        .file(
+            "prisma/migrations/20240101000000_a/migration.sql",
+            "CREATE TABLE a (id int);\n",
+        )
+        .env("DATABASE_URL", &db.url);
+    let migrations = t.path().join("prisma/migrations");
+    t.run_with(["migrate", "deploy"]).assert_code(0);
+    // The copy records only a folder unchanged for 2 s.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    t.run_with(["migrate", "status"]).assert_code(0);
+    assert!(
+        t.exists(".dbflow/migration-listing"),
+        "the copy is recorded"
+    );
+    let recorded = mtime_of(&migrations);
+
+    // Added in place, the folder's mtime put back.
+    t.write(
+        "prisma/migrations/20240102000000_b/migration.sql",
+        "CREATE TABLE b (id int);\n",
+    );
+    touch_mtime(&migrations, &recorded);
+    assert_eq!(mtime_of(&migrations), recorded);
+    t.run_with(["migrate", "deploy"]).assert_code(0);
+    assert_eq!(db.psql("SELECT count(*) FROM b"), "0", "b was applied");
+
+    // The whole folder swapped for a copy with one more migration and the same mtime.
+    let next = t.path().join("prisma/next");
+    std::fs::create_dir(&next).unwrap();
+    for entry in std::fs::read_dir(&migrations).unwrap() {
+        let from = entry.unwrap().path();
+        let to = next.join(from.file_name().unwrap());
+        std::fs::create_dir(&to).unwrap();
+        std::fs::copy(from.join("migration.sql"), to.join("migration.sql")).unwrap();
+    }
+    std::fs::create_dir(next.join("20240103000000_c")).unwrap();
+    std::fs::write(
+        next.join("20240103000000_c/migration.sql"),
+        "CREATE TABLE c (id int);\n",
+    )
+    .unwrap();
+    touch_mtime(&next, &mtime_of(&migrations));
+    std::fs::rename(&migrations, t.path().join("prisma/old")).unwrap();
+    std::fs::rename(&next, &migrations).unwrap();
+    t.run_with(["migrate", "deploy"]).assert_code(0);
+    assert_eq!(db.psql("SELECT count(*) FROM c"), "0", "c was applied");
+    let out = t.run_with(["migrate", "status"]);
+    out.assert_code(0);
+    assert!(out.stdout.contains("3 applied, 0 pending"), "{}", out.all());
+}

@@ -27,6 +27,14 @@ fn read_dotenv(path: &Path) -> Result<Vec<(String, String)>, Diagnostic> {
 }
 
 /// The variables interpolation can see: the process environment first, then `.env`.
+/// The process environment's variables whose name and value are UTF-8. Another (a `PWD`
+/// inside a folder named in Latin-1, a stray byte in an unrelated variable) cannot be
+/// interpolated into text: it reads as unset, where `std::env::vars` would panic and stop
+/// every command.
+fn utf8_env() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Vars {
     process: HashMap<String, String>,
@@ -43,7 +51,7 @@ impl Vars {
     /// Like Prisma's CLI, a variable set in two files with different values is an error
     /// (which one wins would be a guess); the process environment wins over every file.
     pub fn load(dotenv: &[PathBuf]) -> Result<Self, Diagnostic> {
-        let process: HashMap<String, String> = std::env::vars().collect();
+        let process: HashMap<String, String> = utf8_env().collect();
         let mut file_vars: IndexMap<String, String> = IndexMap::new();
         let mut origin: HashMap<String, &Path> = HashMap::new();
         let mut conflicts: Vec<String> = Vec::new();

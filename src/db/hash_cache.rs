@@ -326,9 +326,10 @@ fn now_ns() -> i128 {
 const LIMIT: u64 = 256 << 20;
 
 /// The whole file, read with one buffer of its size; an error when it is larger than
-/// `limit` bytes (a cache is never that large: it is not read into memory).
+/// `limit` bytes (a cache is never that large: it is not read into memory) or is not a
+/// regular file.
 pub(crate) fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
-    let file = std::fs::File::open(path)?;
+    let file = open_regular(path)?;
     let len = file.metadata()?.len();
     if len > limit {
         return Err(std::io::Error::other("larger than a cache can be"));
@@ -340,6 +341,26 @@ pub(crate) fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> 
         return Err(std::io::Error::other("larger than a cache can be"));
     }
     Ok(bytes)
+}
+
+/// `path` opened for reading when it is a regular file. dbflow only ever writes regular
+/// files here: a FIFO would make a plain open wait for a writer (forever), and a device
+/// such as `/dev/zero` never ends; either is an error, so the cache is ignored. Opened
+/// without blocking, then checked on the open file (no window for a swap in between).
+pub(crate) fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // No effect on a regular file's reads.
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(file)
 }
 
 /// The offsets of the records of a cache file written for `folder`; `None` when any part

@@ -11,7 +11,7 @@
 //! is as trusted as the migration hash cache next to it: both only skip re-reading what
 //! did not change, and an edit to either by hand can only make dbflow re-read.
 
-use super::hash_cache::write_atomically;
+use super::hash_cache::{open_regular, write_atomically};
 use std::path::Path;
 
 /// First line of the file; another one (another format) ignores the file.
@@ -50,12 +50,12 @@ pub fn load(path: &Path) -> Vec<Seen> {
         .unwrap_or_default()
 }
 
-/// The file's text when it is at most [`MAX_FILE`] bytes of UTF-8 (a bigger one was not
-/// written by dbflow: it is not read whole).
+/// The file's text when it is a regular file of at most [`MAX_FILE`] bytes of UTF-8 (a
+/// bigger one, or a FIFO or device, was not written by dbflow: it is not read, nor waited on).
 fn read_small(path: &Path) -> Option<String> {
     use std::io::Read;
     let mut text = String::new();
-    std::fs::File::open(path)
+    open_regular(path)
         .ok()?
         .take(MAX_FILE + 1)
         .read_to_string(&mut text)

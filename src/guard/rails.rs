@@ -105,7 +105,11 @@ impl Overrides {
     /// The overrides in the process environment (never from `.env`: an override must be
     /// given on purpose, for one run).
     pub fn from_process() -> Self {
-        Overrides::from_pairs(std::env::vars())
+        // One that is not UTF-8 grants nothing (and does not panic).
+        Overrides::from_pairs(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        )
     }
 
     /// Overrides from explicit pairs; variables not starting with `DBFLOW_ALLOW_` are ignored.
