@@ -26,15 +26,15 @@ fn read_dotenv(path: &Path) -> Result<Vec<(String, String)>, Diagnostic> {
     .collect()
 }
 
-/// The variables interpolation can see: the process environment first, then `.env`.
 /// The process environment's variables whose name and value are UTF-8. Another (a `PWD`
 /// inside a folder named in Latin-1, a stray byte in an unrelated variable) cannot be
 /// interpolated into text: it reads as unset, where `std::env::vars` would panic and stop
 /// every command.
-fn utf8_env() -> impl Iterator<Item = (String, String)> {
+pub fn utf8_env() -> impl Iterator<Item = (String, String)> {
     std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
 }
 
+/// The variables interpolation can see: the process environment first, then `.env`.
 #[derive(Debug, Clone, Default)]
 pub struct Vars {
     process: HashMap<String, String>,

@@ -106,10 +106,7 @@ impl Overrides {
     /// given on purpose, for one run).
     pub fn from_process() -> Self {
         // One that is not UTF-8 grants nothing (and does not panic).
-        Overrides::from_pairs(
-            std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
-        )
+        Overrides::from_pairs(crate::config::interpolate::utf8_env())
     }
 
     /// Overrides from explicit pairs; variables not starting with `DBFLOW_ALLOW_` are ignored.
