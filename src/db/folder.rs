@@ -102,6 +102,15 @@ impl Folder {
         Ok(listing)
     }
 
+    /// Whether this folder's file system keeps a ctime that every change moves, which is
+    /// what the hash cache and the listing copy rely on (`touch -d` can put an mtime back,
+    /// never a ctime). On Linux only the file systems known to do so are trusted; on FAT,
+    /// exFAT, FUSE mounts, 9p (WSL's `/mnt/c`), SMB and anything unknown the caches are not
+    /// used: every script is hashed and the folder listed on every run.
+    pub fn stamps_are_trustworthy(&self) -> bool {
+        self.inner.stamps_are_trustworthy()
+    }
+
     /// [`Folder::list`], taken from the copy at `cache` (see [`super::listing_cache`])
     /// while the folder's stamp is the one recorded with it, and recorded there otherwise.
     /// `canonical`: the folder's canonical path, which the copy names.
@@ -206,8 +215,31 @@ fn stat_threads(count: usize) -> usize {
     wanted.min(cores).min(4)
 }
 
+/// Linux file systems whose ctime every change of a file or folder moves (magic numbers
+/// from `linux/magic.h`): ext2/3/4, XFS, Btrfs, tmpfs, overlayfs, ZFS, F2FS, bcachefs,
+/// eCryptfs (over one of these) and NFS (the server's ctime).
+#[cfg(target_os = "linux")]
+fn trusted_file_system(magic: i64) -> bool {
+    const TRUSTED: [i64; 10] = [
+        0xEF53,      // ext2, ext3, ext4
+        0x5846_5342, // XFS
+        0x9123_683E, // Btrfs
+        0x0102_1994, // tmpfs
+        0x794C_7630, // overlayfs
+        0x2FC1_2FC1, // ZFS
+        0xF2F5_2010, // F2FS
+        0xCA45_1A4E, // bcachefs
+        0xF15F,      // eCryptfs
+        0x6969,      // NFS
+    ];
+    // `f_type` is signed on some targets: compare its low 32 bits.
+    TRUSTED.contains(&(magic & 0xFFFF_FFFF))
+}
+
 #[cfg(unix)]
 mod sys {
+    #[cfg(target_os = "linux")]
+    use super::trusted_file_system;
     use super::{Kind, Listing, Meta, SCRIPT};
     use crate::db::hash_cache::Stamp;
     use rustix::fs::{AtFlags, FileType, Mode, OFlags};
@@ -239,6 +271,18 @@ mod sys {
             Ok(Dir {
                 fd: rustix::fs::openat(rustix::fs::CWD, path, flags, Mode::empty())?,
             })
+        }
+
+        // `f_type`'s type differs between targets (`i64`, `u32`, …).
+        #[cfg(target_os = "linux")]
+        #[allow(clippy::unnecessary_cast)]
+        pub fn stamps_are_trustworthy(&self) -> bool {
+            rustix::fs::fstatfs(&self.fd).is_ok_and(|fs| trusted_file_system(fs.f_type as i64))
+        }
+
+        #[cfg(not(target_os = "linux"))]
+        pub fn stamps_are_trustworthy(&self) -> bool {
+            true
         }
 
         /// The folder's own stamp (`fstat` of the open folder).
@@ -355,6 +399,10 @@ mod sys {
             })
         }
 
+        pub fn stamps_are_trustworthy(&self) -> bool {
+            true
+        }
+
         /// No stamp here: the listing is not copied.
         pub fn stamp(&self) -> Option<crate::db::hash_cache::Stamp> {
             None
@@ -439,6 +487,31 @@ mod tests {
         let missing = together.iter().filter(|s| s.is_err()).count();
         assert_eq!((kinds(Kind::Dir), kinds(Kind::Link), missing), (7, 7, 7));
         assert_eq!(kinds(Kind::File), count - 21);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn caches_are_trusted_only_on_file_systems_whose_ctime_follows_every_change() {
+        assert!(trusted_file_system(0xEF53), "ext4");
+        assert!(trusted_file_system(0x0102_1994), "tmpfs");
+        // Btrfs' magic with its sign bit set, as a signed 32-bit `f_type` gives it.
+        assert!(
+            trusted_file_system(0x9123_683E_u32 as i32 as i64),
+            "btrfs, signed"
+        );
+        for (magic, what) in [
+            (0x4D44, "vfat"),
+            (0x2011_BAB0, "exFAT"),
+            (0x6573_5546, "FUSE"),
+            (0x0102_1997, "9p (WSL /mnt/c)"),
+            (0xFE53_4D42, "SMB2"),
+            (0, "unknown"),
+        ] {
+            assert!(!trusted_file_system(magic), "{what}");
+        }
+        // Where the tests run (ext4, tmpfs or overlayfs), the caches are used.
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Folder::open(dir.path()).unwrap().stamps_are_trustworthy());
     }
 
     #[test]

@@ -194,6 +194,9 @@ impl Store {
         // The names are listed first (one buffer, sorted): each script is then looked up
         // relative to the open folder, in the order the hash cache keeps its entries.
         let folder = Folder::open(dir).map_err(io(dir))?;
+        // On a file system whose ctime does not follow every change, neither cache can
+        // tell an edited file or folder from an unchanged one: they are not used.
+        let cache = cache.filter(|_| folder.stamps_are_trustworthy());
         let listing = match cache {
             Some(c) => folder.list_cached(&c.with_file_name(LISTING_CACHE), &root),
             None => folder.list(),
