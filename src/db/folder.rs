@@ -8,7 +8,7 @@
 //! cache keeps them. Opening a script never blocks: a FIFO is opened without waiting for
 //! a writer, and refused as soon as it is seen not to be a regular file.
 
-use super::hash_cache::Stamp;
+use super::hash_cache::{now_ns, Stamp};
 use super::listing_cache;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -191,13 +191,6 @@ impl Folder {
     pub fn open_script(&self, name: &OsStr) -> std::io::Result<std::fs::File> {
         self.inner.open_script(name)
     }
-}
-
-/// Now, in nanoseconds since the epoch.
-fn now_ns() -> i128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i128)
 }
 
 /// Below this many stats one thread does them all: starting a thread costs about as much

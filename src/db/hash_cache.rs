@@ -231,8 +231,10 @@ impl HashCache {
         self.save_at(now_ns());
     }
 
-    /// [`HashCache::save`] as if it ran at `now` (ns since the epoch): a test records a
-    /// file it has just written, which would otherwise be too recent.
+    /// [`HashCache::save`] as if it ran at `now` (ns since the epoch): the time before the
+    /// recorded files were stat'ed (what `Store::read_where` passes: an entry is settled
+    /// only when its file had not changed for [`RACY_SECS`] before its stat), or a test's
+    /// time, to record a file it has just written.
     pub(crate) fn save_at(mut self, now: i128) {
         let Some(path) = self.path.take() else { return };
         if self.new.is_empty() && self.kept_count == self.records.len() {
@@ -315,7 +317,8 @@ fn to_hex(bytes: &[u8]) -> String {
     out
 }
 
-fn now_ns() -> i128 {
+/// Now, in nanoseconds since the epoch.
+pub(crate) fn now_ns() -> i128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i128)

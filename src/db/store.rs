@@ -202,6 +202,11 @@ impl Store {
             None => folder.list(),
         }
         .map_err(io(dir))?;
+        // Entries are judged settled against the time before the first stat, not the time
+        // the cache is saved: a file changed just before its stat and again in the same
+        // timestamp tick after it keeps its stamp, and a long run would otherwise let
+        // that entry pass as settled.
+        let stats_from = super::hash_cache::now_ns();
         let mut cache = cache.map(|c| HashCache::load(c.to_path_buf(), &root));
         store.migrations.reserve(listing.len());
         // Every wanted folder's script is stat'ed up front, in parallel on a long history;
@@ -255,7 +260,7 @@ impl Store {
         store.migrations.sort_by(|a, b| a.name.cmp(&b.name));
         store.ignored.sort();
         if let Some(cache) = cache {
-            cache.save();
+            cache.save_at(stats_from);
         }
         Ok(store)
     }
