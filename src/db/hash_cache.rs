@@ -420,16 +420,35 @@ pub(crate) fn check_word(bytes: &[u8]) -> u64 {
 
 /// Writes `bytes` to `path` through a temporary file renamed over it: a reader sees the old
 /// file or the new one, never half of one (also the catalog horizon memo's writer).
+///
+/// The temporary file is named by process and write (the targets of a fleet run write the
+/// same memo from several threads at once) and created only where nothing is: a file or
+/// link already there (left by a killed run whose process id came back, or planted) is
+/// removed, never followed or written through.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let name = path.file_name().map(|n| n.to_string_lossy().to_string());
     let tmp = dir.join(format!(
-        ".{}.{}.tmp",
+        ".{}.{}.{}.tmp",
         name.as_deref().unwrap_or("dbflow"),
-        std::process::id()
+        std::process::id(),
+        WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
-    let mut file = std::fs::File::create(&tmp)?;
+    let create = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+    };
+    let mut file = match create() {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::remove_file(&tmp)?;
+            create()?
+        }
+        other => other?,
+    };
     file.write_all(bytes)?;
     drop(file);
     std::fs::rename(&tmp, path).inspect_err(|_| {
@@ -637,5 +656,32 @@ mod tests {
         // What `load` does with it: an empty cache, nothing trusted.
         let cache = HashCache::load(path, Path::new("/p"));
         assert!(cache.records.is_empty());
+    }
+
+    #[test]
+    fn writers_on_several_threads_leave_one_whole_file_and_no_temporary_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("memo");
+        std::thread::scope(|scope| {
+            for t in 0..8u8 {
+                let path = &path;
+                scope.spawn(move || {
+                    for _ in 0..50 {
+                        write_atomically(path, &vec![t; 4096]).unwrap();
+                    }
+                });
+            }
+        });
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len(), 4096);
+        assert!(
+            bytes.iter().all(|b| *b == bytes[0]),
+            "one writer's whole file"
+        );
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["memo"]);
     }
 }
