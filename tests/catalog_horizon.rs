@@ -121,25 +121,7 @@ fn ddl_in_flight_while_the_deploy_records_is_reported_once_it_commits() {
         return;
     };
 
-    let mut sneaky = Command::new(pg::bin_dir().unwrap().join("psql"))
-        .args(["-X", "-q", "-At", "-d", &cluster.url("app")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = sneaky.stdin.take().unwrap();
-    writeln!(
-        stdin,
-        "BEGIN;\nCREATE TABLE \"Sneaky\" (id int);\nSELECT 'created';"
-    )
-    .unwrap();
-    stdin.flush().unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(sneaky.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "created");
+    let sneaky = Open::after(&cluster, "CREATE TABLE \"Sneaky\" (id int);");
 
     // A second migration is deployed (and the schema recorded) meanwhile.
     deploy_a_second_migration(&t);
@@ -150,9 +132,7 @@ fn ddl_in_flight_while_the_deploy_records_is_reported_once_it_commits() {
         "nothing completed since the record: {doc}"
     );
 
-    writeln!(stdin, "COMMIT;").unwrap();
-    drop(stdin);
-    assert!(sneaky.wait().unwrap().success());
+    sneaky.commit();
     let (code, doc) = status(&t);
     assert_eq!(code, 4, "{doc}");
     assert!(catalog_read(&doc), "{doc}");
@@ -230,26 +210,11 @@ fn ddl_committed_between_the_horizon_and_the_token_read_is_reported() {
             "ALTER TABLE dbflow._dbflow_schema_state DROP COLUMN horizon",
         )
         .unwrap();
-    let mut sneaky = Command::new(pg::bin_dir().unwrap().join("psql"))
-        .args(["-X", "-q", "-At", "-d", &cluster.url("app")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = sneaky.stdin.take().unwrap();
     // pg_enum is read by the token's statement, not by the one that takes the horizon.
-    writeln!(
-        stdin,
-        "BEGIN;\nCREATE TABLE \"Sneaky\" (id int);\nLOCK TABLE pg_catalog.pg_enum IN ACCESS EXCLUSIVE MODE;\nSELECT 'locked';"
-    )
-    .unwrap();
-    stdin.flush().unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(sneaky.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "locked");
+    let sneaky = Open::after(
+        &cluster,
+        "CREATE TABLE \"Sneaky\" (id int);\nLOCK TABLE pg_catalog.pg_enum IN ACCESS EXCLUSIVE MODE;",
+    );
 
     let status_run = t.spawn_with(["migrate", "status", "--json"]);
     // Status has taken its horizon and waits to read the token.
@@ -270,9 +235,7 @@ fn ddl_committed_between_the_horizon_and_the_token_read_is_reported() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    writeln!(stdin, "COMMIT;").unwrap();
-    drop(stdin);
-    assert!(sneaky.wait().unwrap().success());
+    sneaky.commit();
 
     let out = status_run.wait_with_output().unwrap();
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -283,5 +246,41 @@ fn ddl_committed_between_the_horizon_and_the_token_read_is_reported() {
         let (code, doc) = status(&t);
         assert_eq!(code, 4, "{doc}");
         assert!(drift(&doc).contains("Sneaky"), "{doc}");
+    }
+}
+
+/// A psql session on `app` inside a transaction that ran some SQL and stays open until
+/// [`Open::commit`].
+struct Open {
+    psql: std::process::Child,
+    stdin: std::process::ChildStdin,
+}
+
+impl Open {
+    /// Begins a transaction, runs `sql` in it and returns once it ran.
+    fn after(cluster: &pg::Cluster, sql: &str) -> Open {
+        let mut psql = Command::new(pg::bin_dir().unwrap().join("psql"))
+            .args(["-X", "-q", "-At", "-d", &cluster.url("app")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = psql.stdin.take().unwrap();
+        writeln!(stdin, "BEGIN;\n{sql}\nSELECT 'ran';").unwrap();
+        stdin.flush().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(psql.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ran");
+        Open { psql, stdin }
+    }
+
+    /// Commits and waits for the session to end.
+    fn commit(mut self) {
+        writeln!(self.stdin, "COMMIT;").unwrap();
+        drop(self.stdin);
+        assert!(self.psql.wait().unwrap().success());
     }
 }

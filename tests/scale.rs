@@ -36,6 +36,17 @@ fn project(url: &str) -> Test {
     t
 }
 
+/// A sandbox project on `url` with one migration, `name`, of `sql`.
+fn one_migration(url: &str, name: &str, sql: &str) -> Test {
+    Test::new()
+        .file(
+            "Workflowfile.yaml",
+            "environments:\n  local:\n    url: ${DATABASE_URL}\n    protection: sandbox\n",
+        )
+        .file(&format!("prisma/migrations/{name}/migration.sql"), sql)
+        .env("DATABASE_URL", url)
+}
+
 /// Rewrites `path` with `text` of the same size and puts its mtime back as it was.
 fn edit_keeping_size_and_mtime(path: &std::path::Path, text: &str) {
     let meta = std::fs::metadata(path).unwrap();
@@ -181,16 +192,7 @@ fn deploys_onto_a_large_schema_keep_earlier_drift_and_token_only_exact_records()
     let Some(db) = pg::database("deploys_onto_a_large_schema") else {
         return;
     };
-    let t = Test::new()
-        .file(
-            "Workflowfile.yaml",
-            "environments:\n  local:\n    url: ${DATABASE_URL}\n    protection: sandbox\n",
-        )
-        .file(
-            "prisma/migrations/20240000000001_tables/migration.sql",
-            MANY_TABLES,
-        )
-        .env("DATABASE_URL", &db.url);
+    let t = one_migration(&db.url, "20240000000001_tables", MANY_TABLES);
     let has_token = || db.psql("SELECT token IS NOT NULL FROM dbflow._dbflow_schema_state");
     let status_clean = |why: &str| {
         let out = t.run_with(["migrate", "status"]);
@@ -311,16 +313,7 @@ fn deploy_applies_a_migration_added_behind_a_folder_mtime_put_back_or_a_folder_s
     let Some(db) = pg::database("listing_copy_mtime_put_back") else {
         return;
     };
-    let t = Test::new()
-        .file(
-            "Workflowfile.yaml",
-            "environments:\n  local:\n    url: ${DATABASE_URL}\n    protection: sandbox\n",
-        )
-        .file(
-            "prisma/migrations/20240101000000_a/migration.sql",
-            "CREATE TABLE a (id int);\n",
-        )
-        .env("DATABASE_URL", &db.url);
+    let t = one_migration(&db.url, "20240101000000_a", "CREATE TABLE a (id int);\n");
     let migrations = t.path().join("prisma/migrations");
     t.run_with(["migrate", "deploy"]).assert_code(0);
     // The copy records only a folder unchanged for 2 s.
