@@ -33,6 +33,17 @@ fn deployed(name: &str) -> Option<(pg::Cluster, Test)> {
     Some((cluster, t))
 }
 
+/// Makes the state table look as a dbflow from before horizons left it (no `horizon`
+/// column until the next deploy).
+fn as_recorded_before_horizons(cluster: &pg::Cluster) {
+    cluster
+        .psql(
+            "app",
+            "ALTER TABLE dbflow._dbflow_schema_state DROP COLUMN horizon",
+        )
+        .unwrap();
+}
+
 /// Adds a second migration and deploys it (the deploy records the schema again).
 fn deploy_a_second_migration(t: &Test) {
     t.write(
@@ -147,12 +158,7 @@ fn a_record_without_a_horizon_column_still_uses_the_memo() {
     let Some((cluster, t)) = deployed("catalog_horizon_old_record") else {
         return;
     };
-    cluster
-        .psql(
-            "app",
-            "ALTER TABLE dbflow._dbflow_schema_state DROP COLUMN horizon",
-        )
-        .unwrap();
+    as_recorded_before_horizons(&cluster);
     let scans = history_scans(&cluster, None);
     let (code, doc) = status(&t);
     assert_eq!(code, 0, "{doc}");
@@ -204,12 +210,7 @@ fn ddl_committed_between_the_horizon_and_the_token_read_is_reported() {
     let Some((cluster, t)) = deployed("catalog_horizon_token_race") else {
         return;
     };
-    cluster
-        .psql(
-            "app",
-            "ALTER TABLE dbflow._dbflow_schema_state DROP COLUMN horizon",
-        )
-        .unwrap();
+    as_recorded_before_horizons(&cluster);
     // pg_enum is read by the token's statement, not by the one that takes the horizon.
     let sneaky = Open::after(
         &cluster,
