@@ -285,3 +285,41 @@ impl Open {
         assert!(self.psql.wait().unwrap().success());
     }
 }
+
+/// A catalog table held locked (a `VACUUM FULL` or an explicit `LOCK` on it) when status
+/// must read the catalog token does not make status hang: the token and the listing each
+/// give up after the catalog wait, and status says the drift was not checked and why.
+#[test]
+fn a_locked_catalog_makes_status_say_so_instead_of_hanging() {
+    let Some((cluster, t)) = deployed("catalog_horizon_locked") else {
+        return;
+    };
+    // A completed transaction moves the horizon: the token must be read.
+    cluster.psql("app", "SELECT txid_current()").unwrap();
+    let holder = Open::after(
+        &cluster,
+        "LOCK TABLE pg_catalog.pg_enum IN ACCESS EXCLUSIVE MODE;",
+    );
+    let mut run = t.spawn_with(["migrate", "status", "--json"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while run.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = run.kill();
+            holder.commit();
+            panic!("status still waiting on the locked catalog after 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = run.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let doc: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(doc["status"]["drift_checked"], false, "{doc}");
+    let note = doc["status"]["drift_note"].as_str().unwrap_or_default();
+    assert!(note.contains("locked"), "{doc}");
+    holder.commit();
+    let (code, doc) = status(&t);
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(doc["status"]["drift_checked"], true, "{doc}");
+    assert_eq!(drift(&doc), "[]");
+}

@@ -290,6 +290,29 @@ pub async fn token(conn: &mut Conn) -> Result<Option<String>, DbError> {
     conn.string(&format!("SELECT {}", token_sql())).await
 }
 
+/// [`token`], giving up with `None` when a catalog it reads stays locked for longer than
+/// `wait` (a `VACUUM FULL` or an explicit `LOCK` on a catalog table): the caller then
+/// compares the listing, which says the catalog was locked, instead of hanging.
+pub async fn token_within(
+    conn: &mut Conn,
+    wait: std::time::Duration,
+) -> Result<Option<String>, DbError> {
+    if !conn.is_postgres() {
+        return Ok(None);
+    }
+    conn.batch(&format!(
+        "SET lock_timeout = '{}ms'",
+        wait.as_millis().max(1)
+    ))
+    .await?;
+    let result = token(conn).await;
+    conn.batch("RESET lock_timeout").await?;
+    match result {
+        Err(e) if e.code.as_deref() == Some("55P03") => Ok(None),
+        other => other,
+    }
+}
+
 /// Records the live schema as the expected one (a new baseline). Returns false when the
 /// catalog stayed locked and nothing was recorded.
 pub async fn record(conn: &mut Conn, history_table: &str) -> Result<bool, DbError> {

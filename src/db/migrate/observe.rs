@@ -108,10 +108,10 @@ async fn observe_inner(
     catalog_wait: Duration,
 ) -> Result<Observed, DbError> {
     let probe = match conn.is_postgres() {
-        true => match probe(conn, table, true).await? {
+        true => match probe(conn, table, true, catalog_wait).await? {
             // A state table recorded before horizons (no such column until the next
             // deploy): the same probe without the recorded horizon, not the careful path.
-            Err(Missing::Horizon) => probe(conn, table, false).await?.ok(),
+            Err(Missing::Horizon) => probe(conn, table, false, catalog_wait).await?.ok(),
             found => found.ok(),
         },
         false => None,
@@ -128,7 +128,7 @@ async fn observe_inner(
             let (rows, exists) = history_rows(conn, table).await?;
             let recorded = schema::recorded(conn, false).await?;
             let token = match &recorded {
-                Some(r) if r.token.is_some() => schema::token(conn).await?,
+                Some(r) if r.token.is_some() => schema::token_within(conn, catalog_wait).await?,
                 _ => None,
             };
             let read = token.is_some();
@@ -258,6 +258,7 @@ async fn probe(
     conn: &mut Conn,
     table: &str,
     with_horizon: bool,
+    catalog_wait: Duration,
 ) -> Result<Result<Probe, Missing>, DbError> {
     // Two statements in one message, their rows told apart by width (8, 7); the token is
     // known by the statement that reads the state row, so a state table without its row
@@ -345,9 +346,12 @@ SELECT checksum, migration_name, started_at, finished_at, rolled_back_at, logs, 
             // catalog scan even where the `CASE` would not run it, which is most of
             // the time. Read after the horizon, the token still belongs to it in the
             // memo: had anything completed in between, that horizon never comes back.
-            true => schema::token(conn).await?,
+            // A catalog locked for longer than `catalog_wait` leaves it unknown: the
+            // listing is then compared, and says so.
+            true => schema::token_within(conn, catalog_wait).await?,
             false => row[4].take(),
         };
+        catalog_read &= token.is_some();
         if let (true, Some(path), Some(token), Some(live), Some(server)) = (
             catalog_read,
             conn.horizon_memo(),
