@@ -450,33 +450,24 @@ impl Conn {
 
     /// [`Conn::text_rows`] handing each row to `each` as it arrives, its values borrowed
     /// from the message: a 5,000-row history is neither held as rows first nor copied
-    /// into 35,000 strings on its way to what the caller keeps. A row wider than 16
-    /// values is an error.
+    /// into 35,000 strings on its way to what the caller keeps.
     pub async fn each_text_row(
         &mut self,
         sql: &str,
         mut each: impl FnMut(&[Option<&str>]),
     ) -> Result<(), DbError> {
         use futures_util::TryStreamExt;
-        const WIDEST: usize = 16;
         let Backend::Pg(c, _) = &mut self.backend else {
-            return Err(DbError::message("each_text_row is PostgreSQL only"));
+            return Err(DbError::message("reading rows as text is PostgreSQL only"));
         };
         let sql = sqlx::AssertSqlSafe(sql.to_string());
         let mut rows = sqlx::raw_sql(sql).fetch(c);
         while let Some(row) = rows.try_next().await? {
-            if row.len() > WIDEST {
-                return Err(DbError::message(format!(
-                    "a row of {} values; at most {WIDEST} were expected",
-                    row.len()
-                )));
-            }
-            let mut values = [None; WIDEST];
-            for (i, value) in values.iter_mut().enumerate().take(row.len()) {
-                // Unchecked: in the simple protocol every value arrives as text.
-                *value = row.try_get_unchecked::<Option<&str>, _>(i)?;
-            }
-            each(&values[..row.len()]);
+            // Unchecked: in the simple protocol every value arrives as text.
+            let values = (0..row.len())
+                .map(|i| row.try_get_unchecked::<Option<&str>, _>(i))
+                .collect::<Result<Vec<_>, _>>()?;
+            each(&values);
         }
         Ok(())
     }
@@ -485,22 +476,11 @@ impl Conn {
     /// every value as PostgreSQL prints it, whatever its type), each row with as many
     /// values as its statement selects; callers tell statements apart by that width.
     pub async fn text_rows(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, DbError> {
-        let Backend::Pg(c, _) = &mut self.backend else {
-            return Err(DbError::message("text_rows is PostgreSQL only"));
-        };
-        let sql = sqlx::AssertSqlSafe(sql.to_string());
         let mut out = Vec::new();
-        for row in sqlx::raw_sql(sql).fetch_all(c).await? {
-            // Unchecked: in the simple protocol every value arrives as text.
-            out.push(
-                (0..row.len())
-                    .map(|i| {
-                        row.try_get_unchecked::<Option<&str>, _>(i)
-                            .map(|v| v.map(str::to_string))
-                    })
-                    .collect::<Result<_, _>>()?,
-            );
-        }
+        self.each_text_row(sql, |values| {
+            out.push(values.iter().map(|v| v.map(str::to_string)).collect())
+        })
+        .await?;
         Ok(out)
     }
 
