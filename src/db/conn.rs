@@ -463,11 +463,21 @@ impl Conn {
         let sql = sqlx::AssertSqlSafe(sql.to_string());
         let mut rows = sqlx::raw_sql(sql).fetch(c);
         while let Some(row) = rows.try_next().await? {
-            // Unchecked: in the simple protocol every value arrives as text.
-            let values = (0..row.len())
-                .map(|i| row.try_get_unchecked::<Option<&str>, _>(i))
-                .collect::<Result<Vec<_>, _>>()?;
-            each(&values);
+            // A row of up to 16 values is gathered on the stack (no allocation per row
+            // of a long history); a wider one in a vector.
+            let (mut fixed, mut wide) = ([None; 16], Vec::new());
+            let values: &mut [Option<&str>] = match row.len() <= fixed.len() {
+                true => &mut fixed[..row.len()],
+                false => {
+                    wide.resize(row.len(), None);
+                    &mut wide
+                }
+            };
+            for (i, value) in values.iter_mut().enumerate() {
+                // Unchecked: in the simple protocol every value arrives as text.
+                *value = row.try_get_unchecked::<Option<&str>, _>(i)?;
+            }
+            each(values);
         }
         Ok(())
     }
