@@ -12,6 +12,7 @@ mod docs;
 mod fleet;
 mod guard;
 mod harness;
+mod history_copy;
 mod hook;
 mod hostile;
 mod init;

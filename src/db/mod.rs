@@ -8,6 +8,7 @@ mod exit_codes;
 pub mod folder;
 pub mod hash_cache;
 pub mod history;
+pub mod history_copy;
 pub mod horizon_memo;
 pub mod interruption;
 pub mod listing_cache;

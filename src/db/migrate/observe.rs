@@ -4,6 +4,7 @@
 use super::status::{entries_from, Status};
 use crate::db::conn::{quote_ident, quote_literal, Conn, DbError};
 use crate::db::history::{self, HistoryRow};
+use crate::db::history_copy;
 use crate::db::horizon_memo;
 use crate::db::schema;
 use crate::db::store::Store;
@@ -108,10 +109,12 @@ async fn observe_inner(
     catalog_wait: Duration,
 ) -> Result<Observed, DbError> {
     let probe = match conn.is_postgres() {
-        true => match probe(conn, table, true, catalog_wait).await? {
+        true => match probe(conn, table, true, catalog_wait, true).await? {
             // A state table recorded before horizons (no such column until the next
             // deploy): the same probe without the recorded horizon, not the careful path.
-            Err(Missing::Horizon) => probe(conn, table, false, catalog_wait).await?.ok(),
+            Err(Missing::Horizon) => probe(conn, table, false, catalog_wait, true).await?.ok(),
+            // The history copy did not add up (see `probe`): read in full, without it.
+            Err(Missing::Copy) => probe(conn, table, true, catalog_wait, false).await?.ok(),
             found => found.ok(),
         },
         false => None,
@@ -236,6 +239,10 @@ enum Missing {
     /// No history table, state table or state row (or a state table without tokens):
     /// the careful path reads step by step and says what is missing.
     Table,
+    /// The history copy matched the snapshot but not the rows with logs read in it: not
+    /// possible while the copy is what dbflow wrote, so it is not trusted and the history
+    /// is read in full.
+    Copy,
 }
 
 /// How the probe knew the live token: the horizon recorded with the state, the project's
@@ -254,11 +261,16 @@ const FROM_MEMO: &str = "memo";
 /// one recorded with the token (nothing completed since the deploy recorded it), or to
 /// one the memo remembers for this server (a previous status read the token at that
 /// horizon).
+///
+/// The history rows come from the project's copy (see [`history_copy`]) when `use_copy`
+/// and the history statement's own snapshot has the horizon the copy was read at: the
+/// statement then sends only the rows with logs, which the copy leaves out.
 async fn probe(
     conn: &mut Conn,
     table: &str,
     with_horizon: bool,
     catalog_wait: Duration,
+    use_copy: bool,
 ) -> Result<Result<Probe, Missing>, DbError> {
     // Two statements in one message, their rows told apart by width (8, 7); the token is
     // known by the statement that reads the state row, so a state table without its row
@@ -286,6 +298,23 @@ async fn probe(
             format!("VALUES {}", rows.join(", "))
         }
     };
+    let copy_path = conn
+        .horizon_memo()
+        .map(|memo| memo.with_file_name(history_copy::FILE));
+    let copy = copy_path
+        .as_deref()
+        .filter(|_| use_copy)
+        .and_then(history_copy::load);
+    // Whether the statement's snapshot is the copy's: computed once, in the statement.
+    let hit = match &copy {
+        Some(c) => format!(
+            "h.live = {} AND h.server = {} AND h.relation = {}",
+            quote_literal(&c.key.horizon),
+            quote_literal(&c.key.server),
+            quote_literal(&c.key.relation)
+        ),
+        None => "false".into(),
+    };
     let sql = format!(
         "SELECT 'state', fingerprint, recorded_at, token,
   CASE kind WHEN '{FROM_RECORD}' THEN token WHEN '{FROM_MEMO}' THEN memo_token END, kind, live, server
@@ -296,20 +325,35 @@ FROM (
   CROSS JOIN (SELECT {live} AS live, {server} AS server) l
   LEFT JOIN ({memo_rows}) m(server, horizon, token) ON m.server = l.server AND m.horizon = l.live
 ) q;
-SELECT checksum, migration_name, started_at, finished_at, rolled_back_at, logs, applied_steps_count FROM {t}",
+WITH h AS MATERIALIZED (SELECT {snapshot} AS live, {server} AS server, {relation} AS relation),
+  c AS MATERIALIZED (SELECT coalesce({hit}, false) AS hit FROM h)
+SELECT 'copy', h.live, h.server, h.relation, c.hit::text, NULL, NULL, NULL, NULL FROM h, c
+UNION ALL
+SELECT NULL, checksum::text, migration_name::text, started_at::text, finished_at::text, rolled_back_at::text, logs, applied_steps_count::text, NULL
+FROM {t} WHERE logs IS NOT NULL OR NOT (SELECT hit FROM c)",
         t = quote_ident(table),
+        relation = history_copy::relation_sql(&quote_literal(&quote_ident(table))),
+        snapshot = history_copy::SNAPSHOT_SQL,
         state = schema::state_table(conn),
         live = schema::live_horizon_sql(),
         server = horizon_memo::server_sql(),
         recorded_horizon = if with_horizon { "s.horizon" } else { "NULL::text" },
     );
     // Each history row is made as it arrives (the probe selects no id: it reads as empty).
-    let (mut history_rows, mut state_row) = (Vec::new(), None);
+    let (mut history_rows, mut state_row, mut marker) = (Vec::new(), None, None);
     let read = conn
         .each_text_row(&sql, |values| match values.len() {
-            7 => {
+            9 if values[0].is_some() => {
+                marker = Some(
+                    values[1..5]
+                        .iter()
+                        .map(|v| v.unwrap_or_default().to_string())
+                        .collect::<Vec<_>>(),
+                )
+            }
+            9 => {
                 let mut with_id = [None; 8];
-                with_id[1..].copy_from_slice(values);
+                with_id[1..].copy_from_slice(&values[1..8]);
                 history_rows.push(history::from_text(&with_id));
             }
             8 => {
@@ -335,6 +379,30 @@ SELECT checksum, migration_name, started_at, finished_at, rolled_back_at, logs, 
         }
         Err(e) => return Err(e),
     };
+    // The statement always returns its marker; without one, nothing is trusted to it.
+    let Some(marker) = marker else {
+        return Ok(Err(Missing::Copy));
+    };
+    let key = history_copy::Key {
+        server: marker[1].clone(),
+        relation: marker[2].clone(),
+        horizon: marker[0].clone(),
+    };
+    match (copy, marker[3] == "true") {
+        // The same snapshot as the copy's: its rows, and the rows with logs just read.
+        (Some(copy), true) => {
+            if history_rows.len() != copy.with_logs as usize {
+                return Ok(Err(Missing::Copy));
+            }
+            history_rows.extend(copy.rows);
+        }
+        (_, false) => {
+            if let Some(path) = &copy_path {
+                history_copy::save(path, &key, &history_rows);
+            }
+        }
+        (None, true) => return Ok(Err(Missing::Copy)),
+    }
     history::sort(&mut history_rows);
     let (mut recorded, mut token) = (None, None);
     let mut catalog_read = true;

@@ -1,0 +1,298 @@
+//! A copy of the history table as the last `status` read it, so that a `status` on a
+//! database where nothing completed since does not have it sent again (5,000 rows are
+//! most of what a plain status costs the server, the network and the parser).
+//!
+//! The copy is used only when the history statement's own snapshot has the same commit
+//! horizon (see [`super::schema::live_horizon_sql`]) on the same server and database, for
+//! the same table and role, as the snapshot the copy was read in: two snapshots with one
+//! horizon see the same committed rows, so the table holds exactly the copied rows. The
+//! statement decides that itself and then returns only the rows with `logs` (which the
+//! copy never holds: a failed migration's error output can quote data, and nothing of the
+//! database's contents is written to the project folder); any other horizon returns every
+//! row, and the copy is replaced.
+//!
+//! Kept per project in `.dbflow/history-copy` (one database's copy: the last one read). It
+//! holds no URL and no secret: the server is named by its start time and the database's
+//! oid, the table and role by their oids. A file that cannot be read, does not parse or
+//! fails its check word is ignored whole; failing to write it only costs the next status
+//! the full read. It is as trusted as the hash cache next to it.
+//!
+//! # Format (v1)
+//!
+//! Binary, little-endian:
+//!
+//! ```text
+//! "dbflow history copy v1\n"
+//! u16 length + bytes, three times     server, table and role oids, horizon
+//! u32 rows left out (they have logs)
+//! u32 row count, then per row:
+//!   u16 length + checksum, migration name, started_at   (RFC 3339 UTC, as status shows)
+//!   u16 length + finished_at, rolled_back_at            (0xFFFF: NULL)
+//!   i64 applied_steps_count
+//! u64 check word over everything before it
+//! ```
+
+use super::hash_cache::{check_word, read_bounded, write_atomically};
+use super::history::HistoryRow;
+use std::path::Path;
+
+/// First bytes of the file; anything else (another format) ignores the copy.
+const HEADER: &[u8] = b"dbflow history copy v1\n";
+
+/// The snapshot a copy is keyed on, as text: `xmin:xmax:running,ids` (see
+/// [`super::schema::live_horizon_sql`] for why equal ones see the same committed rows; the
+/// `xmin` follows from the others).
+pub const SNAPSHOT_SQL: &str = "txid_current_snapshot()::text";
+
+/// The file's name, next to the hash cache.
+pub const FILE: &str = "history-copy";
+
+/// A copy larger than this is not read (20,000 rows take about 2.5 MB).
+const LIMIT: u64 = 64 << 20;
+
+/// A NULL timestamp's length.
+const NULL: u16 = u16::MAX;
+
+/// Which snapshot a copy was read in: server and database, table and role, horizon.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Key {
+    /// The server and database (see [`super::horizon_memo::server_sql`]).
+    pub server: String,
+    /// The table's oid and the role reading it (see [`relation_sql`]).
+    pub relation: String,
+    /// The snapshot the rows were read in ([`SNAPSHOT_SQL`]).
+    pub horizon: String,
+}
+
+/// The rows of a history table without `logs`, and how many rows with `logs` it had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Copy {
+    /// The snapshot the rows were read in.
+    pub key: Key,
+    /// Every row whose `logs` is NULL, in the order they were saved.
+    pub rows: Vec<HistoryRow>,
+    /// How many rows were left out because they have `logs`.
+    pub with_logs: u32,
+}
+
+/// SQL naming the table `table_literal` (a literal of its quoted name) and the role that
+/// reads it by their oids (`table/role`): another table (a changed `search_path` or
+/// `table` setting) or another role (row security could show it other rows) is another
+/// key.
+pub fn relation_sql(table_literal: &str) -> String {
+    format!(
+        "{table_literal}::regclass::oid::text || '/' || quote_ident(current_user)::regrole::oid::text"
+    )
+}
+
+/// The copy at `path`; `None` when there is none or it is not exactly what [`save`] writes.
+pub fn load(path: &Path) -> Option<Copy> {
+    decode(&read_bounded(path, LIMIT).ok()?)
+}
+
+/// Saves `rows` (those without `logs`) as read at `key`; errors are ignored (it is only an
+/// optimisation, and the next status reads in full).
+pub fn save(path: &Path, key: &Key, rows: &[HistoryRow]) {
+    if let Some(bytes) = encode(key, rows) {
+        let _ = write_atomically(path, &bytes);
+    }
+}
+
+/// The file [`save`] writes; `None` when a value does not fit the format (it is not saved).
+fn encode(key: &Key, rows: &[HistoryRow]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(HEADER.len() + 64 + rows.len() * 140);
+    out.extend_from_slice(HEADER);
+    for text in [&key.server, &key.relation, &key.horizon] {
+        put(&mut out, Some(text))?;
+    }
+    let with_logs = rows.iter().filter(|r| r.logs.is_some()).count();
+    out.extend_from_slice(&u32::try_from(with_logs).ok()?.to_le_bytes());
+    out.extend_from_slice(&u32::try_from(rows.len() - with_logs).ok()?.to_le_bytes());
+    for row in rows.iter().filter(|r| r.logs.is_none()) {
+        put(&mut out, Some(&row.checksum))?;
+        put(&mut out, Some(&row.migration_name))?;
+        put(&mut out, Some(&row.started_at))?;
+        put(&mut out, row.finished_at.as_deref())?;
+        put(&mut out, row.rolled_back_at.as_deref())?;
+        out.extend_from_slice(&row.applied_steps_count.to_le_bytes());
+    }
+    let check = check_word(&out);
+    out.extend_from_slice(&check.to_le_bytes());
+    Some(out)
+}
+
+/// Appends `text` with its length (`None`: the NULL length); `None` when it is too long.
+fn put(out: &mut Vec<u8>, text: Option<&str>) -> Option<()> {
+    match text {
+        Some(text) => {
+            let len = u16::try_from(text.len()).ok().filter(|&l| l != NULL)?;
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(text.as_bytes());
+        }
+        None => out.extend_from_slice(&NULL.to_le_bytes()),
+    }
+    Some(())
+}
+
+/// Reads what [`encode`] wrote; `None` for anything else.
+fn decode(bytes: &[u8]) -> Option<Copy> {
+    let (body, check) = bytes.split_at_checked(bytes.len().checked_sub(8)?)?;
+    if check_word(body).to_le_bytes() != check {
+        return None;
+    }
+    let mut r = Reader {
+        bytes: body.strip_prefix(HEADER)?,
+    };
+    let key = Key {
+        server: r.text()?.to_string(),
+        relation: r.text()?.to_string(),
+        horizon: r.text()?.to_string(),
+    };
+    let with_logs = r.u32()?;
+    let count = r.u32()? as usize;
+    // Each row takes at least 18 bytes: a count larger than that was not written here.
+    let mut rows = Vec::with_capacity(count.min(r.bytes.len() / 18));
+    for _ in 0..count {
+        rows.push(HistoryRow {
+            id: String::new(),
+            checksum: r.text()?.to_string(),
+            migration_name: r.text()?.to_string(),
+            started_at: r.text()?.to_string(),
+            finished_at: r.nullable()?.map(str::to_string),
+            rolled_back_at: r.nullable()?.map(str::to_string),
+            logs: None,
+            applied_steps_count: i64::from_le_bytes(r.take(8)?.try_into().ok()?),
+        });
+    }
+    r.bytes.is_empty().then_some(Copy {
+        key,
+        rows,
+        with_logs,
+    })
+}
+
+/// A cursor over a copy's bytes.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = self.bytes.split_at_checked(n)?;
+        self.bytes = rest;
+        Some(head)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    fn nullable(&mut self) -> Option<Option<&'a str>> {
+        let len = u16::from_le_bytes(self.take(2)?.try_into().ok()?);
+        if len == NULL {
+            return Some(None);
+        }
+        std::str::from_utf8(self.take(usize::from(len))?)
+            .ok()
+            .map(Some)
+    }
+
+    fn text(&mut self) -> Option<&'a str> {
+        self.nullable()?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, logs: Option<&str>) -> HistoryRow {
+        HistoryRow {
+            id: String::new(),
+            checksum: format!("{name:0>64}"),
+            migration_name: name.into(),
+            started_at: "2024-01-01T00:00:00.000Z".into(),
+            finished_at: logs.is_none().then(|| "2024-01-01T00:00:01.000Z".into()),
+            rolled_back_at: None,
+            logs: logs.map(str::to_string),
+            applied_steps_count: 1,
+        }
+    }
+
+    fn key() -> Key {
+        Key {
+            server: "2026-12-01 01:00:00.1+00/16384".into(),
+            relation: "16390/10".into(),
+            horizon: "40834:40833".into(),
+        }
+    }
+
+    #[test]
+    fn a_saved_copy_reads_back_without_the_rows_that_have_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".dbflow").join(FILE);
+        let rows = vec![
+            row("1_a", None),
+            row("2_b", Some("ERROR: duplicate key (email)=(x@example.com)")),
+            row("3_c", None),
+        ];
+        save(&path, &key(), &rows);
+        let copy = load(&path).unwrap();
+        assert_eq!(copy.key, key());
+        assert_eq!(copy.with_logs, 1);
+        assert_eq!(copy.rows, vec![rows[0].clone(), rows[2].clone()]);
+        // The error output (which can quote data) is not in the file.
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(!bytes.windows(7).any(|w| w == b"example"));
+    }
+
+    #[test]
+    fn a_damaged_truncated_or_foreign_file_is_ignored_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        save(&path, &key(), &[row("1_a", None), row("2_b", None)]);
+        let good = std::fs::read(&path).unwrap();
+        assert!(load(&path).is_some());
+        for bad in [
+            good[..good.len() - 1].to_vec(),
+            good[..good.len() / 2].to_vec(),
+            [b"dbflow history copy v0\n", &good[HEADER.len()..]].concat(),
+            Vec::new(),
+            vec![0xff; 40],
+        ] {
+            std::fs::write(&path, &bad).unwrap();
+            assert!(load(&path).is_none(), "{bad:?}");
+        }
+        // One flipped byte in a row: the check word fails.
+        let mut flipped = good.clone();
+        let at = good.len() - 20;
+        flipped[at] ^= 1;
+        std::fs::write(&path, &flipped).unwrap();
+        assert!(load(&path).is_none());
+    }
+
+    #[test]
+    fn a_row_count_larger_than_the_file_is_refused_without_reserving_it() {
+        let mut body = HEADER.to_vec();
+        for t in ["s", "r", "1:"] {
+            put(&mut body, Some(t)).unwrap();
+        }
+        body.extend_from_slice(&0u32.to_le_bytes());
+        body.extend_from_slice(&u32::MAX.to_le_bytes());
+        let check = check_word(&body);
+        body.extend_from_slice(&check.to_le_bytes());
+        assert!(decode(&body).is_none());
+    }
+
+    #[test]
+    fn a_fifo_in_its_place_is_not_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap()
+            .success());
+        assert!(load(&path).is_none());
+    }
+}
