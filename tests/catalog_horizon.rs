@@ -133,6 +133,11 @@ fn ddl_in_flight_while_the_deploy_records_is_reported_once_it_commits() {
     };
 
     let sneaky = Open::after(&cluster, "CREATE TABLE \"Sneaky\" (id int);");
+    // A second running transaction with an id: the horizons compared list two, in order.
+    let other = Open::after(
+        &cluster,
+        "DO $$ BEGIN PERFORM pg_current_xact_id(); END $$;",
+    );
 
     // A second migration is deployed (and the schema recorded) meanwhile.
     deploy_a_second_migration(&t);
@@ -148,6 +153,7 @@ fn ddl_in_flight_while_the_deploy_records_is_reported_once_it_commits() {
     assert_eq!(code, 4, "{doc}");
     assert!(catalog_read(&doc), "{doc}");
     assert!(drift(&doc).contains("Sneaky"), "{doc}");
+    other.commit();
 }
 
 /// A schema recorded by a dbflow from before horizons (no `horizon` column until the next
