@@ -304,7 +304,7 @@ async fn probe(
     let copy = copy_path
         .as_deref()
         .filter(|_| use_copy)
-        .and_then(history_copy::load);
+        .and_then(history_copy::open);
     // Whether the statement's snapshot is the copy's: computed once, in the statement.
     let hit = match &copy {
         Some(c) => format!(
@@ -394,7 +394,10 @@ FROM {t} WHERE logs IS NOT NULL OR NOT (SELECT hit FROM c)",
             if history_rows.len() != copy.with_logs as usize {
                 return Ok(Err(Missing::Copy));
             }
-            history_rows.extend(copy.rows);
+            let Some(rows) = copy.rows() else {
+                return Ok(Err(Missing::Copy));
+            };
+            history_rows.extend(rows);
         }
         (_, false) => {
             if let Some(path) = &copy_path {
