@@ -33,7 +33,10 @@ fn notify() -> &'static tokio::sync::Notify {
     NOTIFY.get_or_init(tokio::sync::Notify::new)
 }
 
-/// Starts listening for SIGINT and SIGTERM (once per process, from `main`).
+/// Starts listening for SIGINT and SIGTERM (once per process, when the first [`Scope`]
+/// opens). Until then a signal has its default action, which is all the listener would
+/// do outside a scope: commands that never open one (`migrate status`, `--version`)
+/// spawn no thread for it.
 pub fn install() {
     static INSTALLED: OnceLock<()> = OnceLock::new();
     INSTALLED.get_or_init(|| {
@@ -152,8 +155,9 @@ pub async fn wait() -> i32 {
 #[must_use = "the scope ends when dropped"]
 pub struct Scope(());
 
-/// Opens a scope.
+/// Opens a scope (starting the listener first, so the scope's first signal is its own).
 pub fn scope() -> Scope {
+    install();
     SCOPES.fetch_add(1, Ordering::SeqCst);
     Scope(())
 }

@@ -74,7 +74,6 @@ pub use error::{Error, ExitCode, Result};
 /// With `--json`, stdout carries exactly one JSON document whatever happens (docs/json.md):
 /// the command's own, else the error's, else a summary of the run.
 pub fn run(cli: cli::Cli) -> i32 {
-    interrupt::install();
     ui::color::init(cli.color);
     let json = cli.json;
     match commands::dispatch(cli) {

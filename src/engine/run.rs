@@ -70,19 +70,32 @@ impl Executor<'_> {
             changes: Changes::default(),
             session: Default::default(),
         };
-        state.journal.log(Event::RunStart {
-            run_id: run_id.to_string(),
-            target: plan.workflow.clone(),
-            kind: if plan.is_task { "task" } else { "workflow" }.into(),
-            env: self.env.name.clone(),
-            env_decided_by: self.env.decided_by.to_string(),
-            protection: self.env.protection.as_str().into(),
-            url: self.env.url.redacted(),
-            user: whoami(),
-            host: hostname(),
-            pid: std::process::id(),
-            dbflow_version: env!("CARGO_PKG_VERSION").into(),
-            yes: self.options.yes,
+        let start = (
+            run_id.to_string(),
+            plan.workflow.clone(),
+            if plan.is_task { "task" } else { "workflow" },
+            self.env.name.clone(),
+            self.env.decided_by.to_string(),
+            self.env.protection.as_str(),
+            self.env.url.redacted(),
+            self.options.yes,
+        );
+        state.journal.log_run_start(move || {
+            let (run_id, target, kind, env, env_decided_by, protection, url, yes) = start;
+            Event::RunStart {
+                run_id,
+                target,
+                kind: kind.into(),
+                env,
+                env_decided_by,
+                protection: protection.into(),
+                url,
+                user: whoami(),
+                host: hostname(),
+                pid: std::process::id(),
+                dbflow_version: env!("CARGO_PKG_VERSION").into(),
+                yes,
+            }
         });
         if let Some(reason) = self.unguarded_deploy(plan) {
             self.ui.warn(&format!(

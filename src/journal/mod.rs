@@ -31,7 +31,15 @@ pub struct Journal {
     file: Option<File>,
     path: PathBuf,
     /// For [`Journal::deferred`]: the run's frame, held until something worth keeping.
-    held: Option<Vec<String>>,
+    held: Option<Vec<Held>>,
+}
+
+/// A line of a deferred journal's frame, held until the journal is written (if ever).
+enum Held {
+    /// A line ready to write.
+    Line(String),
+    /// The run's start, stamped when it was logged, its fields gathered only if written.
+    RunStart(String, Box<dyn FnOnce() -> Event + Send>),
 }
 
 /// The events every run has; a deferred journal is written only once another one comes.
@@ -84,10 +92,25 @@ impl Journal {
         if self.file.is_none() && self.held.is_none() {
             return;
         }
-        let mut line = Map::new();
-        line.insert("ts".into(), Value::from(now()));
-        line.extend(event.to_json());
-        self.append(event.name(), Value::Object(line));
+        self.append(event.name(), line_of(now(), &event));
+    }
+
+    /// Logs the run's start. Who ran it and on which machine take a look-up each (NSS,
+    /// `/etc/hostname`): a deferred journal that is never written (a clean `migrate
+    /// status`) does not make them; one that is written later has the line it would
+    /// have had, time stamp included.
+    pub fn log_run_start(&mut self, make: impl FnOnce() -> Event + Send + 'static) {
+        if self.file.is_none() && self.held.is_none() {
+            return;
+        }
+        let ts = now();
+        match self.held.as_mut() {
+            Some(held) => held.push(Held::RunStart(ts, Box::new(make))),
+            None => {
+                let event = make();
+                self.append(event.name(), line_of(ts, &event));
+            }
+        }
     }
 
     /// Appends an event named at run time with its fields (redacted) and a timestamp.
@@ -106,7 +129,7 @@ impl Journal {
     fn append(&mut self, event: &str, line: Value) {
         let line = crate::redact::redact_json(&line).to_string();
         if let Some(held) = self.held.as_mut() {
-            held.push(line);
+            held.push(Held::Line(line));
             if FRAME_EVENTS.contains(&event) {
                 return;
             }
@@ -132,7 +155,13 @@ impl Journal {
             }
         }
         for line in held {
-            self.write_line(&line);
+            match line {
+                Held::Line(line) => self.write_line(&line),
+                Held::RunStart(ts, make) => {
+                    let line = crate::redact::redact_json(&line_of(ts, &make())).to_string();
+                    self.write_line(&line);
+                }
+            }
         }
     }
 
@@ -147,6 +176,14 @@ impl Journal {
             self.file = None;
         }
     }
+}
+
+/// The line of `event` stamped `ts`.
+fn line_of(ts: String, event: &Event) -> Value {
+    let mut line = Map::new();
+    line.insert("ts".into(), Value::from(ts));
+    line.extend(event.to_json());
+    Value::Object(line)
 }
 
 /// The time stamp of a line written now.
@@ -263,5 +300,86 @@ mod tests {
             index: 1,
         });
         assert!(!quiet.path().exists(), "a frame alone leaves no journal");
+    }
+
+    fn run_start(user: &str) -> Event {
+        Event::RunStart {
+            run_id: "r".into(),
+            target: "migrate status".into(),
+            kind: "workflow".into(),
+            env: "prod".into(),
+            env_decided_by: "--env".into(),
+            protection: "protected".into(),
+            url: "postgres://app:hunter2@db/app".into(),
+            user: user.into(),
+            host: "h".into(),
+            pid: 7,
+            dbflow_version: "0".into(),
+            yes: false,
+        }
+    }
+
+    /// A deferred journal gathers the run start's fields only if it is written, and then
+    /// writes the line it would have written at once: same stamp, same fields, redacted.
+    #[test]
+    fn a_deferred_run_start_is_made_only_when_the_journal_is_written() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let made = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&made);
+        let mut quiet = Journal::deferred(dir.path(), "quiet");
+        quiet.log_run_start(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            run_start("nobody")
+        });
+        quiet.log(Event::RunEnd {
+            result: "succeeded".into(),
+            exit_code: 0,
+            failed_step: None,
+            changes: Changes::default(),
+            error: None,
+            duration_ms: 1,
+        });
+        assert!(!quiet.path().exists());
+        drop(quiet);
+        assert_eq!(
+            made.load(Ordering::SeqCst),
+            0,
+            "made for a journal never written"
+        );
+
+        let counter = Arc::clone(&made);
+        let mut kept = Journal::deferred(dir.path(), "kept");
+        let before = now();
+        kept.log_run_start(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            run_start("alice")
+        });
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        kept.log(Event::FailureIgnored { step: "s".into() });
+        let path = kept.path().to_path_buf();
+        drop(kept);
+        assert_eq!(made.load(Ordering::SeqCst), 1);
+        let lines = read(&path).unwrap();
+        assert_eq!(lines.len(), 2);
+        let ts = lines[0]["ts"].as_str().unwrap();
+        assert!(ts >= before.as_str() && ts < lines[1]["ts"].as_str().unwrap());
+        assert!(!lines[0].to_string().contains("hunter2"), "{}", lines[0]);
+        let events = events(&path).unwrap();
+        let Line::Event(event) = &events[0].line else {
+            panic!("not a typed line: {:?}", events[0].line)
+        };
+        let mut expected = run_start("alice");
+        if let Event::RunStart { url, .. } = &mut expected {
+            *url = crate::redact::redact(url);
+        }
+        assert_eq!(event, &expected);
+
+        let mut direct = Journal::create(dir.path(), "direct").unwrap();
+        direct.log_run_start(|| run_start("bob"));
+        let path = direct.path().to_path_buf();
+        drop(direct);
+        assert!(read(&path).unwrap()[0]["user"] == "bob");
     }
 }

@@ -110,9 +110,13 @@ fn missing_functions(name: &str, path: &str, table: &Table) -> Option<Diagnostic
 
 /// The loaded scripts and their Lua state.
 pub struct LuaHost {
-    lua: Lua,
+    /// Started with the project's own scripts, else on first use (a shipped provider):
+    /// a project without Lua files never pays for a state it does not call.
+    lua: std::sync::OnceLock<Result<Lua, String>>,
     limits: Limits,
     root: PathBuf,
+    /// The folder `require` reads from, absolute.
+    scripts_root: PathBuf,
     allow_shell: bool,
     /// Providers by name.
     pub providers: IndexMap<String, ProviderDef>,
@@ -220,13 +224,19 @@ impl LuaHost {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| project.root.clone());
-        let lua = sandbox::new_state(&project.root, &scripts_root, &limits)
-            .map_err(|e| vec![Diagnostic::bare(format!("cannot start Lua: {e}"))])?;
-        api::install(&lua).map_err(|e| vec![Diagnostic::bare(format!("cannot start Lua: {e}"))])?;
+        // Absolute now, as the state would have made it had it started here.
+        let scripts_root = if scripts_root.is_absolute() {
+            scripts_root
+        } else {
+            std::env::current_dir()
+                .unwrap_or_default()
+                .join(scripts_root)
+        };
         let mut host = LuaHost {
-            lua,
+            lua: std::sync::OnceLock::new(),
             limits,
             root: project.root.clone(),
+            scripts_root,
             allow_shell: settings.allow_shell,
             providers: IndexMap::new(),
             steps: Vec::new(),
@@ -242,7 +252,13 @@ impl LuaHost {
                 },
             );
         }
-        for path in lua_files(&providers_dir) {
+        let provider_files = lua_files(&providers_dir);
+        let step_files = lua_files(&steps_dir);
+        if !provider_files.is_empty() || !step_files.is_empty() {
+            // The project's scripts are checked now: start the state they load into.
+            host.lua().map_err(|e| vec![Diagnostic::bare(e)])?;
+        }
+        for path in provider_files {
             let name = path
                 .file_stem()
                 .map(|s| s.to_string_lossy().to_string())
@@ -279,7 +295,7 @@ impl LuaHost {
                 Err(d) => errors.push(d),
             }
         }
-        for path in lua_files(&steps_dir) {
+        for path in step_files {
             let shown = path
                 .strip_prefix(&project.root)
                 .unwrap_or(&path)
@@ -306,7 +322,7 @@ impl LuaHost {
                 .unwrap_or_default();
             match host
                 .load_table(&shown, &text)
-                .and_then(|t| step::LuaStepDef::from_table(&host.lua, &stem, &shown, t))
+                .and_then(|t| step::LuaStepDef::from_table(host.state(), &stem, &shown, t))
             {
                 Ok(def) => host.steps.push(Arc::new(def)),
                 Err(d) => errors.push(d),
@@ -348,10 +364,22 @@ impl LuaHost {
         }
     }
 
+    /// The Lua state, started on first use ("cannot start Lua: …" if it cannot be).
+    fn lua(&self) -> Result<&Lua, String> {
+        self.lua
+            .get_or_init(|| {
+                sandbox::new_state(&self.root, &self.scripts_root, &self.limits)
+                    .and_then(|lua| api::install(&lua).map(|()| lua))
+                    .map_err(|e| format!("cannot start Lua: {e}"))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
     fn load_table(&self, path: &str, text: &str) -> Result<Table, Diagnostic> {
-        sandbox::reset_budget(&self.lua, &self.limits);
-        let value: Value = self
-            .lua
+        let lua = self.lua().map_err(Diagnostic::bare)?;
+        sandbox::reset_budget(lua, &self.limits);
+        let value: Value = lua
             .load(text)
             .set_name(format!("@{path}"))
             .eval()
@@ -417,7 +445,10 @@ impl LuaHost {
     ) -> Result<(serde_json::Value, Vec<(String, serde_json::Value)>), CallError> {
         let events = cx.events.clone();
         let script = cx.script.clone();
-        sandbox::reset_budget(&self.lua, &self.limits);
+        let lua = self
+            .lua()
+            .map_err(|e| CallError(format!("{script}: {what} failed: {e}"), false, Vec::new()))?;
+        sandbox::reset_budget(lua, &self.limits);
         let fail = |e: mlua::Error| {
             CallError(
                 format!("{script}: {what} failed: {}", error_text(&e)),
@@ -427,17 +458,17 @@ impl LuaHost {
         };
         let mut lua_args = Vec::new();
         if with_ctx {
-            lua_args.push(Value::Table(api::ctx_table(&self.lua, &cx).map_err(fail)?));
+            lua_args.push(Value::Table(api::ctx_table(lua, &cx).map_err(fail)?));
         }
         for arg in &args {
-            lua_args.push(self.lua.to_value(arg).map_err(fail)?);
+            lua_args.push(lua.to_value(arg).map_err(fail)?);
         }
-        self.lua.set_app_data(cx);
+        lua.set_app_data(cx);
         let result: mlua::Result<Value> =
             runtime.block_on(function.call_async(mlua::MultiValue::from_vec(lua_args)));
-        let _ = self.lua.remove_app_data::<CallContext>();
+        let _ = lua.remove_app_data::<CallContext>();
         // A memory-limited state that failed may hold garbage: collect it now.
-        let _ = self.lua.gc_collect();
+        let _ = lua.gc_collect();
         let drained = events
             .lock()
             .map(|mut e| std::mem::take(&mut *e))
@@ -453,7 +484,7 @@ impl LuaHost {
         };
         let json = match value {
             Value::Nil => serde_json::Value::Null,
-            other => self.lua.from_value(other).map_err(|e| {
+            other => lua.from_value(other).map_err(|e| {
                 CallError(
                     format!(
                         "{script}: {what} returned a value that is not data: {}",
@@ -490,14 +521,18 @@ impl LuaHost {
         Some(def.table.get_or_init(|| table).clone())
     }
 
-    /// The Lua state (for step kinds calling `describe` synchronously).
+    /// The Lua state (for step kinds calling `describe` synchronously). A Lua step kind
+    /// exists only once its script loaded, so the state has started by then.
     pub fn state(&self) -> &Lua {
-        &self.lua
+        match self.lua() {
+            Ok(lua) => lua,
+            Err(e) => panic!("{e} (the state started with the project's scripts)"),
+        }
     }
 
     /// Resets the per-call budget before a synchronous call.
     pub fn reset(&self) {
-        sandbox::reset_budget(&self.lua, &self.limits);
+        sandbox::reset_budget(self.state(), &self.limits);
     }
 }
 
@@ -527,5 +562,87 @@ mod tests {
                 "{name} has no manual snapshot"
             );
         }
+    }
+
+    fn project_with(files: &[(&str, &str)]) -> (tempfile::TempDir, Project) {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let file = dir.path().join("Workflowfile.yaml");
+        let project = crate::config::load(Some(&file), dir.path())
+            .unwrap_or_else(|d| panic!("project: {d:?}"));
+        (dir, project)
+    }
+
+    const PROVIDER_ENV: &str =
+        "environments:\n  prod:\n    url: sqlite:prod.db\n    provider: compose\n";
+
+    /// A project without Lua files (most of them: `migrate status` runs in these) starts
+    /// no Lua state at load; the shipped provider it names starts it when first used.
+    #[test]
+    fn without_project_scripts_the_state_starts_when_a_provider_is_first_used() {
+        let (_dir, project) = project_with(&[("Workflowfile.yaml", PROVIDER_ENV)]);
+        let host = LuaHost::load(&project).unwrap_or_else(|d| panic!("Lua host: {d:?}"));
+        assert!(
+            host.lua.get().is_none(),
+            "the state started with the project"
+        );
+        let (function, def) = host
+            .provider_function("compose", "snapshot")
+            .expect("compose defines snapshot");
+        assert!(matches!(host.lua.get(), Some(Ok(_))));
+        assert!(def.has(&host, "restore"));
+        let ui = crate::ui::Ui::new(false);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // A call runs in the state started on demand (the sandbox and host API included):
+        // `snapshot` without a ctx fails inside the script, not for want of a state.
+        let err = host
+            .call(
+                &runtime,
+                &function,
+                host.context(&ui, &def.path, false),
+                false,
+                vec![],
+                "snapshot",
+            )
+            .expect_err("snapshot needs its ctx");
+        assert!(err.0.contains("compose.lua"), "{}", err.0);
+    }
+
+    /// The project's own scripts are still loaded and checked with the project: a
+    /// syntax error in a provider is a validation error at file:line before anything runs.
+    #[test]
+    fn project_scripts_start_the_state_and_are_checked_at_load() {
+        let step = "return { name = \"hello\", run = function(ctx) return {} end }\n";
+        let (_dir, project) = project_with(&[
+            ("Workflowfile.yaml", PROVIDER_ENV),
+            ("scripts-lua/steps/hello.lua", step),
+        ]);
+        let host = LuaHost::load(&project).unwrap_or_else(|d| panic!("Lua host: {d:?}"));
+        assert!(matches!(host.lua.get(), Some(Ok(_))));
+        assert_eq!(host.steps.len(), 1);
+
+        let broken = "return {\n  snapshot = function(ctx)\n    local x = = 1\n  end,\n}\n";
+        let (_dir, project) = project_with(&[
+            ("Workflowfile.yaml", PROVIDER_ENV),
+            ("scripts-lua/providers/mine.lua", broken),
+        ]);
+        let errors = match LuaHost::load(&project) {
+            Ok(_) => panic!("a broken provider loaded"),
+            Err(errors) => errors,
+        };
+        let text = errors
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(text.contains("mine.lua:3"), "{text}");
+        assert!(text.contains("unexpected symbol"), "{text}");
     }
 }
