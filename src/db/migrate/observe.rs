@@ -315,6 +315,8 @@ async fn probe(
         ),
         None => "false".into(),
     };
+    // Its rows are decoded while the server answers; used only if the snapshot matches.
+    let copy = copy.map(|c| (c.with_logs, c.decode_meanwhile()));
     let sql = format!(
         "SELECT 'state', fingerprint, recorded_at, token,
   CASE kind WHEN '{FROM_RECORD}' THEN token WHEN '{FROM_MEMO}' THEN memo_token END, kind, live, server
@@ -390,11 +392,11 @@ FROM {t} WHERE logs IS NOT NULL OR NOT (SELECT hit FROM c)",
     };
     match (copy, marker[3] == "true") {
         // The same snapshot as the copy's: its rows, and the rows with logs just read.
-        (Some(copy), true) => {
-            if history_rows.len() != copy.with_logs as usize {
+        (Some((with_logs, decoding)), true) => {
+            if history_rows.len() != with_logs as usize {
                 return Ok(Err(Missing::Copy));
             }
-            let Some(rows) = copy.rows() else {
+            let Some(rows) = decoding.rows() else {
                 return Ok(Err(Missing::Copy));
             };
             history_rows.extend(rows);
