@@ -95,17 +95,36 @@ pub fn load(path: &Path) -> Option<Copy> {
     })
 }
 
-/// The copy at `path` with its key read and its check word verified, its rows not yet
-/// decoded: a status whose snapshot is another one (every status on a busy server) does not
-/// pay for making 5,000 rows it will not use.
+/// The copy at `path` with its key read (only the first bytes of the file), its rows not
+/// yet read: a status whose snapshot is another one (every status on a busy server) neither
+/// holds the file nor makes rows it will not use. The rest, and the check word over the
+/// whole file, are read by [`Stored::rows`].
 pub fn open(path: &Path) -> Option<Stored> {
-    let bytes = read_bounded(path, LIMIT).ok()?;
-    let body = bytes.get(..bytes.len().checked_sub(8)?)?;
-    if check_word(body).to_le_bytes() != bytes[body.len()..] {
-        return None;
-    }
+    use std::io::Read;
+    let mut head = Vec::with_capacity(HEAD);
+    super::hash_cache::open_regular(path)
+        .ok()?
+        .take(HEAD as u64)
+        .read_to_end(&mut head)
+        .ok()?;
+    let (key, with_logs, count, rows_at) = parse_head(&head)?;
+    Some(Stored {
+        path: path.to_path_buf(),
+        key,
+        with_logs,
+        count,
+        rows_at,
+    })
+}
+
+/// Bytes read by [`open`]; [`save`] writes no copy whose key does not fit (a snapshot with
+/// over a thousand running transactions changes at once anyway).
+const HEAD: usize = 16 * 1024;
+
+/// The key, the count of rows with logs, the row count and where the rows start.
+fn parse_head(bytes: &[u8]) -> Option<(Key, u32, usize, usize)> {
     let mut r = Reader {
-        bytes: body.strip_prefix(HEADER)?,
+        bytes: bytes.strip_prefix(HEADER)?,
     };
     let key = Key {
         server: r.text()?.to_string(),
@@ -114,14 +133,7 @@ pub fn open(path: &Path) -> Option<Stored> {
     };
     let with_logs = r.u32()?;
     let count = r.u32()? as usize;
-    let rows_at = body.len() - r.bytes.len();
-    Some(Stored {
-        key,
-        with_logs,
-        count,
-        rows_at,
-        bytes,
-    })
+    Some((key, with_logs, count, bytes.len() - r.bytes.len()))
 }
 
 /// A copy read by [`open`].
@@ -131,9 +143,9 @@ pub struct Stored {
     pub key: Key,
     /// How many rows were left out because they have `logs`.
     pub with_logs: u32,
+    path: std::path::PathBuf,
     count: usize,
     rows_at: usize,
-    bytes: Vec<u8>,
 }
 
 impl Stored {
@@ -142,26 +154,55 @@ impl Stored {
     /// answer instead of following it. Where no thread can be started, they are decoded
     /// when taken.
     pub fn decode_meanwhile(self) -> Decoding {
+        let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let shared = std::sync::Arc::new(std::sync::Mutex::new(Some(self)));
-        let theirs = std::sync::Arc::clone(&shared);
+        let (theirs, stop) = (
+            std::sync::Arc::clone(&shared),
+            std::sync::Arc::clone(&cancel),
+        );
         let thread = std::thread::Builder::new()
             .name("history copy".into())
-            .spawn(move || theirs.lock().ok()?.take()?.rows());
-        match thread {
-            Ok(thread) => Decoding::Thread(thread),
-            Err(_) => Decoding::Later(shared.lock().ok().and_then(|mut s| s.take())),
+            .spawn(move || theirs.lock().ok()?.take()?.rows_unless(&stop));
+        let work = match thread {
+            Ok(thread) => Work::Thread(thread),
+            Err(_) => Work::Later(shared.lock().ok().and_then(|mut s| s.take())),
+        };
+        Decoding {
+            work: Some(work),
+            cancel,
         }
     }
 
     /// Its rows, in the order they were saved; `None` when they are not exactly what
     /// [`save`] writes.
     pub fn rows(self) -> Option<Vec<HistoryRow>> {
+        self.rows_unless(&std::sync::atomic::AtomicBool::new(false))
+    }
+
+    /// [`Stored::rows`], giving up (`None`) once `cancel` is set: rows nobody will use are
+    /// not made, and those made so far are freed at once.
+    fn rows_unless(self, cancel: &std::sync::atomic::AtomicBool) -> Option<Vec<HistoryRow>> {
+        let bytes = read_bounded(&self.path, LIMIT).ok()?;
+        let body = bytes.get(..bytes.len().checked_sub(8)?)?;
+        if check_word(body).to_le_bytes() != bytes[body.len()..] {
+            return None;
+        }
+        // Replaced since it was opened: another copy than the one the statement matched.
+        let (key, with_logs, count, rows_at) = parse_head(body)?;
+        if (&key, with_logs, count, rows_at)
+            != (&self.key, self.with_logs, self.count, self.rows_at)
+        {
+            return None;
+        }
         let mut r = Reader {
-            bytes: &self.bytes[self.rows_at..self.bytes.len() - 8],
+            bytes: &body[rows_at..],
         };
         // Each row takes at least 18 bytes: a count larger than that was not written here.
         let mut rows = Vec::with_capacity(self.count.min(r.bytes.len() / 18));
-        for _ in 0..self.count {
+        for i in 0..self.count {
+            if i % 256 == 0 && cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                return None;
+            }
             rows.push(HistoryRow {
                 id: String::new(),
                 checksum: r.text()?.to_string(),
@@ -192,6 +233,9 @@ fn encode(key: &Key, rows: &[HistoryRow]) -> Option<Vec<u8>> {
     for text in [&key.server, &key.relation, &key.horizon] {
         put(&mut out, Some(text))?;
     }
+    if out.len() + 8 > HEAD {
+        return None;
+    }
     let with_logs = rows.iter().filter(|r| r.logs.is_some()).count();
     out.extend_from_slice(&u32::try_from(with_logs).ok()?.to_le_bytes());
     out.extend_from_slice(&u32::try_from(rows.len() - with_logs).ok()?.to_le_bytes());
@@ -221,9 +265,16 @@ fn put(out: &mut Vec<u8>, text: Option<&str>) -> Option<()> {
     Some(())
 }
 
-/// A copy's rows being decoded (see [`Stored::decode_meanwhile`]).
+/// A copy's rows being decoded (see [`Stored::decode_meanwhile`]); dropped untaken, the
+/// decoding stops.
 #[derive(Debug)]
-pub enum Decoding {
+pub struct Decoding {
+    work: Option<Work>,
+    cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[derive(Debug)]
+enum Work {
     /// On their own thread.
     Thread(std::thread::JoinHandle<Option<Vec<HistoryRow>>>),
     /// When taken (no thread could be started).
@@ -232,11 +283,18 @@ pub enum Decoding {
 
 impl Decoding {
     /// The rows, as [`Stored::rows`] gives them; `None` also when the thread failed.
-    pub fn rows(self) -> Option<Vec<HistoryRow>> {
-        match self {
-            Decoding::Thread(thread) => thread.join().ok().flatten(),
-            Decoding::Later(stored) => stored?.rows(),
+    pub fn rows(mut self) -> Option<Vec<HistoryRow>> {
+        match self.work.take()? {
+            Work::Thread(thread) => thread.join().ok().flatten(),
+            Work::Later(stored) => stored?.rows(),
         }
+    }
+}
+
+impl Drop for Decoding {
+    fn drop(&mut self) {
+        self.cancel
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -324,6 +382,40 @@ mod tests {
         let stored = open(&path).unwrap();
         assert_eq!(stored.key, key());
         assert_eq!(stored.decode_meanwhile().rows().unwrap(), rows);
+    }
+
+    #[test]
+    fn a_decoding_dropped_untaken_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        let rows: Vec<HistoryRow> = (0..3000).map(|i| row(&format!("{i}_m"), None)).collect();
+        save(&path, &key(), &rows);
+        let cancel = std::sync::atomic::AtomicBool::new(true);
+        assert!(open(&path).unwrap().rows_unless(&cancel).is_none());
+        drop(open(&path).unwrap().decode_meanwhile());
+    }
+
+    #[test]
+    fn a_copy_replaced_after_it_was_opened_gives_no_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        save(&path, &key(), &[row("1_a", None)]);
+        let stored = open(&path).unwrap();
+        let mut other = key();
+        other.horizon = "40900:".into();
+        save(&path, &other, &[row("1_a", None), row("2_b", None)]);
+        assert!(stored.rows().is_none());
+        assert_eq!(load(&path).unwrap().rows.len(), 2);
+    }
+
+    #[test]
+    fn a_key_too_long_to_open_is_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        let mut long = key();
+        long.horizon = format!("1:{}", "12345,".repeat(3000));
+        save(&path, &long, &[row("1_a", None)]);
+        assert!(!path.exists());
     }
 
     #[test]

@@ -316,7 +316,7 @@ async fn probe(
         None => "false".into(),
     };
     // Its rows are decoded while the server answers; used only if the snapshot matches.
-    let copy = copy.map(|c| (c.with_logs, c.decode_meanwhile()));
+    let mut copy = copy.map(|c| (c.with_logs, c.decode_meanwhile()));
     let sql = format!(
         "SELECT 'state', fingerprint, recorded_at, token,
   CASE kind WHEN '{FROM_RECORD}' THEN token WHEN '{FROM_MEMO}' THEN memo_token END, kind, live, server
@@ -346,6 +346,11 @@ FROM {t} WHERE logs IS NOT NULL OR NOT (SELECT hit FROM c)",
     let read = conn
         .each_text_row(&sql, |values| match values.len() {
             9 if values[0].is_some() => {
+                // Another snapshot: the copy's rows go before the table's arrive (they are
+                // freed as soon as their thread ends), so the two are not held at once.
+                if values[4] != Some("true") {
+                    copy = None;
+                }
                 marker = Some(
                     values[1..5]
                         .iter()
@@ -396,10 +401,12 @@ FROM {t} WHERE logs IS NOT NULL OR NOT (SELECT hit FROM c)",
             if history_rows.len() != with_logs as usize {
                 return Ok(Err(Missing::Copy));
             }
-            let Some(rows) = decoding.rows() else {
+            let Some(mut rows) = decoding.rows() else {
                 return Ok(Err(Missing::Copy));
             };
-            history_rows.extend(rows);
+            // The few rows with logs join the copy's (not the copy's thousands moved again).
+            rows.append(&mut history_rows);
+            history_rows = rows;
         }
         (_, false) => {
             if let Some(path) = &copy_path {
