@@ -27,13 +27,9 @@ fn project(url: &str) -> Test {
         .env("DATABASE_URL", url)
 }
 
-/// A cluster of this test's own with both migrations deployed into its database `app`.
+/// A cluster of this test's own with the project deployed into its database `app`.
 fn deployed(name: &str) -> Option<(pg::Cluster, Test)> {
-    let cluster = pg::own_cluster(name, "-c autovacuum=off")?;
-    cluster.psql("postgres", "CREATE DATABASE app").unwrap();
-    let t = project(&cluster.url("app"));
-    t.run_with(["migrate", "deploy"]).assert_code(0);
-    Some((cluster, t))
+    pg::own_deployed(name, project)
 }
 
 /// `migrate status --json`: exit code and each migration's `name state note`.

@@ -464,6 +464,20 @@ pub fn own_cluster(test_name: &str, settings: &str) -> Option<Cluster> {
     })
 }
 
+/// A cluster of the test's own (autovacuum off: nothing else completes transactions there,
+/// so commit horizons stay put between runs) with a database `app`, and the project `make`
+/// builds for that database's URL deployed into it (`migrate deploy`, exit 0).
+pub fn own_deployed(
+    test_name: &str,
+    make: impl FnOnce(&str) -> super::cli::Test,
+) -> Option<(Cluster, super::cli::Test)> {
+    let cluster = own_cluster(test_name, "-c autovacuum=off")?;
+    cluster.psql("postgres", "CREATE DATABASE app").unwrap();
+    let t = make(&cluster.url("app"));
+    t.run_with(["migrate", "deploy"]).assert_code(0);
+    Some((cluster, t))
+}
+
 impl Cluster {
     /// A URL for database `db` on this cluster.
     pub fn url(&self, db: &str) -> String {
