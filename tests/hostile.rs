@@ -429,16 +429,17 @@ fn lint_says_a_file_too_large_to_parse_was_not_linted() {
     );
 }
 
-/// The files `status` keeps in `.dbflow/` (issue 20: the listing copy, the hash cache and
-/// the catalog-horizon memo) replaced by things that are not files dbflow wrote: a FIFO
+/// The files `status` keeps in `.dbflow/` (issue 20: the listing copy, the hash cache, the
+/// catalog-horizon memo and the history copy) replaced by things that are not files dbflow wrote: a FIFO
 /// must not make `status` wait for a writer forever, and a link to `/dev/zero` must not
 /// be read hundreds of MiB deep. Each is ignored like any unreadable cache.
 #[test]
 fn caches_that_are_fifos_or_devices_are_ignored_not_waited_on() {
-    const CACHES: [&str; 3] = [
+    const CACHES: [&str; 4] = [
         ".dbflow/migration-listing",
         ".dbflow/migration-hashes",
         ".dbflow/catalog-horizons",
+        ".dbflow/history-copy",
     ];
     let Some(db) = pg::database("hostile_cache_fifo") else {
         return;
