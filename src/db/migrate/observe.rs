@@ -239,9 +239,9 @@ enum Missing {
     /// No history table, state table or state row (or a state table without tokens):
     /// the careful path reads step by step and says what is missing.
     Table,
-    /// The history copy matched the snapshot but not the rows with logs read in it: not
-    /// possible while the copy is what dbflow wrote, so it is not trusted and the history
-    /// is read in full.
+    /// The history copy matched the snapshot but not the rows with logs read in it, or its
+    /// rows could not be read back, or the statement sent no marker: not possible while the
+    /// copy is what dbflow wrote, so it is not trusted and the history is read in full.
     Copy,
 }
 
@@ -272,7 +272,7 @@ async fn probe(
     catalog_wait: Duration,
     use_copy: bool,
 ) -> Result<Result<Probe, Missing>, DbError> {
-    // Two statements in one message, their rows told apart by width (8, 7); the token is
+    // Two statements in one message, their rows told apart by width (8, 9); the token is
     // known by the statement that reads the state row, so a state table without its row
     // returns neither (and the careful path says "not recorded"). The state row is
     // asked for first: on a state table without the `horizon` column that statement fails
